@@ -1,0 +1,17 @@
+//! toolmesh host: runs untrusted tool components in a wasmtime sandbox.
+//!
+//! - [`sandbox`] loads components and runs each call in a fresh, limited
+//!   instance: deny-by-default WASI (clocks and random only), a wall-clock
+//!   deadline, memory, table, stack and output caps.
+//! - [`capability`] holds the host interfaces a tool may import (log,
+//!   progress), one module each.
+//! - [`config`] is the typed configuration of the sandbox role.
+//! - [`digest`] identifies components by the sha256 of their bytes.
+//!
+//! The `tool` binary (`src/main.rs`, `src/cli/`) is a thin layer over these.
+#![deny(missing_docs)]
+
+pub mod capability;
+pub mod config;
+pub mod digest;
+pub mod sandbox;

@@ -1,0 +1,129 @@
+//! What can go wrong in the sandbox, each failure with its own variant so
+//! callers (the CLI, the gateway) can report it precisely.
+
+use std::time::Duration;
+
+/// A failure to load or run a tool component.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The engine could not be set up with this configuration.
+    #[error("cannot set up the sandbox engine: {0}")]
+    Engine(String),
+    /// The bytes are not a valid WebAssembly component.
+    #[error("invalid component: {0}")]
+    InvalidComponent(String),
+    /// The component imports something this host does not provide.
+    #[error("component imports `{import}`, which this host does not provide (a tool may import {provided})")]
+    UnsupportedImport {
+        /// The import, such as `wasi:http/outgoing-handler@0.2.0`.
+        import: String,
+        /// What the host offers, for the message.
+        provided: &'static str,
+    },
+    /// A call asked for more than the engine allows.
+    #[error("{what} of {asked} is above this host's maximum of {max}")]
+    LimitAboveMaximum {
+        /// Which limit.
+        what: &'static str,
+        /// What was asked for.
+        asked: u64,
+        /// The most the engine allows.
+        max: u64,
+    },
+    /// The call ran past its wall-clock limit and was stopped.
+    #[error("tool exceeded its time limit of {}", humanize_duration(*.limit))]
+    Timeout {
+        /// The limit that was exceeded.
+        limit: Duration,
+    },
+    /// The call tried to use more linear memory than allowed and was stopped.
+    #[error("tool exceeded its memory limit of {} (it asked for {})", humanize_bytes(*.limit), humanize_bytes(*.requested))]
+    MemoryLimit {
+        /// The limit in bytes.
+        limit: u64,
+        /// The total the tool tried to reach.
+        requested: u64,
+    },
+    /// The call tried to grow a table past its limit and was stopped.
+    #[error("tool exceeded its table limit of {limit} elements")]
+    TableLimit {
+        /// The limit in elements.
+        limit: u64,
+    },
+    /// The guest trapped: a panic, stack overflow, out-of-bounds access…
+    #[error("tool trapped: {message}")]
+    Trap {
+        /// The trap, the wasm backtrace and the tail of the guest's stderr.
+        message: String,
+    },
+    /// The result was larger than the output limit.
+    #[error("tool output is {} (all items together), over the limit of {}", humanize_bytes(*.size), humanize_bytes(*.limit))]
+    OutputTooLarge {
+        /// The size of the result.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The guest returned something malformed (text that is not UTF-8,
+    /// JSON content that is not JSON, a bad tool description…).
+    #[error("tool returned malformed output: {0}")]
+    InvalidOutput(String),
+    /// The arguments were refused, by the host or by the tool itself.
+    #[error("invalid arguments: {0}")]
+    InvalidArguments(String),
+    /// The tool ran and reported that it failed.
+    #[error("tool failed: {0}")]
+    ToolFailed(String),
+}
+
+impl SandboxError {
+    /// True when the tool, not the host or the caller, is at fault: a result
+    /// the model should see (`isError`), not a protocol error.
+    pub fn is_tool_failure(&self) -> bool {
+        !matches!(
+            self,
+            SandboxError::Engine(_)
+                | SandboxError::InvalidComponent(_)
+                | SandboxError::UnsupportedImport { .. }
+                | SandboxError::LimitAboveMaximum { .. }
+                | SandboxError::InvalidArguments(_)
+        )
+    }
+}
+
+/// Formats a byte count with a binary unit, as the limits are written.
+pub fn humanize_bytes(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (size, unit) in UNITS {
+        if bytes >= size {
+            return if bytes.is_multiple_of(size) {
+                format!("{} {unit}", bytes / size)
+            } else {
+                format!("{:.1} {unit}", bytes as f64 / size as f64)
+            };
+        }
+    }
+    format!("{bytes} B")
+}
+
+fn humanize_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_use_readable_units() {
+        let e = SandboxError::MemoryLimit { limit: 256 << 20, requested: (256 << 20) + (1 << 19) };
+        assert_eq!(e.to_string(), "tool exceeded its memory limit of 256 MiB (it asked for 256.5 MiB)");
+        let e = SandboxError::Timeout { limit: Duration::from_millis(1500) };
+        assert_eq!(e.to_string(), "tool exceeded its time limit of 1500 ms");
+        assert_eq!(humanize_bytes(512), "512 B");
+    }
+}

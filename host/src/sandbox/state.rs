@@ -1,0 +1,133 @@
+//! Everything one call's store holds: its WASI context (clocks and random
+//! only), resource limiter, captured output, and the capabilities it may use.
+
+use super::stdio::CapturedOutput;
+use crate::capability::log::LogBudget;
+use crate::capability::progress::ProgressSink;
+use crate::config::Limits;
+use std::time::Instant;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Which limit the limiter enforced, remembered so the error can say so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LimitHit {
+    Memory { desired: u64 },
+    Table { desired: u64 },
+}
+
+/// Caps memories and tables of one call, and records which cap was hit.
+pub(crate) struct CallLimiter {
+    memory_cap: u64,
+    memory_in_use: u64,
+    table_cap: u64,
+    instances: usize,
+    tables: usize,
+    memories: usize,
+    pub(crate) hit: Option<LimitHit>,
+}
+
+impl CallLimiter {
+    pub(crate) fn new(limits: &Limits) -> Self {
+        CallLimiter {
+            memory_cap: limits.memory,
+            memory_in_use: 0,
+            table_cap: u64::from(limits.table_elements),
+            instances: limits.instances as usize,
+            tables: limits.tables as usize,
+            memories: limits.memories as usize,
+            hit: None,
+        }
+    }
+}
+
+/// The error a limiter raises to stop the guest at once.
+#[derive(Debug, thiserror::Error)]
+#[error("resource limit reached")]
+pub(crate) struct LimitReached;
+
+impl ResourceLimiter for CallLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        // The cap covers all of the call's memories together.
+        let total = self.memory_in_use - current as u64 + desired as u64;
+        if total > self.memory_cap {
+            self.hit = Some(LimitHit::Memory { desired: total });
+            return Err(wasmtime::Error::new(LimitReached));
+        }
+        self.memory_in_use = total;
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        if desired as u64 > self.table_cap {
+            self.hit = Some(LimitHit::Table { desired: desired as u64 });
+            return Err(wasmtime::Error::new(LimitReached));
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        self.instances
+    }
+
+    fn tables(&self) -> usize {
+        self.tables
+    }
+
+    fn memories(&self) -> usize {
+        self.memories
+    }
+}
+
+/// The data of one call's store.
+pub(crate) struct CallState {
+    pub(crate) call_id: String,
+    pub(crate) deadline: Instant,
+    pub(crate) limiter: CallLimiter,
+    pub(crate) stdout: CapturedOutput,
+    pub(crate) stderr: CapturedOutput,
+    pub(crate) log: LogBudget,
+    pub(crate) progress: Option<ProgressSink>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl CallState {
+    pub(crate) fn new(call_id: String, limits: &Limits, progress: Option<ProgressSink>) -> Self {
+        let cap = usize::try_from(limits.log).unwrap_or(usize::MAX);
+        let stdout = CapturedOutput::new(cap);
+        let stderr = CapturedOutput::new(cap);
+        // Deny by default: no preopened directories, no environment, no
+        // arguments, stdin closed, no sockets or name lookups (the builder's
+        // defaults, restated here so a change upstream cannot widen them).
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }))
+            .build();
+        CallState {
+            deadline: Instant::now() + limits.timeout,
+            limiter: CallLimiter::new(limits),
+            log: LogBudget::new(limits.log),
+            call_id,
+            stdout,
+            stderr,
+            progress,
+            wasi,
+            table: ResourceTable::new(),
+        }
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// The shared types interface has no functions to implement.
+impl super::bindings::toolmesh::tool::types::Host for CallState {}

@@ -1,0 +1,93 @@
+//! `tool inspect FILE.wasm`: a component's tools, schemas and imports.
+
+use super::Failure;
+use super::sandbox_args::SandboxArgs;
+use clap::Args;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use toolmesh_host::sandbox::ToolDescriptor;
+
+/// Arguments of `tool inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// The component (`.wasm`).
+    file: PathBuf,
+    /// Print `{"digest", "tools": [...], "imports": [...]}` as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+}
+
+pub async fn run(args: InspectArgs) -> Result<(), Failure> {
+    let (sandbox, component) = args.sandbox.load(&args.file)?;
+    let tools = sandbox.describe(&component).await?;
+    if args.json {
+        let out = json!({
+            "digest": component.digest().to_string(),
+            "tools": tools,
+            "imports": component.imports(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("component {}", component.digest());
+    println!("\ntools ({}):", tools.len());
+    for tool in &tools {
+        print_tool(tool);
+    }
+    println!("\nimports ({}):", component.imports().len());
+    for import in component.imports() {
+        println!("  {import}");
+    }
+    Ok(())
+}
+
+fn print_tool(tool: &ToolDescriptor) {
+    let a = &tool.annotations;
+    let hints: Vec<&str> = [
+        (a.read_only, "read-only"),
+        (a.idempotent, "idempotent"),
+        (a.destructive, "destructive"),
+        (a.open_world, "open-world"),
+    ]
+    .into_iter()
+    .filter_map(|(set, name)| (set == Some(true)).then_some(name))
+    .collect();
+    let hints = if hints.is_empty() { String::new() } else { format!("  [{}]", hints.join(", ")) };
+    println!("\n  {}{hints}", tool.name);
+    println!("    {}", tool.description);
+    print_properties("input", &tool.input_schema);
+    if let Some(schema) = &tool.output_schema {
+        print_properties("output", schema);
+    }
+}
+
+/// One line per top-level property: name, type, required, description.
+fn print_properties(label: &str, schema: &Value) {
+    let required: Vec<&str> = schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let Some(properties) = schema["properties"].as_object().filter(|p| !p.is_empty()) else {
+        println!("    {label}: (no fields)");
+        return;
+    };
+    println!("    {label}:");
+    for (name, property) in properties {
+        let kind = type_of(property);
+        let req = if required.contains(&name.as_str()) { ", required" } else { "" };
+        let desc = property["description"].as_str().map(|d| format!(" — {d}")).unwrap_or_default();
+        println!("      {name} ({kind}{req}){desc}");
+    }
+}
+
+fn type_of(property: &Value) -> String {
+    match &property["type"] {
+        Value::String(t) if t == "array" => format!("array of {}", type_of(&property["items"])),
+        Value::String(t) => t.clone(),
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" | "),
+        _ if property.get("enum").is_some() => "enum".into(),
+        _ if property.get("$ref").is_some() || property.get("anyOf").is_some() || property.get("oneOf").is_some() => {
+            "object".into()
+        }
+        _ => "any".into(),
+    }
+}

@@ -1,0 +1,93 @@
+//! Command-line glue: parse arguments into typed options, build the
+//! sandbox, dispatch to one verb. Errors are printed once, on stderr.
+//!
+//! Exit codes: 0 success; 1 the call or command failed (the reason is on
+//! stderr); 2 bad usage or arguments.
+
+mod inspect;
+mod run;
+mod sandbox_args;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// toolmesh: share and run untrusted tools for AI agents, each a
+/// WebAssembly component in a sandbox.
+#[derive(Parser)]
+#[command(name = "tool", version, about, propagate_version = true)]
+struct Cli {
+    /// Log verbosity: -v for info (guest output, call records), -vv for debug.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show a component's tools, their schemas, and its imports.
+    Inspect(inspect::InspectArgs),
+    /// Run one tool of a component and print its result.
+    Run(run::RunArgs),
+}
+
+/// An error with the exit code it should produce.
+pub struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl Failure {
+    /// The command failed (exit 1).
+    pub fn failed(error: impl Into<anyhow::Error>) -> Self {
+        Failure { code: 1, error: error.into() }
+    }
+
+    /// The user asked for something malformed (exit 2).
+    pub fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Failure { code: 2, error: error.into() }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Failure::failed(error)
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Failure::failed).and_then(|runtime| {
+            runtime.block_on(async {
+                match cli.command {
+                    Command::Inspect(args) => inspect::run(args).await,
+                    Command::Run(args) => run::run(args).await,
+                }
+            })
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {:#}", failure.error);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// Logs go to stderr, so stdout carries only results.
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOOLMESH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}

@@ -1,0 +1,124 @@
+//! `tool run FILE.wasm TOOL --args JSON`: one call, its result printed.
+
+use super::Failure;
+use super::sandbox_args::SandboxArgs;
+use anyhow::{Context, anyhow};
+use clap::Args;
+use serde_json::Value;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+use toolmesh_host::sandbox::{CallOptions, Content, SandboxError, mcp_error_result, mcp_result};
+
+/// Arguments of `tool run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The component (`.wasm`).
+    file: PathBuf,
+    /// The tool to call (see `tool inspect`).
+    tool: String,
+    /// The arguments: a JSON object, `@FILE` to read it from a file, or `-` for stdin.
+    #[arg(long, short, default_value = "{}", value_name = "JSON")]
+    args: String,
+    /// Print the MCP-shaped result (`{"content": [...], "structuredContent", "isError"}`).
+    #[arg(long)]
+    json: bool,
+    /// Write image results into this directory instead of summarising them.
+    #[arg(long, short, value_name = "DIR")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+}
+
+pub async fn run(args: RunArgs) -> Result<(), Failure> {
+    let arguments = read_arguments(&args.args)?;
+    let (sandbox, component) = args.sandbox.load(&args.file)?;
+    let tools = sandbox.describe(&component).await?;
+    if !tools.iter().any(|t| t.name == args.tool) {
+        let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+        return Err(Failure::usage(anyhow!(
+            "no tool `{}` in {}; it offers: {}",
+            args.tool,
+            args.file.display(),
+            names.join(", ")
+        )));
+    }
+    let options = CallOptions {
+        progress: Some(Arc::new(|p| {
+            let total = p.total.map(|t| format!("/{t}")).unwrap_or_default();
+            let message = p.message.map(|m| format!(" {m}")).unwrap_or_default();
+            eprintln!("progress: {}{total}{message}", p.done);
+        })),
+        ..CallOptions::default()
+    };
+    let outcome = sandbox.call(&component, &args.tool, &arguments, options).await;
+    match outcome {
+        Ok(content) if args.json => {
+            println!("{}", serde_json::to_string_pretty(&mcp_result(&content))?);
+            Ok(())
+        }
+        Ok(content) => print_content(&content, &args),
+        Err(error) => Err(report(error, args.json)),
+    }
+}
+
+/// The `--args` value as JSON object text.
+fn read_arguments(spec: &str) -> Result<String, Failure> {
+    let text = if spec == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).context("cannot read the arguments from stdin")?;
+        text
+    } else if let Some(path) = spec.strip_prefix('@') {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the arguments from {path}"))
+            .map_err(Failure::usage)?
+    } else {
+        spec.to_owned()
+    };
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(_)) => Ok(text),
+        Ok(_) => Err(Failure::usage(anyhow!("--args must be a JSON object, like '{{\"name\": \"Ada\"}}'"))),
+        Err(e) => Err(Failure::usage(anyhow!("--args is not valid JSON: {e}"))),
+    }
+}
+
+fn print_content(content: &[Content], args: &RunArgs) -> Result<(), Failure> {
+    for (index, item) in content.iter().enumerate() {
+        match item {
+            Content::Text(text) => println!("{text}"),
+            Content::Json(value) => println!("{}", serde_json::to_string_pretty(value)?),
+            Content::Image { data, mime_type } => match &args.out {
+                Some(dir) => {
+                    let ext = mime_type.strip_prefix("image/").unwrap_or("bin").replace(['/', '+', '.'], "_");
+                    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                    let path = dir.join(format!("{}-{index}.{ext}", args.tool));
+                    std::fs::write(&path, data).with_context(|| format!("cannot write {}", path.display()))?;
+                    println!("{}", path.display());
+                }
+                None => println!("[{mime_type} image, {} bytes; pass --out DIR to save it]", data.len()),
+            },
+        }
+    }
+    Ok(())
+}
+
+/// Turns a failed call into the CLI's error, printing the MCP-shaped error
+/// result first when `--json` asked for it.
+fn report(error: SandboxError, json: bool) -> Failure {
+    let text = error.to_string();
+    let (first, details) = text.split_once('\n').unwrap_or((&text, ""));
+    if !details.is_empty() {
+        tracing::info!("{details}");
+    }
+    if json
+        && error.is_tool_failure()
+        && let Ok(out) = serde_json::to_string_pretty(&mcp_error_result(&text))
+    {
+        println!("{out}");
+    }
+    let failure = anyhow!("{first}");
+    match error {
+        SandboxError::InvalidArguments(_) => Failure::usage(failure),
+        _ => Failure::failed(failure),
+    }
+}

@@ -1,0 +1,81 @@
+//! Flags shared by the verbs that run components: configuration file,
+//! limits and cache, merged as file < flags.
+
+use super::Failure;
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+use toolmesh_host::config::{SandboxConfig, parse_duration, parse_size};
+use toolmesh_host::sandbox::{Sandbox, ToolComponent};
+
+/// Sandbox options on the command line.
+#[derive(Args, Debug)]
+pub struct SandboxArgs {
+    /// Sandbox configuration file (TOML); flags override it.
+    #[arg(long, env = "TOOLMESH_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Wall-clock limit of the call, such as `500ms` or `10s` [default: 10s].
+    #[arg(long, value_parser = parse_duration_arg, value_name = "DURATION")]
+    timeout: Option<Duration>,
+    /// Memory limit of the call, such as `64MiB` [default: 256MiB].
+    #[arg(long, value_parser = parse_size_arg, value_name = "SIZE")]
+    memory: Option<u64>,
+    /// Largest result the call may return, such as `4MiB` [default: 1MiB].
+    #[arg(long, value_parser = parse_size_arg, value_name = "SIZE")]
+    max_output: Option<u64>,
+    /// Compile every time instead of using the compile cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|e| e.to_string())
+}
+
+fn parse_size_arg(text: &str) -> Result<u64, String> {
+    parse_size(text).map_err(|e| e.to_string())
+}
+
+impl SandboxArgs {
+    /// The configuration: defaults, then the file, then the flags.
+    pub fn config(&self) -> Result<SandboxConfig, Failure> {
+        let mut config = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))
+                    .map_err(Failure::usage)?;
+                SandboxConfig::from_toml(&text)
+                    .with_context(|| format!("in {}", path.display()))
+                    .map_err(Failure::usage)?
+            }
+            None => SandboxConfig::default(),
+        };
+        if let Some(timeout) = self.timeout {
+            config.limits.timeout = timeout;
+        }
+        if let Some(memory) = self.memory {
+            config.limits.memory = memory;
+        }
+        if let Some(output) = self.max_output {
+            config.limits.output = output;
+        }
+        if self.no_cache {
+            config.cache_dir = None;
+        } else if config.cache_dir.is_none() {
+            config.cache_dir = dirs::cache_dir().map(|d| d.join("toolmesh").join("compiled"));
+        }
+        // One call at a time from the command line: keep the pool small.
+        config.max_concurrent_calls = config.max_concurrent_calls.min(4);
+        Ok(config)
+    }
+
+    /// Builds the sandbox and loads the component at `path`.
+    pub fn load(&self, path: &std::path::Path) -> Result<(Sandbox, ToolComponent), Failure> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display())).map_err(Failure::usage)?;
+        let sandbox = Sandbox::new(self.config()?)?;
+        let component = sandbox.load(&bytes).with_context(|| format!("cannot load {}", path.display()))?;
+        Ok((sandbox, component))
+    }
+}

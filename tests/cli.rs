@@ -1,0 +1,173 @@
+//! The `tool` binary end to end: `inspect` and `run` on every example and on
+//! the hostile component, checking output, exit codes and one-line reasons.
+
+use serde_json::{Value, json};
+use toolmesh_e2e::{Run, component, tool};
+
+fn path(name: &str) -> String {
+    component(name).display().to_string()
+}
+
+fn run_tool(name: &str, tool_name: &str, args: Value, extra: &[&str]) -> Run {
+    let file = path(name);
+    let args = args.to_string();
+    let mut argv = vec!["run", file.as_str(), tool_name, "--args", args.as_str()];
+    argv.extend_from_slice(extra);
+    tool(&argv)
+}
+
+fn assert_one_line_failure(run: &Run, code: i32, needle: &str) {
+    assert_eq!(run.code, code, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected a one-line reason, got:\n{}", run.stderr);
+    assert!(lines[0].starts_with("error: "), "{}", lines[0]);
+    assert!(lines[0].contains(needle), "expected `{needle}` in: {}", lines[0]);
+}
+
+#[test]
+fn inspect_lists_tools_schemas_and_imports_as_json() {
+    let expected = [
+        ("hello", vec!["greet"]),
+        ("text", vec!["count", "regex_find", "regex_replace", "slugify", "diff"]),
+        ("markdown", vec!["to_html", "toc"]),
+        ("image", vec!["info", "resize", "grayscale", "thumbnail"]),
+    ];
+    for (name, tools) in expected {
+        let run = tool(&["inspect", &path(name), "--json"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let out = run.json();
+        let names: Vec<&str> = out["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        assert_eq!(names, tools, "{name}");
+        for t in out["tools"].as_array().unwrap() {
+            assert_eq!(t["input_schema"]["type"], "object", "{name}");
+            assert!(!t["description"].as_str().unwrap().is_empty());
+        }
+        let imports: Vec<&str> = out["imports"].as_array().unwrap().iter().map(|i| i.as_str().unwrap()).collect();
+        assert!(imports.iter().all(|i| i.starts_with("wasi:") || i.starts_with("toolmesh:tool/")), "{imports:?}");
+        assert!(out["digest"].as_str().unwrap().starts_with("sha256:"));
+    }
+}
+
+#[test]
+fn inspect_prints_a_readable_summary() {
+    let run = tool(&["inspect", &path("text")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("regex_find  [read-only, idempotent]"), "{}", run.stdout);
+    assert!(run.stdout.contains("pattern (string, required)"), "{}", run.stdout);
+    assert!(run.stdout.contains("limit (integer)"), "{}", run.stdout);
+    assert!(run.stdout.contains("imports ("), "{}", run.stdout);
+}
+
+#[test]
+fn run_prints_text_and_json_results() {
+    let run = run_tool("hello", "greet", json!({"name": "Ada"}), &[]);
+    assert_eq!((run.code, run.stdout.as_str()), (0, "Hello, Ada!\n"), "{}", run.stderr);
+
+    let run = run_tool("text", "count", json!({"text": "a b c"}), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json(), json!({"characters": 5, "bytes": 5, "words": 3, "lines": 1}));
+
+    let run = run_tool("text", "diff", json!({"old": "a\nb\n", "new": "a\nc\n"}), &[]);
+    assert_eq!(run.stdout, "--- old\n+++ new\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n\n");
+
+    let run = run_tool("markdown", "toc", json!({"markdown": "# A\n## B\n"}), &[]);
+    assert_eq!(run.json()["markdown"], "- [A](#a)\n  - [B](#b)\n");
+}
+
+#[test]
+fn run_json_is_the_mcp_result() {
+    let run = run_tool("text", "regex_find", json!({"pattern": "o", "text": "foo"}), &["--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out = run.json();
+    assert_eq!(out["isError"], false);
+    assert_eq!(out["structuredContent"]["matches"][1]["start"], 2);
+    assert_eq!(out["content"][0]["type"], "text");
+
+    let run = run_tool("hostile", "read_file", json!({"path": "/etc/passwd"}), &["--json"]);
+    assert_eq!(run.code, 1);
+    let out = run.json();
+    assert_eq!(out["isError"], true);
+    assert!(out["content"][0]["text"].as_str().unwrap().starts_with("tool failed: /etc/passwd"));
+}
+
+#[test]
+fn run_saves_images_with_out() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    // An 8x8 PNG made by the image tool itself from a 2x1 one.
+    let png = "iVBORw0KGgoAAAANSUhEUgAAAAIAAAABCAIAAAB7QOjdAAAADUlEQVR4nGP4zwAE/wEHAAH/4iOeWQAAAABJRU5ErkJggg==";
+    let out_dir = dir.path().display().to_string();
+    let run = run_tool("image", "thumbnail", json!({"image": png, "size": 1}), &["--out", &out_dir]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let saved = std::path::PathBuf::from(run.stdout.trim());
+    assert_eq!(saved, dir.path().join("thumbnail-0.png"));
+    let bytes = std::fs::read(&saved).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+
+    let run = run_tool("image", "grayscale", json!({"image": png}), &["--json"]);
+    let data = run.json()["content"][0]["data"].as_str().unwrap().to_owned();
+    let decoded = base64::engine::general_purpose::STANDARD.decode(data).unwrap();
+    assert_eq!(&decoded[1..4], b"PNG");
+}
+
+#[test]
+fn bad_arguments_exit_2_with_a_reason_naming_the_field() {
+    let run = run_tool("hello", "greet", json!({"name": 7}), &[]);
+    assert_one_line_failure(&run, 2, "field `name`");
+    let run = run_tool("text", "regex_find", json!({"pattern": "(", "text": ""}), &[]);
+    assert_one_line_failure(&run, 2, "field `pattern`");
+    let run = tool(&["run", &path("hello"), "greet", "--args", "{not json"]);
+    assert_one_line_failure(&run, 2, "not valid JSON");
+    let run = tool(&["run", &path("hello"), "greet", "--args", "[1]"]);
+    assert_one_line_failure(&run, 2, "JSON object");
+    let run = tool(&["run", &path("hello"), "nope"]);
+    assert_one_line_failure(&run, 2, "it offers: greet");
+}
+
+#[test]
+fn hostile_calls_stop_with_their_own_reasons() {
+    let cases: [(&str, Value, &[&str], &str); 8] = [
+        ("spin", json!({}), &["--timeout", "500ms"], "time limit of 500 ms"),
+        ("sleep", json!({}), &["--timeout", "500ms"], "time limit of 500 ms"),
+        ("grow", json!({}), &["--memory", "32MiB"], "memory limit of 32 MiB"),
+        ("recurse", json!({}), &[], "call stack exhausted"),
+        ("huge_output", json!({"bytes": 2 << 20}), &[], "over the limit of 1 MiB"),
+        ("panic", json!({}), &[], "panicked on purpose"),
+        ("bad_utf8", json!({}), &[], "not valid UTF-8"),
+        ("bad_json", json!({}), &[], "not valid JSON"),
+    ];
+    for (name, args, flags, needle) in cases {
+        let started = std::time::Instant::now();
+        let run = run_tool("hostile", name, args, flags);
+        assert_one_line_failure(&run, 1, needle);
+        assert!(started.elapsed() < std::time::Duration::from_secs(15), "{name} took {:?}", started.elapsed());
+        assert_eq!(run.stdout, "", "{name} wrote to stdout");
+    }
+}
+
+#[test]
+fn guest_stdout_never_reaches_the_process_stdout() {
+    let run = run_tool("hostile", "stdout_flood", json!({}), &[]);
+    assert_eq!((run.code, run.stdout.as_str()), (0, "flooded\n"), "{}", run.stderr);
+    // With -v the guest's output is in the log on stderr, capped.
+    let run = run_tool("hostile", "stdout_flood", json!({}), &["-v"]);
+    assert_eq!(run.stdout, "flooded\n");
+    assert!(run.stderr.contains("stream=\"stdout\""), "{}", &run.stderr[..run.stderr.len().min(2000)]);
+    assert!(run.stderr.contains("dropped_bytes="), "{}", &run.stderr[..run.stderr.len().min(2000)]);
+    assert!(run.stderr.len() < 1 << 20, "log not capped: {} bytes", run.stderr.len());
+}
+
+#[test]
+fn files_that_are_not_components_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\x00\x00\x00").unwrap();
+    let run = tool(&["inspect", core.to_str().unwrap()]);
+    assert_one_line_failure(&run, 1, "core WebAssembly module");
+    let missing = dir.path().join("missing.wasm");
+    let run = tool(&["inspect", missing.to_str().unwrap()]);
+    assert_one_line_failure(&run, 2, "cannot read");
+    let wat = concat!(env!("CARGO_MANIFEST_DIR"), "/unknown-import.wat");
+    let run = tool(&["inspect", wat]);
+    assert_one_line_failure(&run, 1, "imports `evil:net/raw-socket`");
+}

@@ -1,0 +1,62 @@
+//! Helpers for the end-to-end tests: where the `tool` binary and the built
+//! components are, and running the binary.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The cargo target directory the tests were built into.
+pub fn target_dir() -> PathBuf {
+    // target/<profile>/deps/<test binary>
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.ancestors().nth(3).expect("target directory").to_owned()
+}
+
+/// The `tool` binary built alongside the tests.
+pub fn tool_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let path = exe.ancestors().nth(2).expect("profile directory").join(format!("tool{}", std::env::consts::EXE_SUFFIX));
+    assert!(path.exists(), "{} is missing: run `cargo build -p toolmesh-host` first", path.display());
+    path
+}
+
+/// A component built by `scripts/build-components.sh`.
+pub fn component(name: &str) -> PathBuf {
+    let path = target_dir().join("wasm32-wasip2/release").join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} is missing: run scripts/build-components.sh first", path.display());
+    path
+}
+
+/// The result of running `tool`.
+pub struct Run {
+    /// Exit code (-1 if killed by a signal).
+    pub code: i32,
+    /// Everything written to stdout.
+    pub stdout: String,
+    /// Everything written to stderr.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Parses stdout as JSON, failing the test with both streams if it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+}
+
+/// Runs `tool ARGS` with a private cache directory and no inherited log settings.
+pub fn tool(args: &[&str]) -> Run {
+    let cache = std::env::temp_dir().join(format!("toolmesh-e2e-cache-{}", std::process::id()));
+    let output: Output = Command::new(tool_binary())
+        .args(args)
+        .env("XDG_CACHE_HOME", &cache)
+        .env_remove("TOOLMESH_LOG")
+        .env_remove("TOOLMESH_CONFIG")
+        .output()
+        .expect("run tool");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}

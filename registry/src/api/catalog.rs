@@ -1,0 +1,87 @@
+//! `GET /toolmesh/v1/catalog?q=`: every tagged tool with the metadata from
+//! its manifest annotations; nothing is downloaded or run to build it.
+
+use super::{Access, ApiError, AppState};
+use crate::oci::{self, annotation};
+use crate::store::FsStore;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// One published version of a tool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    /// The repository, such as `toolmesh/text`.
+    pub name: String,
+    /// The tag.
+    pub version: String,
+    /// The manifest digest: pin calls to it.
+    pub digest: String,
+    /// One-line description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Key id of the publisher who signed it, if signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<String>,
+    /// Where its source lives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The tool descriptors.
+    #[serde(default)]
+    pub tools: Value,
+    /// The permissions it requests.
+    #[serde(default)]
+    pub permissions: Value,
+}
+
+impl CatalogEntry {
+    fn matches(&self, query: &str) -> bool {
+        let q = query.to_lowercase();
+        let hit = |s: &str| s.to_lowercase().contains(&q);
+        hit(&self.name) || self.description.as_deref().is_some_and(hit) || hit(&self.tools.to_string())
+    }
+}
+
+/// Every tagged Wasm tool in `store` whose name, description or tools match `query`.
+pub async fn catalog_entries(store: &FsStore, query: Option<&str>) -> Result<Vec<CatalogEntry>, ApiError> {
+    let mut out = Vec::new();
+    for repo in store.repositories().await? {
+        for tag in store.tags(&repo).await? {
+            let Ok(tag_ref) = tag.parse() else { continue };
+            let reference = crate::name::ManifestRef::Tag(tag_ref);
+            let (bytes, digest, _) = store.get_manifest(&repo, &reference).await?;
+            let Ok(manifest) = serde_json::from_slice::<oci::Manifest>(&bytes) else { continue };
+            if manifest.wasm_layer().is_none() {
+                continue;
+            }
+            let a = &manifest.annotations;
+            let json = |key: &str| a.get(key).and_then(|v| serde_json::from_str(v).ok()).unwrap_or(Value::Null);
+            let entry = CatalogEntry {
+                name: repo.to_string(),
+                version: tag,
+                digest: digest.to_string(),
+                description: a.get(annotation::DESCRIPTION).cloned(),
+                publisher: a.get(annotation::PUBLISHER).cloned(),
+                source: a.get(annotation::SOURCE).cloned(),
+                tools: json(annotation::TOOLS),
+                permissions: json(annotation::PERMISSIONS),
+            };
+            if query.is_none_or(|q| entry.matches(q)) {
+                out.push(entry);
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) async fn handler(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<axum::Json<Value>, ApiError> {
+    state.authorize(&headers, Access::Pull)?;
+    let entries = catalog_entries(&state.store, params.get("q").map(String::as_str)).await?;
+    Ok(axum::Json(serde_json::json!({ "tools": entries })))
+}

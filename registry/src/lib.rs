@@ -1,0 +1,19 @@
+//! toolmesh registry: tools travel as OCI artifacts in which every byte is
+//! addressed by its sha256.
+//!
+//! - [`digest`], [`name`], [`oci`]: digests, validated names and references,
+//!   manifests and media types (no I/O).
+//! - [`store`]: the content-addressed store on disk (atomic, verified).
+//! - [`api`]: the OCI distribution HTTP API and toolmesh's catalog.
+//! - [`client`]: what `tool publish`, `tool pull` and nodes use to talk to
+//!   any OCI registry.
+//! - [`signing`]: publisher keys and signatures over manifest digests.
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod client;
+pub mod digest;
+pub mod name;
+pub mod oci;
+pub mod signing;
+pub mod store;

@@ -6,12 +6,17 @@
 //! - [`capability`] holds the host interfaces a tool may import (log,
 //!   progress), one module each.
 //! - [`config`] is the typed configuration of the sandbox role.
-//! - [`digest`] identifies components by the sha256 of their bytes.
+//! - [`policy`] is what a tool requests (and, later, what a node grants).
+//! - [`artifact`] turns a component into a publishable OCI artifact.
+//! - [`digest`] (from the registry crate) names content by its sha256.
 //!
 //! The `tool` binary (`src/main.rs`, `src/cli/`) is a thin layer over these.
 #![deny(missing_docs)]
 
+pub mod artifact;
 pub mod capability;
 pub mod config;
-pub mod digest;
+pub mod policy;
 pub mod sandbox;
+
+pub use toolmesh_registry::digest;

@@ -1,26 +1,29 @@
 //! `tool inspect FILE.wasm`: a component's tools, schemas and imports.
 
 use super::Failure;
+use super::remote::SourceArgs;
 use super::sandbox_args::SandboxArgs;
 use clap::Args;
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use toolmesh_host::sandbox::ToolDescriptor;
 
 /// Arguments of `tool inspect`.
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// The component (`.wasm`).
-    file: PathBuf,
+    /// The component: a `.wasm` file, or a registry reference (`ns/name:version`, `ns/name@sha256:…`).
+    file: String,
     /// Print `{"digest", "tools": [...], "imports": [...]}` as JSON.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
     sandbox: SandboxArgs,
+    #[command(flatten)]
+    source: SourceArgs,
 }
 
 pub async fn run(args: InspectArgs) -> Result<(), Failure> {
-    let (sandbox, component) = args.sandbox.load(&args.file)?;
+    let bytes = args.source.read(&args.file).await?;
+    let (sandbox, component) = args.sandbox.load(&bytes, &args.file)?;
     let tools = sandbox.describe(&component).await?;
     if args.json {
         let out = json!({

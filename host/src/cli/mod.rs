@@ -5,8 +5,14 @@
 //! stderr); 2 bad usage or arguments.
 
 mod inspect;
+mod keys;
+mod publish;
+mod pull;
+mod registry;
+mod remote;
 mod run;
 mod sandbox_args;
+mod search;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -14,7 +20,7 @@ use std::process::ExitCode;
 /// toolmesh: share and run untrusted tools for AI agents, each a
 /// WebAssembly component in a sandbox.
 #[derive(Parser)]
-#[command(name = "tool", version, about, propagate_version = true)]
+#[command(name = "tool", version, about)]
 struct Cli {
     /// Log verbosity: -v for info (guest output, call records), -vv for debug.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -27,8 +33,20 @@ struct Cli {
 enum Command {
     /// Show a component's tools, their schemas, and its imports.
     Inspect(inspect::InspectArgs),
-    /// Run one tool of a component and print its result.
+    /// Run one tool of a component (a file or a registry reference) and print its result.
     Run(run::RunArgs),
+    /// Push a component to a registry, with its tools' metadata, signed if given a key.
+    Publish(publish::PublishArgs),
+    /// Fetch a component from a registry by tag or digest, verified.
+    Pull(pull::PullArgs),
+    /// Check a published component's signature against trusted keys.
+    Verify(pull::VerifyArgs),
+    /// Make a publisher key pair.
+    Keygen(keys::KeygenArgs),
+    /// Search a registry's catalog of tools.
+    Search(search::SearchArgs),
+    /// Run the registry.
+    Registry(registry::RegistryCommand),
 }
 
 /// An error with the exit code it should produce.
@@ -57,13 +75,21 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    // Servers log their requests by default; one-shot commands only warnings.
+    let serving = matches!(cli.command, Command::Registry(_));
+    init_logging(cli.verbose + u8::from(serving));
     let result =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Failure::failed).and_then(|runtime| {
             runtime.block_on(async {
                 match cli.command {
                     Command::Inspect(args) => inspect::run(args).await,
                     Command::Run(args) => run::run(args).await,
+                    Command::Publish(args) => publish::run(args).await,
+                    Command::Pull(args) => pull::pull(args).await,
+                    Command::Verify(args) => pull::verify_cmd(args).await,
+                    Command::Keygen(args) => keys::run(args),
+                    Command::Search(args) => search::run(args).await,
+                    Command::Registry(args) => registry::run(args).await,
                 }
             })
         });
@@ -90,4 +116,14 @@ fn init_logging(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

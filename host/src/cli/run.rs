@@ -1,6 +1,7 @@
 //! `tool run FILE.wasm TOOL --args JSON`: one call, its result printed.
 
 use super::Failure;
+use super::remote::SourceArgs;
 use super::sandbox_args::SandboxArgs;
 use anyhow::{Context, anyhow};
 use clap::Args;
@@ -13,8 +14,8 @@ use toolmesh_host::sandbox::{CallOptions, Content, SandboxError, mcp_error_resul
 /// Arguments of `tool run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// The component (`.wasm`).
-    file: PathBuf,
+    /// The component: a `.wasm` file, or a registry reference (`ns/name:version`, `ns/name@sha256:…`).
+    file: String,
     /// The tool to call (see `tool inspect`).
     tool: String,
     /// The arguments: a JSON object, `@FILE` to read it from a file, or `-` for stdin.
@@ -28,18 +29,21 @@ pub struct RunArgs {
     out: Option<PathBuf>,
     #[command(flatten)]
     sandbox: SandboxArgs,
+    #[command(flatten)]
+    source: SourceArgs,
 }
 
 pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let arguments = read_arguments(&args.args)?;
-    let (sandbox, component) = args.sandbox.load(&args.file)?;
+    let bytes = args.source.read(&args.file).await?;
+    let (sandbox, component) = args.sandbox.load(&bytes, &args.file)?;
     let tools = sandbox.describe(&component).await?;
     if !tools.iter().any(|t| t.name == args.tool) {
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
         return Err(Failure::usage(anyhow!(
             "no tool `{}` in {}; it offers: {}",
             args.tool,
-            args.file.display(),
+            args.file,
             names.join(", ")
         )));
     }

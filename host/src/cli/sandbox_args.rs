@@ -33,7 +33,7 @@ fn parse_duration_arg(text: &str) -> Result<Duration, String> {
     parse_duration(text).map_err(|e| e.to_string())
 }
 
-fn parse_size_arg(text: &str) -> Result<u64, String> {
+pub fn parse_size_arg(text: &str) -> Result<u64, String> {
     parse_size(text).map_err(|e| e.to_string())
 }
 
@@ -70,12 +70,10 @@ impl SandboxArgs {
         Ok(config)
     }
 
-    /// Builds the sandbox and loads the component at `path`.
-    pub fn load(&self, path: &std::path::Path) -> Result<(Sandbox, ToolComponent), Failure> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display())).map_err(Failure::usage)?;
+    /// Builds the sandbox and loads the component `bytes` (`label` names them in errors).
+    pub fn load(&self, bytes: &[u8], label: &str) -> Result<(Sandbox, ToolComponent), Failure> {
         let sandbox = Sandbox::new(self.config()?)?;
-        let component = sandbox.load(&bytes).with_context(|| format!("cannot load {}", path.display()))?;
+        let component = sandbox.load(bytes).with_context(|| format!("cannot load {label}"))?;
         Ok((sandbox, component))
     }
 }

@@ -6,11 +6,11 @@
 //! is never loaded. Entries are written to a temporary file and renamed into
 //! place, so a crash never leaves a partial entry under a valid name.
 
-use crate::digest::Digest;
 use sha2::{Digest as _, Sha256};
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use toolmesh_registry::digest::Digest;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 

@@ -34,7 +34,6 @@ pub use error::{SandboxError, humanize_bytes};
 pub(crate) use state::CallState;
 
 use crate::config::{Limits, SandboxConfig};
-use crate::digest::Digest;
 use bindings::ToolPre;
 use bindings::toolmesh::tool::types::ToolError;
 use state::{LimitHit, LimitReached};
@@ -42,6 +41,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tokio::sync::Semaphore;
+use toolmesh_registry::digest::Digest;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline, WasmBacktrace};
 

@@ -1,0 +1,52 @@
+//! `tool keygen`: a publisher key pair.
+
+use super::Failure;
+use anyhow::{Context, anyhow};
+use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+use toolmesh_registry::signing::SecretKey;
+
+/// Arguments of `tool keygen`.
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// Secret key file; the public key goes beside it with `.pub` added
+    /// [default: ~/.config/toolmesh/publisher.key].
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Replace existing key files.
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn run(args: KeygenArgs) -> Result<(), Failure> {
+    let secret_path = match args.output {
+        Some(path) => path,
+        None => dirs::config_dir()
+            .ok_or_else(|| Failure::usage(anyhow!("no configuration directory; pass --output")))?
+            .join("toolmesh/publisher.key"),
+    };
+    let public_path = PathBuf::from(format!("{}.pub", secret_path.display()));
+    if !args.force && (secret_path.exists() || public_path.exists()) {
+        return Err(Failure::usage(anyhow!("{} exists; pass --force to replace it", secret_path.display())));
+    }
+    if let Some(dir) = secret_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let key = SecretKey::generate();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&secret_path).with_context(|| format!("cannot write {}", secret_path.display()))?;
+    writeln!(file, "{}", key.to_text()).with_context(|| format!("cannot write {}", secret_path.display()))?;
+    std::fs::write(&public_path, format!("{}\n", key.public().to_text()))
+        .with_context(|| format!("cannot write {}", public_path.display()))?;
+    println!("key id {}", key.public().key_id());
+    println!("secret key: {}", secret_path.display());
+    println!("public key: {} (give this to nodes that should trust you)", public_path.display());
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! `tool pull REF` and `tool verify REF`: fetch a component by tag or
+//! digest, verified against its digests and, when asked, its signature.
+
+use super::Failure;
+use super::remote::{RegistryArgs, fetch, parse_reference, read_trusted, verify};
+use anyhow::{Context, anyhow};
+use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Arguments of `tool pull`.
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// `ns/name:version`, `ns/name@sha256:…` or both.
+    reference: String,
+    /// Where to write the component [default: NAME-VERSION.wasm here].
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Require a signature by one of these public keys (repeatable).
+    #[arg(long, value_name = "KEY_FILE")]
+    trust: Vec<PathBuf>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// Arguments of `tool verify`.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// `ns/name:version`, `ns/name@sha256:…` or both.
+    reference: String,
+    /// Trusted publisher public keys (at least one).
+    #[arg(long, value_name = "KEY_FILE", required = true)]
+    trust: Vec<PathBuf>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+pub async fn pull(args: PullArgs) -> Result<(), Failure> {
+    let reference = parse_reference(&args.reference)?;
+    let trusted = read_trusted(&args.trust)?;
+    let client = args.registry.client()?;
+    let fetched = fetch(&client, &reference).await?;
+    if !trusted.is_empty() {
+        let key = verify(&client, &reference, &fetched.manifest_digest, &trusted).await?;
+        tracing::info!(key, "signature verified");
+    }
+    let output = args.output.unwrap_or_else(|| {
+        let name = reference.repository.as_str().rsplit('/').next().unwrap_or("tool");
+        let version =
+            reference.tag.as_ref().map_or_else(|| fetched.manifest_digest.hex()[..12].to_owned(), |t| t.to_string());
+        PathBuf::from(format!("{name}-{version}.wasm"))
+    });
+    write_atomic(&output, &fetched.bytes)?;
+    println!("{} {}", output.display(), fetched.manifest_digest);
+    Ok(())
+}
+
+pub async fn verify_cmd(args: VerifyArgs) -> Result<(), Failure> {
+    let reference = parse_reference(&args.reference)?;
+    let trusted = read_trusted(&args.trust)?;
+    let client = args.registry.client()?;
+    let (_, digest, _) = client
+        .pull_manifest(&reference.repository, &reference.manifest_ref())
+        .await
+        .with_context(|| format!("cannot fetch {reference}"))?;
+    let key = verify(&client, &reference, &digest, &trusted).await?;
+    println!("{reference}@{digest} is signed by key {key}");
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory.
+fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), Failure> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let name = path.file_name().ok_or_else(|| Failure::usage(anyhow!("{} is not a file path", path.display())))?;
+    let tmp = dir.join(format!(".{}.partial", name.to_string_lossy()));
+    let mut file = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}

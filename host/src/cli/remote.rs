@@ -1,0 +1,146 @@
+//! Talking to a registry from the CLI: the shared flags, fetching a
+//! component by reference, and checking its signature.
+
+use super::Failure;
+use anyhow::{Context, anyhow};
+use bytes::Bytes;
+use clap::Args;
+use std::path::PathBuf;
+use toolmesh_registry::client::Client;
+use toolmesh_registry::digest::Digest;
+use toolmesh_registry::name::Reference;
+use toolmesh_registry::oci::{self, Manifest};
+use toolmesh_registry::signing::{PublicKey, SecretKey, SignaturePayload};
+
+/// Where `tool` looks for a registry unless told otherwise.
+pub const DEFAULT_REGISTRY: &str = "http://127.0.0.1:7600";
+
+/// Registry flags.
+#[derive(Args, Debug, Clone)]
+pub struct RegistryArgs {
+    /// Registry base URL.
+    #[arg(long, env = "TOOLMESH_REGISTRY", default_value = DEFAULT_REGISTRY, value_name = "URL")]
+    pub registry: String,
+    /// Token for pushing (and for pulling from registries that require one).
+    #[arg(long, env = "TOOLMESH_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+}
+
+impl RegistryArgs {
+    /// A client for the registry.
+    pub fn client(&self) -> Result<Client, Failure> {
+        Ok(Client::new(&self.registry, self.token.clone())?)
+    }
+}
+
+/// A component fetched from a registry, verified against its digests.
+pub struct Fetched {
+    /// The component's bytes.
+    pub bytes: Bytes,
+    /// The manifest's digest (what signatures cover).
+    pub manifest_digest: Digest,
+}
+
+/// Parses `text` as a registry reference, with a usage error that says how.
+pub fn parse_reference(text: &str) -> Result<Reference, Failure> {
+    text.parse::<Reference>().map_err(Failure::usage)
+}
+
+/// Fetches the component of `reference`: the manifest, then its one
+/// `application/wasm` layer, each checked against its digest.
+pub async fn fetch(client: &Client, reference: &Reference) -> Result<Fetched, Failure> {
+    let (bytes, manifest_digest, _) = client
+        .pull_manifest(&reference.repository, &reference.manifest_ref())
+        .await
+        .with_context(|| format!("cannot fetch {reference} from {}", client.base()))?;
+    let manifest: Manifest = serde_json::from_slice(&bytes).context("the manifest is not an OCI image manifest")?;
+    let layer = manifest.wasm_layer().ok_or_else(|| {
+        anyhow!("{reference} is not a Wasm component artifact (no {} layer)", oci::WASM_LAYER_MEDIA_TYPE)
+    })?;
+    let bytes = client
+        .pull_blob(&reference.repository, &layer.digest)
+        .await
+        .with_context(|| format!("cannot fetch the component of {reference}"))?;
+    Ok(Fetched { bytes, manifest_digest })
+}
+
+/// Reads public keys from files (a secret key file stands for its public key).
+pub fn read_trusted(paths: &[PathBuf]) -> Result<Vec<PublicKey>, Failure> {
+    paths
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read key {}", path.display()))
+                .map_err(Failure::usage)?;
+            let key = PublicKey::from_text(&text)
+                .or_else(|_| SecretKey::from_text(&text).map(|k| k.public()))
+                .with_context(|| format!("in {}", path.display()))
+                .map_err(Failure::usage)?;
+            Ok(key)
+        })
+        .collect()
+}
+
+/// Checks that a signature by one of `trusted` covers `digest` in `reference`'s
+/// repository. Returns the key id that verified.
+pub async fn verify(
+    client: &Client,
+    reference: &Reference,
+    digest: &Digest,
+    trusted: &[PublicKey],
+) -> Result<String, Failure> {
+    let repo = &reference.repository;
+    let signatures = client
+        .referrers(repo, digest, Some(oci::SIGNATURE_ARTIFACT_TYPE))
+        .await
+        .with_context(|| format!("cannot list the signatures of {reference}"))?;
+    let mut reasons = Vec::new();
+    for descriptor in signatures {
+        let checked = async {
+            let (bytes, _, _) =
+                client.pull_manifest(repo, &toolmesh_registry::name::ManifestRef::Digest(descriptor.digest)).await?;
+            let manifest: Manifest = serde_json::from_slice(&bytes)?;
+            let layer = manifest.layers.first().ok_or_else(|| anyhow!("signature has no payload"))?;
+            let payload: SignaturePayload = serde_json::from_slice(&client.pull_blob(repo, &layer.digest).await?)?;
+            Ok::<_, anyhow::Error>(payload.verify(digest, trusted)?)
+        }
+        .await;
+        match checked {
+            Ok(key_id) => return Ok(key_id),
+            Err(e) => reasons.push(format!("{e:#}")),
+        }
+    }
+    if reasons.is_empty() {
+        return Err(Failure::failed(anyhow!("{reference} ({digest}) is not signed")));
+    }
+    Err(Failure::failed(anyhow!("no trusted signature on {reference} ({digest}): {}", reasons.join("; "))))
+}
+
+/// Where a component comes from: a file, or a registry reference.
+#[derive(Args, Debug)]
+pub struct SourceArgs {
+    /// Require a signature by one of these public keys when fetching from a registry (repeatable).
+    #[arg(long, value_name = "KEY_FILE")]
+    pub trust: Vec<PathBuf>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+impl SourceArgs {
+    /// The bytes of `spec`: the file if one exists at that path, else the
+    /// component of the registry reference `spec`, verified.
+    pub async fn read(&self, spec: &str) -> Result<Vec<u8>, Failure> {
+        let path = std::path::Path::new(spec);
+        if path.exists() || spec.ends_with(".wasm") || spec.ends_with(".wat") || !spec.contains('/') {
+            return std::fs::read(path).with_context(|| format!("cannot read {spec}")).map_err(Failure::usage);
+        }
+        let reference = parse_reference(spec)?;
+        let client = self.registry.client()?;
+        let fetched = fetch(&client, &reference).await?;
+        let trusted = read_trusted(&self.trust)?;
+        if !trusted.is_empty() {
+            verify(&client, &reference, &fetched.manifest_digest, &trusted).await?;
+        }
+        Ok(fetched.bytes.to_vec())
+    }
+}

@@ -293,6 +293,13 @@ async fn push_needs_a_token_and_pull_can_require_one() {
     let challenge = r.http.get(format!("{}/v2/", r.url)).send().await.unwrap();
     assert_eq!(challenge.status(), StatusCode::UNAUTHORIZED);
     assert!(challenge.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    // Without credentials, /v2/ always challenges (so clients send theirs);
+    // content stays readable anonymously where pull is open.
+    let open = default_registry().await;
+    let anonymous_ping = open.http.get(format!("{}/v2/", open.url)).send().await.unwrap();
+    assert_eq!(anonymous_ping.status(), StatusCode::UNAUTHORIZED);
+    let digest = open.client().push_blob(&repo("a/b"), blob.clone(), &|_| {}).await.unwrap();
+    assert_eq!(Client::new(&open.url, None).unwrap().pull_blob(&repo("a/b"), &digest).await.unwrap(), blob);
     // Basic auth with the token as password works too (what `oras login` sends).
     let basic = r.http.get(format!("{}/v2/", r.url)).basic_auth("anyone", Some("reader")).send().await.unwrap();
     assert_eq!(basic.status(), StatusCode::OK);

@@ -15,8 +15,15 @@ use std::collections::HashMap;
 
 type Params = Query<HashMap<String, String>>;
 
-/// `GET /v2/`.
+/// `GET /v2/`. Like the big public registries, it challenges a request
+/// without credentials whenever this registry has any, even when anonymous
+/// pulls are allowed: clients (oci-client, docker) read the challenge here
+/// to learn that they should send the credentials they hold.
 pub(crate) async fn base(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let has_credentials = headers.contains_key(header::AUTHORIZATION);
+    if !has_credentials && !state.access.push_tokens.is_empty() {
+        return Err(ApiError::unauthorized());
+    }
     state.authorize(&headers, Access::Pull)?;
     Ok(([(header::CONTENT_TYPE, "application/json")], "{}").into_response())
 }

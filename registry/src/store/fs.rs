@@ -13,6 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::AsyncWriteExt;
 
+/// Upload sessions untouched this long are dropped when the store opens.
+pub const STALE_UPLOAD: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// Size limits of a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreConfig {
@@ -40,24 +43,25 @@ pub struct UploadStatus {
 pub struct FsStore {
     root: Arc<PathBuf>,
     config: StoreConfig,
-    upload_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    pub(super) upload_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     tmp_counter: Arc<AtomicU64>,
 }
 
-fn random_id() -> String {
+pub(super) fn random_id() -> String {
     let mut bytes = [0u8; 16];
     // getrandom only fails when the OS has no entropy source at all.
     getrandom::fill(&mut bytes).expect("the operating system's random source failed");
     hex::encode(bytes)
 }
 
-fn is_upload_id(id: &str) -> bool {
+pub(super) fn is_upload_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 impl FsStore {
     /// Opens (creating if needed) the store in `root`. Leftovers of writes
-    /// interrupted by a crash are removed.
+    /// interrupted by a crash are removed, and so are upload sessions
+    /// untouched for [`STALE_UPLOAD`].
     pub fn open(root: impl Into<PathBuf>, config: StoreConfig) -> Result<Self, StoreError> {
         let root = root.into();
         for dir in ["blobs/sha256", "uploads", "repos", "tmp"] {
@@ -65,6 +69,14 @@ impl FsStore {
         }
         for entry in std::fs::read_dir(root.join("tmp"))? {
             let _ = std::fs::remove_file(entry?.path());
+        }
+        for entry in std::fs::read_dir(root.join("uploads"))? {
+            let dir = entry?.path();
+            let age =
+                std::fs::metadata(dir.join("data")).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+            if age.is_none_or(|age| age > STALE_UPLOAD) {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
         }
         Ok(FsStore { root: Arc::new(root), config, upload_locks: Arc::default(), tmp_counter: Arc::default() })
     }
@@ -83,7 +95,7 @@ impl FsStore {
         self.root.join("repos").join(repo.as_str())
     }
 
-    fn upload_dir(&self, id: &str) -> PathBuf {
+    pub(super) fn upload_dir(&self, id: &str) -> PathBuf {
         self.root.join("uploads").join(id)
     }
 
@@ -198,7 +210,7 @@ impl FsStore {
     }
 
     /// Renames a complete, verified file into the blob store.
-    async fn publish_blob(&self, from: &Path, digest: &Digest) -> Result<(), StoreError> {
+    pub(super) async fn publish_blob(&self, from: &Path, digest: &Digest) -> Result<(), StoreError> {
         let path = self.blob_path(digest);
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await?;
@@ -209,7 +221,7 @@ impl FsStore {
 
     /// Appends `stream` to `file`, enforcing the blob size limit; returns the
     /// new size and the hasher fed with what was written.
-    async fn copy_stream<S, E>(
+    pub(super) async fn copy_stream<S, E>(
         &self,
         file: &mut tokio::fs::File,
         mut stream: S,
@@ -231,115 +243,6 @@ impl FsStore {
         }
         file.flush().await?;
         Ok((size, hasher))
-    }
-
-    /// Starts an upload session for `repo`; returns its id.
-    pub async fn start_upload(&self, repo: &Repository) -> Result<String, StoreError> {
-        let id = random_id();
-        let dir = self.upload_dir(&id);
-        tokio::fs::create_dir_all(&dir).await?;
-        tokio::fs::write(dir.join("repo"), repo.as_str()).await?;
-        tokio::fs::write(dir.join("data"), b"").await?;
-        Ok(id)
-    }
-
-    fn upload_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.upload_locks.lock().unwrap_or_else(|e| e.into_inner());
-        locks.entry(id.to_owned()).or_default().clone()
-    }
-
-    fn forget_upload_lock(&self, id: &str) {
-        self.upload_locks.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
-    }
-
-    /// Checks that upload `id` exists and belongs to `repo`.
-    async fn check_upload(&self, repo: &Repository, id: &str) -> Result<PathBuf, StoreError> {
-        let unknown = || StoreError::UploadUnknown(id.to_owned());
-        if !is_upload_id(id) {
-            return Err(unknown());
-        }
-        let dir = self.upload_dir(id);
-        match tokio::fs::read_to_string(dir.join("repo")).await {
-            Ok(owner) if owner == repo.as_str() => Ok(dir),
-            Ok(_) => Err(unknown()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(unknown()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Where upload `id` stands.
-    pub async fn upload_status(&self, repo: &Repository, id: &str) -> Result<UploadStatus, StoreError> {
-        let dir = self.check_upload(repo, id).await?;
-        Ok(UploadStatus { offset: tokio::fs::metadata(dir.join("data")).await?.len() })
-    }
-
-    /// Appends a chunk to upload `id`. With `start`, the chunk must begin
-    /// exactly where the upload stands.
-    pub async fn append_upload<S, E>(
-        &self,
-        repo: &Repository,
-        id: &str,
-        start: Option<u64>,
-        stream: S,
-    ) -> Result<UploadStatus, StoreError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Unpin,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let lock = self.upload_lock(id);
-        let _guard = lock.lock().await;
-        let dir = self.check_upload(repo, id).await?;
-        let path = dir.join("data");
-        let offset = tokio::fs::metadata(&path).await?.len();
-        if let Some(start) = start
-            && start != offset
-        {
-            return Err(StoreError::RangeMismatch { start, offset });
-        }
-        let mut file = tokio::fs::OpenOptions::new().append(true).open(&path).await?;
-        match self.copy_stream(&mut file, stream, offset, Hasher::new()).await {
-            Ok((size, _)) => Ok(UploadStatus { offset: size }),
-            Err(e) => {
-                // Keep the session consistent: drop whatever part of the
-                // chunk was written.
-                let _ = file.set_len(offset).await;
-                Err(e)
-            }
-        }
-    }
-
-    /// Finishes upload `id`: hashes everything received, and if it matches
-    /// `expected`, publishes the blob. On a mismatch the session is discarded.
-    pub async fn finish_upload(&self, repo: &Repository, id: &str, expected: Digest) -> Result<u64, StoreError> {
-        let lock = self.upload_lock(id);
-        let _guard = lock.lock().await;
-        let dir = self.check_upload(repo, id).await?;
-        let data = dir.join("data");
-        let path = data.clone();
-        let (actual, size) = tokio::task::spawn_blocking(move || -> std::io::Result<(Digest, u64)> {
-            let mut file = std::fs::File::open(&path)?;
-            let hashed = hash_file(&mut file)?;
-            file.sync_all()?;
-            Ok(hashed)
-        })
-        .await
-        .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
-        let result = if actual == expected {
-            self.publish_blob(&data, &expected).await.map(|()| size)
-        } else {
-            Err(StoreError::DigestMismatch { expected, actual })
-        };
-        let _ = tokio::fs::remove_dir_all(&dir).await;
-        self.forget_upload_lock(id);
-        result
-    }
-
-    /// Cancels upload `id`.
-    pub async fn cancel_upload(&self, repo: &Repository, id: &str) -> Result<(), StoreError> {
-        let dir = self.check_upload(repo, id).await?;
-        tokio::fs::remove_dir_all(&dir).await?;
-        self.forget_upload_lock(id);
-        Ok(())
     }
 
     /// Stores a manifest under `reference` in `repo`: checks it, checks that
@@ -481,7 +384,7 @@ impl FsStore {
 }
 
 /// Reads `file` to its end, returning the digest and size of what it read.
-fn hash_file(file: &mut std::fs::File) -> std::io::Result<(Digest, u64)> {
+pub(super) fn hash_file(file: &mut std::fs::File) -> std::io::Result<(Digest, u64)> {
     let mut hasher = Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
@@ -507,4 +410,40 @@ async fn list_names(dir: &Path) -> Result<Vec<String>, StoreError> {
         names.push(entry.file_name().to_string_lossy().into_owned());
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reopening_keeps_fresh_uploads_and_drops_stale_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path(), StoreConfig::default()).unwrap();
+        let repo: Repository = "a/b".parse().unwrap();
+        let fresh = store.start_upload(&repo).await.unwrap();
+        let stale = store.start_upload(&repo).await.unwrap();
+        let old = std::time::SystemTime::now() - STALE_UPLOAD - std::time::Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("uploads").join(&stale).join("data"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        std::fs::write(dir.path().join("tmp/partial"), b"half a blob").unwrap();
+        let store = FsStore::open(dir.path(), StoreConfig::default()).unwrap();
+        assert_eq!(store.upload_status(&repo, &fresh).await.unwrap().offset, 0);
+        assert!(matches!(store.upload_status(&repo, &stale).await, Err(StoreError::UploadUnknown(_))));
+        assert!(std::fs::read_dir(dir.path().join("tmp")).unwrap().next().is_none());
+    }
+
+    #[tokio::test]
+    async fn uploads_belong_to_their_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path(), StoreConfig::default()).unwrap();
+        let id = store.start_upload(&"a/b".parse().unwrap()).await.unwrap();
+        let other: Repository = "c/d".parse().unwrap();
+        assert!(matches!(store.upload_status(&other, &id).await, Err(StoreError::UploadUnknown(_))));
+        assert!(matches!(store.upload_status(&other, "../../etc").await, Err(StoreError::UploadUnknown(_))));
+    }
 }

@@ -17,6 +17,7 @@
 //! changed on disk is refused and reported, never served.
 
 mod fs;
+mod uploads;
 
 pub use fs::{FsStore, StoreConfig, UploadStatus};
 

@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
-# The test command: builds the components and the `tool` binary, then runs
-# every test of the workspace (unit, sandbox integration, end to end).
+# The test command: builds the components and the `tool` binary, runs every
+# Rust test of the workspace (unit, sandbox, registry API, end to end), then
+# the interop tests with independent OCI clients (Python `oras` SDK, `wkg`),
+# which it installs under ~/.cache/toolmesh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-components.sh
 cargo build --locked -p toolmesh-host --bin tool
 cargo test --locked --workspace
+
+cache="${TOOLMESH_CACHE:-$HOME/.cache/toolmesh}"
+target="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)"
+venv="$cache/venv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check oras==0.2.43 pytest==9.2.0
+wkg="$cache/tools/bin/wkg"
+[ -x "$wkg" ] || cargo install --locked --quiet wkg@0.16.1 --root "$cache/tools"
+TOOLMESH_TOOL="$target/debug/tool" TOOLMESH_COMPONENTS="$target/wasm32-wasip2/release" TOOLMESH_WKG="$wkg" \
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/interop

@@ -23,6 +23,9 @@ pub struct ToolMetadata {
     pub publisher: Option<String>,
     /// Publication time (RFC 3339).
     pub created: Option<String>,
+    /// File name for the component layer, used by OCI clients that save
+    /// layers as files (such as `hello.wasm`).
+    pub file_name: Option<String>,
 }
 
 /// A tool artifact ready to push: its blobs and manifest.
@@ -38,7 +41,10 @@ impl Artifact {
     /// Builds the artifact for component `bytes`, whose tools are `tools` and
     /// whose imports are `imports`.
     pub fn new(bytes: &[u8], tools: &[ToolDescriptor], imports: &[String], meta: &ToolMetadata) -> Self {
-        let layer = Descriptor::of(oci::WASM_LAYER_MEDIA_TYPE, bytes);
+        let mut layer = Descriptor::of(oci::WASM_LAYER_MEDIA_TYPE, bytes);
+        if let Some(name) = &meta.file_name {
+            layer.annotations.insert(annotation::TITLE.into(), name.clone());
+        }
         let config = WasmConfig {
             created: meta.created.clone(),
             author: meta.publisher.clone(),

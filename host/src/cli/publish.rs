@@ -107,6 +107,7 @@ pub async fn run(args: PublishArgs) -> Result<(), Failure> {
         permissions,
         publisher: key.as_ref().map(|k| k.public().key_id()),
         created: None,
+        file_name: Some(format!("{}.wasm", repo.as_str().rsplit('/').next().unwrap_or("component"))),
     };
     let artifact = Artifact::new(&bytes, &tools, component.imports(), &meta);
     let client = args.registry.client()?;

@@ -5,9 +5,11 @@
 //!   deadline, memory, table, stack and output caps.
 //! - [`capability`] holds the host interfaces a tool may import (log,
 //!   progress), one module each.
+//! - [`gateway`] is the MCP server whose tools are the catalog.
 //! - [`config`] is the typed configuration of the sandbox role.
 //! - [`policy`] is what a tool requests (and, later, what a node grants).
-//! - [`artifact`] turns a component into a publishable OCI artifact.
+//! - [`artifact`] turns a component into a publishable OCI artifact;
+//!   [`publish`] describes, pushes and signs it.
 //! - [`digest`] (from the registry crate) names content by its sha256.
 //!
 //! The `tool` binary (`src/main.rs`, `src/cli/`) is a thin layer over these.
@@ -16,7 +18,9 @@
 pub mod artifact;
 pub mod capability;
 pub mod config;
+pub mod gateway;
 pub mod policy;
+pub mod publish;
 pub mod sandbox;
 
 pub use toolmesh_registry::digest;

@@ -10,6 +10,7 @@ import pathlib
 import re
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -43,3 +44,42 @@ def tool(host, *args):
     return subprocess.run(
         [TOOL, *args, "--registry", f"http://{host}", "--token", TOKEN], capture_output=True, text=True, timeout=120
     )
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    """`tool serve` (registry + gateway + node) on a loopback port, with the
+    examples published and calls limited to 1 s; yields (base URL, data dir, log path)."""
+    data = tmp_path / "data"
+    log = tmp_path / "serve.log"
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(
+            [TOOL, "serve", "--data", str(data), "--addr", "127.0.0.1:0", "--examples", str(COMPONENTS), "--timeout", "1s"],
+            stderr=sink,
+            stdout=subprocess.DEVNULL,
+        )
+    base = None
+    for _ in range(600):
+        match = re.search(r"listening on (http://\S+)", log.read_text())
+        if match:
+            base = match.group(1)
+            break
+        assert proc.poll() is None, log.read_text()
+        time.sleep(0.05)
+    assert base, "tool serve did not start:\n" + log.read_text()
+    yield base, data, log
+    proc.kill()
+    proc.wait(timeout=10)
+
+
+def publish_to(base, data, component, name, version):
+    """Publishes a component into a running `tool serve`."""
+    token = (data / "push-token").read_text().strip()
+    done = subprocess.run(
+        [TOOL, "publish", str(component), "--name", name, "--version", version, "--registry", base, "--token", token],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()

@@ -13,6 +13,7 @@ mod remote;
 mod run;
 mod sandbox_args;
 mod search;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -47,6 +48,10 @@ enum Command {
     Search(search::SearchArgs),
     /// Run the registry.
     Registry(registry::RegistryCommand),
+    /// Serve MCP with the registry and a local node in one process (publishes the examples on first start).
+    Serve(serve::ServeArgs),
+    /// Serve the data directory's tools over MCP on stdin/stdout (for Claude Desktop).
+    Mcp(serve::McpArgs),
 }
 
 /// An error with the exit code it should produce.
@@ -76,7 +81,7 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // Servers log their requests by default; one-shot commands only warnings.
-    let serving = matches!(cli.command, Command::Registry(_));
+    let serving = matches!(cli.command, Command::Registry(_) | Command::Serve(_));
     init_logging(cli.verbose + u8::from(serving));
     let result =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Failure::failed).and_then(|runtime| {
@@ -90,6 +95,8 @@ pub fn main() -> ExitCode {
                     Command::Keygen(args) => keys::run(args),
                     Command::Search(args) => search::run(args).await,
                     Command::Registry(args) => registry::run(args).await,
+                    Command::Serve(args) => serve::serve(args).await,
+                    Command::Mcp(args) => serve::mcp(args).await,
                 }
             })
         });

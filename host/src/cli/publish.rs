@@ -5,18 +5,19 @@
 use super::Failure;
 use super::remote::RegistryArgs;
 use super::sandbox_args::SandboxArgs;
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use bytes::Bytes;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use toolmesh_host::artifact::{Artifact, ToolMetadata, signature_artifact};
+use toolmesh_host::artifact::ToolMetadata;
 use toolmesh_host::policy::Permissions;
-use toolmesh_registry::client::{CHUNK, Client};
-use toolmesh_registry::name::{ManifestRef, Repository, Tag};
-use toolmesh_registry::oci;
+use toolmesh_host::publish::publish;
+use toolmesh_host::sandbox::Sandbox;
+use toolmesh_registry::client::CHUNK;
+use toolmesh_registry::name::{Repository, Tag};
 use toolmesh_registry::signing::SecretKey;
 
 /// Arguments of `tool publish`.
@@ -97,51 +98,16 @@ pub async fn run(args: PublishArgs) -> Result<(), Failure> {
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))
         .map_err(Failure::usage)?;
-    let (sandbox, component) = args.sandbox.load(&bytes, &args.file.display().to_string())?;
-    let tools = sandbox.describe(&component).await.context("cannot describe the component's tools")?;
-    let bytes = Bytes::from(bytes);
+    let sandbox = Sandbox::new(args.sandbox.config()?)?;
     let meta = ToolMetadata {
-        version: tag.to_string(),
         description: args.description.or(toml.description),
         source: args.source.or(toml.source),
         permissions,
-        publisher: key.as_ref().map(|k| k.public().key_id()),
-        created: None,
-        file_name: Some(format!("{}.wasm", repo.as_str().rsplit('/').next().unwrap_or("component"))),
+        ..ToolMetadata::default()
     };
-    let artifact = Artifact::new(&bytes, &tools, component.imports(), &meta);
     let client = args.registry.client()?;
-    let manifest_digest = push(&client, &repo, &tag, bytes, &artifact).await?;
-    if let Some(key) = key {
-        let payload = key.sign(&manifest_digest);
-        let size = artifact.manifest.to_bytes().len() as u64;
-        let (blob, manifest) = signature_artifact(&payload, manifest_digest, size);
-        let quiet = |_| {};
-        client.push_blob(&repo, Bytes::from_static(b"{}"), &quiet).await.context("cannot push the signature")?;
-        client.push_blob(&repo, Bytes::from(blob), &quiet).await.context("cannot push the signature")?;
-        let bytes = manifest.to_bytes();
-        let reference = ManifestRef::Digest(toolmesh_registry::digest::Digest::of(&bytes));
-        client
-            .push_manifest(&repo, &reference, bytes, oci::MANIFEST_MEDIA_TYPE)
-            .await
-            .context("cannot push the signature")?;
-        tracing::info!(key = %payload.key_id, "signed");
-    }
-    println!("{repo}:{tag}@{manifest_digest}");
-    Ok(())
-}
-
-/// Pushes the component, config and manifest; returns the manifest digest.
-async fn push(
-    client: &Client,
-    repo: &Repository,
-    tag: &Tag,
-    component: Bytes,
-    artifact: &Artifact,
-) -> Result<toolmesh_registry::digest::Digest, Failure> {
-    let size = component.len() as u64;
-    let bar = (std::io::stderr().is_terminal() && component.len() > CHUNK).then(|| {
-        let bar = ProgressBar::new(size);
+    let bar = (std::io::stderr().is_terminal() && bytes.len() > CHUNK).then(|| {
+        let bar = ProgressBar::new(bytes.len() as u64);
         bar.set_style(
             ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -154,21 +120,12 @@ async fn push(
             bar.set_position(sent);
         }
     };
-    client
-        .push_blob(repo, component, &progress)
+    let digest = publish(&sandbox, &client, Bytes::from(bytes), (&repo, &tag), meta, key.as_ref(), &progress)
         .await
-        .with_context(|| format!("cannot upload the component to {}", client.base()))?;
+        .with_context(|| format!("cannot publish {repo}:{tag} to {}", client.base()))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    client.push_blob(repo, Bytes::from(artifact.config.clone()), &|_| {}).await.context("cannot upload the config")?;
-    let manifest = artifact.manifest.to_bytes();
-    let digest = client
-        .push_manifest(repo, &ManifestRef::Tag(tag.clone()), manifest, oci::MANIFEST_MEDIA_TYPE)
-        .await
-        .with_context(|| format!("cannot push the manifest of {repo}:{tag}"))?;
-    if digest != toolmesh_registry::digest::Digest::of(&artifact.manifest.to_bytes()) {
-        return Err(Failure::failed(anyhow!("the registry stored a different manifest")));
-    }
-    Ok(digest)
+    println!("{repo}:{tag}@{digest}");
+    Ok(())
 }

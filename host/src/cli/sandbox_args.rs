@@ -70,6 +70,16 @@ impl SandboxArgs {
         Ok(config)
     }
 
+    /// Whether `--no-cache` was given.
+    pub fn no_cache(&self) -> bool {
+        self.no_cache
+    }
+
+    /// Concurrent calls of a serving node.
+    pub fn default_concurrency() -> u32 {
+        toolmesh_host::config::SandboxConfig::default().max_concurrent_calls
+    }
+
     /// Builds the sandbox and loads the component `bytes` (`label` names them in errors).
     pub fn load(&self, bytes: &[u8], label: &str) -> Result<(Sandbox, ToolComponent), Failure> {
         let sandbox = Sandbox::new(self.config()?)?;

@@ -13,6 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::AsyncWriteExt;
 
+/// Temporary files older than this are leftovers of a crash, removed when the store opens.
+pub const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Upload sessions untouched this long are dropped when the store opens.
 pub const STALE_UPLOAD: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
@@ -45,6 +48,7 @@ pub struct FsStore {
     config: StoreConfig,
     pub(super) upload_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     tmp_counter: Arc<AtomicU64>,
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 pub(super) fn random_id() -> String {
@@ -67,8 +71,14 @@ impl FsStore {
         for dir in ["blobs/sha256", "uploads", "repos", "tmp"] {
             std::fs::create_dir_all(root.join(dir))?;
         }
+        // Another process may share this directory (`tool mcp` beside
+        // `tool serve`): only leftovers too old to be in flight are removed.
         for entry in std::fs::read_dir(root.join("tmp"))? {
-            let _ = std::fs::remove_file(entry?.path());
+            let path = entry?.path();
+            let age = std::fs::metadata(&path).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+            if age.is_none_or(|age| age > STALE_TMP) {
+                let _ = std::fs::remove_file(path);
+            }
         }
         for entry in std::fs::read_dir(root.join("uploads"))? {
             let dir = entry?.path();
@@ -78,7 +88,19 @@ impl FsStore {
                 let _ = std::fs::remove_dir_all(&dir);
             }
         }
-        Ok(FsStore { root: Arc::new(root), config, upload_locks: Arc::default(), tmp_counter: Arc::default() })
+        Ok(FsStore {
+            root: Arc::new(root),
+            config,
+            upload_locks: Arc::default(),
+            tmp_counter: Arc::default(),
+            changes: Arc::new(tokio::sync::watch::Sender::new(0)),
+        })
+    }
+
+    /// A receiver that sees a new value whenever this process stores a
+    /// manifest (other processes' writes are not seen; poll for those).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The limits of this store.
@@ -285,6 +307,7 @@ impl FsStore {
         if let ManifestRef::Tag(tag) = reference {
             self.write_atomic(&repo_dir.join("_tags").join(tag.as_str()), digest.to_string().as_bytes()).await?;
         }
+        self.changes.send_modify(|n| *n += 1);
         Ok((digest, summary.subject))
     }
 
@@ -431,10 +454,18 @@ mod tests {
             .set_modified(old)
             .unwrap();
         std::fs::write(dir.path().join("tmp/partial"), b"half a blob").unwrap();
+        std::fs::write(dir.path().join("tmp/in-flight"), b"being written").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("tmp/partial"))
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - STALE_TMP - std::time::Duration::from_secs(60))
+            .unwrap();
         let store = FsStore::open(dir.path(), StoreConfig::default()).unwrap();
         assert_eq!(store.upload_status(&repo, &fresh).await.unwrap().offset, 0);
         assert!(matches!(store.upload_status(&repo, &stale).await, Err(StoreError::UploadUnknown(_))));
-        assert!(std::fs::read_dir(dir.path().join("tmp")).unwrap().next().is_none());
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("tmp")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["in-flight"]);
     }
 
     #[tokio::test]

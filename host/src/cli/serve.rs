@@ -1,0 +1,207 @@
+//! `tool serve` (registry + gateway + an in-process node, one process) and
+//! `tool mcp` (the same catalog over stdio, for Claude Desktop).
+
+use super::Failure;
+use super::sandbox_args::SandboxArgs;
+use anyhow::{Context, anyhow};
+use bytes::Bytes;
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use toolmesh_host::artifact::ToolMetadata;
+use toolmesh_host::gateway::http::{McpHttpConfig, router as mcp_router};
+use toolmesh_host::gateway::{Gateway, LocalInvoker};
+use toolmesh_host::publish::publish;
+use toolmesh_host::sandbox::Sandbox;
+use toolmesh_registry::api::{AccessConfig, router as registry_router};
+use toolmesh_registry::client::Client;
+use toolmesh_registry::store::{FsStore, StoreConfig};
+
+/// The bundled examples published on first start, with their descriptions.
+const EXAMPLES: &[(&str, &str)] = &[
+    ("hello", "The smallest toolmesh tool: greets someone"),
+    ("text", "Text utilities: counts, regex find and replace, slugs, diffs"),
+    ("markdown", "Markdown to HTML and tables of contents"),
+    ("image", "Image utilities: inspect, resize, grayscale, thumbnails"),
+];
+
+/// Where a node keeps its state.
+#[derive(Args, Debug)]
+pub struct DataArgs {
+    /// Data directory (registry store, compile cache, push token)
+    /// [default: the user's data directory, e.g. ~/.local/share/toolmesh].
+    #[arg(long, env = "TOOLMESH_DATA", value_name = "DIR")]
+    data: Option<PathBuf>,
+}
+
+impl DataArgs {
+    fn dir(&self) -> Result<PathBuf, Failure> {
+        match &self.data {
+            Some(dir) => Ok(dir.clone()),
+            None => dirs::data_dir()
+                .map(|d| d.join("toolmesh"))
+                .ok_or_else(|| Failure::usage(anyhow!("no data directory known here; pass --data DIR"))),
+        }
+    }
+}
+
+/// Arguments of `tool serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Address to listen on: the MCP endpoint is /mcp, the registry /v2/.
+    #[arg(long, default_value = "127.0.0.1:7600", value_name = "HOST:PORT")]
+    addr: SocketAddr,
+    /// An API key MCP clients must present (repeatable; `TOOLMESH_API_KEYS`,
+    /// comma-separated). Required unless listening on loopback.
+    #[arg(long = "api-key", env = "TOOLMESH_API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    api_keys: Vec<String>,
+    /// A host name clients use to reach this server (repeatable), beyond the loopback names.
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    allowed_hosts: Vec<String>,
+    /// A browser origin allowed to call /mcp (repeatable), beyond local pages.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
+    /// MCP calls per minute per caller (0: unlimited).
+    #[arg(long, default_value_t = 600)]
+    rate_limit: u32,
+    /// Directory of example components to publish on first start
+    /// [default: the components built beside this binary].
+    #[arg(long, env = "TOOLMESH_EXAMPLES", value_name = "DIR")]
+    examples: Option<PathBuf>,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+}
+
+/// Arguments of `tool mcp`.
+#[derive(Args, Debug)]
+pub struct McpArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+}
+
+/// The store, sandbox and gateway of a data directory.
+fn node(data: &Path, sandbox_args: &SandboxArgs) -> Result<(FsStore, Arc<Sandbox>, Gateway), Failure> {
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+    let store = FsStore::open(data.join("registry"), StoreConfig::default())
+        .with_context(|| format!("cannot open the registry in {}", data.display()))?;
+    let mut config = sandbox_args.config()?;
+    if !sandbox_args.no_cache() {
+        config.cache_dir = Some(data.join("compiled"));
+    }
+    config.max_concurrent_calls = SandboxArgs::default_concurrency();
+    let sandbox = Arc::new(Sandbox::new(config)?);
+    let gateway = Gateway::new(Arc::new(LocalInvoker::new(sandbox.clone(), store.clone())));
+    Ok((store, sandbox, gateway))
+}
+
+/// The components built beside this binary (`target/<profile>/tool` →
+/// `target/wasm32-wasip2/release`), if there.
+fn default_examples() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.parent()?.join("wasm32-wasip2/release");
+    dir.is_dir().then_some(dir)
+}
+
+/// The token local publishers use, made on first start (private file).
+fn push_token(data: &Path) -> Result<String, Failure> {
+    let path = data.join("push-token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        return Ok(token.trim().to_owned());
+    }
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow!("no random source: {e}"))?;
+    let token = hex::encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    use std::io::Write;
+    let mut file = options.open(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    writeln!(file, "{token}")?;
+    Ok(token)
+}
+
+pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
+    let loopback = args.addr.ip().is_loopback();
+    if !loopback && args.api_keys.is_empty() {
+        return Err(Failure::usage(anyhow!(
+            "{} is not a loopback address: pass --api-key KEY so only your clients can call tools",
+            args.addr
+        )));
+    }
+    let data = args.data.dir()?;
+    let (store, sandbox, gateway) = node(&data, &args.sandbox)?;
+    let token = push_token(&data)?;
+    let access = AccessConfig { push_tokens: vec![token.clone()], ..AccessConfig::default() };
+    let mut mcp =
+        McpHttpConfig { api_keys: args.api_keys.clone(), rate_per_minute: args.rate_limit, ..McpHttpConfig::default() };
+    mcp.allowed_hosts.extend(args.allowed_hosts.iter().cloned());
+    mcp.allowed_origins.extend(args.allowed_origins.iter().cloned());
+    let app = registry_router(store.clone(), access).merge(mcp_router(gateway.clone(), mcp));
+    let listener =
+        tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
+    let local = listener.local_addr()?;
+    let base = format!("http://{local}");
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    if store.repositories().await?.is_empty() {
+        let dir = args.examples.clone().or_else(default_examples);
+        publish_examples(&sandbox, &Client::new(&base, Some(token.clone()))?, dir.as_deref()).await?;
+    }
+    gateway.refresh_from(&store).await.map_err(|e| anyhow!("cannot read the catalog: {e}"))?;
+    let _follow = gateway.follow(store);
+
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "tool".into());
+    let claude = serde_json::json!({
+        "mcpServers": {"toolmesh": {"command": exe, "args": ["mcp", "--data", data.display().to_string()]}}
+    });
+    eprintln!("toolmesh is serving {} tools", gateway.catalog().len());
+    eprintln!("MCP endpoint (streamable HTTP): {base}/mcp");
+    eprintln!("registry: {base} (publish with --registry {base} --token $(cat {}))", data.join("push-token").display());
+    eprintln!("Claude Desktop (claude_desktop_config.json):\n{}", serde_json::to_string_pretty(&claude)?);
+    eprintln!("listening on {base}");
+    server.await.map_err(|e| anyhow!("{e}"))?.context("the server failed")?;
+    Ok(())
+}
+
+async fn publish_examples(sandbox: &Sandbox, client: &Client, dir: Option<&Path>) -> Result<(), Failure> {
+    let Some(dir) = dir else {
+        tracing::warn!("no example components found (build them with scripts/build-components.sh or pass --examples)");
+        return Ok(());
+    };
+    for (name, description) in EXAMPLES {
+        let path = dir.join(format!("{name}.wasm"));
+        let Ok(bytes) = std::fs::read(&path) else {
+            tracing::warn!(path = %path.display(), "example not found; skipped");
+            continue;
+        };
+        let repo = format!("examples/{name}").parse().map_err(Failure::failed)?;
+        let tag = "0.1.0".parse().map_err(Failure::failed)?;
+        let meta = ToolMetadata { description: Some((*description).to_owned()), ..ToolMetadata::default() };
+        let digest = publish(sandbox, client, Bytes::from(bytes), (&repo, &tag), meta, None, &|_| {})
+            .await
+            .with_context(|| format!("cannot publish the example {name}"))?;
+        tracing::info!(%repo, %digest, "published example");
+    }
+    Ok(())
+}
+
+pub async fn mcp(args: McpArgs) -> Result<(), Failure> {
+    use rmcp::ServiceExt;
+    let data = args.data.dir()?;
+    let (store, _sandbox, gateway) = node(&data, &args.sandbox)?;
+    gateway.refresh_from(&store).await.map_err(|e| anyhow!("cannot read the catalog: {e}"))?;
+    let _follow = gateway.follow(store);
+    let service =
+        gateway.serve(rmcp::transport::stdio()).await.map_err(|e| anyhow!("cannot start the MCP session: {e}"))?;
+    service.waiting().await.map_err(|e| anyhow!("the MCP session failed: {e}"))?;
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! The gateway: one MCP server whose tool list is the registry's catalog,
+//! placing every call on a node through an [`Invoker`].
+//!
+//! - [`catalog`]: the tool list, built from manifests alone (pure).
+//! - [`invoker`]: where calls run ([`LocalInvoker`] for the in-process node).
+//! - [`mcp`]: the rmcp `ServerHandler` (the only rmcp user).
+//! - [`http`]: streamable HTTP at `/mcp` with the edge's safety checks.
+
+pub mod catalog;
+pub mod http;
+pub mod invoker;
+pub mod mcp;
+
+pub use catalog::{Catalog, CatalogTool};
+pub use invoker::{Invocation, InvokeError, Invoker, LocalInvoker};
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use toolmesh_registry::api::catalog_entries;
+use toolmesh_registry::store::FsStore;
+
+/// How often the catalog is re-read even without a change notification
+/// (another process may publish into the same directory).
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The gateway's shared state; cheap to clone (one per MCP session).
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    catalog: RwLock<Arc<Catalog>>,
+    version: tokio::sync::watch::Sender<u64>,
+    invoker: Arc<dyn Invoker>,
+    next_call: AtomicU64,
+}
+
+impl Gateway {
+    /// A gateway with an empty catalog that runs calls through `invoker`.
+    pub fn new(invoker: Arc<dyn Invoker>) -> Self {
+        Gateway {
+            inner: Arc::new(Inner {
+                catalog: RwLock::default(),
+                version: tokio::sync::watch::Sender::new(0),
+                invoker,
+                next_call: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// The current catalog.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.inner.catalog.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Installs `catalog`; returns whether the tool list changed (and so
+    /// subscribers were told).
+    pub fn set_catalog(&self, catalog: Catalog) -> bool {
+        let mut current = self.inner.catalog.write().unwrap_or_else(|e| e.into_inner());
+        if **current == catalog {
+            return false;
+        }
+        tracing::info!(tools = catalog.len(), "tool list changed");
+        *current = Arc::new(catalog);
+        drop(current);
+        self.inner.version.send_modify(|v| *v += 1);
+        true
+    }
+
+    /// A receiver that sees every change of the tool list.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.version.subscribe()
+    }
+
+    pub(crate) fn invoker(&self) -> &dyn Invoker {
+        self.inner.invoker.as_ref()
+    }
+
+    pub(crate) fn next_call_id(&self) -> String {
+        format!("m{}", self.inner.next_call.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Rebuilds the catalog from `store`; returns whether it changed.
+    pub async fn refresh_from(&self, store: &FsStore) -> Result<bool, String> {
+        let entries = catalog_entries(store, None).await.map_err(|e| format!("{e:?}"))?;
+        Ok(self.set_catalog(Catalog::build(entries)))
+    }
+
+    /// Keeps the catalog in step with `store`: at once when this process
+    /// stores a manifest, and every [`REFRESH_INTERVAL`] for other writers.
+    pub fn follow(&self, store: FsStore) -> tokio::task::JoinHandle<()> {
+        let gateway = self.clone();
+        tokio::spawn(async move {
+            let mut changes = store.subscribe();
+            loop {
+                if let Err(e) = gateway.refresh_from(&store).await {
+                    tracing::warn!(error = %e, "cannot read the catalog");
+                }
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { return },
+                    _ = tokio::time::sleep(REFRESH_INTERVAL) => {}
+                }
+            }
+        })
+    }
+}

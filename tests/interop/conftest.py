@@ -50,14 +50,16 @@ def tool(host, *args):
 def gateway(tmp_path):
     """`tool serve` (registry + gateway + node) on a loopback port, with the
     examples published and calls limited to 1 s; yields (base URL, data dir, log path)."""
+    yield from start_gateway(tmp_path)
+
+
+def start_gateway(tmp_path, *extra):
+    """Runs `tool serve` with `extra` flags until the generator is closed."""
     data = tmp_path / "data"
     log = tmp_path / "serve.log"
+    args = [TOOL, "serve", "--data", str(data), "--addr", "127.0.0.1:0", "--examples", str(COMPONENTS), "--timeout", "1s"]
     with open(log, "w") as sink:
-        proc = subprocess.Popen(
-            [TOOL, "serve", "--data", str(data), "--addr", "127.0.0.1:0", "--examples", str(COMPONENTS), "--timeout", "1s"],
-            stderr=sink,
-            stdout=subprocess.DEVNULL,
-        )
+        proc = subprocess.Popen([*args, *extra], stderr=sink, stdout=subprocess.DEVNULL)
     base = None
     for _ in range(600):
         match = re.search(r"listening on (http://\S+)", log.read_text())

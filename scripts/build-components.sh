@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 cargo build --locked --release --target wasm32-wasip2 \
-    -p example-hello -p example-text -p example-markdown -p example-image -p hostile
+    -p example-hello -p example-text -p example-markdown -p example-image -p hostile -p conformance

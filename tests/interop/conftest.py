@@ -53,11 +53,11 @@ def gateway(tmp_path):
     yield from start_gateway(tmp_path)
 
 
-def start_gateway(tmp_path, *extra):
+def start_gateway(tmp_path, *extra, examples=COMPONENTS):
     """Runs `tool serve` with `extra` flags until the generator is closed."""
     data = tmp_path / "data"
     log = tmp_path / "serve.log"
-    args = [TOOL, "serve", "--data", str(data), "--addr", "127.0.0.1:0", "--examples", str(COMPONENTS), "--timeout", "1s"]
+    args = [TOOL, "serve", "--data", str(data), "--addr", "127.0.0.1:0", "--examples", str(examples), "--timeout", "1s"]
     with open(log, "w") as sink:
         proc = subprocess.Popen([*args, *extra], stderr=sink, stdout=subprocess.DEVNULL)
     base = None

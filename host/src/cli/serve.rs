@@ -72,7 +72,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TOOLMESH_EXAMPLES", value_name = "DIR")]
     examples: Option<PathBuf>,
     #[command(flatten)]
-    sandbox: SandboxArgs,
+    node: NodeArgs,
 }
 
 /// Arguments of `tool mcp`.
@@ -81,11 +81,24 @@ pub struct McpArgs {
     #[command(flatten)]
     data: DataArgs,
     #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// How a serving node runs and names tools.
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// Expose this repository's tools under their bare names, without the
+    /// `namespace.package.` prefix (repeatable; for fixtures that clients
+    /// call by exact name).
+    #[arg(long = "bare-names", value_name = "REPOSITORY")]
+    bare_names: Vec<String>,
+    #[command(flatten)]
     sandbox: SandboxArgs,
 }
 
 /// The store, sandbox and gateway of a data directory.
-fn node(data: &Path, sandbox_args: &SandboxArgs) -> Result<(FsStore, Arc<Sandbox>, Gateway), Failure> {
+fn node(data: &Path, node: &NodeArgs) -> Result<(FsStore, Arc<Sandbox>, Gateway), Failure> {
+    let sandbox_args = &node.sandbox;
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
     let store = FsStore::open(data.join("registry"), StoreConfig::default())
         .with_context(|| format!("cannot open the registry in {}", data.display()))?;
@@ -95,7 +108,8 @@ fn node(data: &Path, sandbox_args: &SandboxArgs) -> Result<(FsStore, Arc<Sandbox
     }
     config.max_concurrent_calls = SandboxArgs::default_concurrency();
     let sandbox = Arc::new(Sandbox::new(config)?);
-    let gateway = Gateway::new(Arc::new(LocalInvoker::new(sandbox.clone(), store.clone())));
+    let invoker = Arc::new(LocalInvoker::new(sandbox.clone(), store.clone()));
+    let gateway = Gateway::with_bare_names(invoker, node.bare_names.clone());
     Ok((store, sandbox, gateway))
 }
 
@@ -138,7 +152,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         )));
     }
     let data = args.data.dir()?;
-    let (store, sandbox, gateway) = node(&data, &args.sandbox)?;
+    let (store, sandbox, gateway) = node(&data, &args.node)?;
     let token = push_token(&data)?;
     let access = AccessConfig { push_tokens: vec![token.clone()], ..AccessConfig::default() };
     let mut mcp =
@@ -197,7 +211,7 @@ async fn publish_examples(sandbox: &Sandbox, client: &Client, dir: Option<&Path>
 pub async fn mcp(args: McpArgs) -> Result<(), Failure> {
     use rmcp::ServiceExt;
     let data = args.data.dir()?;
-    let (store, _sandbox, gateway) = node(&data, &args.sandbox)?;
+    let (store, _sandbox, gateway) = node(&data, &args.node)?;
     gateway.refresh_from(&store).await.map_err(|e| anyhow!("cannot read the catalog: {e}"))?;
     let _follow = gateway.follow(store);
     let service =

@@ -6,7 +6,9 @@
 //! tool's name (`examples/text` + `slugify` → `examples.text.slugify`):
 //! unique, stable across versions, and valid for MCP (1–128 of
 //! `[A-Za-z0-9_.-]`). A name that would collide or run long is left out,
-//! with a warning.
+//! with a warning. The gateway's operator (never a publisher) may expose a
+//! repository's tools under their bare names, such as the conformance
+//! fixtures the MCP test suite calls by name.
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -57,8 +59,9 @@ fn version_key(version: &str) -> Vec<(u64, String)> {
 }
 
 impl Catalog {
-    /// Builds the catalog from registry entries (any order).
-    pub fn build(entries: Vec<CatalogEntry>) -> Self {
+    /// Builds the catalog from registry entries (any order); the tools of
+    /// repositories in `bare` keep their bare names.
+    pub fn build(entries: Vec<CatalogEntry>, bare: &[String]) -> Self {
         let mut newest: BTreeMap<String, CatalogEntry> = BTreeMap::new();
         for entry in entries {
             let replace = newest
@@ -76,7 +79,7 @@ impl Catalog {
             };
             for descriptor in entry.tools.as_array().into_iter().flatten() {
                 let Some(tool) = descriptor["name"].as_str() else { continue };
-                let name = mcp_name(&entry.name, tool);
+                let name = if bare.contains(&entry.name) { tool.to_owned() } else { mcp_name(&entry.name, tool) };
                 if !is_valid_mcp_name(&name) {
                     tracing::warn!(name, "tool left out: its MCP name is not 1-128 of [A-Za-z0-9_.-]");
                     continue;
@@ -141,11 +144,14 @@ mod tests {
 
     #[test]
     fn newest_version_wins_and_names_are_derived() {
-        let catalog = Catalog::build(vec![
-            entry("examples/text", "1.10.0", &["slugify", "count"]),
-            entry("examples/text", "1.9.0", &["slugify", "old"]),
-            entry("examples/hello", "0.1", &["greet"]),
-        ]);
+        let catalog = Catalog::build(
+            vec![
+                entry("examples/text", "1.10.0", &["slugify", "count"]),
+                entry("examples/text", "1.9.0", &["slugify", "old"]),
+                entry("examples/hello", "0.1", &["greet"]),
+            ],
+            &[],
+        );
         let names: Vec<&str> = catalog.tools().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["examples.hello.greet", "examples.text.count", "examples.text.slugify"]);
         let slugify = catalog.get("examples.text.slugify").unwrap();
@@ -155,11 +161,21 @@ mod tests {
 
     #[test]
     fn collisions_and_long_names_are_left_out() {
-        let catalog = Catalog::build(vec![entry("a.b/c", "1", &["t"]), entry("a/b.c", "1", &["t"])]);
+        let catalog = Catalog::build(vec![entry("a.b/c", "1", &["t"]), entry("a/b.c", "1", &["t"])], &[]);
         assert_eq!(catalog.len(), 1);
         let long = "x".repeat(130);
-        assert!(Catalog::build(vec![entry("ns/n", "1", &[long.as_str()])]).is_empty());
+        assert!(Catalog::build(vec![entry("ns/n", "1", &[long.as_str()])], &[]).is_empty());
         assert!(is_valid_mcp_name("examples.text.regex_find"));
         assert!(!is_valid_mcp_name("has space"));
+    }
+
+    #[test]
+    fn operators_may_expose_bare_names() {
+        let catalog = Catalog::build(
+            vec![entry("fixtures/mcp", "1", &["test_simple_text"]), entry("a/b", "1", &["t"])],
+            &["fixtures/mcp".into()],
+        );
+        let names: Vec<&str> = catalog.tools().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a.b.t", "test_simple_text"]);
     }
 }

@@ -35,17 +35,25 @@ struct Inner {
     version: tokio::sync::watch::Sender<u64>,
     invoker: Arc<dyn Invoker>,
     next_call: AtomicU64,
+    bare_names: Vec<String>,
 }
 
 impl Gateway {
     /// A gateway with an empty catalog that runs calls through `invoker`.
     pub fn new(invoker: Arc<dyn Invoker>) -> Self {
+        Self::with_bare_names(invoker, Vec::new())
+    }
+
+    /// Like [`Gateway::new`], exposing the tools of the repositories in
+    /// `bare_names` under their bare names.
+    pub fn with_bare_names(invoker: Arc<dyn Invoker>, bare_names: Vec<String>) -> Self {
         Gateway {
             inner: Arc::new(Inner {
                 catalog: RwLock::default(),
                 version: tokio::sync::watch::Sender::new(0),
                 invoker,
                 next_call: AtomicU64::new(1),
+                bare_names,
             }),
         }
     }
@@ -85,7 +93,7 @@ impl Gateway {
     /// Rebuilds the catalog from `store`; returns whether it changed.
     pub async fn refresh_from(&self, store: &FsStore) -> Result<bool, String> {
         let entries = catalog_entries(store, None).await.map_err(|e| format!("{e:?}"))?;
-        Ok(self.set_catalog(Catalog::build(entries)))
+        Ok(self.set_catalog(Catalog::build(entries, &self.inner.bare_names)))
     }
 
     /// Keeps the catalog in step with `store`: at once when this process

@@ -14,7 +14,7 @@ impl<T: ToolSet> Guest for Component<T> {
             .into_iter()
             .map(|tool| ToolDescriptor {
                 input_schema: tool.input_schema().to_string(),
-                output_schema: (tool.output_schema)().map(|schema| schema.to_string()),
+                output_schema: tool.output_schema().map(|schema| schema.to_string()),
                 name: tool.name,
                 description: tool.description,
                 annotations: tool.annotations,

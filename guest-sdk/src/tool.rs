@@ -18,6 +18,7 @@ pub struct Tool {
     pub(crate) input_schema: fn() -> Value,
     pub(crate) raw_input_schema: Option<Value>,
     pub(crate) output_schema: fn() -> Option<Value>,
+    pub(crate) raw_output_schema: Option<Value>,
     pub(crate) handler: Handler,
 }
 
@@ -52,6 +53,7 @@ impl Tool {
             input_schema: || schemars::schema_for!(A).to_value(),
             raw_input_schema: None,
             output_schema: O::output_schema,
+            raw_output_schema: None,
             handler: Box::new(move |json| run(parse_arguments::<A>(json)?)?.into_output()),
         }
     }
@@ -94,6 +96,18 @@ impl Tool {
     pub fn input_schema_json(mut self, schema: Value) -> Self {
         self.raw_input_schema = Some(schema);
         self
+    }
+
+    /// Publishes `schema` as the output schema instead of the one derived
+    /// from the result type.
+    pub fn output_schema_json(mut self, schema: Value) -> Self {
+        self.raw_output_schema = Some(schema);
+        self
+    }
+
+    /// The JSON Schema of the tool's structured result, if it has one.
+    pub fn output_schema(&self) -> Option<Value> {
+        self.raw_output_schema.clone().or_else(|| (self.output_schema)())
     }
 
     /// The tool's name.

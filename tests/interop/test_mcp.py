@@ -109,6 +109,7 @@ async def test_errors_are_results_or_protocol_errors_as_the_spec_says(gateway, m
             ("test.hostile.grow", {}, "memory limit"),
             ("test.hostile.panic", {}, "panicked on purpose"),
             ("test.hostile.read_file", {"path": "/etc/passwd"}, "tool failed"),
+            ("test.hostile.wrong_shape", {}, "does not match its output schema: /count: expected integer"),
         ]:
             result = await client.call_tool(tool, args)
             assert result.is_error, tool

@@ -3,6 +3,7 @@
 //!
 //! - `tools/list` is the catalog; `tools/call` runs the tool's pinned digest
 //!   through the [`Invoker`].
+//! - Structured results are checked against the tool's output schema.
 //! - A tool's failure or a sandbox limit is an `isError: true` result the
 //!   model sees; an unknown tool or arguments the tool refuses are protocol
 //!   errors (`-32602`), as the spec says.
@@ -205,7 +206,23 @@ impl ServerHandler for Gateway {
         );
         match outcome {
             None => Err(McpError::internal_error("the call was cancelled", None)),
-            Some(Ok(content)) => to_result(mcp_result(&content)),
+            Some(Ok(content)) => {
+                let result = mcp_result(&content);
+                let schema = &tool.descriptor["output_schema"];
+                match result.get("structuredContent") {
+                    Some(structured) if schema.is_object() => match super::schema::violation(schema, structured) {
+                        None => to_result(result),
+                        Some(problem) => to_result(mcp_error_result(&format!(
+                            "tool returned structured content that does not match its output schema: {problem}"
+                        ))),
+                    },
+                    // A tool that declares an output schema must return structured content.
+                    None if schema.is_object() => {
+                        to_result(mcp_error_result("tool declares an output schema but returned no structured content"))
+                    }
+                    _ => to_result(result),
+                }
+            }
             Some(Err(InvokeError::Sandbox(SandboxError::InvalidArguments(message)))) => {
                 Err(McpError::invalid_params(format!("invalid arguments for `{}`: {message}", tool.name), None))
             }

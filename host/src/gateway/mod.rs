@@ -4,12 +4,14 @@
 //! - [`catalog`]: the tool list, built from manifests alone (pure).
 //! - [`invoker`]: where calls run ([`LocalInvoker`] for the in-process node).
 //! - [`mcp`]: the rmcp `ServerHandler` (the only rmcp user).
+//! - [`schema`]: checks structured results against output schemas.
 //! - [`http`]: streamable HTTP at `/mcp` with the edge's safety checks.
 
 pub mod catalog;
 pub mod http;
 pub mod invoker;
 pub mod mcp;
+pub mod schema;
 
 pub use catalog::{Catalog, CatalogTool};
 pub use invoker::{Invocation, InvokeError, Invoker, LocalInvoker};

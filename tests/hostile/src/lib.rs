@@ -111,6 +111,14 @@ fn tools() -> Vec<Tool> {
         Tool::new("bad_json", "Returns JSON content that is not JSON.", |_: NoArgs| {
             Ok(Output(vec![Content::Json("{\"unterminated\": ".into())]))
         }),
+        Tool::new("wrong_shape", "Returns JSON that breaks its own output schema.", |_: NoArgs| {
+            Ok(serde_json::json!({"count": "many"}))
+        })
+        .output_schema_json(serde_json::json!({
+            "type": "object",
+            "properties": {"count": {"type": "integer"}},
+            "required": ["count"]
+        })),
         Tool::new("stdout_flood", "Prints 8 MiB to stdout and stderr, then answers.", |_: NoArgs| {
             let line = "y".repeat(1023);
             for _ in 0..8192 {

@@ -52,6 +52,7 @@ pub async fn publish(
     client.push_blob(repo, bytes, progress).await?;
     client.push_blob(repo, Bytes::from(artifact.config.clone()), &|_| {}).await?;
     let manifest = artifact.manifest.to_bytes();
+    let manifest_size = manifest.len() as u64;
     let sent = Digest::of(&manifest);
     let stored = client.push_manifest(repo, &ManifestRef::Tag(tag.clone()), manifest, oci::MANIFEST_MEDIA_TYPE).await?;
     if stored != sent {
@@ -59,8 +60,7 @@ pub async fn publish(
     }
     if let Some(key) = key {
         let payload = key.sign(&stored);
-        let size = artifact.manifest.to_bytes().len() as u64;
-        let (blob, signature) = signature_artifact(&payload, stored, size);
+        let (blob, signature) = signature_artifact(&payload, stored, manifest_size);
         client.push_blob(repo, Bytes::from_static(b"{}"), &|_| {}).await?;
         client.push_blob(repo, Bytes::from(blob), &|_| {}).await?;
         let bytes = signature.to_bytes();

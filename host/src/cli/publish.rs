@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use toolmesh_host::artifact::ToolMetadata;
 use toolmesh_host::policy::Permissions;
 use toolmesh_host::publish::publish;
-use toolmesh_host::sandbox::Sandbox;
 use toolmesh_registry::client::CHUNK;
 use toolmesh_registry::name::{Repository, Tag};
 use toolmesh_registry::signing::SecretKey;
@@ -98,7 +97,7 @@ pub async fn run(args: PublishArgs) -> Result<(), Failure> {
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))
         .map_err(Failure::usage)?;
-    let sandbox = Sandbox::new(args.sandbox.config()?)?;
+    let sandbox = args.sandbox.one_shot_sandbox()?;
     let meta = ToolMetadata {
         description: args.description.or(toml.description),
         source: args.source.or(toml.source),

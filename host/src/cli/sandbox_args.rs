@@ -65,9 +65,15 @@ impl SandboxArgs {
         } else if config.cache_dir.is_none() {
             config.cache_dir = dirs::cache_dir().map(|d| d.join("toolmesh").join("compiled"));
         }
-        // One call at a time from the command line: keep the pool small.
-        config.max_concurrent_calls = config.max_concurrent_calls.min(4);
         Ok(config)
+    }
+
+    /// The configuration for a command that makes one call at a time
+    /// (`run`, `inspect`, `publish`): the pool is kept small.
+    pub fn one_shot_sandbox(&self) -> Result<Sandbox, Failure> {
+        let mut config = self.config()?;
+        config.max_concurrent_calls = config.max_concurrent_calls.min(4);
+        Ok(Sandbox::new(config)?)
     }
 
     /// Whether `--no-cache` was given.
@@ -75,14 +81,9 @@ impl SandboxArgs {
         self.no_cache
     }
 
-    /// Concurrent calls of a serving node.
-    pub fn default_concurrency() -> u32 {
-        toolmesh_host::config::SandboxConfig::default().max_concurrent_calls
-    }
-
     /// Builds the sandbox and loads the component `bytes` (`label` names them in errors).
     pub fn load(&self, bytes: &[u8], label: &str) -> Result<(Sandbox, ToolComponent), Failure> {
-        let sandbox = Sandbox::new(self.config()?)?;
+        let sandbox = self.one_shot_sandbox()?;
         let component = sandbox.load(bytes).with_context(|| format!("cannot load {label}"))?;
         Ok((sandbox, component))
     }

@@ -106,7 +106,6 @@ fn node(data: &Path, node: &NodeArgs) -> Result<(FsStore, Arc<Sandbox>, Gateway)
     if !sandbox_args.no_cache() {
         config.cache_dir = Some(data.join("compiled"));
     }
-    config.max_concurrent_calls = SandboxArgs::default_concurrency();
     let sandbox = Arc::new(Sandbox::new(config)?);
     let invoker = Arc::new(LocalInvoker::new(sandbox.clone(), store.clone()));
     let gateway = Gateway::with_bare_names(invoker, node.bare_names.clone());

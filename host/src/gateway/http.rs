@@ -11,10 +11,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use toolmesh_registry::api::constant_eq;
+use toolmesh_registry::digest::Digest;
 
 /// Settings of the MCP endpoint.
 #[derive(Debug, Clone)]
@@ -73,11 +74,7 @@ impl Edge {
 
 /// A key's public name in logs: the start of its sha256.
 fn key_id(key: &str) -> String {
-    format!("key:{}", &hex::encode(Sha256::digest(key.as_bytes()))[..12])
-}
-
-fn constant_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    format!("key:{}", &Digest::of(key.as_bytes()).hex()[..12])
 }
 
 fn refuse(status: StatusCode, message: &str) -> Response {

@@ -192,7 +192,8 @@ impl ServerHandler for Gateway {
         let outcome_text = match &outcome {
             None => "cancelled".to_owned(),
             Some(Ok(_)) => "ok".to_owned(),
-            Some(Err(e)) => error_kind(e).to_owned(),
+            Some(Err(InvokeError::Fetch { .. })) => "fetch_failed".to_owned(),
+            Some(Err(InvokeError::Sandbox(e))) => e.kind().to_owned(),
         };
         tracing::info!(
             target: "toolmesh::audit",
@@ -267,22 +268,5 @@ impl ServerHandler for Gateway {
                 }
             }
         }
-    }
-}
-
-/// A short word for the audit log.
-fn error_kind(e: &InvokeError) -> &'static str {
-    match e {
-        InvokeError::Fetch { .. } => "fetch_failed",
-        InvokeError::Sandbox(e) => match e {
-            SandboxError::Timeout { .. } => "timeout",
-            SandboxError::MemoryLimit { .. } | SandboxError::TableLimit { .. } => "memory_limit",
-            SandboxError::Trap { .. } => "trap",
-            SandboxError::OutputTooLarge { .. } => "output_too_large",
-            SandboxError::InvalidOutput(_) => "invalid_output",
-            SandboxError::InvalidArguments(_) => "invalid_arguments",
-            SandboxError::ToolFailed(_) => "tool_failed",
-            _ => "host_error",
-        },
     }
 }

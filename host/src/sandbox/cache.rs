@@ -6,11 +6,10 @@
 //! is never loaded. Entries are written to a temporary file and renamed into
 //! place, so a crash never leaves a partial entry under a valid name.
 
-use sha2::{Digest as _, Sha256};
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use toolmesh_registry::digest::Digest;
+use toolmesh_registry::digest::{self, Digest};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -22,7 +21,7 @@ pub struct CompileCache {
 }
 
 /// Feeds `Hash` output into sha256, so the key is stable across runs.
-struct Sha256Hasher(Sha256);
+struct Sha256Hasher(digest::Hasher);
 
 impl Hasher for Sha256Hasher {
     fn finish(&self) -> u64 {
@@ -43,9 +42,9 @@ impl CompileCache {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         }
-        let mut hasher = Sha256Hasher(Sha256::new());
+        let mut hasher = Sha256Hasher(digest::Hasher::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        let engine_key = hex::encode(&hasher.0.finalize()[..8]);
+        let engine_key = hasher.0.finish().hex()[..16].to_owned();
         Ok(CompileCache { dir: dir.to_owned(), engine_key })
     }
 

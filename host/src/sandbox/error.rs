@@ -77,6 +77,23 @@ pub enum SandboxError {
 }
 
 impl SandboxError {
+    /// A short, stable word for logs and metrics (`timeout`, `trap`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SandboxError::Engine(_) => "engine",
+            SandboxError::InvalidComponent(_) => "invalid_component",
+            SandboxError::UnsupportedImport { .. } => "unsupported_import",
+            SandboxError::LimitAboveMaximum { .. } => "limit_above_maximum",
+            SandboxError::Timeout { .. } => "timeout",
+            SandboxError::MemoryLimit { .. } | SandboxError::TableLimit { .. } => "memory_limit",
+            SandboxError::Trap { .. } => "trap",
+            SandboxError::OutputTooLarge { .. } => "output_too_large",
+            SandboxError::InvalidOutput(_) => "invalid_output",
+            SandboxError::InvalidArguments(_) => "invalid_arguments",
+            SandboxError::ToolFailed(_) => "tool_failed",
+        }
+    }
+
     /// True when the tool, not the host or the caller, is at fault: a result
     /// the model should see (`isError`), not a protocol error.
     pub fn is_tool_failure(&self) -> bool {

@@ -89,7 +89,7 @@ fn presented_token(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Compares secrets in time that does not depend on where they differ.
-fn constant_eq(a: &str, b: &str) -> bool {
+pub fn constant_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -99,7 +99,9 @@ pub(crate) async fn dispatch(
         }
         (Target::Tags(name), Method::GET) => tags(&state, &repo(name)?, &params).await,
         (Target::Blob(name, digest), m @ (Method::GET | Method::HEAD)) => {
-            get_blob(&state, &repo(name)?, digest, m == Method::HEAD).await
+            // Blobs are content-addressed and shared; the name is only validated.
+            repo(name)?;
+            get_blob(&state, digest, m == Method::HEAD).await
         }
         (Target::Uploads(name), Method::POST) => start_upload(&state, &repo(name)?, &params, body).await,
         (Target::Upload(name, id), Method::PATCH) => patch_upload(&state, &repo(name)?, id, &headers, body).await,
@@ -125,8 +127,7 @@ pub(crate) async fn dispatch(
     }
 }
 
-async fn get_blob(state: &AppState, repo: &Repository, digest: &str, head: bool) -> Result<Response, ApiError> {
-    let _ = repo;
+async fn get_blob(state: &AppState, digest: &str, head: bool) -> Result<Response, ApiError> {
     let digest: Digest = digest.parse().map_err(|e: crate::digest::DigestError| {
         ApiError::new(StatusCode::BAD_REQUEST, "DIGEST_INVALID", e.to_string())
     })?;

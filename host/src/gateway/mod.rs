@@ -98,15 +98,22 @@ impl Gateway {
         Ok(self.set_catalog(Catalog::build(entries, &self.inner.bare_names)))
     }
 
-    /// Keeps the catalog in step with `store`: at once when this process
-    /// stores a manifest, and every [`REFRESH_INTERVAL`] for other writers.
+    /// Keeps the catalog in step with `store`: checked at once when this
+    /// process stores a manifest and every [`REFRESH_INTERVAL`] for other
+    /// writers, rebuilt only when the store's tags changed.
     pub fn follow(&self, store: FsStore) -> tokio::task::JoinHandle<()> {
         let gateway = self.clone();
         tokio::spawn(async move {
             let mut changes = store.subscribe();
+            let mut seen = None;
             loop {
-                if let Err(e) = gateway.refresh_from(&store).await {
-                    tracing::warn!(error = %e, "cannot read the catalog");
+                // Rebuild only when a tag was created or moved since last time.
+                let stamp = store.tags_stamp().await.ok();
+                if stamp.is_none() || stamp != seen {
+                    match gateway.refresh_from(&store).await {
+                        Ok(_) => seen = stamp,
+                        Err(e) => tracing::warn!(error = %e, "cannot read the catalog"),
+                    }
                 }
                 tokio::select! {
                     changed = changes.changed() => if changed.is_err() { return },

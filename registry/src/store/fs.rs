@@ -378,6 +378,35 @@ impl FsStore {
         Ok(out)
     }
 
+    /// A value that changes whenever a tag is created or moved, in this
+    /// process or another: one `stat` per tag, so a follower can skip
+    /// re-reading manifests when nothing changed.
+    pub async fn tags_stamp(&self) -> Result<u64, StoreError> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for repo in self.repositories().await? {
+            let dir = self.repo_dir(&repo).join("_tags");
+            let mut entries = match tokio::fs::read_dir(&dir).await {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            repo.as_str().hash(&mut hasher);
+            let mut tags = Vec::new();
+            while let Some(entry) = entries.next_entry().await? {
+                let meta = entry.metadata().await?;
+                #[cfg(unix)]
+                let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+                #[cfg(not(unix))]
+                let inode = 0u64;
+                tags.push((entry.file_name(), meta.len(), meta.modified().ok(), inode));
+            }
+            tags.sort();
+            tags.hash(&mut hasher);
+        }
+        Ok(hasher.finish())
+    }
+
     /// Every repository that holds at least one manifest, sorted.
     pub async fn repositories(&self) -> Result<Vec<Repository>, StoreError> {
         let root = self.root.join("repos");
@@ -466,6 +495,39 @@ mod tests {
         assert!(matches!(store.upload_status(&repo, &stale).await, Err(StoreError::UploadUnknown(_))));
         let left: Vec<_> = std::fs::read_dir(dir.path().join("tmp")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left, ["in-flight"]);
+    }
+
+    #[tokio::test]
+    async fn tags_stamp_moves_with_tags_only() {
+        use crate::oci::{Descriptor, Manifest, WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE};
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path(), StoreConfig::default()).unwrap();
+        let repo: Repository = "a/b".parse().unwrap();
+        let empty = store.tags_stamp().await.unwrap();
+        let manifest = |layer: &[u8]| Manifest {
+            schema_version: 2,
+            media_type: None,
+            artifact_type: None,
+            config: Descriptor::of(WASM_CONFIG_MEDIA_TYPE, b"{}"),
+            layers: vec![Descriptor::of(WASM_LAYER_MEDIA_TYPE, layer)],
+            subject: None,
+            annotations: Default::default(),
+        };
+        for blob in [&b"{}"[..], b"one", b"two"] {
+            store.put_blob_bytes(None, blob).await.unwrap();
+        }
+        let one = manifest(b"one").to_bytes();
+        let by_digest = ManifestRef::Digest(Digest::of(&one));
+        store.put_manifest(&repo, &by_digest, &one, None).await.unwrap();
+        assert_eq!(store.tags_stamp().await.unwrap(), empty, "a push by digest moves no tag");
+        let tag = ManifestRef::Tag("1".parse().unwrap());
+        store.put_manifest(&repo, &tag, &one, None).await.unwrap();
+        let tagged = store.tags_stamp().await.unwrap();
+        assert_ne!(tagged, empty);
+        assert_eq!(store.tags_stamp().await.unwrap(), tagged, "stable while nothing changes");
+        let two = manifest(b"two").to_bytes();
+        store.put_manifest(&repo, &tag, &two, None).await.unwrap();
+        assert_ne!(store.tags_stamp().await.unwrap(), tagged, "moving a tag changes the stamp");
     }
 
     #[tokio::test]

@@ -112,8 +112,10 @@ fn run_saves_images_with_out() {
 
 #[test]
 fn bad_arguments_exit_2_with_a_reason_naming_the_field() {
+    // The published input schema is enforced before the call, as the gateway does.
     let run = run_tool("hello", "greet", json!({"name": 7}), &[]);
-    assert_one_line_failure(&run, 2, "field `name`");
+    assert_one_line_failure(&run, 2, "/name: 7 is not of type \"string\"");
+    // What the schema cannot say, the tool refuses itself.
     let run = run_tool("text", "regex_find", json!({"pattern": "(", "text": ""}), &[]);
     assert_one_line_failure(&run, 2, "field `pattern`");
     let run = tool(&["run", &path("hello"), "greet", "--args", "{not json"]);

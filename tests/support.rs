@@ -89,8 +89,10 @@ impl Server {
                 }
             }
         });
-        let url = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("server did not announce its address");
-        Server { child, url }
+        // Owned by the guard first, so a failed start still kills it.
+        let mut server = Server { child, url: String::new() };
+        server.url = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("server did not announce its address");
+        server
     }
 
     /// Kills the process at once (SIGKILL), as a crash would.

@@ -1,19 +1,21 @@
-//! Warm `tools/call` over streamable HTTP on loopback: the toolmesh gateway
-//! (each call a fresh sandbox instance of the `hello` component) against a
-//! native rmcp server doing the same work in Rust, with the same rmcp HTTP
-//! settings. Stateless 2026-07-28 requests with JSON responses, at 1 and 32
-//! concurrent clients; prints a Markdown table.
+//! Warm `tools/call` over streamable HTTP on loopback, measured the way
+//! users meet it: the release `tool serve` binary as its own process
+//! (default flags but `--rate-limit 0`; every call a fresh sandbox instance
+//! of the `hello` component running `greet`) against a native rmcp server,
+//! also its own process, doing the same work in Rust with the same rmcp HTTP
+//! settings. This benchmark process is the load generator: stateless
+//! 2026-07-28 requests with JSON responses, at 1 and 32 concurrent clients.
+//! The gateway served from inside this process is measured beside them.
+//! Prints a Markdown table.
 //!
-//! Run with `scripts/bench.sh mcp` (it builds the components first).
+//! Run with `scripts/bench.sh mcp` (it builds the components and the
+//! release binary first).
+
+mod common;
 
 use bytes::Bytes;
-use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ServerCapabilities, ServerConfig,
-};
-use rmcp::service::RequestContext;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ErrorData, RoleServer, ServerHandler};
+use common::{ChildGuard, serve};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use toolmesh_host::artifact::ToolMetadata;
@@ -25,35 +27,9 @@ use toolmesh_registry::api::AccessConfig;
 use toolmesh_registry::client::Client;
 use toolmesh_registry::store::{FsStore, StoreConfig};
 
-/// The same tool, natively.
-#[derive(Clone)]
-struct Native;
-
-impl ServerHandler for Native {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-    }
-
-    async fn call_tool(
-        &self,
-        request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let name = request.arguments.as_ref().and_then(|a| a.get("name")).and_then(|n| n.as_str()).unwrap_or("");
-        Ok(CallToolResult::success(vec![ContentBlock::text(format!("Hello, {name}!"))]).into())
-    }
-}
-
-async fn serve(app: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
-}
-
-async fn start_toolmesh(dir: &std::path::Path) -> String {
-    let exe = std::env::current_exe().unwrap();
-    let wasm = exe.ancestors().nth(3).unwrap().join("wasm32-wasip2/release/hello.wasm");
+/// The gateway inside this process (registry store, catalog, local node).
+async fn start_in_process(dir: &Path) -> String {
+    let wasm = common::components().join("hello.wasm");
     let bytes =
         std::fs::read(&wasm).unwrap_or_else(|e| panic!("{}: {e}; run scripts/build-components.sh", wasm.display()));
     let store = FsStore::open(dir, StoreConfig::default()).unwrap();
@@ -61,41 +37,15 @@ async fn start_toolmesh(dir: &std::path::Path) -> String {
     let access = AccessConfig { push_tokens: vec!["t".into()], ..AccessConfig::default() };
     let registry = serve(toolmesh_registry::api::router(store.clone(), access)).await;
     let client = Client::new(&registry, Some("t".into())).unwrap();
-    let repo = "bench/hello".parse().unwrap();
-    let tag = "1".parse().unwrap();
-    toolmesh_host::publish::publish(
-        &sandbox,
-        &client,
-        Bytes::from(bytes),
-        (&repo, &tag),
-        ToolMetadata::default(),
-        None,
-        &|_| {},
-    )
-    .await
-    .unwrap();
+    let (repo, tag) = ("examples/hello".parse().unwrap(), "0.1.0".parse().unwrap());
+    let metadata = ToolMetadata::default();
+    toolmesh_host::publish::publish(&sandbox, &client, Bytes::from(bytes), (&repo, &tag), metadata, None, &|_| {})
+        .await
+        .unwrap();
     let gateway = Gateway::new(Arc::new(LocalInvoker::new(sandbox, store.clone())));
     gateway.refresh_from(&store).await.unwrap();
     let config = McpHttpConfig { rate_per_minute: 0, ..McpHttpConfig::default() };
     format!("{}/mcp", serve(router(gateway, config)).await)
-}
-
-async fn start_native() -> String {
-    let config = StreamableHttpServerConfig::default().with_json_response(true);
-    let service: StreamableHttpService<Native, LocalSessionManager> =
-        StreamableHttpService::new(|| Ok(Native), Arc::new(LocalSessionManager::default()), config);
-    format!("{}/mcp", serve(axum::Router::new().nest_service("/mcp", service)).await)
-}
-
-fn body(tool: &str, id: u64) -> String {
-    serde_json::json!({
-        "jsonrpc": "2.0", "id": id, "method": "tools/call",
-        "params": {
-            "name": tool, "arguments": {"name": "bench"},
-            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
-        }
-    })
-    .to_string()
 }
 
 /// Runs `clients` loops of calls for `duration`; returns calls/s, p50, p99.
@@ -111,18 +61,7 @@ async fn load(url: &str, tool: &str, clients: usize, duration: Duration) -> (f64
                 while started.elapsed() < duration {
                     id += 1;
                     let t = Instant::now();
-                    let response = http
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .header("accept", "application/json, text/event-stream")
-                        .header("mcp-protocol-version", "2026-07-28")
-                        .header("mcp-method", "tools/call")
-                        .header("mcp-name", &tool)
-                        .body(body(&tool, id))
-                        .send()
-                        .await
-                        .unwrap();
-                    let text = response.text().await.unwrap();
+                    let text = common::call(&http, &url, &tool, id).await;
                     assert!(text.contains("Hello, bench!"), "{text}");
                     latencies.push(t.elapsed());
                 }
@@ -141,28 +80,45 @@ async fn load(url: &str, tool: &str, clients: usize, duration: Duration) -> (f64
 }
 
 fn main() {
+    common::serve_native_if_asked();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let seconds = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
     let dir = tempfile::tempdir().unwrap();
+    let (_native_child, native): (ChildGuard, String) = common::start_native();
+    let (_tool_child, toolmesh) = common::start_tool_serve(&dir.path().join("serve"), &common::components());
+    let toolmesh = format!("{toolmesh}/mcp");
     runtime.block_on(async {
-        let toolmesh = start_toolmesh(dir.path()).await;
-        let native = start_native().await;
-        // Warm both (the gateway compiles the component on its first call).
-        load(&toolmesh, "bench.hello.greet", 1, Duration::from_millis(500)).await;
-        load(&native, "greet", 1, Duration::from_millis(500)).await;
-        println!("| clients | server | calls/s | p50 | p99 |");
-        println!("|---|---|---|---|---|");
+        let in_process = start_in_process(&dir.path().join("in-process")).await;
+        let servers = [
+            ("native rmcp (own process)", native.as_str()),
+            ("toolmesh `tool serve` (own process)", toolmesh.as_str()),
+            ("toolmesh gateway (in this process)", in_process.as_str()),
+        ];
+        let tool = |name: &str| if name.starts_with("native") { "greet" } else { "examples.hello.greet" };
+        // Warm every server (the gateways compile the component on the first
+        // call, and move to optimised code a moment later).
+        for (name, url) in servers {
+            load(url, tool(name), 1, Duration::from_millis(500)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        println!("| clients | server | calls/s | p50 | p99 | toolmesh / native |");
+        println!("|---|---|---|---|---|---|");
         for clients in [1, 32] {
-            let mut rates = Vec::new();
-            for (name, url, tool) in [("native rmcp", &native, "greet"), ("toolmesh", &toolmesh, "bench.hello.greet")] {
-                let (rate, p50, p99) = load(url, tool, clients, Duration::from_secs(5)).await;
-                rates.push(rate);
+            let mut native_rate = 0.0;
+            for (name, url) in servers {
+                let (rate, p50, p99) = load(url, tool(name), clients, Duration::from_secs(seconds)).await;
+                let ratio = if name.starts_with("native") {
+                    native_rate = rate;
+                    String::new()
+                } else {
+                    format!("{:.2}×", rate / native_rate)
+                };
                 println!(
-                    "| {clients} | {name} | {rate:.0} | {:.3} ms | {:.3} ms |",
+                    "| {clients} | {name} | {rate:.0} | {:.3} ms | {:.3} ms | {ratio} |",
                     p50.as_secs_f64() * 1e3,
                     p99.as_secs_f64() * 1e3
                 );
             }
-            println!("| {clients} | native / toolmesh throughput | {:.2}× | | |", rates[0] / rates[1]);
         }
     });
 }

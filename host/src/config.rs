@@ -79,6 +79,16 @@ pub struct SandboxConfig {
     /// Directory for compiled code, keyed by component digest and engine
     /// compatibility; `None` compiles on every load.
     pub cache_dir: Option<PathBuf>,
+    /// Memory all running calls may reserve together (`"8GiB"`); each call
+    /// reserves the most it may use (its memory limit, the host's copies of
+    /// its output, its stacks) before it starts. `None`: three quarters of
+    /// the machine's (or the cgroup's) memory.
+    #[serde(deserialize_with = "de_opt_size")]
+    pub memory_budget: Option<u64>,
+    /// How long a call waits for a slot and its share of the memory budget
+    /// before it is refused as "node busy" (`"2s"`).
+    #[serde(deserialize_with = "de_duration")]
+    pub queue_timeout: Duration,
 }
 
 impl Default for SandboxConfig {
@@ -89,6 +99,8 @@ impl Default for SandboxConfig {
             max_wasm_stack: 1 << 20,
             allocator: Allocator::Pooling,
             cache_dir: None,
+            memory_budget: None,
+            queue_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -164,6 +176,10 @@ fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
 }
 
+fn de_opt_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    de_size(d).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,10 +207,11 @@ mod tests {
     #[test]
     fn toml_overrides_defaults_and_rejects_unknown_keys() {
         let c = SandboxConfig::from_toml(
-            "allocator = \"on-demand\"\n[limits]\ntimeout = \"2s\"\nmemory = \"64MiB\"\noutput = 4096\n",
+            "allocator = \"on-demand\"\nmemory_budget = \"2GiB\"\n[limits]\ntimeout = \"2s\"\nmemory = \"64MiB\"\noutput = 4096\n",
         )
         .unwrap();
         assert_eq!(c.allocator, Allocator::OnDemand);
+        assert_eq!(c.memory_budget, Some(2 << 30));
         assert_eq!(c.limits.timeout, Duration::from_secs(2));
         assert_eq!(c.limits.memory, 64 << 20);
         assert_eq!(c.limits.output, 4096);

@@ -6,6 +6,7 @@
 //! - [`capability`] holds the host interfaces a tool may import (log,
 //!   progress), one module each.
 //! - [`gateway`] is the MCP server whose tools are the catalog.
+//! - [`node`] keeps what a node holds between calls (loaded components).
 //! - [`config`] is the typed configuration of the sandbox role.
 //! - [`policy`] is what a tool requests (and, later, what a node grants).
 //! - [`artifact`] turns a component into a publishable OCI artifact;
@@ -19,6 +20,7 @@ pub mod artifact;
 pub mod capability;
 pub mod config;
 pub mod gateway;
+pub mod node;
 pub mod policy;
 pub mod publish;
 pub mod sandbox;

@@ -41,7 +41,8 @@ pub async fn publish(
     key: Option<&SecretKey>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Digest, PublishError> {
-    let component = sandbox.load(&bytes)?;
+    // One describe call: the baseline compiler is enough and much quicker.
+    let component = sandbox.load_quick(&bytes)?;
     let tools = sandbox.describe(&component).await?;
     meta.version = tag.to_string();
     meta.publisher = key.map(|k| k.public().key_id());

@@ -177,10 +177,20 @@ async fn deep_recursion_is_a_stack_overflow_trap() {
 async fn gigantic_output_is_refused() {
     let sandbox = sandbox_with(small_limits());
     let hostile = load(&sandbox, "hostile");
+    // Just over the cap: copied, measured exactly, refused.
+    let err = call(&sandbox, &hostile, "huge_output", json!({"bytes": (1 << 20) + 1000})).await.unwrap_err();
+    assert!(
+        matches!(err, SandboxError::OutputTooLarge { size, limit } if limit == 1 << 20 && size == (1 << 20) + 1016),
+        "{err}"
+    );
+    // Far over it: refused before the host copies it.
     let err = call(&sandbox, &hostile, "huge_output", json!({"bytes": 8 << 20})).await.unwrap_err();
-    assert!(matches!(err, SandboxError::OutputTooLarge { limit, .. } if limit == 1 << 20), "{err}");
+    assert!(matches!(err, SandboxError::TransferTooLarge { limit } if limit == (2 << 20) + (64 << 10)), "{err}");
     let err = call(&sandbox, &hostile, "many_items", json!({})).await.unwrap_err();
-    assert!(matches!(err, SandboxError::OutputTooLarge { .. }), "{err}");
+    assert!(matches!(err, SandboxError::TransferTooLarge { .. }), "{err}");
+    let err = call(&sandbox, &hostile, "huge_error", json!({"bytes": 24 << 20})).await.unwrap_err();
+    assert!(matches!(err, SandboxError::TransferTooLarge { .. }), "{err}");
+    assert_eq!(err.phase(), toolmesh_host::sandbox::Phase::OutputCheck);
     // Just under the cap is fine.
     let out = call(&sandbox, &hostile, "huge_output", json!({"bytes": 1000})).await.unwrap();
     assert_eq!(text(&out).len(), 1000);
@@ -393,4 +403,77 @@ async fn concurrent_calls_beyond_the_pool_wait_for_a_slot() {
         let out = handle.await.unwrap().unwrap();
         assert_eq!(text(&out), format!("Hello, {i}!"));
     }
+}
+
+#[tokio::test]
+async fn a_progress_flood_is_stopped_by_the_time_limit() {
+    let sandbox = sandbox_with(small_limits());
+    let hostile = load(&sandbox, "hostile");
+    let reports = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = reports.clone();
+    let options = CallOptions {
+        progress: Some(Arc::new(move |_| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })),
+        ..timeout_after(&sandbox, Duration::from_millis(500))
+    };
+    let started = Instant::now();
+    let err = sandbox.call(&hostile, "progress_flood", "{}", options).await.unwrap_err();
+    assert!(matches!(err, SandboxError::Timeout { .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5), "the limit held: {:?}", started.elapsed());
+    assert!(reports.load(std::sync::atomic::Ordering::Relaxed) > 1000, "the tool did flood");
+    assert_still_serves(&sandbox, &hostile).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_past_the_memory_budget_wait_then_get_node_busy() {
+    // Room for one call under these limits at a time.
+    let limits = Limits { memory: 32 << 20, timeout: Duration::from_secs(2), ..Limits::default() };
+    let config = SandboxConfig {
+        limits,
+        memory_budget: Some(48 << 20),
+        queue_timeout: Duration::from_millis(200),
+        ..small_limits()
+    };
+    let sandbox = Arc::new(sandbox_with(config));
+    let hostile = load(&sandbox, "hostile");
+    let spinning = {
+        let (sandbox, hostile) = (sandbox.clone(), hostile.clone());
+        tokio::spawn(async move { call(&sandbox, &hostile, "spin", json!({})).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let err = call(&sandbox, &hostile, "echo", json!({"text": "x"})).await.unwrap_err();
+    assert!(matches!(err, SandboxError::NodeBusy { budget, .. } if budget == 48 << 20), "{err}");
+    assert!(err.is_busy() && !err.is_tool_failure());
+    assert!(matches!(spinning.await.unwrap(), Err(SandboxError::Timeout { .. })));
+    assert_eq!(sandbox.budget().available(), 48 << 20, "every reservation was given back");
+    assert_still_serves(&sandbox, &hostile).await;
+}
+
+#[test]
+fn a_budget_below_one_call_is_refused_at_start() {
+    let config = SandboxConfig { memory_budget: Some(16 << 20), ..small_limits() };
+    let err = Sandbox::new(config).err().expect("refused");
+    assert!(err.to_string().contains("memory budget"), "{err}");
+}
+
+#[tokio::test]
+async fn the_baseline_compiler_runs_the_same_calls_under_the_same_limits() {
+    let sandbox = sandbox_with(small_limits());
+    let bytes = std::fs::read(component_path("hostile")).unwrap();
+    let quick = sandbox.load_quick(&bytes).unwrap();
+    assert_eq!(quick.tier(), toolmesh_host::sandbox::Tier::Baseline);
+    assert_still_serves(&sandbox, &quick).await;
+    let err = sandbox.call(&quick, "spin", "{}", timeout_after(&sandbox, Duration::from_millis(300))).await;
+    assert!(matches!(err, Err(SandboxError::Timeout { .. })), "epoch deadlines hold: {err:?}");
+    let err = call(&sandbox, &quick, "grow", json!({})).await.unwrap_err();
+    assert!(matches!(err, SandboxError::MemoryLimit { .. }), "{err}");
+    let err = call(&sandbox, &quick, "recurse", json!({})).await.unwrap_err();
+    assert!(matches!(err, SandboxError::Trap { .. }), "{err}");
+    assert_still_serves(&sandbox, &quick).await;
+    // With optimised code in the compile cache, a quick load uses it.
+    let dir = tempfile::tempdir().unwrap();
+    let cached = sandbox_with(SandboxConfig { cache_dir: Some(dir.path().to_owned()), ..small_limits() });
+    assert_eq!(cached.load(&bytes).unwrap().tier(), toolmesh_host::sandbox::Tier::Optimized);
+    assert_eq!(cached.load_quick(&bytes).unwrap().tier(), toolmesh_host::sandbox::Tier::Optimized);
 }

@@ -8,11 +8,13 @@
 //! - [`client`]: what `tool publish`, `tool pull` and nodes use to talk to
 //!   any OCI registry.
 //! - [`signing`]: publisher keys and signatures over manifest digests.
+//! - [`files`]: atomic and private file writes.
 #![deny(missing_docs)]
 
 pub mod api;
 pub mod client;
 pub mod digest;
+pub mod files;
 pub mod name;
 pub mod oci;
 pub mod signing;

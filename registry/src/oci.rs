@@ -118,6 +118,20 @@ impl Manifest {
             .flatten()
     }
 
+    /// Parses manifest `bytes` and returns the component layer they point
+    /// to, with a message that says why when they are not a Wasm component
+    /// artifact.
+    pub fn component_layer(bytes: &[u8]) -> Result<Descriptor, String> {
+        let manifest: Manifest =
+            serde_json::from_slice(bytes).map_err(|e| format!("the manifest is not an OCI image manifest: {e}"))?;
+        manifest.wasm_layer().cloned().ok_or_else(|| {
+            format!(
+                "not a Wasm component artifact (config {}, no {WASM_LAYER_MEDIA_TYPE} layer)",
+                manifest.config.media_type
+            )
+        })
+    }
+
     /// Serialises the manifest; its digest is the digest of these bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("manifests always serialise")
@@ -235,6 +249,8 @@ mod tests {
     fn finds_the_wasm_layer_and_referenced_blobs() {
         let m = wasm_manifest();
         assert_eq!(m.wasm_layer().unwrap().digest, Digest::of(b"\0asm"));
+        assert_eq!(Manifest::component_layer(&m.to_bytes()).unwrap().digest, Digest::of(b"\0asm"));
+        assert!(Manifest::component_layer(b"[]").unwrap_err().contains("not an OCI image manifest"));
         let summary = inspect_manifest(&m.to_bytes(), Some(MANIFEST_MEDIA_TYPE)).unwrap();
         assert_eq!(summary.blobs, vec![Digest::of(b"{}"), Digest::of(b"\0asm")]);
         assert_eq!(summary.subject, None);

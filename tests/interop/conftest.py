@@ -5,6 +5,7 @@ Run by scripts/test.sh with TOOLMESH_TOOL (the `tool` binary),
 TOOLMESH_COMPONENTS (the built components) and TOOLMESH_WKG set.
 """
 
+import contextlib
 import os
 import pathlib
 import re
@@ -27,16 +28,24 @@ def registry(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    host = None
-    for line in proc.stderr:
-        match = re.search(r"listening on http://(\S+)", line)
-        if match:
-            host = match.group(1)
-            break
-    assert host, "the registry did not start"
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-    yield host
-    proc.kill()
+    try:
+        host = None
+        for line in proc.stderr:
+            match = re.search(r"listening on http://(\S+)", line)
+            if match:
+                host = match.group(1)
+                break
+        assert host, "the registry did not start"
+        threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+        yield host
+    finally:
+        stop(proc)
+
+
+def stop(proc):
+    """Kills a process this suite started and waits for it."""
+    if proc.poll() is None:
+        proc.kill()
     proc.wait(timeout=10)
 
 
@@ -50,28 +59,34 @@ def tool(host, *args):
 def gateway(tmp_path):
     """`tool serve` (registry + gateway + node) on a loopback port, with the
     examples published and calls limited to 1 s; yields (base URL, data dir, log path)."""
-    yield from start_gateway(tmp_path)
+    with start_gateway(tmp_path) as (base, data, log, _):
+        yield base, data, log
 
 
-def start_gateway(tmp_path, *extra, examples=COMPONENTS):
-    """Runs `tool serve` with `extra` flags until the generator is closed."""
+@contextlib.contextmanager
+def start_gateway(tmp_path, *extra, examples=COMPONENTS, wait=True):
+    """Runs `tool serve` with `extra` flags for the `with` block, yielding
+    (base URL, data dir, log path, process); the process is killed when the
+    block ends, however it ends. With `wait=False` it yields at once, before
+    the server listens (the base URL is then None)."""
     data = tmp_path / "data"
     log = tmp_path / "serve.log"
     args = [TOOL, "serve", "--data", str(data), "--addr", "127.0.0.1:0", "--examples", str(examples), "--timeout", "1s"]
     with open(log, "w") as sink:
         proc = subprocess.Popen([*args, *extra], stderr=sink, stdout=subprocess.DEVNULL)
-    base = None
-    for _ in range(600):
-        match = re.search(r"listening on (http://\S+)", log.read_text())
-        if match:
-            base = match.group(1)
-            break
-        assert proc.poll() is None, log.read_text()
-        time.sleep(0.05)
-    assert base, "tool serve did not start:\n" + log.read_text()
-    yield base, data, log
-    proc.kill()
-    proc.wait(timeout=10)
+    try:
+        base = None
+        for _ in range(600 if wait else 0):
+            match = re.search(r"listening on (http://\S+)", log.read_text())
+            if match:
+                base = match.group(1)
+                break
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.05)
+        assert base or not wait, "tool serve did not start:\n" + log.read_text()
+        yield base, data, log, proc
+    finally:
+        stop(proc)
 
 
 def publish_to(base, data, component, name, version):

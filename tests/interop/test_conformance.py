@@ -23,9 +23,7 @@ EXPECTED = pathlib.Path(__file__).parent.parent / "conformance" / "expected-fail
 def test_conformance_suite(tmp_path):
     empty = tmp_path / "no-examples"
     empty.mkdir()
-    server = start_gateway(tmp_path, "--bare-names", "conformance/fixtures", examples=empty)
-    base, data, _ = next(server)
-    try:
+    with start_gateway(tmp_path, "--bare-names", "conformance/fixtures", examples=empty) as (base, data, _, _):
         publish_to(base, data, COMPONENTS / "conformance.wasm", "conformance/fixtures", "1.0.0")
         done = subprocess.run(
             [CONFORMANCE, "server", "--url", f"{base}/mcp", "--requirements", "2026-07-28",
@@ -35,5 +33,3 @@ def test_conformance_suite(tmp_path):
         summary = [line for line in done.stdout.splitlines() if "Total:" in line or "nexpected" in line or "now pass" in line]
         print("\n".join(summary))
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    finally:
-        server.close()

@@ -69,17 +69,13 @@ def test_foreign_hosts_and_origins_are_refused(gateway):
 
 
 def test_api_keys_and_rate_limit(tmp_path):
-    server = start_gateway(tmp_path, "--api-key", "k-one", "--api-key", "k-two", "--rate-limit", "4")
-    base, _, log = next(server)
-    try:
+    with start_gateway(tmp_path, "--api-key", "k-one", "--api-key", "k-two", "--rate-limit", "4") as (base, _, log, _):
         assert post(base, INIT).status_code == 401
         assert post(base, INIT, {"authorization": "Bearer wrong"}).status_code == 401
         statuses = [post(base, INIT, {"authorization": "Bearer k-one"}).status_code for _ in range(6)]
         assert statuses[:4] == [200] * 4 and statuses[-1] == 429, statuses
         assert post(base, INIT, {"authorization": "Bearer k-two"}).status_code == 200, "limits are per key"
         assert "k-one" not in log.read_text() and "k-two" not in log.read_text()
-    finally:
-        server.close()
 
 
 def test_serve_refuses_a_public_address_without_keys(tmp_path):

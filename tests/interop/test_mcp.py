@@ -103,13 +103,13 @@ async def test_errors_are_results_or_protocol_errors_as_the_spec_says(gateway, m
         with pytest.raises(mcp.MCPError) as invalid:
             await client.call_tool("examples.hello.greet", {"name": 3})
         assert invalid.value.error.code == -32602
-        assert "field `name`" in invalid.value.error.message
+        assert '/name: 3 is not of type "string"' in invalid.value.error.message
         for tool, args, needle in [
             ("test.hostile.spin", {}, "time limit of 1 s"),
             ("test.hostile.grow", {}, "memory limit"),
             ("test.hostile.panic", {}, "panicked on purpose"),
             ("test.hostile.read_file", {"path": "/etc/passwd"}, "tool failed"),
-            ("test.hostile.wrong_shape", {}, "does not match its output schema: /count: expected integer"),
+            ("test.hostile.wrong_shape", {}, 'does not match its output schema: /count: "many" is not of type "integer"'),
         ]:
             result = await client.call_tool(tool, args)
             assert result.is_error, tool

@@ -4,6 +4,10 @@
 use crate::sandbox::CallState;
 use crate::sandbox::bindings::toolmesh::tool::log::{Host, Level};
 
+/// What each line costs beyond its text, so a flood of empty lines spends
+/// the budget too.
+const LINE_COST: u64 = 64;
+
 /// How many log bytes a call may still write, and how many it lost.
 #[derive(Debug)]
 pub struct LogBudget {
@@ -17,9 +21,9 @@ impl LogBudget {
         LogBudget { left: bytes, dropped_lines: 0 }
     }
 
-    /// Takes `len` bytes from the budget; false when it is spent.
+    /// Takes a line of `len` bytes from the budget; false when it is spent.
     fn take(&mut self, len: usize) -> bool {
-        match self.left.checked_sub(len as u64) {
+        match self.left.checked_sub(len as u64 + LINE_COST) {
             Some(left) => {
                 self.left = left;
                 true
@@ -60,10 +64,13 @@ mod tests {
 
     #[test]
     fn budget_runs_out_and_counts_drops() {
-        let mut b = LogBudget::new(10);
+        let mut b = LogBudget::new(10 + 2 * LINE_COST);
         assert!(b.take(6));
         assert!(!b.take(6));
         assert!(!b.take(1));
         assert_eq!(b.dropped_lines(), 2);
+        let mut empty = LogBudget::new(64 << 10);
+        let kept = (0..1_000_000).filter(|_| empty.take(0)).count() as u64;
+        assert_eq!(kept, (64 << 10) / LINE_COST, "empty lines spend the budget too");
     }
 }

@@ -23,7 +23,7 @@ pub struct InspectArgs {
 
 pub async fn run(args: InspectArgs) -> Result<(), Failure> {
     let bytes = args.source.read(&args.file).await?;
-    let (sandbox, component) = args.sandbox.load(&bytes, &args.file)?;
+    let (sandbox, component) = args.sandbox.load(&bytes, &args.file, true)?;
     let tools = sandbox.describe(&component).await?;
     if args.json {
         let out = json!({

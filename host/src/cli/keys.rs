@@ -3,8 +3,8 @@
 use super::Failure;
 use anyhow::{Context, anyhow};
 use clap::Args;
-use std::io::Write;
 use std::path::PathBuf;
+use toolmesh_registry::files;
 use toolmesh_registry::signing::SecretKey;
 
 /// Arguments of `tool keygen`.
@@ -34,15 +34,8 @@ pub fn run(args: KeygenArgs) -> Result<(), Failure> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let key = SecretKey::generate();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&secret_path).with_context(|| format!("cannot write {}", secret_path.display()))?;
-    writeln!(file, "{}", key.to_text()).with_context(|| format!("cannot write {}", secret_path.display()))?;
+    files::write_atomic(&secret_path, format!("{}\n", key.to_text()).as_bytes())
+        .with_context(|| format!("cannot write {}", secret_path.display()))?;
     std::fs::write(&public_path, format!("{}\n", key.public().to_text()))
         .with_context(|| format!("cannot write {}", public_path.display()))?;
     println!("key id {}", key.public().key_id());

@@ -109,11 +109,13 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr, so stdout carries only results.
+/// Logs go to stderr, so stdout carries only results. Dependencies log
+/// warnings only unless `TOOLMESH_LOG` asks for more; a server's own lines
+/// at info are one audit line per call plus start-up and changes.
 fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",
-        1 => "info",
+        1 => "warn,toolmesh=info,toolmesh_host=info,toolmesh_registry=info,tool=info",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOOLMESH_LOG")

@@ -3,9 +3,8 @@
 
 use super::Failure;
 use super::remote::{RegistryArgs, fetch, parse_reference, read_trusted, verify};
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use clap::Args;
-use std::io::Write;
 use std::path::PathBuf;
 
 /// Arguments of `tool pull`.
@@ -50,7 +49,8 @@ pub async fn pull(args: PullArgs) -> Result<(), Failure> {
             reference.tag.as_ref().map_or_else(|| fetched.manifest_digest.hex()[..12].to_owned(), |t| t.to_string());
         PathBuf::from(format!("{name}-{version}.wasm"))
     });
-    write_atomic(&output, &fetched.bytes)?;
+    toolmesh_registry::files::write_atomic(&output, &fetched.bytes)
+        .with_context(|| format!("cannot write {}", output.display()))?;
     println!("{} {}", output.display(), fetched.manifest_digest);
     Ok(())
 }
@@ -65,16 +65,5 @@ pub async fn verify_cmd(args: VerifyArgs) -> Result<(), Failure> {
         .with_context(|| format!("cannot fetch {reference}"))?;
     let key = verify(&client, &reference, &digest, &trusted).await?;
     println!("{reference}@{digest} is signed by key {key}");
-    Ok(())
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory.
-fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), Failure> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let name = path.file_name().ok_or_else(|| Failure::usage(anyhow!("{} is not a file path", path.display())))?;
-    let tmp = dir.join(format!(".{}.partial", name.to_string_lossy()));
-    let mut file = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

@@ -53,10 +53,7 @@ pub async fn fetch(client: &Client, reference: &Reference) -> Result<Fetched, Fa
         .pull_manifest(&reference.repository, &reference.manifest_ref())
         .await
         .with_context(|| format!("cannot fetch {reference} from {}", client.base()))?;
-    let manifest: Manifest = serde_json::from_slice(&bytes).context("the manifest is not an OCI image manifest")?;
-    let layer = manifest.wasm_layer().ok_or_else(|| {
-        anyhow!("{reference} is not a Wasm component artifact (no {} layer)", oci::WASM_LAYER_MEDIA_TYPE)
-    })?;
+    let layer = Manifest::component_layer(&bytes).map_err(|e| anyhow!("{reference}: {e}"))?;
     let bytes = client
         .pull_blob(&reference.repository, &layer.digest)
         .await

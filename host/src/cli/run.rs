@@ -9,7 +9,9 @@ use serde_json::Value;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
-use toolmesh_host::sandbox::{CallOptions, Content, SandboxError, mcp_error_result, mcp_result};
+use toolmesh_host::gateway::mcp::{mcp_error_result, mcp_result, structured_content};
+use toolmesh_host::gateway::schema::ToolSchemas;
+use toolmesh_host::sandbox::{CallOptions, Content, SandboxError};
 
 /// Arguments of `tool run`.
 #[derive(Args, Debug)]
@@ -36,9 +38,9 @@ pub struct RunArgs {
 pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let arguments = read_arguments(&args.args)?;
     let bytes = args.source.read(&args.file).await?;
-    let (sandbox, component) = args.sandbox.load(&bytes, &args.file)?;
+    let (sandbox, component) = args.sandbox.load(&bytes, &args.file, false)?;
     let tools = sandbox.describe(&component).await?;
-    if !tools.iter().any(|t| t.name == args.tool) {
+    let Some(descriptor) = tools.iter().find(|t| t.name == args.tool) else {
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
         return Err(Failure::usage(anyhow!(
             "no tool `{}` in {}; it offers: {}",
@@ -46,6 +48,13 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
             args.file,
             names.join(", ")
         )));
+    };
+    // The same checks the gateway makes: the published schemas, enforced.
+    let schemas = ToolSchemas::compile(&descriptor.input_schema, descriptor.output_schema.as_ref())
+        .map_err(|e| anyhow!("tool `{}` cannot be called: {e}", args.tool))?;
+    let parsed: Value = serde_json::from_str(&arguments).context("the arguments are not JSON")?;
+    if let Err(problem) = schemas.check_arguments(&parsed) {
+        return Err(Failure::usage(anyhow!("invalid arguments for `{}`: {problem}", args.tool)));
     }
     let options = CallOptions {
         progress: Some(Arc::new(|p| {
@@ -57,12 +66,16 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     };
     let outcome = sandbox.call(&component, &args.tool, &arguments, options).await;
     match outcome {
-        Ok(content) if args.json => {
-            println!("{}", serde_json::to_string_pretty(&mcp_result(&content))?);
-            Ok(())
-        }
-        Ok(content) => print_content(&content, &args),
-        Err(error) => Err(report(error, args.json)),
+        Ok(content) => match schemas.check_result(structured_content(&content)) {
+            Err(problem) => Err(Failure::failed(report(&problem, true, args.json))),
+            Ok(()) if args.json => {
+                println!("{}", serde_json::to_string_pretty(&mcp_result(content))?);
+                Ok(())
+            }
+            Ok(()) => print_content(&content, &args),
+        },
+        Err(error @ SandboxError::InvalidArguments(_)) => Err(Failure::usage(report(&error.to_string(), false, false))),
+        Err(error) => Err(Failure::failed(report(&error.to_string(), error.is_tool_failure(), args.json))),
     }
 }
 
@@ -106,23 +119,19 @@ fn print_content(content: &[Content], args: &RunArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Turns a failed call into the CLI's error, printing the MCP-shaped error
-/// result first when `--json` asked for it.
-fn report(error: SandboxError, json: bool) -> Failure {
-    let text = error.to_string();
-    let (first, details) = text.split_once('\n').unwrap_or((&text, ""));
+/// Turns a failed call into the CLI's error (its first line; the rest, a
+/// backtrace, goes to the log), printing the MCP-shaped error result first
+/// when `--json` asked for it and the tool is at fault.
+fn report(text: &str, tool_failure: bool, json: bool) -> anyhow::Error {
+    let (first, details) = text.split_once('\n').unwrap_or((text, ""));
     if !details.is_empty() {
         tracing::info!("{details}");
     }
     if json
-        && error.is_tool_failure()
-        && let Ok(out) = serde_json::to_string_pretty(&mcp_error_result(&text))
+        && tool_failure
+        && let Ok(out) = serde_json::to_string_pretty(&mcp_error_result(text))
     {
         println!("{out}");
     }
-    let failure = anyhow!("{first}");
-    match error {
-        SandboxError::InvalidArguments(_) => Failure::usage(failure),
-        _ => Failure::failed(failure),
-    }
+    anyhow!("{first}")
 }

@@ -24,6 +24,10 @@ pub struct SandboxArgs {
     /// Largest result the call may return, such as `4MiB` [default: 1MiB].
     #[arg(long, value_parser = parse_size_arg, value_name = "SIZE")]
     max_output: Option<u64>,
+    /// Memory all running calls may reserve together, such as `8GiB`
+    /// [default: three quarters of the machine's memory].
+    #[arg(long, value_parser = parse_size_arg, value_name = "SIZE")]
+    memory_budget: Option<u64>,
     /// Compile every time instead of using the compile cache.
     #[arg(long)]
     no_cache: bool,
@@ -60,6 +64,9 @@ impl SandboxArgs {
         if let Some(output) = self.max_output {
             config.limits.output = output;
         }
+        if let Some(budget) = self.memory_budget {
+            config.memory_budget = Some(budget);
+        }
         if self.no_cache {
             config.cache_dir = None;
         } else if config.cache_dir.is_none() {
@@ -81,10 +88,15 @@ impl SandboxArgs {
         self.no_cache
     }
 
-    /// Builds the sandbox and loads the component `bytes` (`label` names them in errors).
-    pub fn load(&self, bytes: &[u8], label: &str) -> Result<(Sandbox, ToolComponent), Failure> {
+    /// Builds the sandbox and loads the component `bytes` (`label` names
+    /// them in errors). With a compile cache the optimised code is compiled
+    /// once and kept for later runs; without one (`--no-cache`), or when
+    /// `quick` says the component runs once (`inspect`), the baseline
+    /// compiler starts it several times sooner.
+    pub fn load(&self, bytes: &[u8], label: &str, quick: bool) -> Result<(Sandbox, ToolComponent), Failure> {
         let sandbox = self.one_shot_sandbox()?;
-        let component = sandbox.load(bytes).with_context(|| format!("cannot load {label}"))?;
+        let component = if quick || self.no_cache { sandbox.load_quick(bytes) } else { sandbox.load(bytes) };
+        let component = component.with_context(|| format!("cannot load {label}"))?;
         Ok((sandbox, component))
     }
 }

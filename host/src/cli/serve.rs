@@ -16,6 +16,8 @@ use toolmesh_host::publish::publish;
 use toolmesh_host::sandbox::Sandbox;
 use toolmesh_registry::api::{AccessConfig, router as registry_router};
 use toolmesh_registry::client::Client;
+use toolmesh_registry::files;
+use toolmesh_registry::name::{Repository, Tag};
 use toolmesh_registry::store::{FsStore, StoreConfig};
 
 /// The bundled examples published on first start, with their descriptions.
@@ -25,6 +27,9 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("markdown", "Markdown to HTML and tables of contents"),
     ("image", "Image utilities: inspect, resize, grayscale, thumbnails"),
 ];
+
+/// The version the bundled examples are published under.
+const EXAMPLES_VERSION: &str = "0.1.0";
 
 /// Where a node keeps its state.
 #[derive(Args, Debug)]
@@ -120,25 +125,20 @@ fn default_examples() -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
-/// The token local publishers use, made on first start (private file).
+/// The token local publishers use, made on first start (private file,
+/// written atomically so a crash never leaves an empty token behind).
 fn push_token(data: &Path) -> Result<String, Failure> {
     let path = data.join("push-token");
-    if let Ok(token) = std::fs::read_to_string(&path) {
+    if let Ok(token) = std::fs::read_to_string(&path)
+        && !token.trim().is_empty()
+    {
         return Ok(token.trim().to_owned());
     }
     let mut bytes = [0u8; 24];
     getrandom::fill(&mut bytes).map_err(|e| anyhow!("no random source: {e}"))?;
     let token = hex::encode(bytes);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    use std::io::Write;
-    let mut file = options.open(&path).with_context(|| format!("cannot write {}", path.display()))?;
-    writeln!(file, "{token}")?;
+    files::write_atomic(&path, format!("{token}\n").as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(token)
 }
 
@@ -165,10 +165,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let base = format!("http://{local}");
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
-    if store.repositories().await?.is_empty() {
-        let dir = args.examples.clone().or_else(default_examples);
-        publish_examples(&sandbox, &Client::new(&base, Some(token.clone()))?, dir.as_deref()).await?;
-    }
+    // Every start completes what an earlier one left undone (a crash while
+    // publishing): examples already in the store are skipped.
+    let dir = args.examples.clone().or_else(default_examples);
+    publish_examples(&store, &sandbox, &Client::new(&base, Some(token.clone()))?, dir.as_deref()).await?;
     gateway.refresh_from(&store).await.map_err(|e| anyhow!("cannot read the catalog: {e}"))?;
     let _follow = gateway.follow(store);
 
@@ -185,20 +185,35 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn publish_examples(sandbox: &Sandbox, client: &Client, dir: Option<&Path>) -> Result<(), Failure> {
+/// Publishes each bundled example that the store does not hold yet.
+async fn publish_examples(
+    store: &FsStore,
+    sandbox: &Sandbox,
+    client: &Client,
+    dir: Option<&Path>,
+) -> Result<(), Failure> {
+    let tag: Tag = EXAMPLES_VERSION.parse().map_err(Failure::failed)?;
+    let mut missing = Vec::new();
+    for (name, description) in EXAMPLES {
+        let repo: Repository = format!("examples/{name}").parse().map_err(Failure::failed)?;
+        if store.resolve_tag(&repo, &tag).await.is_err() {
+            missing.push((repo, *name, *description));
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
     let Some(dir) = dir else {
         tracing::warn!("no example components found (build them with scripts/build-components.sh or pass --examples)");
         return Ok(());
     };
-    for (name, description) in EXAMPLES {
+    for (repo, name, description) in missing {
         let path = dir.join(format!("{name}.wasm"));
         let Ok(bytes) = std::fs::read(&path) else {
             tracing::warn!(path = %path.display(), "example not found; skipped");
             continue;
         };
-        let repo = format!("examples/{name}").parse().map_err(Failure::failed)?;
-        let tag = "0.1.0".parse().map_err(Failure::failed)?;
-        let meta = ToolMetadata { description: Some((*description).to_owned()), ..ToolMetadata::default() };
+        let meta = ToolMetadata { description: Some(description.to_owned()), ..ToolMetadata::default() };
         let digest = publish(sandbox, client, Bytes::from(bytes), (&repo, &tag), meta, None, &|_| {})
             .await
             .with_context(|| format!("cannot publish the example {name}"))?;

@@ -10,6 +10,7 @@
 //! repository's tools under their bare names, such as the conformance
 //! fixtures the MCP test suite calls by name.
 
+use super::schema::ToolSchemas;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub struct CatalogTool {
     pub descriptor: Value,
     /// What the tool requests (network, GPU, memory, timeout).
     pub permissions: Value,
+    /// The descriptor's input and output schemas, compiled.
+    pub schemas: Arc<ToolSchemas>,
 }
 
 /// The tools on offer, by MCP name.
@@ -88,7 +91,16 @@ impl Catalog {
                     tracing::warn!(name, repository = %entry.name, "tool left out: another tool has the same MCP name");
                     continue;
                 }
+                let output_schema = descriptor.get("output_schema").filter(|s| !s.is_null());
+                let schemas = match ToolSchemas::compile(&descriptor["input_schema"], output_schema) {
+                    Ok(schemas) => Arc::new(schemas),
+                    Err(reason) => {
+                        tracing::warn!(name, repository = %entry.name, "tool left out: {reason}");
+                        continue;
+                    }
+                };
                 let item = CatalogTool {
+                    schemas,
                     name: name.clone(),
                     tool: tool.to_owned(),
                     repository: repository.clone(),
@@ -137,7 +149,12 @@ mod tests {
             description: None,
             publisher: None,
             source: None,
-            tools: Value::Array(tools.iter().map(|t| json!({"name": t, "description": "d"})).collect()),
+            tools: Value::Array(
+                tools
+                    .iter()
+                    .map(|t| json!({"name": t, "description": "d", "input_schema": {"type": "object"}}))
+                    .collect(),
+            ),
             permissions: json!({}),
         }
     }
@@ -167,6 +184,15 @@ mod tests {
         assert!(Catalog::build(vec![entry("ns/n", "1", &[long.as_str()])], &[]).is_empty());
         assert!(is_valid_mcp_name("examples.text.regex_find"));
         assert!(!is_valid_mcp_name("has space"));
+    }
+
+    #[test]
+    fn tools_with_unusable_schemas_are_left_out() {
+        let mut broken = entry("ns/broken", "1", &["t"]);
+        broken.tools[0]["input_schema"] = json!({"type": 12});
+        let catalog = Catalog::build(vec![broken, entry("ns/fine", "1", &["t"])], &[]);
+        let names: Vec<&str> = catalog.tools().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["ns.fine.t"]);
     }
 
     #[test]

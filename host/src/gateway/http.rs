@@ -14,7 +14,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use toolmesh_registry::api::constant_eq;
+use toolmesh_registry::api::{bearer_token, constant_eq};
 use toolmesh_registry::digest::Digest;
 
 /// Settings of the MCP endpoint.
@@ -90,13 +90,7 @@ async fn guard(State(edge): State<Arc<Edge>>, mut request: Request, next: Next) 
     let caller = if edge.keys.is_empty() {
         "local".to_owned()
     } else {
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        match presented.and_then(|p| edge.keys.iter().find(|(k, _)| constant_eq(k, p))) {
+        match bearer_token(request.headers()).and_then(|p| edge.keys.iter().find(|(k, _)| constant_eq(k, p))) {
             Some((_, id)) => id.clone(),
             None => return refuse(StatusCode::UNAUTHORIZED, "a valid API key is required (Authorization: Bearer …)"),
         }

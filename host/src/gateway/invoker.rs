@@ -2,11 +2,12 @@
 //! not care whether the node is in this process or across the network.
 //! [`LocalInvoker`] is the in-process node of the embedded default.
 
-use crate::sandbox::{CallOptions, Content, ProgressSink, Sandbox, SandboxError, ToolComponent};
-use std::collections::HashMap;
+use crate::node::ComponentCache;
+use crate::node::components;
+use crate::sandbox::{CallOptions, Content, Phase, ProgressSink, Sandbox, SandboxError, Tier, ToolComponent};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use toolmesh_registry::digest::Digest;
 use toolmesh_registry::name::{ManifestRef, Repository};
 use toolmesh_registry::oci::Manifest;
@@ -28,20 +29,53 @@ pub struct Invocation {
     pub call_id: String,
 }
 
-/// Why a call produced no result.
+/// Why a call produced no result: what went wrong, in which phase, for
+/// which tool of which component.
 #[derive(Debug, thiserror::Error)]
-pub enum InvokeError {
+#[error("`{tool}` of {digest}, {phase}: {cause}")]
+pub struct InvokeError {
+    /// Where in the call's life it failed.
+    pub phase: Phase,
+    /// The manifest digest the call was pinned to.
+    pub digest: Digest,
+    /// The tool inside the component.
+    pub tool: String,
+    /// What went wrong.
+    pub cause: InvokeCause,
+}
+
+/// What went wrong in an [`InvokeError`].
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeCause {
     /// The component could not be fetched.
-    #[error("cannot fetch the component {digest}: {reason}")]
-    Fetch {
-        /// The manifest digest.
-        digest: Digest,
-        /// Why.
-        reason: String,
-    },
+    #[error("cannot fetch the component: {0}")]
+    Fetch(String),
     /// The sandbox refused or stopped the call, or the tool failed.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+}
+
+impl InvokeError {
+    fn new(call: &Invocation, cause: InvokeCause) -> Self {
+        let phase = match &cause {
+            InvokeCause::Fetch(_) => Phase::Fetch,
+            InvokeCause::Sandbox(e) => e.phase(),
+        };
+        InvokeError { phase, digest: call.digest, tool: call.tool.clone(), cause }
+    }
+
+    /// The sandbox's error, when the sandbox is where it failed.
+    pub fn sandbox(&self) -> Option<&SandboxError> {
+        match &self.cause {
+            InvokeCause::Sandbox(e) => Some(e),
+            InvokeCause::Fetch(_) => None,
+        }
+    }
+
+    /// A short, stable word for the audit log (`fetch_failed`, `timeout`, …).
+    pub fn kind(&self) -> &'static str {
+        self.sandbox().map_or("fetch_failed", SandboxError::kind)
+    }
 }
 
 /// A boxed future of an invocation's outcome.
@@ -58,34 +92,48 @@ pub trait Invoker: Send + Sync + 'static {
 pub struct LocalInvoker {
     sandbox: Arc<Sandbox>,
     store: FsStore,
-    components: Mutex<HashMap<Digest, ToolComponent>>,
+    components: Arc<ComponentCache>,
 }
 
 impl LocalInvoker {
     /// A node over `sandbox` that fetches from `store`.
     pub fn new(sandbox: Arc<Sandbox>, store: FsStore) -> Self {
-        LocalInvoker { sandbox, store, components: Mutex::default() }
+        LocalInvoker { sandbox, store, components: Arc::new(ComponentCache::new(components::DEFAULT_CAPACITY)) }
     }
 
-    async fn component(&self, repository: &Repository, digest: Digest) -> Result<ToolComponent, InvokeError> {
-        if let Some(found) = self.components.lock().unwrap_or_else(|e| e.into_inner()).get(&digest) {
-            return Ok(found.clone());
-        }
-        let fetch_error = |reason: String| InvokeError::Fetch { digest, reason };
+    async fn component(&self, repository: &Repository, digest: Digest) -> Result<ToolComponent, InvokeCause> {
+        self.components.get_or_load(digest, || self.load(repository, digest)).await
+    }
+
+    /// Reads the component of manifest `digest` from the store and loads
+    /// it: optimised code from the compile cache, or else a quick baseline
+    /// compile that serves the first calls while the optimising compiler
+    /// works in the background and then takes over.
+    async fn load(&self, repository: &Repository, digest: Digest) -> Result<ToolComponent, InvokeCause> {
+        let fetch_error = InvokeCause::Fetch;
         let (bytes, _, _) = self
             .store
             .get_manifest(repository, &ManifestRef::Digest(digest))
             .await
             .map_err(|e| fetch_error(e.to_string()))?;
-        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| fetch_error(e.to_string()))?;
-        let layer = manifest.wasm_layer().ok_or_else(|| fetch_error("not a Wasm component artifact".into()))?;
+        let layer = Manifest::component_layer(&bytes).map_err(fetch_error)?;
         let wasm = self.store.read_blob(&layer.digest).await.map_err(|e| fetch_error(e.to_string()))?;
-        let sandbox = self.sandbox.clone();
+        let wasm = Arc::new(wasm);
+        let (sandbox, bytes) = (self.sandbox.clone(), wasm.clone());
         // Compiling takes a while on a miss: keep it off the async threads.
-        let component = tokio::task::spawn_blocking(move || sandbox.load(&wasm))
+        let component = tokio::task::spawn_blocking(move || sandbox.load_quick(&bytes))
             .await
             .map_err(|e| fetch_error(e.to_string()))??;
-        self.components.lock().unwrap_or_else(|e| e.into_inner()).insert(digest, component.clone());
+        if component.tier() == Tier::Baseline {
+            let (sandbox, components) = (self.sandbox.clone(), self.components.clone());
+            tokio::task::spawn_blocking(move || match sandbox.load(&wasm) {
+                Ok(optimized) => {
+                    tracing::debug!(%digest, "optimised code takes over");
+                    components.replace(digest, optimized);
+                }
+                Err(e) => tracing::warn!(%digest, error = %e, "cannot compile optimised code; the baseline stays"),
+            });
+        }
         Ok(component)
     }
 }
@@ -93,10 +141,17 @@ impl LocalInvoker {
 impl Invoker for LocalInvoker {
     fn invoke(&self, call: Invocation) -> InvokeFuture<'_> {
         Box::pin(async move {
-            let component = self.component(&call.repository, call.digest).await?;
-            let options =
-                CallOptions { progress: call.progress, call_id: Some(call.call_id), ..CallOptions::default() };
-            Ok(self.sandbox.call(&component, &call.tool, &call.arguments, options).await?)
+            let component =
+                self.component(&call.repository, call.digest).await.map_err(|e| InvokeError::new(&call, e))?;
+            let options = CallOptions {
+                progress: call.progress.clone(),
+                call_id: Some(call.call_id.clone()),
+                ..CallOptions::default()
+            };
+            self.sandbox
+                .call(&component, &call.tool, &call.arguments, options)
+                .await
+                .map_err(|e| InvokeError::new(&call, e.into()))
         })
     }
 }

@@ -15,20 +15,23 @@
 
 use super::Gateway;
 use super::catalog::CatalogTool;
-use super::invoker::{Invocation, InvokeError};
-use crate::sandbox::{Progress, SandboxError, mcp_error_result, mcp_result};
+use super::invoker::Invocation;
+use crate::capability::progress::{ProgressQueue, QUEUE_LEN};
+use crate::sandbox::{Content, ProgressSink, SandboxError};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, GetPromptRequestMethod, GetPromptRequestParams,
-    GetPromptResponse, Implementation, ListPromptsRequestMethod, ListPromptsResult, ListResourceTemplatesRequestMethod,
-    ListResourceTemplatesResult, ListResourcesRequestMethod, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ReadResourceRequestMethod,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestMethod,
+    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsRequestMethod, ListPromptsResult,
+    ListResourceTemplatesRequestMethod, ListResourceTemplatesResult, ListResourcesRequestMethod, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ReadResourceRequestMethod,
     ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Who made a call, for the audit log: set by the HTTP layer from the API
 /// key (never the key itself), `stdio` otherwise.
@@ -56,36 +59,114 @@ pub fn mcp_tool(tool: &CatalogTool) -> Option<Tool> {
         .ok()
 }
 
-fn to_result(value: Value) -> Result<CallToolResponse, McpError> {
-    let mut result = serde_json::from_value::<CallToolResult>(value)
-        .map_err(|e| McpError::internal_error(format!("cannot build the result: {e}"), None))?;
-    // As `CallToolResult::success` does; rmcp drops it for legacy versions.
-    result.result_type = Some(rmcp::model::ResultType::COMPLETE);
-    Ok(result.into())
+/// The MCP result of a successful call: every item as content (JSON items
+/// also as text, for clients without structured content), and
+/// `structuredContent` when the result holds exactly one JSON object.
+pub fn call_result(content: Vec<Content>) -> CallToolResult {
+    let structured = structured_content(&content).cloned();
+    let blocks = content
+        .into_iter()
+        .map(|item| match item {
+            Content::Text(text) => ContentBlock::text(text),
+            Content::Json(value) => ContentBlock::text(value.to_string()),
+            Content::Image { data, mime_type } => ContentBlock::image(BASE64.encode(data), mime_type),
+        })
+        .collect();
+    let mut result = CallToolResult::success(blocks);
+    result.structured_content = structured;
+    result
 }
 
-/// A progress sink that forwards reports to the client under `token`, and
-/// the task doing it: await it after the call (the sink dropped) so every
-/// report is sent before the result.
-fn progress_relay(
-    context: &RequestContext<RoleServer>,
-    token: ProgressToken,
-) -> (crate::sandbox::ProgressSink, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
-    let peer = context.peer.clone();
-    let relay = tokio::spawn(async move {
-        while let Some(p) = rx.recv().await {
-            let param = json!({"progressToken": token, "progress": p.done, "total": p.total, "message": p.message});
-            let Ok(param) = serde_json::from_value::<ProgressNotificationParam>(param) else { continue };
-            if peer.notify_progress(param).await.is_err() {
-                break;
+/// The structured content of a result: its one JSON object, if it holds
+/// exactly one.
+pub fn structured_content(content: &[Content]) -> Option<&Value> {
+    let mut objects = content.iter().filter_map(|c| match c {
+        Content::Json(value @ Value::Object(_)) => Some(value),
+        _ => None,
+    });
+    match (objects.next(), objects.next()) {
+        (Some(only), None) => Some(only),
+        _ => None,
+    }
+}
+
+/// The MCP result of a call that failed: the reason as text, with
+/// `isError: true`, so the model can see it and react.
+pub fn error_result(message: &str) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message)])
+}
+
+/// [`call_result`] as JSON (for `tool run --json`).
+pub fn mcp_result(content: Vec<Content>) -> Value {
+    serde_json::to_value(call_result(content)).unwrap_or(Value::Null)
+}
+
+/// [`error_result`] as JSON (for `tool run --json`).
+pub fn mcp_error_result(message: &str) -> Value {
+    serde_json::to_value(error_result(message)).unwrap_or(Value::Null)
+}
+
+/// Progress notifications sent to one client per second, at most, after
+/// the first [`QUEUE_LEN`] (reports in between are coalesced, latest wins).
+const PROGRESS_PER_SECOND: f64 = 20.0;
+
+/// How long the reports still queued when a call ends may take to send
+/// before the result goes out regardless.
+const PROGRESS_FLUSH: Duration = Duration::from_millis(100);
+
+/// Relays a call's progress reports to the client under `token`: bounded
+/// and coalescing ([`ProgressQueue`]), rate-limited, and never in the way
+/// of the call or its result.
+struct ProgressRelay {
+    queue: Arc<ProgressQueue>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ProgressRelay {
+    fn start(context: &RequestContext<RoleServer>, token: ProgressToken) -> Self {
+        let queue = ProgressQueue::new();
+        let peer = context.peer.clone();
+        let source = queue.clone();
+        let task = tokio::spawn(async move {
+            // A token bucket: a burst of a queue's length, then a steady rate.
+            let capacity = QUEUE_LEN as f64;
+            let (mut tokens, mut last) = (capacity, tokio::time::Instant::now());
+            while let Some(p) = source.next().await {
+                let now = tokio::time::Instant::now();
+                tokens = (tokens + now.duration_since(last).as_secs_f64() * PROGRESS_PER_SECOND).min(capacity);
+                last = now;
+                if tokens < 1.0 {
+                    tokio::time::sleep(Duration::from_secs_f64((1.0 - tokens) / PROGRESS_PER_SECOND)).await;
+                    tokens = 1.0;
+                    last = tokio::time::Instant::now();
+                }
+                tokens -= 1.0;
+                let param = json!({"progressToken": token, "progress": p.done, "total": p.total, "message": p.message});
+                let Ok(param) = serde_json::from_value::<ProgressNotificationParam>(param) else { continue };
+                if peer.notify_progress(param).await.is_err() {
+                    break;
+                }
             }
+        });
+        ProgressRelay { queue, task }
+    }
+
+    fn sink(&self) -> ProgressSink {
+        self.queue.sink()
+    }
+
+    /// After the call: sends what is still queued (at most [`QUEUE_LEN`]
+    /// reports, without waiting for the rate), within [`PROGRESS_FLUSH`].
+    async fn finish(self) {
+        self.queue.close();
+        let ProgressRelay { queue, mut task } = self;
+        if tokio::time::timeout(PROGRESS_FLUSH, &mut task).await.is_err() {
+            task.abort();
         }
-    });
-    let sink: crate::sandbox::ProgressSink = Arc::new(move |p| {
-        let _ = tx.send(p);
-    });
-    (sink, relay)
+        if queue.coalesced() > 0 {
+            tracing::debug!(coalesced = queue.coalesced(), "progress reports coalesced");
+        }
+    }
 }
 
 impl ServerHandler for Gateway {
@@ -162,10 +243,14 @@ impl ServerHandler for Gateway {
         let Some(tool) = catalog.get(&request.name).cloned() else {
             return Err(McpError::invalid_params(format!("unknown tool `{}`", request.name), None));
         };
-        let arguments = Value::Object(request.arguments.unwrap_or_default()).to_string();
+        let arguments = Value::Object(request.arguments.unwrap_or_default());
+        if let Err(problem) = tool.schemas.check_arguments(&arguments) {
+            return Err(McpError::invalid_params(format!("invalid arguments for `{}`: {problem}", tool.name), None));
+        }
+        let arguments = arguments.to_string();
         let token =
             request.meta.as_ref().and_then(|m| m.get_progress_token()).or_else(|| context.meta.get_progress_token());
-        let (progress, relay) = token.map(|token| progress_relay(&context, token)).unzip();
+        let relay = token.map(|token| ProgressRelay::start(&context, token));
         let caller = context
             .extensions
             .get::<axum::http::request::Parts>()
@@ -177,7 +262,7 @@ impl ServerHandler for Gateway {
             digest: tool.digest,
             tool: tool.tool.clone(),
             arguments,
-            progress,
+            progress: relay.as_ref().map(ProgressRelay::sink),
             call_id: call_id.clone(),
         };
         let started = Instant::now();
@@ -186,14 +271,12 @@ impl ServerHandler for Gateway {
             outcome = self.invoker().invoke(invocation) => Some(outcome),
         };
         if let Some(relay) = relay {
-            // The sink went with the finished call; the relay ends once drained.
-            let _ = relay.await;
+            relay.finish().await;
         }
-        let outcome_text = match &outcome {
-            None => "cancelled".to_owned(),
-            Some(Ok(_)) => "ok".to_owned(),
-            Some(Err(InvokeError::Fetch { .. })) => "fetch_failed".to_owned(),
-            Some(Err(InvokeError::Sandbox(e))) => e.kind().to_owned(),
+        let (outcome_text, phase) = match &outcome {
+            None => ("cancelled", None),
+            Some(Ok(_)) => ("ok", None),
+            Some(Err(e)) => (e.kind(), Some(e.phase)),
         };
         tracing::info!(
             target: "toolmesh::audit",
@@ -203,35 +286,32 @@ impl ServerHandler for Gateway {
             digest = %tool.digest,
             ms = started.elapsed().as_secs_f64() * 1000.0,
             outcome = outcome_text,
+            phase = phase.map(tracing::field::display),
             "call"
         );
         match outcome {
             None => Err(McpError::internal_error("the call was cancelled", None)),
             Some(Ok(content)) => {
-                let result = mcp_result(&content);
-                let schema = &tool.descriptor["output_schema"];
-                match result.get("structuredContent") {
-                    Some(structured) if schema.is_object() => match super::schema::violation(schema, structured) {
-                        None => to_result(result),
-                        Some(problem) => to_result(mcp_error_result(&format!(
-                            "tool returned structured content that does not match its output schema: {problem}"
-                        ))),
-                    },
-                    // A tool that declares an output schema must return structured content.
-                    None if schema.is_object() => {
-                        to_result(mcp_error_result("tool declares an output schema but returned no structured content"))
-                    }
-                    _ => to_result(result),
+                let result = call_result(content);
+                match tool.schemas.check_result(result.structured_content.as_ref()) {
+                    Ok(()) => Ok(result.into()),
+                    Err(problem) => Ok(error_result(&problem).into()),
                 }
             }
-            Some(Err(InvokeError::Sandbox(SandboxError::InvalidArguments(message)))) => {
-                Err(McpError::invalid_params(format!("invalid arguments for `{}`: {message}", tool.name), None))
-            }
-            Some(Err(InvokeError::Sandbox(e))) if e.is_tool_failure() => to_result(mcp_error_result(&e.to_string())),
-            Some(Err(e)) => {
-                tracing::error!(call = %call_id, error = %e, "call failed in the host");
-                Err(McpError::internal_error(e.to_string(), None))
-            }
+            Some(Err(e)) => match e.sandbox() {
+                Some(SandboxError::InvalidArguments(message)) => {
+                    Err(McpError::invalid_params(format!("invalid arguments for `{}`: {message}", tool.name), None))
+                }
+                Some(error) if error.is_tool_failure() => Ok(error_result(&error.to_string()).into()),
+                Some(error) if error.is_busy() => {
+                    tracing::warn!(call = %call_id, error = %e, "call refused");
+                    Err(McpError::internal_error(error.to_string(), Some(json!({"retryable": true}))))
+                }
+                _ => {
+                    tracing::error!(call = %call_id, error = %e, "call failed in the host");
+                    Err(McpError::internal_error(e.to_string(), None))
+                }
+            },
         }
     }
 
@@ -268,5 +348,28 @@ impl ServerHandler for Gateway {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_json_object_is_structured_content() {
+        let r = mcp_result(vec![Content::Json(json!({"a": 1}))]);
+        assert_eq!(r["structuredContent"], json!({"a": 1}));
+        assert_eq!(r["content"][0], json!({"type": "text", "text": "{\"a\":1}"}));
+        assert_eq!(r["isError"], false);
+        let r = mcp_result(vec![
+            Content::Text("hi".into()),
+            Content::Image { data: vec![1, 2], mime_type: "image/png".into() },
+        ]);
+        assert!(r.get("structuredContent").is_none());
+        assert_eq!(r["content"][1], json!({"type": "image", "data": "AQI=", "mimeType": "image/png"}));
+        let two = mcp_result(vec![Content::Json(json!({"a": 1})), Content::Json(json!({"b": 2}))]);
+        assert!(two.get("structuredContent").is_none(), "two objects: none is the structured result");
+        let e = mcp_error_result("boom");
+        assert_eq!((e["content"][0]["text"].as_str(), e["isError"].as_bool()), (Some("boom"), Some(true)));
     }
 }

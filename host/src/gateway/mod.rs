@@ -3,8 +3,9 @@
 //!
 //! - [`catalog`]: the tool list, built from manifests alone (pure).
 //! - [`invoker`]: where calls run ([`LocalInvoker`] for the in-process node).
-//! - [`mcp`]: the rmcp `ServerHandler` (the only rmcp user).
-//! - [`schema`]: checks structured results against output schemas.
+//! - [`mcp`]: the rmcp `ServerHandler` (the only rmcp user), and the one
+//!   way a tool's content becomes an MCP `CallToolResult`.
+//! - [`schema`]: enforces the tools' published input and output schemas.
 //! - [`http`]: streamable HTTP at `/mcp` with the edge's safety checks.
 
 pub mod catalog;
@@ -14,7 +15,7 @@ pub mod mcp;
 pub mod schema;
 
 pub use catalog::{Catalog, CatalogTool};
-pub use invoker::{Invocation, InvokeError, Invoker, LocalInvoker};
+pub use invoker::{Invocation, InvokeCause, InvokeError, Invoker, LocalInvoker};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};

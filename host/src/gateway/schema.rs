@@ -1,135 +1,74 @@
-//! Checks a tool's structured result against its output schema before it
-//! reaches the client.
+//! A tool's published JSON Schemas, enforced: arguments are checked
+//! against the input schema before the call, structured results against
+//! the output schema after it.
 //!
-//! A deliberately small JSON Schema subset: the keywords tool schemas use
-//! (`type`, `properties`, `required`, `additionalProperties`, `items`,
-//! `enum`, `const`, `minimum`, `maximum`, `$ref` into `$defs` or
-//! `definitions`, `allOf`, `anyOf`, `oneOf`). Other keywords are not
-//! checked; what is checked is checked exactly.
+//! The checks use a complete validator (the `jsonschema` crate: draft
+//! 2020-12 unless the schema's `$schema` names another; `format` is an
+//! annotation, as 2020-12 says; no remote `$ref`s are fetched), so what a
+//! tool publishes is exactly what the gateway enforces.
 
+use jsonschema::Validator;
 use serde_json::Value;
 
-/// Where and why `value` does not match `schema`, or `None` when it does.
-pub fn violation(schema: &Value, value: &Value) -> Option<String> {
-    check(schema, schema, value, "", 0).err()
+/// The compiled schemas of one tool.
+pub struct ToolSchemas {
+    input: Validator,
+    output: Option<Validator>,
 }
 
-fn check(root: &Value, schema: &Value, value: &Value, at: &str, depth: usize) -> Result<(), String> {
-    let here = || if at.is_empty() { "/".to_owned() } else { at.to_owned() };
-    if depth > 64 {
-        return Err(format!("{}: schema nests too deeply", here()));
+impl std::fmt::Debug for ToolSchemas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolSchemas").field("output", &self.output.is_some()).finish_non_exhaustive()
     }
-    let Some(schema) = schema.as_object() else {
-        // `true` accepts everything, `false` nothing.
-        return if schema == &Value::Bool(false) {
-            Err(format!("{}: no value is allowed here", here()))
-        } else {
-            Ok(())
+}
+
+/// Schemas are compiled from a tool's descriptor, and catalogs compare
+/// descriptors; two compiled schemas never decide a comparison.
+impl PartialEq for ToolSchemas {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl ToolSchemas {
+    /// Compiles a tool's input schema and, when it has one, its output
+    /// schema; says which one is unusable and why.
+    pub fn compile(input: &Value, output: Option<&Value>) -> Result<Self, String> {
+        let build = |which: &str, schema: &Value| {
+            jsonschema::options()
+                .build(schema)
+                .map_err(|e| format!("its {which} schema is not a usable JSON Schema: {e}"))
         };
-    };
-    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
-        let target = reference
-            .strip_prefix("#/")
-            .and_then(|path| path.split('/').try_fold(root, |node, key| node.get(key)))
-            .ok_or_else(|| format!("{}: unresolvable $ref {reference:?}", here()))?;
-        check(root, target, value, at, depth + 1)?;
+        Ok(ToolSchemas { input: build("input", input)?, output: output.map(|s| build("output", s)).transpose()? })
     }
-    if let Some(types) = schema.get("type") {
-        let allowed: Vec<&str> = match types {
-            Value::String(t) => vec![t.as_str()],
-            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
-            _ => vec![],
-        };
-        if !allowed.is_empty() && !allowed.iter().any(|t| has_type(value, t)) {
-            return Err(format!("{}: expected {}, found {}", here(), allowed.join(" or "), type_name(value)));
-        }
-    }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array)
-        && !options.contains(value)
-    {
-        return Err(format!("{}: {value} is not one of the allowed values", here()));
-    }
-    if let Some(constant) = schema.get("const")
-        && constant != value
-    {
-        return Err(format!("{}: expected {constant}", here()));
-    }
-    if let Some(n) = value.as_f64() {
-        if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
-            && n < min
-        {
-            return Err(format!("{}: {n} is below the minimum {min}", here()));
-        }
-        if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
-            && n > max
-        {
-            return Err(format!("{}: {n} is above the maximum {max}", here()));
-        }
-    }
-    if let Some(object) = value.as_object() {
-        let properties = schema.get("properties").and_then(Value::as_object);
-        for required in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
-            if let Some(key) = required.as_str()
-                && !object.contains_key(key)
-            {
-                return Err(format!("{}: missing required property `{key}`", here()));
-            }
-        }
-        for (key, item) in object {
-            let path = format!("{at}/{key}");
-            match properties.and_then(|p| p.get(key)) {
-                Some(sub) => check(root, sub, item, &path, depth + 1)?,
-                None => match schema.get("additionalProperties") {
-                    Some(Value::Bool(false)) => return Err(format!("{}: property `{key}` is not allowed", here())),
-                    Some(sub @ Value::Object(_)) => check(root, sub, item, &path, depth + 1)?,
-                    _ => {}
-                },
-            }
-        }
-    }
-    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
-        for (i, item) in array.iter().enumerate() {
-            check(root, items, item, &format!("{at}/{i}"), depth + 1)?;
-        }
-    }
-    for sub in schema.get("allOf").and_then(Value::as_array).into_iter().flatten() {
-        check(root, sub, value, at, depth + 1)?;
-    }
-    for keyword in ["anyOf", "oneOf"] {
-        if let Some(options) = schema.get(keyword).and_then(Value::as_array) {
-            let matching = options.iter().filter(|sub| check(root, sub, value, at, depth + 1).is_ok()).count();
-            let ok = if keyword == "oneOf" { matching == 1 } else { matching > 0 };
-            if !ok {
-                return Err(format!("{}: does not match {keyword}", here()));
-            }
-        }
-    }
-    Ok(())
-}
 
-fn has_type(value: &Value, name: &str) -> bool {
-    match name {
-        "object" => value.is_object(),
-        "array" => value.is_array(),
-        "string" => value.is_string(),
-        "boolean" => value.is_boolean(),
-        "null" => value.is_null(),
-        "number" => value.is_number(),
-        "integer" => {
-            value.as_i64().is_some() || value.as_u64().is_some() || value.as_f64().is_some_and(|f| f.fract() == 0.0)
+    /// Where and why `arguments` break the input schema, if they do.
+    pub fn check_arguments(&self, arguments: &Value) -> Result<(), String> {
+        first_violation(&self.input, arguments)
+    }
+
+    /// Checks a result's structured content against the output schema: a
+    /// tool that has one must return structured content, and it must match.
+    pub fn check_result(&self, structured: Option<&Value>) -> Result<(), String> {
+        match (&self.output, structured) {
+            (Some(schema), Some(structured)) => first_violation(schema, structured).map_err(|problem| {
+                format!("tool returned structured content that does not match its output schema: {problem}")
+            }),
+            (Some(_), None) => Err("tool declares an output schema but returned no structured content".into()),
+            (None, _) => Ok(()),
         }
-        _ => true,
     }
 }
 
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+/// The first error of `value` against `validator`, as `pointer: reason`.
+fn first_violation(validator: &Validator, value: &Value) -> Result<(), String> {
+    match validator.iter_errors(value).next() {
+        None => Ok(()),
+        Some(error) => {
+            let path = error.instance_path().to_string();
+            let path = if path.is_empty() { "/".to_owned() } else { path };
+            Err(format!("{path}: {error}"))
+        }
     }
 }
 
@@ -141,12 +80,14 @@ mod tests {
     fn schema() -> Value {
         // The shape schemars derives for a struct with a nested type.
         json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
             "type": "object",
             "properties": {
                 "count": {"type": "integer", "format": "uint", "minimum": 0},
                 "matches": {"type": "array", "items": {"$ref": "#/$defs/Match"}},
                 "note": {"type": ["string", "null"]},
-                "kind": {"enum": ["a", "b"]}
+                "kind": {"enum": ["a", "b"]},
+                "tag": {"type": "string", "pattern": "^[a-z]+$", "maxLength": 5}
             },
             "required": ["count", "matches"],
             "additionalProperties": false,
@@ -154,35 +95,55 @@ mod tests {
         })
     }
 
+    fn input_only(schema: Value) -> ToolSchemas {
+        ToolSchemas::compile(&schema, None).unwrap()
+    }
+
     #[test]
     fn accepts_matching_values() {
-        let ok = json!({"count": 2, "matches": [{"text": "x"}], "note": null, "kind": "a"});
-        assert_eq!(violation(&schema(), &ok), None);
+        let ok = json!({"count": 2, "matches": [{"text": "x"}], "note": null, "kind": "a", "tag": "abc"});
+        assert_eq!(input_only(schema()).check_arguments(&ok), Ok(()));
     }
 
     #[test]
     fn names_where_a_value_goes_wrong() {
+        let schemas = input_only(schema());
         let cases = [
-            (json!({"matches": []}), "/: missing required property `count`"),
-            (json!({"count": -1, "matches": []}), "/count: -1 is below the minimum 0"),
-            (json!({"count": 1.5, "matches": []}), "/count: expected integer, found number"),
-            (json!({"count": 1, "matches": [{"text": 3}]}), "/matches/0/text: expected string, found number"),
-            (json!({"count": 1, "matches": [], "extra": true}), "/: property `extra` is not allowed"),
-            (json!({"count": 1, "matches": [], "kind": "c"}), "/kind: \"c\" is not one of the allowed values"),
-            (json!([1]), "/: expected object, found array"),
+            (json!({"matches": []}), "/: \"count\" is a required property"),
+            (json!({"count": -1, "matches": []}), "/count: -1 is less than the minimum of 0"),
+            (json!({"count": 1.5, "matches": []}), "/count: 1.5 is not of type \"integer\""),
+            (json!({"count": 1, "matches": [{"text": 3}]}), "/matches/0/text: 3 is not of type \"string\""),
+            (json!({"count": 1, "matches": [], "tag": "ABC"}), "/tag: \"ABC\" does not match \"^[a-z]+$\""),
+            (json!({"count": 1, "matches": [], "tag": "abcdef"}), "/tag: \"abcdef\" is longer than 5 characters"),
+            (json!([1]), "/: [1] is not of type \"object\""),
         ];
         for (value, expected) in cases {
-            assert_eq!(violation(&schema(), &value).as_deref(), Some(expected), "{value}");
+            assert_eq!(schemas.check_arguments(&value).unwrap_err(), expected, "{value}");
         }
+        let extra = schemas.check_arguments(&json!({"count": 1, "matches": [], "extra": true})).unwrap_err();
+        assert!(extra.starts_with("/: Additional properties are not allowed"), "{extra}");
     }
 
     #[test]
-    fn composition_keywords() {
-        let either = json!({"anyOf": [{"type": "string"}, {"type": "integer"}]});
-        assert_eq!(violation(&either, &json!(3)), None);
-        assert!(violation(&either, &json!(true)).is_some());
-        let exactly_one = json!({"oneOf": [{"type": "integer"}, {"type": "number"}]});
-        assert!(violation(&exactly_one, &json!(3)).is_some(), "3 matches both");
-        assert!(violation(&json!({"$ref": "#/nowhere"}), &json!(1)).unwrap().contains("unresolvable"));
+    fn results_must_match_a_declared_output_schema() {
+        let output = json!({"type": "object", "properties": {"count": {"type": "integer"}}, "required": ["count"]});
+        let schemas = ToolSchemas::compile(&json!({"type": "object"}), Some(&output)).unwrap();
+        assert_eq!(schemas.check_result(Some(&json!({"count": 2}))), Ok(()));
+        let wrong = schemas.check_result(Some(&json!({"count": "many"}))).unwrap_err();
+        assert_eq!(
+            wrong,
+            "tool returned structured content that does not match its output schema: /count: \"many\" is not of type \"integer\""
+        );
+        assert!(schemas.check_result(None).unwrap_err().contains("no structured content"));
+        let free = input_only(json!({"type": "object"}));
+        assert_eq!(free.check_result(None), Ok(()), "no output schema, nothing to check");
+    }
+
+    #[test]
+    fn unusable_schemas_are_refused_and_remote_refs_not_fetched() {
+        let bad = ToolSchemas::compile(&json!({"type": 12}), None).unwrap_err();
+        assert!(bad.contains("input schema is not a usable JSON Schema"), "{bad}");
+        let remote = json!({"$ref": "http://127.0.0.1:9/schema.json"});
+        assert!(ToolSchemas::compile(&json!({"type": "object"}), Some(&remote)).is_err());
     }
 }

@@ -7,9 +7,9 @@
 //! place, so a crash never leaves a partial entry under a valid name.
 
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use toolmesh_registry::digest::{self, Digest};
+use toolmesh_registry::files;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -77,12 +77,10 @@ impl CompileCache {
     /// Stores the compiled `component` for `digest`. Failures are logged,
     /// never fatal: the cache only saves time.
     pub fn store(&self, digest: &Digest, component: &Component) {
-        let result = component.serialize().map_err(|e| std::io::Error::other(e.to_string())).and_then(|bytes| {
-            let mut tmp = tempfile_in(&self.dir)?;
-            tmp.1.write_all(&bytes)?;
-            tmp.1.sync_all()?;
-            std::fs::rename(&tmp.0, self.entry(digest))
-        });
+        let result = component
+            .serialize()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|bytes| files::write_atomic(&self.entry(digest), &bytes));
         if let Err(e) = result {
             tracing::warn!(digest = %digest, error = %e, "cannot write compile cache entry");
         }
@@ -98,21 +96,4 @@ fn writable_by_others(meta: &std::fs::Metadata) -> bool {
 #[cfg(not(unix))]
 fn writable_by_others(_meta: &std::fs::Metadata) -> bool {
     false
-}
-
-/// A new, uniquely named file in `dir` (the name starts with `.tmp-`).
-fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = format!(".tmp-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-    let path = dir.join(name);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let file = options.open(&path)?;
-    Ok((path, file))
 }

@@ -3,9 +3,8 @@
 
 use super::bindings::toolmesh::tool::types as wit;
 use super::error::SandboxError;
-use base64::Engine as _;
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 /// MCP behaviour hints of a tool.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -143,41 +142,6 @@ pub(crate) fn contents(raw: Vec<wit::Content>, limit: u64) -> Result<Vec<Content
         .collect()
 }
 
-/// The MCP `CallToolResult` for a successful call: every item as content
-/// (JSON items also as text, for clients without structured content), and
-/// `structuredContent` when the result holds exactly one JSON object.
-pub fn mcp_result(content: &[Content]) -> Value {
-    let items: Vec<Value> = content
-        .iter()
-        .map(|c| match c {
-            Content::Text(text) => json!({"type": "text", "text": text}),
-            Content::Json(value) => json!({"type": "text", "text": value.to_string()}),
-            Content::Image { data, mime_type } => json!({
-                "type": "image",
-                "data": base64::engine::general_purpose::STANDARD.encode(data),
-                "mimeType": mime_type,
-            }),
-        })
-        .collect();
-    let mut result = Map::new();
-    result.insert("content".into(), Value::Array(items));
-    let mut objects = content.iter().filter_map(|c| match c {
-        Content::Json(v @ Value::Object(_)) => Some(v),
-        _ => None,
-    });
-    if let (Some(only), None) = (objects.next(), objects.next()) {
-        result.insert("structuredContent".into(), only.clone());
-    }
-    result.insert("isError".into(), Value::Bool(false));
-    Value::Object(result)
-}
-
-/// The MCP `CallToolResult` for a call that failed: the reason as text,
-/// with `isError: true`, so the model can see it and react.
-pub fn mcp_error_result(message: &str) -> Value {
-    json!({"content": [{"type": "text", "text": message}], "isError": true})
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,19 +170,5 @@ mod tests {
         assert!(matches!(contents(bad, 1000), Err(SandboxError::InvalidOutput(_))));
         let html = vec![wit::Content::Image(wit::Image { data: vec![1], mime_type: "text/html".into() })];
         assert!(matches!(contents(html, 1000), Err(SandboxError::InvalidOutput(_))));
-    }
-
-    #[test]
-    fn mcp_shape_has_structured_content_for_one_json_object() {
-        let r = mcp_result(&[Content::Json(json!({"a": 1}))]);
-        assert_eq!(r["structuredContent"], json!({"a": 1}));
-        assert_eq!(r["content"][0], json!({"type": "text", "text": "{\"a\":1}"}));
-        assert_eq!(r["isError"], false);
-        let r = mcp_result(&[
-            Content::Text("hi".into()),
-            Content::Image { data: vec![1, 2], mime_type: "image/png".into() },
-        ]);
-        assert!(r.get("structuredContent").is_none());
-        assert_eq!(r["content"][1], json!({"type": "image", "data": "AQI=", "mimeType": "image/png"}));
     }
 }

@@ -17,12 +17,21 @@ pub const TICK: Duration = Duration::from_millis(10);
 /// in place) when a pooled instance is freed.
 const KEEP_RESIDENT: usize = 1 << 20;
 
-/// Freed pool slots decommitted together, to share the TLB shootdowns.
-const DECOMMIT_BATCH: usize = 16;
+/// Which compiler an engine uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// Cranelift: optimised code, compiled in ~100 ms for a small tool.
+    Optimized,
+    /// Winch: a baseline compiler, several times faster to compile, slower
+    /// code; serves a tool's first calls while Cranelift compiles it.
+    Baseline,
+}
 
 /// Builds an engine for `config`: component model, epoch interruption,
-/// async calls, and the configured allocator and stack size.
-pub fn build(config: &SandboxConfig) -> Result<Engine, SandboxError> {
+/// async calls, and the configured stack size. The optimising engine uses
+/// the configured allocator; the baseline engine, which only serves a
+/// tool's first calls, allocates on demand so it reserves no second pool.
+pub fn build(config: &SandboxConfig, tier: Tier) -> Result<Engine, SandboxError> {
     let max_stack = usize::try_from(config.max_wasm_stack)
         .map_err(|_| SandboxError::Engine("max_wasm_stack is too large".into()))?;
     let max_memory =
@@ -34,7 +43,10 @@ pub fn build(config: &SandboxConfig) -> Result<Engine, SandboxError> {
         // Host functions and WASI run on the call's fiber stack too.
         .async_stack_size(max_stack + (2 << 20))
         .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64));
-    if config.allocator == Allocator::Pooling {
+    if tier == Tier::Baseline {
+        c.strategy(wasmtime::Strategy::Winch);
+    }
+    if config.allocator == Allocator::Pooling && tier == Tier::Optimized {
         let slots = config.max_concurrent_calls.max(1);
         let l = &config.limits;
         let mut pool = PoolingAllocationConfig::new();
@@ -50,11 +62,16 @@ pub fn build(config: &SandboxConfig) -> Result<Engine, SandboxError> {
             .table_elements(l.table_elements as usize)
             // Reset small instances in place instead of unmapping their
             // pages: each `madvise` costs a TLB shootdown on every core and
-            // the next instance faults the pages back in.
+            // the next instance faults the pages back in. With PAGEMAP_SCAN
+            // (Linux 6.7+) only the pages the call dirtied are reset, not
+            // the whole resident megabyte.
             .linear_memory_keep_resident(KEEP_RESIDENT)
             .table_keep_resident(KEEP_RESIDENT)
             .async_stack_keep_resident(KEEP_RESIDENT)
-            .decommit_batch_size(DECOMMIT_BATCH);
+            .pagemap_scan(wasmtime::Enabled::Auto)
+            // Memory beyond what is kept resident is given back as soon as
+            // the call ends, so the node's memory budget stays true.
+            .decommit_batch_size(1);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     Engine::new(&c).map_err(|e| SandboxError::Engine(format!("{e:#}")))

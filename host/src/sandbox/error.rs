@@ -50,6 +50,10 @@ pub enum SandboxError {
         /// The limit in elements.
         limit: u64,
     },
+    /// The component could not be instantiated (its start-up code trapped,
+    /// or it asked for more than its limits before the call began).
+    #[error("cannot instantiate the tool: {0}")]
+    Instantiate(String),
     /// The guest trapped: a panic, stack overflow, out-of-bounds access…
     #[error("tool trapped: {message}")]
     Trap {
@@ -63,6 +67,31 @@ pub enum SandboxError {
         size: u64,
         /// The limit.
         limit: u64,
+    },
+    /// The guest tried to hand the host more bytes at once (a result, an
+    /// error message, a log line) than the call's cap; the host stopped
+    /// before copying them.
+    #[error("tool tried to pass more than {} to the host at once, over its output limit", humanize_bytes(*.limit))]
+    TransferTooLarge {
+        /// The most the host copies out of the guest in one transfer.
+        limit: u64,
+    },
+    /// The node's memory budget has no room for this call now.
+    #[error(
+        "node busy: this call needs {} of the node's {} memory budget and running calls hold the rest; try again shortly",
+        humanize_bytes(*.needed), humanize_bytes(*.budget)
+    )]
+    NodeBusy {
+        /// Bytes the call would reserve.
+        needed: u64,
+        /// The node's whole budget.
+        budget: u64,
+    },
+    /// Every call slot of the node stayed taken while the call waited.
+    #[error("node busy: all {slots} call slots are taken; try again shortly")]
+    NoSlot {
+        /// How many calls the node runs at once.
+        slots: u32,
     },
     /// The guest returned something malformed (text that is not UTF-8,
     /// JSON content that is not JSON, a bad tool description…).
@@ -86,8 +115,9 @@ impl SandboxError {
             SandboxError::LimitAboveMaximum { .. } => "limit_above_maximum",
             SandboxError::Timeout { .. } => "timeout",
             SandboxError::MemoryLimit { .. } | SandboxError::TableLimit { .. } => "memory_limit",
-            SandboxError::Trap { .. } => "trap",
-            SandboxError::OutputTooLarge { .. } => "output_too_large",
+            SandboxError::Trap { .. } | SandboxError::Instantiate(_) => "trap",
+            SandboxError::OutputTooLarge { .. } | SandboxError::TransferTooLarge { .. } => "output_too_large",
+            SandboxError::NodeBusy { .. } | SandboxError::NoSlot { .. } => "node_busy",
             SandboxError::InvalidOutput(_) => "invalid_output",
             SandboxError::InvalidArguments(_) => "invalid_arguments",
             SandboxError::ToolFailed(_) => "tool_failed",
@@ -104,7 +134,69 @@ impl SandboxError {
                 | SandboxError::UnsupportedImport { .. }
                 | SandboxError::LimitAboveMaximum { .. }
                 | SandboxError::InvalidArguments(_)
+                | SandboxError::NodeBusy { .. }
+                | SandboxError::NoSlot { .. }
         )
+    }
+
+    /// True when the node refused the call for lack of room, not because of
+    /// the call: the caller may try again later or elsewhere.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, SandboxError::NodeBusy { .. } | SandboxError::NoSlot { .. })
+    }
+}
+
+/// Where in a call's life a failure happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading the component's manifest and bytes.
+    Fetch,
+    /// Compiling and linking the component.
+    Load,
+    /// Waiting for a slot and a share of the node's memory budget.
+    Admission,
+    /// Making the fresh instance.
+    Instantiate,
+    /// Running the tool.
+    Call,
+    /// Checking what the tool returned.
+    OutputCheck,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Fetch => "fetch",
+            Phase::Load => "load",
+            Phase::Admission => "admission",
+            Phase::Instantiate => "instantiate",
+            Phase::Call => "call",
+            Phase::OutputCheck => "output check",
+        })
+    }
+}
+
+impl SandboxError {
+    /// The phase this failure belongs to.
+    pub fn phase(&self) -> Phase {
+        match self {
+            SandboxError::Engine(_) | SandboxError::InvalidComponent(_) | SandboxError::UnsupportedImport { .. } => {
+                Phase::Load
+            }
+            SandboxError::LimitAboveMaximum { .. } | SandboxError::NodeBusy { .. } | SandboxError::NoSlot { .. } => {
+                Phase::Admission
+            }
+            SandboxError::Instantiate(_) => Phase::Instantiate,
+            SandboxError::Timeout { .. }
+            | SandboxError::MemoryLimit { .. }
+            | SandboxError::TableLimit { .. }
+            | SandboxError::Trap { .. }
+            | SandboxError::InvalidArguments(_)
+            | SandboxError::ToolFailed(_) => Phase::Call,
+            SandboxError::OutputTooLarge { .. }
+            | SandboxError::TransferTooLarge { .. }
+            | SandboxError::InvalidOutput(_) => Phase::OutputCheck,
+        }
     }
 }
 

@@ -8,8 +8,13 @@
 //! instantiate; [`Sandbox::call`] runs one tool call in a new store with its
 //! own limits:
 //!
-//! 1. a slot is taken (at most `max_concurrent_calls` run at once);
-//! 2. a store is made with a WASI context that grants clocks and random only;
+//! 1. admission: a slot is taken (at most `max_concurrent_calls` run at
+//!    once) and the call reserves the most memory it may use from the
+//!    node's [`MemoryBudget`]; a call that gets neither within the queue
+//!    timeout is refused as "node busy";
+//! 2. a store is made with a WASI context that grants clocks and random
+//!    only, and hostcall fuel that caps what the host copies out of the
+//!    guest in one transfer (result, error message, log line);
 //! 3. the component is instantiated from its pre-linked `InstancePre`;
 //! 4. the call runs on a fiber; every epoch tick checks the deadline, and a
 //!    timer stops calls blocked in host functions;
@@ -19,6 +24,7 @@
 //! next epoch tick.
 
 pub(crate) mod bindings;
+mod budget;
 mod cache;
 mod content;
 mod engine;
@@ -27,18 +33,19 @@ mod state;
 mod stdio;
 
 pub use crate::capability::progress::{Progress, ProgressSink};
+pub use budget::{MemoryBudget, call_cost};
 pub use cache::CompileCache;
-pub use content::{Annotations, Content, ToolDescriptor, is_valid_tool_name, mcp_error_result, mcp_result};
-pub use engine::TICK;
-pub use error::{SandboxError, humanize_bytes};
+pub use content::{Annotations, Content, ToolDescriptor, is_valid_tool_name};
+pub use engine::{TICK, Tier};
+pub use error::{Phase, SandboxError, humanize_bytes};
 pub(crate) use state::CallState;
 
 use crate::config::{Limits, SandboxConfig};
 use bindings::ToolPre;
 use bindings::toolmesh::tool::types::ToolError;
 use state::{LimitHit, LimitReached};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tokio::sync::Semaphore;
 use toolmesh_registry::digest::Digest;
@@ -61,10 +68,20 @@ struct DeadlineReached;
 pub struct Sandbox {
     engine: Engine,
     linker: Linker<CallState>,
+    /// The baseline compiler's engine, made on first use.
+    baseline: OnceLock<Result<Baseline, String>>,
     config: SandboxConfig,
     cache: Option<CompileCache>,
     slots: Semaphore,
+    budget: MemoryBudget,
     next_call: AtomicU64,
+    _ticker: engine::Ticker,
+}
+
+/// The engine and linker of the baseline tier.
+struct Baseline {
+    engine: Engine,
+    linker: Linker<CallState>,
     _ticker: engine::Ticker,
 }
 
@@ -74,9 +91,15 @@ pub struct ToolComponent {
     digest: Digest,
     imports: Arc<[String]>,
     pre: ToolPre<CallState>,
+    tier: Tier,
 }
 
 impl ToolComponent {
+    /// Which compiler made its code.
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
     /// The sha256 of the component's bytes.
     pub fn digest(&self) -> Digest {
         self.digest
@@ -103,11 +126,8 @@ pub struct CallOptions {
 impl Sandbox {
     /// Builds the engine, linker and cache for `config`.
     pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
-        let engine = engine::build(&config)?;
-        let mut linker = Linker::<CallState>::new(&engine);
-        let link_err = |e: wasmtime::Error| SandboxError::Engine(format!("cannot link host interfaces: {e:#}"));
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_err)?;
-        bindings::Tool::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |state| state).map_err(link_err)?;
+        let engine = engine::build(&config, Tier::Optimized)?;
+        let linker = host_linker(&engine)?;
         let cache = match &config.cache_dir {
             Some(dir) => match CompileCache::open(dir, &engine) {
                 Ok(cache) => Some(cache),
@@ -118,8 +138,20 @@ impl Sandbox {
             },
             None => None,
         };
+        let budget = MemoryBudget::new(config.memory_budget.unwrap_or_else(budget::machine_default));
+        let one_call = call_cost(&config.limits, &config);
+        if one_call > budget.total() {
+            return Err(SandboxError::Engine(format!(
+                "the memory budget of {} is below what one call under the default limits may use ({}): \
+                 raise the budget or lower the memory limit",
+                humanize_bytes(budget.total()),
+                humanize_bytes(one_call)
+            )));
+        }
         let ticker = engine::Ticker::start(engine.clone())?;
         Ok(Sandbox {
+            budget,
+            baseline: OnceLock::new(),
             slots: Semaphore::new(config.max_concurrent_calls.max(1) as usize),
             engine,
             linker,
@@ -135,12 +167,18 @@ impl Sandbox {
         &self.config
     }
 
+    /// The memory budget calls reserve from.
+    pub fn budget(&self) -> &MemoryBudget {
+        &self.budget
+    }
+
     /// The wasmtime engine (for benchmarks and tools that precompile).
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
 
-    /// Compiles (or loads from the cache) and links the component `bytes`.
+    /// Compiles (or loads from the cache) and links the component `bytes`
+    /// with the optimising compiler.
     ///
     /// Refuses core modules, malformed bytes, components that import
     /// anything this host does not provide (naming the import), and
@@ -149,8 +187,7 @@ impl Sandbox {
     pub fn load(&self, bytes: &[u8]) -> Result<ToolComponent, SandboxError> {
         check_header(bytes)?;
         let digest = Digest::of(bytes);
-        let cached = self.cache.as_ref().and_then(|c| c.load(&self.engine, &digest));
-        let component = match cached {
+        let component = match self.cached(&digest) {
             Some(component) => component,
             None => {
                 let component = Component::new(&self.engine, bytes)
@@ -164,22 +201,42 @@ impl Sandbox {
         self.link(digest, &component)
     }
 
+    /// Loads the component `bytes` as fast as possible: its optimised code
+    /// from the compile cache if there, else compiled by the baseline
+    /// compiler (several times faster to compile, slower to run; nothing is
+    /// cached). Pair it with [`Sandbox::load`] in the background to move
+    /// later calls to optimised code. Same checks as [`Sandbox::load`].
+    pub fn load_quick(&self, bytes: &[u8]) -> Result<ToolComponent, SandboxError> {
+        check_header(bytes)?;
+        let digest = Digest::of(bytes);
+        if let Some(component) = self.cached(&digest) {
+            return self.link(digest, &component);
+        }
+        let baseline = self.baseline()?;
+        let component =
+            Component::new(&baseline.engine, bytes).map_err(|e| SandboxError::InvalidComponent(format!("{e:#}")))?;
+        link(&baseline.engine, &baseline.linker, digest, &component, Tier::Baseline)
+    }
+
+    /// The optimised code of `digest` from the compile cache, if there.
+    fn cached(&self, digest: &Digest) -> Option<Component> {
+        self.cache.as_ref().and_then(|c| c.load(&self.engine, digest))
+    }
+
+    /// The baseline engine, made on first use.
+    fn baseline(&self) -> Result<&Baseline, SandboxError> {
+        let made = self.baseline.get_or_init(|| {
+            let engine = engine::build(&self.config, Tier::Baseline).map_err(|e| e.to_string())?;
+            let linker = host_linker(&engine).map_err(|e| e.to_string())?;
+            let ticker = engine::Ticker::start(engine.clone()).map_err(|e| e.to_string())?;
+            Ok(Baseline { engine, linker, _ticker: ticker })
+        });
+        made.as_ref().map_err(|e| SandboxError::Engine(e.clone()))
+    }
+
     /// Links an already compiled component (for benchmarks and caches).
     pub fn link(&self, digest: Digest, component: &Component) -> Result<ToolComponent, SandboxError> {
-        let imports: Arc<[String]> =
-            component.component_type().imports(&self.engine).map(|(name, _)| name.to_string()).collect();
-        let instance_pre = self.linker.instantiate_pre(component).map_err(|e| {
-            match imports.iter().find(|name| !PROVIDED.iter().any(|p| name.starts_with(p))) {
-                Some(import) => SandboxError::UnsupportedImport { import: import.clone(), provided: PROVIDED_TEXT },
-                None => SandboxError::InvalidComponent(format!("{e:#}")),
-            }
-        })?;
-        let pre = ToolPre::new(instance_pre).map_err(|e| {
-            SandboxError::InvalidComponent(format!(
-                "it does not export `toolmesh:tool/handler@0.1.0` (build it with toolmesh-guest): {e:#}"
-            ))
-        })?;
-        Ok(ToolComponent { digest, imports, pre })
+        link(&self.engine, &self.linker, digest, component, Tier::Optimized)
     }
 
     /// Asks the component which tools it offers, in a fresh instance under
@@ -257,11 +314,25 @@ impl Sandbox {
             &'a mut Store<CallState>,
         ) -> std::pin::Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>,
     {
-        let _slot =
-            self.slots.acquire().await.map_err(|_| SandboxError::Engine("the sandbox is shutting down".into()))?;
+        // Admission: a slot, then the call's share of the memory budget,
+        // both within the queue timeout.
+        let admitted_by = tokio::time::Instant::now() + self.config.queue_timeout;
+        let _slot = match self.slots.try_acquire() {
+            Ok(slot) => slot,
+            Err(_) => tokio::time::timeout_at(admitted_by, self.slots.acquire())
+                .await
+                .map_err(|_| SandboxError::NoSlot { slots: self.config.max_concurrent_calls.max(1) })?
+                .map_err(|_| SandboxError::Engine("the sandbox is shutting down".into()))?,
+        };
+        let wait = admitted_by.saturating_duration_since(tokio::time::Instant::now());
+        let _memory = self.budget.reserve(call_cost(limits, &self.config), wait).await?;
         let call_id = options.call_id.unwrap_or_else(|| format!("c{}", self.next_call.fetch_add(1, Ordering::Relaxed)));
-        let mut store = Store::new(&self.engine, CallState::new(call_id, limits, options.progress));
+        let engine = component.pre.instance_pre().engine();
+        let mut store = Store::new(engine, CallState::new(call_id, limits, options.progress));
         store.limiter(|state| &mut state.limiter);
+        // Cap what the host copies out of the guest in one go (the result,
+        // an error message, a log line) before it is copied.
+        store.set_hostcall_fuel(usize::try_from(transfer_cap(limits)).unwrap_or(usize::MAX));
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
             if Instant::now() >= ctx.data().deadline {
@@ -271,8 +342,10 @@ impl Sandbox {
             }
         });
         let deadline = tokio::time::Instant::from_std(store.data().deadline) + TICK;
+        let mut instantiated = false;
         let outcome = tokio::time::timeout_at(deadline, async {
             let instance = component.pre.instantiate_async(&mut store).await?;
+            instantiated = true;
             f(instance.toolmesh_tool_handler(), &mut store).await
         })
         .await;
@@ -280,9 +353,52 @@ impl Sandbox {
         match outcome {
             Err(_elapsed) => Err(SandboxError::Timeout { limit: limits.timeout }),
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(classify(error, store.data(), limits)),
+            Ok(Err(error)) => Err(match classify(error, store.data(), limits) {
+                SandboxError::Trap { message } if !instantiated => SandboxError::Instantiate(message),
+                other => other,
+            }),
         }
     }
+}
+
+/// A linker with everything a tool may import: WASI (files, environment
+/// and network denied by each call's context) and the toolmesh interfaces.
+fn host_linker(engine: &Engine) -> Result<Linker<CallState>, SandboxError> {
+    let mut linker = Linker::<CallState>::new(engine);
+    let link_err = |e: wasmtime::Error| SandboxError::Engine(format!("cannot link host interfaces: {e:#}"));
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_err)?;
+    bindings::Tool::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |state| state).map_err(link_err)?;
+    Ok(linker)
+}
+
+/// Links `component`, compiled by `engine`, into a [`ToolComponent`].
+fn link(
+    engine: &Engine,
+    linker: &Linker<CallState>,
+    digest: Digest,
+    component: &Component,
+    tier: Tier,
+) -> Result<ToolComponent, SandboxError> {
+    let imports: Arc<[String]> = component.component_type().imports(engine).map(|(name, _)| name.to_string()).collect();
+    let instance_pre = linker.instantiate_pre(component).map_err(|e| {
+        match imports.iter().find(|name| !PROVIDED.iter().any(|p| name.starts_with(p))) {
+            Some(import) => SandboxError::UnsupportedImport { import: import.clone(), provided: PROVIDED_TEXT },
+            None => SandboxError::InvalidComponent(format!("{e:#}")),
+        }
+    })?;
+    let pre = ToolPre::new(instance_pre).map_err(|e| {
+        SandboxError::InvalidComponent(format!(
+            "it does not export `toolmesh:tool/handler@0.1.0` (build it with toolmesh-guest): {e:#}"
+        ))
+    })?;
+    Ok(ToolComponent { digest, imports, pre, tier })
+}
+
+/// The most bytes the host copies out of the guest in one transfer: twice
+/// the output limit (so a result just over the limit is still measured and
+/// reported exactly), plus room for small values.
+fn transfer_cap(limits: &Limits) -> u64 {
+    limits.output.saturating_mul(2).saturating_add(64 << 10)
 }
 
 /// Refuses bytes that are not a component before the compiler sees them,
@@ -319,6 +435,10 @@ fn classify(error: wasmtime::Error, state: &CallState, limits: &Limits) -> Sandb
     }
     if error.is::<LimitReached>() {
         return SandboxError::MemoryLimit { limit: limits.memory, requested: limits.memory };
+    }
+    // wasmtime's hostcall fuel ran out (its error type is private).
+    if error.chain().any(|cause| cause.to_string().starts_with("too much data is being copied")) {
+        return SandboxError::TransferTooLarge { limit: transfer_cap(limits) };
     }
     if error.chain().any(|cause| cause.is::<std::str::Utf8Error>()) {
         return SandboxError::InvalidOutput("a string is not valid UTF-8".into());

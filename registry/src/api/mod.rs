@@ -76,12 +76,19 @@ impl AppState {
     }
 }
 
+/// The token of an `Authorization: Bearer …` header, if the request has one.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
 /// The token of a `Bearer` header, or the password of a `Basic` one.
 fn presented_token(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    if let Some(token) = value.strip_prefix("Bearer ") {
-        return Some(token.trim().to_owned());
+    if let Some(token) = bearer_token(headers) {
+        return Some(token.to_owned());
     }
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let encoded = value.strip_prefix("Basic ")?;
     let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
@@ -145,6 +152,9 @@ mod tests {
         let basic = base64::engine::general_purpose::STANDARD.encode("user:s3cret");
         assert_eq!(presented_token(&headers(&format!("Basic {basic}"))).as_deref(), Some("s3cret"));
         assert_eq!(presented_token(&HeaderMap::new()), None);
+        assert_eq!(bearer_token(&headers("bearer  xyz ")), Some("xyz"), "the scheme is case-insensitive");
+        assert_eq!(bearer_token(&headers("Bearer ")), None);
+        assert_eq!(bearer_token(&headers("Token abc")), None);
         assert!(constant_eq("abc", "abc"));
         assert!(!constant_eq("abc", "abd"));
         assert!(!constant_eq("abc", "ab"));

@@ -61,6 +61,22 @@ fn tools() -> Vec<Tool> {
             }
             Ok(format!("{} steps", a.steps))
         }),
+        Tool::new(
+            "progress_flood",
+            "Reports progress in a tight loop, forever.",
+            |_: NoArgs| -> Result<String, ToolError> {
+                let mut i = 0u64;
+                loop {
+                    i += 1;
+                    toolmesh_guest::host::progress(i as f64, None, Some("flooding"));
+                }
+            },
+        ),
+        Tool::new(
+            "huge_error",
+            "Fails with an error message of `bytes` bytes.",
+            |a: Size| -> Result<String, ToolError> { Err(ToolError::failed("e".repeat(a.bytes))) },
+        ),
         Tool::new("spin", "Loops forever.", |_: NoArgs| -> Result<String, ToolError> {
             loop {
                 black_box(());

@@ -1,0 +1,168 @@
+//! What the process-level benchmarks share: the native rmcp baseline (run
+//! as a child process of the benchmark binary itself), starting the release
+//! `tool` binary, and one stateless `tools/call` request.
+
+#![allow(dead_code)] // each benchmark uses part of it
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+/// Set in the environment of the child that serves the native baseline.
+const NATIVE_ENV: &str = "TOOLMESH_BENCH_NATIVE_SERVER";
+
+/// The same tool as the `hello` example, natively.
+#[derive(Clone)]
+struct Native;
+
+impl ServerHandler for Native {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let name = request.arguments.as_ref().and_then(|a| a.get("name")).and_then(|n| n.as_str()).unwrap_or("");
+        Ok(CallToolResult::success(vec![ContentBlock::text(format!("Hello, {name}!"))]).into())
+    }
+}
+
+/// Serves `app` on a loopback port; returns its base URL.
+pub async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// When this process was started as the native baseline server, serves it
+/// until killed and never returns.
+pub fn serve_native_if_asked() {
+    if std::env::var_os(NATIVE_ENV).is_none() {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let config = StreamableHttpServerConfig::default().with_json_response(true);
+        let service: StreamableHttpService<Native, LocalSessionManager> =
+            StreamableHttpService::new(|| Ok(Native), Arc::new(LocalSessionManager::default()), config);
+        let url = serve(axum::Router::new().nest_service("/mcp", service)).await;
+        println!("native server at {url}");
+        std::future::pending::<()>().await
+    });
+}
+
+/// A child process killed when dropped.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads `stream` until a line contains `marker`; returns the text after
+/// it, and keeps draining the stream in the background.
+fn wait_for_line(stream: impl std::io::Read + Send + 'static, marker: &str) -> String {
+    let mut lines = BufReader::new(stream).lines();
+    for line in lines.by_ref() {
+        let line = line.expect("read child output");
+        if let Some(at) = line.find(marker) {
+            let rest = line[at + marker.len()..].trim().to_owned();
+            std::thread::spawn(move || lines.for_each(drop));
+            return rest;
+        }
+    }
+    panic!("the child exited before printing {marker:?}");
+}
+
+/// The native server in its own process (this benchmark binary again);
+/// returns it and its MCP URL.
+pub fn start_native() -> (ChildGuard, String) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(NATIVE_ENV, "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the native server");
+    let stdout = child.stdout.take().unwrap();
+    let guard = ChildGuard(child);
+    let url = wait_for_line(stdout, "native server at");
+    (guard, format!("{url}/mcp"))
+}
+
+/// The cargo target directory (benchmarks run from target/release/deps).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors().nth(3).expect("target directory").to_owned()
+}
+
+/// The release `tool` binary.
+pub fn tool_binary() -> PathBuf {
+    let tool = target_dir().join("release/tool");
+    assert!(tool.exists(), "{} is missing: build it with `cargo build --release -p toolmesh-host`", tool.display());
+    tool
+}
+
+/// The built example components.
+pub fn components() -> PathBuf {
+    target_dir().join("wasm32-wasip2/release")
+}
+
+/// Release `tool serve` in its own process on `data`, publishing the
+/// examples in `examples`; returns it and its base URL.
+pub fn start_tool_serve(data: &Path, examples: &Path) -> (ChildGuard, String) {
+    let mut child = Command::new(tool_binary())
+        .args(["serve", "--addr", "127.0.0.1:0", "--rate-limit", "0", "--data"])
+        .arg(data)
+        .arg("--examples")
+        .arg(examples)
+        .env_remove("TOOLMESH_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tool serve");
+    let stderr = child.stderr.take().unwrap();
+    let guard = ChildGuard(child);
+    let url = wait_for_line(stderr, "listening on");
+    (guard, url)
+}
+
+/// A stateless 2026-07-28 `tools/call` of `tool` with `{"name": "bench"}`.
+pub fn call_body(tool: &str, id: u64) -> String {
+    serde_json::json!({
+        "jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {
+            "name": tool, "arguments": {"name": "bench"},
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+        }
+    })
+    .to_string()
+}
+
+/// Sends one call; returns the response text.
+pub async fn call(http: &reqwest::Client, url: &str, tool: &str, id: u64) -> String {
+    http.post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", tool)
+        .body(call_body(tool, id))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}

@@ -1,0 +1,133 @@
+"""`tool serve` under hostile volume, and across crashes: a tool that floods
+progress, many concurrent calls with huge outputs, a kill during the first
+start. Clients are the official Python MCP SDK and raw JSON-RPC; memory is
+read from /proc.
+
+Fixtures are in conftest.py.
+"""
+
+import concurrent.futures
+import json
+import shutil
+import time
+import urllib.request
+
+import mcp
+import pytest
+from conftest import COMPONENTS, publish_to, start_gateway, stop
+from test_mcp import EXAMPLE_TOOLS, text_of
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def memory_of(proc):
+    """(VmRSS, VmHWM) of a process, in bytes."""
+    fields = {}
+    with open(f"/proc/{proc.pid}/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(value.split()[0]) * 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+def call(base, tool, arguments, id=1):
+    """One stateless 2026-07-28 tools/call with raw JSON-RPC; the reply as JSON."""
+    body = json.dumps({
+        "jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": tool, "arguments": arguments,
+                   "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                             "io.modelcontextprotocol/clientCapabilities": {}}},
+    }).encode()
+    request = urllib.request.Request(f"{base}/mcp", data=body, method="POST", headers={
+        "content-type": "application/json", "accept": "application/json, text/event-stream",
+        "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": tool,
+    })
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_progress_flood_is_coalesced_and_the_time_limit_holds(tmp_path, mode):
+    with start_gateway(tmp_path) as (base, data, _, proc):
+        publish_to(base, data, COMPONENTS / "hostile.wasm", "test/hostile", "1.0")
+        seen = []
+
+        async def on_progress(progress, total, message):
+            seen.append(progress)
+
+        async with mcp.Client(f"{base}/mcp", mode=mode) as client:
+            assert text_of(await client.call_tool("test.hostile.echo", {"text": "warm"})) == "warm"
+            rss_before, _ = memory_of(proc)
+            started = time.monotonic()
+            result = await client.call_tool("test.hostile.progress_flood", {}, progress_callback=on_progress)
+            elapsed = time.monotonic() - started
+            rss_after, _ = memory_of(proc)
+            assert result.is_error and "time limit of 1 s" in text_of(result), text_of(result)
+            # The 1 s limit held (the result is not held back by queued reports).
+            assert elapsed < 3, elapsed
+            # At most a burst of 16, then 20 a second: millions of reports became a few dozen.
+            assert 1 <= len(seen) <= 16 + 20 * elapsed + 5, len(seen)
+            assert seen == sorted(seen), "reports arrive in order"
+            assert rss_after - rss_before < 64 << 20, (rss_before, rss_after)
+            assert text_of(await client.call_tool("test.hostile.echo", {"text": "after"})) == "after"
+
+
+def test_concurrent_huge_errors_stay_inside_the_memory_budget(tmp_path):
+    budget = 1 << 30
+    with start_gateway(tmp_path, "--memory-budget", "1GiB", "--memory", "128MiB") as (base, data, _, proc):
+        publish_to(base, data, COMPONENTS / "hostile.wasm", "test/hostile", "1.0")
+        assert call(base, "test.hostile.echo", {"text": "warm"})["result"]["content"][0]["text"] == "warm"
+        rss_before, _ = memory_of(proc)
+        # 32 callers at once, each tool building a 40 MiB error message.
+        with concurrent.futures.ThreadPoolExecutor(32) as pool:
+            replies = list(pool.map(lambda i: call(base, "test.hostile.huge_error", {"bytes": 40 << 20}, i), range(32)))
+        _, peak = memory_of(proc)
+        outcomes = {"refused": 0, "busy": 0}
+        for reply in replies:
+            if "result" in reply:
+                assert reply["result"]["isError"] is True
+                assert "more than" in reply["result"]["content"][0]["text"], reply
+                outcomes["refused"] += 1
+            else:
+                assert "node busy" in reply["error"]["message"], reply
+                outcomes["busy"] += 1
+        assert outcomes["refused"] >= 1, outcomes
+        # Guest memories and host copies stayed inside the budget.
+        assert peak - rss_before < budget, (rss_before, peak, outcomes)
+        assert call(base, "test.hostile.echo", {"text": "after"})["result"]["content"][0]["text"] == "after"
+
+
+async def tool_names(base):
+    async with mcp.Client(f"{base}/mcp", mode="auto") as client:
+        return sorted(t.name for t in (await client.list_tools()).tools)
+
+
+@pytest.mark.anyio
+async def test_a_later_start_publishes_the_examples_an_earlier_one_missed(tmp_path):
+    only_hello = tmp_path / "only-hello"
+    only_hello.mkdir()
+    shutil.copy(COMPONENTS / "hello.wasm", only_hello)
+    with start_gateway(tmp_path, examples=only_hello) as (base, _, _, _):
+        assert await tool_names(base) == ["examples.hello.greet"]
+    with start_gateway(tmp_path) as (base, _, _, _):
+        assert await tool_names(base) == EXAMPLE_TOOLS
+
+
+@pytest.mark.anyio
+async def test_a_kill_during_the_first_start_is_completed_by_the_next(tmp_path):
+    with start_gateway(tmp_path, wait=False) as (_, data, _, proc):
+        first = data / "registry" / "repos" / "examples" / "hello" / "_tags"
+        for _ in range(2000):
+            if first.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.005)
+        stop(proc)  # SIGKILL, as a crash would
+    with start_gateway(tmp_path) as (base, data, _, _):
+        assert await tool_names(base) == EXAMPLE_TOOLS
+        token = (data / "push-token").read_text().strip()
+        assert len(token) == 48, "the push token survived whole"

@@ -5,7 +5,9 @@
 //! also its own process, doing the same work in Rust with the same rmcp HTTP
 //! settings. This benchmark process is the load generator: stateless
 //! 2026-07-28 requests with JSON responses, at 1 and 32 concurrent clients.
-//! The gateway served from inside this process is measured beside them.
+//! The gateway served from inside this process is measured beside them,
+//! with its node and with an invoker that runs nothing (the gateway's own
+//! cost, the sandbox taken out).
 //! Prints a Markdown table.
 //!
 //! Run with `scripts/bench.sh mcp` (it builds the components and the
@@ -21,14 +23,39 @@ use std::time::{Duration, Instant};
 use toolmesh_host::artifact::ToolMetadata;
 use toolmesh_host::config::SandboxConfig;
 use toolmesh_host::gateway::http::{McpHttpConfig, router};
-use toolmesh_host::gateway::{Gateway, LocalInvoker};
-use toolmesh_host::sandbox::Sandbox;
+use toolmesh_host::gateway::{Gateway, Invocation, InvokeFuture, Invoker, LocalInvoker};
+use toolmesh_host::sandbox::{Content, Sandbox};
 use toolmesh_registry::api::AccessConfig;
 use toolmesh_registry::client::Client;
 use toolmesh_registry::store::{FsStore, StoreConfig};
 
-/// The gateway inside this process (registry store, catalog, local node).
-async fn start_in_process(dir: &Path) -> String {
+/// An invoker that answers without running anything: the gateway's own
+/// cost, with the sandbox taken out.
+struct CannedInvoker;
+
+impl Invoker for CannedInvoker {
+    fn invoke(&self, _call: Invocation) -> InvokeFuture<'_> {
+        Box::pin(async { Ok(vec![Content::Text("Hello, bench!".into())]) })
+    }
+}
+
+/// The gateway inside this process (registry store, catalog, local node),
+/// and the same catalog over an invoker that runs nothing.
+async fn start_in_process(dir: &Path) -> (String, String) {
+    let (store, sandbox) = publish_hello(dir).await;
+    let config = McpHttpConfig { rate_per_minute: 0, ..McpHttpConfig::default() };
+    let gateway = Gateway::new(Arc::new(LocalInvoker::new(sandbox, store.clone())));
+    gateway.refresh_from(&store).await.unwrap();
+    let canned = Gateway::new(Arc::new(CannedInvoker));
+    canned.refresh_from(&store).await.unwrap();
+    (
+        format!("{}/mcp", serve(router(gateway, config.clone())).await),
+        format!("{}/mcp", serve(router(canned, config)).await),
+    )
+}
+
+/// A store in `dir` with `hello` published as `examples/hello:0.1.0`.
+async fn publish_hello(dir: &Path) -> (FsStore, Arc<Sandbox>) {
     let wasm = common::components().join("hello.wasm");
     let bytes =
         std::fs::read(&wasm).unwrap_or_else(|e| panic!("{}: {e}; run scripts/build-components.sh", wasm.display()));
@@ -42,10 +69,7 @@ async fn start_in_process(dir: &Path) -> String {
     toolmesh_host::publish::publish(&sandbox, &client, Bytes::from(bytes), (&repo, &tag), metadata, None, &|_| {})
         .await
         .unwrap();
-    let gateway = Gateway::new(Arc::new(LocalInvoker::new(sandbox, store.clone())));
-    gateway.refresh_from(&store).await.unwrap();
-    let config = McpHttpConfig { rate_per_minute: 0, ..McpHttpConfig::default() };
-    format!("{}/mcp", serve(router(gateway, config)).await)
+    (store, sandbox)
 }
 
 /// Runs `clients` loops of calls for `duration`; returns calls/s, p50, p99.
@@ -88,11 +112,12 @@ fn main() {
     let (_tool_child, toolmesh) = common::start_tool_serve(&dir.path().join("serve"), &common::components());
     let toolmesh = format!("{toolmesh}/mcp");
     runtime.block_on(async {
-        let in_process = start_in_process(&dir.path().join("in-process")).await;
+        let (in_process, canned) = start_in_process(&dir.path().join("in-process")).await;
         let servers = [
             ("native rmcp (own process)", native.as_str()),
             ("toolmesh `tool serve` (own process)", toolmesh.as_str()),
             ("toolmesh gateway (in this process)", in_process.as_str()),
+            ("toolmesh gateway, no sandbox (in this process)", canned.as_str()),
         ];
         let tool = |name: &str| if name.starts_with("native") { "greet" } else { "examples.hello.greet" };
         // Warm every server (the gateways compile the component on the first

@@ -1,5 +1,6 @@
-//! Sandbox benchmarks: compile, cached load, and a fresh instance plus a
-//! trivial call under the pooling and on-demand allocators.
+//! Sandbox benchmarks: compile (Cranelift, and Winch for a node's first
+//! calls), cached load, and a fresh instance plus a trivial call under the
+//! pooling and on-demand allocators.
 //!
 //! Run with `scripts/bench.sh` (it builds the components first).
 
@@ -25,6 +26,8 @@ fn benches(c: &mut Criterion) {
     let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
     let engine = sandbox.engine().clone();
     c.bench_function("compile/hello", |b| b.iter(|| Component::new(&engine, &bytes).unwrap()));
+    // The baseline tier: Winch compiles and the component is linked (no cache).
+    c.bench_function("load_quick/hello", |b| b.iter(|| sandbox.load_quick(&bytes).unwrap()));
 
     let compiled = Component::new(&engine, &bytes).unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -6,6 +6,7 @@
 
 mod inspect;
 mod keys;
+mod log_writer;
 mod publish;
 mod pull;
 mod registry;
@@ -82,7 +83,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // Servers log their requests by default; one-shot commands only warnings.
     let serving = matches!(cli.command, Command::Registry(_) | Command::Serve(_));
-    init_logging(cli.verbose + u8::from(serving));
+    let _log = init_logging(cli.verbose + u8::from(serving));
     let result =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Failure::failed).and_then(|runtime| {
             runtime.block_on(async {
@@ -112,7 +113,10 @@ pub fn main() -> ExitCode {
 /// Logs go to stderr, so stdout carries only results. Dependencies log
 /// warnings only unless `TOOLMESH_LOG` asks for more; a server's own lines
 /// at info are one audit line per call plus start-up and changes.
-fn init_logging(verbose: u8) {
+///
+/// Lines are written in batches by a background thread
+/// ([`log_writer`]); the returned flusher writes what is left when dropped.
+fn init_logging(verbose: u8) -> log_writer::Flusher {
     let default = match verbose {
         0 => "warn",
         1 => "warn,toolmesh=info,toolmesh_host=info,toolmesh_registry=info,tool=info",
@@ -120,11 +124,13 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOOLMESH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let (writer, flusher) = log_writer::BatchedStderr::start();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    flusher
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 //!   2026-07-28 `subscriptions/listen` streams whenever the catalog changes.
 
 use super::Gateway;
-use super::catalog::CatalogTool;
+use super::catalog::{Catalog, CatalogTool};
 use super::invoker::Invocation;
 use crate::capability::progress::{ProgressQueue, QUEUE_LEN};
 use crate::sandbox::{Content, ProgressSink, SandboxError};
@@ -30,6 +30,7 @@ use rmcp::model::{
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,21 @@ use std::time::{Duration, Instant};
 /// key (never the key itself), `stdio` otherwise.
 #[derive(Debug, Clone)]
 pub struct Caller(pub String);
+
+/// The MCP descriptions of a catalog's tools, made once per catalog (the
+/// HTTP layer asks for a tool's on every request).
+#[derive(Debug, Default)]
+pub struct ToolList {
+    tools: BTreeMap<String, Tool>,
+}
+
+impl ToolList {
+    /// The descriptions of `catalog`'s tools, by name; a tool whose
+    /// descriptor does not make a valid MCP tool is left out, with a warning.
+    pub fn build(catalog: &Catalog) -> Self {
+        ToolList { tools: catalog.tools().filter_map(|t| Some((t.name.clone(), mcp_tool(t)?))).collect() }
+    }
+}
 
 /// The MCP description of a catalog tool.
 pub fn mcp_tool(tool: &CatalogTool) -> Option<Tool> {
@@ -184,8 +200,7 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let catalog = self.catalog();
-        Ok(ListToolsResult::with_all_items(catalog.tools().filter_map(|t| mcp_tool(t)).collect()))
+        Ok(ListToolsResult::with_all_items(self.tool_list().tools.values().cloned().collect()))
     }
 
     // toolmesh serves tools only: say so, rather than answer with empty
@@ -231,7 +246,8 @@ impl ServerHandler for Gateway {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.catalog().get(name).and_then(|t| mcp_tool(t))
+        // Asked on every HTTP request (to check `Mcp-Param-*` headers).
+        self.tool_list().tools.get(name).cloned()
     }
 
     async fn call_tool(

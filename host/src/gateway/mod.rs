@@ -15,7 +15,7 @@ pub mod mcp;
 pub mod schema;
 
 pub use catalog::{Catalog, CatalogTool};
-pub use invoker::{Invocation, InvokeCause, InvokeError, Invoker, LocalInvoker};
+pub use invoker::{Invocation, InvokeCause, InvokeError, InvokeFuture, Invoker, LocalInvoker};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -34,7 +34,8 @@ pub struct Gateway {
 }
 
 struct Inner {
-    catalog: RwLock<Arc<Catalog>>,
+    /// The catalog and its MCP tool descriptions, replaced together.
+    catalog: RwLock<(Arc<Catalog>, Arc<mcp::ToolList>)>,
     version: tokio::sync::watch::Sender<u64>,
     invoker: Arc<dyn Invoker>,
     next_call: AtomicU64,
@@ -63,18 +64,24 @@ impl Gateway {
 
     /// The current catalog.
     pub fn catalog(&self) -> Arc<Catalog> {
-        self.inner.catalog.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner.catalog.read().unwrap_or_else(|e| e.into_inner()).0.clone()
+    }
+
+    /// The MCP descriptions of the current catalog's tools.
+    pub(crate) fn tool_list(&self) -> Arc<mcp::ToolList> {
+        self.inner.catalog.read().unwrap_or_else(|e| e.into_inner()).1.clone()
     }
 
     /// Installs `catalog`; returns whether the tool list changed (and so
     /// subscribers were told).
     pub fn set_catalog(&self, catalog: Catalog) -> bool {
+        let list = Arc::new(mcp::ToolList::build(&catalog));
         let mut current = self.inner.catalog.write().unwrap_or_else(|e| e.into_inner());
-        if **current == catalog {
+        if *current.0 == catalog {
             return false;
         }
         tracing::info!(tools = catalog.len(), "tool list changed");
-        *current = Arc::new(catalog);
+        *current = (Arc::new(catalog), list);
         drop(current);
         self.inner.version.send_modify(|v| *v += 1);
         true

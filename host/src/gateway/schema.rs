@@ -62,6 +62,10 @@ impl ToolSchemas {
 
 /// The first error of `value` against `validator`, as `pointer: reason`.
 fn first_violation(validator: &Validator, value: &Value) -> Result<(), String> {
+    // The quick check first: most values are valid.
+    if validator.is_valid(value) {
+        return Ok(());
+    }
     match validator.iter_errors(value).next() {
         None => Ok(()),
         Some(error) => {

@@ -24,7 +24,7 @@ use toolmesh_host::artifact::ToolMetadata;
 use toolmesh_host::config::SandboxConfig;
 use toolmesh_host::gateway::http::{McpHttpConfig, router};
 use toolmesh_host::gateway::{Gateway, Invocation, InvokeFuture, Invoker, LocalInvoker};
-use toolmesh_host::sandbox::{Content, Sandbox};
+use toolmesh_host::sandbox::{CallOutput, Content, Sandbox};
 use toolmesh_registry::api::AccessConfig;
 use toolmesh_registry::client::Client;
 use toolmesh_registry::store::{FsStore, StoreConfig};
@@ -35,7 +35,7 @@ struct CannedInvoker;
 
 impl Invoker for CannedInvoker {
     fn invoke(&self, _call: Invocation) -> InvokeFuture<'_> {
-        Box::pin(async { Ok(vec![Content::Text("Hello, bench!".into())]) })
+        Box::pin(async { Ok(CallOutput::unreserved(vec![Content::Text("Hello, bench!".into())])) })
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use toolmesh_host::config::{Allocator, Limits, SandboxConfig};
-use toolmesh_host::sandbox::{CallOptions, Content, Sandbox, SandboxError, ToolComponent};
+use toolmesh_host::sandbox::{CallOptions, CallOutput, Content, Sandbox, SandboxError, ToolComponent};
 
 fn component_path(name: &str) -> PathBuf {
     // The test binary is target/<profile>/deps/<name>; components are in
@@ -39,7 +39,7 @@ fn load(sandbox: &Sandbox, name: &str) -> ToolComponent {
 }
 
 async fn call(sandbox: &Sandbox, c: &ToolComponent, tool: &str, args: Value) -> Result<Vec<Content>, SandboxError> {
-    sandbox.call(c, tool, &args.to_string(), CallOptions::default()).await
+    sandbox.call(c, tool, &args.to_string(), CallOptions::default()).await.map(CallOutput::into_content)
 }
 
 async fn assert_still_serves(sandbox: &Sandbox, c: &ToolComponent) {
@@ -427,11 +427,12 @@ async fn a_progress_flood_is_stopped_by_the_time_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_past_the_memory_budget_wait_then_get_node_busy() {
-    // Room for one call under these limits at a time.
+    // Room for one call under these limits at a time (one costs ~76 MiB).
     let limits = Limits { memory: 32 << 20, timeout: Duration::from_secs(2), ..Limits::default() };
+    let budget = 100 << 20;
     let config = SandboxConfig {
         limits,
-        memory_budget: Some(48 << 20),
+        memory_budget: Some(budget),
         queue_timeout: Duration::from_millis(200),
         ..small_limits()
     };
@@ -441,12 +442,19 @@ async fn calls_past_the_memory_budget_wait_then_get_node_busy() {
         let (sandbox, hostile) = (sandbox.clone(), hostile.clone());
         tokio::spawn(async move { call(&sandbox, &hostile, "spin", json!({})).await })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    while sandbox.budget().available() == budget {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let err = call(&sandbox, &hostile, "echo", json!({"text": "x"})).await.unwrap_err();
-    assert!(matches!(err, SandboxError::NodeBusy { budget, .. } if budget == 48 << 20), "{err}");
+    assert!(matches!(err, SandboxError::NodeBusy { budget: b, .. } if b == budget), "{err}");
     assert!(err.is_busy() && !err.is_tool_failure());
     assert!(matches!(spinning.await.unwrap(), Err(SandboxError::Timeout { .. })));
-    assert_eq!(sandbox.budget().available(), 48 << 20, "every reservation was given back");
+    assert_eq!(sandbox.budget().available(), budget, "every reservation was given back");
+    // A result holds its reservation until it is dropped.
+    let out = sandbox.call(&hostile, "echo", r#"{"text": "held"}"#, CallOptions::default()).await.unwrap();
+    assert!(sandbox.budget().available() < budget);
+    drop(out);
+    assert_eq!(sandbox.budget().available(), budget);
     assert_still_serves(&sandbox, &hostile).await;
 }
 

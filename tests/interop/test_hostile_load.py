@@ -34,6 +34,17 @@ def memory_of(proc):
     return fields["VmRSS"], fields["VmHWM"]
 
 
+def wait_for_optimised_code(data):
+    """Waits until the node has compiled optimised code in the background
+    (its first calls run baseline code), so that compile is not measured."""
+    for _ in range(600):
+        if list((data / "compiled").glob("*.cwasm")):
+            time.sleep(0.2)
+            return
+        time.sleep(0.05)
+    raise AssertionError("the node never wrote optimised code to its compile cache")
+
+
 def call(base, tool, arguments, id=1):
     """One stateless 2026-07-28 tools/call with raw JSON-RPC; the reply as JSON."""
     body = json.dumps({
@@ -62,6 +73,7 @@ async def test_a_progress_flood_is_coalesced_and_the_time_limit_holds(tmp_path, 
 
         async with mcp.Client(f"{base}/mcp", mode=mode) as client:
             assert text_of(await client.call_tool("test.hostile.echo", {"text": "warm"})) == "warm"
+            wait_for_optimised_code(data)
             rss_before, _ = memory_of(proc)
             started = time.monotonic()
             result = await client.call_tool("test.hostile.progress_flood", {}, progress_callback=on_progress)
@@ -70,8 +82,9 @@ async def test_a_progress_flood_is_coalesced_and_the_time_limit_holds(tmp_path, 
             assert result.is_error and "time limit of 1 s" in text_of(result), text_of(result)
             # The 1 s limit held (the result is not held back by queued reports).
             assert elapsed < 3, elapsed
-            # At most a burst of 16, then 20 a second: millions of reports became a few dozen.
-            assert 1 <= len(seen) <= 16 + 20 * elapsed + 5, len(seen)
+            # A burst of 16, then 20 a second, then what was still queued (16 at most)
+            # when the call ended: millions of reports became a few dozen.
+            assert 1 <= len(seen) <= 16 + 20 * elapsed + 16 + 2, len(seen)
             assert seen == sorted(seen), "reports arrive in order"
             assert rss_after - rss_before < 64 << 20, (rss_before, rss_after)
             assert text_of(await client.call_tool("test.hostile.echo", {"text": "after"})) == "after"
@@ -82,17 +95,21 @@ def test_concurrent_huge_errors_stay_inside_the_memory_budget(tmp_path):
     with start_gateway(tmp_path, "--memory-budget", "1GiB", "--memory", "128MiB") as (base, data, _, proc):
         publish_to(base, data, COMPONENTS / "hostile.wasm", "test/hostile", "1.0")
         assert call(base, "test.hostile.echo", {"text": "warm"})["result"]["content"][0]["text"] == "warm"
+        wait_for_optimised_code(data)
         rss_before, _ = memory_of(proc)
         # 32 callers at once, each tool building a 40 MiB error message.
         with concurrent.futures.ThreadPoolExecutor(32) as pool:
             replies = list(pool.map(lambda i: call(base, "test.hostile.huge_error", {"bytes": 40 << 20}, i), range(32)))
         _, peak = memory_of(proc)
-        outcomes = {"refused": 0, "busy": 0}
+        outcomes = {"refused": 0, "busy": 0, "slow": 0}
         for reply in replies:
             if "result" in reply:
                 assert reply["result"]["isError"] is True
-                assert "more than" in reply["result"]["content"][0]["text"], reply
-                outcomes["refused"] += 1
+                text = reply["result"]["content"][0]["text"]
+                # On a busy machine a call may use up its 1 s first.
+                outcome = "slow" if "time limit" in text else "refused"
+                assert outcome == "slow" or "more than" in text, reply
+                outcomes[outcome] += 1
             else:
                 assert "node busy" in reply["error"]["message"], reply
                 outcomes["busy"] += 1

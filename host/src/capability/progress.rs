@@ -86,6 +86,11 @@ impl ProgressQueue {
         self.ready.notify_one();
     }
 
+    /// Whether [`Self::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).closed
+    }
+
     /// How many reports were merged into a later one because the queue was full.
     pub fn coalesced(&self) -> u64 {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).coalesced

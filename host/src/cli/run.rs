@@ -66,13 +66,13 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     };
     let outcome = sandbox.call(&component, &args.tool, &arguments, options).await;
     match outcome {
-        Ok(content) => match schemas.check_result(structured_content(&content)) {
+        Ok(output) => match schemas.check_result(structured_content(&output)) {
             Err(problem) => Err(Failure::failed(report(&problem, true, args.json))),
             Ok(()) if args.json => {
-                println!("{}", serde_json::to_string_pretty(&mcp_result(content))?);
+                println!("{}", serde_json::to_string_pretty(&mcp_result(output.into_content()))?);
                 Ok(())
             }
-            Ok(()) => print_content(&content, &args),
+            Ok(()) => print_content(&output, &args),
         },
         Err(error @ SandboxError::InvalidArguments(_)) => Err(Failure::usage(report(&error.to_string(), false, false))),
         Err(error) => Err(Failure::failed(report(&error.to_string(), error.is_tool_failure(), args.json))),

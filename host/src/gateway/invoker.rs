@@ -4,7 +4,7 @@
 
 use crate::node::ComponentCache;
 use crate::node::components;
-use crate::sandbox::{CallOptions, Content, Phase, ProgressSink, Sandbox, SandboxError, Tier, ToolComponent};
+use crate::sandbox::{CallOptions, CallOutput, Phase, ProgressSink, Sandbox, SandboxError, Tier, ToolComponent};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -79,7 +79,7 @@ impl InvokeError {
 }
 
 /// A boxed future of an invocation's outcome.
-pub type InvokeFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<Content>, InvokeError>> + Send + 'a>>;
+pub type InvokeFuture<'a> = Pin<Box<dyn Future<Output = Result<CallOutput, InvokeError>> + Send + 'a>>;
 
 /// Runs calls. Dropping the returned future cancels the call.
 pub trait Invoker: Send + Sync + 'static {
@@ -93,12 +93,24 @@ pub struct LocalInvoker {
     sandbox: Arc<Sandbox>,
     store: FsStore,
     components: Arc<ComponentCache>,
+    /// Compiles running at once (first loads and background tier-ups
+    /// together), so a stream of new or cancelled tools queues up instead
+    /// of taking every core and their memory.
+    compiles: Arc<tokio::sync::Semaphore>,
 }
+
+/// Compiles a node runs at once.
+const CONCURRENT_COMPILES: usize = 2;
 
 impl LocalInvoker {
     /// A node over `sandbox` that fetches from `store`.
     pub fn new(sandbox: Arc<Sandbox>, store: FsStore) -> Self {
-        LocalInvoker { sandbox, store, components: Arc::new(ComponentCache::new(components::DEFAULT_CAPACITY)) }
+        LocalInvoker {
+            sandbox,
+            store,
+            components: Arc::new(ComponentCache::new(components::DEFAULT_CAPACITY)),
+            compiles: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_COMPILES)),
+        }
     }
 
     async fn component(&self, repository: &Repository, digest: Digest) -> Result<ToolComponent, InvokeCause> {
@@ -120,18 +132,37 @@ impl LocalInvoker {
         let wasm = self.store.read_blob(&layer.digest).await.map_err(|e| fetch_error(e.to_string()))?;
         let wasm = Arc::new(wasm);
         let (sandbox, bytes) = (self.sandbox.clone(), wasm.clone());
+        let shutting_down = |_| InvokeCause::Sandbox(SandboxError::Engine("the node is shutting down".into()));
+        let permit = self.compiles.clone().acquire_owned().await.map_err(shutting_down)?;
         // Compiling takes a while on a miss: keep it off the async threads.
-        let component = tokio::task::spawn_blocking(move || sandbox.load_quick(&bytes))
-            .await
-            .map_err(|e| fetch_error(e.to_string()))??;
+        let component = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            sandbox.load_quick(&bytes)
+        })
+        .await
+        .map_err(|e| InvokeCause::Sandbox(SandboxError::Engine(format!("the compiler stopped: {e}"))))??;
         if component.tier() == Tier::Baseline {
-            let (sandbox, components) = (self.sandbox.clone(), self.components.clone());
-            tokio::task::spawn_blocking(move || match sandbox.load(&wasm) {
-                Ok(optimized) => {
-                    tracing::debug!(%digest, "optimised code takes over");
-                    components.replace(digest, optimized);
+            let (sandbox, components, compiles) =
+                (self.sandbox.clone(), self.components.clone(), self.compiles.clone());
+            tokio::spawn(async move {
+                let Ok(permit) = compiles.acquire_owned().await else { return };
+                let optimized = tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    sandbox.load(&wasm)
+                })
+                .await;
+                match optimized {
+                    Ok(Ok(optimized)) => {
+                        tracing::debug!(%digest, "optimised code takes over");
+                        components.replace(digest, optimized);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(%digest, error = %e, "cannot compile optimised code; the baseline stays")
+                    }
+                    Err(e) => {
+                        tracing::warn!(%digest, error = %e, "the optimising compiler stopped; the baseline stays")
+                    }
                 }
-                Err(e) => tracing::warn!(%digest, error = %e, "cannot compile optimised code; the baseline stays"),
             });
         }
         Ok(component)

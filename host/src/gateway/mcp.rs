@@ -151,7 +151,8 @@ impl ProgressRelay {
                 let now = tokio::time::Instant::now();
                 tokens = (tokens + now.duration_since(last).as_secs_f64() * PROGRESS_PER_SECOND).min(capacity);
                 last = now;
-                if tokens < 1.0 {
+                // Once the call has ended, what is left goes out at once.
+                if tokens < 1.0 && !source.is_closed() {
                     tokio::time::sleep(Duration::from_secs_f64((1.0 - tokens) / PROGRESS_PER_SECOND)).await;
                     tokens = 1.0;
                     last = tokio::time::Instant::now();
@@ -307,7 +308,9 @@ impl ServerHandler for Gateway {
         );
         match outcome {
             None => Err(McpError::internal_error("the call was cancelled", None)),
-            Some(Ok(content)) => {
+            Some(Ok(output)) => {
+                // The call's memory reservation covers these copies too.
+                let (content, _reservation) = output.into_parts();
                 let result = call_result(content);
                 match tool.schemas.check_result(result.structured_content.as_ref()) {
                     Ok(()) => Ok(result.into()),

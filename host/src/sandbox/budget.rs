@@ -1,14 +1,17 @@
 //! The node's memory budget: every call reserves the most memory it may
 //! come to use (guest memories, the host's copies of its result, error and
-//! output, its stacks) before it starts, and gives it back when it ends.
+//! output, its stacks) before it starts, and gives it back once its result
+//! has been shaped for the caller (the reservation travels with the result,
+//! see [`super::CallOutput`]).
 //! A call that cannot get its share in time is refused with
 //! [`SandboxError::NodeBusy`], so a node under hostile load answers "busy"
 //! instead of meeting the kernel's OOM killer.
 
 use super::error::SandboxError;
 use crate::config::{Limits, SandboxConfig};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The budget is counted in units of this many bytes.
 const UNIT: u64 = 64 << 10;
@@ -17,26 +20,29 @@ const UNIT: u64 = 64 << 10;
 /// state, and the request and response buffers around it.
 const CALL_OVERHEAD: u64 = 1 << 20;
 
-/// How many copies of a result the host may hold at once (lifted from the
-/// guest, checked, shaped as MCP JSON with base64 images, serialised).
-const RESULT_COPIES: u64 = 4;
+/// Bytes of host memory a result may take per byte the guest returned,
+/// while the call's reservation is held: the text lifted out of the guest,
+/// the parsed JSON tree (a `serde_json::Value` takes up to ~16 bytes per
+/// byte of dense JSON such as `[0,0,…]`), the structured-content copy of
+/// it, and the MCP text and base64 copies.
+const RESULT_EXPANSION: u64 = 36;
 
 /// Bytes reserved for calls running on this node.
 pub struct MemoryBudget {
     total: u64,
-    units: Semaphore,
+    units: Arc<Semaphore>,
 }
 
 /// A call's share of the budget, given back when dropped.
-pub struct Reservation<'a> {
-    _permit: SemaphorePermit<'a>,
+pub struct Reservation {
+    _permit: OwnedSemaphorePermit,
 }
 
 impl MemoryBudget {
     /// A budget of `bytes`.
     pub fn new(bytes: u64) -> Self {
         let units = (bytes / UNIT).min(Semaphore::MAX_PERMITS as u64) as usize;
-        MemoryBudget { total: units as u64 * UNIT, units: Semaphore::new(units) }
+        MemoryBudget { total: units as u64 * UNIT, units: Arc::new(Semaphore::new(units)) }
     }
 
     /// The whole budget in bytes.
@@ -51,7 +57,7 @@ impl MemoryBudget {
 
     /// Reserves `bytes`, waiting at most `wait` for running calls to give
     /// memory back.
-    pub async fn reserve(&self, bytes: u64, wait: Duration) -> Result<Reservation<'_>, SandboxError> {
+    pub async fn reserve(&self, bytes: u64, wait: Duration) -> Result<Reservation, SandboxError> {
         let busy = || SandboxError::NodeBusy { needed: bytes, budget: self.total };
         let too_large =
             || SandboxError::LimitAboveMaximum { what: "memory a call reserves", asked: bytes, max: self.total };
@@ -59,9 +65,9 @@ impl MemoryBudget {
         if u64::from(units) * UNIT > self.total {
             return Err(too_large());
         }
-        let permit = match self.units.try_acquire_many(units) {
+        let permit = match self.units.clone().try_acquire_many_owned(units) {
             Ok(permit) => permit,
-            Err(_) => tokio::time::timeout(wait, self.units.acquire_many(units))
+            Err(_) => tokio::time::timeout(wait, self.units.clone().acquire_many_owned(units))
                 .await
                 .map_err(|_| busy())?
                 .map_err(|_| busy())?,
@@ -76,7 +82,7 @@ impl MemoryBudget {
 pub fn call_cost(limits: &Limits, config: &SandboxConfig) -> u64 {
     limits
         .memory
-        .saturating_add(limits.output.saturating_mul(RESULT_COPIES))
+        .saturating_add(limits.output.saturating_mul(RESULT_EXPANSION))
         // stdout and stderr are each kept up to the log limit.
         .saturating_add(limits.log.saturating_mul(2))
         // The fiber stack the call runs on (see `engine::build`).
@@ -150,7 +156,7 @@ mod tests {
     fn the_default_cost_covers_memory_output_and_stacks() {
         let config = SandboxConfig::default();
         let cost = call_cost(&config.limits, &config);
-        assert_eq!(cost, (256 << 20) + 4 * (1 << 20) + 2 * (64 << 10) + (3 << 20) + (1 << 20));
+        assert_eq!(cost, (256 << 20) + 36 * (1 << 20) + 2 * (64 << 10) + (3 << 20) + (1 << 20));
         assert!(machine_default() > 0);
     }
 }

@@ -26,6 +26,7 @@
 pub(crate) mod bindings;
 mod budget;
 mod cache;
+mod classify;
 mod content;
 mod engine;
 mod error;
@@ -33,7 +34,7 @@ mod state;
 mod stdio;
 
 pub use crate::capability::progress::{Progress, ProgressSink};
-pub use budget::{MemoryBudget, call_cost};
+pub use budget::{MemoryBudget, Reservation, call_cost};
 pub use cache::CompileCache;
 pub use content::{Annotations, Content, ToolDescriptor, is_valid_tool_name};
 pub use engine::{TICK, Tier};
@@ -43,25 +44,20 @@ pub(crate) use state::CallState;
 use crate::config::{Limits, SandboxConfig};
 use bindings::ToolPre;
 use bindings::toolmesh::tool::types::ToolError;
-use state::{LimitHit, LimitReached};
+use classify::{DeadlineReached, classify};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tokio::sync::Semaphore;
 use toolmesh_registry::digest::Digest;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Engine, Store, Trap, UpdateDeadline, WasmBacktrace};
+use wasmtime::{Engine, Store, UpdateDeadline};
 
 /// Interface prefixes a component may import from this host.
 const PROVIDED: &[&str] =
     &["wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:cli/", "wasi:filesystem/", "wasi:sockets/", "toolmesh:tool/"];
 const PROVIDED_TEXT: &str = "wasi:io, wasi:clocks, wasi:random, wasi:cli, wasi:filesystem and wasi:sockets \
      (files, environment and network denied), toolmesh:tool/log and toolmesh:tool/progress";
-
-/// The raised error when an epoch tick finds the call past its deadline.
-#[derive(Debug, thiserror::Error)]
-#[error("deadline reached")]
-struct DeadlineReached;
 
 /// Runs tool components. Cheap to share behind an `Arc`; calls may run
 /// concurrently.
@@ -108,6 +104,48 @@ impl ToolComponent {
     /// The names of everything the component imports.
     pub fn imports(&self) -> &[String] {
         &self.imports
+    }
+}
+
+/// What a call returned. It holds the call's share of the node's memory
+/// budget until dropped (or until [`CallOutput::into_parts`] hands it
+/// over), so the host's copies of the result made after the call (parsed,
+/// shaped for MCP) are still covered by the budget.
+pub struct CallOutput {
+    content: Vec<Content>,
+    reservation: Option<Reservation>,
+}
+
+impl CallOutput {
+    /// Content that no sandbox produced (an invoker that runs nothing, a
+    /// result that arrived from another node): nothing is reserved.
+    pub fn unreserved(content: Vec<Content>) -> Self {
+        CallOutput { content, reservation: None }
+    }
+
+    /// The content, giving the reservation back.
+    pub fn into_content(self) -> Vec<Content> {
+        self.content
+    }
+
+    /// The content and the reservation; drop the reservation once the
+    /// content's copies are gone.
+    pub fn into_parts(self) -> (Vec<Content>, Option<Reservation>) {
+        (self.content, self.reservation)
+    }
+}
+
+impl std::ops::Deref for CallOutput {
+    type Target = [Content];
+
+    fn deref(&self) -> &[Content] {
+        &self.content
+    }
+}
+
+impl std::fmt::Debug for CallOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallOutput").field("content", &self.content).finish_non_exhaustive()
     }
 }
 
@@ -243,7 +281,7 @@ impl Sandbox {
     /// the default limits, and checks the answer.
     pub async fn describe(&self, component: &ToolComponent) -> Result<Vec<ToolDescriptor>, SandboxError> {
         let limits = self.config.limits.clone();
-        let raw = self
+        let (raw, _reservation) = self
             .run(component, &limits, CallOptions::default(), |handler, store| {
                 Box::pin(async move { handler.call_describe(store).await })
             })
@@ -252,24 +290,27 @@ impl Sandbox {
     }
 
     /// Runs tool `tool` of `component` with JSON `arguments` in a fresh
-    /// instance, and returns its checked content.
+    /// instance, and returns its checked content, still holding the call's
+    /// share of the memory budget.
     pub async fn call(
         &self,
         component: &ToolComponent,
         tool: &str,
         arguments: &str,
         options: CallOptions,
-    ) -> Result<Vec<Content>, SandboxError> {
+    ) -> Result<CallOutput, SandboxError> {
         let limits = options.limits.clone().unwrap_or_else(|| self.config.limits.clone());
         self.check_limits(&limits)?;
         let (tool, arguments) = (tool.to_owned(), arguments.to_owned());
-        let result = self
+        let (result, reservation) = self
             .run(component, &limits, options, move |handler, store| {
                 Box::pin(async move { handler.call_call(store, &tool, &arguments).await })
             })
             .await?;
         match result {
-            Ok(items) => content::contents(items, limits.output),
+            Ok(items) => {
+                Ok(CallOutput { content: content::contents(items, limits.output)?, reservation: Some(reservation) })
+            }
             Err(error) => {
                 let (ToolError::InvalidArguments(message) | ToolError::Failed(message)) = &error;
                 if message.len() as u64 > limits.output {
@@ -300,14 +341,14 @@ impl Sandbox {
 
     /// Instantiates `component` in a new store under `limits` and runs `f`
     /// on its handler export, turning every way it can fail into a
-    /// [`SandboxError`].
+    /// [`SandboxError`]. Returns `f`'s answer with the call's reservation.
     async fn run<R, F>(
         &self,
         component: &ToolComponent,
         limits: &Limits,
         options: CallOptions,
         f: F,
-    ) -> Result<R, SandboxError>
+    ) -> Result<(R, Reservation), SandboxError>
     where
         F: for<'a> FnOnce(
             &'a bindings::exports::toolmesh::tool::handler::Guest,
@@ -325,7 +366,7 @@ impl Sandbox {
                 .map_err(|_| SandboxError::Engine("the sandbox is shutting down".into()))?,
         };
         let wait = admitted_by.saturating_duration_since(tokio::time::Instant::now());
-        let _memory = self.budget.reserve(call_cost(limits, &self.config), wait).await?;
+        let reservation = self.budget.reserve(call_cost(limits, &self.config), wait).await?;
         let call_id = options.call_id.unwrap_or_else(|| format!("c{}", self.next_call.fetch_add(1, Ordering::Relaxed)));
         let engine = component.pre.instance_pre().engine();
         let mut store = Store::new(engine, CallState::new(call_id, limits, options.progress));
@@ -352,7 +393,7 @@ impl Sandbox {
         flush_guest_output(store.data());
         match outcome {
             Err(_elapsed) => Err(SandboxError::Timeout { limit: limits.timeout }),
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok(value)) => Ok((value, reservation)),
             Ok(Err(error)) => Err(match classify(error, store.data(), limits) {
                 SandboxError::Trap { message } if !instantiated => SandboxError::Instantiate(message),
                 other => other,
@@ -397,7 +438,7 @@ fn link(
 /// The most bytes the host copies out of the guest in one transfer: twice
 /// the output limit (so a result just over the limit is still measured and
 /// reported exactly), plus room for small values.
-fn transfer_cap(limits: &Limits) -> u64 {
+pub(crate) fn transfer_cap(limits: &Limits) -> u64 {
     limits.output.saturating_mul(2).saturating_add(64 << 10)
 }
 
@@ -417,61 +458,6 @@ fn check_header(bytes: &[u8]) -> Result<(), SandboxError> {
         _ if std::str::from_utf8(bytes).is_ok() => Ok(()),
         _ => Err(SandboxError::InvalidComponent("not a WebAssembly component (no `\\0asm` header)".into())),
     }
-}
-
-/// Maps an error out of wasmtime to what actually happened.
-fn classify(error: wasmtime::Error, state: &CallState, limits: &Limits) -> SandboxError {
-    match state.limiter.hit {
-        Some(LimitHit::Memory { desired }) => {
-            return SandboxError::MemoryLimit { limit: limits.memory, requested: desired };
-        }
-        Some(LimitHit::Table { .. }) => {
-            return SandboxError::TableLimit { limit: u64::from(limits.table_elements) };
-        }
-        None => {}
-    }
-    if error.is::<DeadlineReached>() {
-        return SandboxError::Timeout { limit: limits.timeout };
-    }
-    if error.is::<LimitReached>() {
-        return SandboxError::MemoryLimit { limit: limits.memory, requested: limits.memory };
-    }
-    // wasmtime's hostcall fuel ran out (its error type is private).
-    if error.chain().any(|cause| cause.to_string().starts_with("too much data is being copied")) {
-        return SandboxError::TransferTooLarge { limit: transfer_cap(limits) };
-    }
-    if error.chain().any(|cause| cause.is::<std::str::Utf8Error>()) {
-        return SandboxError::InvalidOutput("a string is not valid UTF-8".into());
-    }
-    let mut message = match error.downcast_ref::<Trap>() {
-        Some(trap) => trap.to_string(),
-        None => error.root_cause().to_string(),
-    };
-    if let Some(panic) = panic_message(&state.stderr.peek()) {
-        message = format!("{message} ({panic})");
-    }
-    if let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() {
-        // wasmtime's rendering demangles names; skip its heading line.
-        let rendered = backtrace.to_string();
-        let frames: Vec<&str> = rendered.lines().skip(1).take(12).map(str::trim).collect();
-        if !frames.is_empty() {
-            message = format!("{message}\nwasm backtrace:\n  {}", frames.join("\n  "));
-        }
-    }
-    SandboxError::Trap { message }
-}
-
-/// The panic line a Rust guest printed to stderr before aborting, if any.
-fn panic_message(stderr: &str) -> Option<String> {
-    let mut lines = stderr.lines().skip_while(|line| !line.contains("panicked at"));
-    let at = lines.next()?;
-    let what = lines.next().unwrap_or("").trim();
-    let mut text = format!("{} {}", at.trim().trim_end_matches(':'), what).trim().to_owned();
-    if let Some(start) = text.find("panicked at") {
-        text.drain(..start);
-    }
-    text.truncate(text.char_indices().nth(500).map_or(text.len(), |(i, _)| i));
-    Some(text)
 }
 
 /// Sends what the guest printed to the host log, tagged with the call.
@@ -499,12 +485,5 @@ mod tests {
         assert!(check_header(b"\x7fELF\x02\x01\xff\xfe").is_err());
         assert!(check_header(b"").is_err());
         assert!(check_header(b";; text\n(component)").is_ok());
-    }
-
-    #[test]
-    fn finds_the_panic_line() {
-        let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:10:5:\nboom\nnote: run with `RUST_BACKTRACE=1`\n";
-        assert_eq!(panic_message(stderr).as_deref(), Some("panicked at src/lib.rs:10:5 boom"));
-        assert_eq!(panic_message("just noise"), None);
     }
 }

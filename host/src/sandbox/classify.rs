@@ -1,0 +1,81 @@
+//! What went wrong in a call: an error out of wasmtime, mapped to the
+//! [`SandboxError`] that says what actually happened (which limit, which
+//! trap, the guest's panic message and backtrace).
+
+use super::error::SandboxError;
+use super::state::{CallState, LimitHit, LimitReached};
+use super::transfer_cap;
+use crate::config::Limits;
+use wasmtime::{Trap, WasmBacktrace};
+
+/// The raised error when an epoch tick finds the call past its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("deadline reached")]
+pub(crate) struct DeadlineReached;
+
+/// Maps an error out of wasmtime to what actually happened.
+pub(crate) fn classify(error: wasmtime::Error, state: &CallState, limits: &Limits) -> SandboxError {
+    match state.limiter.hit {
+        Some(LimitHit::Memory { desired }) => {
+            return SandboxError::MemoryLimit { limit: limits.memory, requested: desired };
+        }
+        Some(LimitHit::Table { .. }) => {
+            return SandboxError::TableLimit { limit: u64::from(limits.table_elements) };
+        }
+        None => {}
+    }
+    if error.is::<DeadlineReached>() {
+        return SandboxError::Timeout { limit: limits.timeout };
+    }
+    if error.is::<LimitReached>() {
+        return SandboxError::MemoryLimit { limit: limits.memory, requested: limits.memory };
+    }
+    // wasmtime's hostcall fuel ran out (its error type is private).
+    if error.chain().any(|cause| cause.to_string().starts_with("too much data is being copied")) {
+        return SandboxError::TransferTooLarge { limit: transfer_cap(limits) };
+    }
+    if error.chain().any(|cause| cause.is::<std::str::Utf8Error>()) {
+        return SandboxError::InvalidOutput("a string is not valid UTF-8".into());
+    }
+    let mut message = match error.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => error.root_cause().to_string(),
+    };
+    if let Some(panic) = panic_message(&state.stderr.peek()) {
+        message = format!("{message} ({panic})");
+    }
+    if let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() {
+        // wasmtime's rendering demangles names; skip its heading line.
+        let rendered = backtrace.to_string();
+        let frames: Vec<&str> = rendered.lines().skip(1).take(12).map(str::trim).collect();
+        if !frames.is_empty() {
+            message = format!("{message}\nwasm backtrace:\n  {}", frames.join("\n  "));
+        }
+    }
+    SandboxError::Trap { message }
+}
+
+/// The panic line a Rust guest printed to stderr before aborting, if any.
+fn panic_message(stderr: &str) -> Option<String> {
+    let mut lines = stderr.lines().skip_while(|line| !line.contains("panicked at"));
+    let at = lines.next()?;
+    let what = lines.next().unwrap_or("").trim();
+    let mut text = format!("{} {}", at.trim().trim_end_matches(':'), what).trim().to_owned();
+    if let Some(start) = text.find("panicked at") {
+        text.drain(..start);
+    }
+    text.truncate(text.char_indices().nth(500).map_or(text.len(), |(i, _)| i));
+    Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_panic_line() {
+        let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:10:5:\nboom\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(panic_message(stderr).as_deref(), Some("panicked at src/lib.rs:10:5 boom"));
+        assert_eq!(panic_message("just noise"), None);
+    }
+}

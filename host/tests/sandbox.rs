@@ -485,3 +485,15 @@ async fn the_baseline_compiler_runs_the_same_calls_under_the_same_limits() {
     assert_eq!(cached.load(&bytes).unwrap().tier(), toolmesh_host::sandbox::Tier::Optimized);
     assert_eq!(cached.load_quick(&bytes).unwrap().tier(), toolmesh_host::sandbox::Tier::Optimized);
 }
+
+#[test]
+fn what_the_baseline_compiler_refuses_the_optimising_one_compiles() {
+    let sandbox = sandbox_with(small_limits());
+    // Tail calls: Cranelift compiles them, Winch does not.
+    let tail_call = "(component (core module (func $f (return_call $f))))";
+    let err = sandbox.load_quick(tail_call.as_bytes()).err().expect("no handler export");
+    // It got as far as linking, so something compiled it.
+    assert!(err.to_string().contains("does not export `toolmesh:tool/handler"), "{err}");
+    let err = sandbox.load(tail_call.as_bytes()).err().expect("no handler export");
+    assert!(err.to_string().contains("does not export `toolmesh:tool/handler"), "{err}");
+}

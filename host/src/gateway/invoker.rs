@@ -56,12 +56,12 @@ pub enum InvokeCause {
 }
 
 impl InvokeError {
-    fn new(call: &Invocation, cause: InvokeCause) -> Self {
+    fn new(digest: Digest, tool: String, cause: InvokeCause) -> Self {
         let phase = match &cause {
             InvokeCause::Fetch(_) => Phase::Fetch,
             InvokeCause::Sandbox(e) => e.phase(),
         };
-        InvokeError { phase, digest: call.digest, tool: call.tool.clone(), cause }
+        InvokeError { phase, digest, tool, cause }
     }
 
     /// The sandbox's error, when the sandbox is where it failed.
@@ -132,26 +132,12 @@ impl LocalInvoker {
         let wasm = self.store.read_blob(&layer.digest).await.map_err(|e| fetch_error(e.to_string()))?;
         let wasm = Arc::new(wasm);
         let (sandbox, bytes) = (self.sandbox.clone(), wasm.clone());
-        let shutting_down = |_| InvokeCause::Sandbox(SandboxError::Engine("the node is shutting down".into()));
-        let permit = self.compiles.clone().acquire_owned().await.map_err(shutting_down)?;
-        // Compiling takes a while on a miss: keep it off the async threads.
-        let component = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            sandbox.load_quick(&bytes)
-        })
-        .await
-        .map_err(|e| InvokeCause::Sandbox(SandboxError::Engine(format!("the compiler stopped: {e}"))))??;
+        let component = compile(&self.compiles, move || sandbox.load_quick(&bytes)).await??;
         if component.tier() == Tier::Baseline {
             let (sandbox, components, compiles) =
                 (self.sandbox.clone(), self.components.clone(), self.compiles.clone());
             tokio::spawn(async move {
-                let Ok(permit) = compiles.acquire_owned().await else { return };
-                let optimized = tokio::task::spawn_blocking(move || {
-                    let _permit = permit;
-                    sandbox.load(&wasm)
-                })
-                .await;
-                match optimized {
+                match compile(&compiles, move || sandbox.load(&wasm)).await {
                     Ok(Ok(optimized)) => {
                         tracing::debug!(%digest, "optimised code takes over");
                         components.replace(digest, optimized);
@@ -169,20 +155,35 @@ impl LocalInvoker {
     }
 }
 
+/// Runs `job` (a compile) on a blocking thread once one of the node's
+/// compile permits is free.
+async fn compile<T: Send + 'static>(
+    permits: &Arc<tokio::sync::Semaphore>,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, InvokeCause> {
+    let stopped = |why: String| InvokeCause::Sandbox(SandboxError::Engine(why));
+    let permit = permits.clone().acquire_owned().await.map_err(|_| stopped("the node is shutting down".into()))?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        job()
+    })
+    .await
+    .map_err(|e| stopped(format!("the compiler stopped: {e}")))
+}
+
 impl Invoker for LocalInvoker {
     fn invoke(&self, call: Invocation) -> InvokeFuture<'_> {
         Box::pin(async move {
-            let component =
-                self.component(&call.repository, call.digest).await.map_err(|e| InvokeError::new(&call, e))?;
-            let options = CallOptions {
-                progress: call.progress.clone(),
-                call_id: Some(call.call_id.clone()),
-                ..CallOptions::default()
+            let Invocation { repository, digest, tool, arguments, progress, call_id } = call;
+            let component = match self.component(&repository, digest).await {
+                Ok(component) => component,
+                Err(e) => return Err(InvokeError::new(digest, tool, e)),
             };
-            self.sandbox
-                .call(&component, &call.tool, &call.arguments, options)
-                .await
-                .map_err(|e| InvokeError::new(&call, e.into()))
+            let options = CallOptions { progress, call_id: Some(call_id), ..CallOptions::default() };
+            match self.sandbox.call(&component, &tool, &arguments, options).await {
+                Ok(output) => Ok(output),
+                Err(e) => Err(InvokeError::new(digest, tool, e.into())),
+            }
         })
     }
 }

@@ -75,11 +75,11 @@ impl Gateway {
     /// Installs `catalog`; returns whether the tool list changed (and so
     /// subscribers were told).
     pub fn set_catalog(&self, catalog: Catalog) -> bool {
-        let list = Arc::new(mcp::ToolList::build(&catalog));
-        let mut current = self.inner.catalog.write().unwrap_or_else(|e| e.into_inner());
-        if *current.0 == catalog {
+        if *self.catalog() == catalog {
             return false;
         }
+        let list = Arc::new(mcp::ToolList::build(&catalog));
+        let mut current = self.inner.catalog.write().unwrap_or_else(|e| e.into_inner());
         tracing::info!(tools = catalog.len(), "tool list changed");
         *current = (Arc::new(catalog), list);
         drop(current);

@@ -251,9 +251,16 @@ impl Sandbox {
             return self.link(digest, &component);
         }
         let baseline = self.baseline()?;
-        let component =
-            Component::new(&baseline.engine, bytes).map_err(|e| SandboxError::InvalidComponent(format!("{e:#}")))?;
-        link(&baseline.engine, &baseline.linker, digest, &component, Tier::Baseline)
+        match Component::new(&baseline.engine, bytes) {
+            Ok(component) => link(&baseline.engine, &baseline.linker, digest, &component, Tier::Baseline),
+            // Winch lacks some proposals (tail calls, relaxed SIMD,
+            // exceptions): Cranelift takes what it refuses, and reports
+            // what neither can compile.
+            Err(e) => {
+                tracing::debug!(%digest, error = %e, "the baseline compiler refused the component; optimising instead");
+                self.load(bytes)
+            }
+        }
     }
 
     /// The optimised code of `digest` from the compile cache, if there.

@@ -119,6 +119,33 @@ def test_concurrent_huge_errors_stay_inside_the_memory_budget(tmp_path):
         assert call(base, "test.hostile.echo", {"text": "after"})["result"]["content"][0]["text"] == "after"
 
 
+def test_long_calls_do_not_hold_up_their_neighbours(tmp_path):
+    # One HTTP thread: every connection shares it with the hostile calls,
+    # which are more than the machine has cores.
+    with start_gateway(tmp_path, "--http-threads", "1", "--rate-limit", "0") as (base, data, _, proc):
+        publish_to(base, data, COMPONENTS / "hostile.wasm", "test/hostile", "1.0")
+        assert call(base, "test.hostile.echo", {"text": "warm"})["result"]["content"][0]["text"] == "warm"
+        wait_for_optimised_code(data)
+        hostile = ["spin", "spin", "spin", "spin", "sleep"]
+        with concurrent.futures.ThreadPoolExecutor(len(hostile)) as pool:
+            started = time.monotonic()
+            slow = [pool.submit(call, base, f"test.hostile.{name}", {}, i) for i, name in enumerate(hostile)]
+            time.sleep(0.1)
+            latencies = []
+            while time.monotonic() - started < 0.8:
+                t = time.monotonic()
+                reply = call(base, "test.hostile.echo", {"text": "next door"})
+                latencies.append(time.monotonic() - t)
+                assert reply["result"]["content"][0]["text"] == "next door", reply
+            assert all(not f.done() for f in slow), "the hostile calls were still running meanwhile"
+            for f in slow:
+                assert "time limit of 1 s" in f.result()["result"]["content"][0]["text"]
+        # Each ran out its whole second; the calls beside them (each on a new
+        # connection) were answered as they came, where they used to wait
+        # 0.3-0.6 s for a worker to finish a slice of a spinning call.
+        assert len(latencies) >= 5 and max(latencies) < 0.25, latencies
+
+
 async def tool_names(base):
     async with mcp.Client(f"{base}/mcp", mode="auto") as client:
         return sorted(t.name for t in (await client.list_tools()).tools)

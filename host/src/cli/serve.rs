@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use toolmesh_host::artifact::ToolMetadata;
 use toolmesh_host::gateway::http::{McpHttpConfig, router as mcp_router};
-use toolmesh_host::gateway::{Gateway, LocalInvoker};
+use toolmesh_host::gateway::{Gateway, LocalInvoker, front};
 use toolmesh_host::publish::publish;
 use toolmesh_host::sandbox::Sandbox;
 use toolmesh_registry::api::{AccessConfig, router as registry_router};
@@ -72,6 +72,10 @@ pub struct ServeArgs {
     /// MCP calls per minute per caller (0: unlimited).
     #[arg(long, default_value_t = 600)]
     rate_limit: u32,
+    /// Threads that serve HTTP connections, each pinned to one of them
+    /// [default: one per core].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    http_threads: Option<u16>,
     /// Directory of example components to publish on first start
     /// [default: the components built beside this binary].
     #[arg(long, env = "TOOLMESH_EXAMPLES", value_name = "DIR")]
@@ -163,7 +167,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
     let local = listener.local_addr()?;
     let base = format!("http://{local}");
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let loops = args.http_threads.map_or_else(front::default_loops, usize::from);
+    let server = tokio::spawn(front::serve(listener, app, loops));
 
     // Every start completes what an earlier one left undone (a crash while
     // publishing): examples already in the store are skipped.

@@ -2,6 +2,7 @@
 //! not care whether the node is in this process or across the network.
 //! [`LocalInvoker`] is the in-process node of the embedded default.
 
+use super::front;
 use crate::node::ComponentCache;
 use crate::node::components;
 use crate::sandbox::{CallOptions, CallOutput, Phase, ProgressSink, Sandbox, SandboxError, Tier, ToolComponent};
@@ -89,6 +90,7 @@ pub trait Invoker: Send + Sync + 'static {
 
 /// Runs calls in this process's sandbox, fetching components by digest from
 /// a local store and keeping each compiled component for later calls.
+#[derive(Clone)]
 pub struct LocalInvoker {
     sandbox: Arc<Sandbox>,
     store: FsStore,
@@ -173,17 +175,25 @@ async fn compile<T: Send + 'static>(
 
 impl Invoker for LocalInvoker {
     fn invoke(&self, call: Invocation) -> InvokeFuture<'_> {
-        Box::pin(async move {
-            let Invocation { repository, digest, tool, arguments, progress, call_id } = call;
-            let component = match self.component(&repository, digest).await {
-                Ok(component) => component,
-                Err(e) => return Err(InvokeError::new(digest, tool, e)),
-            };
-            let options = CallOptions { progress, call_id: Some(call_id), ..CallOptions::default() };
-            match self.sandbox.call(&component, &tool, &arguments, options).await {
-                Ok(output) => Ok(output),
-                Err(e) => Err(InvokeError::new(digest, tool, e.into())),
-            }
-        })
+        let node = self.clone();
+        // A short call finishes on the connection's event loop; one that
+        // has to wait goes on in the shared pool.
+        Box::pin(front::inline_then_pool(async move { node.run(call).await }))
+    }
+}
+
+impl LocalInvoker {
+    /// Finds (or fetches and loads) the call's component and runs the call.
+    async fn run(&self, call: Invocation) -> Result<CallOutput, InvokeError> {
+        let Invocation { repository, digest, tool, arguments, progress, call_id } = call;
+        let component = match self.component(&repository, digest).await {
+            Ok(component) => component,
+            Err(e) => return Err(InvokeError::new(digest, tool, e)),
+        };
+        let options = CallOptions { progress, call_id: Some(call_id), ..CallOptions::default() };
+        match self.sandbox.call(&component, &tool, &arguments, options).await {
+            Ok(output) => Ok(output),
+            Err(e) => Err(InvokeError::new(digest, tool, e.into())),
+        }
     }
 }

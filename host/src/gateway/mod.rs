@@ -7,8 +7,10 @@
 //!   way a tool's content becomes an MCP `CallToolResult`.
 //! - [`schema`]: enforces the tools' published input and output schemas.
 //! - [`http`]: streamable HTTP at `/mcp` with the edge's safety checks.
+//! - [`front`]: serves the HTTP routes from connection-pinned event loops.
 
 pub mod catalog;
+pub mod front;
 pub mod http;
 pub mod invoker;
 pub mod mcp;

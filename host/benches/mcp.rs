@@ -4,7 +4,8 @@
 //! of the `hello` component running `greet`) against a native rmcp server,
 //! also its own process, doing the same work in Rust with the same rmcp HTTP
 //! settings. This benchmark process is the load generator: stateless
-//! 2026-07-28 requests with JSON responses, at 1 and 32 concurrent clients.
+//! 2026-07-28 requests with JSON responses, at 1 and 32 concurrent clients,
+//! each server's share split into rounds taken in turn.
 //! The gateway served from inside this process is measured beside them,
 //! with its node and with an invoker that runs nothing (the gateway's own
 //! cost, the sandbox taken out).
@@ -72,8 +73,25 @@ async fn publish_hello(dir: &Path) -> (FsStore, Arc<Sandbox>) {
     (store, sandbox)
 }
 
-/// Runs `clients` loops of calls for `duration`; returns calls/s, p50, p99.
-async fn load(url: &str, tool: &str, clients: usize, duration: Duration) -> (f64, Duration, Duration) {
+/// What one server answered over one or more rounds of load.
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Tally {
+    /// Calls/s, p50 and p99 over every round.
+    fn summary(mut self) -> (f64, Duration, Duration) {
+        self.latencies.sort();
+        let all = &self.latencies;
+        let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+        (all.len() as f64 / self.elapsed.as_secs_f64(), at(0.50), at(0.99))
+    }
+}
+
+/// Runs `clients` loops of calls for `duration`, adding them to `tally`.
+async fn load(url: &str, tool: &str, clients: usize, duration: Duration, tally: &mut Tally) {
     let http = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
@@ -93,15 +111,15 @@ async fn load(url: &str, tool: &str, clients: usize, duration: Duration) -> (f64
             })
         })
         .collect();
-    let mut all = Vec::new();
     for task in tasks {
-        all.extend(task.await.unwrap());
+        tally.latencies.extend(task.await.unwrap());
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort();
-    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
-    (all.len() as f64 / elapsed, at(0.50), at(0.99))
+    tally.elapsed += started.elapsed();
 }
+
+/// Rounds each server's load is split into, taken in turn, so that a
+/// machine whose speed drifts during the run slows every server alike.
+const ROUNDS: u32 = 5;
 
 fn main() {
     common::serve_native_if_asked();
@@ -123,15 +141,21 @@ fn main() {
         // Warm every server (the gateways compile the component on the first
         // call, and move to optimised code a moment later).
         for (name, url) in servers {
-            load(url, tool(name), 1, Duration::from_millis(500)).await;
+            load(url, tool(name), 1, Duration::from_millis(500), &mut Tally::default()).await;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
         println!("| clients | server | calls/s | p50 | p99 | toolmesh / native |");
         println!("|---|---|---|---|---|---|");
         for clients in [1, 32] {
+            let mut tallies: Vec<Tally> = servers.iter().map(|_| Tally::default()).collect();
+            for _ in 0..ROUNDS {
+                for ((name, url), tally) in servers.iter().zip(&mut tallies) {
+                    load(url, tool(name), clients, Duration::from_secs(seconds) / ROUNDS, tally).await;
+                }
+            }
             let mut native_rate = 0.0;
-            for (name, url) in servers {
-                let (rate, p50, p99) = load(url, tool(name), clients, Duration::from_secs(seconds)).await;
+            for ((name, _), tally) in servers.iter().zip(tallies) {
+                let (rate, p50, p99) = tally.summary();
                 let ratio = if name.starts_with("native") {
                     native_rate = rate;
                     String::new()

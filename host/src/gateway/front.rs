@@ -9,13 +9,17 @@
 //! loopback that cost ~35 µs a call, more than the sandboxed call itself.
 //! Pinned loops keep a short call on one thread, caches warm. A call that
 //! has to wait (its time slice used up, a queue, a first compile) moves to
-//! the shared pool with [`inline_then_pool`], so a long call never holds up
-//! the connections that share its loop; and connections are accepted on a
+//! the shared pool with [`inline_then_pool`], and so, for a while, do the
+//! calls of a kind whose first slice ran long, so long calls never hold up
+//! the connections that share their loop; connections are accepted on a
 //! thread of their own, so a pool busy with long calls never delays them.
+//! (rmcp runs a legacy session's requests where the session began, so
+//! those stay on that session's loop whichever connection brings them.)
 
 use axum::Router;
 use axum::serve::Listener;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -23,22 +27,62 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 thread_local! {
-    /// On an event-loop thread: the shared pool that long calls move to.
-    static POOL: RefCell<Option<Handle>> = const { RefCell::new(None) };
+    /// On an event-loop thread: what the loop knows about running calls.
+    static LOOP: RefCell<Option<EventLoop>> = const { RefCell::new(None) };
+}
+
+/// A call whose first slice on a loop takes longer than this marks its kind
+/// as long: the next calls of that kind go straight to the pool.
+const LONG_SLICE: Duration = Duration::from_millis(1);
+
+/// How long a loop remembers a kind of call as long before it lets one run
+/// inline again.
+const REMEMBER_LONG: Duration = Duration::from_secs(10);
+
+/// An event loop's view of the calls it runs.
+struct EventLoop {
+    /// Where calls that wait go on.
+    pool: Handle,
+    /// Kinds of call whose first slice ran long, and when.
+    long: HashMap<u64, Instant>,
+}
+
+impl EventLoop {
+    fn new(pool: Handle) -> Self {
+        EventLoop { pool, long: HashMap::new() }
+    }
+
+    fn is_long(&mut self, kind: u64) -> bool {
+        match self.long.get(&kind) {
+            Some(since) if since.elapsed() < REMEMBER_LONG => true,
+            Some(_) => {
+                self.long.remove(&kind);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn mark_long(&mut self, kind: u64) {
+        if self.long.len() >= 4096 {
+            self.long.retain(|_, since| since.elapsed() < REMEMBER_LONG);
+        }
+        self.long.insert(kind, Instant::now());
+    }
 }
 
 /// Serves `app` on `listener` from `loops` event-loop threads (at least
 /// one). A thread of its own accepts connections and gives each to the
 /// loop with the fewest open ones, so accepting never waits behind the
-/// calls that run in the pool (the current runtime). Returns only if
-/// accepting fails for good.
+/// calls that run in the pool (the current runtime). Returns only if the
+/// acceptor or an event loop stops.
 pub async fn serve(listener: TcpListener, app: Router, loops: usize) -> io::Result<()> {
     let local = listener.local_addr()?;
     let listener = listener.into_std()?;
@@ -46,9 +90,9 @@ pub async fn serve(listener: TcpListener, app: Router, loops: usize) -> io::Resu
     let lanes =
         (0..loops.max(1)).map(|index| Lane::start(index, &app, local, &pool)).collect::<io::Result<Vec<_>>>()?;
     let (done, outcome) = tokio::sync::oneshot::channel();
-    let runtime = single_threaded()?;
     std::thread::Builder::new().name("toolmesh-accept".into()).spawn(move || {
-        let accepted = runtime.block_on(async move { accept(TcpListener::from_std(listener)?, &lanes).await });
+        let accepted = single_threaded()
+            .and_then(|runtime| runtime.block_on(async { accept(TcpListener::from_std(listener)?, &lanes).await }));
         let _ = done.send(accepted);
     })?;
     outcome.await.unwrap_or_else(|_| Err(io::Error::other("the HTTP acceptor stopped")))
@@ -95,26 +139,40 @@ pub fn default_loops() -> usize {
 
 /// Runs `call` where it is, as long as it never has to wait; once it does
 /// (its first time slice used up, a queue, a first compile), it goes on in
-/// the shared pool. Off an event loop it simply runs. Dropping the returned
-/// future cancels the call wherever it runs.
-pub async fn inline_then_pool<F>(call: F) -> F::Output
+/// the shared pool. Everything the call registers (timers, spawned tasks)
+/// belongs to the pool from the start. Calls of a `kind` whose first slice
+/// ran long go straight to the pool for a while, so spinning calls never
+/// take turns holding up a loop. Off an event loop the call simply runs.
+/// Dropping the returned future cancels the call wherever it runs.
+pub async fn inline_then_pool<F>(kind: u64, call: F) -> F::Output
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let Some(pool) = POOL.with(|p| p.borrow().clone()) else {
+    let Some((pool, long)) = LOOP.with(|l| l.borrow_mut().as_mut().map(|l| (l.pool.clone(), l.is_long(kind)))) else {
         return call.await;
     };
     let mut call = Box::pin(call);
-    let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
-    if let Poll::Ready(output) = first {
-        return output;
+    if !long {
+        let started = Instant::now();
+        let first = std::future::poll_fn(|cx| {
+            let _pool = pool.enter();
+            Poll::Ready(call.as_mut().poll(cx))
+        })
+        .await;
+        if started.elapsed() > LONG_SLICE {
+            LOOP.with(|l| l.borrow_mut().as_mut().map(|l| l.mark_long(kind)));
+        }
+        if let Poll::Ready(output) = first {
+            return output;
+        }
     }
     let mut task = AbortOnDrop(pool.spawn(call));
     match std::future::poll_fn(|cx| Pin::new(&mut task.0).poll(cx)).await {
         Ok(output) => output,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        // Aborted only by our own drop, or when the pool shuts down.
+        // Aborted only by our own drop, or when the pool shuts down with
+        // the process.
         Err(_) => std::future::pending().await,
     }
 }
@@ -141,11 +199,12 @@ impl Lane {
         let open = Arc::new(AtomicUsize::new(0));
         let listener = LoopListener { receiver, local, open: open.clone() };
         let (app, pool) = (app.clone(), pool.clone());
-        let runtime = single_threaded()?;
         std::thread::Builder::new().name(format!("toolmesh-http-{index}")).spawn(move || {
-            POOL.with(|p| *p.borrow_mut() = Some(pool));
-            if let Err(e) = runtime.block_on(async { axum::serve(listener, app).await }) {
-                tracing::error!(error = %e, "an HTTP event loop stopped");
+            LOOP.with(|l| *l.borrow_mut() = Some(EventLoop::new(pool)));
+            // On failure the receiver goes, and the acceptor stops serving.
+            match single_threaded().and_then(|runtime| runtime.block_on(async { axum::serve(listener, app).await })) {
+                Ok(()) => {}
+                Err(e) => tracing::error!(error = %e, "an HTTP event loop stopped"),
             }
         })?;
         Ok(Lane { sender, open })
@@ -255,8 +314,8 @@ mod tests {
     {
         let pool = Handle::current();
         tokio::task::spawn_blocking(move || {
-            POOL.with(|p| *p.borrow_mut() = Some(pool));
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            LOOP.with(|l| *l.borrow_mut() = Some(EventLoop::new(pool)));
+            let runtime = single_threaded().unwrap();
             runtime.block_on(f())
         })
         .await
@@ -265,19 +324,43 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_call_that_never_waits_stays_on_its_loop() {
-        let (outer, inner) = on_a_loop(|| async {
+        let (outer, (inner, flavor)) = on_a_loop(|| async {
             let outer = std::thread::current().id();
-            (outer, inline_then_pool(async { std::thread::current().id() }).await)
+            let inner =
+                inline_then_pool(1, async { (std::thread::current().id(), Handle::current().runtime_flavor()) });
+            (outer, inner.await)
         })
         .await;
         assert_eq!(outer, inner);
+        // What it would register (timers, tasks) belongs to the pool.
+        assert_eq!(flavor, tokio::runtime::RuntimeFlavor::MultiThread);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_a_long_first_slice_that_kind_of_call_goes_to_the_pool() {
+        let (outer, first, second, other) = on_a_loop(|| async {
+            let here = || std::thread::current().id();
+            // Busy for 5 ms without ever waiting, as a spinning guest is.
+            let first = inline_then_pool(7, async move {
+                std::thread::sleep(Duration::from_millis(5));
+                here()
+            })
+            .await;
+            let second = inline_then_pool(7, async move { here() }).await;
+            let other = inline_then_pool(8, async move { here() }).await;
+            (here(), first, second, other)
+        })
+        .await;
+        assert_eq!(first, outer, "the first call ran inline");
+        assert_ne!(second, outer, "the next call of its kind went to the pool");
+        assert_eq!(other, outer, "other kinds still run inline");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_call_that_waits_goes_on_in_the_pool() {
         let (outer, before, after): (ThreadId, ThreadId, (ThreadId, Option<String>)) = on_a_loop(|| async {
             let outer = std::thread::current().id();
-            let (before, after) = inline_then_pool(async {
+            let (before, after) = inline_then_pool(1, async {
                 let before = std::thread::current().id();
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 let here = std::thread::current();
@@ -303,7 +386,7 @@ mod tests {
         let dropped = Arc::new(AtomicBool::new(false));
         let flag = Flag(dropped.clone());
         on_a_loop(move || async move {
-            let call = inline_then_pool(async move {
+            let call = inline_then_pool(1, async move {
                 let _flag = flag;
                 tokio::time::sleep(Duration::from_secs(60)).await;
             });
@@ -320,25 +403,48 @@ mod tests {
         panic!("the call kept running in the pool after its caller went away");
     }
 
+    /// Sends `GET /` on `stream` (HTTP/1.1, kept alive) and returns the body.
+    async fn get_root(stream: &mut TcpStream) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream.write_all(b"GET / HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").await.unwrap();
+        let mut response = Vec::new();
+        loop {
+            let mut chunk = [0u8; 1024];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the server closed the connection");
+            response.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&response).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned))
+                    .and_then(|n| n.trim().parse::<usize>().ok())
+                    .expect("a content-length");
+                if body.len() >= length {
+                    return body[..length].to_owned();
+                }
+            }
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn connections_spread_over_loops_and_stay_on_theirs() {
         let app = Router::new().route("/", get(|| async { std::thread::current().name().unwrap_or("?").to_owned() }));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(serve(listener, app, 2));
-        let (mut threads, mut clients) = (Vec::new(), Vec::new());
+        let (mut threads, mut connections) = (Vec::new(), Vec::new());
         for _ in 0..2 {
-            // One client, one kept-alive connection.
-            let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+            let mut connection = TcpStream::connect(addr).await.unwrap();
             let mut seen = Vec::new();
             for _ in 0..3 {
-                seen.push(client.get(&url).send().await.unwrap().text().await.unwrap());
+                seen.push(get_root(&mut connection).await);
             }
             assert!(seen.iter().all(|t| t == &seen[0]), "one connection, one loop: {seen:?}");
             assert!(seen[0].starts_with("toolmesh-http-"), "{seen:?}");
             threads.push(seen[0].clone());
             // Kept open while the next one connects.
-            clients.push(client);
+            connections.push(connection);
         }
         assert_ne!(threads[0], threads[1], "the second connection goes to the idle loop");
         server.abort();

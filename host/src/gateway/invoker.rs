@@ -7,6 +7,7 @@ use crate::node::ComponentCache;
 use crate::node::components;
 use crate::sandbox::{CallOptions, CallOutput, Phase, ProgressSink, Sandbox, SandboxError, Tier, ToolComponent};
 use std::future::Future;
+use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
 use toolmesh_registry::digest::Digest;
@@ -175,10 +176,13 @@ async fn compile<T: Send + 'static>(
 
 impl Invoker for LocalInvoker {
     fn invoke(&self, call: Invocation) -> InvokeFuture<'_> {
-        let node = self.clone();
         // A short call finishes on the connection's event loop; one that
-        // has to wait goes on in the shared pool.
-        Box::pin(front::inline_then_pool(async move { node.run(call).await }))
+        // has to wait goes on in the shared pool, and so do the next calls
+        // of a tool whose first slice ran long.
+        let mut kind = std::hash::DefaultHasher::new();
+        (call.digest, &call.tool).hash(&mut kind);
+        let node = self.clone();
+        Box::pin(front::inline_then_pool(kind.finish(), async move { node.run(call).await }))
     }
 }
 

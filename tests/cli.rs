@@ -175,3 +175,25 @@ fn files_that_are_not_components_are_refused() {
     let run = tool(&["inspect", wat.to_str().unwrap()]);
     assert_one_line_failure(&run, 1, "imports `evil:net/raw-socket`");
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_the_command_quietly() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    // As `tool run … | head -c 10`: 900 kB of output, of which 10 bytes are read.
+    let hostile = path("hostile");
+    let mut child = Command::new(toolmesh_e2e::tool_binary())
+        .args(["run", hostile.as_str(), "huge_output", "--args", r#"{"bytes": 900000}"#])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 10];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"xxxxxxxxxx");
+    // The pipe's reading end is closed here.
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.trim().is_empty(), "no message, no panic: {stderr}");
+}

@@ -31,22 +31,22 @@ pub async fn run(args: InspectArgs) -> Result<(), Failure> {
             "tools": tools,
             "imports": component.imports(),
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("component {}", component.digest());
-    println!("\ntools ({}):", tools.len());
+    outln!("component {}", component.digest());
+    outln!("\ntools ({}):", tools.len());
     for tool in &tools {
-        print_tool(tool);
+        print_tool(tool)?;
     }
-    println!("\nimports ({}):", component.imports().len());
+    outln!("\nimports ({}):", component.imports().len());
     for import in component.imports() {
-        println!("  {import}");
+        outln!("  {import}");
     }
     Ok(())
 }
 
-fn print_tool(tool: &ToolDescriptor) {
+fn print_tool(tool: &ToolDescriptor) -> Result<(), Failure> {
     let a = &tool.annotations;
     let hints: Vec<&str> = [
         (a.read_only, "read-only"),
@@ -58,28 +58,30 @@ fn print_tool(tool: &ToolDescriptor) {
     .filter_map(|(set, name)| (set == Some(true)).then_some(name))
     .collect();
     let hints = if hints.is_empty() { String::new() } else { format!("  [{}]", hints.join(", ")) };
-    println!("\n  {}{hints}", tool.name);
-    println!("    {}", tool.description);
-    print_properties("input", &tool.input_schema);
+    outln!("\n  {}{hints}", tool.name);
+    outln!("    {}", tool.description);
+    print_properties("input", &tool.input_schema)?;
     if let Some(schema) = &tool.output_schema {
-        print_properties("output", schema);
+        print_properties("output", schema)?;
     }
+    Ok(())
 }
 
 /// One line per top-level property: name, type, required, description.
-fn print_properties(label: &str, schema: &Value) {
+fn print_properties(label: &str, schema: &Value) -> Result<(), Failure> {
     let required: Vec<&str> = schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
     let Some(properties) = schema["properties"].as_object().filter(|p| !p.is_empty()) else {
-        println!("    {label}: (no fields)");
-        return;
+        outln!("    {label}: (no fields)");
+        return Ok(());
     };
-    println!("    {label}:");
+    outln!("    {label}:");
     for (name, property) in properties {
         let kind = type_of(property);
         let req = if required.contains(&name.as_str()) { ", required" } else { "" };
         let desc = property["description"].as_str().map(|d| format!(" — {d}")).unwrap_or_default();
-        println!("      {name} ({kind}{req}){desc}");
+        outln!("      {name} ({kind}{req}){desc}");
     }
+    Ok(())
 }
 
 fn type_of(property: &Value) -> String {

@@ -38,8 +38,8 @@ pub fn run(args: KeygenArgs) -> Result<(), Failure> {
         .with_context(|| format!("cannot write {}", secret_path.display()))?;
     std::fs::write(&public_path, format!("{}\n", key.public().to_text()))
         .with_context(|| format!("cannot write {}", public_path.display()))?;
-    println!("key id {}", key.public().key_id());
-    println!("secret key: {}", secret_path.display());
-    println!("public key: {} (give this to nodes that should trust you)", public_path.display());
+    outln!("key id {}", key.public().key_id());
+    outln!("secret key: {}", secret_path.display());
+    outln!("public key: {} (give this to nodes that should trust you)", public_path.display());
     Ok(())
 }

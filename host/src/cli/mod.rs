@@ -4,6 +4,16 @@
 //! Exit codes: 0 success; 1 the call or command failed (the reason is on
 //! stderr); 2 bad usage or arguments.
 
+/// `println!` for a command's results: an error writing them (most often
+/// a reader that went away, as in `tool … | head`) ends the command through
+/// [`Failure::output`] instead of a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err($crate::cli::Failure::output)?
+    }};
+}
+
 mod inspect;
 mod keys;
 mod log_writer;
@@ -59,17 +69,29 @@ enum Command {
 pub struct Failure {
     code: u8,
     error: anyhow::Error,
+    /// Ends the command without a message (the reader of stdout is gone).
+    quiet: bool,
 }
 
 impl Failure {
     /// The command failed (exit 1).
     pub fn failed(error: impl Into<anyhow::Error>) -> Self {
-        Failure { code: 1, error: error.into() }
+        Failure { code: 1, error: error.into(), quiet: false }
     }
 
     /// The user asked for something malformed (exit 2).
     pub fn usage(error: impl Into<anyhow::Error>) -> Self {
-        Failure { code: 2, error: error.into() }
+        Failure { code: 2, error: error.into(), quiet: false }
+    }
+
+    /// Results could not be written to stdout. A closed pipe means the
+    /// reader has all it wanted: the command ends quietly, successfully.
+    pub fn output(error: std::io::Error) -> Self {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            Failure { code: 0, error: error.into(), quiet: true }
+        } else {
+            Failure::failed(anyhow::Error::new(error).context("cannot write the results"))
+        }
     }
 }
 
@@ -104,7 +126,9 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("error: {:#}", failure.error);
+            if !failure.quiet {
+                eprintln!("error: {:#}", failure.error);
+            }
             ExitCode::from(failure.code)
         }
     }

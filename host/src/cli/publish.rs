@@ -125,6 +125,6 @@ pub async fn run(args: PublishArgs) -> Result<(), Failure> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    println!("{repo}:{tag}@{digest}");
+    outln!("{repo}:{tag}@{digest}");
     Ok(())
 }

@@ -51,7 +51,7 @@ pub async fn pull(args: PullArgs) -> Result<(), Failure> {
     });
     toolmesh_registry::files::write_atomic(&output, &fetched.bytes)
         .with_context(|| format!("cannot write {}", output.display()))?;
-    println!("{} {}", output.display(), fetched.manifest_digest);
+    outln!("{} {}", output.display(), fetched.manifest_digest);
     Ok(())
 }
 
@@ -64,6 +64,6 @@ pub async fn verify_cmd(args: VerifyArgs) -> Result<(), Failure> {
         .await
         .with_context(|| format!("cannot fetch {reference}"))?;
     let key = verify(&client, &reference, &digest, &trusted).await?;
-    println!("{reference}@{digest} is signed by key {key}");
+    outln!("{reference}@{digest} is signed by key {key}");
     Ok(())
 }

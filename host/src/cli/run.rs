@@ -69,7 +69,7 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
         Ok(output) => match schemas.check_result(structured_content(&output)) {
             Err(problem) => Err(Failure::failed(report(&problem, true, args.json))),
             Ok(()) if args.json => {
-                println!("{}", serde_json::to_string_pretty(&mcp_result(output.into_content()))?);
+                outln!("{}", serde_json::to_string_pretty(&mcp_result(output.into_content()))?);
                 Ok(())
             }
             Ok(()) => print_content(&output, &args),
@@ -102,17 +102,17 @@ fn read_arguments(spec: &str) -> Result<String, Failure> {
 fn print_content(content: &[Content], args: &RunArgs) -> Result<(), Failure> {
     for (index, item) in content.iter().enumerate() {
         match item {
-            Content::Text(text) => println!("{text}"),
-            Content::Json(value) => println!("{}", serde_json::to_string_pretty(value)?),
+            Content::Text(text) => outln!("{text}"),
+            Content::Json(value) => outln!("{}", serde_json::to_string_pretty(value)?),
             Content::Image { data, mime_type } => match &args.out {
                 Some(dir) => {
                     let ext = mime_type.strip_prefix("image/").unwrap_or("bin").replace(['/', '+', '.'], "_");
                     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
                     let path = dir.join(format!("{}-{index}.{ext}", args.tool));
                     std::fs::write(&path, data).with_context(|| format!("cannot write {}", path.display()))?;
-                    println!("{}", path.display());
+                    outln!("{}", path.display());
                 }
-                None => println!("[{mime_type} image, {} bytes; pass --out DIR to save it]", data.len()),
+                None => outln!("[{mime_type} image, {} bytes; pass --out DIR to save it]", data.len()),
             },
         }
     }
@@ -131,7 +131,8 @@ fn report(text: &str, tool_failure: bool, json: bool) -> anyhow::Error {
         && tool_failure
         && let Ok(out) = serde_json::to_string_pretty(&mcp_error_result(text))
     {
-        println!("{out}");
+        // The call failed either way; a closed stdout changes nothing.
+        let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), format!("{out}\n").as_bytes());
     }
     anyhow!("{first}")
 }

@@ -22,22 +22,22 @@ pub async fn run(args: SearchArgs) -> Result<(), Failure> {
     let entries =
         client.catalog(args.query.as_deref()).await.with_context(|| format!("cannot search {}", client.base()))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
+        outln!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(());
     }
     if entries.is_empty() {
-        println!("no tools found");
+        outln!("no tools found");
     }
     for e in entries {
         let tools: Vec<&str> = e.tools.as_array().into_iter().flatten().filter_map(|t| t["name"].as_str()).collect();
         let publisher = e.publisher.as_deref().map(|p| format!(" signed by {p}")).unwrap_or_default();
-        println!("{}:{}  {}{publisher}", e.name, e.version, e.digest);
+        outln!("{}:{}  {}{publisher}", e.name, e.version, e.digest);
         if let Some(description) = &e.description {
-            println!("    {description}");
+            outln!("    {description}");
         }
-        println!("    tools: {}", tools.join(", "));
+        outln!("    tools: {}", tools.join(", "));
         if e.permissions.as_object().is_some_and(|p| !p.is_empty()) {
-            println!("    requests: {}", e.permissions);
+            outln!("    requests: {}", e.permissions);
         }
     }
     Ok(())

@@ -44,9 +44,11 @@ impl Run {
     }
 }
 
-/// Runs `tool ARGS` with a private cache directory and no inherited log settings.
+/// Runs `tool ARGS` with the tests' own cache directory (in the target
+/// directory, so nothing is left elsewhere and later runs reuse compiled
+/// code) and no inherited log settings.
 pub fn tool(args: &[&str]) -> Run {
-    let cache = std::env::temp_dir().join(format!("toolmesh-e2e-cache-{}", std::process::id()));
+    let cache = target_dir().join("e2e-cache");
     let output: Output = Command::new(tool_binary())
         .args(args)
         .env("XDG_CACHE_HOME", &cache)

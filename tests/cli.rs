@@ -44,6 +44,12 @@ fn inspect_lists_tools_schemas_and_imports_as_json() {
         }
         let imports: Vec<&str> = out["imports"].as_array().unwrap().iter().map(|i| i.as_str().unwrap()).collect();
         assert!(imports.iter().all(|i| i.starts_with("wasi:") || i.starts_with("toolmesh:tool/")), "{imports:?}");
+        // Every import is accounted to a capability of the host, and the
+        // guest SDK always brings its types and WASI.
+        let capabilities: Vec<&str> =
+            out["capabilities"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+        assert!(capabilities.contains(&"wasi") && capabilities.contains(&"types"), "{name}: {capabilities:?}");
+        assert!(capabilities.iter().all(|c| ["wasi", "types", "log", "progress"].contains(c)), "{capabilities:?}");
         assert!(out["digest"].as_str().unwrap().starts_with("sha256:"));
     }
 }
@@ -56,6 +62,7 @@ fn inspect_prints_a_readable_summary() {
     assert!(run.stdout.contains("pattern (string, required)"), "{}", run.stdout);
     assert!(run.stdout.contains("limit (integer)"), "{}", run.stdout);
     assert!(run.stdout.contains("imports ("), "{}", run.stdout);
+    assert!(run.stdout.contains("\ncapabilities: wasi, types"), "{}", run.stdout);
 }
 
 #[test]

@@ -3,8 +3,8 @@
 //! - [`sandbox`] loads components and runs each call in a fresh, limited
 //!   instance: deny-by-default WASI (clocks and random only), a wall-clock
 //!   deadline, memory, table, stack and output caps.
-//! - [`capability`] holds the host interfaces a tool may import (log,
-//!   progress), one module each.
+//! - [`capability`] is the registry of host capabilities a tool may import
+//!   (the WASI base, log, progress): what each provides and how it links.
 //! - [`gateway`] is the MCP server whose tools are the catalog.
 //! - [`node`] keeps what a node holds between calls (loaded components).
 //! - [`config`] is the typed configuration of the sandbox role.

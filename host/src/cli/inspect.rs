@@ -30,6 +30,7 @@ pub async fn run(args: InspectArgs) -> Result<(), Failure> {
             "digest": component.digest().to_string(),
             "tools": tools,
             "imports": component.imports(),
+            "capabilities": component.capabilities(),
         });
         outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -43,6 +44,7 @@ pub async fn run(args: InspectArgs) -> Result<(), Failure> {
     for import in component.imports() {
         outln!("  {import}");
     }
+    outln!("\ncapabilities: {}", component.capabilities().join(", "));
     Ok(())
 }
 

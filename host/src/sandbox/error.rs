@@ -18,7 +18,7 @@ pub enum SandboxError {
         /// The import, such as `wasi:http/outgoing-handler@0.2.0`.
         import: String,
         /// What the host offers, for the message.
-        provided: &'static str,
+        provided: String,
     },
     /// A call asked for more than the engine allows.
     #[error("{what} of {asked} is above this host's maximum of {max}")]

@@ -41,6 +41,7 @@ pub use engine::{TICK, Tier};
 pub use error::{Phase, SandboxError, humanize_bytes};
 pub(crate) use state::CallState;
 
+use crate::capability;
 use crate::config::{Limits, SandboxConfig};
 use bindings::ToolPre;
 use bindings::toolmesh::tool::types::ToolError;
@@ -50,14 +51,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tokio::sync::Semaphore;
 use toolmesh_registry::digest::Digest;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
-
-/// Interface prefixes a component may import from this host.
-const PROVIDED: &[&str] =
-    &["wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:cli/", "wasi:filesystem/", "wasi:sockets/", "toolmesh:tool/"];
-const PROVIDED_TEXT: &str = "wasi:io, wasi:clocks, wasi:random, wasi:cli, wasi:filesystem and wasi:sockets \
-     (files, environment and network denied), toolmesh:tool/log and toolmesh:tool/progress";
 
 /// Runs tool components. Cheap to share behind an `Arc`; calls may run
 /// concurrently.
@@ -104,6 +99,15 @@ impl ToolComponent {
     /// The names of everything the component imports.
     pub fn imports(&self) -> &[String] {
         &self.imports
+    }
+
+    /// The host capabilities its imports use, by name, in the host's order.
+    pub fn capabilities(&self) -> Vec<&'static str> {
+        capability::CAPABILITIES
+            .iter()
+            .filter(|c| self.imports.iter().any(|import| c.provides(import)))
+            .map(|c| c.name)
+            .collect()
     }
 }
 
@@ -413,9 +417,8 @@ impl Sandbox {
 /// and network denied by each call's context) and the toolmesh interfaces.
 fn host_linker(engine: &Engine) -> Result<Linker<CallState>, SandboxError> {
     let mut linker = Linker::<CallState>::new(engine);
-    let link_err = |e: wasmtime::Error| SandboxError::Engine(format!("cannot link host interfaces: {e:#}"));
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_err)?;
-    bindings::Tool::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |state| state).map_err(link_err)?;
+    capability::link_all(&mut linker)
+        .map_err(|e| SandboxError::Engine(format!("cannot link host interfaces: {e:#}")))?;
     Ok(linker)
 }
 
@@ -429,8 +432,10 @@ fn link(
 ) -> Result<ToolComponent, SandboxError> {
     let imports: Arc<[String]> = component.component_type().imports(engine).map(|(name, _)| name.to_string()).collect();
     let instance_pre = linker.instantiate_pre(component).map_err(|e| {
-        match imports.iter().find(|name| !PROVIDED.iter().any(|p| name.starts_with(p))) {
-            Some(import) => SandboxError::UnsupportedImport { import: import.clone(), provided: PROVIDED_TEXT },
+        match imports.iter().find(|name| capability::provider_of(name).is_none()) {
+            Some(import) => {
+                SandboxError::UnsupportedImport { import: import.clone(), provided: capability::provided_text() }
+            }
             None => SandboxError::InvalidComponent(format!("{e:#}")),
         }
     })?;

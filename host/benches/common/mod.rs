@@ -91,15 +91,24 @@ fn wait_for_line(stream: impl std::io::Read + Send + 'static, marker: &str) -> S
 /// The native server in its own process (this benchmark binary again);
 /// returns it and its MCP URL.
 pub fn start_native() -> (ChildGuard, String) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .env(NATIVE_ENV, "1")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the native server");
-    let stdout = child.stdout.take().unwrap();
-    let guard = ChildGuard(child);
-    let url = wait_for_line(stdout, "native server at");
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command.env(NATIVE_ENV, "1").stdout(Stdio::piped());
+    let (guard, url) = start_announcing(&mut command, |c| c.stdout.take(), "native server at");
     (guard, format!("{url}/mcp"))
+}
+
+/// Starts `command` and waits for the line with `marker` on the (piped)
+/// stream that `announcements` takes; returns the process and the rest of
+/// that line.
+fn start_announcing<R: std::io::Read + Send + 'static>(
+    command: &mut Command,
+    announcements: fn(&mut Child) -> Option<R>,
+    marker: &str,
+) -> (ChildGuard, String) {
+    let mut child = command.spawn().expect("start a server");
+    let stream = announcements(&mut child).expect("the announcing stream is piped");
+    let guard = ChildGuard(child);
+    (guard, wait_for_line(stream, marker))
 }
 
 /// The cargo target directory (benchmarks run from target/release/deps).
@@ -123,19 +132,15 @@ pub fn components() -> PathBuf {
 /// Release `tool serve` in its own process on `data`, publishing the
 /// examples in `examples`; returns it and its base URL.
 pub fn start_tool_serve(data: &Path, examples: &Path) -> (ChildGuard, String) {
-    let mut child = Command::new(tool_binary())
+    let mut command = Command::new(tool_binary());
+    command
         .args(["serve", "--addr", "127.0.0.1:0", "--rate-limit", "0", "--data"])
         .arg(data)
         .arg("--examples")
         .arg(examples)
         .env_remove("TOOLMESH_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tool serve");
-    let stderr = child.stderr.take().unwrap();
-    let guard = ChildGuard(child);
-    let url = wait_for_line(stderr, "listening on");
-    (guard, url)
+        .stderr(Stdio::piped());
+    start_announcing(&mut command, |c| c.stderr.take(), "listening on")
 }
 
 /// A stateless 2026-07-28 `tools/call` of `tool` with `{"name": "bench"}`.

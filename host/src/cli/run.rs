@@ -6,7 +6,7 @@ use super::sandbox_args::SandboxArgs;
 use anyhow::{Context, anyhow};
 use clap::Args;
 use serde_json::Value;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use toolmesh_host::gateway::mcp::{mcp_error_result, mcp_result, structured_content};
@@ -132,7 +132,7 @@ fn report(text: &str, tool_failure: bool, json: bool) -> anyhow::Error {
         && let Ok(out) = serde_json::to_string_pretty(&mcp_error_result(text))
     {
         // The call failed either way; a closed stdout changes nothing.
-        let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), format!("{out}\n").as_bytes());
+        let _ = writeln!(std::io::stdout().lock(), "{out}");
     }
     anyhow!("{first}")
 }

@@ -32,6 +32,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
+use wasmtime_wasi::runtime::AbortOnDropJoinHandle;
 
 thread_local! {
     /// On an event-loop thread: what the loop knows about running calls.
@@ -167,22 +168,13 @@ where
             return output;
         }
     }
-    let mut task = AbortOnDrop(pool.spawn(call));
-    match std::future::poll_fn(|cx| Pin::new(&mut task.0).poll(cx)).await {
+    let mut task = AbortOnDropJoinHandle::from(pool.spawn(call));
+    match (&mut *task).await {
         Ok(output) => output,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         // Aborted only by our own drop, or when the pool shuts down with
         // the process.
         Err(_) => std::future::pending().await,
-    }
-}
-
-/// Aborts a pool task whose caller has gone away.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

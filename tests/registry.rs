@@ -128,13 +128,19 @@ fn publish_reads_tool_toml_and_refuses_bad_input() {
     let entry = &run.json()[0];
     assert_eq!(entry["description"], "Text utilities");
     assert_eq!(entry["source"], "https://example.com/text");
-    assert_eq!(entry["permissions"], json!({"network": ["api.example.com"], "memory": "64MiB"}));
+    // Published as the typed, versioned request.
+    assert_eq!(
+        entry["permissions"],
+        json!({"format": 1, "memory_bytes": 64 << 20,
+               "network": [{"scheme": "https", "host": "api.example.com", "methods": ["GET"]}]})
+    );
 
     for (args, needle) in [
         (vec!["--name", "Acme/Text", "--version", "1"], "invalid repository name"),
         (vec!["--name", "acme/../x", "--version", "1"], "invalid repository name"),
         (vec!["--name", "acme/text", "--version", ".."], "invalid tag"),
-        (vec!["--name", "acme/text", "--version", "1", "--network", "http://evil/"], "not a host name"),
+        (vec!["--name", "acme/text", "--version", "1", "--network", "http://evil/path"], "not a URL with a path"),
+        (vec!["--name", "acme/text", "--version", "1", "--network", "ftp://evil"], "not http or https"),
     ] {
         let mut argv = vec!["publish", f];
         argv.extend(args);

@@ -31,6 +31,8 @@
 
 mod dispatch;
 pub mod host;
+#[cfg(feature = "http")]
+pub mod http;
 mod output;
 mod tool;
 

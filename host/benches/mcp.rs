@@ -45,7 +45,11 @@ impl Invoker for CannedInvoker {
 async fn start_in_process(dir: &Path) -> (String, String) {
     let (store, sandbox) = publish_hello(dir).await;
     let config = McpHttpConfig { rate_per_minute: 0, ..McpHttpConfig::default() };
-    let gateway = Gateway::new(Arc::new(LocalInvoker::new(sandbox, store.clone())));
+    let gateway = Gateway::new(Arc::new(LocalInvoker::new(
+        sandbox,
+        store.clone(),
+        Arc::new(toolmesh_host::grant::Policy::builtin()),
+    )));
     gateway.refresh_from(&store).await.unwrap();
     let canned = Gateway::new(Arc::new(CannedInvoker));
     canned.refresh_from(&store).await.unwrap();

@@ -1,11 +1,11 @@
 //! Turning a component into an OCI artifact (CNCF Wasm layout plus
 //! toolmesh's annotations), and the signature artifact that refers to it.
 
-use crate::policy::Permissions;
 use crate::sandbox::ToolDescriptor;
 use std::collections::BTreeMap;
 use toolmesh_registry::digest::Digest;
 use toolmesh_registry::oci::{self, ComponentInfo, Descriptor, Manifest, WasmConfig, annotation};
+use toolmesh_registry::request::ToolRequest;
 use toolmesh_registry::signing::{PAYLOAD_MEDIA_TYPE, SignaturePayload};
 
 /// What is known about a tool besides its bytes.
@@ -17,8 +17,8 @@ pub struct ToolMetadata {
     pub description: Option<String>,
     /// Where the source lives.
     pub source: Option<String>,
-    /// What the tool asks for.
-    pub permissions: Permissions,
+    /// What the tool asks of the nodes that run it.
+    pub permissions: ToolRequest,
     /// The signing key's id, when it is signed.
     pub publisher: Option<String>,
     /// Publication time (RFC 3339).
@@ -59,10 +59,7 @@ impl Artifact {
         let config = serde_json::to_vec(&config).expect("config serialises");
         let mut annotations = BTreeMap::new();
         annotations.insert(annotation::TOOLS.into(), serde_json::to_string(tools).expect("tools serialise"));
-        annotations.insert(
-            annotation::PERMISSIONS.into(),
-            serde_json::to_string(&meta.permissions).expect("permissions serialise"),
-        );
+        annotations.insert(annotation::PERMISSIONS.into(), meta.permissions.to_annotation());
         annotations.insert(annotation::VERSION.into(), meta.version.clone());
         let optional = [
             (annotation::DESCRIPTION, &meta.description),

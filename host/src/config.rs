@@ -113,7 +113,19 @@ pub struct ConfigError(String);
 impl SandboxConfig {
     /// Parses a `[sandbox]`-shaped TOML document; unknown keys are errors.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError(format!("invalid sandbox configuration: {e}")))
+        toml::from_str(text)
+            .map_err(|e| ConfigError(format!("invalid sandbox configuration: {}", toml_error(text, &e))))
+    }
+}
+
+/// A TOML parse error of `text` on one line: where, then what.
+pub fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    match error.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {}", error.message().trim())
+        }
+        None => error.message().trim().to_owned(),
     }
 }
 
@@ -162,21 +174,21 @@ enum TextOrNumber {
     Number(u64),
 }
 
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     match TextOrNumber::deserialize(d)? {
         TextOrNumber::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
         TextOrNumber::Number(n) => Ok(Duration::from_secs(n)),
     }
 }
 
-fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(crate) fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     match TextOrNumber::deserialize(d)? {
         TextOrNumber::Text(t) => parse_size(&t).map_err(serde::de::Error::custom),
         TextOrNumber::Number(n) => Ok(n),
     }
 }
 
-fn de_opt_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub(crate) fn de_opt_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     de_size(d).map(Some)
 }
 

@@ -3,12 +3,14 @@
 //! - [`sandbox`] loads components and runs each call in a fresh, limited
 //!   instance: deny-by-default WASI (clocks and random only), a wall-clock
 //!   deadline, memory, table, stack and output caps.
-//! - [`capability`] is the registry of host capabilities a tool may import
-//!   (the WASI base, log, progress): what each provides and how it links.
+//! - [`capability`] is the registry of host capabilities a tool may use
+//!   (the WASI base, log, progress, outbound HTTP, scratch, secrets): what
+//!   each provides, how it links, what grant it needs, its per-call state.
 //! - [`gateway`] is the MCP server whose tools are the catalog.
 //! - [`node`] keeps what a node holds between calls (loaded components).
 //! - [`config`] is the typed configuration of the sandbox role.
-//! - [`policy`] is what a tool requests (and, later, what a node grants).
+//! - [`grant`] is what a tool requests, what a node's policy allows, and
+//!   what one call gets: the request as covered by the policy.
 //! - [`artifact`] turns a component into a publishable OCI artifact;
 //!   [`publish`] describes, pushes and signs it.
 //! - [`digest`] (from the registry crate) names content by its sha256.
@@ -20,8 +22,8 @@ pub mod artifact;
 pub mod capability;
 pub mod config;
 pub mod gateway;
+pub mod grant;
 pub mod node;
-pub mod policy;
 pub mod publish;
 pub mod sandbox;
 

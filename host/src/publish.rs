@@ -3,6 +3,7 @@
 //! `tool publish` and `tool serve`'s bundled examples both go through here.
 
 use crate::artifact::{Artifact, ToolMetadata, signature_artifact};
+use crate::grant::Grant;
 use crate::sandbox::{Sandbox, SandboxError};
 use bytes::Bytes;
 use toolmesh_registry::client::{Client, ClientError};
@@ -43,6 +44,9 @@ pub async fn publish(
 ) -> Result<Digest, PublishError> {
     // One describe call: the baseline compiler is enough and much quicker.
     let component = sandbox.load_quick(&bytes)?;
+    // A tool must request what its imports need (a `wasi:http` import
+    // without a network request could never run anywhere).
+    component.check_grant(&Grant::as_requested(&meta.permissions))?;
     let tools = sandbox.describe(&component).await?;
     meta.version = tag.to_string();
     meta.publisher = key.map(|k| k.public().key_id());

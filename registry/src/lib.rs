@@ -7,6 +7,7 @@
 //! - [`api`]: the OCI distribution HTTP API and toolmesh's catalog.
 //! - [`client`]: what `tool publish`, `tool pull` and nodes use to talk to
 //!   any OCI registry.
+//! - [`request`]: what a tool asks of the node that runs it (typed, versioned).
 //! - [`signing`]: publisher keys and signatures over manifest digests.
 //! - [`files`]: atomic and private file writes.
 #![deny(missing_docs)]
@@ -17,5 +18,6 @@ pub mod digest;
 pub mod files;
 pub mod name;
 pub mod oci;
+pub mod request;
 pub mod signing;
 pub mod store;

@@ -1,28 +1,45 @@
-//! Host capabilities a tool may import, one unit each: the interfaces it
-//! provides, how they are linked into a component linker, and (in its own
-//! module) the per-call state behind them. The list of imports the host
-//! provides is [`CAPABILITIES`]; nothing else decides it.
+//! Host capabilities a tool may use, one unit each: the interfaces it
+//! provides, how they are linked into a component linker, whether a call's
+//! [`Grant`] lets it use them, and the per-call state it makes from that
+//! grant. The list of imports the host provides is [`CAPABILITIES`];
+//! nothing else decides it, and adding a capability touches only its own
+//! module and its entry here.
 //!
-//! Today every capability is granted to every call and capped by the host:
-//! the deny-by-default WASI base, log lines and progress reports.
+//! The WASI base (clocks, random, stdout and stderr to the log; files,
+//! environment and sockets denied), log and progress need no grant.
+//! Outbound HTTP, a scratch directory and secrets are given only to calls
+//! whose grant has them; a component importing `wasi:http` is refused
+//! before it runs unless its call was granted network.
 
+pub mod http;
 pub mod log;
 pub mod progress;
+pub mod scratch;
+mod secrets;
 
-use crate::sandbox::CallState;
+use crate::grant::Grant;
 use crate::sandbox::bindings::toolmesh::tool as toolmesh;
+use crate::sandbox::{CallState, SandboxError};
 use wasmtime::component::{HasSelf, Linker};
+use wasmtime_wasi::WasiCtxBuilder;
 
 /// One host capability.
 pub struct Capability {
-    /// The name a grant or an error uses: `wasi`, `log`, `progress`.
+    /// The name a grant or an error uses: `wasi`, `log`, `network`, …
     pub name: &'static str,
     /// The interfaces it provides, as import-name prefixes
-    /// (`toolmesh:tool/log`), so any version of them matches.
+    /// (`toolmesh:tool/log`), so any version of them matches. Empty for a
+    /// capability given through another's interfaces (a scratch directory
+    /// is a WASI preopen).
     pub interfaces: &'static [&'static str],
     /// What it gives a tool, in a few words, for messages and listings.
     pub summary: &'static str,
     link: fn(&mut Linker<CallState>) -> wasmtime::Result<()>,
+    /// Why a call under this grant may not use the interfaces; `None` when
+    /// it may.
+    denied: fn(&Grant) -> Option<&'static str>,
+    /// Adds the per-call state made from the grant.
+    setup: fn(&Grant, &mut CallSetup) -> Result<(), SandboxError>,
 }
 
 impl Capability {
@@ -32,33 +49,129 @@ impl Capability {
             .iter()
             .any(|prefix| name.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with(['@', '/'])))
     }
+
+    /// Whether calls under some grants may not use it.
+    pub fn is_gated(&self) -> bool {
+        (self.denied)(&Grant::default()).is_some()
+    }
+
+    /// Refuses a call under `grant` that imports `import` of this capability.
+    pub(crate) fn check(&'static self, import: &str, grant: &Grant) -> Result<(), SandboxError> {
+        match (self.denied)(grant) {
+            None => Ok(()),
+            Some(why) => Err(SandboxError::NotGranted { import: import.to_owned(), capability: self.name, why }),
+        }
+    }
 }
 
-/// Every capability the host has, in the order they are linked.
+/// What a call's store is made from; each capability adds its part.
+pub(crate) struct CallSetup {
+    /// The WASI context, deny-by-default until a capability opens something.
+    pub(crate) wasi: WasiCtxBuilder,
+    /// Outbound HTTP: refuses everything unless granted.
+    pub(crate) http: http::HttpHooks,
+    /// The scratch directory, if granted.
+    pub(crate) scratch: Option<scratch::ScratchDir>,
+}
+
+impl CallSetup {
+    /// The setup of a call under `grant`: `wasi` as the base, then every
+    /// capability's part.
+    pub(crate) fn new(wasi: WasiCtxBuilder, grant: &Grant) -> Result<Self, SandboxError> {
+        let mut setup = CallSetup { wasi, http: http::HttpHooks::new(None), scratch: None };
+        for capability in CAPABILITIES {
+            (capability.setup)(grant, &mut setup)?;
+        }
+        Ok(setup)
+    }
+}
+
+fn never(_: &Grant) -> Option<&'static str> {
+    None
+}
+
+fn nothing(_: &Grant, _: &mut CallSetup) -> Result<(), SandboxError> {
+    Ok(())
+}
+
+fn no_link(_: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    Ok(())
+}
+
+/// Every capability the host has, in the order they are linked and set up.
 pub static CAPABILITIES: &[Capability] = &[
     Capability {
         name: "wasi",
         interfaces: &["wasi:io", "wasi:clocks", "wasi:random", "wasi:cli", "wasi:filesystem", "wasi:sockets"],
         summary: "WASI with files, environment and network denied: clocks, random, stdout and stderr to the log",
         link: |linker| wasmtime_wasi::p2::add_to_linker_async(linker),
+        denied: never,
+        setup: nothing,
     },
     Capability {
         name: "types",
         interfaces: &["toolmesh:tool/types"],
         summary: "the types of the tool interface",
         link: |linker| toolmesh::types::add_to_linker::<_, HasSelf<CallState>>(linker, |state| state),
+        denied: never,
+        setup: nothing,
     },
     Capability {
         name: "log",
         interfaces: &["toolmesh:tool/log"],
         summary: "log lines to the host's log, up to the call's log budget",
         link: |linker| toolmesh::log::add_to_linker::<_, HasSelf<CallState>>(linker, |state| state),
+        denied: never,
+        setup: nothing,
     },
     Capability {
         name: "progress",
         interfaces: &["toolmesh:tool/progress"],
         summary: "progress reports to the caller, coalesced and rate-limited",
         link: |linker| toolmesh::progress::add_to_linker::<_, HasSelf<CallState>>(linker, |state| state),
+        denied: never,
+        setup: nothing,
+    },
+    Capability {
+        name: "network",
+        interfaces: &["wasi:http"],
+        summary: "outbound HTTP to the granted hosts, checked after DNS, with byte, request and time caps",
+        link: |linker| wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker),
+        denied: |grant| {
+            grant.network.is_none().then_some(
+                "the tool requests no network access (list its targets under [permissions] network in tool.toml)",
+            )
+        },
+        setup: |grant, setup| {
+            setup.http = http::HttpHooks::new(grant.network.clone());
+            Ok(())
+        },
+    },
+    Capability {
+        name: "scratch",
+        interfaces: &[],
+        summary: "a fresh directory at /scratch for the call, size-capped, deleted after",
+        link: no_link,
+        denied: never,
+        setup: |grant, setup| {
+            if let Some(scratch) = &grant.scratch {
+                let dir = scratch::ScratchDir::create(scratch, &mut setup.wasi)
+                    .map_err(|e| SandboxError::Engine(format!("cannot make the scratch directory: {e}")))?;
+                setup.scratch = Some(dir);
+            }
+            Ok(())
+        },
+    },
+    Capability {
+        name: "secrets",
+        interfaces: &[],
+        summary: "the granted secrets as environment variables",
+        link: no_link,
+        denied: never,
+        setup: |grant, setup| {
+            secrets::set_env(grant, &mut setup.wasi);
+            Ok(())
+        },
     },
 ];
 
@@ -75,7 +188,12 @@ pub(crate) fn link_all(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
 /// What a tool may import, in words: each capability's interfaces and what
 /// it gives.
 pub fn provided_text() -> String {
-    CAPABILITIES.iter().map(|c| format!("{} ({})", c.interfaces.join(", "), c.summary)).collect::<Vec<_>>().join("; ")
+    CAPABILITIES
+        .iter()
+        .filter(|c| !c.interfaces.is_empty())
+        .map(|c| format!("{} ({})", c.interfaces.join(", "), c.summary))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]
@@ -87,7 +205,8 @@ mod tests {
         assert_eq!(provider_of("toolmesh:tool/log@0.1.0").map(|c| c.name), Some("log"));
         assert_eq!(provider_of("wasi:io/streams@0.2.6").map(|c| c.name), Some("wasi"));
         assert_eq!(provider_of("wasi:cli/environment@0.2.6").map(|c| c.name), Some("wasi"));
-        assert!(provider_of("wasi:http/outgoing-handler@0.2.6").is_none());
+        assert_eq!(provider_of("wasi:http/outgoing-handler@0.2.6").map(|c| c.name), Some("network"));
+        assert!(provider_of("wasi:httpx/outgoing-handler").is_none());
         assert!(provider_of("toolmesh:tool/logger@0.1.0").is_none(), "a longer name is another interface");
         assert!(provider_of("wasi:iox/streams").is_none());
         assert!(provider_of("evil:net/raw-socket").is_none());
@@ -100,5 +219,14 @@ mod tests {
         link_all(&mut linker).unwrap();
         let text = provided_text();
         assert!(text.contains("toolmesh:tool/progress") && text.contains("wasi:clocks"), "{text}");
+    }
+
+    #[test]
+    fn network_is_refused_without_a_grant_and_named() {
+        let network = provider_of("wasi:http/types@0.2.6").unwrap();
+        assert!(network.is_gated());
+        let err = network.check("wasi:http/types@0.2.6", &Grant::default()).unwrap_err().to_string();
+        assert!(err.contains("wasi:http/types@0.2.6") && err.contains("network grant"), "{err}");
+        assert!(!provider_of("toolmesh:tool/log").unwrap().is_gated());
     }
 }

@@ -12,9 +12,13 @@ use toolmesh_host::sandbox::ToolDescriptor;
 pub struct InspectArgs {
     /// The component: a `.wasm` file, or a registry reference (`ns/name:version`, `ns/name@sha256:…`).
     file: String,
-    /// Print `{"digest", "tools": [...], "imports": [...]}` as JSON.
+    /// Print `{"digest", "tools", "imports", "capabilities", "requests"}` as JSON.
     #[arg(long)]
     json: bool,
+    /// The tool's `tool.toml` (its requested permissions) for a file
+    /// [default: tool.toml beside it, if any].
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<std::path::PathBuf>,
     #[command(flatten)]
     sandbox: SandboxArgs,
     #[command(flatten)]
@@ -22,8 +26,8 @@ pub struct InspectArgs {
 }
 
 pub async fn run(args: InspectArgs) -> Result<(), Failure> {
-    let bytes = args.source.read(&args.file).await?;
-    let (sandbox, component) = args.sandbox.load(&bytes, &args.file, true)?;
+    let source = args.source.read(&args.file, args.manifest.as_deref()).await?;
+    let (sandbox, component) = args.sandbox.load(&source.bytes, &args.file, true)?;
     let tools = sandbox.describe(&component).await?;
     if args.json {
         let out = json!({
@@ -31,6 +35,7 @@ pub async fn run(args: InspectArgs) -> Result<(), Failure> {
             "tools": tools,
             "imports": component.imports(),
             "capabilities": component.capabilities(),
+            "requests": source.request,
         });
         outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -45,6 +50,15 @@ pub async fn run(args: InspectArgs) -> Result<(), Failure> {
         outln!("  {import}");
     }
     outln!("\ncapabilities: {}", component.capabilities().join(", "));
+    let requests = source.request.describe();
+    if requests.is_empty() {
+        outln!("requests: nothing beyond log and progress");
+    } else {
+        outln!("requests:");
+        for line in requests {
+            outln!("  {line}");
+        }
+    }
     Ok(())
 }
 

@@ -25,6 +25,7 @@ mod run;
 mod sandbox_args;
 mod search;
 mod serve;
+mod tool_toml;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -5,15 +5,15 @@
 use super::Failure;
 use super::remote::RegistryArgs;
 use super::sandbox_args::SandboxArgs;
+use super::tool_toml::ToolToml;
 use anyhow::Context;
 use bytes::Bytes;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Deserialize;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use toolmesh_host::artifact::ToolMetadata;
-use toolmesh_host::policy::Permissions;
+use toolmesh_host::grant::request::NetworkEntry;
 use toolmesh_host::publish::publish;
 use toolmesh_registry::client::CHUNK;
 use toolmesh_registry::name::{Repository, Tag};
@@ -42,8 +42,9 @@ pub struct PublishArgs {
     /// Metadata and requested permissions [default: tool.toml beside the component, if any].
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
-    /// A network host the tool needs (repeatable; adds to tool.toml).
-    #[arg(long = "network", value_name = "HOST")]
+    /// An HTTP target the tool reaches with GET, `[https://]host[:port]`
+    /// (repeatable; adds to tool.toml).
+    #[arg(long = "network", value_name = "TARGET")]
     network: Vec<String>,
     /// The tool needs GPU compute.
     #[arg(long)]
@@ -52,28 +53,6 @@ pub struct PublishArgs {
     registry: RegistryArgs,
     #[command(flatten)]
     sandbox: SandboxArgs,
-}
-
-/// `tool.toml`: what a tool says about itself besides its code.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct ToolToml {
-    description: Option<String>,
-    source: Option<String>,
-    permissions: Permissions,
-}
-
-fn read_tool_toml(explicit: Option<&Path>, component: &Path) -> Result<ToolToml, Failure> {
-    let beside = component.with_file_name("tool.toml");
-    let path = match explicit {
-        Some(path) => path.to_owned(),
-        None if beside.exists() => beside,
-        None => return Ok(ToolToml::default()),
-    };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))
-        .map_err(Failure::usage)?;
-    toml::from_str(&text).with_context(|| format!("invalid {}", path.display())).map_err(Failure::usage)
 }
 
 pub async fn run(args: PublishArgs) -> Result<(), Failure> {
@@ -88,11 +67,10 @@ pub async fn run(args: PublishArgs) -> Result<(), Failure> {
         ),
         None => None,
     };
-    let toml = read_tool_toml(args.manifest.as_deref(), &args.file)?;
-    let mut permissions = toml.permissions;
-    permissions.network.extend(args.network.iter().cloned());
-    permissions.gpu |= args.gpu;
-    permissions.validate().map_err(Failure::usage)?;
+    let mut toml = ToolToml::read(args.manifest.as_deref(), &args.file)?;
+    toml.permissions.network.extend(args.network.iter().cloned().map(NetworkEntry::Text));
+    toml.permissions.gpu |= args.gpu;
+    let permissions = toml.request()?;
 
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))

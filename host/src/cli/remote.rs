@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use toolmesh_registry::client::Client;
 use toolmesh_registry::digest::Digest;
 use toolmesh_registry::name::Reference;
-use toolmesh_registry::oci::{self, Manifest};
+use toolmesh_registry::oci::{self, Manifest, annotation};
+use toolmesh_registry::request::ToolRequest;
 use toolmesh_registry::signing::{PublicKey, SecretKey, SignaturePayload};
 
 /// Where `tool` looks for a registry unless told otherwise.
@@ -39,6 +40,8 @@ pub struct Fetched {
     pub bytes: Bytes,
     /// The manifest's digest (what signatures cover).
     pub manifest_digest: Digest,
+    /// What the tool asks of the nodes that run it, as published.
+    pub request: ToolRequest,
 }
 
 /// Parses `text` as a registry reference, with a usage error that says how.
@@ -54,11 +57,14 @@ pub async fn fetch(client: &Client, reference: &Reference) -> Result<Fetched, Fa
         .await
         .with_context(|| format!("cannot fetch {reference} from {}", client.base()))?;
     let layer = Manifest::component_layer(&bytes).map_err(|e| anyhow!("{reference}: {e}"))?;
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| anyhow!("{reference}: {e}"))?;
+    let request = ToolRequest::from_annotation(manifest.annotations.get(annotation::PERMISSIONS).map(String::as_str))
+        .map_err(|e| anyhow!("{reference}: {e}"))?;
     let bytes = client
         .pull_blob(&reference.repository, &layer.digest)
         .await
         .with_context(|| format!("cannot fetch the component of {reference}"))?;
-    Ok(Fetched { bytes, manifest_digest })
+    Ok(Fetched { bytes, manifest_digest, request })
 }
 
 /// Reads public keys from files (a secret key file stands for its public key).
@@ -123,13 +129,24 @@ pub struct SourceArgs {
     pub registry: RegistryArgs,
 }
 
+/// A component to run or inspect, with what it requests.
+pub struct Source {
+    /// The component's bytes.
+    pub bytes: Vec<u8>,
+    /// Its request: as published for a registry reference, from
+    /// `tool.toml` (`manifest`, or beside the file) for a file.
+    pub request: ToolRequest,
+}
+
 impl SourceArgs {
-    /// The bytes of `spec`: the file if one exists at that path, else the
+    /// The component `spec`: the file if one exists at that path, else the
     /// component of the registry reference `spec`, verified.
-    pub async fn read(&self, spec: &str) -> Result<Vec<u8>, Failure> {
+    pub async fn read(&self, spec: &str, manifest: Option<&std::path::Path>) -> Result<Source, Failure> {
         let path = std::path::Path::new(spec);
         if path.exists() || spec.ends_with(".wasm") || spec.ends_with(".wat") || !spec.contains('/') {
-            return std::fs::read(path).with_context(|| format!("cannot read {spec}")).map_err(Failure::usage);
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read {spec}")).map_err(Failure::usage)?;
+            let request = super::tool_toml::ToolToml::read(manifest, path)?.request()?;
+            return Ok(Source { bytes, request });
         }
         let reference = parse_reference(spec)?;
         let client = self.registry.client()?;
@@ -138,6 +155,6 @@ impl SourceArgs {
         if !trusted.is_empty() {
             verify(&client, &reference, &fetched.manifest_digest, &trusted).await?;
         }
-        Ok(fetched.bytes.to_vec())
+        Ok(Source { bytes: fetched.bytes.to_vec(), request: fetched.request })
     }
 }

@@ -29,6 +29,10 @@ pub struct RunArgs {
     /// Write image results into this directory instead of summarising them.
     #[arg(long, short, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// The tool's `tool.toml` (its requested permissions) for a file
+    /// [default: tool.toml beside it, if any].
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
     #[command(flatten)]
     sandbox: SandboxArgs,
     #[command(flatten)]
@@ -37,8 +41,10 @@ pub struct RunArgs {
 
 pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let arguments = read_arguments(&args.args)?;
-    let bytes = args.source.read(&args.file).await?;
-    let (sandbox, component) = args.sandbox.load(&bytes, &args.file, false)?;
+    let source = args.source.read(&args.file, args.manifest.as_deref()).await?;
+    // The node's policy must cover what the tool requests before anything runs.
+    let grant = args.sandbox.policy()?.grant(&source.request).map_err(|e| Failure::failed(anyhow!("{e}")))?;
+    let (sandbox, component) = args.sandbox.load(&source.bytes, &args.file, false)?;
     let tools = sandbox.describe(&component).await?;
     let Some(descriptor) = tools.iter().find(|t| t.name == args.tool) else {
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
@@ -62,6 +68,7 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
             let message = p.message.map(|m| format!(" {m}")).unwrap_or_default();
             eprintln!("progress: {}{total}{message}", p.done);
         })),
+        grant: Some(Arc::new(grant)),
         ..CallOptions::default()
     };
     let outcome = sandbox.call(&component, &args.tool, &arguments, options).await;

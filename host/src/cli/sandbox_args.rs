@@ -7,6 +7,7 @@ use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
 use toolmesh_host::config::{SandboxConfig, parse_duration, parse_size};
+use toolmesh_host::grant::Policy;
 use toolmesh_host::sandbox::{Sandbox, ToolComponent};
 
 /// Sandbox options on the command line.
@@ -31,6 +32,10 @@ pub struct SandboxArgs {
     /// Compile every time instead of using the compile cache.
     #[arg(long)]
     no_cache: bool,
+    /// What this node grants tools (TOML: network, scratch, secrets,
+    /// limits, publishers) [default: nothing beyond log and progress].
+    #[arg(long, env = "TOOLMESH_POLICY", value_name = "FILE")]
+    policy: Option<PathBuf>,
 }
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {
@@ -81,6 +86,14 @@ impl SandboxArgs {
         let mut config = self.config()?;
         config.max_concurrent_calls = config.max_concurrent_calls.min(4);
         Ok(Sandbox::new(config)?)
+    }
+
+    /// The node's policy: the file given, or the built-in one.
+    pub fn policy(&self) -> Result<Policy, Failure> {
+        match &self.policy {
+            Some(path) => Policy::load(path).map_err(Failure::usage),
+            None => Ok(Policy::builtin()),
+        }
     }
 
     /// Whether `--no-cache` was given.

@@ -36,8 +36,9 @@ pub async fn run(args: SearchArgs) -> Result<(), Failure> {
             outln!("    {description}");
         }
         outln!("    tools: {}", tools.join(", "));
-        if e.permissions.as_object().is_some_and(|p| !p.is_empty()) {
-            outln!("    requests: {}", e.permissions);
+        let requests = e.permissions.describe();
+        if !requests.is_empty() {
+            outln!("    requests: {}", requests.join("; "));
         }
     }
     Ok(())

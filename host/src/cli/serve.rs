@@ -3,6 +3,7 @@
 
 use super::Failure;
 use super::sandbox_args::SandboxArgs;
+use super::tool_toml::ToolToml;
 use anyhow::{Context, anyhow};
 use bytes::Bytes;
 use clap::Args;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use toolmesh_host::artifact::ToolMetadata;
 use toolmesh_host::gateway::http::{McpHttpConfig, router as mcp_router};
 use toolmesh_host::gateway::{Gateway, LocalInvoker, front};
+use toolmesh_host::grant::{Policy, ToolRequest};
 use toolmesh_host::publish::publish;
 use toolmesh_host::sandbox::Sandbox;
 use toolmesh_registry::api::{AccessConfig, router as registry_router};
@@ -20,12 +22,23 @@ use toolmesh_registry::files;
 use toolmesh_registry::name::{Repository, Tag};
 use toolmesh_registry::store::{FsStore, StoreConfig};
 
-/// The bundled examples published on first start, with their descriptions.
-const EXAMPLES: &[(&str, &str)] = &[
-    ("hello", "The smallest toolmesh tool: greets someone"),
-    ("text", "Text utilities: counts, regex find and replace, slugs, diffs"),
-    ("markdown", "Markdown to HTML and tables of contents"),
-    ("image", "Image utilities: inspect, resize, grayscale, thumbnails"),
+/// The bundled examples published on first start, with their descriptions
+/// and, for those that request permissions, their `tool.toml`.
+const EXAMPLES: &[(&str, &str, Option<&str>)] = &[
+    ("hello", "The smallest toolmesh tool: greets someone", None),
+    ("text", "Text utilities: counts, regex find and replace, slugs, diffs", None),
+    ("markdown", "Markdown to HTML and tables of contents", None),
+    ("image", "Image utilities: inspect, resize, grayscale, thumbnails", None),
+    (
+        "fetch",
+        "Fetch a URL on a granted host: text or JSON, redirects followed and checked",
+        Some(include_str!("../../../examples/fetch/tool.toml")),
+    ),
+    (
+        "archive",
+        "Unpack a tar archive in the call's scratch directory and list what it holds",
+        Some(include_str!("../../../examples/archive/tool.toml")),
+    ),
 ];
 
 /// The version the bundled examples are published under.
@@ -105,8 +118,8 @@ pub struct NodeArgs {
     sandbox: SandboxArgs,
 }
 
-/// The store, sandbox and gateway of a data directory.
-fn node(data: &Path, node: &NodeArgs) -> Result<(FsStore, Arc<Sandbox>, Gateway), Failure> {
+/// The store, sandbox, gateway and policy of a data directory.
+fn node(data: &Path, node: &NodeArgs) -> Result<(FsStore, Arc<Sandbox>, Gateway, Arc<Policy>), Failure> {
     let sandbox_args = &node.sandbox;
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
     let store = FsStore::open(data.join("registry"), StoreConfig::default())
@@ -116,9 +129,10 @@ fn node(data: &Path, node: &NodeArgs) -> Result<(FsStore, Arc<Sandbox>, Gateway)
         config.cache_dir = Some(data.join("compiled"));
     }
     let sandbox = Arc::new(Sandbox::new(config)?);
-    let invoker = Arc::new(LocalInvoker::new(sandbox.clone(), store.clone()));
+    let policy = Arc::new(sandbox_args.policy()?);
+    let invoker = Arc::new(LocalInvoker::new(sandbox.clone(), store.clone(), policy.clone()));
     let gateway = Gateway::with_bare_names(invoker, node.bare_names.clone());
-    Ok((store, sandbox, gateway))
+    Ok((store, sandbox, gateway, policy))
 }
 
 /// The components built beside this binary (`target/<profile>/tool` →
@@ -155,7 +169,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         )));
     }
     let data = args.data.dir()?;
-    let (store, sandbox, gateway) = node(&data, &args.node)?;
+    let (store, sandbox, gateway, policy) = node(&data, &args.node)?;
     let token = push_token(&data)?;
     let access = AccessConfig { push_tokens: vec![token.clone()], ..AccessConfig::default() };
     let mut mcp =
@@ -182,6 +196,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         "mcpServers": {"toolmesh": {"command": exe, "args": ["mcp", "--data", data.display().to_string()]}}
     });
     eprintln!("toolmesh is serving {} tools", gateway.catalog().len());
+    eprintln!("this node grants tools: {} (change with --policy FILE)", policy.summary().join("; "));
     eprintln!("MCP endpoint (streamable HTTP): {base}/mcp");
     eprintln!("registry: {base} (publish with --registry {base} --token $(cat {}))", data.join("push-token").display());
     eprintln!("Claude Desktop (claude_desktop_config.json):\n{}", serde_json::to_string_pretty(&claude)?);
@@ -199,10 +214,10 @@ async fn publish_examples(
 ) -> Result<(), Failure> {
     let tag: Tag = EXAMPLES_VERSION.parse().map_err(Failure::failed)?;
     let mut missing = Vec::new();
-    for (name, description) in EXAMPLES {
+    for (name, description, tool_toml) in EXAMPLES {
         let repo: Repository = format!("examples/{name}").parse().map_err(Failure::failed)?;
         if store.resolve_tag(&repo, &tag).await.is_err() {
-            missing.push((repo, *name, *description));
+            missing.push((repo, *name, *description, *tool_toml));
         }
     }
     if missing.is_empty() {
@@ -212,13 +227,19 @@ async fn publish_examples(
         tracing::warn!("no example components found (build them with scripts/build-components.sh or pass --examples)");
         return Ok(());
     };
-    for (repo, name, description) in missing {
+    for (repo, name, description, tool_toml) in missing {
         let path = dir.join(format!("{name}.wasm"));
         let Ok(bytes) = std::fs::read(&path) else {
             tracing::warn!(path = %path.display(), "example not found; skipped");
             continue;
         };
-        let meta = ToolMetadata { description: Some(description.to_owned()), ..ToolMetadata::default() };
+        let permissions = match tool_toml {
+            Some(text) => {
+                ToolToml::parse(text).map_err(|e| anyhow!("the bundled tool.toml of {name}: {e}"))?.request()?
+            }
+            None => ToolRequest::default(),
+        };
+        let meta = ToolMetadata { description: Some(description.to_owned()), permissions, ..ToolMetadata::default() };
         let digest = publish(sandbox, client, Bytes::from(bytes), (&repo, &tag), meta, None, &|_| {})
             .await
             .with_context(|| format!("cannot publish the example {name}"))?;
@@ -230,7 +251,7 @@ async fn publish_examples(
 pub async fn mcp(args: McpArgs) -> Result<(), Failure> {
     use rmcp::ServiceExt;
     let data = args.data.dir()?;
-    let (store, _sandbox, gateway) = node(&data, &args.node)?;
+    let (store, _sandbox, gateway, _policy) = node(&data, &args.node)?;
     gateway.refresh_from(&store).await.map_err(|e| anyhow!("cannot read the catalog: {e}"))?;
     let _follow = gateway.follow(store);
     let service =

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use toolmesh_registry::api::CatalogEntry;
 use toolmesh_registry::digest::Digest;
 use toolmesh_registry::name::Repository;
+use toolmesh_registry::request::ToolRequest;
 
 /// One tool the gateway offers.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,8 +34,8 @@ pub struct CatalogTool {
     pub digest: Digest,
     /// The tool's descriptor as published (description, schemas, annotations).
     pub descriptor: Value,
-    /// What the tool requests (network, GPU, memory, timeout).
-    pub permissions: Value,
+    /// What the tool asks of the nodes that run it.
+    pub permissions: ToolRequest,
     /// The descriptor's input and output schemas, compiled.
     pub schemas: Arc<ToolSchemas>,
 }
@@ -155,7 +156,7 @@ mod tests {
                     .map(|t| json!({"name": t, "description": "d", "input_schema": {"type": "object"}}))
                     .collect(),
             ),
-            permissions: json!({}),
+            permissions: ToolRequest::default(),
         }
     }
 

@@ -3,8 +3,9 @@
 //! [`LocalInvoker`] is the in-process node of the embedded default.
 
 use super::front;
-use crate::node::ComponentCache;
+use crate::grant::{Grant, Policy, ToolRequest};
 use crate::node::components;
+use crate::node::{ComponentCache, trust};
 use crate::sandbox::{CallOptions, CallOutput, Phase, ProgressSink, Sandbox, SandboxError, Tier, ToolComponent};
 use std::future::Future;
 use std::hash::{Hash, Hasher};
@@ -12,7 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use toolmesh_registry::digest::Digest;
 use toolmesh_registry::name::{ManifestRef, Repository};
-use toolmesh_registry::oci::Manifest;
+use toolmesh_registry::oci::{Manifest, annotation};
 use toolmesh_registry::store::FsStore;
 
 /// One call to run.
@@ -90,47 +91,62 @@ pub trait Invoker: Send + Sync + 'static {
 }
 
 /// Runs calls in this process's sandbox, fetching components by digest from
-/// a local store and keeping each compiled component for later calls.
+/// a local store and keeping each compiled component for later calls. Each
+/// call gets what the tool's published request asks for, as covered by the
+/// node's policy; a tool the policy does not cover (or whose publisher it
+/// does not trust) is refused before it is compiled.
 #[derive(Clone)]
 pub struct LocalInvoker {
     sandbox: Arc<Sandbox>,
     store: FsStore,
-    components: Arc<ComponentCache>,
+    policy: Arc<Policy>,
+    components: Arc<ComponentCache<Loaded>>,
     /// Compiles running at once (first loads and background tier-ups
     /// together), so a stream of new or cancelled tools queues up instead
     /// of taking every core and their memory.
     compiles: Arc<tokio::sync::Semaphore>,
 }
 
+/// A loaded component and what its calls are granted.
+#[derive(Clone)]
+struct Loaded {
+    component: ToolComponent,
+    grant: Arc<Grant>,
+}
+
 /// Compiles a node runs at once.
 const CONCURRENT_COMPILES: usize = 2;
 
 impl LocalInvoker {
-    /// A node over `sandbox` that fetches from `store`.
-    pub fn new(sandbox: Arc<Sandbox>, store: FsStore) -> Self {
+    /// A node over `sandbox` that fetches from `store` and grants what
+    /// `policy` allows.
+    pub fn new(sandbox: Arc<Sandbox>, store: FsStore, policy: Arc<Policy>) -> Self {
         LocalInvoker {
             sandbox,
             store,
+            policy,
             components: Arc::new(ComponentCache::new(components::DEFAULT_CAPACITY)),
             compiles: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_COMPILES)),
         }
     }
 
-    async fn component(&self, repository: &Repository, digest: Digest) -> Result<ToolComponent, InvokeCause> {
+    async fn component(&self, repository: &Repository, digest: Digest) -> Result<Loaded, InvokeCause> {
         self.components.get_or_load(digest, || self.load(repository, digest)).await
     }
 
-    /// Reads the component of manifest `digest` from the store and loads
-    /// it: optimised code from the compile cache, or else a quick baseline
-    /// compile that serves the first calls while the optimising compiler
-    /// works in the background and then takes over.
-    async fn load(&self, repository: &Repository, digest: Digest) -> Result<ToolComponent, InvokeCause> {
+    /// Reads manifest `digest` from the store, works out what its calls
+    /// are granted, and loads its component: optimised code from the
+    /// compile cache, or else a quick baseline compile that serves the
+    /// first calls while the optimising compiler works in the background
+    /// and then takes over.
+    async fn load(&self, repository: &Repository, digest: Digest) -> Result<Loaded, InvokeCause> {
         let fetch_error = InvokeCause::Fetch;
         let (bytes, _, _) = self
             .store
             .get_manifest(repository, &ManifestRef::Digest(digest))
             .await
             .map_err(|e| fetch_error(e.to_string()))?;
+        let grant = Arc::new(self.grant(repository, digest, &bytes).await?);
         let layer = Manifest::component_layer(&bytes).map_err(fetch_error)?;
         let wasm = self.store.read_blob(&layer.digest).await.map_err(|e| fetch_error(e.to_string()))?;
         let wasm = Arc::new(wasm);
@@ -139,11 +155,12 @@ impl LocalInvoker {
         if component.tier() == Tier::Baseline {
             let (sandbox, components, compiles) =
                 (self.sandbox.clone(), self.components.clone(), self.compiles.clone());
+            let grant = grant.clone();
             tokio::spawn(async move {
                 match compile(&compiles, move || sandbox.load(&wasm)).await {
                     Ok(Ok(optimized)) => {
                         tracing::debug!(%digest, "optimised code takes over");
-                        components.replace(digest, optimized);
+                        components.replace(digest, Loaded { component: optimized, grant });
                     }
                     Ok(Err(e)) => {
                         tracing::warn!(%digest, error = %e, "cannot compile optimised code; the baseline stays")
@@ -154,7 +171,21 @@ impl LocalInvoker {
                 }
             });
         }
-        Ok(component)
+        Ok(Loaded { component, grant })
+    }
+
+    /// What calls of manifest `manifest` (of `digest`) are granted: its
+    /// publisher trusted and its request covered by the node's policy.
+    async fn grant(&self, repository: &Repository, digest: Digest, manifest: &[u8]) -> Result<Grant, InvokeCause> {
+        let refused = |missing: String| InvokeCause::Sandbox(SandboxError::NotCovered { missing: vec![missing] });
+        let manifest: Manifest = serde_json::from_slice(manifest).map_err(|e| InvokeCause::Fetch(e.to_string()))?;
+        let request =
+            ToolRequest::from_annotation(manifest.annotations.get(annotation::PERMISSIONS).map(String::as_str))
+                .map_err(|e| refused(e.to_string()))?;
+        trust::check_publisher(&self.store, repository, digest, &self.policy.publishers)
+            .await
+            .map_err(|why| refused(format!("a trusted publisher: {why}")))?;
+        Ok(self.policy.grant(&request)?)
     }
 }
 
@@ -190,11 +221,11 @@ impl LocalInvoker {
     /// Finds (or fetches and loads) the call's component and runs the call.
     async fn run(&self, call: Invocation) -> Result<CallOutput, InvokeError> {
         let Invocation { repository, digest, tool, arguments, progress, call_id } = call;
-        let component = match self.component(&repository, digest).await {
-            Ok(component) => component,
+        let Loaded { component, grant } = match self.component(&repository, digest).await {
+            Ok(loaded) => loaded,
             Err(e) => return Err(InvokeError::new(digest, tool, e)),
         };
-        let options = CallOptions { progress, call_id: Some(call_id), ..CallOptions::default() };
+        let options = CallOptions { progress, call_id: Some(call_id), grant: Some(grant), ..CallOptions::default() };
         match self.sandbox.call(&component, &tool, &arguments, options).await {
             Ok(output) => Ok(output),
             Err(e) => Err(InvokeError::new(digest, tool, e.into())),

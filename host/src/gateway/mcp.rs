@@ -54,6 +54,10 @@ impl ToolList {
     }
 }
 
+/// The `_meta` key of each listed tool that holds what it requests (the
+/// published, versioned request document).
+pub const REQUESTS_META: &str = "dev.toolmesh/requests";
+
 /// The MCP description of a catalog tool.
 pub fn mcp_tool(tool: &CatalogTool) -> Option<Tool> {
     let d = &tool.descriptor;
@@ -62,7 +66,16 @@ pub fn mcp_tool(tool: &CatalogTool) -> Option<Tool> {
     if let Some(title) = d["annotations"]["title"].as_str() {
         out.insert("title".into(), json!(title));
     }
-    out.insert("description".into(), d["description"].clone());
+    // What the tool asks of the node, in words a model and a person read
+    // with the description, and typed in `_meta` for clients that show it.
+    let requests = tool.permissions.describe();
+    let description = match (d["description"].as_str(), requests.is_empty()) {
+        (Some(text), false) => json!(format!("{text}\n\nRequests: {}.", requests.join("; "))),
+        (None, false) => json!(format!("Requests: {}.", requests.join("; "))),
+        (_, true) => d["description"].clone(),
+    };
+    out.insert("description".into(), description);
+    out.insert("_meta".into(), json!({ REQUESTS_META: &tool.permissions }));
     out.insert("inputSchema".into(), d["input_schema"].clone());
     if d["output_schema"].is_object() {
         out.insert("outputSchema".into(), d["output_schema"].clone());
@@ -321,7 +334,9 @@ impl ServerHandler for Gateway {
                 Some(SandboxError::InvalidArguments(message)) => {
                     Err(McpError::invalid_params(format!("invalid arguments for `{}`: {message}", tool.name), None))
                 }
-                Some(error) if error.is_tool_failure() => Ok(error_result(&error.to_string()).into()),
+                Some(error) if error.is_tool_failure() || error.is_not_granted() => {
+                    Ok(error_result(&error.to_string()).into())
+                }
                 Some(error) if error.is_busy() => {
                     tracing::warn!(call = %call_id, error = %e, "call refused");
                     Err(McpError::internal_error(error.to_string(), Some(json!({"retryable": true}))))

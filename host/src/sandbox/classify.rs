@@ -24,6 +24,10 @@ pub(crate) fn classify(error: wasmtime::Error, state: &CallState, limits: &Limit
         }
         None => {}
     }
+    if error.is::<crate::capability::scratch::ScratchFull>() {
+        let limit = state.scratch.as_ref().map_or(0, |s| s.size());
+        return SandboxError::ScratchFull { limit };
+    }
     if error.is::<DeadlineReached>() {
         return SandboxError::Timeout { limit: limits.timeout };
     }

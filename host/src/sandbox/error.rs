@@ -20,6 +20,30 @@ pub enum SandboxError {
         /// What the host offers, for the message.
         provided: String,
     },
+    /// The node's policy does not cover what the tool requests; the call was
+    /// refused before it started.
+    #[error("this node does not grant what the tool requests: {}", .missing.join("; "))]
+    NotCovered {
+        /// Each thing requested and not granted, with why.
+        missing: Vec<String>,
+    },
+    /// The component imports an interface whose capability this call was
+    /// not granted; refused before instantiation.
+    #[error("component imports `{import}`, which needs the {capability} grant, and this call has none: {why}")]
+    NotGranted {
+        /// The import, such as `wasi:http/outgoing-handler@0.2.6`.
+        import: String,
+        /// The capability that provides it.
+        capability: &'static str,
+        /// Why there is no grant.
+        why: &'static str,
+    },
+    /// The call filled its scratch directory past its size and was stopped.
+    #[error("tool filled its scratch directory past its size of {}", humanize_bytes(*.limit))]
+    ScratchFull {
+        /// The size granted.
+        limit: u64,
+    },
     /// A call asked for more than the engine allows.
     #[error("{what} of {asked} is above this host's maximum of {max}")]
     LimitAboveMaximum {
@@ -113,6 +137,8 @@ impl SandboxError {
             SandboxError::InvalidComponent(_) => "invalid_component",
             SandboxError::UnsupportedImport { .. } => "unsupported_import",
             SandboxError::LimitAboveMaximum { .. } => "limit_above_maximum",
+            SandboxError::NotCovered { .. } | SandboxError::NotGranted { .. } => "not_granted",
+            SandboxError::ScratchFull { .. } => "scratch_full",
             SandboxError::Timeout { .. } => "timeout",
             SandboxError::MemoryLimit { .. } | SandboxError::TableLimit { .. } => "memory_limit",
             SandboxError::Trap { .. } | SandboxError::Instantiate(_) => "trap",
@@ -133,10 +159,19 @@ impl SandboxError {
                 | SandboxError::InvalidComponent(_)
                 | SandboxError::UnsupportedImport { .. }
                 | SandboxError::LimitAboveMaximum { .. }
+                | SandboxError::NotCovered { .. }
+                | SandboxError::NotGranted { .. }
                 | SandboxError::InvalidArguments(_)
                 | SandboxError::NodeBusy { .. }
                 | SandboxError::NoSlot { .. }
         )
+    }
+
+    /// True when the node's policy refused the call: the tool asks for
+    /// (or imports) what this node does not grant. Callers show it like a
+    /// tool failure, so a model can see why and choose another tool.
+    pub fn is_not_granted(&self) -> bool {
+        matches!(self, SandboxError::NotCovered { .. } | SandboxError::NotGranted { .. })
     }
 
     /// True when the node refused the call for lack of room, not because of
@@ -183,13 +218,16 @@ impl SandboxError {
             SandboxError::Engine(_) | SandboxError::InvalidComponent(_) | SandboxError::UnsupportedImport { .. } => {
                 Phase::Load
             }
-            SandboxError::LimitAboveMaximum { .. } | SandboxError::NodeBusy { .. } | SandboxError::NoSlot { .. } => {
-                Phase::Admission
-            }
+            SandboxError::LimitAboveMaximum { .. }
+            | SandboxError::NotCovered { .. }
+            | SandboxError::NotGranted { .. }
+            | SandboxError::NodeBusy { .. }
+            | SandboxError::NoSlot { .. } => Phase::Admission,
             SandboxError::Instantiate(_) => Phase::Instantiate,
             SandboxError::Timeout { .. }
             | SandboxError::MemoryLimit { .. }
             | SandboxError::TableLimit { .. }
+            | SandboxError::ScratchFull { .. }
             | SandboxError::Trap { .. }
             | SandboxError::InvalidArguments(_)
             | SandboxError::ToolFailed(_) => Phase::Call,

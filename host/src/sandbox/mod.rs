@@ -12,8 +12,11 @@
 //!    once) and the call reserves the most memory it may use from the
 //!    node's [`MemoryBudget`]; a call that gets neither within the queue
 //!    timeout is refused as "node busy";
-//! 2. a store is made with a WASI context that grants clocks and random
-//!    only, and hostcall fuel that caps what the host copies out of the
+//! 2. the component's imports are checked against the call's [`Grant`]
+//!    (a tool importing `wasi:http` without a network grant is refused),
+//!    the limits are raised to what the tool asked for and clamped to the
+//!    policy's maxima, and a store is made with a WASI context that grants
+//!    clocks and random plus what the grant opens, and hostcall fuel that caps what the host copies out of the
 //!    guest in one transfer (result, error message, log line);
 //! 3. the component is instantiated from its pre-linked `InstancePre`;
 //! 4. the call runs on a fiber; every epoch tick checks the deadline, and a
@@ -41,8 +44,9 @@ pub use engine::{TICK, Tier};
 pub use error::{Phase, SandboxError, humanize_bytes};
 pub(crate) use state::CallState;
 
-use crate::capability;
+use crate::capability::{self, Capability};
 use crate::config::{Limits, SandboxConfig};
+use crate::grant::Grant;
 use bindings::ToolPre;
 use bindings::toolmesh::tool::types::ToolError;
 use classify::{DeadlineReached, classify};
@@ -81,6 +85,8 @@ struct Baseline {
 pub struct ToolComponent {
     digest: Digest,
     imports: Arc<[String]>,
+    /// For each capability that needs a grant, the first import that uses it.
+    gated: Arc<[(&'static Capability, String)]>,
     pre: ToolPre<CallState>,
     tier: Tier,
 }
@@ -108,6 +114,12 @@ impl ToolComponent {
             .filter(|c| self.imports.iter().any(|import| c.provides(import)))
             .map(|c| c.name)
             .collect()
+    }
+
+    /// Refuses a call under `grant` if the component imports an interface
+    /// the grant does not give, naming the import and the missing grant.
+    pub fn check_grant(&self, grant: &Grant) -> Result<(), SandboxError> {
+        self.gated.iter().try_for_each(|(capability, import)| capability.check(import, grant))
     }
 }
 
@@ -163,6 +175,9 @@ pub struct CallOptions {
     pub progress: Option<ProgressSink>,
     /// An identifier for log lines; one is made up if absent.
     pub call_id: Option<String>,
+    /// What the call may use beyond the WASI base, log and progress
+    /// (the tool's request as covered by the node's policy); none if absent.
+    pub grant: Option<Arc<Grant>>,
 }
 
 impl Sandbox {
@@ -292,7 +307,7 @@ impl Sandbox {
     /// the default limits, and checks the answer.
     pub async fn describe(&self, component: &ToolComponent) -> Result<Vec<ToolDescriptor>, SandboxError> {
         let limits = self.config.limits.clone();
-        let (raw, _reservation) = self
+        let (raw, _reservation, _refusals) = self
             .run(component, &limits, CallOptions::default(), |handler, store| {
                 Box::pin(async move { handler.call_describe(store).await })
             })
@@ -310,10 +325,16 @@ impl Sandbox {
         arguments: &str,
         options: CallOptions,
     ) -> Result<CallOutput, SandboxError> {
-        let limits = options.limits.clone().unwrap_or_else(|| self.config.limits.clone());
+        let mut limits = options.limits.clone().unwrap_or_else(|| self.config.limits.clone());
+        if let Some(grant) = &options.grant {
+            component.check_grant(grant)?;
+            grant.apply_to(&mut limits);
+        } else {
+            component.check_grant(&Grant::default())?;
+        }
         self.check_limits(&limits)?;
         let (tool, arguments) = (tool.to_owned(), arguments.to_owned());
-        let (result, reservation) = self
+        let (result, reservation, refusals) = self
             .run(component, &limits, options, move |handler, store| {
                 Box::pin(async move { handler.call_call(store, &tool, &arguments).await })
             })
@@ -329,6 +350,10 @@ impl Sandbox {
                 }
                 Err(match error {
                     ToolError::InvalidArguments(m) => SandboxError::InvalidArguments(m),
+                    // What the host refused is often why the tool failed.
+                    ToolError::Failed(m) if !refusals.is_empty() => {
+                        SandboxError::ToolFailed(format!("{m} (the host refused: {refusals})"))
+                    }
                     ToolError::Failed(m) => SandboxError::ToolFailed(m),
                 })
             }
@@ -352,14 +377,15 @@ impl Sandbox {
 
     /// Instantiates `component` in a new store under `limits` and runs `f`
     /// on its handler export, turning every way it can fail into a
-    /// [`SandboxError`]. Returns `f`'s answer with the call's reservation.
+    /// [`SandboxError`]. Returns `f`'s answer with the call's reservation
+    /// and what the host refused it, in words (empty if nothing).
     async fn run<R, F>(
         &self,
         component: &ToolComponent,
         limits: &Limits,
         options: CallOptions,
         f: F,
-    ) -> Result<(R, Reservation), SandboxError>
+    ) -> Result<(R, Reservation, String), SandboxError>
     where
         F: for<'a> FnOnce(
             &'a bindings::exports::toolmesh::tool::handler::Guest,
@@ -380,7 +406,10 @@ impl Sandbox {
         let reservation = self.budget.reserve(call_cost(limits, &self.config), wait).await?;
         let call_id = options.call_id.unwrap_or_else(|| format!("c{}", self.next_call.fetch_add(1, Ordering::Relaxed)));
         let engine = component.pre.instance_pre().engine();
-        let mut store = Store::new(engine, CallState::new(call_id, limits, options.progress));
+        let grant = options.grant.unwrap_or_default();
+        let state = CallState::new(call_id, limits, options.progress, &grant)?;
+        let refusals = state.http.refusals.clone();
+        let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limiter);
         // Cap what the host copies out of the guest in one go (the result,
         // an error message, a log line) before it is copied.
@@ -389,6 +418,8 @@ impl Sandbox {
         store.epoch_deadline_callback(|ctx| {
             if Instant::now() >= ctx.data().deadline {
                 Err(wasmtime::Error::new(DeadlineReached))
+            } else if ctx.data().scratch.as_ref().is_some_and(|s| s.is_over_now()) {
+                Err(wasmtime::Error::new(capability::scratch::ScratchFull))
             } else {
                 Ok(UpdateDeadline::Yield(1))
             }
@@ -404,7 +435,10 @@ impl Sandbox {
         flush_guest_output(store.data());
         match outcome {
             Err(_elapsed) => Err(SandboxError::Timeout { limit: limits.timeout }),
-            Ok(Ok(value)) => Ok((value, reservation)),
+            Ok(Ok(_)) if let Some(scratch) = store.data().scratch.as_ref().filter(|s| s.is_over()) => {
+                Err(SandboxError::ScratchFull { limit: scratch.size() })
+            }
+            Ok(Ok(value)) => Ok((value, reservation, refusals.text())),
             Ok(Err(error)) => Err(match classify(error, store.data(), limits) {
                 SandboxError::Trap { message } if !instantiated => SandboxError::Instantiate(message),
                 other => other,
@@ -444,7 +478,15 @@ fn link(
             "it does not export `toolmesh:tool/handler@0.1.0` (build it with toolmesh-guest): {e:#}"
         ))
     })?;
-    Ok(ToolComponent { digest, imports, pre, tier })
+    let mut gated: Vec<(&'static Capability, String)> = Vec::new();
+    for import in imports.iter() {
+        if let Some(capability) = capability::provider_of(import).filter(|c| c.is_gated())
+            && !gated.iter().any(|(c, _)| std::ptr::eq(*c, capability))
+        {
+            gated.push((capability, import.clone()));
+        }
+    }
+    Ok(ToolComponent { digest, imports, gated: gated.into(), pre, tier })
 }
 
 /// The most bytes the host copies out of the guest in one transfer: twice

@@ -1,14 +1,21 @@
 //! Everything one call's store holds: its WASI context (clocks and random
-//! only), resource limiter, captured output, and the capabilities it may use.
+//! unless a grant opens more), resource limiter, captured output, and the
+//! per-call state of the capabilities it was granted.
 
+use super::error::SandboxError;
 use super::stdio::CapturedOutput;
+use crate::capability::CallSetup;
+use crate::capability::http::HttpHooks;
 use crate::capability::log::LogBudget;
 use crate::capability::progress::ProgressSink;
+use crate::capability::scratch::ScratchDir;
 use crate::config::Limits;
+use crate::grant::Grant;
 use std::time::Instant;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Which limit the limiter enforced, remembered so the error can say so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,27 +96,36 @@ pub(crate) struct CallState {
     pub(crate) stderr: CapturedOutput,
     pub(crate) log: LogBudget,
     pub(crate) progress: Option<ProgressSink>,
+    pub(crate) http: HttpHooks,
+    pub(crate) scratch: Option<ScratchDir>,
     wasi: WasiCtx,
+    http_ctx: WasiHttpCtx,
     table: ResourceTable,
 }
 
 impl CallState {
-    pub(crate) fn new(call_id: String, limits: &Limits, progress: Option<ProgressSink>) -> Self {
+    pub(crate) fn new(
+        call_id: String,
+        limits: &Limits,
+        progress: Option<ProgressSink>,
+        grant: &Grant,
+    ) -> Result<Self, SandboxError> {
         let cap = usize::try_from(limits.log).unwrap_or(usize::MAX);
         let stdout = CapturedOutput::new(cap);
         let stderr = CapturedOutput::new(cap);
         // Deny by default: no preopened directories, no environment, no
         // arguments, stdin closed, no sockets or name lookups (the builder's
-        // defaults, restated here so a change upstream cannot widen them).
-        let wasi = WasiCtx::builder()
-            .stdout(stdout.clone())
+        // defaults, restated here so a change upstream cannot widen them);
+        // then each capability adds what the grant gives.
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }))
-            .build();
-        CallState {
+            .socket_addr_check(|_, _| Box::pin(async { false }));
+        let mut setup = CallSetup::new(wasi, grant)?;
+        Ok(CallState {
             deadline: Instant::now() + limits.timeout,
             limiter: CallLimiter::new(limits),
             log: LogBudget::new(limits.log),
@@ -117,9 +133,18 @@ impl CallState {
             stdout,
             stderr,
             progress,
-            wasi,
+            http: setup.http,
+            scratch: setup.scratch,
+            wasi: setup.wasi.build(),
+            http_ctx: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-        }
+        })
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http_ctx, table: &mut self.table, hooks: &mut self.http }
     }
 }
 

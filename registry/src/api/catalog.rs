@@ -3,6 +3,7 @@
 
 use super::{Access, ApiError, AppState};
 use crate::oci::{self, annotation};
+use crate::request::ToolRequest;
 use crate::store::FsStore;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -31,9 +32,9 @@ pub struct CatalogEntry {
     /// The tool descriptors.
     #[serde(default)]
     pub tools: Value,
-    /// The permissions it requests.
+    /// What it asks of the nodes that run it.
     #[serde(default)]
-    pub permissions: Value,
+    pub permissions: ToolRequest,
 }
 
 impl CatalogEntry {
@@ -57,6 +58,13 @@ pub async fn catalog_entries(store: &FsStore, query: Option<&str>) -> Result<Vec
                 continue;
             }
             let a = &manifest.annotations;
+            let permissions = match ToolRequest::from_annotation(a.get(annotation::PERMISSIONS).map(String::as_str)) {
+                Ok(request) => request,
+                Err(e) => {
+                    tracing::warn!(%repo, %tag, "left out of the catalog: {e}");
+                    continue;
+                }
+            };
             let json = |key: &str| a.get(key).and_then(|v| serde_json::from_str(v).ok()).unwrap_or(Value::Null);
             let entry = CatalogEntry {
                 name: repo.to_string(),
@@ -66,7 +74,7 @@ pub async fn catalog_entries(store: &FsStore, query: Option<&str>) -> Result<Vec
                 publisher: a.get(annotation::PUBLISHER).cloned(),
                 source: a.get(annotation::SOURCE).cloned(),
                 tools: json(annotation::TOOLS),
-                permissions: json(annotation::PERMISSIONS),
+                permissions,
             };
             if query.is_none_or(|q| entry.matches(q)) {
                 out.push(entry);

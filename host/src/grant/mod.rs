@@ -1,0 +1,273 @@
+//! Grants: what a tool requests ([`ToolRequest`], published with it), what a
+//! node's operator allows ([`Policy`]), and what one call gets ([`Grant`]):
+//! the request, checked against the policy in one place. A request the
+//! policy does not cover is refused whole, naming each missing piece;
+//! everything not requested and granted is denied.
+//!
+//! - [`request`]: the `[permissions]` table of `tool.toml`;
+//! - [`policy`]: the operator's policy file;
+//! - [`address`]: which resolved addresses outbound HTTP may reach.
+
+pub mod address;
+pub mod policy;
+pub mod request;
+
+pub use policy::{NetworkPolicy, Policy, PolicyError, SecretValue};
+pub use request::PermissionsToml;
+pub use toolmesh_registry::request::{NetworkRule, ToolRequest};
+
+use crate::config::Limits;
+use crate::sandbox::{SandboxError, humanize_bytes};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use toolmesh_registry::request::HostPattern;
+
+/// What one call of a tool may use: its request as covered by the node's
+/// policy. The default grants nothing (log and progress need no grant).
+#[derive(Debug, Clone, Default)]
+pub struct Grant {
+    /// Outbound HTTP, if granted.
+    pub network: Option<Arc<NetworkGrant>>,
+    /// A per-call scratch directory, if granted.
+    pub scratch: Option<ScratchGrant>,
+    /// Secrets, by name, with their values.
+    pub secrets: Vec<(String, SecretValue)>,
+    /// GPU compute.
+    pub gpu: bool,
+    /// Memory the tool asked for, above the node's default.
+    pub memory: Option<u64>,
+    /// Time the tool asked for, above the node's default.
+    pub timeout: Option<Duration>,
+    /// The most memory the policy gives a call, if it caps it.
+    pub max_memory: Option<u64>,
+    /// The most time the policy gives a call, if it caps it.
+    pub max_timeout: Option<Duration>,
+}
+
+/// Outbound HTTP as granted to a call.
+#[derive(Debug, Clone)]
+pub struct NetworkGrant {
+    /// The requests it may make (the tool's rules, each covered by the policy).
+    pub rules: Vec<NetworkRule>,
+    /// Addresses the policy's allow list names literally: a request to
+    /// one of them by that address may reach it whatever its class.
+    pub explicit: Vec<IpAddr>,
+    /// The policy's network part: private addresses, caps, waits, fixed answers.
+    pub policy: NetworkPolicy,
+}
+
+/// A scratch directory as granted to a call.
+#[derive(Debug, Clone)]
+pub struct ScratchGrant {
+    /// Bytes it may hold.
+    pub size: u64,
+    /// Where it is made [default: the system's temp dir].
+    pub parent: Option<PathBuf>,
+}
+
+impl Policy {
+    /// What a call of a tool requesting `request` gets on this node, or
+    /// every part of the request this node does not grant.
+    pub fn grant(&self, request: &ToolRequest) -> Result<Grant, SandboxError> {
+        let mut missing = Vec::new();
+        let network = if request.network.is_empty() {
+            None
+        } else {
+            for rule in &request.network {
+                if self.network.covering(rule.scheme, &rule.host, rule.effective_port()).is_none() {
+                    missing.push(format!("network {rule} (not in the policy's [network] allow)"));
+                }
+            }
+            let n = &self.network;
+            let explicit = n
+                .allow
+                .iter()
+                .filter_map(|t| match t.host {
+                    HostPattern::Ip(ip) => Some(ip),
+                    _ => None,
+                })
+                .collect();
+            Some(Arc::new(NetworkGrant { rules: request.network.clone(), explicit, policy: n.clone() }))
+        };
+        let scratch = match request.scratch_bytes {
+            None => None,
+            Some(_) if !self.scratch.allow => {
+                missing.push("a scratch directory (the policy's [scratch] allow is false)".into());
+                None
+            }
+            Some(size) if size > self.scratch.max_size => {
+                missing.push(format!(
+                    "a scratch directory of {} (the policy gives at most {})",
+                    humanize_bytes(size),
+                    humanize_bytes(self.scratch.max_size)
+                ));
+                None
+            }
+            Some(size) => Some(ScratchGrant { size, parent: self.scratch.dir.clone() }),
+        };
+        let mut secrets = Vec::new();
+        for name in &request.secrets {
+            match self.secrets.get(name) {
+                Some(value) => secrets.push((name.clone(), value.clone())),
+                None => missing.push(format!("secret {name} (the policy's [secrets] holds no such secret)")),
+            }
+        }
+        if request.gpu && !self.gpu {
+            missing.push("GPU compute (the policy's [gpu] allow is false)".into());
+        }
+        if let (Some(asked), Some(max)) = (request.memory_bytes, self.limits.max_memory)
+            && asked > max
+        {
+            missing.push(format!(
+                "{} of memory (the policy gives at most {})",
+                humanize_bytes(asked),
+                humanize_bytes(max)
+            ));
+        }
+        let timeout = request.timeout_ms.map(Duration::from_millis);
+        if let Some(asked) = timeout
+            && asked > self.limits.max_timeout
+        {
+            missing.push(format!(
+                "{} s of time (the policy gives at most {} s)",
+                asked.as_secs_f64(),
+                self.limits.max_timeout.as_secs_f64()
+            ));
+        }
+        if !missing.is_empty() {
+            return Err(SandboxError::NotCovered { missing });
+        }
+        Ok(Grant {
+            network,
+            scratch,
+            secrets,
+            gpu: request.gpu,
+            memory: request.memory_bytes,
+            timeout,
+            max_memory: self.limits.max_memory,
+            max_timeout: Some(self.limits.max_timeout),
+        })
+    }
+}
+
+impl Grant {
+    /// Everything `request` asks for, as if a policy granted it all (to
+    /// check at publish that a tool requests what its imports need).
+    pub fn as_requested(request: &ToolRequest) -> Grant {
+        let mut everything = Policy::builtin();
+        everything.network.allow = request
+            .network
+            .iter()
+            .map(|rule| toolmesh_registry::request::Target {
+                scheme: Some(rule.scheme),
+                host: rule.host.clone(),
+                port: Some(rule.effective_port()),
+            })
+            .collect();
+        everything.scratch.allow = true;
+        everything.scratch.max_size = u64::MAX;
+        everything.gpu = true;
+        everything.limits.max_timeout = Duration::MAX;
+        for name in &request.secrets {
+            everything.secrets.insert(name.clone(), SecretValue::placeholder());
+        }
+        everything.grant(request).unwrap_or_default()
+    }
+
+    /// `limits` raised to what the tool asked for and clamped to the
+    /// policy's maxima.
+    pub fn apply_to(&self, limits: &mut Limits) {
+        if let Some(memory) = self.memory {
+            limits.memory = limits.memory.max(memory);
+        }
+        if let Some(timeout) = self.timeout {
+            limits.timeout = limits.timeout.max(timeout);
+        }
+        if let Some(max) = self.max_memory {
+            limits.memory = limits.memory.min(max);
+        }
+        if let Some(max) = self.max_timeout {
+            limits.timeout = limits.timeout.min(max);
+        }
+    }
+
+    /// What the grant gives, in short phrases (for logs and listings).
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(network) = &self.network {
+            out.extend(network.rules.iter().map(|r| format!("network {r}")));
+        }
+        if let Some(scratch) = &self.scratch {
+            out.push(format!("scratch {}", humanize_bytes(scratch.size)));
+        }
+        out.extend(self.secrets.iter().map(|(name, _)| format!("secret {name}")));
+        if self.gpu {
+            out.push("gpu".into());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use toolmesh_registry::request::Scheme;
+
+    fn policy(text: &str) -> Policy {
+        Policy::from_toml(text, &|var| (var == "NODE_KEY").then(|| "v".to_owned())).unwrap()
+    }
+
+    fn rule(host: &str, port: Option<u16>) -> NetworkRule {
+        NetworkRule { scheme: Scheme::Https, host: host.parse().unwrap(), port, methods: vec!["GET".into()] }
+    }
+
+    #[test]
+    fn a_covered_request_is_granted_and_limits_are_clamped() {
+        let p = policy(
+            "[network]\nallow = [\"*.example.org\"]\n[scratch]\nallow = true\n[secrets]\nAPI_KEY = { env = \"NODE_KEY\" }\n[limits]\nmax_timeout = \"20s\"\n",
+        );
+        let request = ToolRequest {
+            network: vec![rule("api.example.org", None)],
+            scratch_bytes: Some(1 << 20),
+            secrets: vec!["API_KEY".into()],
+            timeout_ms: Some(15_000),
+            ..ToolRequest::default()
+        };
+        let grant = p.grant(&request).unwrap();
+        assert_eq!(grant.describe(), ["network GET https://api.example.org", "scratch 1 MiB", "secret API_KEY"]);
+        let mut limits = Limits { timeout: Duration::from_secs(10), ..Limits::default() };
+        grant.apply_to(&mut limits);
+        assert_eq!(limits.timeout, Duration::from_secs(15), "raised to what the tool asked");
+        let mut limits = Limits { timeout: Duration::from_secs(3600), ..Limits::default() };
+        grant.apply_to(&mut limits);
+        assert_eq!(limits.timeout, Duration::from_secs(20), "a caller's hour is clamped to the policy");
+    }
+
+    #[test]
+    fn everything_uncovered_is_named_at_once() {
+        let p = policy("[network]\nallow = [\"api.example.com\"]\n");
+        let request = ToolRequest {
+            network: vec![rule("api.example.com", Some(8443)), rule("other.com", None)],
+            scratch_bytes: Some(1),
+            secrets: vec!["TOKEN".into()],
+            gpu: true,
+            timeout_ms: Some(3_600_000),
+            ..ToolRequest::default()
+        };
+        let err = p.grant(&request).unwrap_err().to_string();
+        for named in ["https://api.example.com:8443", "other.com", "scratch", "secret TOKEN", "GPU", "3600 s"] {
+            assert!(err.contains(named), "{named} missing from: {err}");
+        }
+    }
+
+    #[test]
+    fn the_empty_request_needs_nothing() {
+        let grant = Policy::builtin().grant(&ToolRequest::default()).unwrap();
+        assert!(grant.describe().is_empty());
+        assert!(
+            Policy::builtin().grant(&ToolRequest { network: vec![rule("x.com", None)], ..Default::default() }).is_err()
+        );
+    }
+}

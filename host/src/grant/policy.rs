@@ -1,0 +1,469 @@
+//! A node operator's policy: what this node grants the tools it runs. Read
+//! from TOML (`--policy FILE`); the built-in policy grants nothing beyond
+//! log lines and progress reports.
+//!
+//! ```toml
+//! [network]
+//! allow = ["api.example.com", "*.example.org", "http://127.0.0.1:8080"]
+//! allow_private = false        # loopback, private and link-local targets
+//! max_requests = 32            # per call
+//! max_response_bytes = "8MiB"  # per call, all responses together
+//! connect_timeout = "5s"
+//! first_byte_timeout = "10s"
+//! between_bytes_timeout = "10s"
+//! resolve = { "api.internal" = "10.0.0.7" }  # fixed answers instead of DNS (checked alike)
+//!
+//! [scratch]
+//! allow = true
+//! max_size = "64MiB"
+//!
+//! [secrets]
+//! API_KEY = { env = "NODE_API_KEY" }
+//! TOKEN = { file = "/etc/toolmesh/token" }
+//!
+//! [limits]
+//! max_memory = "512MiB"
+//! max_timeout = "60s"
+//!
+//! [gpu]
+//! allow = false
+//!
+//! [publishers]
+//! allow_unsigned = true
+//! trusted = ["ed25519:…"]
+//! ```
+
+use crate::config::{de_duration, de_size};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toolmesh_registry::request::{Scheme, Target, is_valid_secret_name};
+use toolmesh_registry::signing::PublicKey;
+
+/// A policy file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyError(String);
+
+/// What a node grants.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Outbound HTTP.
+    pub network: NetworkPolicy,
+    /// Per-call scratch directories.
+    pub scratch: ScratchPolicy,
+    /// Secrets the node holds, by the name tools ask for.
+    pub secrets: BTreeMap<String, SecretValue>,
+    /// The most memory and time it gives one call.
+    pub limits: LimitsPolicy,
+    /// Whether it grants GPU compute.
+    pub gpu: bool,
+    /// Which publishers' tools it runs.
+    pub publishers: PublisherPolicy,
+}
+
+/// The network part of a policy.
+#[derive(Debug, Clone)]
+pub struct NetworkPolicy {
+    /// Targets tools may reach.
+    pub allow: Vec<Target>,
+    /// Whether loopback, private, link-local and shared (CGNAT) addresses
+    /// may be reached, when a granted name resolves to one.
+    pub allow_private: bool,
+    /// Requests one call may make.
+    pub max_requests: u32,
+    /// Response body bytes one call may receive, all responses together.
+    pub max_response_bytes: u64,
+    /// Longest wait for a connection (TCP and TLS).
+    pub connect_timeout: Duration,
+    /// Longest wait for a response's first byte.
+    pub first_byte_timeout: Duration,
+    /// Longest pause between two chunks of a response body.
+    pub between_bytes_timeout: Duration,
+    /// Fixed addresses for names, used instead of DNS (and still checked).
+    pub resolve: BTreeMap<String, Vec<IpAddr>>,
+}
+
+impl Default for NetworkPolicy {
+    fn default() -> Self {
+        NetworkPolicy {
+            allow: Vec::new(),
+            allow_private: false,
+            max_requests: 32,
+            max_response_bytes: 8 << 20,
+            connect_timeout: Duration::from_secs(5),
+            first_byte_timeout: Duration::from_secs(10),
+            between_bytes_timeout: Duration::from_secs(10),
+            resolve: BTreeMap::new(),
+        }
+    }
+}
+
+impl NetworkPolicy {
+    /// The allowed target that covers requests to `host` pattern on
+    /// `scheme` and `port`, if any.
+    pub fn covering(
+        &self,
+        scheme: Scheme,
+        host: &toolmesh_registry::request::HostPattern,
+        port: u16,
+    ) -> Option<&Target> {
+        self.allow.iter().find(|t| {
+            t.scheme.is_none_or(|s| s == scheme)
+                && t.port.unwrap_or(scheme.default_port()) == port
+                && t.host.covers(host)
+        })
+    }
+}
+
+/// The scratch part of a policy.
+#[derive(Debug, Clone, Default)]
+pub struct ScratchPolicy {
+    /// Whether calls may have a scratch directory.
+    pub allow: bool,
+    /// The largest one.
+    pub max_size: u64,
+    /// Where the per-call directories are made [default: the system's temp dir].
+    pub dir: Option<PathBuf>,
+}
+
+/// A secret's value, held in memory; it never prints.
+#[derive(Clone)]
+pub struct SecretValue(String);
+
+impl SecretValue {
+    /// A value that stands in for a secret when nothing runs (checking a
+    /// request at publish).
+    pub(crate) fn placeholder() -> Self {
+        SecretValue(String::new())
+    }
+
+    /// The value, to hand to a call that was granted it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretValue(…)")
+    }
+}
+
+/// The most one call gets.
+#[derive(Debug, Clone)]
+pub struct LimitsPolicy {
+    /// Memory [default: the sandbox's memory limit].
+    pub max_memory: Option<u64>,
+    /// Wall-clock time.
+    pub max_timeout: Duration,
+}
+
+impl Default for LimitsPolicy {
+    fn default() -> Self {
+        LimitsPolicy { max_memory: None, max_timeout: Duration::from_secs(300) }
+    }
+}
+
+/// Which tools a node runs, by who signed them.
+#[derive(Debug, Clone)]
+pub struct PublisherPolicy {
+    /// Whether tools nobody signed may run.
+    pub allow_unsigned: bool,
+    /// Keys whose signatures make a tool trusted. Empty: nothing is checked
+    /// (and then unsigned tools must be allowed).
+    pub trusted: Vec<PublicKey>,
+}
+
+impl Default for PublisherPolicy {
+    fn default() -> Self {
+        PublisherPolicy { allow_unsigned: true, trusted: Vec::new() }
+    }
+}
+
+// The file's shape; converted into the types above once checked.
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct PolicyFile {
+    network: NetworkFile,
+    scratch: ScratchFile,
+    secrets: BTreeMap<String, SecretSource>,
+    limits: LimitsFile,
+    gpu: GpuFile,
+    publishers: PublishersFile,
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct NetworkFile {
+    allow: Vec<String>,
+    allow_private: bool,
+    max_requests: u32,
+    #[serde(deserialize_with = "de_size")]
+    max_response_bytes: u64,
+    #[serde(deserialize_with = "de_duration")]
+    connect_timeout: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    first_byte_timeout: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    between_bytes_timeout: Duration,
+    resolve: BTreeMap<String, OneOrMany>,
+}
+
+impl Default for NetworkFile {
+    fn default() -> Self {
+        let d = NetworkPolicy::default();
+        NetworkFile {
+            allow: Vec::new(),
+            allow_private: d.allow_private,
+            max_requests: d.max_requests,
+            max_response_bytes: d.max_response_bytes,
+            connect_timeout: d.connect_timeout,
+            first_byte_timeout: d.first_byte_timeout,
+            between_bytes_timeout: d.between_bytes_timeout,
+            resolve: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ScratchFile {
+    allow: bool,
+    #[serde(deserialize_with = "de_size")]
+    max_size: u64,
+    dir: Option<PathBuf>,
+}
+
+impl Default for ScratchFile {
+    fn default() -> Self {
+        ScratchFile { allow: false, max_size: 64 << 20, dir: None }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+enum SecretSource {
+    Env(String),
+    File(PathBuf),
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct LimitsFile {
+    max_memory: Option<String>,
+    max_timeout: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct GpuFile {
+    allow: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct PublishersFile {
+    /// [default: true without trusted keys, false with them]
+    allow_unsigned: Option<bool>,
+    trusted: Vec<String>,
+}
+
+impl Policy {
+    /// The built-in policy: nothing beyond log lines and progress; unsigned
+    /// tools run (the embedded default publishes its own examples).
+    pub fn builtin() -> Self {
+        Policy::default()
+    }
+
+    /// Reads a policy file; secrets are read from the environment or their
+    /// files now, so a missing one stops the node at start.
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PolicyError(format!("cannot read the policy {}: {e}", path.display())))?;
+        Policy::from_toml(&text, &|name| std::env::var(name).ok())
+            .map_err(|e| PolicyError(format!("in the policy {}: {e}", path.display())))
+    }
+
+    /// Parses a policy; `env` looks up environment variables for secrets.
+    pub fn from_toml(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, PolicyError> {
+        let file: PolicyFile = toml::from_str(text).map_err(|e| PolicyError(crate::config::toml_error(text, &e)))?;
+        let n = file.network;
+        let allow = n
+            .allow
+            .iter()
+            .map(|t| t.parse::<Target>().map_err(|e| PolicyError(format!("[network] allow: {e}"))))
+            .collect::<Result<_, _>>()?;
+        let mut resolve = BTreeMap::new();
+        for (name, addresses) in n.resolve {
+            let list = match addresses {
+                OneOrMany::One(a) => vec![a],
+                OneOrMany::Many(list) => list,
+            };
+            let ips = list
+                .iter()
+                .map(|a| {
+                    a.parse::<IpAddr>()
+                        .map_err(|_| PolicyError(format!("[network] resolve: {a:?} is not an IP address")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            resolve.insert(name.trim_end_matches('.').to_ascii_lowercase(), ips);
+        }
+        let mut secrets = BTreeMap::new();
+        for (name, source) in file.secrets {
+            if !is_valid_secret_name(&name) {
+                return Err(PolicyError(format!("[secrets] {name:?} is not 1-64 of [A-Z0-9_] starting with a letter")));
+            }
+            let value = match source {
+                SecretSource::Env(var) => env(&var).ok_or_else(|| {
+                    PolicyError(format!("[secrets] {name}: the environment variable {var} is not set"))
+                })?,
+                SecretSource::File(path) => std::fs::read_to_string(&path)
+                    .map(|v| v.trim_end_matches(['\r', '\n']).to_owned())
+                    .map_err(|e| PolicyError(format!("[secrets] {name}: cannot read {}: {e}", path.display())))?,
+            };
+            secrets.insert(name, SecretValue(value));
+        }
+        let parse_opt_size = |v: &Option<String>, what: &str| {
+            v.as_deref()
+                .map(crate::config::parse_size)
+                .transpose()
+                .map_err(|e| PolicyError(format!("[limits] {what}: {e}")))
+        };
+        let max_timeout = match &file.limits.max_timeout {
+            Some(t) => {
+                crate::config::parse_duration(t).map_err(|e| PolicyError(format!("[limits] max_timeout: {e}")))?
+            }
+            None => LimitsPolicy::default().max_timeout,
+        };
+        let trusted: Vec<PublicKey> = file
+            .publishers
+            .trusted
+            .iter()
+            .map(|k| PublicKey::from_text(k).map_err(|e| PolicyError(format!("[publishers] trusted: {e}"))))
+            .collect::<Result<_, _>>()?;
+        let allow_unsigned = file.publishers.allow_unsigned.unwrap_or(trusted.is_empty());
+        if !allow_unsigned && trusted.is_empty() {
+            return Err(PolicyError(
+                "[publishers] allow_unsigned = false needs trusted keys: a signature by a key nobody trusts proves nothing"
+                    .into(),
+            ));
+        }
+        Ok(Policy {
+            network: NetworkPolicy {
+                allow,
+                allow_private: n.allow_private,
+                max_requests: n.max_requests,
+                max_response_bytes: n.max_response_bytes,
+                connect_timeout: n.connect_timeout,
+                first_byte_timeout: n.first_byte_timeout,
+                between_bytes_timeout: n.between_bytes_timeout,
+                resolve,
+            },
+            scratch: ScratchPolicy {
+                allow: file.scratch.allow,
+                max_size: file.scratch.max_size,
+                dir: file.scratch.dir,
+            },
+            secrets,
+            limits: LimitsPolicy { max_memory: parse_opt_size(&file.limits.max_memory, "max_memory")?, max_timeout },
+            gpu: file.gpu.allow,
+            publishers: PublisherPolicy { allow_unsigned, trusted },
+        })
+    }
+
+    /// What the policy grants, in short lines for people (`tool serve`'s
+    /// banner, a node's advert).
+    pub fn summary(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.network.allow.is_empty() {
+            out.push("network: none".to_owned());
+        } else {
+            let hosts: Vec<String> = self.network.allow.iter().map(ToString::to_string).collect();
+            let private = if self.network.allow_private { ", private addresses too" } else { "" };
+            out.push(format!("network: {}{private}", hosts.join(", ")));
+        }
+        out.push(if self.scratch.allow {
+            format!("scratch: up to {}", crate::sandbox::humanize_bytes(self.scratch.max_size))
+        } else {
+            "scratch: none".to_owned()
+        });
+        if !self.secrets.is_empty() {
+            out.push(format!("secrets: {}", self.secrets.keys().cloned().collect::<Vec<_>>().join(", ")));
+        }
+        if self.gpu {
+            out.push("gpu: yes".to_owned());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_policy_reads_and_secrets_come_from_the_environment() {
+        let policy = Policy::from_toml(
+            r#"
+[network]
+allow = ["api.example.com", "*.example.org", "127.0.0.1:8080"]
+allow_private = true
+max_response_bytes = "1MiB"
+resolve = { "Meta.Test" = "169.254.169.254" }
+[scratch]
+allow = true
+max_size = "8MiB"
+[secrets]
+API_KEY = { env = "NODE_KEY" }
+[limits]
+max_timeout = "20s"
+"#,
+            &|var| (var == "NODE_KEY").then(|| "s3cret".to_owned()),
+        )
+        .unwrap();
+        assert_eq!(policy.network.allow.len(), 3);
+        assert!(policy.network.allow_private);
+        assert_eq!(policy.network.max_response_bytes, 1 << 20);
+        assert_eq!(policy.network.resolve["meta.test"], vec![IpAddr::from([169, 254, 169, 254])]);
+        assert_eq!((policy.scratch.allow, policy.scratch.max_size), (true, 8 << 20));
+        assert_eq!(policy.secrets["API_KEY"].expose(), "s3cret");
+        assert!(!format!("{policy:?}").contains("s3cret"), "secrets never print");
+        assert_eq!(policy.limits.max_timeout, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let no_env = |_: &str| None;
+        let cases = [
+            ("[network]\nallow = [\"https://x.com/path\"]\n", "allow"),
+            ("[network]\nalow = []\n", "alow"),
+            ("[secrets]\nKEY = { env = \"MISSING\" }\n", "MISSING"),
+            ("[secrets]\nkey = { env = \"X\" }\n", "\"key\""),
+            ("[network]\nresolve = { a = \"nope\" }\n", "nope"),
+            ("[publishers]\ntrusted = [\"junk\"]\n", "trusted"),
+            ("[publishers]\nallow_unsigned = false\n", "needs trusted keys"),
+        ];
+        for (text, named) in cases {
+            let err = Policy::from_toml(text, &no_env).unwrap_err().to_string();
+            assert!(err.contains(named), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_builtin_policy_grants_nothing() {
+        let policy = Policy::builtin();
+        assert!(policy.network.allow.is_empty() && !policy.scratch.allow && policy.secrets.is_empty() && !policy.gpu);
+    }
+}

@@ -1,0 +1,137 @@
+//! The `[permissions]` table of a publisher's `tool.toml`, in the words a
+//! person writes (`"https://api.example.com"`, `"64MiB"`, `"30s"`), turned
+//! into the typed [`ToolRequest`] that is published with the tool.
+//!
+//! ```toml
+//! [permissions]
+//! network = ["https://api.example.com", { host = "*.example.org", methods = ["GET", "POST"] }]
+//! scratch = "64MiB"
+//! secrets = ["API_KEY"]
+//! memory = "512MiB"
+//! timeout = "30s"
+//! ```
+
+use crate::config::{parse_duration, parse_size};
+use serde::Deserialize;
+use toolmesh_registry::request::{NetworkRule, RequestError, Scheme, Target, ToolRequest};
+
+/// `[permissions]` as written in `tool.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PermissionsToml {
+    /// Outbound HTTP: targets as text (`https://host[:port]`, GET only) or tables.
+    pub network: Vec<NetworkEntry>,
+    /// Size of the per-call scratch directory, such as `64MiB`.
+    pub scratch: Option<String>,
+    /// Names of the secrets the tool reads from its environment.
+    pub secrets: Vec<String>,
+    /// Whether it needs GPU compute.
+    pub gpu: bool,
+    /// Memory a call needs, such as `512MiB`.
+    pub memory: Option<String>,
+    /// Time a call needs, such as `30s`.
+    pub timeout: Option<String>,
+}
+
+/// One outbound HTTP target in `tool.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum NetworkEntry {
+    /// `[scheme://]host[:port]`; the scheme defaults to https, the method to GET.
+    Text(String),
+    /// A target with its methods.
+    Table {
+        /// `[scheme://]host[:port]`.
+        host: String,
+        /// Methods it uses [default: GET].
+        #[serde(default)]
+        methods: Vec<String>,
+    },
+}
+
+impl PermissionsToml {
+    /// The typed request, with every field checked.
+    pub fn to_request(&self) -> Result<ToolRequest, RequestError> {
+        let invalid = |what: &str, e: crate::config::ConfigError| RequestError::Invalid(format!("{what}: {e}"));
+        let mut network = Vec::new();
+        for entry in &self.network {
+            let (text, methods) = match entry {
+                NetworkEntry::Text(text) => (text, Vec::new()),
+                NetworkEntry::Table { host, methods } => (host, methods.clone()),
+            };
+            let target: Target = text.parse()?;
+            let methods = if methods.is_empty() {
+                vec!["GET".to_owned()]
+            } else {
+                methods.iter().map(|m| m.to_ascii_uppercase()).collect()
+            };
+            network.push(NetworkRule {
+                scheme: target.scheme.unwrap_or(Scheme::Https),
+                host: target.host,
+                port: target.port,
+                methods,
+            });
+        }
+        let request = ToolRequest {
+            network,
+            scratch_bytes: self.scratch.as_deref().map(parse_size).transpose().map_err(|e| invalid("scratch", e))?,
+            secrets: self.secrets.clone(),
+            gpu: self.gpu,
+            memory_bytes: self.memory.as_deref().map(parse_size).transpose().map_err(|e| invalid("memory", e))?,
+            timeout_ms: self
+                .timeout
+                .as_deref()
+                .map(|t| parse_duration(t).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+                .transpose()
+                .map_err(|e| invalid("timeout", e))?,
+            ..ToolRequest::default()
+        };
+        request.validate()?;
+        Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ToolRequest, RequestError> {
+        #[derive(Deserialize)]
+        struct File {
+            permissions: PermissionsToml,
+        }
+        toml::from_str::<File>(text).map_err(|e| RequestError::Malformed(e.to_string()))?.permissions.to_request()
+    }
+
+    #[test]
+    fn text_and_table_targets_become_typed_rules() {
+        let request = parse(
+            r#"[permissions]
+network = ["api.example.com", "http://127.0.0.1:8080", { host = "*.example.org", methods = ["get", "POST"] }]
+scratch = "1MiB"
+secrets = ["API_KEY"]
+timeout = "30s"
+"#,
+        )
+        .unwrap();
+        let rules: Vec<String> = request.network.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            rules,
+            ["GET https://api.example.com", "GET http://127.0.0.1:8080", "GET/POST https://*.example.org"]
+        );
+        assert_eq!((request.scratch_bytes, request.timeout_ms), (Some(1 << 20), Some(30_000)));
+        assert_eq!(request.secrets, ["API_KEY"]);
+    }
+
+    #[test]
+    fn bad_entries_are_refused_with_what_is_wrong() {
+        let err = parse("[permissions]\nnetwork = [\"https://x.com/path\"]\n").unwrap_err().to_string();
+        assert!(err.contains("not a URL with a path"), "{err}");
+        let err = parse("[permissions]\nscratch = \"lots\"\n").unwrap_err().to_string();
+        assert!(err.contains("scratch"), "{err}");
+        let err = parse("[permissions]\nsecrets = [\"api-key\"]\n").unwrap_err().to_string();
+        assert!(err.contains("api-key"), "{err}");
+        assert!(parse("[permissions]\nnetwork = [{ host = \"x.com\", methods = [\"G T\"] }]\n").is_err());
+        assert!(parse("[permissions]\nteleport = true\n").is_err());
+    }
+}

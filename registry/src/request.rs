@@ -1,0 +1,521 @@
+//! What a tool asks of the node that runs it: outbound HTTP, a scratch
+//! directory, secrets, GPU, memory and time. Published in the manifest
+//! (annotation [`crate::oci::annotation::PERMISSIONS`]) as a typed,
+//! versioned document, so gateways place calls and nodes grant them without
+//! downloading or running anything, and a reader refuses a format newer
+//! than it knows instead of misreading it.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+/// The format of [`ToolRequest`] this crate writes and reads.
+pub const REQUEST_FORMAT: u32 = 1;
+
+/// Everything a tool requests. The empty request (the default) asks for
+/// nothing beyond log lines and progress reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolRequest {
+    /// The format version, [`REQUEST_FORMAT`] when written by this crate.
+    pub format: u32,
+    /// Outbound HTTP requests it makes, by target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network: Vec<NetworkRule>,
+    /// Bytes of per-call scratch directory it needs, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scratch_bytes: Option<u64>,
+    /// Names of secrets it reads from its environment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+    /// Whether it needs GPU compute.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gpu: bool,
+    /// Linear memory a call needs, in bytes, when more than a node's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// Wall-clock time a call needs, in milliseconds, when more than a node's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+impl Default for ToolRequest {
+    fn default() -> Self {
+        ToolRequest {
+            format: REQUEST_FORMAT,
+            network: Vec::new(),
+            scratch_bytes: None,
+            secrets: Vec::new(),
+            gpu: false,
+            memory_bytes: None,
+            timeout_ms: None,
+        }
+    }
+}
+
+/// A request that cannot be read or is not valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The document is not a request of a known format.
+    #[error("the permission request cannot be read: {0}")]
+    Malformed(String),
+    /// It was written in a newer format than this reader knows.
+    #[error(
+        "the permission request is in format {found}, newer than this node reads ({REQUEST_FORMAT}): upgrade the node"
+    )]
+    NewerFormat {
+        /// The format found.
+        found: u32,
+    },
+    /// A field holds a value that is not allowed.
+    #[error("invalid permission request: {0}")]
+    Invalid(String),
+}
+
+impl ToolRequest {
+    /// Reads a request from its published JSON. An absent annotation is the
+    /// empty request.
+    pub fn from_annotation(text: Option<&str>) -> Result<Self, RequestError> {
+        let Some(text) = text else { return Ok(ToolRequest::default()) };
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| RequestError::Malformed(e.to_string()))?;
+        ToolRequest::from_value(value)
+    }
+
+    /// Reads a request from JSON, checking the format first so a newer
+    /// document is reported as such rather than as unknown fields.
+    pub fn from_value(value: serde_json::Value) -> Result<Self, RequestError> {
+        match value.get("format").and_then(serde_json::Value::as_u64) {
+            Some(found) if found > u64::from(REQUEST_FORMAT) => {
+                return Err(RequestError::NewerFormat { found: u32::try_from(found).unwrap_or(u32::MAX) });
+            }
+            Some(_) => {}
+            None => return Err(RequestError::Malformed("no `format` field".into())),
+        }
+        let request: ToolRequest = serde_json::from_value(value).map_err(|e| RequestError::Malformed(e.to_string()))?;
+        request.validate()?;
+        Ok(request)
+    }
+
+    /// The JSON published in the manifest.
+    pub fn to_annotation(&self) -> String {
+        serde_json::to_string(self).expect("a request serialises")
+    }
+
+    /// Checks what serde cannot: secret names, methods, sizes.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        for secret in &self.secrets {
+            if !is_valid_secret_name(secret) {
+                return Err(RequestError::Invalid(format!(
+                    "secret name {secret:?} is not 1-64 of [A-Z0-9_] starting with a letter"
+                )));
+            }
+        }
+        for rule in &self.network {
+            if rule.methods.is_empty() {
+                return Err(RequestError::Invalid(format!("network rule for {} allows no methods", rule.host)));
+            }
+            for method in &rule.methods {
+                if !is_valid_method(method) {
+                    return Err(RequestError::Invalid(format!("{method:?} is not an HTTP method")));
+                }
+            }
+        }
+        if self.scratch_bytes == Some(0) {
+            return Err(RequestError::Invalid("a scratch directory of 0 bytes".into()));
+        }
+        Ok(())
+    }
+
+    /// What it asks for, one short phrase per item, in plain words (for
+    /// listings, tool descriptions and the marketplace). Empty when it asks
+    /// for nothing.
+    pub fn describe(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.network.iter().map(|rule| format!("network: {rule}")).collect();
+        if let Some(bytes) = self.scratch_bytes {
+            out.push(format!("scratch directory: {}", size_words(bytes)));
+        }
+        if !self.secrets.is_empty() {
+            out.push(format!("secrets: {}", self.secrets.join(", ")));
+        }
+        if self.gpu {
+            out.push("GPU compute".into());
+        }
+        if let Some(bytes) = self.memory_bytes {
+            out.push(format!("memory: {}", size_words(bytes)));
+        }
+        if let Some(ms) = self.timeout_ms {
+            out.push(format!(
+                "time: {}",
+                if ms.is_multiple_of(1000) { format!("{} s", ms / 1000) } else { format!("{ms} ms") }
+            ));
+        }
+        out
+    }
+
+    /// Whether it asks for nothing beyond log lines and progress.
+    pub fn is_empty(&self) -> bool {
+        self.network.is_empty()
+            && self.scratch_bytes.is_none()
+            && self.secrets.is_empty()
+            && !self.gpu
+            && self.memory_bytes.is_none()
+            && self.timeout_ms.is_none()
+    }
+}
+
+/// A byte count in the largest binary unit that divides it.
+fn size_words(bytes: u64) -> String {
+    for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{} {unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+/// Whether `name` may name a secret: what an environment variable can be
+/// called everywhere.
+pub fn is_valid_secret_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Whether `method` is an upper-case HTTP method token, or `*` for any.
+fn is_valid_method(method: &str) -> bool {
+    method == "*" || ((1..=16).contains(&method.len()) && method.bytes().all(|b| b.is_ascii_uppercase()))
+}
+
+/// A URL scheme outbound HTTP may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    /// Plain HTTP.
+    Http,
+    /// HTTP over TLS.
+    Https,
+}
+
+impl Scheme {
+    /// The port a URL of this scheme means when it names none.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+
+    /// The scheme's name, as in a URL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// Hosts a rule applies to: one name, every subdomain of a domain
+/// (`*.example.org`, not `example.org` itself), or one IP address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HostPattern {
+    /// Exactly this name (lower case, no trailing dot).
+    Name(String),
+    /// Any name ending in `.` and this domain.
+    Subdomains(String),
+    /// This address, written as an IP literal.
+    Ip(IpAddr),
+}
+
+impl HostPattern {
+    /// Whether the host of a URL (a name or an IP literal, IPv6 in
+    /// brackets or not) is one this pattern allows.
+    pub fn matches(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        match self {
+            HostPattern::Name(name) => *name == host,
+            HostPattern::Subdomains(domain) => {
+                host.len() > domain.len() + 1 && host.ends_with(domain.as_str()) && {
+                    let cut = host.len() - domain.len() - 1;
+                    host.as_bytes()[cut] == b'.'
+                }
+            }
+            HostPattern::Ip(ip) => bare.parse::<IpAddr>().is_ok_and(|h| h == *ip),
+        }
+    }
+
+    /// Whether every host `other` allows, this allows too.
+    pub fn covers(&self, other: &HostPattern) -> bool {
+        match (self, other) {
+            (HostPattern::Subdomains(mine), HostPattern::Subdomains(theirs)) => {
+                mine == theirs || HostPattern::Subdomains(mine.clone()).matches(theirs)
+            }
+            (_, HostPattern::Subdomains(_)) => false,
+            (HostPattern::Ip(mine), HostPattern::Ip(theirs)) => mine == theirs,
+            (_, HostPattern::Ip(_)) | (HostPattern::Ip(_), _) => false,
+            (_, HostPattern::Name(name)) => self.matches(name),
+        }
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostPattern::Name(name) => f.write_str(name),
+            HostPattern::Subdomains(domain) => write!(f, "*.{domain}"),
+            HostPattern::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]"),
+            HostPattern::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+impl FromStr for HostPattern {
+    type Err = RequestError;
+
+    fn from_str(text: &str) -> Result<Self, RequestError> {
+        let bad = |why: &str| RequestError::Invalid(format!("{text:?} is not a host: {why}"));
+        let lower = text.trim_end_matches('.').to_ascii_lowercase();
+        let unbracketed = lower.strip_prefix('[').and_then(|s| s.strip_suffix(']'));
+        if let Ok(ip) = unbracketed.unwrap_or(&lower).parse::<IpAddr>() {
+            return Ok(HostPattern::Ip(ip));
+        }
+        let (wild, name) = match lower.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, lower.as_str()),
+        };
+        if name.is_empty() || name.len() > 253 {
+            return Err(bad("empty or too long"));
+        }
+        for label in name.split('.') {
+            let ok = !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-');
+            if !ok {
+                return Err(bad("each dot-separated part must be 1-63 letters, digits or inner hyphens"));
+            }
+        }
+        // No top-level domain starts with a digit; numeric shorthands of
+        // addresses (`2130706433`, `0x7f000001`, `127.1`) do.
+        if name.split('.').next_back().is_some_and(|tld| tld.starts_with(|c: char| c.is_ascii_digit())) {
+            return Err(bad("a name cannot end in a number (write IP addresses in full)"));
+        }
+        Ok(if wild { HostPattern::Subdomains(name.to_owned()) } else { HostPattern::Name(name.to_owned()) })
+    }
+}
+
+impl Serialize for HostPattern {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HostPattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A target written as text: `[scheme://]host[:port]`, such as
+/// `https://api.example.com`, `*.example.org` or `127.0.0.1:8080`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The scheme, if written.
+    pub scheme: Option<Scheme>,
+    /// The hosts.
+    pub host: HostPattern,
+    /// The port, if written.
+    pub port: Option<u16>,
+}
+
+impl FromStr for Target {
+    type Err = RequestError;
+
+    fn from_str(text: &str) -> Result<Self, RequestError> {
+        let (scheme, rest) = match text.split_once("://") {
+            Some(("http", rest)) => (Some(Scheme::Http), rest),
+            Some(("https", rest)) => (Some(Scheme::Https), rest),
+            Some((other, _)) => {
+                return Err(RequestError::Invalid(format!("{text:?}: scheme {other:?} is not http or https")));
+            }
+            None => (None, text),
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains(['/', '?', '#', '@']) {
+            return Err(RequestError::Invalid(format!("{text:?}: give a host, not a URL with a path or user")));
+        }
+        // `[v6]:port`, `host:port`, or a bare host (a bare IPv6 address has
+        // several colons and no port).
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) if !host.contains(':') || host.ends_with(']') => {
+                let port = port
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| RequestError::Invalid(format!("{text:?}: {port:?} is not a port")))?;
+                (host, Some(port))
+            }
+            _ => (rest, None),
+        };
+        Ok(Target { scheme, host: host.parse()?, port })
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(scheme) = self.scheme {
+            write!(f, "{}://", scheme.as_str())?;
+        }
+        write!(f, "{}", self.host)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One kind of outbound request a tool makes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkRule {
+    /// The scheme.
+    pub scheme: Scheme,
+    /// The hosts.
+    pub host: HostPattern,
+    /// The port, when not the scheme's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Methods it uses, upper case; `*` for any.
+    pub methods: Vec<String>,
+}
+
+impl NetworkRule {
+    /// The port its requests go to.
+    pub fn effective_port(&self) -> u16 {
+        self.port.unwrap_or(self.scheme.default_port())
+    }
+
+    /// Whether a request with these parts is one this rule allows.
+    pub fn allows(&self, scheme: Scheme, host: &str, port: u16, method: &str) -> bool {
+        self.scheme == scheme
+            && self.effective_port() == port
+            && self.host.matches(host)
+            && self.methods.iter().any(|m| m == "*" || m == method)
+    }
+}
+
+impl fmt::Display for NetworkRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}://{}", self.methods.join("/"), self.scheme.as_str(), self.host)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(text: &str) -> HostPattern {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn host_patterns_match_names_subdomains_and_addresses() {
+        assert!(host("api.example.com").matches("API.example.com."));
+        assert!(!host("api.example.com").matches("xapi.example.com"));
+        let wild = host("*.example.org");
+        assert!(wild.matches("a.example.org") && wild.matches("a.b.example.org"));
+        assert!(!wild.matches("example.org") && !wild.matches("evilexample.org") && !wild.matches("example.org.evil"));
+        assert!(host("127.0.0.1").matches("127.0.0.1") && !host("127.0.0.1").matches("localhost"));
+        assert!(host("[::1]").matches("[::1]") && host("::1").matches("::1"));
+        for bad in [
+            "",
+            "a b",
+            "-x.com",
+            "x-.com",
+            "x..com",
+            "*",
+            "*.",
+            "a.*.com",
+            "1.2.3",
+            "café.com",
+            "0x7f000001",
+            "2130706433",
+        ] {
+            assert!(bad.parse::<HostPattern>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn wider_patterns_cover_narrower_ones() {
+        assert!(host("*.example.org").covers(&host("a.example.org")));
+        assert!(host("*.example.org").covers(&host("*.a.example.org")));
+        assert!(host("*.example.org").covers(&host("*.example.org")));
+        assert!(!host("*.example.org").covers(&host("example.org")));
+        assert!(!host("a.example.org").covers(&host("*.example.org")));
+        assert!(!host("localhost").covers(&host("127.0.0.1")));
+        assert!(host("10.0.0.1").covers(&host("10.0.0.1")));
+    }
+
+    #[test]
+    fn targets_parse_with_optional_scheme_and_port() {
+        let t: Target = "https://api.example.com".parse().unwrap();
+        assert_eq!((t.scheme, t.port), (Some(Scheme::Https), None));
+        let t: Target = "127.0.0.1:8080".parse().unwrap();
+        assert_eq!((t.host, t.port), (HostPattern::Ip([127, 0, 0, 1].into()), Some(8080)));
+        let t: Target = "[::1]:9".parse().unwrap();
+        assert_eq!(t.port, Some(9));
+        assert_eq!("::1".parse::<Target>().unwrap().port, None);
+        for bad in ["ftp://x.com", "https://x.com/path", "x.com:0", "x.com:http", "user@x.com"] {
+            assert!(bad.parse::<Target>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn requests_round_trip_and_newer_formats_are_named() {
+        let request = ToolRequest {
+            network: vec![NetworkRule {
+                scheme: Scheme::Https,
+                host: host("*.example.org"),
+                port: Some(8443),
+                methods: vec!["GET".into()],
+            }],
+            scratch_bytes: Some(1 << 20),
+            secrets: vec!["API_KEY".into()],
+            ..ToolRequest::default()
+        };
+        assert_eq!(
+            request.describe(),
+            ["network: GET https://*.example.org:8443", "scratch directory: 1 MiB", "secrets: API_KEY"]
+        );
+        let text = request.to_annotation();
+        assert_eq!(ToolRequest::from_annotation(Some(&text)).unwrap(), request);
+        assert_eq!(ToolRequest::from_annotation(None).unwrap(), ToolRequest::default());
+        let newer = ToolRequest::from_annotation(Some(r#"{"format": 2, "teleport": true}"#)).unwrap_err();
+        assert_eq!(newer, RequestError::NewerFormat { found: 2 });
+        assert!(ToolRequest::from_annotation(Some(r#"{"network": ["x.com"]}"#)).is_err(), "unversioned");
+        let bad_secret = r#"{"format": 1, "secrets": ["lower"]}"#;
+        assert!(matches!(ToolRequest::from_annotation(Some(bad_secret)), Err(RequestError::Invalid(_))));
+    }
+
+    #[test]
+    fn rules_allow_only_their_scheme_port_host_and_methods() {
+        let rule = NetworkRule {
+            scheme: Scheme::Https,
+            host: host("api.example.com"),
+            port: None,
+            methods: vec!["GET".into()],
+        };
+        assert!(rule.allows(Scheme::Https, "api.example.com", 443, "GET"));
+        assert!(!rule.allows(Scheme::Http, "api.example.com", 443, "GET"));
+        assert!(!rule.allows(Scheme::Https, "api.example.com", 8443, "GET"));
+        assert!(!rule.allows(Scheme::Https, "api.example.com", 443, "POST"));
+        assert_eq!(rule.to_string(), "GET https://api.example.com");
+    }
+}

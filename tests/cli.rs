@@ -204,3 +204,59 @@ fn a_reader_that_stops_early_ends_the_command_quietly() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.trim().is_empty(), "no message, no panic: {stderr}");
 }
+
+/// `examples/NAME/tool.toml`, the publisher's request of that example.
+fn tool_toml(name: &str) -> String {
+    let root = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo");
+    format!("{root}/../examples/{name}/tool.toml")
+}
+
+#[test]
+fn inspect_shows_what_a_tool_requests_and_the_capabilities_its_imports_need() {
+    let manifest = tool_toml("fetch");
+    let run = tool(&["inspect", &path("fetch"), "--manifest", &manifest]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("capabilities: wasi, types, network"), "{}", run.stdout);
+    assert!(run.stdout.contains("requests:\n  network: GET https://example.com\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("  time: 30 s"), "{}", run.stdout);
+
+    let out = tool(&["inspect", &path("archive"), "--manifest", &tool_toml("archive"), "--json"]).json();
+    assert_eq!(out["requests"], json!({"format": 1, "scratch_bytes": 32 << 20}));
+    let plain = tool(&["inspect", &path("hello")]);
+    assert!(plain.stdout.contains("requests: nothing beyond log and progress"), "{}", plain.stdout);
+}
+
+#[test]
+fn a_call_the_policy_cannot_cover_is_refused_before_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    // The built-in policy grants no network: the whole request is named.
+    let run = run_tool("fetch", "fetch", json!({"url": "https://example.com/"}), &["--manifest", &tool_toml("fetch")]);
+    assert_one_line_failure(
+        &run,
+        1,
+        "this node does not grant what the tool requests: network GET https://example.com",
+    );
+    assert!(run.stderr.contains("network GET https://api.github.com"), "{}", run.stderr);
+    // A policy that grants the hosts but less time than the tool asks for.
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[network]\nallow = [\"example.com\", \"*.wikipedia.org\", \"api.github.com\", \"raw.githubusercontent.com\"]\n\
+         [limits]\nmax_timeout = \"10s\"\n",
+    )
+    .unwrap();
+    let policy = policy.display().to_string();
+    let args = ["--manifest", tool_toml("fetch").leak(), "--policy", policy.as_str()];
+    let run = run_tool("fetch", "fetch", json!({"url": "https://example.com/"}), &args);
+    assert_one_line_failure(&run, 1, "30 s of time (the policy gives at most 10 s)");
+    // A component importing wasi:http whose tool requests no network.
+    let run = run_tool("fetch", "fetch", json!({"url": "https://example.com/"}), &[]);
+    assert_one_line_failure(&run, 1, "imports `wasi:http/");
+    assert!(run.stderr.contains("needs the network grant"), "{}", run.stderr);
+    // A policy file with a mistake stops the command and names it.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[network]\nalow = []\n").unwrap();
+    let run =
+        tool(&["run", &path("hello"), "greet", "--args", r#"{"name": "x"}"#, "--policy", &bad.display().to_string()]);
+    assert_one_line_failure(&run, 2, "alow");
+}

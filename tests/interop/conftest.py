@@ -64,14 +64,14 @@ def gateway(tmp_path):
 
 
 @contextlib.contextmanager
-def start_gateway(tmp_path, *extra, examples=COMPONENTS, wait=True):
+def start_gateway(tmp_path, *extra, examples=COMPONENTS, wait=True, timeout="1s"):
     """Runs `tool serve` with `extra` flags for the `with` block, yielding
     (base URL, data dir, log path, process); the process is killed when the
     block ends, however it ends. With `wait=False` it yields at once, before
     the server listens (the base URL is then None)."""
     data = tmp_path / "data"
     log = tmp_path / "serve.log"
-    args = [TOOL, "serve", "--data", str(data), "--addr", "127.0.0.1:0", "--examples", str(examples), "--timeout", "1s"]
+    args = [TOOL, "serve", "--data", str(data), "--addr", "127.0.0.1:0", "--examples", str(examples), "--timeout", timeout]
     with open(log, "w") as sink:
         proc = subprocess.Popen([*args, *extra], stderr=sink, stdout=subprocess.DEVNULL)
     try:

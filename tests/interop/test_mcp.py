@@ -13,6 +13,8 @@ from conftest import COMPONENTS, TOOL, publish_to
 
 MODES = ["auto", "legacy"]
 EXAMPLE_TOOLS = [
+    "examples.archive.unpack",
+    "examples.fetch.fetch",
     "examples.hello.greet",
     "examples.image.grayscale",
     "examples.image.info",
@@ -144,7 +146,7 @@ async def test_list_changed_reaches_a_legacy_session(gateway):
             changed.set()
 
     async with mcp.Client(f"{base}/mcp", mode="legacy", message_handler=on_message) as client:
-        assert len((await client.list_tools()).tools) == 12
+        assert len((await client.list_tools()).tools) == len(EXAMPLE_TOOLS)
         publish_to(base, data, COMPONENTS / "hello.wasm", "acme/hello", "2.0")
         with anyio.fail_after(15):
             await changed.wait()

@@ -103,8 +103,8 @@ def policy(tmp_path, port):
     path.write_text(
         f"""
 [network]
-allow = ["http://127.0.0.1:{port}", "http://meta.test:{port}"]
-allow_private = true
+allow = ["http://127.0.0.1:{port}", "http://meta.test:{port}", "http://localhost:{port}"]
+allow_private = false
 max_requests = 3
 max_response_bytes = "1MiB"
 first_byte_timeout = "1s"
@@ -146,7 +146,7 @@ async def test_requests_are_granted_exactly_and_refusals_say_why(tmp_path, web, 
     loopback = f"http://127.0.0.1:{web}"
     probe = manifest(
         tmp_path, "probe",
-        f'network = [{{ host = "{loopback}", methods = ["GET", "POST"] }}, "http://meta.test:{web}"]\n'
+        f'network = [{{ host = "{loopback}", methods = ["GET", "POST"] }}, "http://meta.test:{web}", "http://localhost:{web}"]\n'
         'scratch = "4MiB"\nsecrets = ["API_KEY"]\n',
     )
     fetch = manifest(tmp_path, "fetch", f'network = ["{loopback}"]\n')
@@ -192,6 +192,12 @@ async def test_requests_are_granted_exactly_and_refusals_say_why(tmp_path, web, 
             await refused("test.probe.http", {"url": f"{loopback}/ok", "method": "DELETE"}, "HttpRequestDenied", "DELETE")
             await refused("test.fetch.fetch", {"url": f"{loopback}/redirect-metadata"}, "HttpRequestDenied", "169.254.169.254")
             await refused("test.fetch.fetch", {"url": f"{loopback}/redirect-localhost"}, "HttpRequestDenied", "localhost")
+            # 127.0.0.1 is named in the policy's allow, so it is reached
+            # without allow_private; a granted name resolving to loopback is not.
+            await refused(
+                "test.probe.http", {"url": f"http://localhost:{web}/ok"},
+                "DestinationIpProhibited", "localhost resolves to", "a loopback address",
+            )
             # A granted name that resolves to the metadata address.
             await refused(
                 "test.probe.http", {"url": f"http://meta.test:{web}/latest"},

@@ -293,3 +293,62 @@ async def test_a_policy_runs_only_tools_signed_by_the_publishers_it_trusts(tmp_p
             assert stranger.is_error and "no signature this node's policy trusts" in text_of(stranger), text_of(stranger)
             unsigned = await client.call_tool("examples.hello.greet", {"name": "key"})
             assert unsigned.is_error and "it is not signed" in text_of(unsigned), text_of(unsigned)
+
+
+def self_signed(tmp_path):
+    """A certificate for 127.0.0.1 that no root vouches for, and its key."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+@pytest.mark.anyio
+async def test_tls_is_verified_against_the_web_roots(tmp_path):
+    import ssl
+
+    cert, key = self_signed(tmp_path)
+    server = Server(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        path = tmp_path / "policy.toml"
+        path.write_text(f'[network]\nallow = ["https://127.0.0.1:{port}"]\n')
+        probe = manifest(tmp_path, "probe", f'network = ["https://127.0.0.1:{port}"]\n')
+        with start_gateway(tmp_path, "--policy", str(path)) as (base, data, _, _):
+            publish_with(base, data, COMPONENTS / "probe.wasm", "test/probe", probe)
+            async with mcp.Client(f"{base}/mcp", mode="auto") as client:
+                for _ in range(100):
+                    if "test.probe.http" in {t.name for t in (await client.list_tools()).tools}:
+                        break
+                    await anyio.sleep(0.05)
+                # The address is granted; the certificate is signed by no one the node trusts.
+                result = await client.call_tool("test.probe.http", {"url": f"https://127.0.0.1:{port}/ok"})
+                assert result.is_error, text_of(result)
+                assert "TlsProtocolError" in text_of(result) and "UnknownIssuer" in text_of(result), text_of(result)
+    finally:
+        server.shutdown()
+        server.server_close()

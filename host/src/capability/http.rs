@@ -180,7 +180,13 @@ impl Outbound {
                 too_slow("no TLS session");
                 return Err(Error::ConnectionTimeout);
             };
-            Box::new(stream.map_err(Error::Tls)?)
+            match stream {
+                Ok(stream) => Box::new(stream),
+                Err(e) => {
+                    self.refusals.push(format!("{uri}: TLS: {e}"));
+                    return Err(Error::Tls(e));
+                }
+            }
         } else {
             Box::new(stream)
         };

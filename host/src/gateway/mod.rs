@@ -8,12 +8,14 @@
 //! - [`schema`]: enforces the tools' published input and output schemas.
 //! - [`http`]: streamable HTTP at `/mcp` with the edge's safety checks.
 //! - [`front`]: serves the HTTP routes from connection-pinned event loops.
+//! - [`placement`]: which node takes a call when there are several (pure).
 
 pub mod catalog;
 pub mod front;
 pub mod http;
 pub mod invoker;
 pub mod mcp;
+pub mod placement;
 pub mod schema;
 
 pub use catalog::{Catalog, CatalogTool};

@@ -6,12 +6,16 @@
 //!
 //! - [`request`]: the `[permissions]` table of `tool.toml`;
 //! - [`policy`]: the operator's policy file;
+//! - [`grants`]: what a policy grants, as a node advertises it, and the one
+//!   check of a request against it;
 //! - [`address`]: which resolved addresses outbound HTTP may reach.
 
 pub mod address;
+pub mod grants;
 pub mod policy;
 pub mod request;
 
+pub use grants::Grants;
 pub use policy::{NetworkPolicy, Policy, PolicyError, SecretValue};
 pub use request::PermissionsToml;
 pub use toolmesh_registry::request::{NetworkRule, ToolRequest};
@@ -71,17 +75,13 @@ impl Policy {
     /// What a call of a tool requesting `request` gets on this node, or
     /// every part of the request this node does not grant.
     pub fn grant(&self, request: &ToolRequest) -> Result<Grant, SandboxError> {
-        let mut missing = Vec::new();
-        let network = if request.network.is_empty() {
-            None
-        } else {
-            for rule in &request.network {
-                if self.network.covering(rule.scheme, &rule.host, rule.effective_port()).is_none() {
-                    missing.push(format!("network {rule} (not in the policy's [network] allow)"));
-                }
-            }
-            let n = &self.network;
-            let explicit = n
+        let missing = self.grants().missing(request);
+        if !missing.is_empty() {
+            return Err(SandboxError::NotCovered { missing });
+        }
+        let network = (!request.network.is_empty()).then(|| {
+            let explicit = self
+                .network
                 .allow
                 .iter()
                 .filter_map(|t| match t.host {
@@ -89,56 +89,12 @@ impl Policy {
                     _ => None,
                 })
                 .collect();
-            Some(Arc::new(NetworkGrant { rules: request.network.clone(), explicit, policy: n.clone() }))
-        };
-        let scratch = match request.scratch_bytes {
-            None => None,
-            Some(_) if !self.scratch.allow => {
-                missing.push("a scratch directory (the policy's [scratch] allow is false)".into());
-                None
-            }
-            Some(size) if size > self.scratch.max_size => {
-                missing.push(format!(
-                    "a scratch directory of {} (the policy gives at most {})",
-                    humanize_bytes(size),
-                    humanize_bytes(self.scratch.max_size)
-                ));
-                None
-            }
-            Some(size) => Some(ScratchGrant { size, parent: self.scratch.dir.clone() }),
-        };
-        let mut secrets = Vec::new();
-        for name in &request.secrets {
-            match self.secrets.get(name) {
-                Some(value) => secrets.push((name.clone(), value.clone())),
-                None => missing.push(format!("secret {name} (the policy's [secrets] holds no such secret)")),
-            }
-        }
-        if request.gpu && !self.gpu {
-            missing.push("GPU compute (the policy's [gpu] allow is false)".into());
-        }
-        if let (Some(asked), Some(max)) = (request.memory_bytes, self.limits.max_memory)
-            && asked > max
-        {
-            missing.push(format!(
-                "{} of memory (the policy gives at most {})",
-                humanize_bytes(asked),
-                humanize_bytes(max)
-            ));
-        }
+            Arc::new(NetworkGrant { rules: request.network.clone(), explicit, policy: self.network.clone() })
+        });
+        let scratch = request.scratch_bytes.map(|size| ScratchGrant { size, parent: self.scratch.dir.clone() });
+        let secrets =
+            request.secrets.iter().filter_map(|name| Some((name.clone(), self.secrets.get(name)?.clone()))).collect();
         let timeout = request.timeout_ms.map(Duration::from_millis);
-        if let Some(asked) = timeout
-            && asked > self.limits.max_timeout
-        {
-            missing.push(format!(
-                "{} s of time (the policy gives at most {} s)",
-                asked.as_secs_f64(),
-                self.limits.max_timeout.as_secs_f64()
-            ));
-        }
-        if !missing.is_empty() {
-            return Err(SandboxError::NotCovered { missing });
-        }
         Ok(Grant {
             network,
             scratch,

@@ -40,7 +40,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use toolmesh_registry::request::{Scheme, Target, is_valid_secret_name};
+use toolmesh_registry::request::{Target, is_valid_secret_name};
 use toolmesh_registry::signing::PublicKey;
 
 /// A policy file that cannot be used.
@@ -99,23 +99,6 @@ impl Default for NetworkPolicy {
             between_bytes_timeout: Duration::from_secs(10),
             resolve: BTreeMap::new(),
         }
-    }
-}
-
-impl NetworkPolicy {
-    /// The allowed target that covers requests to `host` pattern on
-    /// `scheme` and `port`, if any.
-    pub fn covering(
-        &self,
-        scheme: Scheme,
-        host: &toolmesh_registry::request::HostPattern,
-        port: u16,
-    ) -> Option<&Target> {
-        self.allow.iter().find(|t| {
-            t.scheme.is_none_or(|s| s == scheme)
-                && t.port.unwrap_or(scheme.default_port()) == port
-                && t.host.covers(host)
-        })
     }
 }
 
@@ -381,6 +364,19 @@ impl Policy {
             gpu: file.gpu.allow,
             publishers: PublisherPolicy { allow_unsigned, trusted },
         })
+    }
+
+    /// What the policy grants, as a node advertises it (no secret values).
+    pub fn grants(&self) -> super::Grants {
+        super::Grants {
+            network: self.network.allow.clone(),
+            allow_private: self.network.allow_private,
+            scratch_max: self.scratch.allow.then_some(self.scratch.max_size),
+            secrets: self.secrets.keys().cloned().collect(),
+            gpu: self.gpu,
+            max_memory: self.limits.max_memory,
+            max_timeout_ms: u64::try_from(self.limits.max_timeout.as_millis()).unwrap_or(u64::MAX),
+        }
     }
 
     /// What the policy grants, in short lines for people (`tool serve`'s

@@ -1,10 +1,14 @@
-//! What a node keeps between calls.
+//! The node role: what a node keeps between calls and how it talks to
+//! gateways in other processes.
 //!
 //! - [`components`]: the loaded components, bounded, each loaded once
 //!   however many calls ask for it at the same moment.
 //! - [`trust`]: whose tools the node runs, by their signatures.
+//! - [`wire`]: the versioned messages between gateways and nodes (call,
+//!   answers, advert).
 
 pub mod components;
 pub mod trust;
+pub mod wire;
 
 pub use components::ComponentCache;

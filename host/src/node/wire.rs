@@ -1,0 +1,287 @@
+//! The contract between gateways and nodes that run in other processes:
+//! what a gateway sends to run a call, what a node answers, and what a
+//! node advertises about itself. Plain serde types with a version, never
+//! sandbox internals, so either side can change its insides freely and a
+//! newer message is refused by name rather than misread.
+
+use crate::grant::Grants;
+use crate::sandbox::Content;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The version of every message in this module.
+pub const WIRE_VERSION: u32 = 1;
+
+/// A message that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Not JSON of the expected shape.
+    #[error("malformed {what}: {why}")]
+    Malformed {
+        /// Which message.
+        what: &'static str,
+        /// What is wrong.
+        why: String,
+    },
+    /// Written by a newer peer.
+    #[error("{what} has version {found}; this side speaks {WIRE_VERSION}")]
+    Version {
+        /// Which message.
+        what: &'static str,
+        /// The version found.
+        found: u32,
+    },
+}
+
+/// Reads message `what` from JSON `bytes`, checking its version first.
+pub fn decode<T: for<'de> Deserialize<'de>>(what: &'static str, bytes: &[u8]) -> Result<T, WireError> {
+    #[derive(Deserialize)]
+    struct Versioned {
+        v: u32,
+    }
+    let malformed = |e: serde_json::Error| WireError::Malformed { what, why: e.to_string() };
+    let Versioned { v } = serde_json::from_slice(bytes).map_err(malformed)?;
+    if v != WIRE_VERSION {
+        return Err(WireError::Version { what, found: v });
+    }
+    serde_json::from_slice(bytes).map_err(malformed)
+}
+
+/// Writes a message as JSON.
+pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    serde_json::to_vec(message).expect("wire messages serialise")
+}
+
+/// A gateway's request to run one call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallMessage {
+    /// [`WIRE_VERSION`].
+    pub v: u32,
+    /// The call's id, the same in the gateway's and the node's logs.
+    pub call_id: String,
+    /// 1 for the first try; a retry elsewhere counts up, and answers to an
+    /// older attempt are dropped.
+    pub attempt: u32,
+    /// The repository the component was published to.
+    pub repository: String,
+    /// The manifest digest the call is pinned to.
+    pub digest: String,
+    /// The tool inside the component.
+    pub tool: String,
+    /// The arguments, a JSON object as text.
+    pub arguments: String,
+    /// Whether the caller wants progress reports.
+    #[serde(default)]
+    pub progress: bool,
+}
+
+/// What a node sends back about a call, in order: accepted, then any
+/// keep-alives and progress, then exactly one result or error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum NodeMessage {
+    /// The node took the call.
+    Accepted {
+        /// [`WIRE_VERSION`].
+        v: u32,
+        /// The call.
+        call_id: String,
+        /// The attempt.
+        attempt: u32,
+        /// The node's id.
+        node: String,
+    },
+    /// The call is still running (sent at a fixed interval, so a silent
+    /// node is known to be lost).
+    KeepAlive {
+        /// [`WIRE_VERSION`].
+        v: u32,
+        /// The call.
+        call_id: String,
+        /// The attempt.
+        attempt: u32,
+    },
+    /// A progress report from the tool.
+    Progress {
+        /// [`WIRE_VERSION`].
+        v: u32,
+        /// The call.
+        call_id: String,
+        /// The attempt.
+        attempt: u32,
+        /// Work done.
+        done: f64,
+        /// Total work, if known.
+        total: Option<f64>,
+        /// What it is doing.
+        message: Option<String>,
+    },
+    /// The call's result.
+    Result {
+        /// [`WIRE_VERSION`].
+        v: u32,
+        /// The call.
+        call_id: String,
+        /// The attempt.
+        attempt: u32,
+        /// The content items.
+        content: Vec<WireContent>,
+    },
+    /// The call failed.
+    Error {
+        /// [`WIRE_VERSION`].
+        v: u32,
+        /// The call.
+        call_id: String,
+        /// The attempt.
+        attempt: u32,
+        /// A short stable word (`timeout`, `not_granted`, `node_busy`, …).
+        kind: String,
+        /// The phase it failed in (`fetch`, `load`, `admission`, …).
+        phase: String,
+        /// What happened, in words.
+        message: String,
+        /// Whether the tool is at fault (the model should see it as a
+        /// result) rather than the host or the caller.
+        tool_failure: bool,
+        /// Whether another node could succeed (busy, not granted here).
+        retryable: bool,
+    },
+}
+
+/// A content item on the wire: images travel as base64.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum WireContent {
+    /// Plain text.
+    Text {
+        /// The text.
+        text: String,
+    },
+    /// Structured content.
+    Json {
+        /// The document.
+        value: serde_json::Value,
+    },
+    /// An image.
+    Image {
+        /// The bytes, base64.
+        data: String,
+        /// Their media type.
+        mime_type: String,
+    },
+}
+
+impl From<Content> for WireContent {
+    fn from(content: Content) -> Self {
+        match content {
+            Content::Text(text) => WireContent::Text { text },
+            Content::Json(value) => WireContent::Json { value },
+            Content::Image { data, mime_type } => WireContent::Image { data: BASE64.encode(data), mime_type },
+        }
+    }
+}
+
+impl TryFrom<WireContent> for Content {
+    type Error = WireError;
+
+    fn try_from(content: WireContent) -> Result<Self, WireError> {
+        Ok(match content {
+            WireContent::Text { text } => Content::Text(text),
+            WireContent::Json { value } => Content::Json(value),
+            WireContent::Image { data, mime_type } => Content::Image {
+                data: BASE64
+                    .decode(data)
+                    .map_err(|e| WireError::Malformed { what: "image content", why: e.to_string() })?,
+                mime_type,
+            },
+        })
+    }
+}
+
+/// What a node tells gateways about itself, published at an interval and
+/// forgotten when it stops coming.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Advert {
+    /// [`WIRE_VERSION`].
+    pub v: u32,
+    /// A unique id, new at every start.
+    pub id: String,
+    /// A name people chose (`gpu-box-1`).
+    pub name: String,
+    /// Labels from `--label k=v`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// CPU cores.
+    pub cores: u32,
+    /// Memory the node's calls may reserve, in bytes.
+    pub memory_bytes: u64,
+    /// Calls it runs at once.
+    pub slots: u32,
+    /// Calls running now.
+    pub in_flight: u32,
+    /// GPU adapters it offers to tools.
+    #[serde(default)]
+    pub gpus: Vec<GpuAdapter>,
+    /// What its policy grants.
+    pub grants: Grants,
+    /// Manifest digests whose components it has compiled.
+    #[serde(default)]
+    pub compiled: Vec<String>,
+    /// How long this advert stays true without another, in milliseconds.
+    pub ttl_ms: u64,
+}
+
+/// A GPU adapter a node offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuAdapter {
+    /// The adapter's name.
+    pub name: String,
+    /// The backend (`vulkan`, `metal`, …).
+    pub backend: String,
+    /// `discrete`, `integrated`, `cpu` (a software adapter), …
+    pub device_type: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_newer_versions_are_named() {
+        let call = CallMessage {
+            v: WIRE_VERSION,
+            call_id: "c1".into(),
+            attempt: 2,
+            repository: "examples/text".into(),
+            digest: "sha256:00".into(),
+            tool: "count".into(),
+            arguments: r#"{"text":"a"}"#.into(),
+            progress: true,
+        };
+        assert_eq!(decode::<CallMessage>("call", &encode(&call)).unwrap(), call);
+        let newer = br#"{"v": 2, "call_id": "c1", "teleport": true}"#;
+        assert_eq!(decode::<CallMessage>("call", newer).unwrap_err(), WireError::Version { what: "call", found: 2 });
+        assert!(matches!(decode::<CallMessage>("call", b"[1,2"), Err(WireError::Malformed { .. })));
+
+        let done = NodeMessage::Result {
+            v: WIRE_VERSION,
+            call_id: "c1".into(),
+            attempt: 2,
+            content: vec![
+                Content::Text("hi".into()).into(),
+                Content::Image { data: vec![0, 159, 255], mime_type: "image/png".into() }.into(),
+            ],
+        };
+        let json = encode(&done);
+        assert!(String::from_utf8_lossy(&json).contains(r#""type":"result""#));
+        let NodeMessage::Result { content, .. } = decode::<NodeMessage>("answer", &json).unwrap() else { panic!() };
+        let back: Vec<Content> = content.into_iter().map(|c| c.try_into().unwrap()).collect();
+        assert_eq!(back[1], Content::Image { data: vec![0, 159, 255], mime_type: "image/png".into() });
+    }
+}

@@ -25,6 +25,8 @@ use toolmesh_host::artifact::ToolMetadata;
 use toolmesh_host::config::SandboxConfig;
 use toolmesh_host::gateway::http::{McpHttpConfig, router};
 use toolmesh_host::gateway::{Gateway, Invocation, InvokeFuture, Invoker, LocalInvoker};
+use toolmesh_host::grant::Policy;
+use toolmesh_host::node::Node;
 use toolmesh_host::sandbox::{CallOutput, Content, Sandbox};
 use toolmesh_registry::api::AccessConfig;
 use toolmesh_registry::client::Client;
@@ -45,11 +47,8 @@ impl Invoker for CannedInvoker {
 async fn start_in_process(dir: &Path) -> (String, String) {
     let (store, sandbox) = publish_hello(dir).await;
     let config = McpHttpConfig { rate_per_minute: 0, ..McpHttpConfig::default() };
-    let gateway = Gateway::new(Arc::new(LocalInvoker::new(
-        sandbox,
-        store.clone(),
-        Arc::new(toolmesh_host::grant::Policy::builtin()),
-    )));
+    let node = Node::new(sandbox, Arc::new(store.clone()), Arc::new(Policy::builtin()));
+    let gateway = Gateway::new(Arc::new(LocalInvoker::new(node)));
     gateway.refresh_from(&store).await.unwrap();
     let canned = Gateway::new(Arc::new(CannedInvoker));
     canned.refresh_from(&store).await.unwrap();

@@ -14,6 +14,7 @@ use toolmesh_host::artifact::ToolMetadata;
 use toolmesh_host::gateway::http::{McpHttpConfig, router as mcp_router};
 use toolmesh_host::gateway::{Gateway, LocalInvoker, front};
 use toolmesh_host::grant::{Policy, ToolRequest};
+use toolmesh_host::node::Node;
 use toolmesh_host::publish::publish;
 use toolmesh_host::sandbox::Sandbox;
 use toolmesh_registry::api::{AccessConfig, router as registry_router};
@@ -130,7 +131,7 @@ fn node(data: &Path, node: &NodeArgs) -> Result<(FsStore, Arc<Sandbox>, Gateway,
     }
     let sandbox = Arc::new(Sandbox::new(config)?);
     let policy = Arc::new(sandbox_args.policy()?);
-    let invoker = Arc::new(LocalInvoker::new(sandbox.clone(), store.clone(), policy.clone()));
+    let invoker = Arc::new(LocalInvoker::new(Node::new(sandbox.clone(), Arc::new(store.clone()), policy.clone())));
     let gateway = Gateway::with_bare_names(invoker, node.bare_names.clone());
     Ok((store, sandbox, gateway, policy))
 }

@@ -2,19 +2,17 @@
 //! against the signatures stored beside a manifest before the component is
 //! loaded.
 
+use super::source::{ComponentSource, signature_payload};
 use crate::grant::policy::PublisherPolicy;
 use toolmesh_registry::digest::Digest;
-use toolmesh_registry::name::{ManifestRef, Repository};
-use toolmesh_registry::oci::{Manifest, SIGNATURE_ARTIFACT_TYPE};
-use toolmesh_registry::signing::SignaturePayload;
-use toolmesh_registry::store::FsStore;
+use toolmesh_registry::name::Repository;
 
 /// Checks that manifest `digest` of `repo` may run under `policy`: signed
 /// by a trusted key, or unsigned where the policy allows unsigned tools
-/// (a policy without trusted keys checks nothing).
-/// Returns the key id that signed it, if any; otherwise why it may not run.
+/// (a policy without trusted keys checks nothing). Returns the key id that
+/// signed it, if any; otherwise why it may not run.
 pub async fn check_publisher(
-    store: &FsStore,
+    source: &dyn ComponentSource,
     repo: &Repository,
     digest: Digest,
     policy: &PublisherPolicy,
@@ -22,10 +20,10 @@ pub async fn check_publisher(
     if policy.allow_unsigned && policy.trusted.is_empty() {
         return Ok(None);
     }
-    let signatures = store.referrers(repo, &digest).await.map_err(|e| format!("cannot list its signatures: {e}"))?;
+    let signatures = source.signatures(repo, digest).await.map_err(|e| format!("cannot list its signatures: {e}"))?;
     let mut reasons = Vec::new();
-    for descriptor in signatures.iter().filter(|d| d.artifact_type.as_deref() == Some(SIGNATURE_ARTIFACT_TYPE)) {
-        match signature(store, repo, descriptor.digest).await {
+    for signature in signatures {
+        match signature_payload(source, repo, signature).await {
             Ok(payload) => match payload.verify(&digest, &policy.trusted) {
                 Ok(key_id) => return Ok(Some(key_id)),
                 Err(e) => reasons.push(e.to_string()),
@@ -40,14 +38,4 @@ pub async fn check_publisher(
         return Err("it is not signed, and this node's policy runs only signed tools".into());
     }
     Err(format!("no signature this node's policy trusts ({})", reasons.join("; ")))
-}
-
-/// The payload of signature manifest `digest`.
-async fn signature(store: &FsStore, repo: &Repository, digest: Digest) -> Result<SignaturePayload, String> {
-    let (bytes, _, _) =
-        store.get_manifest(repo, &ManifestRef::Digest(digest)).await.map_err(|e| format!("signature {digest}: {e}"))?;
-    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| format!("signature {digest}: {e}"))?;
-    let layer = manifest.layers.first().ok_or_else(|| format!("signature {digest} has no payload"))?;
-    let blob = store.read_blob(&layer.digest).await.map_err(|e| format!("signature {digest}: {e}"))?;
-    serde_json::from_slice(&blob).map_err(|e| format!("signature {digest}: {e}"))
 }

@@ -1,0 +1,212 @@
+//! A node runs calls: it fetches a component by digest from its source,
+//! checks its publisher and request against the node's policy, compiles it
+//! once (a quick baseline first, optimised code in the background), and
+//! runs each call in the sandbox under the call's grant.
+
+use super::components;
+use super::source::ComponentSource;
+use super::{ComponentCache, trust};
+use crate::grant::{Grant, Policy, ToolRequest};
+use crate::sandbox::{CallOptions, CallOutput, Phase, ProgressSink, Sandbox, SandboxError, Tier, ToolComponent};
+use std::sync::Arc;
+use toolmesh_registry::digest::Digest;
+use toolmesh_registry::name::Repository;
+use toolmesh_registry::oci::{Manifest, annotation};
+
+/// One call to run.
+pub struct Invocation {
+    /// The repository the component was published to.
+    pub repository: Repository,
+    /// The manifest digest the call is pinned to.
+    pub digest: Digest,
+    /// The tool inside the component.
+    pub tool: String,
+    /// The arguments, a JSON object as text.
+    pub arguments: String,
+    /// Receives progress reports.
+    pub progress: Option<ProgressSink>,
+    /// Identifies the call in logs.
+    pub call_id: String,
+}
+
+/// Why a call produced no result: what went wrong, in which phase, for
+/// which tool of which component.
+#[derive(Debug, thiserror::Error)]
+#[error("`{tool}` of {digest}, {phase}: {cause}")]
+pub struct InvokeError {
+    /// Where in the call's life it failed.
+    pub phase: Phase,
+    /// The manifest digest the call was pinned to.
+    pub digest: Digest,
+    /// The tool inside the component.
+    pub tool: String,
+    /// What went wrong.
+    pub cause: InvokeCause,
+}
+
+/// What went wrong in an [`InvokeError`].
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeCause {
+    /// The component could not be fetched.
+    #[error("cannot fetch the component: {0}")]
+    Fetch(String),
+    /// The sandbox refused or stopped the call, or the tool failed.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+}
+
+impl InvokeError {
+    fn new(digest: Digest, tool: String, cause: InvokeCause) -> Self {
+        let phase = match &cause {
+            InvokeCause::Fetch(_) => Phase::Fetch,
+            InvokeCause::Sandbox(e) => e.phase(),
+        };
+        InvokeError { phase, digest, tool, cause }
+    }
+
+    /// The sandbox's error, when the sandbox is where it failed.
+    pub fn sandbox(&self) -> Option<&SandboxError> {
+        match &self.cause {
+            InvokeCause::Sandbox(e) => Some(e),
+            InvokeCause::Fetch(_) => None,
+        }
+    }
+
+    /// A short, stable word for the audit log (`fetch_failed`, `timeout`, …).
+    pub fn kind(&self) -> &'static str {
+        self.sandbox().map_or("fetch_failed", SandboxError::kind)
+    }
+}
+
+/// A node: runs calls in this process's sandbox, fetching components by
+/// digest from its [`ComponentSource`] and keeping each compiled component
+/// for later calls. Each call gets what the tool's published request asks
+/// for, as covered by the node's policy; a tool the policy does not cover
+/// (or whose publisher it does not trust) is refused before it is compiled.
+/// Cheap to clone: clones share everything.
+#[derive(Clone)]
+pub struct Node {
+    sandbox: Arc<Sandbox>,
+    source: Arc<dyn ComponentSource>,
+    policy: Arc<Policy>,
+    components: Arc<ComponentCache<Loaded>>,
+    /// Compiles running at once (first loads and background tier-ups
+    /// together), so a stream of new or cancelled tools queues up instead
+    /// of taking every core and their memory.
+    compiles: Arc<tokio::sync::Semaphore>,
+}
+
+/// A loaded component and what its calls are granted.
+#[derive(Clone)]
+struct Loaded {
+    component: ToolComponent,
+    grant: Arc<Grant>,
+}
+
+/// Compiles a node runs at once.
+const CONCURRENT_COMPILES: usize = 2;
+
+impl Node {
+    /// A node over `sandbox` that fetches from `source` and grants what
+    /// `policy` allows.
+    pub fn new(sandbox: Arc<Sandbox>, source: Arc<dyn ComponentSource>, policy: Arc<Policy>) -> Self {
+        Node {
+            sandbox,
+            source,
+            policy,
+            components: Arc::new(ComponentCache::new(components::DEFAULT_CAPACITY)),
+            compiles: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_COMPILES)),
+        }
+    }
+
+    async fn component(&self, repository: &Repository, digest: Digest) -> Result<Loaded, InvokeCause> {
+        self.components.get_or_load(digest, || self.load(repository, digest)).await
+    }
+
+    /// Reads manifest `digest` from the store, works out what its calls
+    /// are granted, and loads its component: optimised code from the
+    /// compile cache, or else a quick baseline compile that serves the
+    /// first calls while the optimising compiler works in the background
+    /// and then takes over.
+    async fn load(&self, repository: &Repository, digest: Digest) -> Result<Loaded, InvokeCause> {
+        let fetch_error = InvokeCause::Fetch;
+        let bytes = self.source.manifest(repository, digest).await.map_err(fetch_error)?;
+        let grant = Arc::new(self.grant(repository, digest, &bytes).await?);
+        let layer = Manifest::component_layer(&bytes).map_err(fetch_error)?;
+        let wasm = self.source.blob(repository, layer.digest).await.map_err(fetch_error)?;
+        let wasm = Arc::new(wasm);
+        let (sandbox, bytes) = (self.sandbox.clone(), wasm.clone());
+        let component = compile(&self.compiles, move || sandbox.load_quick(&bytes)).await??;
+        if component.tier() == Tier::Baseline {
+            let (sandbox, components, compiles) =
+                (self.sandbox.clone(), self.components.clone(), self.compiles.clone());
+            let grant = grant.clone();
+            tokio::spawn(async move {
+                match compile(&compiles, move || sandbox.load(&wasm)).await {
+                    Ok(Ok(optimized)) => {
+                        tracing::debug!(%digest, "optimised code takes over");
+                        components.replace(digest, Loaded { component: optimized, grant });
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(%digest, error = %e, "cannot compile optimised code; the baseline stays")
+                    }
+                    Err(e) => {
+                        tracing::warn!(%digest, error = %e, "the optimising compiler stopped; the baseline stays")
+                    }
+                }
+            });
+        }
+        Ok(Loaded { component, grant })
+    }
+
+    /// What calls of manifest `manifest` (of `digest`) are granted: its
+    /// publisher trusted and its request covered by the node's policy.
+    async fn grant(&self, repository: &Repository, digest: Digest, manifest: &[u8]) -> Result<Grant, InvokeCause> {
+        let refused = |missing: String| InvokeCause::Sandbox(SandboxError::NotCovered { missing: vec![missing] });
+        let manifest: Manifest = serde_json::from_slice(manifest).map_err(|e| InvokeCause::Fetch(e.to_string()))?;
+        let request =
+            ToolRequest::from_annotation(manifest.annotations.get(annotation::PERMISSIONS).map(String::as_str))
+                .map_err(|e| refused(e.to_string()))?;
+        trust::check_publisher(self.source.as_ref(), repository, digest, &self.policy.publishers)
+            .await
+            .map_err(|why| refused(format!("a trusted publisher: {why}")))?;
+        Ok(self.policy.grant(&request)?)
+    }
+}
+
+/// Runs `job` (a compile) on a blocking thread once one of the node's
+/// compile permits is free.
+async fn compile<T: Send + 'static>(
+    permits: &Arc<tokio::sync::Semaphore>,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, InvokeCause> {
+    let stopped = |why: String| InvokeCause::Sandbox(SandboxError::Engine(why));
+    let permit = permits.clone().acquire_owned().await.map_err(|_| stopped("the node is shutting down".into()))?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        job()
+    })
+    .await
+    .map_err(|e| stopped(format!("the compiler stopped: {e}")))
+}
+
+impl Node {
+    /// The policy the node grants by.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Finds (or fetches and loads) the call's component and runs the call.
+    pub async fn run(&self, call: Invocation) -> Result<CallOutput, InvokeError> {
+        let Invocation { repository, digest, tool, arguments, progress, call_id } = call;
+        let Loaded { component, grant } = match self.component(&repository, digest).await {
+            Ok(loaded) => loaded,
+            Err(e) => return Err(InvokeError::new(digest, tool, e)),
+        };
+        let options = CallOptions { progress, call_id: Some(call_id), grant: Some(grant), ..CallOptions::default() };
+        match self.sandbox.call(&component, &tool, &arguments, options).await {
+            Ok(output) => Ok(output),
+            Err(e) => Err(InvokeError::new(digest, tool, e.into())),
+        }
+    }
+}

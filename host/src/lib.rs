@@ -7,7 +7,10 @@
 //!   (the WASI base, log, progress, outbound HTTP, scratch, secrets): what
 //!   each provides, how it links, what grant it needs, its per-call state.
 //! - [`gateway`] is the MCP server whose tools are the catalog.
-//! - [`node`] keeps what a node holds between calls (loaded components).
+//! - [`node`] is the node role: fetch, trust, grant, compile, run; and
+//!   the versioned wire contract with gateways in other processes.
+//! - [`mesh`] joins nodes and gateways over NATS: adverts, calls,
+//!   keep-alives, placement and failover.
 //! - [`config`] is the typed configuration of the sandbox role.
 //! - [`grant`] is what a tool requests, what a node's policy allows, and
 //!   what one call gets: the request as covered by the policy.
@@ -23,6 +26,7 @@ pub mod capability;
 pub mod config;
 pub mod gateway;
 pub mod grant;
+pub mod mesh;
 pub mod node;
 pub mod publish;
 pub mod sandbox;

@@ -72,6 +72,8 @@ fn call(repository: &Repository, digest: Digest, tool: &str, arguments: &str) ->
         arguments: arguments.into(),
         progress: None,
         call_id: "t1".into(),
+        request: Arc::default(),
+        retry_safe: false,
     }
 }
 

@@ -17,6 +17,7 @@ macro_rules! outln {
 mod inspect;
 mod keys;
 mod log_writer;
+mod mesh;
 mod publish;
 mod pull;
 mod registry;
@@ -64,6 +65,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Serve the data directory's tools over MCP on stdin/stdout (for Claude Desktop).
     Mcp(serve::McpArgs),
+    /// Run calls for gateways on a NATS mesh, with components from a registry.
+    Node(mesh::NodeArgs),
+    /// Serve MCP and place each call on a node of a NATS mesh.
+    Gateway(mesh::GatewayArgs),
 }
 
 /// An error with the exit code it should produce.
@@ -105,7 +110,8 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // Servers log their requests by default; one-shot commands only warnings.
-    let serving = matches!(cli.command, Command::Registry(_) | Command::Serve(_));
+    let serving =
+        matches!(cli.command, Command::Registry(_) | Command::Serve(_) | Command::Node(_) | Command::Gateway(_));
     let _log = init_logging(cli.verbose + u8::from(serving));
     let result =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Failure::failed).and_then(|runtime| {
@@ -118,6 +124,8 @@ pub fn main() -> ExitCode {
                     Command::Verify(args) => pull::verify_cmd(args).await,
                     Command::Keygen(args) => keys::run(args),
                     Command::Search(args) => search::run(args).await,
+                    Command::Node(args) => mesh::node(args).await,
+                    Command::Gateway(args) => mesh::gateway(args).await,
                     Command::Registry(args) => registry::run(args).await,
                     Command::Serve(args) => serve::serve(args).await,
                     Command::Mcp(args) => serve::mcp(args).await,

@@ -38,7 +38,7 @@ pub struct SandboxArgs {
     policy: Option<PathBuf>,
 }
 
-fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+pub fn parse_duration_arg(text: &str) -> Result<Duration, String> {
     parse_duration(text).map_err(|e| e.to_string())
 }
 

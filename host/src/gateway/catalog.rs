@@ -35,9 +35,19 @@ pub struct CatalogTool {
     /// The tool's descriptor as published (description, schemas, annotations).
     pub descriptor: Value,
     /// What the tool asks of the nodes that run it.
-    pub permissions: ToolRequest,
+    pub permissions: Arc<ToolRequest>,
     /// The descriptor's input and output schemas, compiled.
     pub schemas: Arc<ToolSchemas>,
+}
+
+impl CatalogTool {
+    /// Whether running a call twice is harmless by the tool's annotations
+    /// (read-only or idempotent), so a call whose node was lost may be
+    /// retried on another.
+    pub fn retry_safe(&self) -> bool {
+        let hint = |name: &str| self.descriptor["annotations"][name].as_bool() == Some(true);
+        hint("readOnlyHint") || hint("idempotentHint")
+    }
 }
 
 /// The tools on offer, by MCP name.
@@ -108,7 +118,7 @@ impl Catalog {
                     version: entry.version.clone(),
                     digest,
                     descriptor: descriptor.clone(),
-                    permissions: entry.permissions.clone(),
+                    permissions: Arc::new(entry.permissions.clone()),
                 };
                 tools.insert(name, Arc::new(item));
             }

@@ -294,6 +294,8 @@ impl ServerHandler for Gateway {
             arguments,
             progress: relay.as_ref().map(ProgressRelay::sink),
             call_id: call_id.clone(),
+            request: tool.permissions.clone(),
+            retry_safe: tool.retry_safe(),
         };
         let started = Instant::now();
         let outcome = tokio::select! {
@@ -334,12 +336,16 @@ impl ServerHandler for Gateway {
                 Some(SandboxError::InvalidArguments(message)) => {
                     Err(McpError::invalid_params(format!("invalid arguments for `{}`: {message}", tool.name), None))
                 }
+                _ if e.kind() == "invalid_arguments" => {
+                    Err(McpError::invalid_params(format!("invalid arguments for `{}`: {}", tool.name, e.cause), None))
+                }
                 Some(error) if error.is_tool_failure() || error.is_not_granted() => {
                     Ok(error_result(&error.to_string()).into())
                 }
-                Some(error) if error.is_busy() => {
+                None if e.is_tool_visible() => Ok(error_result(&e.cause.to_string()).into()),
+                _ if e.is_retryable() => {
                     tracing::warn!(call = %call_id, error = %e, "call refused");
-                    Err(McpError::internal_error(error.to_string(), Some(json!({"retryable": true}))))
+                    Err(McpError::internal_error(e.cause.to_string(), Some(json!({"retryable": true}))))
                 }
                 _ => {
                     tracing::error!(call = %call_id, error = %e, "call failed in the host");

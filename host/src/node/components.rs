@@ -44,6 +44,11 @@ impl<C: Clone> ComponentCache<C> {
         self.len() == 0
     }
 
+    /// The digests loaded (not those still loading).
+    pub fn digests(&self) -> Vec<Digest> {
+        self.lock().entries.iter().filter(|(_, e)| e.cell.initialized()).map(|(d, _)| *d).collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State<C>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

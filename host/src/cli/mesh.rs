@@ -169,3 +169,63 @@ pub async fn gateway(args: GatewayArgs) -> Result<(), Failure> {
     server.await.map_err(|e| anyhow!("{e}"))?.context("the server failed")?;
     Ok(())
 }
+
+/// Arguments of `tool nodes`.
+#[derive(Args, Debug)]
+pub struct NodesArgs {
+    #[command(flatten)]
+    nats: NatsArgs,
+    /// How long to listen for adverts (nodes advertise every second).
+    #[arg(long, default_value = "1500ms", value_parser = super::sandbox_args::parse_duration_arg, value_name = "DURATION")]
+    wait: Duration,
+    /// Print the adverts as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn nodes(args: NodesArgs) -> Result<(), Failure> {
+    use futures_util::StreamExt;
+    use toolmesh_host::node::wire::{self, Advert};
+    let client = args.nats.config("toolmesh nodes".into()).connect().await.map_err(Failure::failed)?;
+    let mut adverts = client.subscribe(subjects::ADVERTS).await.map_err(|e| anyhow!("{e}"))?;
+    let mut seen: BTreeMap<String, Advert> = BTreeMap::new();
+    let until = tokio::time::Instant::now() + args.wait;
+    while let Ok(Some(message)) = tokio::time::timeout_at(until, adverts.next()).await {
+        if let Ok(advert) = wire::decode::<Advert>("advert", &message.payload)
+            && message.subject.as_str() == subjects::advert(&advert.id)
+        {
+            seen.insert(advert.id.clone(), advert);
+        }
+    }
+    let mut list: Vec<Advert> = seen.into_values().collect();
+    list.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    if list.is_empty() {
+        outln!("no node advertised within {:?}", args.wait);
+    }
+    for n in list {
+        let labels: Vec<String> = n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        outln!(
+            "{} ({})  {}/{} busy  {} cores  {} compiled  {}",
+            n.name,
+            n.id,
+            n.in_flight,
+            n.slots,
+            n.cores,
+            n.compiled.len(),
+            labels.join(" ")
+        );
+        let network: Vec<String> = n.grants.network.iter().map(ToString::to_string).collect();
+        let network = if network.is_empty() { "none".to_owned() } else { network.join(", ") };
+        let scratch = n.grants.scratch_max.map_or("none".to_owned(), toolmesh_host::sandbox::humanize_bytes);
+        outln!(
+            "    grants: network {network}; scratch {scratch}; secrets {}; gpu {}",
+            n.grants.secrets.join(", "),
+            n.grants.gpu
+        );
+    }
+    Ok(())
+}

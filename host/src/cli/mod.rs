@@ -69,6 +69,8 @@ enum Command {
     Node(mesh::NodeArgs),
     /// Serve MCP and place each call on a node of a NATS mesh.
     Gateway(mesh::GatewayArgs),
+    /// List the nodes of a NATS mesh: load, grants, labels.
+    Nodes(mesh::NodesArgs),
 }
 
 /// An error with the exit code it should produce.
@@ -126,6 +128,7 @@ pub fn main() -> ExitCode {
                     Command::Search(args) => search::run(args).await,
                     Command::Node(args) => mesh::node(args).await,
                     Command::Gateway(args) => mesh::gateway(args).await,
+                    Command::Nodes(args) => mesh::nodes(args).await,
                     Command::Registry(args) => registry::run(args).await,
                     Command::Serve(args) => serve::serve(args).await,
                     Command::Mcp(args) => serve::mcp(args).await,

@@ -89,14 +89,29 @@ def start_gateway(tmp_path, *extra, examples=COMPONENTS, wait=True, timeout="1s"
         stop(proc)
 
 
-def publish_to(base, data, component, name, version):
-    """Publishes a component into a running `tool serve`."""
+def publish_to(base, data, component, name, version, *extra):
+    """Publishes a component into a running `tool serve` (`extra`: more
+    `tool publish` flags, such as `--manifest FILE` or `--key FILE`)."""
     token = (data / "push-token").read_text().strip()
     done = subprocess.run(
-        [TOOL, "publish", str(component), "--name", name, "--version", version, "--registry", base, "--token", token],
+        [TOOL, "publish", str(component), "--name", name, "--version", version, "--registry", base, "--token", token,
+         *extra],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
+
+
+async def until_listed(client, name, seconds=10):
+    """Waits (bounded) until an MCP client's tool list has `name`; returns the list by name."""
+    import anyio
+
+    until = time.monotonic() + seconds
+    while True:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        if name in tools:
+            return tools
+        assert time.monotonic() < until, f"{name} never listed"
+        await anyio.sleep(0.05)

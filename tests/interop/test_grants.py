@@ -11,12 +11,11 @@ import socketserver
 import threading
 import time
 
-import anyio
 import mcp
 import pytest
 import subprocess
 
-from conftest import COMPONENTS, TOOL, start_gateway
+from conftest import COMPONENTS, TOOL, publish_to, start_gateway, until_listed
 from test_mcp import text_of
 
 
@@ -129,17 +128,6 @@ def manifest(tmp_path, name, permissions):
     return path
 
 
-def publish_with(base, data, component, name, tool_toml):
-    token = (data / "push-token").read_text().strip()
-    done = subprocess.run(
-        [TOOL, "publish", str(component), "--name", name, "--version", "1.0", "--manifest", str(tool_toml),
-         "--registry", base, "--token", token],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
 @pytest.mark.anyio
 async def test_requests_are_granted_exactly_and_refusals_say_why(tmp_path, web, monkeypatch):
     monkeypatch.setenv("TEST_NODE_KEY", "s3cret-value")
@@ -152,15 +140,11 @@ async def test_requests_are_granted_exactly_and_refusals_say_why(tmp_path, web, 
     fetch = manifest(tmp_path, "fetch", f'network = ["{loopback}"]\n')
     greedy = manifest(tmp_path, "greedy", 'network = ["https://api.example.com"]\nsecrets = ["NOT_HELD"]\n')
     with start_gateway(tmp_path, "--policy", str(policy(tmp_path, web)), timeout="5s") as (base, data, log, _):
-        publish_with(base, data, COMPONENTS / "probe.wasm", "test/probe", probe)
-        publish_with(base, data, COMPONENTS / "fetch.wasm", "test/fetch", fetch)
-        publish_with(base, data, COMPONENTS / "probe.wasm", "test/greedy", greedy)
+        publish_to(base, data, COMPONENTS / "probe.wasm", "test/probe", "1.0", "--manifest", str(probe))
+        publish_to(base, data, COMPONENTS / "fetch.wasm", "test/fetch", "1.0", "--manifest", str(fetch))
+        publish_to(base, data, COMPONENTS / "probe.wasm", "test/greedy", "1.0", "--manifest", str(greedy))
         async with mcp.Client(f"{base}/mcp", mode="auto") as client:
-            for _ in range(100):
-                tools = {t.name: t for t in (await client.list_tools()).tools}
-                if "test.greedy.env" in tools:
-                    break
-                await anyio.sleep(0.05)
+            tools = await until_listed(client, "test.greedy.env")
 
             # What each tool asks for is in its description and its _meta.
             listed = tools["test.fetch.fetch"]
@@ -250,12 +234,9 @@ async def test_the_builtin_policy_grants_nothing(tmp_path, web):
     fetch = manifest(tmp_path, "fetch", f'network = ["{loopback}"]\n')
     with start_gateway(tmp_path) as (base, data, log, _):
         assert "this node grants tools: network: none; scratch: none" in log.read_text()
-        publish_with(base, data, COMPONENTS / "fetch.wasm", "test/fetch", fetch)
+        publish_to(base, data, COMPONENTS / "fetch.wasm", "test/fetch", "1.0", "--manifest", str(fetch))
         async with mcp.Client(f"{base}/mcp", mode="auto") as client:
-            for _ in range(100):
-                if "test.fetch.fetch" in {t.name for t in (await client.list_tools()).tools}:
-                    break
-                await anyio.sleep(0.05)
+            await until_listed(client, "test.fetch.fetch")
             result = await client.call_tool("test.fetch.fetch", {"url": f"{loopback}/ok"})
             assert result.is_error
             assert f"network GET {loopback} (not in the policy's [network] allow)" in text_of(result)
@@ -274,19 +255,10 @@ async def test_a_policy_runs_only_tools_signed_by_the_publishers_it_trusts(tmp_p
     path = tmp_path / "policy.toml"
     path.write_text(f'[publishers]\nallow_unsigned = false\ntrusted = ["{public}"]\n')
     with start_gateway(tmp_path, "--policy", str(path)) as (base, data, _, _):
-        token = (data / "push-token").read_text().strip()
         for who, key in keys.items():
-            done = subprocess.run(
-                [TOOL, "publish", str(COMPONENTS / "hello.wasm"), "--name", f"test/{who}", "--version", "1.0",
-                 "--key", str(key), "--registry", base, "--token", token],
-                capture_output=True, text=True, timeout=120,
-            )
-            assert done.returncode == 0, done.stderr
+            publish_to(base, data, COMPONENTS / "hello.wasm", f"test/{who}", "1.0", "--key", str(key))
         async with mcp.Client(f"{base}/mcp", mode="auto") as client:
-            for _ in range(100):
-                if "test.stranger.greet" in {t.name for t in (await client.list_tools()).tools}:
-                    break
-                await anyio.sleep(0.05)
+            await until_listed(client, "test.stranger.greet")
             signed = await client.call_tool("test.trusted.greet", {"name": "key"})
             assert not signed.is_error and text_of(signed) == "Hello, key!"
             stranger = await client.call_tool("test.stranger.greet", {"name": "key"})
@@ -339,12 +311,9 @@ async def test_tls_is_verified_against_the_web_roots(tmp_path):
         path.write_text(f'[network]\nallow = ["https://127.0.0.1:{port}"]\n')
         probe = manifest(tmp_path, "probe", f'network = ["https://127.0.0.1:{port}"]\n')
         with start_gateway(tmp_path, "--policy", str(path)) as (base, data, _, _):
-            publish_with(base, data, COMPONENTS / "probe.wasm", "test/probe", probe)
+            publish_to(base, data, COMPONENTS / "probe.wasm", "test/probe", "1.0", "--manifest", str(probe))
             async with mcp.Client(f"{base}/mcp", mode="auto") as client:
-                for _ in range(100):
-                    if "test.probe.http" in {t.name for t in (await client.list_tools()).tools}:
-                        break
-                    await anyio.sleep(0.05)
+                await until_listed(client, "test.probe.http")
                 # The address is granted; the certificate is signed by no one the node trusts.
                 result = await client.call_tool("test.probe.http", {"url": f"https://127.0.0.1:{port}/ok"})
                 assert result.is_error, text_of(result)

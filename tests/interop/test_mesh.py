@@ -20,7 +20,7 @@ import time
 import anyio
 import mcp
 import pytest
-from conftest import COMPONENTS, TOKEN, TOOL, stop
+from conftest import COMPONENTS, TOKEN, TOOL, stop, until_listed
 from test_mcp import text_of
 
 NATS_SERVER = pathlib.Path(sys.executable).parent / "nats-server"
@@ -111,14 +111,6 @@ def calls_on(log):
     return len(re.findall(r"mesh::agent: call ", log.read_text()))
 
 
-async def listed(client, name):
-    for _ in range(100):
-        if name in {t.name for t in (await client.list_tools()).tools}:
-            return
-        await anyio.sleep(0.1)
-    raise AssertionError(f"{name} never listed")
-
-
 @pytest.mark.anyio
 async def test_calls_are_placed_by_policy_and_load_and_survive_a_killed_node(mesh, tmp_path):
     publish(mesh, "hostile.wasm", "test/hostile")
@@ -139,7 +131,7 @@ async def test_calls_are_placed_by_policy_and_load_and_survive_a_killed_node(mes
     assert "held-by-a" not in listing.stdout, "adverts carry secret names, never values"
 
     async with mcp.Client(f"{base}/mcp", mode="auto") as client:
-        await listed(client, "test.probe.env")
+        await until_listed(client, "test.probe.env")
         # Load: eight concurrent calls on nodes of two slots each use both.
         async with anyio.create_task_group() as group:
             results = []

@@ -122,6 +122,12 @@ async def test_calls_are_placed_by_policy_and_load_and_survive_a_killed_node(mes
     b_log, b = mesh.node("b", "--slots", "2")
     base = mesh.gateway()
 
+    # A node that cannot reach NATS says so and stops.
+    unreachable = subprocess.run(
+        [TOOL, "node", "--nats", "nats://127.0.0.1:1", "--registry", mesh.registry], capture_output=True, text=True, timeout=30
+    )
+    assert unreachable.returncode == 1 and "cannot connect to nats://127.0.0.1:1" in unreachable.stderr, unreachable.stderr
+
     # `tool nodes` lists both, with what each grants.
     listing = subprocess.run([TOOL, "nodes", "--nats", mesh.nats, "--json"], capture_output=True, text=True, timeout=30)
     assert listing.returncode == 0, listing.stderr

@@ -55,6 +55,10 @@ pub async fn serve(
     tracing::info!(node = %config.id, name = %config.name, "serving calls");
     loop {
         tokio::select! {
+            // In this order: adverts never starve under a flood of calls,
+            // and a call is taken before a cancel that arrived after it.
+            biased;
+            _ = &mut shutdown => break,
             _ = adverts.tick() => advertise(&client, &node, &config, in_flight.load(Ordering::Relaxed), config.slots).await,
             message = calls.next() => match message {
                 Some(message) => take(&client, &node, &config, message, &in_flight, &running),
@@ -68,7 +72,6 @@ pub async fn serve(
                     handle.abort();
                 }
             }
-            _ = &mut shutdown => break,
         }
     }
     // Drain: stop taking calls, tell gateways there is no room here, and
@@ -154,7 +157,8 @@ fn take(
                 node: node_id,
             })
             .await;
-        let keepalive = {
+        // Stopped however the call ends: returned, cancelled or panicked.
+        let _keepalive = AbortOnDrop({
             let answer = answer.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(KEEPALIVE_EVERY);
@@ -170,9 +174,8 @@ fn take(
                         .await;
                 }
             })
-        };
+        });
         let outcome = run(&node, call, &answer).await;
-        keepalive.abort();
         answer.send(outcome).await;
     });
     registry.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), task.abort_handle());
@@ -182,6 +185,15 @@ fn take(
         registry.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
         in_flight.fetch_sub(1, Ordering::Relaxed);
     });
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Where a call's answers go.
@@ -196,8 +208,8 @@ struct Answer {
 impl Answer {
     async fn send(&self, message: NodeMessage) {
         let mut bytes = wire::encode(&message);
-        let limit = self.client.server_info().max_payload;
-        if bytes.len() > limit {
+        let limit = self.client.max_payload();
+        if limit > 0 && bytes.len() > limit {
             // Larger values need chunking (not yet): say so rather than go silent.
             bytes = wire::encode(&NodeMessage::Error {
                 v: WIRE_VERSION,

@@ -105,6 +105,21 @@ impl Table {
 pub struct MeshInvoker {
     client: async_nats::Client,
     table: Arc<Table>,
+    /// Makes this gateway's call ids unique among all gateways.
+    id: String,
+}
+
+/// Counts a call against its node in the table until dropped (however
+/// the call ends, cancellation included).
+struct Sent<'a> {
+    table: &'a Table,
+    node: String,
+}
+
+impl Drop for Sent<'_> {
+    fn drop(&mut self) {
+        self.table.sent(&self.node, -1);
+    }
 }
 
 impl MeshInvoker {
@@ -126,7 +141,9 @@ impl MeshInvoker {
                 }
             }
         });
-        Ok(MeshInvoker { client, table })
+        let mut bytes = [0u8; 6];
+        getrandom::fill(&mut bytes).map_err(|e| MeshError(format!("no random source: {e}")))?;
+        Ok(MeshInvoker { client, table, id: hex::encode(bytes) })
     }
 
     /// The nodes it knows now, as placement sees them (for listings).
@@ -161,13 +178,17 @@ impl MeshInvoker {
         for attempt in 1..=MAX_ATTEMPTS {
             let node = self.place(&call, &tried).await.map_err(error)?;
             self.table.sent(&node, 1);
+            let sent = Sent { table: &self.table, node: node.clone() };
             let outcome = self.attempt(&call, &node, attempt).await;
-            self.table.sent(&node, -1);
+            drop(sent);
             match outcome {
                 Ok(output) => return Ok(output),
                 Err(Attempt::Lost(why)) => {
                     tracing::warn!(call = %call.call_id, node = %node, attempt, "node lost: {why}");
-                    self.table.broke(&node);
+                    // Silence while this gateway itself is cut off says nothing of the node.
+                    if self.client.connection_state() == async_nats::connection::State::Connected {
+                        self.table.broke(&node);
+                    }
                     tried.push(node.clone());
                     if !call.retry_safe {
                         return Err(error(InvokeCause::Lost(format!(
@@ -190,9 +211,19 @@ impl MeshInvoker {
         let lost = |why: &str| Attempt::Lost(why.to_owned());
         let inbox = self.client.new_inbox();
         let mut answers = self.client.subscribe(inbox.clone()).await.map_err(|e| lost(&e.to_string()))?;
+        let call_id = format!("{}-{}", self.id, call.call_id);
+        // Stops the call on the node if this future is dropped first, or
+        // if the node goes silent (it may yet be alive).
+        let mut cancel = CancelOnDrop {
+            client: self.client.clone(),
+            node: node.to_owned(),
+            call_id: call_id.clone(),
+            attempt,
+            armed: true,
+        };
         let message = CallMessage {
             v: WIRE_VERSION,
-            call_id: call.call_id.clone(),
+            call_id,
             attempt,
             repository: call.repository.to_string(),
             digest: call.digest.to_string(),
@@ -201,8 +232,9 @@ impl MeshInvoker {
             progress: call.progress.is_some(),
         };
         let bytes = wire::encode(&message);
-        let limit = self.client.server_info().max_payload;
-        if bytes.len() > limit {
+        let limit = self.client.max_payload();
+        if limit > 0 && bytes.len() > limit {
+            cancel.armed = false;
             return Err(Attempt::Failed(InvokeCause::Remote {
                 kind: "too_large".into(),
                 message: format!("the call is {} bytes, over the NATS payload limit of {limit}", bytes.len()),
@@ -225,7 +257,6 @@ impl MeshInvoker {
         loop {
             let next = tokio::time::timeout(LOST_AFTER, answers.next()).await;
             let Ok(Some(message)) = next else {
-                cancel.armed = false;
                 return Err(lost(&format!("no word from it for {} s", LOST_AFTER.as_secs())));
             };
             let answer = match wire::decode::<NodeMessage>("answer", &message.payload) {
@@ -255,7 +286,11 @@ impl MeshInvoker {
                         })
                     });
                 }
-                NodeMessage::Error { attempt: a, kind, message, tool_failure, retryable, .. } if a == attempt => {
+                // The inbox is this attempt's alone: an error before the
+                // node read the call (attempt 0) is this attempt's too.
+                NodeMessage::Error { attempt: a, kind, message, tool_failure, retryable, .. }
+                    if a == attempt || a == 0 =>
+                {
                     cancel.armed = false;
                     return Err(Attempt::Failed(InvokeCause::Remote { kind, message, tool_failure, retryable }));
                 }

@@ -48,7 +48,9 @@ pub struct MeshError(pub String);
 impl NatsConfig {
     /// Connects; reconnects by itself afterwards.
     pub async fn connect(&self) -> Result<async_nats::Client, MeshError> {
-        let mut options = async_nats::ConnectOptions::new().name(&self.name).retry_on_initial_connect();
+        // The first connection must succeed (a wrong URL is an error at
+        // start); after it, the client reconnects by itself.
+        let mut options = async_nats::ConnectOptions::new().name(&self.name);
         if let Some(token) = &self.token {
             options = options.token(token.clone());
         }

@@ -198,3 +198,27 @@ async def test_calls_are_placed_by_policy_and_load_and_survive_a_killed_node(mes
             survivor.send_signal(signal.SIGKILL)
         assert lost["result"].is_error and "was lost" in text_of(lost["result"]), text_of(lost["result"])
         assert "not retried" in text_of(lost["result"])
+
+
+@pytest.mark.anyio
+async def test_sigterm_lets_running_calls_finish(mesh):
+    publish(mesh, "hostile.wasm", "test/hostile")
+    log, node = mesh.node("draining")
+    base = mesh.gateway()
+    async with mcp.Client(f"{base}/mcp", mode="auto") as client:
+        await until_listed(client, "test.hostile.nap")
+        async with anyio.create_task_group() as group:
+            outcome = {}
+
+            async def nap():
+                outcome["result"] = await client.call_tool("test.hostile.nap", {"ms": 1200})
+
+            group.start_soon(nap)
+            for _ in range(250):
+                await anyio.sleep(0.02)
+                if calls_on(log):
+                    break
+            node.send_signal(signal.SIGTERM)
+        assert text_of(outcome["result"]) == "slept 1200 ms", text_of(outcome["result"])
+    assert node.wait(timeout=10) == 0, log.read_text()
+    assert "draining" in log.read_text() and "node stopped" in log.read_text()

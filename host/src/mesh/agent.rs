@@ -64,27 +64,58 @@ pub async fn serve(
                 Some(message) => take(&client, &node, &config, message, &in_flight, &running),
                 None => return Err(MeshError("the call subscription ended".into())),
             },
-            Some(message) = cancels.next() => {
-                if let Ok(cancel) = wire::decode::<CancelMessage>("cancel", &message.payload)
-                    && let Some(handle) = running.lock().unwrap_or_else(|e| e.into_inner()).remove(&(cancel.call_id.clone(), cancel.attempt))
-                {
-                    tracing::info!(call = %cancel.call_id, attempt = cancel.attempt, "cancelled by the gateway");
-                    handle.abort();
-                }
-            }
+            Some(message) = cancels.next() => cancel(&message, &running),
         }
     }
-    // Drain: stop taking calls, tell gateways there is no room here, and
-    // let what runs finish.
-    let _ = calls.unsubscribe().await;
-    advertise(&client, &node, &config, in_flight.load(Ordering::Relaxed), 0).await;
+    // Drain: no new calls (each is refused as retryable, so the gateway
+    // places it elsewhere at once), adverts with no room, cancels still
+    // honoured, until what runs has finished or the drain time is up.
     tracing::info!(running = in_flight.load(Ordering::Relaxed), "draining");
-    let deadline = tokio::time::Instant::now() + config.drain_timeout;
-    while in_flight.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let drained_by = tokio::time::sleep(config.drain_timeout);
+    tokio::pin!(drained_by);
+    let mut check = tokio::time::interval(Duration::from_millis(50));
+    while in_flight.load(Ordering::Relaxed) > 0 {
+        tokio::select! {
+            biased;
+            _ = &mut drained_by => break,
+            _ = adverts.tick() => advertise(&client, &node, &config, in_flight.load(Ordering::Relaxed), 0).await,
+            Some(message) = calls.next() => refuse_draining(&client, &message).await,
+            Some(message) = cancels.next() => cancel(&message, &running),
+            _ = check.tick() => {}
+        }
     }
+    advertise(&client, &node, &config, 0, 0).await;
     let _ = client.flush().await;
     Ok(())
+}
+
+/// Stops the call a cancel message names, if it runs here.
+fn cancel(message: &async_nats::Message, running: &Running) {
+    if let Ok(cancel) = wire::decode::<CancelMessage>("cancel", &message.payload)
+        && let Some(handle) =
+            running.lock().unwrap_or_else(|e| e.into_inner()).remove(&(cancel.call_id.clone(), cancel.attempt))
+    {
+        tracing::info!(call = %cancel.call_id, attempt = cancel.attempt, "cancelled by the gateway");
+        handle.abort();
+    }
+}
+
+/// Answers a call that arrived while draining: busy, try another node.
+async fn refuse_draining(client: &async_nats::Client, message: &async_nats::Message) {
+    let (Some(reply), Ok(call)) = (&message.reply, wire::decode::<CallMessage>("call", &message.payload)) else {
+        return;
+    };
+    let error = NodeMessage::Error {
+        v: WIRE_VERSION,
+        call_id: call.call_id,
+        attempt: call.attempt,
+        kind: "node_busy".into(),
+        phase: "admission".into(),
+        message: "the node is shutting down".into(),
+        tool_failure: false,
+        retryable: true,
+    };
+    let _ = client.publish(reply.clone(), Bytes::from(wire::encode(&error))).await;
 }
 
 /// Publishes the node's advert, with `slots` free for calls (0 while draining).

@@ -7,7 +7,8 @@
 //! - [`api`]: the OCI distribution HTTP API and toolmesh's catalog.
 //! - [`client`]: what `tool publish`, `tool pull` and nodes use to talk to
 //!   any OCI registry.
-//! - [`request`]: what a tool asks of the node that runs it (typed, versioned).
+//! - [`request`]: what a tool asks of the node that runs it (typed, versioned);
+//!   [`target`]: the hosts and targets it and a node's policy name.
 //! - [`signing`]: publisher keys and signatures over manifest digests.
 //! - [`files`]: atomic and private file writes.
 #![deny(missing_docs)]
@@ -21,3 +22,4 @@ pub mod oci;
 pub mod request;
 pub mod signing;
 pub mod store;
+pub mod target;

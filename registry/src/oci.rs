@@ -122,12 +122,21 @@ impl Manifest {
     /// to, with a message that says why when they are not a Wasm component
     /// artifact.
     pub fn component_layer(bytes: &[u8]) -> Result<Descriptor, String> {
-        let manifest: Manifest =
-            serde_json::from_slice(bytes).map_err(|e| format!("the manifest is not an OCI image manifest: {e}"))?;
-        manifest.wasm_layer().cloned().ok_or_else(|| {
+        Manifest::parse(bytes)?.component().cloned()
+    }
+
+    /// Parses manifest `bytes`, saying why when they are not one.
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("the manifest is not an OCI image manifest: {e}"))
+    }
+
+    /// The component layer, with a message that says why when this is not
+    /// a Wasm component artifact.
+    pub fn component(&self) -> Result<&Descriptor, String> {
+        self.wasm_layer().ok_or_else(|| {
             format!(
                 "not a Wasm component artifact (config {}, no {WASM_LAYER_MEDIA_TYPE} layer)",
-                manifest.config.media_type
+                self.config.media_type
             )
         })
     }

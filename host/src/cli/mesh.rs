@@ -218,14 +218,7 @@ pub async fn nodes(args: NodesArgs) -> Result<(), Failure> {
             n.compiled.len(),
             labels.join(" ")
         );
-        let network: Vec<String> = n.grants.network.iter().map(ToString::to_string).collect();
-        let network = if network.is_empty() { "none".to_owned() } else { network.join(", ") };
-        let scratch = n.grants.scratch_max.map_or("none".to_owned(), toolmesh_host::sandbox::humanize_bytes);
-        outln!(
-            "    grants: network {network}; scratch {scratch}; secrets {}; gpu {}",
-            n.grants.secrets.join(", "),
-            n.grants.gpu
-        );
+        outln!("    grants: {}", n.grants.summary().join("; "));
     }
     Ok(())
 }

@@ -6,12 +6,13 @@ use anyhow::{Context, anyhow};
 use bytes::Bytes;
 use clap::Args;
 use std::path::PathBuf;
+use toolmesh_host::node::source::{ComponentSource, signature_payload};
 use toolmesh_registry::client::Client;
 use toolmesh_registry::digest::Digest;
 use toolmesh_registry::name::Reference;
-use toolmesh_registry::oci::{self, Manifest, annotation};
+use toolmesh_registry::oci::{Manifest, annotation};
 use toolmesh_registry::request::ToolRequest;
-use toolmesh_registry::signing::{PublicKey, SecretKey, SignaturePayload};
+use toolmesh_registry::signing::{PublicKey, SecretKey};
 
 /// Where `tool` looks for a registry unless told otherwise.
 pub const DEFAULT_REGISTRY: &str = "http://127.0.0.1:7600";
@@ -56,8 +57,8 @@ pub async fn fetch(client: &Client, reference: &Reference) -> Result<Fetched, Fa
         .pull_manifest(&reference.repository, &reference.manifest_ref())
         .await
         .with_context(|| format!("cannot fetch {reference} from {}", client.base()))?;
-    let layer = Manifest::component_layer(&bytes).map_err(|e| anyhow!("{reference}: {e}"))?;
-    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| anyhow!("{reference}: {e}"))?;
+    let manifest = Manifest::parse(&bytes).map_err(|e| anyhow!("{reference}: {e}"))?;
+    let layer = manifest.component().map_err(|e| anyhow!("{reference}: {e}"))?;
     let request = ToolRequest::from_annotation(manifest.annotations.get(annotation::PERMISSIONS).map(String::as_str))
         .map_err(|e| anyhow!("{reference}: {e}"))?;
     let bytes = client
@@ -93,24 +94,17 @@ pub async fn verify(
     trusted: &[PublicKey],
 ) -> Result<String, Failure> {
     let repo = &reference.repository;
-    let signatures = client
-        .referrers(repo, digest, Some(oci::SIGNATURE_ARTIFACT_TYPE))
+    let signatures = ComponentSource::signatures(client, repo, *digest)
         .await
-        .with_context(|| format!("cannot list the signatures of {reference}"))?;
+        .map_err(|e| anyhow!("cannot list the signatures of {reference}: {e}"))?;
     let mut reasons = Vec::new();
-    for descriptor in signatures {
-        let checked = async {
-            let (bytes, _, _) =
-                client.pull_manifest(repo, &toolmesh_registry::name::ManifestRef::Digest(descriptor.digest)).await?;
-            let manifest: Manifest = serde_json::from_slice(&bytes)?;
-            let layer = manifest.layers.first().ok_or_else(|| anyhow!("signature has no payload"))?;
-            let payload: SignaturePayload = serde_json::from_slice(&client.pull_blob(repo, &layer.digest).await?)?;
-            Ok::<_, anyhow::Error>(payload.verify(digest, trusted)?)
-        }
-        .await;
-        match checked {
-            Ok(key_id) => return Ok(key_id),
-            Err(e) => reasons.push(format!("{e:#}")),
+    for signature in signatures {
+        match signature_payload(client, repo, signature).await {
+            Ok(payload) => match payload.verify(digest, trusted) {
+                Ok(key_id) => return Ok(key_id),
+                Err(e) => reasons.push(e.to_string()),
+            },
+            Err(e) => reasons.push(e),
         }
     }
     if reasons.is_empty() {

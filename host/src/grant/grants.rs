@@ -81,6 +81,31 @@ impl Grants {
     }
 }
 
+impl Grants {
+    /// What these grants give, in short lines for people (banners, `tool nodes`).
+    pub fn summary(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.network.is_empty() {
+            out.push("network: none".to_owned());
+        } else {
+            let hosts: Vec<String> = self.network.iter().map(ToString::to_string).collect();
+            let private = if self.allow_private { ", private addresses too" } else { "" };
+            out.push(format!("network: {}{private}", hosts.join(", ")));
+        }
+        out.push(match self.scratch_max {
+            Some(max) => format!("scratch: up to {}", humanize_bytes(max)),
+            None => "scratch: none".to_owned(),
+        });
+        if !self.secrets.is_empty() {
+            out.push(format!("secrets: {}", self.secrets.join(", ")));
+        }
+        if self.gpu {
+            out.push("gpu: yes".to_owned());
+        }
+        out
+    }
+}
+
 /// The allowed target that covers requests to hosts `host` on `scheme`
 /// and `port`, if any.
 pub fn covering<'a>(allow: &'a [Target], scheme: Scheme, host: &HostPattern, port: u16) -> Option<&'a Target> {

@@ -112,24 +112,20 @@ impl Grant {
     /// Everything `request` asks for, as if a policy granted it all (to
     /// check at publish that a tool requests what its imports need).
     pub fn as_requested(request: &ToolRequest) -> Grant {
-        let mut everything = Policy::builtin();
-        everything.network.allow = request
-            .network
-            .iter()
-            .map(|rule| toolmesh_registry::request::Target {
-                scheme: Some(rule.scheme),
-                host: rule.host.clone(),
-                port: Some(rule.effective_port()),
-            })
-            .collect();
-        everything.scratch.allow = true;
-        everything.scratch.max_size = u64::MAX;
-        everything.gpu = true;
-        everything.limits.max_timeout = Duration::MAX;
-        for name in &request.secrets {
-            everything.secrets.insert(name.clone(), SecretValue::placeholder());
+        Grant {
+            network: (!request.network.is_empty()).then(|| {
+                Arc::new(NetworkGrant {
+                    rules: request.network.clone(),
+                    explicit: Vec::new(),
+                    policy: NetworkPolicy::default(),
+                })
+            }),
+            scratch: request.scratch_bytes.map(|size| ScratchGrant { size, parent: None }),
+            gpu: request.gpu,
+            memory: request.memory_bytes,
+            timeout: request.timeout_ms.map(Duration::from_millis),
+            ..Grant::default()
         }
-        everything.grant(request).unwrap_or_default()
     }
 
     /// `limits` raised to what the tool asked for and clamped to the

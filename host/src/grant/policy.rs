@@ -118,12 +118,6 @@ pub struct ScratchPolicy {
 pub struct SecretValue(String);
 
 impl SecretValue {
-    /// A value that stands in for a secret when nothing runs (checking a
-    /// request at publish).
-    pub(crate) fn placeholder() -> Self {
-        SecretValue(String::new())
-    }
-
     /// The value, to hand to a call that was granted it.
     pub fn expose(&self) -> &str {
         &self.0
@@ -380,28 +374,9 @@ impl Policy {
     }
 
     /// What the policy grants, in short lines for people (`tool serve`'s
-    /// banner, a node's advert).
+    /// banner, `tool node`'s start).
     pub fn summary(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.network.allow.is_empty() {
-            out.push("network: none".to_owned());
-        } else {
-            let hosts: Vec<String> = self.network.allow.iter().map(ToString::to_string).collect();
-            let private = if self.network.allow_private { ", private addresses too" } else { "" };
-            out.push(format!("network: {}{private}", hosts.join(", ")));
-        }
-        out.push(if self.scratch.allow {
-            format!("scratch: up to {}", crate::sandbox::humanize_bytes(self.scratch.max_size))
-        } else {
-            "scratch: none".to_owned()
-        });
-        if !self.secrets.is_empty() {
-            out.push(format!("secrets: {}", self.secrets.keys().cloned().collect::<Vec<_>>().join(", ")));
-        }
-        if self.gpu {
-            out.push("gpu: yes".to_owned());
-        }
-        out
+        self.grants().summary()
     }
 }
 

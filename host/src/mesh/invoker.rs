@@ -162,9 +162,8 @@ impl MeshInvoker {
                 Err(NoPlacement::NoCapacity { .. }) if Instant::now() < until => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                Err(NoPlacement::NoFit(why)) if views.is_empty() && Instant::now() < until => {
-                    // Just started: adverts arrive within a second.
-                    let _ = why;
+                // Just started: adverts arrive within a second.
+                Err(NoPlacement::NoFit(_)) if views.is_empty() && Instant::now() < until => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(e) => return Err(InvokeCause::Placement(e.to_string())),

@@ -184,8 +184,9 @@ impl Node {
     async fn load(&self, repository: &Repository, digest: Digest) -> Result<Loaded, InvokeCause> {
         let fetch_error = InvokeCause::Fetch;
         let bytes = self.source.manifest(repository, digest).await.map_err(fetch_error)?;
-        let grant = Arc::new(self.grant(repository, digest, &bytes).await?);
-        let layer = Manifest::component_layer(&bytes).map_err(fetch_error)?;
+        let manifest = Manifest::parse(&bytes).map_err(fetch_error)?;
+        let grant = Arc::new(self.grant(repository, digest, &manifest).await?);
+        let layer = manifest.component().map_err(fetch_error)?;
         let wasm = self.source.blob(repository, layer.digest).await.map_err(fetch_error)?;
         let wasm = Arc::new(wasm);
         let (sandbox, bytes) = (self.sandbox.clone(), wasm.clone());
@@ -214,9 +215,8 @@ impl Node {
 
     /// What calls of manifest `manifest` (of `digest`) are granted: its
     /// publisher trusted and its request covered by the node's policy.
-    async fn grant(&self, repository: &Repository, digest: Digest, manifest: &[u8]) -> Result<Grant, InvokeCause> {
+    async fn grant(&self, repository: &Repository, digest: Digest, manifest: &Manifest) -> Result<Grant, InvokeCause> {
         let refused = |missing: String| InvokeCause::Sandbox(SandboxError::NotCovered { missing: vec![missing] });
-        let manifest: Manifest = serde_json::from_slice(manifest).map_err(|e| InvokeCause::Fetch(e.to_string()))?;
         let request =
             ToolRequest::from_annotation(manifest.annotations.get(annotation::PERMISSIONS).map(String::as_str))
                 .map_err(|e| refused(e.to_string()))?;

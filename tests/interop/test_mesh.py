@@ -51,11 +51,18 @@ def wait_for(log, pattern, proc, seconds=30):
 class Mesh:
     """A NATS server, and node and gateway processes started on demand."""
 
-    def __init__(self, tmp_path, registry):
+    def __init__(self, tmp_path, registry, config=None, scheme="nats"):
+        """Starts a NATS server; `config` is the text of its configuration
+        file, with `{port}` for the client port."""
         self.tmp, self.registry, self.procs = tmp_path, f"http://{registry}", []
-        self.nats = f"nats://127.0.0.1:{free_port()}"
-        port = self.nats.rsplit(":", 1)[1]
-        self.spawn("nats", [str(NATS_SERVER), "-a", "127.0.0.1", "-p", port])
+        port = free_port()
+        self.nats = f"{scheme}://127.0.0.1:{port}"
+        if config is None:
+            self.spawn("nats", [str(NATS_SERVER), "-a", "127.0.0.1", "-p", str(port)])
+        else:
+            conf = self.tmp / "nats.conf"
+            conf.write_text(config.replace("{port}", str(port)))
+            self.spawn("nats", [str(NATS_SERVER), "-c", str(conf)])
         wait_for(self.tmp / "nats.log", "Server is ready", self.procs[-1][1])
 
     def spawn(self, name, argv, env=None):
@@ -75,10 +82,11 @@ class Mesh:
         wait_for(log, "serving calls", proc)
         return log, proc
 
-    def gateway(self):
+    def gateway(self, *extra, name="gateway"):
         log, proc = self.spawn(
-            "gateway",
-            [TOOL, "gateway", "--nats", self.nats, "--registry", self.registry, "--addr", "127.0.0.1:0", "--refresh", "300ms"],
+            name,
+            [TOOL, "gateway", "--nats", self.nats, "--registry", self.registry, "--addr", "127.0.0.1:0", "--refresh", "300ms",
+             *extra],
         )
         return wait_for(log, r"listening on (http://\S+)", proc).group(1)
 
@@ -107,8 +115,8 @@ def publish(mesh, component, name, permissions=""):
     assert done.returncode == 0, done.stderr
 
 
-def calls_on(log):
-    return len(re.findall(r"mesh::agent: call ", log.read_text()))
+def calls_on(log, tool=r"\S+"):
+    return len(re.findall(rf"mesh::agent: call .* tool={tool}\n", log.read_text()))
 
 
 @pytest.mark.anyio
@@ -160,11 +168,6 @@ async def test_calls_are_placed_by_policy_and_load_and_survive_a_killed_node(mes
         result = await client.call_tool("test.needy.greet", {"name": "x"})
         assert result.is_error and "no node grants network GET https://api.example.com" in text_of(result), text_of(result)
 
-        # Values past NATS's payload limit are refused with that reason (chunking is to come).
-        with pytest.raises(mcp.MCPError) as big:
-            await client.call_tool("test.hostile.echo", {"text": "x" * (1200 << 10)})
-        assert "over the NATS payload limit" in big.value.error.message
-
         # A node killed mid-call: a read-only call is retried on the other.
         started = time.monotonic()
         async with anyio.create_task_group() as group:
@@ -173,13 +176,14 @@ async def test_calls_are_placed_by_policy_and_load_and_survive_a_killed_node(mes
             async def long_nap():
                 outcome["result"] = await client.call_tool("test.hostile.nap", {"ms": 1500})
 
+            # Only this call naps now, so the log that gains a nap names its node.
+            counts = (calls_on(a_log, "nap"), calls_on(b_log, "nap"))
             group.start_soon(long_nap)
-            counts = (calls_on(a_log), calls_on(b_log))
             for _ in range(200):
                 await anyio.sleep(0.02)
-                if (calls_on(a_log), calls_on(b_log)) != counts:
+                if (calls_on(a_log, "nap"), calls_on(b_log, "nap")) != counts:
                     break
-            victim, survivor_log = (a, b_log) if calls_on(a_log) != counts[0] else (b, a_log)
+            victim, survivor_log = (a, b_log) if calls_on(a_log, "nap") != counts[0] else (b, a_log)
             victim.send_signal(signal.SIGKILL)
         assert text_of(outcome["result"]) == "slept 1500 ms", text_of(outcome["result"])
         assert time.monotonic() - started < 8, "lost within ~2 s, then run again"
@@ -222,3 +226,29 @@ async def test_sigterm_lets_running_calls_finish(mesh):
         assert text_of(outcome["result"]) == "slept 1200 ms", text_of(outcome["result"])
     assert node.wait(timeout=10) == 0, log.read_text()
     assert "draining" in log.read_text() and "node stopped" in log.read_text()
+
+
+@pytest.mark.anyio
+async def test_values_over_the_nats_payload_limit_cross_in_parts(mesh):
+    publish(mesh, "hostile.wasm", "test/hostile")
+    log, _ = mesh.node("big", "--max-output", "10MiB")
+    base = mesh.gateway("--max-body", "20MiB")
+    # 8 MiB in and 8 MiB out, over a server whose payload limit is 1 MiB.
+    text = "".join(chr(ord("a") + i % 26) for i in range(8 << 20))
+    async with mcp.Client(f"{base}/mcp", mode="auto") as client:
+        await until_listed(client, "test.hostile.echo")
+        result = await client.call_tool("test.hostile.echo", {"text": text})
+        assert not result.is_error and text_of(result) == text, len(text_of(result))
+        # Over the gateway's body limit: refused there (HTTP 413, see test_edge).
+        with pytest.raises(mcp.MCPError):
+            await client.call_tool("test.hostile.echo", {"text": "x" * (21 << 20)})
+        # Over the node's output limit: the tool's failure, named.
+        result = await client.call_tool("test.hostile.echo", {"text": text + text[: 4 << 20]})
+        assert result.is_error and "output" in text_of(result).lower(), text_of(result)[:200]
+        # And the node still serves.
+        assert text_of(await client.call_tool("test.hostile.echo", {"text": "ok"})) == "ok"
+    # Log lines are written in batches: give the last one a moment.
+    until = time.monotonic() + 2
+    while calls_on(log) < 3 and time.monotonic() < until:
+        time.sleep(0.05)
+    assert calls_on(log) == 3, "the call over the body limit never reached the node"

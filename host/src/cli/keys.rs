@@ -1,4 +1,4 @@
-//! `tool keygen`: a publisher key pair.
+//! `tool keygen`: a publisher key pair, or a NATS user key for a node or gateway.
 
 use super::Failure;
 use anyhow::{Context, anyhow};
@@ -17,6 +17,11 @@ pub struct KeygenArgs {
     /// Replace existing key files.
     #[arg(long)]
     force: bool,
+    /// Make a NATS user nkey instead (for `--nkey` of `tool node` and
+    /// `tool gateway`); its public key goes into the NATS server's
+    /// configuration [default file: ~/.config/toolmesh/nats.nk].
+    #[arg(long)]
+    nats: bool,
 }
 
 pub fn run(args: KeygenArgs) -> Result<(), Failure> {
@@ -24,7 +29,7 @@ pub fn run(args: KeygenArgs) -> Result<(), Failure> {
         Some(path) => path,
         None => dirs::config_dir()
             .ok_or_else(|| Failure::usage(anyhow!("no configuration directory; pass --output")))?
-            .join("toolmesh/publisher.key"),
+            .join(if args.nats { "toolmesh/nats.nk" } else { "toolmesh/publisher.key" }),
     };
     let public_path = PathBuf::from(format!("{}.pub", secret_path.display()));
     if !args.force && (secret_path.exists() || public_path.exists()) {
@@ -32,6 +37,18 @@ pub fn run(args: KeygenArgs) -> Result<(), Failure> {
     }
     if let Some(dir) = secret_path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    if args.nats {
+        let key = nkeys::KeyPair::new_user();
+        let seed = key.seed().map_err(|e| anyhow!("cannot encode the nkey: {e}"))?;
+        files::write_atomic(&secret_path, format!("{seed}\n").as_bytes())
+            .with_context(|| format!("cannot write {}", secret_path.display()))?;
+        std::fs::write(&public_path, format!("{}\n", key.public_key()))
+            .with_context(|| format!("cannot write {}", public_path.display()))?;
+        outln!("{}", key.public_key());
+        outln!("secret nkey: {} (pass it with --nkey)", secret_path.display());
+        outln!("public nkey: {} (name it as a user in the NATS server's configuration)", public_path.display());
+        return Ok(());
     }
     let key = SecretKey::generate();
     files::write_atomic(&secret_path, format!("{}\n", key.to_text()).as_bytes())

@@ -2,37 +2,67 @@
 //! processes, joined by a NATS server the operator runs.
 
 use super::Failure;
+use super::front_args::FrontArgs;
 use super::remote::RegistryArgs;
 use super::sandbox_args::SandboxArgs;
 use anyhow::{Context, anyhow};
 use clap::Args;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use toolmesh_host::gateway::catalog::Catalog;
-use toolmesh_host::gateway::http::{McpHttpConfig, router as mcp_router};
+use toolmesh_host::gateway::http::router as mcp_router;
 use toolmesh_host::gateway::{Gateway, front};
 use toolmesh_host::mesh::agent::{self, AgentConfig};
 use toolmesh_host::mesh::invoker::MeshInvoker;
-use toolmesh_host::mesh::{NatsConfig, subjects};
+use toolmesh_host::mesh::{NatsAuth, NatsConfig, NatsTls, subjects};
 use toolmesh_host::node::Node;
 use toolmesh_host::sandbox::Sandbox;
 
-/// How to reach NATS.
+/// How to reach NATS and prove who this process is.
 #[derive(Args, Debug)]
 pub struct NatsArgs {
-    /// NATS server URL(s), comma-separated (`nats://127.0.0.1:4222`).
+    /// NATS server URL(s), comma-separated (`nats://127.0.0.1:4222`, `tls://…`).
     #[arg(long, env = "TOOLMESH_NATS", value_name = "URL")]
     nats: String,
     /// A token for NATS servers that require one.
-    #[arg(long, env = "TOOLMESH_NATS_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(long = "nats-token", env = "TOOLMESH_NATS_TOKEN", hide_env_values = true, value_name = "TOKEN", conflicts_with_all = ["nats_creds", "nats_nkey"])]
     nats_token: Option<String>,
+    /// A NATS creds file (user JWT and seed, as `nsc` writes them).
+    #[arg(
+        long = "nats-creds",
+        alias = "creds",
+        env = "TOOLMESH_NATS_CREDS",
+        value_name = "FILE",
+        conflicts_with = "nats_nkey"
+    )]
+    nats_creds: Option<PathBuf>,
+    /// A file holding a NATS user nkey seed (`tool keygen --nats` writes one).
+    #[arg(long = "nats-nkey", alias = "nkey", env = "TOOLMESH_NATS_NKEY", value_name = "FILE")]
+    nats_nkey: Option<PathBuf>,
+    /// A PEM file of CA certificates to trust for NATS (a private CA); implies TLS.
+    #[arg(long = "nats-ca", alias = "tls-ca", env = "TOOLMESH_NATS_CA", value_name = "FILE")]
+    nats_ca: Option<PathBuf>,
+    /// A client certificate (PEM) for NATS servers that verify clients.
+    #[arg(long = "nats-cert", value_name = "FILE", requires = "nats_key")]
+    nats_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long = "nats-key", value_name = "FILE", requires = "nats_cert")]
+    nats_key: Option<PathBuf>,
 }
 
 impl NatsArgs {
     fn config(&self, name: String) -> NatsConfig {
-        NatsConfig { url: self.nats.clone(), token: self.nats_token.clone(), name }
+        let auth = match (&self.nats_token, &self.nats_creds, &self.nats_nkey) {
+            (Some(token), _, _) => NatsAuth::Token(token.clone()),
+            (_, Some(creds), _) => NatsAuth::Creds(creds.clone()),
+            (_, _, Some(nkey)) => NatsAuth::Nkey(nkey.clone()),
+            _ => NatsAuth::None,
+        };
+        let tls = NatsTls { ca: self.nats_ca.clone(), client: self.nats_cert.clone().zip(self.nats_key.clone()) };
+        NatsConfig { url: self.nats.clone(), auth, tls, name, refusals: Default::default() }
     }
 }
 
@@ -41,7 +71,11 @@ impl NatsArgs {
 pub struct NodeArgs {
     #[command(flatten)]
     nats: NatsArgs,
-    /// A name for this node in listings [default: the host name and a random suffix].
+    /// The node's id on the mesh, fixed so NATS permissions can name its
+    /// subjects (letters, digits, `-`, `_`) [default: random at each start].
+    #[arg(long, value_name = "ID")]
+    id: Option<String>,
+    /// A name for this node in listings [default: `node-` and the id's start].
     #[arg(long)]
     name: Option<String>,
     /// A label for placement and listings, `key=value` (repeatable).
@@ -81,18 +115,22 @@ async fn stop_signal() {
 }
 
 pub async fn node(args: NodeArgs) -> Result<(), Failure> {
-    let id = node_id()?;
-    let name = args.name.clone().unwrap_or_else(|| format!("node-{}", &id[..6]));
+    let id = match &args.id {
+        Some(id) => id.clone(),
+        None => node_id()?,
+    };
     if !subjects::is_valid_id(&id) {
-        return Err(Failure::failed(anyhow!("bad node id {id}")));
+        return Err(Failure::usage(anyhow!("bad node id {id:?}: use 1 to 64 letters, digits, `-` or `_`")));
     }
+    let name = args.name.clone().unwrap_or_else(|| format!("node-{}", id.chars().take(6).collect::<String>()));
     let config = args.sandbox.config()?;
     let slots = args.slots.unwrap_or(config.max_concurrent_calls).max(1);
     let sandbox = Arc::new(Sandbox::new(config)?);
     let policy = Arc::new(args.sandbox.policy()?);
     let source = Arc::new(args.registry.client()?);
     let node = Node::new(sandbox, source, policy.clone());
-    let client = args.nats.config(format!("toolmesh node {name}")).connect().await.map_err(Failure::failed)?;
+    let nats = args.nats.config(format!("toolmesh node {name}"));
+    let client = nats.connect().await.map_err(Failure::failed)?;
     eprintln!("node {name} ({id}) grants tools: {}", policy.summary().join("; "));
     eprintln!("node {id} connected to {}", args.nats.nats);
     let config = AgentConfig {
@@ -103,7 +141,7 @@ pub async fn node(args: NodeArgs) -> Result<(), Failure> {
         gpus: Vec::new(),
         drain_timeout: args.drain,
     };
-    agent::serve(client, node, config, stop_signal()).await.map_err(Failure::failed)?;
+    agent::serve(client, nats.refusals.clone(), node, config, stop_signal()).await.map_err(Failure::failed)?;
     eprintln!("node stopped");
     Ok(())
 }
@@ -116,12 +154,8 @@ pub struct GatewayArgs {
     /// Address to listen on; the MCP endpoint is /mcp.
     #[arg(long, default_value = "127.0.0.1:7700", value_name = "HOST:PORT")]
     addr: SocketAddr,
-    /// An API key MCP clients must present (repeatable). Required unless listening on loopback.
-    #[arg(long = "api-key", env = "TOOLMESH_API_KEYS", value_delimiter = ',', hide_env_values = true)]
-    api_keys: Vec<String>,
-    /// A host name clients use to reach this gateway (repeatable), beyond the loopback names.
-    #[arg(long = "allowed-host", value_name = "HOST")]
-    allowed_hosts: Vec<String>,
+    #[command(flatten)]
+    front: FrontArgs,
     /// How often the tool list is read again from the registry.
     #[arg(long, default_value = "2s", value_parser = super::sandbox_args::parse_duration_arg, value_name = "DURATION")]
     refresh: Duration,
@@ -130,11 +164,11 @@ pub struct GatewayArgs {
 }
 
 pub async fn gateway(args: GatewayArgs) -> Result<(), Failure> {
-    if !args.addr.ip().is_loopback() && args.api_keys.is_empty() {
-        return Err(Failure::usage(anyhow!("{} is not a loopback address: pass --api-key KEY", args.addr)));
-    }
-    let client = args.nats.config("toolmesh gateway".into()).connect().await.map_err(Failure::failed)?;
-    let invoker = MeshInvoker::start(client).await.map_err(Failure::failed)?;
+    let mcp = args.front.config(args.addr)?;
+    let nats = args.nats.config("toolmesh gateway".into());
+    let client = nats.connect().await.map_err(Failure::failed)?;
+    let invoker = MeshInvoker::start(client.clone()).await.map_err(Failure::failed)?;
+    nats.refusals.confirm(&client, "a gateway").await.map_err(Failure::failed)?;
     let gateway = Gateway::new(Arc::new(invoker));
     let registry = args.registry.client()?;
     let entries =
@@ -152,8 +186,6 @@ pub async fn gateway(args: GatewayArgs) -> Result<(), Failure> {
             }
         }
     });
-    let mut mcp = McpHttpConfig { api_keys: args.api_keys.clone(), ..McpHttpConfig::default() };
-    mcp.allowed_hosts.extend(args.allowed_hosts.iter().cloned());
     let listener =
         tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
     let base = format!("http://{}", listener.local_addr()?);

@@ -14,6 +14,7 @@ macro_rules! outln {
     }};
 }
 
+mod front_args;
 mod inspect;
 mod keys;
 mod log_writer;

@@ -2,6 +2,7 @@
 //! `tool mcp` (the same catalog over stdio, for Claude Desktop).
 
 use super::Failure;
+use super::front_args::FrontArgs;
 use super::sandbox_args::SandboxArgs;
 use super::tool_toml::ToolToml;
 use anyhow::{Context, anyhow};
@@ -11,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use toolmesh_host::artifact::ToolMetadata;
-use toolmesh_host::gateway::http::{McpHttpConfig, router as mcp_router};
+use toolmesh_host::gateway::http::router as mcp_router;
 use toolmesh_host::gateway::{Gateway, LocalInvoker, front};
 use toolmesh_host::grant::{Policy, ToolRequest};
 use toolmesh_host::node::Node;
@@ -73,19 +74,8 @@ pub struct ServeArgs {
     /// Address to listen on: the MCP endpoint is /mcp, the registry /v2/.
     #[arg(long, default_value = "127.0.0.1:7600", value_name = "HOST:PORT")]
     addr: SocketAddr,
-    /// An API key MCP clients must present (repeatable; `TOOLMESH_API_KEYS`,
-    /// comma-separated). Required unless listening on loopback.
-    #[arg(long = "api-key", env = "TOOLMESH_API_KEYS", value_delimiter = ',', hide_env_values = true)]
-    api_keys: Vec<String>,
-    /// A host name clients use to reach this server (repeatable), beyond the loopback names.
-    #[arg(long = "allowed-host", value_name = "HOST")]
-    allowed_hosts: Vec<String>,
-    /// A browser origin allowed to call /mcp (repeatable), beyond local pages.
-    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
-    allowed_origins: Vec<String>,
-    /// MCP calls per minute per caller (0: unlimited).
-    #[arg(long, default_value_t = 600)]
-    rate_limit: u32,
+    #[command(flatten)]
+    front: FrontArgs,
     /// Threads that serve HTTP connections, each pinned to one of them
     /// [default: one per core].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -162,21 +152,11 @@ fn push_token(data: &Path) -> Result<String, Failure> {
 }
 
 pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
-    let loopback = args.addr.ip().is_loopback();
-    if !loopback && args.api_keys.is_empty() {
-        return Err(Failure::usage(anyhow!(
-            "{} is not a loopback address: pass --api-key KEY so only your clients can call tools",
-            args.addr
-        )));
-    }
+    let mcp = args.front.config(args.addr)?;
     let data = args.data.dir()?;
     let (store, sandbox, gateway, policy) = node(&data, &args.node)?;
     let token = push_token(&data)?;
     let access = AccessConfig { push_tokens: vec![token.clone()], ..AccessConfig::default() };
-    let mut mcp =
-        McpHttpConfig { api_keys: args.api_keys.clone(), rate_per_minute: args.rate_limit, ..McpHttpConfig::default() };
-    mcp.allowed_hosts.extend(args.allowed_hosts.iter().cloned());
-    mcp.allowed_origins.extend(args.allowed_origins.iter().cloned());
     let app = registry_router(store.clone(), access).merge(mcp_router(gateway.clone(), mcp));
     let listener =
         tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;

@@ -4,8 +4,9 @@
 //! progress, one result or error), stops calls it is told to cancel, and on
 //! shutdown stops taking calls and lets running ones finish.
 
+use super::parts::{self, Assembler, MAX_VALUE, PartError};
 use super::subjects;
-use super::{ADVERT_EVERY, KEEPALIVE_EVERY, MeshError};
+use super::{ADVERT_EVERY, KEEPALIVE_EVERY, MeshError, Refusals};
 use crate::node::wire::{self, Advert, CallMessage, CancelMessage, GpuAdapter, NodeMessage, WIRE_VERSION};
 use crate::node::{Invocation, Node};
 use crate::sandbox::Progress;
@@ -39,8 +40,11 @@ type Running = Arc<Mutex<HashMap<(String, u32), AbortHandle>>>;
 
 /// Serves calls for `node` on `client` until `shutdown` completes, then
 /// drains: no new calls, running ones finish (up to the drain timeout).
+/// Fails at once if the server refuses the node its own subjects (its
+/// credentials are for another id), as recorded in `refusals`.
 pub async fn serve(
     client: async_nats::Client,
+    refusals: Refusals,
     node: Node,
     config: AgentConfig,
     shutdown: impl Future<Output = ()>,
@@ -48,8 +52,11 @@ pub async fn serve(
     let nats = |e: async_nats::SubscribeError| MeshError(e.to_string());
     let mut calls = client.subscribe(subjects::call(&config.id)).await.map_err(nats)?;
     let mut cancels = client.subscribe(subjects::cancel(&config.id)).await.map_err(nats)?;
+    advertise(&client, &node, &config, 0, config.slots).await;
+    refusals.confirm(&client, &format!("node id {}", config.id)).await?;
     let in_flight = Arc::new(AtomicU32::new(0));
     let running: Running = Arc::default();
+    let mut assembler = Assembler::new(MAX_VALUE);
     let mut adverts = tokio::time::interval(ADVERT_EVERY);
     tokio::pin!(shutdown);
     tracing::info!(node = %config.id, name = %config.name, "serving calls");
@@ -61,7 +68,11 @@ pub async fn serve(
             _ = &mut shutdown => break,
             _ = adverts.tick() => advertise(&client, &node, &config, in_flight.load(Ordering::Relaxed), config.slots).await,
             message = calls.next() => match message {
-                Some(message) => take(&client, &node, &config, message, &in_flight, &running),
+                Some(message) => {
+                    if let Some((reply, payload)) = whole(&client, &mut assembler, message) {
+                        take(&client, &node, &config, reply, payload, &in_flight, &running);
+                    }
+                }
                 None => return Err(MeshError("the call subscription ended".into())),
             },
             Some(message) = cancels.next() => cancel(&message, &running),
@@ -100,21 +111,54 @@ fn cancel(message: &async_nats::Message, running: &Running) {
     }
 }
 
+/// A call message's reply inbox and whole payload, once all its parts
+/// came; a broken sequence of parts is answered with an error.
+fn whole(
+    client: &async_nats::Client,
+    assembler: &mut Assembler,
+    message: async_nats::Message,
+) -> Option<(async_nats::Subject, Bytes)> {
+    let reply = message.reply.clone()?;
+    let error = match parts::part_of(&message) {
+        None => return Some((reply, message.payload)),
+        Some(Ok((index, count))) => match assembler.add(reply.as_str(), index, count, &message.payload) {
+            Ok(Some(payload)) => return Some((reply, payload)),
+            Ok(None) => return None,
+            // The rest of a sequence already refused: refused once is enough.
+            Err(PartError::OutOfOrder { expected: 0, .. }) => return None,
+            Err(e) => e,
+        },
+        Some(Err(e)) => e,
+    };
+    let kind = if matches!(error, PartError::TooLarge { .. }) { "too_large" } else { "bad_request" };
+    let refusal = admission_error(kind, format!("the call could not be read: {error}"), false);
+    let client = client.clone();
+    tokio::spawn(async move { client.publish(reply, Bytes::from(wire::encode(&refusal))).await });
+    None
+}
+
+/// An error for a call the node did not start (attempt 0: before its id was read).
+fn admission_error(kind: &str, message: String, retryable: bool) -> NodeMessage {
+    NodeMessage::Error {
+        v: WIRE_VERSION,
+        call_id: String::new(),
+        attempt: 0,
+        kind: kind.into(),
+        phase: "admission".into(),
+        message,
+        tool_failure: false,
+        retryable,
+    }
+}
+
 /// Answers a call that arrived while draining: busy, try another node.
 async fn refuse_draining(client: &async_nats::Client, message: &async_nats::Message) {
-    let (Some(reply), Ok(call)) = (&message.reply, wire::decode::<CallMessage>("call", &message.payload)) else {
+    let Some(reply) = &message.reply else { return };
+    // A call in parts is refused once, at its first part.
+    if matches!(parts::part_of(message), Some(Ok((index, _))) if index > 0) {
         return;
-    };
-    let error = NodeMessage::Error {
-        v: WIRE_VERSION,
-        call_id: call.call_id,
-        attempt: call.attempt,
-        kind: "node_busy".into(),
-        phase: "admission".into(),
-        message: "the node is shutting down".into(),
-        tool_failure: false,
-        retryable: true,
-    };
+    }
+    let error = admission_error("node_busy", "the node is shutting down".into(), true);
     let _ = client.publish(reply.clone(), Bytes::from(wire::encode(&error))).await;
 }
 
@@ -145,28 +189,17 @@ fn take(
     client: &async_nats::Client,
     node: &Node,
     config: &AgentConfig,
-    message: async_nats::Message,
+    reply: async_nats::Subject,
+    payload: Bytes,
     in_flight: &Arc<AtomicU32>,
     running: &Running,
 ) {
-    let Some(reply) = message.reply.clone() else { return };
     let (client, node, node_id) = (client.clone(), node.clone(), config.id.clone());
-    let call = match wire::decode::<CallMessage>("call", &message.payload) {
+    let call = match wire::decode::<CallMessage>("call", &payload) {
         Ok(call) => call,
         Err(e) => {
-            tokio::spawn(async move {
-                let error = NodeMessage::Error {
-                    v: WIRE_VERSION,
-                    call_id: String::new(),
-                    attempt: 0,
-                    kind: "bad_request".into(),
-                    phase: "admission".into(),
-                    message: e.to_string(),
-                    tool_failure: false,
-                    retryable: false,
-                };
-                let _ = client.publish(reply, Bytes::from(wire::encode(&error))).await;
-            });
+            let error = admission_error("bad_request", e.to_string(), false);
+            tokio::spawn(async move { client.publish(reply, Bytes::from(wire::encode(&error))).await });
             return;
         }
     };
@@ -239,21 +272,19 @@ struct Answer {
 impl Answer {
     async fn send(&self, message: NodeMessage) {
         let mut bytes = wire::encode(&message);
-        let limit = self.client.max_payload();
-        if limit > 0 && bytes.len() > limit {
-            // Larger values need chunking (not yet): say so rather than go silent.
+        if bytes.len() > MAX_VALUE {
             bytes = wire::encode(&NodeMessage::Error {
                 v: WIRE_VERSION,
                 call_id: self.call_id.clone(),
                 attempt: self.attempt,
                 kind: "output_too_large".into(),
                 phase: "output check".into(),
-                message: format!("the answer is {} bytes, over the NATS payload limit of {limit}", bytes.len()),
+                message: format!("the answer is {} bytes, over the mesh's limit of {MAX_VALUE}", bytes.len()),
                 tool_failure: true,
                 retryable: false,
             });
         }
-        if let Err(e) = self.client.publish(self.reply.clone(), Bytes::from(bytes)).await {
+        if let Err(e) = parts::publish(&self.client, self.reply.clone(), None, bytes).await {
             tracing::warn!(call = %self.call_id, error = %e, "cannot answer");
         }
     }

@@ -5,6 +5,7 @@
 //! the next attempt number, so a late answer from the lost one is dropped),
 //! any other call ends with an error saying the node was lost.
 
+use super::parts::{self, Assembler, MAX_VALUE};
 use super::{LOST_AFTER, MeshError, subjects};
 use crate::gateway::placement::{self, CallNeeds, NoPlacement, NodeView};
 use crate::gateway::{Invocation, InvokeCause, InvokeError, InvokeFuture, Invoker};
@@ -231,34 +232,40 @@ impl MeshInvoker {
             progress: call.progress.is_some(),
         };
         let bytes = wire::encode(&message);
-        let limit = self.client.max_payload();
-        if limit > 0 && bytes.len() > limit {
+        if bytes.len() > MAX_VALUE {
             cancel.armed = false;
             return Err(Attempt::Failed(InvokeCause::Remote {
                 kind: "too_large".into(),
-                message: format!("the call is {} bytes, over the NATS payload limit of {limit}", bytes.len()),
+                message: format!("the call is {} bytes, over the mesh's limit of {MAX_VALUE}", bytes.len()),
                 tool_failure: false,
                 retryable: false,
             }));
         }
-        self.client
-            .publish_with_reply(subjects::call(node), inbox, Bytes::from(bytes))
+        parts::publish(&self.client, subjects::call(node), Some(inbox.to_string()), bytes)
             .await
             .map_err(|e| lost(&e.to_string()))?;
-        // Stops the call on the node if this future is dropped first.
-        let mut cancel = CancelOnDrop {
-            client: self.client.clone(),
-            node: node.to_owned(),
-            call_id: call.call_id.clone(),
-            attempt,
-            armed: true,
-        };
+        let mut assembler = Assembler::new(MAX_VALUE);
         loop {
             let next = tokio::time::timeout(LOST_AFTER, answers.next()).await;
             let Ok(Some(message)) = next else {
                 return Err(lost(&format!("no word from it for {} s", LOST_AFTER.as_secs())));
             };
-            let answer = match wire::decode::<NodeMessage>("answer", &message.payload) {
+            let payload = match parts::part_of(&message) {
+                None => message.payload,
+                Some(part) => match part.and_then(|(i, n)| assembler.add("", i, n, &message.payload)) {
+                    Ok(Some(whole)) => whole,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        return Err(Attempt::Failed(InvokeCause::Remote {
+                            kind: "invalid_output".into(),
+                            message: format!("the node's answer could not be read: {e}"),
+                            tool_failure: false,
+                            retryable: false,
+                        }));
+                    }
+                },
+            };
+            let answer = match wire::decode::<NodeMessage>("answer", &payload) {
                 Ok(answer) => answer,
                 Err(e) => {
                     tracing::warn!(node, error = %e, "unreadable answer; ignored");

@@ -6,6 +6,7 @@
 //! - [`agent`]: what `tool node` runs: adverts, calls, keep-alives, drain.
 //! - [`invoker`]: what `tool gateway` runs: the live node table, placement
 //!   and failover, as an [`crate::gateway::Invoker`].
+//! - [`parts`]: values over the NATS payload limit, sent in parts.
 //!
 //! A call: the gateway places it ([`crate::gateway::placement`]), sends a
 //! [`crate::node::wire::CallMessage`] to the node's call subject with a
@@ -16,8 +17,11 @@
 
 pub mod agent;
 pub mod invoker;
+pub mod parts;
 pub mod subjects;
 
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How often a node says a call is still running.
@@ -29,15 +33,80 @@ pub const LOST_AFTER: Duration = Duration::from_secs(2);
 /// How often a node advertises itself; an advert is believed for three times that.
 pub const ADVERT_EVERY: Duration = Duration::from_secs(1);
 
-/// How to reach the NATS servers.
-#[derive(Debug, Clone)]
+/// How to reach the NATS servers and prove who this process is.
+#[derive(Debug, Clone, Default)]
 pub struct NatsConfig {
-    /// Server URLs (`nats://host:4222`, comma-separated for several).
+    /// Server URLs (`nats://host:4222`, `tls://host:4222`, comma-separated
+    /// for several; `nats://user:password@host` for password users).
     pub url: String,
-    /// A token, for servers that require one.
-    pub token: Option<String>,
+    /// How this process authenticates.
+    pub auth: NatsAuth,
+    /// TLS beyond the system's roots.
+    pub tls: NatsTls,
     /// The client's name as the server shows it.
     pub name: String,
+    /// Where the server's permission refusals on this connection are kept.
+    pub refusals: Refusals,
+}
+
+/// The server's refusals of this process's publishes and subscriptions
+/// (subjects its credentials do not allow), newest last, at most 16.
+#[derive(Debug, Clone, Default)]
+pub struct Refusals(Arc<Mutex<Vec<String>>>);
+
+impl Refusals {
+    fn record(&self, what: String) {
+        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if list.len() == 16 {
+            list.remove(0);
+        }
+        list.push(what);
+    }
+
+    /// What was refused so far.
+    pub fn list(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits for the server to have read what `client` sent so far, then
+    /// fails if it refused any of it: `who` (such as "node id a") is not
+    /// what this process's credentials allow.
+    pub async fn confirm(&self, client: &async_nats::Client, who: &str) -> Result<(), MeshError> {
+        // The server answers a refused subscription or publish before the
+        // flush's PONG; its event may take a moment more to be recorded.
+        client.flush().await.map_err(|e| MeshError(format!("cannot reach the server: {e}")))?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        match self.list().first() {
+            Some(refused) => Err(MeshError(format!(
+                "the server refuses the subjects of {who} ({refused}): the credentials are for someone else"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// How a process proves who it is to the NATS servers; the servers decide
+/// what each identity may publish and subscribe to.
+#[derive(Debug, Clone, Default)]
+pub enum NatsAuth {
+    /// No credentials beyond any user and password in the URL.
+    #[default]
+    None,
+    /// A shared token.
+    Token(String),
+    /// A creds file (a user JWT and its nkey seed, as `nsc` writes them).
+    Creds(PathBuf),
+    /// A file holding a user nkey seed (`SU…`, as `tool keygen --nats` writes it).
+    Nkey(PathBuf),
+}
+
+/// TLS settings for NATS connections.
+#[derive(Debug, Clone, Default)]
+pub struct NatsTls {
+    /// A PEM file of CA certificates to trust (a private CA); implies TLS.
+    pub ca: Option<PathBuf>,
+    /// A client certificate and its key, PEM, for servers that verify clients.
+    pub client: Option<(PathBuf, PathBuf)>,
 }
 
 /// A NATS failure.
@@ -48,12 +117,28 @@ pub struct MeshError(pub String);
 impl NatsConfig {
     /// Connects; reconnects by itself afterwards.
     pub async fn connect(&self) -> Result<async_nats::Client, MeshError> {
-        // The first connection must succeed (a wrong URL is an error at
-        // start); after it, the client reconnects by itself.
-        let mut options = async_nats::ConnectOptions::new().name(&self.name);
-        if let Some(token) = &self.token {
-            options = options.token(token.clone());
-        }
+        // The first connection must succeed (a wrong URL or credential is
+        // an error at start); after it, the client reconnects by itself.
+        let mut options = self.options().await?;
+        let (name, refusals) = (self.name.clone(), self.refusals.clone());
+        options = options.event_callback(move |event| {
+            let (name, refusals) = (name.clone(), refusals.clone());
+            async move {
+                match event {
+                    async_nats::Event::Connected => tracing::info!(client = %name, "NATS connected"),
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!(client = %name, "NATS disconnected; reconnecting")
+                    }
+                    async_nats::Event::ServerError(async_nats::ServerError::Other(error))
+                        if error.to_ascii_lowercase().contains("permissions violation") =>
+                    {
+                        tracing::warn!(client = %name, "NATS refused: {error}");
+                        refusals.record(error);
+                    }
+                    other => tracing::warn!(client = %name, "NATS: {other}"),
+                }
+            }
+        });
         let servers: Vec<&str> = self.url.split(',').map(str::trim).collect();
         let connect = options.connect(servers.as_slice());
         match tokio::time::timeout(Duration::from_secs(10), connect).await {
@@ -61,5 +146,36 @@ impl NatsConfig {
             Ok(Err(e)) => Err(MeshError(format!("cannot connect to {}: {e}", self.url))),
             Err(_) => Err(MeshError(format!("cannot connect to {} within 10 s", self.url))),
         }
+    }
+
+    async fn options(&self) -> Result<async_nats::ConnectOptions, MeshError> {
+        let mut options = async_nats::ConnectOptions::new().name(&self.name);
+        options = match &self.auth {
+            NatsAuth::None => options,
+            NatsAuth::Token(token) => options.token(token.clone()),
+            NatsAuth::Creds(path) => options
+                .credentials_file(path)
+                .await
+                .map_err(|e| MeshError(format!("cannot read the creds file {}: {e}", path.display())))?,
+            NatsAuth::Nkey(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| MeshError(format!("cannot read the nkey file {}: {e}", path.display())))?;
+                let seed = text.trim();
+                if !seed.starts_with("SU") {
+                    return Err(MeshError(format!("{} does not hold a user nkey seed (SU…)", path.display())));
+                }
+                options.nkey(seed.to_owned())
+            }
+        };
+        if let Some(ca) = &self.tls.ca {
+            if !ca.is_file() {
+                return Err(MeshError(format!("the CA file {} does not exist", ca.display())));
+            }
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        if let Some((cert, key)) = &self.tls.client {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+        Ok(options)
     }
 }

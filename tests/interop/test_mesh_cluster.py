@@ -1,0 +1,145 @@
+"""The mesh on a NATS cluster as operators run one: three servers routed
+together, a leaf server (a site behind NAT that dials out), and nodes on
+different servers, with different policies and labels. Under a steady
+load of calls: one NATS server is killed, then the gateway is restarted;
+every call still gets its answer, and the calls spread over the nodes.
+"""
+
+import signal
+import subprocess
+import time
+
+import anyio
+import mcp
+import pytest
+from conftest import TOOL, stop, until_listed
+from test_mcp import text_of
+from test_mesh import NATS_SERVER, Mesh, calls_on, free_port, publish, wait_for
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+class Cluster(Mesh):
+    """Three routed NATS servers and a leaf server that dials into them."""
+
+    def __init__(self, tmp_path, registry):
+        self.tmp, self.registry, self.procs = tmp_path, f"http://{registry}", []
+        ports = [free_port() for _ in range(3)]
+        routes = [free_port() for _ in range(3)]
+        leafs = [free_port() for _ in range(3)]
+        self.servers = []
+        for i in range(3):
+            others = ", ".join(f"nats-route://127.0.0.1:{routes[j]}" for j in range(3) if j != i)
+            conf = tmp_path / f"nats{i}.conf"
+            conf.write_text(f"""
+server_name: s{i}
+listen: 127.0.0.1:{ports[i]}
+cluster {{ name: toolmesh, listen: 127.0.0.1:{routes[i]}, routes: [{others}] }}
+leafnodes {{ listen: 127.0.0.1:{leafs[i]} }}
+""")
+            log, proc = self.spawn(f"nats{i}", [str(NATS_SERVER), "-c", str(conf)])
+            self.servers.append(proc)
+        leaf_port = free_port()
+        remotes = ", ".join(f'"nats-leaf://127.0.0.1:{p}"' for p in leafs)
+        conf = tmp_path / "leaf.conf"
+        conf.write_text(f"""
+server_name: leaf
+listen: 127.0.0.1:{leaf_port}
+leafnodes {{ remotes: [ {{ urls: [{remotes}] }} ] }}
+""")
+        self.spawn("leaf", [str(NATS_SERVER), "-c", str(conf)])
+        for i in range(3):
+            wait_for(tmp_path / f"nats{i}.log", r"Server is ready", self.servers[i])
+        wait_for(tmp_path / "leaf.log", r"Leafnode connection created", self.procs[-1][1])
+        self.urls = [f"nats://127.0.0.1:{p}" for p in ports]
+        self.leaf = f"nats://127.0.0.1:{leaf_port}"
+        # Where gateways and `tool nodes` connect: servers 0 and 1.
+        self.nats = ",".join(self.urls[:2])
+
+    def node_on(self, url, name, *extra, env=None):
+        log, proc = self.spawn(
+            name,
+            [TOOL, "node", "--nats", url, "--registry", self.registry, "--name", name, "--no-cache", "--timeout", "10s", *extra],
+            env,
+        )
+        wait_for(log, "serving calls", proc)
+        return log, proc
+
+
+@pytest.fixture
+def cluster(tmp_path, registry):
+    cluster = Cluster(tmp_path, registry)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.mark.anyio
+async def test_calls_survive_a_lost_nats_server_and_a_gateway_restart(cluster, tmp_path):
+    publish(cluster, "hostile.wasm", "test/hostile")
+    publish(cluster, "probe.wasm", "test/probe", 'network = ["http://127.0.0.1:9"]\nsecrets = ["SITE_KEY"]\n')
+    policy = tmp_path / "site.toml"
+    policy.write_text('[network]\nallow = ["http://127.0.0.1:9"]\n[secrets]\nSITE_KEY = { env = "SITE_KEY" }\n')
+    # A node behind NAT reaches the mesh through its site's leaf server;
+    # the others sit on servers 1 and 2 (each client also knows another
+    # server to fail over to).
+    site_log, _ = cluster.node_on(cluster.leaf, "site", "--label", "site=branch", "--policy", str(policy), env={"SITE_KEY": "branch-secret"})
+    one_log, _ = cluster.node_on(f"{cluster.urls[1]},{cluster.urls[2]}", "one", "--label", "site=dc")
+    two_log, _ = cluster.node_on(f"{cluster.urls[2]},{cluster.urls[1]}", "two", "--label", "site=dc")
+    gateway_port = free_port()
+    address = f"127.0.0.1:{gateway_port}"
+    gateway_log, gateway = cluster.spawn(
+        "gateway",
+        [TOOL, "gateway", "--nats", cluster.nats, "--registry", cluster.registry, "--addr", address, "--refresh", "300ms"],
+    )
+    base = wait_for(gateway_log, r"listening on (http://\S+)", gateway).group(1)
+
+    # The listing sees all three, the site node with its label.
+    listing = subprocess.run([TOOL, "nodes", "--nats", cluster.nats], capture_output=True, text=True, timeout=30)
+    assert listing.returncode == 0, listing.stderr
+    for name in ["site", "one", "two"]:
+        assert f"{name} (" in listing.stdout, listing.stdout
+    assert "site=branch" in listing.stdout
+
+    async with mcp.Client(f"{base}/mcp", mode="auto") as client:
+        await until_listed(client, "test.probe.env")
+        # Only the site node holds the secret: calls needing it go through the leaf.
+        assert text_of(await client.call_tool("test.probe.env", {"name": "SITE_KEY"})) == "branch-secret"
+        assert calls_on(site_log, "env") == 1
+
+        # Steady load: 4 clients, 12 calls each, while server 0 (the
+        # gateway's first server) is killed.
+        answers, started = [], time.monotonic()
+
+        async def worker(w):
+            for i in range(12):
+                result = await client.call_tool("test.hostile.nap", {"ms": 150})
+                answers.append((w, i, text_of(result), result.is_error))
+
+        async with anyio.create_task_group() as group:
+            for w in range(4):
+                group.start_soon(worker, w)
+            await anyio.sleep(1.0)
+            cluster.servers[0].send_signal(signal.SIGKILL)
+        assert len(answers) == 48 and all(a[2] == "slept 150 ms" and not a[3] for a in answers), answers
+        assert time.monotonic() - started < 60
+    assert "NATS disconnected" in gateway_log.read_text()
+
+    # Every node took a share of the load.
+    for log in (site_log, one_log, two_log):
+        assert calls_on(log, "nap") > 0, (calls_on(site_log, "nap"), calls_on(one_log, "nap"), calls_on(two_log, "nap"))
+
+    # A gateway restart on the same address: a client reconnects and calls again.
+    stop(gateway)
+    gateway_log, gateway = cluster.spawn(
+        "gateway-again",
+        [TOOL, "gateway", "--nats", cluster.nats, "--registry", cluster.registry, "--addr", address, "--refresh", "300ms"],
+    )
+    wait_for(gateway_log, r"listening on", gateway)
+    async with mcp.Client(f"{base}/mcp", mode="auto") as client:
+        await until_listed(client, "test.hostile.nap")
+        assert text_of(await client.call_tool("test.hostile.nap", {"ms": 10})) == "slept 10 ms"

@@ -27,6 +27,7 @@ pub mod config;
 pub mod gateway;
 pub mod grant;
 pub mod mesh;
+pub mod metrics;
 pub mod node;
 pub mod publish;
 pub mod sandbox;

@@ -75,6 +75,16 @@ def test_api_keys_and_rate_limit(tmp_path):
         statuses = [post(base, INIT, {"authorization": "Bearer k-one"}).status_code for _ in range(6)]
         assert statuses[:4] == [200] * 4 and statuses[-1] == 429, statuses
         assert post(base, INIT, {"authorization": "Bearer k-two"}).status_code == 200, "limits are per key"
+        # /metrics is behind the same keys.
+        url = urllib.parse.urlparse(base)
+        for headers, status in [({}, 401), ({"authorization": "Bearer k-two"}, 200)]:
+            conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+            conn.request("GET", "/metrics", headers=headers)
+            response = conn.getresponse()
+            body = response.read().decode()
+            conn.close()
+            assert response.status == status, (response.status, body)
+        assert "# TYPE toolmesh_gateway_in_flight gauge" in body, body
         assert "k-one" not in log.read_text() and "k-two" not in log.read_text()
 
 

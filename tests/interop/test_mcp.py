@@ -5,6 +5,7 @@ Fixtures are in conftest.py.
 """
 
 import base64
+import urllib.request
 
 import anyio
 import mcp
@@ -82,6 +83,13 @@ async def test_http_lists_and_calls_every_example(gateway, mode):
     base, _, _ = gateway
     async with mcp.Client(f"{base}/mcp", mode=mode) as client:
         await check_examples(client)
+    # `tool serve` is a gateway and a node: /metrics counts the calls as both.
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    assert 'toolmesh_gateway_calls_total{tool="examples.text.diff",outcome="ok"} 1\n' in metrics, metrics
+    assert 'toolmesh_node_calls_total{tool="diff",outcome="ok"} 1\n' in metrics, metrics
+    assert 'toolmesh_gateway_call_seconds_count{tool="examples.image.resize"} 1\n' in metrics, metrics
+    assert "toolmesh_gateway_in_flight 0\n" in metrics, metrics
 
 
 @pytest.mark.anyio

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import anyio
 import mcp
@@ -119,6 +120,20 @@ def calls_on(log, tool=r"\S+"):
     return len(re.findall(rf"mesh::agent: call .* tool={tool}\n", log.read_text()))
 
 
+def scrape(url):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.headers["content-type"].startswith("application/openmetrics-text")
+        return response.read().decode()
+
+
+def metric(text, name):
+    """The value of the sample `name` (with its labels) in a Prometheus text page."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in:\n{text}")
+
+
 def settled_calls_on(log, expected):
     """Calls in `log` once it shows `expected` or 2 s have passed (nodes
     write log lines in batches, every 20 ms)."""
@@ -135,9 +150,13 @@ async def test_calls_are_placed_by_policy_and_load_and_survive_a_killed_node(mes
     publish(mesh, "hello.wasm", "test/needy", 'network = ["https://api.example.com"]\n')
     policy = tmp_path / "a.toml"
     policy.write_text('[network]\nallow = ["http://127.0.0.1:9"]\n[secrets]\nAPI_KEY = { env = "NODE_A_KEY" }\n')
-    a_log, a = mesh.node("a", "--slots", "2", "--policy", str(policy), env={"NODE_A_KEY": "held-by-a"})
+    a_log, a = mesh.node(
+        "a", "--slots", "2", "--policy", str(policy), "--metrics", "127.0.0.1:0", env={"NODE_A_KEY": "held-by-a"}
+    )
+    a_metrics = wait_for(a_log, r"metrics on (http://\S+)", a).group(1)
     b_log, b = mesh.node("b", "--slots", "2")
-    base = mesh.gateway()
+    base = mesh.gateway("-v")
+    gateway_log = tmp_path / "gateway.log"
 
     # A node that cannot reach NATS says so and stops.
     unreachable = subprocess.run(
@@ -177,6 +196,20 @@ async def test_calls_are_placed_by_policy_and_load_and_survive_a_killed_node(mes
         result = await client.call_tool("test.needy.greet", {"name": "x"})
         assert result.is_error and "no node grants network GET https://api.example.com" in text_of(result), text_of(result)
 
+        # Metrics: the gateway's per tool and node, node a's per tool and cache.
+        gateway_metrics = scrape(f"{base}/metrics")
+        assert metric(gateway_metrics, 'toolmesh_gateway_calls_total{tool="test.hostile.nap",outcome="ok"}') == 8
+        assert metric(gateway_metrics, 'toolmesh_gateway_calls_total{tool="test.needy.greet",outcome="no_node"}') == 1
+        assert metric(gateway_metrics, "toolmesh_gateway_nodes") == 2
+        assert metric(gateway_metrics, 'toolmesh_gateway_call_seconds_count{tool="test.probe.env"}') == 4
+        node_metrics = scrape(a_metrics)
+        assert metric(node_metrics, 'toolmesh_node_calls_total{tool="env",outcome="ok"}') == 4
+        assert metric(node_metrics, 'toolmesh_node_components_total{reason="miss"}') >= 1
+        assert metric(node_metrics, 'toolmesh_node_components_total{reason="hit"}') >= 3
+        # One call id names a call in the gateway's audit line and the node's log.
+        audited = re.findall(r"toolmesh::audit: call call=(\S+) .*tool=test\.probe\.env", gateway_log.read_text())
+        assert audited and all(f"call={i} " in a_log.read_text() for i in audited), audited
+
         # A node killed mid-call: a read-only call is retried on the other.
         started = time.monotonic()
         async with anyio.create_task_group() as group:
@@ -211,6 +244,9 @@ async def test_calls_are_placed_by_policy_and_load_and_survive_a_killed_node(mes
             survivor.send_signal(signal.SIGKILL)
         assert lost["result"].is_error and "was lost" in text_of(lost["result"]), text_of(lost["result"])
         assert "not retried" in text_of(lost["result"])
+        gateway_metrics = scrape(f"{base}/metrics")
+        assert metric(gateway_metrics, 'toolmesh_gateway_retries_total{reason="lost"}') == 1
+        assert metric(gateway_metrics, 'toolmesh_gateway_calls_total{tool="test.hostile.sleep",outcome="node_lost"}') == 1
 
 
 @pytest.mark.anyio

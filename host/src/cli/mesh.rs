@@ -84,6 +84,10 @@ pub struct NodeArgs {
     /// Calls this node takes at once [default: the sandbox's concurrent calls].
     #[arg(long, value_name = "N")]
     slots: Option<u32>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (keep it on loopback
+    /// or a private network: it has no API key).
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics: Option<SocketAddr>,
     /// How long running calls may finish after SIGTERM before the node exits.
     #[arg(long, default_value = "30s", value_parser = super::sandbox_args::parse_duration_arg, value_name = "DURATION")]
     drain: Duration,
@@ -129,6 +133,14 @@ pub async fn node(args: NodeArgs) -> Result<(), Failure> {
     let policy = Arc::new(args.sandbox.policy()?);
     let source = Arc::new(args.registry.client()?);
     let node = Node::new(sandbox, source, policy.clone());
+    if let Some(addr) = args.metrics {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+        eprintln!("metrics on http://{}/metrics", listener.local_addr()?);
+        let app = axum::Router::new().route("/metrics", axum::routing::get(toolmesh_host::gateway::http::metrics));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
     let nats = args.nats.config(format!("toolmesh node {name}"));
     let client = nats.connect().await.map_err(Failure::failed)?;
     eprintln!("node {name} ({id}) grants tools: {}", policy.summary().join("; "));

@@ -102,7 +102,7 @@ async fn guard(State(edge): State<Arc<Edge>>, mut request: Request, next: Next) 
     next.run(request).await
 }
 
-/// The `/mcp` routes over `gateway`.
+/// The `/mcp` routes over `gateway`, and `/metrics`.
 pub fn router(gateway: Gateway, config: McpHttpConfig) -> Router {
     let rmcp_config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(config.allowed_hosts.clone())
@@ -116,7 +116,17 @@ pub fn router(gateway: Gateway, config: McpHttpConfig) -> Router {
         rate_per_minute: config.rate_per_minute,
         buckets: Mutex::default(),
     });
-    Router::new().nest_service("/mcp", service).layer(axum::middleware::from_fn_with_state(edge, guard))
+    Router::new()
+        .nest_service("/mcp", service)
+        .route("/metrics", axum::routing::get(metrics))
+        .layer(axum::middleware::from_fn_with_state(edge, guard))
+}
+
+/// `GET /metrics`: this process's metrics for Prometheus (behind the same
+/// API keys as `/mcp`).
+pub async fn metrics() -> Response {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], crate::metrics::global().encode()).into_response()
 }
 
 #[cfg(test)]

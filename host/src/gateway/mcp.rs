@@ -33,6 +33,7 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// Who made a call, for the audit log: set by the HTTP layer from the API
 /// key (never the key itself), `stdio` otherwise.
@@ -298,10 +299,13 @@ impl ServerHandler for Gateway {
             retry_safe: tool.retry_safe(),
         };
         let started = Instant::now();
+        let metrics = &crate::metrics::global().gateway;
+        let running = crate::metrics::Counting::start(&metrics.in_flight);
         let outcome = tokio::select! {
             _ = context.ct.cancelled() => None,
-            outcome = self.invoker().invoke(invocation) => Some(outcome),
+            outcome = self.invoker().invoke(invocation).instrument(tracing::info_span!("call", id = %call_id)) => Some(outcome),
         };
+        drop(running);
         if let Some(relay) = relay {
             relay.finish().await;
         }
@@ -310,13 +314,15 @@ impl ServerHandler for Gateway {
             Some(Ok(_)) => ("ok", None),
             Some(Err(e)) => (e.kind(), Some(e.phase)),
         };
+        let seconds = started.elapsed().as_secs_f64();
+        crate::metrics::record_call(&metrics.calls, &metrics.seconds, &tool.name, outcome_text, seconds);
         tracing::info!(
             target: "toolmesh::audit",
             call = %call_id,
             caller,
             tool = %tool.name,
             digest = %tool.digest,
-            ms = started.elapsed().as_secs_f64() * 1000.0,
+            ms = seconds * 1000.0,
             outcome = outcome_text,
             phase = phase.map(tracing::field::display),
             "call"

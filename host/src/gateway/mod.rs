@@ -43,7 +43,22 @@ struct Inner {
     version: tokio::sync::watch::Sender<u64>,
     invoker: Arc<dyn Invoker>,
     next_call: AtomicU64,
+    /// Starts this gateway's call ids, so they are unique among gateways
+    /// and the same id names a call in every process's log.
+    call_prefix: String,
     bare_names: Vec<String>,
+}
+
+/// A random start for call ids (the process id and time if there is no random source).
+fn call_prefix() -> String {
+    let mut bytes = [0u8; 4];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => hex::encode(bytes),
+        Err(_) => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            format!("{:x}{:x}", std::process::id(), now.subsec_nanos())
+        }
+    }
 }
 
 impl Gateway {
@@ -61,6 +76,7 @@ impl Gateway {
                 version: tokio::sync::watch::Sender::new(0),
                 invoker,
                 next_call: AtomicU64::new(1),
+                call_prefix: call_prefix(),
                 bare_names,
             }),
         }
@@ -101,7 +117,7 @@ impl Gateway {
     }
 
     pub(crate) fn next_call_id(&self) -> String {
-        format!("m{}", self.inner.next_call.fetch_add(1, Ordering::Relaxed))
+        format!("{}-{}", self.inner.call_prefix, self.inner.next_call.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Rebuilds the catalog from `store`; returns whether it changed.

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::AbortHandle;
+use tracing::Instrument;
 
 /// Who the node says it is.
 #[derive(Debug, Clone)]
@@ -206,42 +207,46 @@ fn take(
     let key = (call.call_id.clone(), call.attempt);
     in_flight.fetch_add(1, Ordering::Relaxed);
     let (in_flight, registry) = (in_flight.clone(), running.clone());
-    let task = tokio::spawn(async move {
-        let answer = Answer {
-            client: client.clone(),
-            reply: reply.to_string(),
-            call_id: call.call_id.clone(),
-            attempt: call.attempt,
-        };
-        answer
-            .send(NodeMessage::Accepted {
-                v: WIRE_VERSION,
-                call_id: answer.call_id.clone(),
-                attempt: answer.attempt,
-                node: node_id,
-            })
-            .await;
-        // Stopped however the call ends: returned, cancelled or panicked.
-        let _keepalive = AbortOnDrop({
-            let answer = answer.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(KEEPALIVE_EVERY);
-                tick.tick().await;
-                loop {
+    let span = tracing::info_span!("call", id = %call.call_id, attempt = call.attempt);
+    let task = tokio::spawn(
+        async move {
+            let answer = Answer {
+                client: client.clone(),
+                reply: reply.to_string(),
+                call_id: call.call_id.clone(),
+                attempt: call.attempt,
+            };
+            answer
+                .send(NodeMessage::Accepted {
+                    v: WIRE_VERSION,
+                    call_id: answer.call_id.clone(),
+                    attempt: answer.attempt,
+                    node: node_id,
+                })
+                .await;
+            // Stopped however the call ends: returned, cancelled or panicked.
+            let _keepalive = AbortOnDrop({
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(KEEPALIVE_EVERY);
                     tick.tick().await;
-                    answer
-                        .send(NodeMessage::KeepAlive {
-                            v: WIRE_VERSION,
-                            call_id: answer.call_id.clone(),
-                            attempt: answer.attempt,
-                        })
-                        .await;
-                }
-            })
-        });
-        let outcome = run(&node, call, &answer).await;
-        answer.send(outcome).await;
-    });
+                    loop {
+                        tick.tick().await;
+                        answer
+                            .send(NodeMessage::KeepAlive {
+                                v: WIRE_VERSION,
+                                call_id: answer.call_id.clone(),
+                                attempt: answer.attempt,
+                            })
+                            .await;
+                    }
+                })
+            });
+            let outcome = run(&node, call, &answer).await;
+            answer.send(outcome).await;
+        }
+        .instrument(span),
+    );
     registry.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), task.abort_handle());
     // Count the call out however it ends (finished or aborted).
     tokio::spawn(async move {

@@ -9,6 +9,7 @@ use super::parts::{self, Assembler, MAX_VALUE};
 use super::{LOST_AFTER, MeshError, subjects};
 use crate::gateway::placement::{self, CallNeeds, NoPlacement, NodeView};
 use crate::gateway::{Invocation, InvokeCause, InvokeError, InvokeFuture, Invoker};
+use crate::metrics::{Counting, GatewayMetrics, NodeLabels, ReasonLabel};
 use crate::node::wire::{self, Advert, CallMessage, CancelMessage, NodeMessage, WIRE_VERSION};
 use crate::sandbox::{CallOutput, Content, Progress};
 use bytes::Bytes;
@@ -25,6 +26,10 @@ pub const MAX_ATTEMPTS: u32 = 3;
 
 /// How long a node that lost a call is left out of placement.
 pub const BREAKER_OPEN: Duration = Duration::from_secs(10);
+
+fn metrics() -> &'static GatewayMetrics {
+    &crate::metrics::global().gateway
+}
 
 /// What the gateway knows of one node.
 struct Known {
@@ -59,6 +64,7 @@ impl Table {
             None => {
                 tracing::info!(node = %advert.id, name = %advert.name, "node joined");
                 nodes.insert(advert.id.clone(), Known { advert, expires, sent: 0, broken_until: None });
+                metrics().nodes.set(nodes.len() as i64);
             }
         }
     }
@@ -71,9 +77,13 @@ impl Table {
             let alive = known.expires > now;
             if !alive {
                 tracing::info!(node = %id, "node left (advert expired)");
+                for outcome in ["ok", "failed", "lost"] {
+                    metrics().node_attempts.remove(&NodeLabels { node: id.clone(), outcome: outcome.into() });
+                }
             }
             alive
         });
+        metrics().nodes.set(nodes.len() as i64);
         nodes
             .values()
             .map(|k| NodeView {
@@ -106,8 +116,6 @@ impl Table {
 pub struct MeshInvoker {
     client: async_nats::Client,
     table: Arc<Table>,
-    /// Makes this gateway's call ids unique among all gateways.
-    id: String,
 }
 
 /// Counts a call against its node in the table until dropped (however
@@ -142,9 +150,7 @@ impl MeshInvoker {
                 }
             }
         });
-        let mut bytes = [0u8; 6];
-        getrandom::fill(&mut bytes).map_err(|e| MeshError(format!("no random source: {e}")))?;
-        Ok(MeshInvoker { client, table, id: hex::encode(bytes) })
+        Ok(MeshInvoker { client, table })
     }
 
     /// The nodes it knows now, as placement sees them (for listings).
@@ -156,11 +162,13 @@ impl MeshInvoker {
     async fn place(&self, call: &Invocation, tried: &[String]) -> Result<String, InvokeCause> {
         let digest = call.digest.to_string();
         let until = Instant::now() + CAPACITY_WAIT;
+        let mut waiting = None;
         loop {
             let views = self.table.views(&digest);
             match placement::place(&views, CallNeeds { request: &call.request, tried }) {
                 Ok(ranked) => return Ok(ranked[0].id.clone()),
                 Err(NoPlacement::NoCapacity { .. }) if Instant::now() < until => {
+                    waiting.get_or_insert_with(|| Counting::start(&metrics().waiting));
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 // Just started: adverts arrive within a second.
@@ -181,6 +189,12 @@ impl MeshInvoker {
             let sent = Sent { table: &self.table, node: node.clone() };
             let outcome = self.attempt(&call, &node, attempt).await;
             drop(sent);
+            let ended = match &outcome {
+                Ok(_) => "ok",
+                Err(Attempt::Lost(_)) => "lost",
+                Err(Attempt::Failed(_)) => "failed",
+            };
+            metrics().node_attempts.get_or_create(&NodeLabels { node: node.clone(), outcome: ended.into() }).inc();
             match outcome {
                 Ok(output) => return Ok(output),
                 Err(Attempt::Lost(why)) => {
@@ -190,6 +204,9 @@ impl MeshInvoker {
                         self.table.broke(&node);
                     }
                     tried.push(node.clone());
+                    if call.retry_safe && attempt < MAX_ATTEMPTS {
+                        metrics().retries.get_or_create(&ReasonLabel { reason: "lost".into() }).inc();
+                    }
                     if !call.retry_safe {
                         return Err(error(InvokeCause::Lost(format!(
                             "the node running the call ({node}) was lost ({why}); not retried, since the tool is neither read-only nor idempotent"
@@ -198,6 +215,7 @@ impl MeshInvoker {
                 }
                 Err(Attempt::Failed(cause @ InvokeCause::Remote { retryable: true, .. })) if attempt < MAX_ATTEMPTS => {
                     tracing::info!(call = %call.call_id, node = %node, "refused by the node ({cause}); trying another");
+                    metrics().retries.get_or_create(&ReasonLabel { reason: "refused".into() }).inc();
                     tried.push(node.clone());
                 }
                 Err(Attempt::Failed(cause)) => return Err(error(cause)),
@@ -211,7 +229,7 @@ impl MeshInvoker {
         let lost = |why: &str| Attempt::Lost(why.to_owned());
         let inbox = self.client.new_inbox();
         let mut answers = self.client.subscribe(inbox.clone()).await.map_err(|e| lost(&e.to_string()))?;
-        let call_id = format!("{}-{}", self.id, call.call_id);
+        let call_id = call.call_id.clone();
         // Stops the call on the node if this future is dropped first, or
         // if the node goes silent (it may yet be alive).
         let mut cancel = CancelOnDrop {

@@ -173,7 +173,23 @@ impl Node {
     }
 
     async fn component(&self, repository: &Repository, digest: Digest) -> Result<Loaded, InvokeCause> {
-        self.components.get_or_load(digest, || self.load(repository, digest)).await
+        let metrics = &crate::metrics::global().node;
+        let missed = std::sync::atomic::AtomicBool::new(false);
+        let loaded = self
+            .components
+            .get_or_load(digest, || {
+                missed.store(true, std::sync::atomic::Ordering::Relaxed);
+                let started = std::time::Instant::now();
+                async move {
+                    let loaded = self.load(repository, digest).await;
+                    metrics.load_seconds.observe(started.elapsed().as_secs_f64());
+                    loaded
+                }
+            })
+            .await;
+        let result = if missed.load(std::sync::atomic::Ordering::Relaxed) { "miss" } else { "hit" };
+        metrics.components.get_or_create(&crate::metrics::ReasonLabel { reason: result.into() }).inc();
+        loaded
     }
 
     /// Reads manifest `digest` from the store, works out what its calls
@@ -261,6 +277,21 @@ impl Node {
 
     /// Finds (or fetches and loads) the call's component and runs the call.
     pub async fn run(&self, call: Invocation) -> Result<CallOutput, InvokeError> {
+        let metrics = &crate::metrics::global().node;
+        let started = std::time::Instant::now();
+        let running = crate::metrics::Counting::start(&metrics.in_flight);
+        let tool = call.tool.clone();
+        let outcome = self.run_counted(call).await;
+        drop(running);
+        let kind = match &outcome {
+            Ok(_) => "ok",
+            Err(e) => e.kind(),
+        };
+        crate::metrics::record_call(&metrics.calls, &metrics.seconds, &tool, kind, started.elapsed().as_secs_f64());
+        outcome
+    }
+
+    async fn run_counted(&self, call: Invocation) -> Result<CallOutput, InvokeError> {
         let Invocation { repository, digest, tool, arguments, progress, call_id, .. } = call;
         let Loaded { component, grant } = match self.component(&repository, digest).await {
             Ok(loaded) => loaded,

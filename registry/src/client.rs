@@ -2,11 +2,17 @@
 //! manifests, verifying every digest it receives.
 
 use crate::api::CatalogEntry;
+use crate::auth::{self, Challenge, Credentials};
 use crate::digest::Digest;
 use crate::name::{ManifestRef, Repository};
 use crate::oci::{self, Descriptor};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use reqwest::{Method, RequestBuilder, Response, StatusCode, header};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 /// Blobs up to this size go up in one request; larger ones in chunks of it.
 pub const CHUNK: usize = 8 << 20;
@@ -47,24 +53,81 @@ pub enum ClientError {
     /// The registry's answer is malformed.
     #[error("unexpected answer from the registry: {0}")]
     Protocol(String),
+    /// The client's own settings are unusable (such as an unreadable CA file).
+    #[error("{0}")]
+    Config(String),
 }
 
-/// A registry at a base URL, with an optional token.
+/// TLS for registry connections: the public web roots, plus the
+/// certificates in `ca_file` when given.
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("the CA file {} holds no certificate", path.display()));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| format!("a certificate in {} is unusable: {e}", path.display()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// A registry at a base URL, and how to prove who the client is there.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
-    token: Option<String>,
+    credentials: Credentials,
+    /// Tokens from the registry's token service, by scope.
+    tokens: Arc<Mutex<HashMap<String, String>>>,
+}
+
+/// How a [`Client`] connects and authenticates.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// Credentials for the registry (and its token service).
+    pub credentials: Credentials,
+    /// A PEM file of CA certificates to trust beyond the public roots
+    /// (a registry with a private CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Client {
-    /// A client of the registry at `base` (such as `http://127.0.0.1:5000`).
+    /// A client of the registry at `base` (such as `http://127.0.0.1:5000`)
+    /// that sends `token`, if any, as a bearer token.
     pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
+        let credentials = token.map_or(Credentials::Anonymous, Credentials::Token);
+        Self::with_options(base, ClientOptions { credentials, ca_file: None })
+    }
+
+    /// A client of the registry at `base` with `options`.
+    pub fn with_options(base: &str, options: ClientOptions) -> Result<Self, ClientError> {
+        let tls = tls_config(options.ca_file.as_deref()).map_err(ClientError::Config)?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("toolmesh/", env!("CARGO_PKG_VERSION")))
+            .tls_backend_preconfigured(tls)
             .build()
             .map_err(|source| ClientError::Transport { url: base.to_owned(), source })?;
-        Ok(Client { http, base: base.trim_end_matches('/').to_owned(), token })
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            credentials: options.credentials,
+            tokens: Arc::default(),
+        })
     }
 
     /// The base URL.
@@ -78,17 +141,83 @@ impl Client {
         } else {
             format!("{}{path}", self.base)
         };
-        let builder = self.http.request(method, url);
-        match &self.token {
-            Some(token) => builder.bearer_auth(token),
-            None => builder,
+        self.http.request(method, url)
+    }
+
+    /// Adds the credentials for `request`: a token for its scope when the
+    /// token service gave one, else the fixed token or Basic credentials.
+    fn authorize(&self, request: &mut reqwest::Request) {
+        let scope = auth::scope_of(request.method(), request.url().path());
+        let cached = self.tokens.lock().unwrap_or_else(|e| e.into_inner()).get(&scope).cloned();
+        let value = match (&cached, &self.credentials) {
+            (Some(token), _) | (None, Credentials::Token(token)) => format!("Bearer {token}"),
+            (None, Credentials::Basic { user, password }) => {
+                format!("Basic {}", BASE64.encode(format!("{user}:{password}")))
+            }
+            (None, Credentials::Anonymous) => return,
+        };
+        if let Ok(value) = header::HeaderValue::from_str(&value) {
+            request.headers_mut().insert(header::AUTHORIZATION, value);
         }
     }
 
+    /// Trades the client's credentials for a token at the service a
+    /// Bearer challenge names, and keeps it for `scope`.
+    async fn fetch_token(&self, challenge: &Challenge, scope: String) -> Result<String, ClientError> {
+        let url = challenge.token_url().ok_or_else(|| {
+            ClientError::Protocol(format!("the registry asks for a token from an unusable realm: {challenge:?}"))
+        })?;
+        let what = format!("a token from {}", url.origin().ascii_serialization());
+        let mut builder = self.http.get(url.clone());
+        if let Credentials::Basic { user, password } = &self.credentials {
+            builder = builder.basic_auth(user, Some(password));
+        }
+        let response = builder.send().await.map_err(|source| ClientError::Transport { url: what.clone(), source })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(ClientError::Registry {
+                what,
+                status,
+                code: "TOKEN".into(),
+                message: "the token service refused the credentials".into(),
+            });
+        }
+        let body: serde_json::Value =
+            response.json().await.map_err(|e| ClientError::Protocol(format!("token answer: {e}")))?;
+        let token = body["token"]
+            .as_str()
+            .or_else(|| body["access_token"].as_str())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ClientError::Protocol("the token service's answer has no token".into()))?
+            .to_owned();
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(scope, token.clone());
+        Ok(token)
+    }
+
     async fn send(&self, what: &str, builder: RequestBuilder) -> Result<Response, ClientError> {
-        let request = builder.build().map_err(|source| ClientError::Transport { url: what.to_owned(), source })?;
+        let mut request = builder.build().map_err(|source| ClientError::Transport { url: what.to_owned(), source })?;
+        self.authorize(&mut request);
+        let retry = request.try_clone();
         let url = request.url().to_string();
-        let response = self.http.execute(request).await.map_err(|source| ClientError::Transport { url, source })?;
+        let transport = |source| ClientError::Transport { url: url.clone(), source };
+        let mut response = self.http.execute(request).await.map_err(transport)?;
+        // A token service named by the challenge: get a token and ask again, once.
+        if response.status() == StatusCode::UNAUTHORIZED
+            && let Some(mut retry) = retry
+            && let Some(challenge) = response
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(Challenge::parse)
+                .filter(|c| c.scheme == "bearer" && c.params.contains_key("realm"))
+        {
+            let scope = auth::scope_of(retry.method(), retry.url().path());
+            let token = self.fetch_token(&challenge, scope).await?;
+            let value = header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| ClientError::Protocol("the token service gave an unusable token".into()))?;
+            retry.headers_mut().insert(header::AUTHORIZATION, value);
+            response = self.http.execute(retry).await.map_err(transport)?;
+        }
         if response.status().is_success() {
             return Ok(response);
         }
@@ -136,8 +265,19 @@ impl Client {
             let builder = self
                 .request(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={digest}"))
                 .header(header::CONTENT_TYPE, "application/octet-stream")
-                .body(bytes);
-            self.send(&what, builder).await?;
+                .body(bytes.clone());
+            let response = self.send(&what, builder).await?;
+            // 201: stored. 202: the registry only opened an upload session
+            // (single-request uploads are optional): finish it with a PUT.
+            if response.status() == StatusCode::ACCEPTED {
+                let location = location(&response)?;
+                let separator = if location.contains('?') { '&' } else { '?' };
+                let finish = self
+                    .request(Method::PUT, &format!("{location}{separator}digest={digest}"))
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .body(bytes);
+                self.send(&what, finish).await?;
+            }
             progress(len);
             return Ok(digest);
         }
@@ -240,16 +380,75 @@ impl Client {
         if let Some(t) = artifact_type {
             builder = builder.query(&[("artifactType", t)]);
         }
-        let response = self.send(&format!("the referrers of {digest}"), builder).await?;
-        let index: serde_json::Value =
-            response.json().await.map_err(|e| ClientError::Protocol(format!("referrers index: {e}")))?;
-        let mut found: Vec<Descriptor> = serde_json::from_value(index["manifests"].clone())
-            .map_err(|e| ClientError::Protocol(format!("referrers index: {e}")))?;
+        let mut found = match self.send(&format!("the referrers of {digest}"), builder).await {
+            Ok(response) => {
+                let index: serde_json::Value =
+                    response.json().await.map_err(|e| ClientError::Protocol(format!("referrers index: {e}")))?;
+                serde_json::from_value(index["manifests"].clone())
+                    .map_err(|e| ClientError::Protocol(format!("referrers index: {e}")))?
+            }
+            // No referrers API (it answers 200 even when there are none):
+            // the index under the fallback tag, as OCI 1.1 says.
+            Err(ClientError::Registry { status: StatusCode::NOT_FOUND, .. }) => {
+                self.fallback_referrers(repo, digest).await?
+            }
+            Err(e) => return Err(e),
+        };
         // Registries need not filter; do it here too.
         if let Some(t) = artifact_type {
             found.retain(|d| d.artifact_type.as_deref() == Some(t));
         }
         Ok(found)
+    }
+
+    /// The referrers listed under `digest`'s fallback tag (`sha256-<hex>`).
+    async fn fallback_referrers(&self, repo: &Repository, digest: &Digest) -> Result<Vec<Descriptor>, ClientError> {
+        let tag = fallback_tag(digest)?;
+        match self.pull_manifest(repo, &ManifestRef::Tag(tag)).await {
+            Ok((bytes, _, _)) => {
+                let index: serde_json::Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| ClientError::Protocol(format!("referrers index: {e}")))?;
+                serde_json::from_value(index["manifests"].clone())
+                    .map_err(|e| ClientError::Protocol(format!("referrers index: {e}")))
+            }
+            Err(ClientError::Registry { status: StatusCode::NOT_FOUND, .. }) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Pushes `bytes`, a manifest whose subject is `subject`, by its digest;
+    /// on a registry without the referrers API, also lists it under the
+    /// subject's fallback tag so that [`Client::referrers`] finds it.
+    pub async fn push_referrer(
+        &self,
+        repo: &Repository,
+        bytes: Vec<u8>,
+        subject: &Digest,
+        artifact_type: &str,
+    ) -> Result<Digest, ClientError> {
+        let mut descriptor = Descriptor::of(oci::MANIFEST_MEDIA_TYPE, &bytes);
+        descriptor.artifact_type = Some(artifact_type.to_owned());
+        let digest = descriptor.digest;
+        self.push_manifest(repo, &ManifestRef::Digest(digest), bytes, oci::MANIFEST_MEDIA_TYPE).await?;
+        let probe = self.request(Method::GET, &format!("/v2/{repo}/referrers/{subject}"));
+        match self.send("the referrers API check", probe).await {
+            Ok(_) => return Ok(digest),
+            Err(ClientError::Registry { status: StatusCode::NOT_FOUND, .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let mut listed = self.fallback_referrers(repo, subject).await?;
+        if !listed.iter().any(|d| d.digest == digest) {
+            listed.push(descriptor);
+        }
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": oci::INDEX_MEDIA_TYPE,
+            "manifests": listed,
+        });
+        let index = serde_json::to_vec(&index).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let tag = ManifestRef::Tag(fallback_tag(subject)?);
+        self.push_manifest(repo, &tag, index, oci::INDEX_MEDIA_TYPE).await?;
+        Ok(digest)
     }
 
     /// The tags of `repo`.
@@ -261,17 +460,78 @@ impl Client {
         Ok(body["tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_owned)).collect())
     }
 
-    /// Searches a toolmesh registry's catalog.
+    /// The tools published in the registry (those whose name, description
+    /// or tools match `query`, if given): a toolmesh registry's catalog,
+    /// or else, from any OCI registry, every tagged manifest of a Wasm tool.
     pub async fn catalog(&self, query: Option<&str>) -> Result<Vec<CatalogEntry>, ClientError> {
         let mut builder = self.request(Method::GET, "/toolmesh/v1/catalog");
         if let Some(q) = query {
             builder = builder.query(&[("q", q)]);
         }
-        let response = self.send("the catalog", builder).await?;
+        let response = match self.send("the catalog", builder).await {
+            Ok(response) => response,
+            Err(ClientError::Registry { status: StatusCode::NOT_FOUND, .. }) => return self.walk(query).await,
+            Err(e) => return Err(e),
+        };
         let body: serde_json::Value = response.json().await.map_err(|e| ClientError::Protocol(e.to_string()))?;
         serde_json::from_value(body["tools"].clone()).map_err(|e| ClientError::Protocol(format!("catalog: {e}")))
     }
+
+    /// The catalog read the OCI way: repositories, their tags, and each
+    /// tag's manifest annotations.
+    async fn walk(&self, query: Option<&str>) -> Result<Vec<CatalogEntry>, ClientError> {
+        let mut entries = Vec::new();
+        for repo in self.repositories().await? {
+            let Ok(repo) = repo.parse::<Repository>() else { continue };
+            let tags = match self.tags(&repo).await {
+                Ok(tags) => tags,
+                Err(ClientError::Registry { status: StatusCode::NOT_FOUND, .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            for tag in tags.into_iter().take(MAX_LISTED) {
+                let Ok(tag_ref) = tag.parse() else { continue };
+                let (bytes, digest, _) = self.pull_manifest(&repo, &ManifestRef::Tag(tag_ref)).await?;
+                if let Some(entry) = crate::api::catalog_entry(&repo, tag, digest, &bytes)
+                    && query.is_none_or(|q| entry.matches(q))
+                {
+                    entries.push(entry);
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    /// The registry's repositories (`GET /v2/_catalog`, page by page).
+    pub async fn repositories(&self) -> Result<Vec<String>, ClientError> {
+        let mut names = Vec::new();
+        let mut next = Some(format!("/v2/_catalog?n={MAX_LISTED}"));
+        while let Some(path) = next.take() {
+            let response = self.send("the repository list", self.request(Method::GET, &path)).await?;
+            next = response
+                .headers()
+                .get(header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|link| link.split_once('<')?.1.split_once('>').map(|(target, _)| target.to_owned()))
+                .filter(|target| target.starts_with("/v2/_catalog?"));
+            let body: serde_json::Value = response.json().await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let page = body["repositories"].as_array().into_iter().flatten().filter_map(|r| r.as_str());
+            names.extend(page.map(str::to_owned));
+            if names.len() >= MAX_LISTED * 10 {
+                break;
+            }
+        }
+        Ok(names)
+    }
 }
+
+/// The tag under which registries without the referrers API list
+/// `digest`'s referrers (`sha256-<hex>`).
+fn fallback_tag(digest: &Digest) -> Result<crate::name::Tag, ClientError> {
+    digest.to_string().replace(':', "-").parse().map_err(|e| ClientError::Protocol(format!("fallback tag: {e}")))
+}
+
+/// Repositories per page, and tags per repository, a catalog walk reads.
+const MAX_LISTED: usize = 1000;
 
 fn location(response: &Response) -> Result<String, ClientError> {
     response

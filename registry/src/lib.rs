@@ -6,7 +6,7 @@
 //! - [`store`]: the content-addressed store on disk (atomic, verified).
 //! - [`api`]: the OCI distribution HTTP API and toolmesh's catalog.
 //! - [`client`]: what `tool publish`, `tool pull` and nodes use to talk to
-//!   any OCI registry.
+//!   any OCI registry; [`auth`]: its credentials and the OCI token flow.
 //! - [`request`]: what a tool asks of the node that runs it (typed, versioned);
 //!   [`target`]: the hosts and targets it and a node's policy name.
 //! - [`signing`]: publisher keys and signatures over manifest digests.
@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod auth;
 pub mod client;
 pub mod digest;
 pub mod files;

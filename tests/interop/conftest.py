@@ -6,6 +6,8 @@ TOOLMESH_COMPONENTS (the built components) and TOOLMESH_WKG set.
 """
 
 import contextlib
+import datetime
+import ipaddress
 import os
 import pathlib
 import re
@@ -14,6 +16,10 @@ import threading
 import time
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 TOOL = os.environ["TOOLMESH_TOOL"]
 COMPONENTS = pathlib.Path(os.environ["TOOLMESH_COMPONENTS"])
@@ -115,3 +121,35 @@ async def until_listed(client, name, seconds=10):
             return tools
         assert time.monotonic() < until, f"{name} never listed"
         await anyio.sleep(0.05)
+
+
+def certificate(subject, issuer_name, key, signer, ca, **sans):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_name)]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if sans:
+        names = [x509.DNSName(d) for d in sans.get("dns", [])] + [x509.IPAddress(ipaddress.ip_address(i)) for i in sans.get("ips", [])]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return builder.sign(signer, hashes.SHA256())
+
+
+def private_ca(dir):
+    """A CA and a server certificate for 127.0.0.1 / localhost, as PEM files."""
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = certificate("toolmesh test CA", "toolmesh test CA", ca_key, ca_key, True)
+    server = certificate("nats", "toolmesh test CA", server_key, ca_key, False, dns=["localhost"], ips=["127.0.0.1"])
+    pem = serialization.Encoding.PEM
+    (dir / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (dir / "server.pem").write_bytes(server.public_bytes(pem))
+    (dir / "server.key").write_bytes(
+        server_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return dir / "ca.pem"

@@ -55,7 +55,8 @@ class Mesh:
     def __init__(self, tmp_path, registry, config=None, scheme="nats"):
         """Starts a NATS server; `config` is the text of its configuration
         file, with `{port}` for the client port."""
-        self.tmp, self.registry, self.procs = tmp_path, f"http://{registry}", []
+        self.tmp, self.procs = tmp_path, []
+        self.registry = registry if "://" in registry else f"http://{registry}"
         port = free_port()
         self.nats = f"{scheme}://127.0.0.1:{port}"
         if config is None:

@@ -6,17 +6,11 @@ the wrong key, or one claiming another node's id, is refused by the server
 and stops with a clear error; the real node keeps serving.
 """
 
-import datetime
-import ipaddress
 import subprocess
 
 import mcp
 import pytest
-from conftest import TOOL, until_listed
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from conftest import TOOL, private_ca, until_listed
 from test_mcp import text_of
 from test_mesh import Mesh, publish, settled_calls_on
 
@@ -24,38 +18,6 @@ from test_mesh import Mesh, publish, settled_calls_on
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
-
-
-def certificate(subject, issuer_name, key, signer, ca, **sans):
-    now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_name)]))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if sans:
-        names = [x509.DNSName(d) for d in sans.get("dns", [])] + [x509.IPAddress(ipaddress.ip_address(i)) for i in sans.get("ips", [])]
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    return builder.sign(signer, hashes.SHA256())
-
-
-def private_ca(dir):
-    """A CA and a server certificate for 127.0.0.1 / localhost, as PEM files."""
-    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = certificate("toolmesh test CA", "toolmesh test CA", ca_key, ca_key, True)
-    server = certificate("nats", "toolmesh test CA", server_key, ca_key, False, dns=["localhost"], ips=["127.0.0.1"])
-    pem = serialization.Encoding.PEM
-    (dir / "ca.pem").write_bytes(ca.public_bytes(pem))
-    (dir / "server.pem").write_bytes(server.public_bytes(pem))
-    (dir / "server.key").write_bytes(
-        server_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return dir / "ca.pem"
 
 
 def nkey(dir, name):

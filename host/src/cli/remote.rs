@@ -7,7 +7,8 @@ use bytes::Bytes;
 use clap::Args;
 use std::path::PathBuf;
 use toolmesh_host::node::source::{ComponentSource, signature_payload};
-use toolmesh_registry::client::Client;
+use toolmesh_registry::auth::Credentials;
+use toolmesh_registry::client::{Client, ClientOptions};
 use toolmesh_registry::digest::Digest;
 use toolmesh_registry::name::Reference;
 use toolmesh_registry::oci::{Manifest, annotation};
@@ -24,14 +25,35 @@ pub struct RegistryArgs {
     #[arg(long, env = "TOOLMESH_REGISTRY", default_value = DEFAULT_REGISTRY, value_name = "URL")]
     pub registry: String,
     /// Token for pushing (and for pulling from registries that require one).
-    #[arg(long, env = "TOOLMESH_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "TOOLMESH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        conflicts_with = "registry_user"
+    )]
     pub token: Option<String>,
+    /// A user name at the registry (Basic auth, or the OCI token flow).
+    #[arg(long, env = "TOOLMESH_REGISTRY_USER", value_name = "USER", requires = "registry_password")]
+    pub registry_user: Option<String>,
+    /// The registry user's password.
+    #[arg(long, env = "TOOLMESH_REGISTRY_PASSWORD", hide_env_values = true, value_name = "PASSWORD")]
+    pub registry_password: Option<String>,
+    /// A PEM file of CA certificates to trust for the registry (a private CA).
+    #[arg(long, env = "TOOLMESH_REGISTRY_CA", value_name = "FILE")]
+    pub registry_ca: Option<PathBuf>,
 }
 
 impl RegistryArgs {
     /// A client for the registry.
     pub fn client(&self) -> Result<Client, Failure> {
-        Ok(Client::new(&self.registry, self.token.clone())?)
+        let credentials = match (&self.token, &self.registry_user, &self.registry_password) {
+            (Some(token), _, _) => Credentials::Token(token.clone()),
+            (None, Some(user), Some(password)) => Credentials::Basic { user: user.clone(), password: password.clone() },
+            _ => Credentials::Anonymous,
+        };
+        let options = ClientOptions { credentials, ca_file: self.registry_ca.clone() };
+        Ok(Client::with_options(&self.registry, options)?)
     }
 }
 

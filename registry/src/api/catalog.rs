@@ -2,6 +2,8 @@
 //! its manifest annotations; nothing is downloaded or run to build it.
 
 use super::{Access, ApiError, AppState};
+use crate::digest::Digest;
+use crate::name::Repository;
 use crate::oci::{self, annotation};
 use crate::request::ToolRequest;
 use crate::store::FsStore;
@@ -38,7 +40,8 @@ pub struct CatalogEntry {
 }
 
 impl CatalogEntry {
-    fn matches(&self, query: &str) -> bool {
+    /// Whether `query` appears (ignoring case) in its name, description or tools.
+    pub fn matches(&self, query: &str) -> bool {
         let q = query.to_lowercase();
         let hit = |s: &str| s.to_lowercase().contains(&q);
         hit(&self.name) || self.description.as_deref().is_some_and(hit) || hit(&self.tools.to_string())
@@ -53,35 +56,40 @@ pub async fn catalog_entries(store: &FsStore, query: Option<&str>) -> Result<Vec
             let Ok(tag_ref) = tag.parse() else { continue };
             let reference = crate::name::ManifestRef::Tag(tag_ref);
             let (bytes, digest, _) = store.get_manifest(&repo, &reference).await?;
-            let Ok(manifest) = serde_json::from_slice::<oci::Manifest>(&bytes) else { continue };
-            if manifest.wasm_layer().is_none() {
-                continue;
-            }
-            let a = &manifest.annotations;
-            let permissions = match ToolRequest::from_annotation(a.get(annotation::PERMISSIONS).map(String::as_str)) {
-                Ok(request) => request,
-                Err(e) => {
-                    tracing::warn!(%repo, %tag, "left out of the catalog: {e}");
-                    continue;
-                }
-            };
-            let json = |key: &str| a.get(key).and_then(|v| serde_json::from_str(v).ok()).unwrap_or(Value::Null);
-            let entry = CatalogEntry {
-                name: repo.to_string(),
-                version: tag,
-                digest: digest.to_string(),
-                description: a.get(annotation::DESCRIPTION).cloned(),
-                publisher: a.get(annotation::PUBLISHER).cloned(),
-                source: a.get(annotation::SOURCE).cloned(),
-                tools: json(annotation::TOOLS),
-                permissions,
-            };
-            if query.is_none_or(|q| entry.matches(q)) {
+            if let Some(entry) = entry(&repo, tag, digest, &bytes)
+                && query.is_none_or(|q| entry.matches(q))
+            {
                 out.push(entry);
             }
         }
     }
     Ok(out)
+}
+
+/// The catalog entry of manifest `bytes` (tag `tag` of `repo`), if it is
+/// a Wasm tool whose request this version can read.
+pub fn entry(repo: &Repository, tag: String, digest: Digest, bytes: &[u8]) -> Option<CatalogEntry> {
+    let manifest = serde_json::from_slice::<oci::Manifest>(bytes).ok()?;
+    manifest.wasm_layer()?;
+    let a = &manifest.annotations;
+    let permissions = match ToolRequest::from_annotation(a.get(annotation::PERMISSIONS).map(String::as_str)) {
+        Ok(request) => request,
+        Err(e) => {
+            tracing::warn!(%repo, %tag, "left out of the catalog: {e}");
+            return None;
+        }
+    };
+    let json = |key: &str| a.get(key).and_then(|v| serde_json::from_str(v).ok()).unwrap_or(Value::Null);
+    Some(CatalogEntry {
+        name: repo.to_string(),
+        version: tag,
+        digest: digest.to_string(),
+        description: a.get(annotation::DESCRIPTION).cloned(),
+        publisher: a.get(annotation::PUBLISHER).cloned(),
+        source: a.get(annotation::SOURCE).cloned(),
+        tools: json(annotation::TOOLS),
+        permissions,
+    })
 }
 
 pub(crate) async fn handler(

@@ -23,7 +23,7 @@ mod catalog;
 mod error;
 mod routes;
 
-pub use catalog::{CatalogEntry, catalog_entries};
+pub use catalog::{CatalogEntry, catalog_entries, entry as catalog_entry};
 pub use error::ApiError;
 
 use crate::store::FsStore;

@@ -41,7 +41,7 @@ fn main() {
     common::serve_native_if_asked();
     let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let http = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+    let http = toolmesh_registry::client::http_builder().tcp_nodelay(true).build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let no_examples = dir.path().join("no-examples");
     std::fs::create_dir_all(&no_examples).unwrap();

@@ -95,7 +95,7 @@ impl Tally {
 
 /// Runs `clients` loops of calls for `duration`, adding them to `tally`.
 async fn load(url: &str, tool: &str, clients: usize, duration: Duration, tally: &mut Tally) {
-    let http = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+    let http = toolmesh_registry::client::http_builder().tcp_nodelay(true).build().unwrap();
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|c| {

@@ -89,6 +89,10 @@ pub struct SandboxConfig {
     /// before it is refused as "node busy" (`"2s"`).
     #[serde(deserialize_with = "de_duration")]
     pub queue_timeout: Duration,
+    /// Compiled code kept loaded in memory, all components together
+    /// (`"512MiB"`); the least recently used are dropped past it.
+    #[serde(deserialize_with = "de_size")]
+    pub loaded_code: u64,
 }
 
 impl Default for SandboxConfig {
@@ -101,6 +105,7 @@ impl Default for SandboxConfig {
             cache_dir: None,
             memory_budget: None,
             queue_timeout: Duration::from_secs(2),
+            loaded_code: 512 << 20,
         }
     }
 }

@@ -83,6 +83,33 @@ pub struct NodeMetrics {
     pub components: Family<ReasonLabel, Counter>,
     /// Time to fetch and compile a component on a miss.
     pub load_seconds: Histogram,
+    /// The tool names its metrics carry.
+    pub tools: ToolLabels,
+}
+
+/// The tool names a node labels its metrics with: the first
+/// [`MAX_TOOL_LABELS`] names it meets (each at most 64 characters); any
+/// other counts as `other`, so callers cannot grow the metrics without bound.
+#[derive(Default)]
+pub struct ToolLabels(std::sync::Mutex<std::collections::HashSet<String>>);
+
+/// Distinct tool names a node's metrics carry.
+pub const MAX_TOOL_LABELS: usize = 256;
+
+impl ToolLabels {
+    /// The label for `tool`.
+    pub fn label(&self, tool: &str) -> String {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains(tool) {
+            return tool.to_owned();
+        }
+        let usable = tool.len() <= 64 && !tool.is_empty() && tool.bytes().all(|b| b.is_ascii_graphic());
+        if usable && seen.len() < MAX_TOOL_LABELS {
+            seen.insert(tool.to_owned());
+            return tool.to_owned();
+        }
+        "other".to_owned()
+    }
 }
 
 /// All of this process's metrics and the registry that writes them out.
@@ -111,6 +138,7 @@ impl Metrics {
             in_flight: Gauge::default(),
             components: Family::default(),
             load_seconds: latency(),
+            tools: ToolLabels::default(),
         };
         let mut registry = Registry::with_prefix("toolmesh");
         let g = registry.sub_registry_with_prefix("gateway");
@@ -187,5 +215,18 @@ mod tests {
         assert!(text.contains(r#"toolmesh_gateway_calls_total{tool="text.count",outcome="timeout"} 1"#), "{text}");
         assert!(text.contains(r#"toolmesh_gateway_call_seconds_count{tool="text.count"} 2"#), "{text}");
         assert!(text.contains(r#"toolmesh_gateway_call_seconds_bucket{le="0.004",tool="text.count"} 1"#), "{text}");
+    }
+
+    #[test]
+    fn tool_labels_are_bounded() {
+        let labels = ToolLabels::default();
+        assert_eq!(labels.label("count"), "count");
+        assert_eq!(labels.label(&"x".repeat(65)), "other");
+        assert_eq!(labels.label("bad\nname"), "other");
+        for i in 1..MAX_TOOL_LABELS {
+            assert_eq!(labels.label(&format!("t{i}")), format!("t{i}"));
+        }
+        assert_eq!(labels.label("one-too-many"), "other");
+        assert_eq!(labels.label("count"), "count", "names already seen keep their label");
     }
 }

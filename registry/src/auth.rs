@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 /// A client's credentials.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub enum Credentials {
     /// None: anonymous pulls (and anonymous tokens where a registry gives them).
     #[default]
@@ -21,6 +21,16 @@ pub enum Credentials {
         /// The password.
         password: String,
     },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Anonymous => f.write_str("Anonymous"),
+            Credentials::Token(_) => f.write_str("Token(…)"),
+            Credentials::Basic { user, .. } => write!(f, "Basic({user}, …)"),
+        }
+    }
 }
 
 /// A `WWW-Authenticate` challenge.

@@ -58,6 +58,13 @@ pub enum ClientError {
     Config(String),
 }
 
+/// A `reqwest` client builder with the TLS registry clients use (ring,
+/// the public web roots), for other HTTP clients of this workspace.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    let tls = tls_config(None).expect("TLS with the built-in roots and ring's defaults");
+    reqwest::Client::builder().tls_backend_preconfigured(tls)
+}
+
 /// TLS for registry connections: the public web roots, plus the
 /// certificates in `ca_file` when given.
 fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
@@ -147,6 +154,11 @@ impl Client {
     /// Adds the credentials for `request`: a token for its scope when the
     /// token service gave one, else the fixed token or Basic credentials.
     fn authorize(&self, request: &mut reqwest::Request) {
+        // Credentials go to the registry itself only, never to another
+        // origin an upload Location points at.
+        if !same_origin(request.url(), &self.base) {
+            return;
+        }
         let scope = auth::scope_of(request.method(), request.url().path());
         let cached = self.tokens.lock().unwrap_or_else(|e| e.into_inner()).get(&scope).cloned();
         let value = match (&cached, &self.credentials) {
@@ -167,6 +179,11 @@ impl Client {
         let url = challenge.token_url().ok_or_else(|| {
             ClientError::Protocol(format!("the registry asks for a token from an unusable realm: {challenge:?}"))
         })?;
+        if url.scheme() == "http" && self.base.starts_with("https://") {
+            return Err(ClientError::Protocol(format!(
+                "the registry asks for credentials to be sent in clear text to {url}; refusing"
+            )));
+        }
         let what = format!("a token from {}", url.origin().ascii_serialization());
         let mut builder = self.http.get(url.clone());
         if let Credentials::Basic { user, password } = &self.credentials {
@@ -490,7 +507,14 @@ impl Client {
             };
             for tag in tags.into_iter().take(MAX_LISTED) {
                 let Ok(tag_ref) = tag.parse() else { continue };
-                let (bytes, digest, _) = self.pull_manifest(&repo, &ManifestRef::Tag(tag_ref)).await?;
+                let (bytes, digest, _) = match self.pull_manifest(&repo, &ManifestRef::Tag(tag_ref)).await {
+                    Ok(manifest) => manifest,
+                    // One unreadable tag (deleted, another media type) leaves the rest listed.
+                    Err(e) => {
+                        tracing::warn!(%repo, %tag, error = %e, "left out of the catalog");
+                        continue;
+                    }
+                };
                 if let Some(entry) = crate::api::catalog_entry(&repo, tag, digest, &bytes)
                     && query.is_none_or(|q| entry.matches(q))
                 {
@@ -505,7 +529,9 @@ impl Client {
     pub async fn repositories(&self) -> Result<Vec<String>, ClientError> {
         let mut names = Vec::new();
         let mut next = Some(format!("/v2/_catalog?n={MAX_LISTED}"));
+        let mut pages = 0;
         while let Some(path) = next.take() {
+            pages += 1;
             let response = self.send("the repository list", self.request(Method::GET, &path)).await?;
             next = response
                 .headers()
@@ -514,14 +540,20 @@ impl Client {
                 .and_then(|link| link.split_once('<')?.1.split_once('>').map(|(target, _)| target.to_owned()))
                 .filter(|target| target.starts_with("/v2/_catalog?"));
             let body: serde_json::Value = response.json().await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let before = names.len();
             let page = body["repositories"].as_array().into_iter().flatten().filter_map(|r| r.as_str());
             names.extend(page.map(str::to_owned));
-            if names.len() >= MAX_LISTED * 10 {
+            if names.len() == before || names.len() >= MAX_LISTED * 10 || pages >= 100 {
                 break;
             }
         }
         Ok(names)
     }
+}
+
+/// Whether `url` has the origin (scheme, host and port) of `base`.
+fn same_origin(url: &reqwest::Url, base: &str) -> bool {
+    reqwest::Url::parse(base).is_ok_and(|base| base.origin() == url.origin())
 }
 
 /// The tag under which registries without the referrers API list

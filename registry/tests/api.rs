@@ -27,7 +27,7 @@ async fn start(config: StoreConfig, access: AccessConfig) -> Registry {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router(store, access)).await });
-    Registry { url, dir, http: reqwest::Client::new() }
+    Registry { url, dir, http: toolmesh_registry::client::http_builder().build().unwrap() }
 }
 
 async fn default_registry() -> Registry {

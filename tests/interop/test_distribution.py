@@ -12,6 +12,7 @@ import datetime
 import json
 import os
 import secrets
+import ssl
 import subprocess
 import threading
 import time
@@ -41,7 +42,7 @@ def anyio_backend():
 def start_distribution(tmp_path, auth):
     """Starts distribution on a loopback port with TLS and `auth` (YAML);
     yields its https base URL and the CA file."""
-    ca = private_ca(tmp_path)
+    ca = tmp_path / "ca.pem" if (tmp_path / "ca.pem").exists() else private_ca(tmp_path)
     port = free_port()
     config = tmp_path / "distribution.yml"
     config.write_text(f"""
@@ -153,9 +154,14 @@ class TokenService:
                 self.end_headers()
                 self.wfile.write(body)
 
+        # Over TLS from the same private CA as the registry (a client refuses
+        # to send credentials to a clear-text realm of an https registry).
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.realm = f"http://127.0.0.1:{self.server.server_port}/token"
+        self.realm = f"https://127.0.0.1:{self.server.server_port}/token"
 
     def token(self, audience, scopes):
         access = []
@@ -176,6 +182,7 @@ class TokenService:
 
 
 def test_the_oci_token_flow_against_distribution(tmp_path):
+    private_ca(tmp_path)
     tokens = TokenService(tmp_path)
     auth = f"""auth:
   token:

@@ -100,7 +100,7 @@ pub fn start_native() -> (ChildGuard, String) {
 /// Starts `command` and waits for the line with `marker` on the (piped)
 /// stream that `announcements` takes; returns the process and the rest of
 /// that line.
-fn start_announcing<R: std::io::Read + Send + 'static>(
+pub fn start_announcing<R: std::io::Read + Send + 'static>(
     command: &mut Command,
     announcements: fn(&mut Child) -> Option<R>,
     marker: &str,

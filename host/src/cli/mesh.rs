@@ -144,7 +144,7 @@ pub async fn node(args: NodeArgs) -> Result<(), Failure> {
     let nats = args.nats.config(format!("toolmesh node {name}"));
     let client = nats.connect().await.map_err(Failure::failed)?;
     eprintln!("node {name} ({id}) grants tools: {}", policy.summary().join("; "));
-    eprintln!("node {id} connected to {}", args.nats.nats);
+    eprintln!("node {id} connected to {}", nats.shown_url());
     let config = AgentConfig {
         id,
         name,
@@ -204,7 +204,7 @@ pub async fn gateway(args: GatewayArgs) -> Result<(), Failure> {
     let server = tokio::spawn(front::serve(listener, mcp_router(gateway.clone(), mcp), front::default_loops()));
     eprintln!(
         "gateway on {} serving {} tools from {}",
-        args.nats.nats,
+        nats.shown_url(),
         gateway.catalog().len(),
         args.registry.registry
     );

@@ -29,6 +29,10 @@ pub struct SandboxArgs {
     /// [default: three quarters of the machine's memory].
     #[arg(long, value_parser = parse_size_arg, value_name = "SIZE")]
     memory_budget: Option<u64>,
+    /// Compiled code kept loaded in memory, all components together, such
+    /// as `1GiB` [default: 512MiB].
+    #[arg(long, value_parser = parse_size_arg, value_name = "SIZE")]
+    loaded_code: Option<u64>,
     /// Compile every time instead of using the compile cache.
     #[arg(long)]
     no_cache: bool,
@@ -65,6 +69,9 @@ impl SandboxArgs {
         }
         if let Some(memory) = self.memory {
             config.limits.memory = memory;
+        }
+        if let Some(bytes) = self.loaded_code {
+            config.loaded_code = bytes;
         }
         if let Some(output) = self.max_output {
             config.limits.output = output;

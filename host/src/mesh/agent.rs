@@ -91,7 +91,7 @@ pub async fn serve(
             biased;
             _ = &mut drained_by => break,
             _ = adverts.tick() => advertise(&client, &node, &config, in_flight.load(Ordering::Relaxed), 0).await,
-            Some(message) = calls.next() => refuse_draining(&client, &message).await,
+            Some(message) = calls.next() => refuse_draining(&client, &mut assembler, &message).await,
             Some(message) = cancels.next() => cancel(&message, &running),
             _ = check.tick() => {}
         }
@@ -131,8 +131,12 @@ fn whole(
         },
         Some(Err(e)) => e,
     };
-    let kind = if matches!(error, PartError::TooLarge { .. }) { "too_large" } else { "bad_request" };
-    let refusal = admission_error(kind, format!("the call could not be read: {error}"), false);
+    let (kind, retryable) = match error {
+        PartError::TooLarge { .. } => ("too_large", false),
+        PartError::Busy => ("node_busy", true),
+        _ => ("bad_request", false),
+    };
+    let refusal = admission_error(kind, format!("the call could not be read: {error}"), retryable);
     let client = client.clone();
     tokio::spawn(async move { client.publish(reply, Bytes::from(wire::encode(&refusal))).await });
     None
@@ -153,11 +157,15 @@ fn admission_error(kind: &str, message: String, retryable: bool) -> NodeMessage 
 }
 
 /// Answers a call that arrived while draining: busy, try another node.
-async fn refuse_draining(client: &async_nats::Client, message: &async_nats::Message) {
+async fn refuse_draining(client: &async_nats::Client, assembler: &mut Assembler, message: &async_nats::Message) {
     let Some(reply) = &message.reply else { return };
-    // A call in parts is refused once, at its first part.
+    // A call in parts is refused once: at its first part, or at the next
+    // one if it began before the drain.
     if matches!(parts::part_of(message), Some(Ok((index, _))) if index > 0) {
-        return;
+        if !assembler.is_pending(reply.as_str()) {
+            return;
+        }
+        assembler.forget(reply.as_str());
     }
     let error = admission_error("node_busy", "the node is shutting down".into(), true);
     let _ = client.publish(reply.clone(), Bytes::from(wire::encode(&error))).await;

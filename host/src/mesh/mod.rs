@@ -87,7 +87,7 @@ impl Refusals {
 
 /// How a process proves who it is to the NATS servers; the servers decide
 /// what each identity may publish and subscribe to.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub enum NatsAuth {
     /// No credentials beyond any user and password in the URL.
     #[default]
@@ -98,6 +98,17 @@ pub enum NatsAuth {
     Creds(PathBuf),
     /// A file holding a user nkey seed (`SU…`, as `tool keygen --nats` writes it).
     Nkey(PathBuf),
+}
+
+impl std::fmt::Debug for NatsAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NatsAuth::None => f.write_str("None"),
+            NatsAuth::Token(_) => f.write_str("Token(…)"),
+            NatsAuth::Creds(path) => write!(f, "Creds({})", path.display()),
+            NatsAuth::Nkey(path) => write!(f, "Nkey({})", path.display()),
+        }
+    }
 }
 
 /// TLS settings for NATS connections.
@@ -143,9 +154,22 @@ impl NatsConfig {
         let connect = options.connect(servers.as_slice());
         match tokio::time::timeout(Duration::from_secs(10), connect).await {
             Ok(Ok(client)) => Ok(client),
-            Ok(Err(e)) => Err(MeshError(format!("cannot connect to {}: {e}", self.url))),
-            Err(_) => Err(MeshError(format!("cannot connect to {} within 10 s", self.url))),
+            Ok(Err(e)) => Err(MeshError(format!("cannot connect to {}: {e}", self.shown_url()))),
+            Err(_) => Err(MeshError(format!("cannot connect to {} within 10 s", self.shown_url()))),
         }
+    }
+
+    /// The server URLs without any password in them, for messages.
+    pub fn shown_url(&self) -> String {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .map(|url| match (url.find("://"), url.rfind('@')) {
+                (Some(scheme), Some(at)) if at > scheme => format!("{}…@{}", &url[..scheme + 3], &url[at + 1..]),
+                _ => url.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     async fn options(&self) -> Result<async_nats::ConnectOptions, MeshError> {
@@ -174,8 +198,19 @@ impl NatsConfig {
             options = options.add_root_certificates(ca.clone()).require_tls(true);
         }
         if let Some((cert, key)) = &self.tls.client {
-            options = options.add_client_certificate(cert.clone(), key.clone());
+            options = options.add_client_certificate(cert.clone(), key.clone()).require_tls(true);
         }
         Ok(options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_urls_hide_passwords() {
+        let config = NatsConfig { url: "nats://u:secret@a:4222, tls://b:4222".into(), ..NatsConfig::default() };
+        assert_eq!(config.shown_url(), "nats://…@a:4222,tls://b:4222");
     }
 }

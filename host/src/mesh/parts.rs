@@ -87,13 +87,23 @@ pub enum PartError {
         /// The receiver's limit in bytes.
         limit: usize,
     },
+    /// The receiver holds as many partly received values as it takes.
+    #[error("too many values arriving at once; try again")]
+    Busy,
 }
 
-/// Values arriving in parts, by stream (a reply inbox), each bounded.
+/// Values arriving in parts, by stream (a reply inbox): each at most the
+/// limit, all together at most four times it, and at most
+/// [`MAX_STREAMS`] at once.
 pub struct Assembler {
     limit: usize,
     pending: HashMap<String, Pending>,
+    /// Bytes held over all pending values.
+    held: usize,
 }
+
+/// Values an [`Assembler`] receives at once.
+pub const MAX_STREAMS: usize = 16;
 
 struct Pending {
     bytes: Vec<u8>,
@@ -103,26 +113,24 @@ struct Pending {
 }
 
 impl Assembler {
-    /// An assembler that takes values of at most `limit` bytes; at most
-    /// four values at once may be partly received.
+    /// An assembler that takes values of at most `limit` bytes.
     pub fn new(limit: usize) -> Self {
-        Assembler { limit, pending: HashMap::new() }
+        Assembler { limit, pending: HashMap::new(), held: 0 }
     }
 
     /// Adds part `index` of `count` of the value on `stream`: the whole
     /// value once its last part came, `None` while parts are missing.
     pub fn add(&mut self, stream: &str, index: usize, count: usize, data: &[u8]) -> Result<Option<Bytes>, PartError> {
         let now = Instant::now();
-        self.pending.retain(|_, p| now.duration_since(p.touched) < STALE_AFTER);
         if index == 0 {
+            self.forget(stream);
+            self.forget_stale(now);
             let per_part = data.len().max(1);
             if count.saturating_mul(per_part) > self.limit.saturating_add(per_part) {
-                self.pending.remove(stream);
                 return Err(PartError::TooLarge { limit: self.limit });
             }
-            let held: usize = self.pending.values().map(|p| p.bytes.len()).sum();
-            if held.saturating_add(data.len()) > self.limit.saturating_mul(4) {
-                return Err(PartError::TooLarge { limit: self.limit });
+            if self.pending.len() >= MAX_STREAMS {
+                return Err(PartError::Busy);
             }
             self.pending.insert(stream.to_owned(), Pending { bytes: Vec::new(), next: 0, count, touched: now });
         }
@@ -131,25 +139,51 @@ impl Assembler {
         };
         if index != pending.next || count != pending.count {
             let expected = pending.next;
-            self.pending.remove(stream);
+            self.forget(stream);
             return Err(PartError::OutOfOrder { index, count, expected });
         }
         if pending.bytes.len() + data.len() > self.limit {
-            self.pending.remove(stream);
+            self.forget(stream);
             return Err(PartError::TooLarge { limit: self.limit });
+        }
+        if self.held + data.len() > self.limit.saturating_mul(4) {
+            self.forget(stream);
+            return Err(PartError::Busy);
         }
         pending.bytes.extend_from_slice(data);
         pending.next += 1;
         pending.touched = now;
+        self.held += data.len();
         if pending.next < pending.count {
             return Ok(None);
         }
-        Ok(self.pending.remove(stream).map(|p| Bytes::from(p.bytes)))
+        let whole = self.pending.remove(stream).map(|p| Bytes::from(p.bytes));
+        self.held -= whole.as_ref().map_or(0, Bytes::len);
+        Ok(whole)
+    }
+
+    /// Whether part of a value on `stream` has come and the rest not yet.
+    pub fn is_pending(&self, stream: &str) -> bool {
+        self.pending.contains_key(stream)
     }
 
     /// Forgets what `stream` sent so far.
     pub fn forget(&mut self, stream: &str) {
-        self.pending.remove(stream);
+        if let Some(pending) = self.pending.remove(stream) {
+            self.held -= pending.bytes.len();
+        }
+    }
+
+    fn forget_stale(&mut self, now: Instant) {
+        let stale: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now.duration_since(p.touched) >= STALE_AFTER)
+            .map(|(s, _)| s.clone())
+            .collect();
+        for stream in stale {
+            self.forget(&stream);
+        }
     }
 }
 
@@ -188,10 +222,23 @@ mod tests {
         a.add("s", 1, 3, b"bcdefgh").unwrap();
         assert_eq!(a.add("s", 2, 3, b"ijkl"), Err(PartError::TooLarge { limit: 10 }));
         assert!(a.pending.is_empty());
-        // Many streams at once are bounded together.
+        // Many streams at once are bounded together, in bytes on every part…
         for s in ["a", "b", "c", "d"] {
             a.add(s, 0, 2, b"0123456789").unwrap();
         }
-        assert_eq!(a.add("e", 0, 2, b"0"), Err(PartError::TooLarge { limit: 10 }));
+        assert_eq!(a.held, 40);
+        assert_eq!(a.add("e", 0, 2, b"0"), Err(PartError::Busy));
+        assert!(!a.is_pending("e"));
+        a.forget("a");
+        assert_eq!(a.held, 30);
+        // …and in number.
+        let mut b = Assembler::new(1 << 20);
+        for i in 0..MAX_STREAMS {
+            b.add(&i.to_string(), 0, 2, b"x").unwrap();
+        }
+        assert_eq!(b.add("one more", 0, 2, b"x"), Err(PartError::Busy));
+        // Restarting a stream does not count its old bytes twice.
+        b.add("0", 0, 2, b"yy").unwrap();
+        assert_eq!(b.held, MAX_STREAMS + 1);
     }
 }

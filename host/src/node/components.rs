@@ -1,6 +1,7 @@
-//! Loaded components in memory, by digest: at most a fixed number, the
-//! least recently used dropped first, and each loaded once however many
-//! calls miss it at the same moment (the others wait for that load).
+//! Loaded components in memory, by digest: at most a fixed number of bytes
+//! of compiled code, the least recently used dropped first, and each
+//! loaded once however many calls miss it at the same moment (the others
+//! wait for that load).
 
 use crate::sandbox::ToolComponent;
 use std::collections::HashMap;
@@ -8,13 +9,22 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 use toolmesh_registry::digest::Digest;
 
-/// How many components a node keeps loaded unless told otherwise.
-pub const DEFAULT_CAPACITY: usize = 128;
+/// What a cached value weighs against the cache's capacity.
+pub trait Weigh {
+    /// Its weight in bytes.
+    fn weight(&self) -> u64;
+}
+
+impl Weigh for ToolComponent {
+    fn weight(&self) -> u64 {
+        self.code_size()
+    }
+}
 
 /// A bounded, single-flight map from digest to loaded component (generic
 /// only so it can be tested without compiling components).
 pub struct ComponentCache<C = ToolComponent> {
-    capacity: usize,
+    capacity: u64,
     state: Mutex<State<C>>,
 }
 
@@ -28,10 +38,20 @@ struct Entry<C> {
     used: u64,
 }
 
-impl<C: Clone> ComponentCache<C> {
-    /// A cache that keeps at most `capacity` components (at least one).
-    pub fn new(capacity: usize) -> Self {
-        ComponentCache { capacity: capacity.max(1), state: Mutex::new(State { entries: HashMap::new(), clock: 0 }) }
+impl<C: Clone + Weigh> ComponentCache<C> {
+    /// A cache that keeps components weighing `capacity` bytes in all (and
+    /// always the one most recently used, however heavy).
+    pub fn new(capacity: u64) -> Self {
+        ComponentCache { capacity, state: Mutex::new(State { entries: HashMap::new(), clock: 0 }) }
+    }
+
+    /// Bytes the loaded components weigh together.
+    pub fn weight(&self) -> u64 {
+        Self::weight_of(&self.lock())
+    }
+
+    fn weight_of(state: &State<C>) -> u64 {
+        state.entries.values().filter_map(|e| e.cell.get()).map(Weigh::weight).sum()
     }
 
     /// How many components are loaded or loading.
@@ -69,11 +89,15 @@ impl<C: Clone> ComponentCache<C> {
                 state.entries.entry(digest).or_insert_with(|| Entry { cell: Arc::new(OnceCell::new()), used: now });
             entry.used = now;
             let cell = entry.cell.clone();
-            self.evict(&mut state);
+            self.evict(&mut state, digest);
             cell
         };
         match cell.get_or_try_init(load).await {
-            Ok(component) => Ok(component.clone()),
+            Ok(component) => {
+                let component = component.clone();
+                self.evict(&mut self.lock(), digest);
+                Ok(component)
+            }
             Err(error) => {
                 let mut state = self.lock();
                 if state.entries.get(&digest).is_some_and(|e| Arc::ptr_eq(&e.cell, &cell) && !cell.initialized()) {
@@ -92,22 +116,27 @@ impl<C: Clone> ComponentCache<C> {
         let now = state.clock;
         let used = state.entries.get(&digest).map_or(now, |e| e.used);
         state.entries.insert(digest, Entry { cell: Arc::new(OnceCell::new_with(Some(component))), used });
-        self.evict(&mut state);
+        self.evict(&mut state, digest);
     }
 
-    /// Drops the least recently used loaded components past the capacity.
+    /// Drops the least recently used loaded components while they weigh
+    /// more than the capacity, keeping `keep` (the one a call is using).
     /// Entries still loading are kept (their callers are waiting on them).
-    fn evict(&self, state: &mut State<C>) {
-        while state.entries.len() > self.capacity {
+    fn evict(&self, state: &mut State<C>, keep: Digest) {
+        let mut weight = Self::weight_of(state);
+        while weight > self.capacity {
             let oldest = state
                 .entries
                 .iter()
-                .filter(|(_, e)| e.cell.initialized())
+                .filter(|(digest, e)| e.cell.initialized() && **digest != keep)
                 .min_by_key(|(_, e)| e.used)
                 .map(|(digest, _)| *digest);
             match oldest {
                 Some(digest) => {
-                    state.entries.remove(&digest);
+                    if let Some(dropped) = state.entries.remove(&digest) {
+                        weight -= dropped.cell.get().map_or(0, Weigh::weight);
+                        tracing::debug!(%digest, "compiled component dropped from memory (least recently used)");
+                    }
                 }
                 None => break,
             }
@@ -118,6 +147,24 @@ impl<C: Clone> ComponentCache<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Weigh for u32 {
+        fn weight(&self) -> u64 {
+            1
+        }
+    }
+
+    impl Weigh for u8 {
+        fn weight(&self) -> u64 {
+            u64::from(*self)
+        }
+    }
+
+    impl Weigh for &str {
+        fn weight(&self) -> u64 {
+            self.len() as u64
+        }
+    }
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
@@ -150,14 +197,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn keeps_at_most_capacity_dropping_the_least_recently_used() {
-        let cache = ComponentCache::<u8>::new(2);
+    async fn keeps_at_most_capacity_bytes_dropping_the_least_recently_used() {
+        // Components 1, 2, 3 weigh 1, 2, 3 bytes; room for 4.
+        let cache = ComponentCache::<u8>::new(4);
         let load = |n: u8| move || async move { Ok::<_, ()>(n) };
         cache.get_or_load(digest(1), load(1)).await.unwrap();
         cache.get_or_load(digest(2), load(2)).await.unwrap();
         cache.get_or_load(digest(1), load(1)).await.unwrap(); // 1 is now the most recent
-        cache.get_or_load(digest(3), load(3)).await.unwrap(); // evicts 2
-        assert_eq!(cache.len(), 2);
+        cache.get_or_load(digest(3), load(3)).await.unwrap(); // 6 bytes: evicts 2
+        assert_eq!((cache.len(), cache.weight()), (2, 4));
         let reloaded = AtomicUsize::new(0);
         let counting = |n: u8| {
             let reloaded = &reloaded;
@@ -171,11 +219,18 @@ mod tests {
         assert_eq!(reloaded.load(Ordering::SeqCst), 0, "1 and 3 stayed loaded");
         cache.get_or_load(digest(2), counting(2)).await.unwrap();
         assert_eq!(reloaded.load(Ordering::SeqCst), 1, "2 was evicted and loads again");
+        assert_eq!(cache.weight(), 2, "loading 2 dropped 1 and 3 (least recently used first)");
+        // One component heavier than the whole cache still serves its calls.
+        let heavy = ComponentCache::<u8>::new(4);
+        heavy.get_or_load(digest(9), load(9)).await.unwrap();
+        assert_eq!(heavy.len(), 1);
+        heavy.get_or_load(digest(1), load(1)).await.unwrap();
+        assert_eq!((heavy.len(), heavy.weight()), (1, 1), "the heavy one goes once another is used");
     }
 
     #[tokio::test]
     async fn a_replacement_serves_later_calls() {
-        let cache = ComponentCache::<&str>::new(2);
+        let cache = ComponentCache::<&str>::new(64);
         cache.get_or_load(digest(1), || async { Ok::<_, ()>("baseline") }).await.unwrap();
         cache.replace(digest(1), "optimized");
         let got = cache.get_or_load(digest(1), || async { Ok::<_, ()>("loaded again") }).await.unwrap();
@@ -185,7 +240,7 @@ mod tests {
 
     #[tokio::test]
     async fn failed_loads_are_retried() {
-        let cache = ComponentCache::<u8>::new(2);
+        let cache = ComponentCache::<u8>::new(8);
         assert_eq!(cache.get_or_load(digest(1), || async { Err::<u8, _>("boom") }).await, Err("boom"));
         assert!(cache.is_empty());
         assert_eq!(cache.get_or_load(digest(1), || async { Ok::<_, &str>(5) }).await, Ok(5));

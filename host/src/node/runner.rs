@@ -156,6 +156,12 @@ struct Loaded {
     grant: Arc<Grant>,
 }
 
+impl components::Weigh for Loaded {
+    fn weight(&self) -> u64 {
+        self.component.code_size()
+    }
+}
+
 /// Compiles a node runs at once.
 const CONCURRENT_COMPILES: usize = 2;
 
@@ -163,11 +169,12 @@ impl Node {
     /// A node over `sandbox` that fetches from `source` and grants what
     /// `policy` allows.
     pub fn new(sandbox: Arc<Sandbox>, source: Arc<dyn ComponentSource>, policy: Arc<Policy>) -> Self {
+        let loaded_code = sandbox.config().loaded_code;
         Node {
             sandbox,
             source,
             policy,
-            components: Arc::new(ComponentCache::new(components::DEFAULT_CAPACITY)),
+            components: Arc::new(ComponentCache::new(loaded_code)),
             compiles: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_COMPILES)),
         }
     }
@@ -287,7 +294,8 @@ impl Node {
             Ok(_) => "ok",
             Err(e) => e.kind(),
         };
-        crate::metrics::record_call(&metrics.calls, &metrics.seconds, &tool, kind, started.elapsed().as_secs_f64());
+        let label = metrics.tools.label(&tool);
+        crate::metrics::record_call(&metrics.calls, &metrics.seconds, &label, kind, started.elapsed().as_secs_f64());
         outcome
     }
 

@@ -92,6 +92,12 @@ pub struct ToolComponent {
 }
 
 impl ToolComponent {
+    /// Bytes of compiled code it holds in memory.
+    pub fn code_size(&self) -> u64 {
+        let image = self.pre.instance_pre().component().image_range();
+        (image.end as usize).saturating_sub(image.start as usize) as u64
+    }
+
     /// Which compiler made its code.
     pub fn tier(&self) -> Tier {
         self.tier

@@ -17,10 +17,10 @@
 mod common;
 
 use bytes::Bytes;
-use common::{ChildGuard, serve};
+use common::{ChildGuard, Tally, load, serve};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use toolmesh_host::artifact::ToolMetadata;
 use toolmesh_host::config::SandboxConfig;
 use toolmesh_host::gateway::http::{McpHttpConfig, router};
@@ -76,50 +76,6 @@ async fn publish_hello(dir: &Path) -> (FsStore, Arc<Sandbox>) {
     (store, sandbox)
 }
 
-/// What one server answered over one or more rounds of load.
-#[derive(Default)]
-struct Tally {
-    latencies: Vec<Duration>,
-    elapsed: Duration,
-}
-
-impl Tally {
-    /// Calls/s, p50 and p99 over every round.
-    fn summary(mut self) -> (f64, Duration, Duration) {
-        self.latencies.sort();
-        let all = &self.latencies;
-        let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
-        (all.len() as f64 / self.elapsed.as_secs_f64(), at(0.50), at(0.99))
-    }
-}
-
-/// Runs `clients` loops of calls for `duration`, adding them to `tally`.
-async fn load(url: &str, tool: &str, clients: usize, duration: Duration, tally: &mut Tally) {
-    let http = toolmesh_registry::client::http_builder().tcp_nodelay(true).build().unwrap();
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|c| {
-            let (http, url, tool) = (http.clone(), url.to_owned(), tool.to_owned());
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut id = (c as u64) << 32;
-                while started.elapsed() < duration {
-                    id += 1;
-                    let t = Instant::now();
-                    let text = common::call(&http, &url, &tool, id).await;
-                    assert!(text.contains("Hello, bench!"), "{text}");
-                    latencies.push(t.elapsed());
-                }
-                latencies
-            })
-        })
-        .collect();
-    for task in tasks {
-        tally.latencies.extend(task.await.unwrap());
-    }
-    tally.elapsed += started.elapsed();
-}
-
 /// Rounds each server's load is split into, taken in turn, so that a
 /// machine whose speed drifts during the run slows every server alike.
 const ROUNDS: u32 = 5;
@@ -143,8 +99,9 @@ fn main() {
         let tool = |name: &str| if name.starts_with("native") { "greet" } else { "examples.hello.greet" };
         // Warm every server (the gateways compile the component on the first
         // call, and move to optimised code a moment later).
+        let http = toolmesh_registry::client::http_builder().tcp_nodelay(true).build().unwrap();
         for (name, url) in servers {
-            load(url, tool(name), 1, Duration::from_millis(500), &mut Tally::default()).await;
+            load(&http, url, tool(name), 1, Duration::from_millis(500), &mut Tally::default()).await;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
         println!("| clients | server | calls/s | p50 | p99 | toolmesh / native |");
@@ -153,7 +110,7 @@ fn main() {
             let mut tallies: Vec<Tally> = servers.iter().map(|_| Tally::default()).collect();
             for _ in 0..ROUNDS {
                 for ((name, url), tally) in servers.iter().zip(&mut tallies) {
-                    load(url, tool(name), clients, Duration::from_secs(seconds) / ROUNDS, tally).await;
+                    load(&http, url, tool(name), clients, Duration::from_secs(seconds) / ROUNDS, tally).await;
                 }
             }
             let mut native_rate = 0.0;

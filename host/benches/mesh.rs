@@ -20,7 +20,7 @@
 
 mod common;
 
-use common::{ChildGuard, call, start_announcing, tool_binary};
+use common::{ChildGuard, Tally, call, load, start_announcing, tool_binary};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -68,47 +68,6 @@ fn start_gateway(nats: &str, registry: &str) -> (ChildGuard, String) {
         .stderr(Stdio::piped());
     let (guard, url) = start_announcing(&mut command, |c| c.stderr.take(), "listening on");
     (guard, format!("{url}/mcp"))
-}
-
-/// Latencies and elapsed time of one front over its rounds.
-#[derive(Default)]
-struct Tally {
-    latencies: Vec<Duration>,
-    elapsed: Duration,
-}
-
-impl Tally {
-    fn summary(mut self) -> (f64, Duration, Duration) {
-        self.latencies.sort();
-        let all = &self.latencies;
-        let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
-        (all.len() as f64 / self.elapsed.as_secs_f64(), at(0.50), at(0.99))
-    }
-}
-
-async fn load(http: &reqwest::Client, url: &str, clients: usize, duration: Duration, tally: &mut Tally) {
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|c| {
-            let (http, url) = (http.clone(), url.to_owned());
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut id = (c as u64) << 32;
-                while started.elapsed() < duration {
-                    id += 1;
-                    let t = Instant::now();
-                    let text = call(&http, &url, "examples.hello.greet", id).await;
-                    assert!(text.contains("Hello, bench!"), "{text}");
-                    latencies.push(t.elapsed());
-                }
-                latencies
-            })
-        })
-        .collect();
-    for task in tasks {
-        tally.latencies.extend(task.await.unwrap());
-    }
-    tally.elapsed += started.elapsed();
 }
 
 /// Waits until `url` (an MCP endpoint) answers a call of `tool` correctly.
@@ -174,7 +133,7 @@ fn main() {
         until_serving(&http, &mesh, "examples.hello.greet", "Hello, bench!").await;
         // Warm both (compiles, and optimised code taking over).
         for url in [&embedded, &mesh] {
-            load(&http, url, 1, Duration::from_millis(500), &mut Tally::default()).await;
+            load(&http, url, "examples.hello.greet", 1, Duration::from_millis(500), &mut Tally::default()).await;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
         println!("| clients | front | calls/s | p50 | p99 | mesh / embedded |");
@@ -184,7 +143,8 @@ fn main() {
             let mut tallies: Vec<Tally> = fronts.iter().map(|_| Tally::default()).collect();
             for _ in 0..ROUNDS {
                 for ((_, url), tally) in fronts.iter().zip(&mut tallies) {
-                    load(&http, url, clients, Duration::from_secs(seconds) / ROUNDS, tally).await;
+                    load(&http, url, "examples.hello.greet", clients, Duration::from_secs(seconds) / ROUNDS, tally)
+                        .await;
                 }
             }
             let mut embedded_rate = 0.0;

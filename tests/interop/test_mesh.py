@@ -74,10 +74,11 @@ class Mesh:
         self.procs.append((log, proc))
         return log, proc
 
-    def node(self, name, *extra, env=None):
+    def node(self, name, *extra, env=None, nats=None):
+        """Starts a node (on `nats`, else this mesh's servers) and waits until it serves."""
         log, proc = self.spawn(
             name,
-            [TOOL, "node", "--nats", self.nats, "--registry", self.registry, "--name", name,
+            [TOOL, "node", "--nats", nats or self.nats, "--registry", self.registry, "--name", name,
              "--no-cache", "--timeout", "10s", *extra],
             env,
         )

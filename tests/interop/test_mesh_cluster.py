@@ -60,15 +60,6 @@ leafnodes {{ remotes: [ {{ urls: [{remotes}] }} ] }}
         # the others from it, and must use them when it is gone).
         self.nats = self.urls[0]
 
-    def node_on(self, url, name, *extra, env=None):
-        log, proc = self.spawn(
-            name,
-            [TOOL, "node", "--nats", url, "--registry", self.registry, "--name", name, "--no-cache", "--timeout", "10s", *extra],
-            env,
-        )
-        wait_for(log, "serving calls", proc)
-        return log, proc
-
 
 @pytest.fixture
 def cluster(tmp_path, registry):
@@ -88,9 +79,9 @@ async def test_calls_survive_a_lost_nats_server_and_a_gateway_restart(cluster, t
     # A node behind NAT reaches the mesh through its site's leaf server;
     # the others sit on servers 1 and 2 (each client also knows another
     # server to fail over to).
-    site_log, _ = cluster.node_on(cluster.leaf, "site", "--label", "site=branch", "--policy", str(policy), env={"SITE_KEY": "branch-secret"})
-    one_log, _ = cluster.node_on(f"{cluster.urls[1]},{cluster.urls[2]}", "one", "--label", "site=dc")
-    two_log, _ = cluster.node_on(f"{cluster.urls[2]},{cluster.urls[1]}", "two", "--label", "site=dc")
+    site_log, _ = cluster.node("site", "--label", "site=branch", "--policy", str(policy), env={"SITE_KEY": "branch-secret"}, nats=cluster.leaf)
+    one_log, _ = cluster.node("one", "--label", "site=dc", nats=f"{cluster.urls[1]},{cluster.urls[2]}")
+    two_log, _ = cluster.node("two", "--label", "site=dc", nats=f"{cluster.urls[2]},{cluster.urls[1]}")
     gateway_port = free_port()
     address = f"127.0.0.1:{gateway_port}"
     gateway_log, gateway = cluster.spawn(

@@ -171,3 +171,54 @@ pub async fn call(http: &reqwest::Client, url: &str, tool: &str, id: u64) -> Str
         .await
         .unwrap()
 }
+
+/// What one server answered over one or more rounds of load.
+#[derive(Default)]
+pub struct Tally {
+    latencies: Vec<std::time::Duration>,
+    elapsed: std::time::Duration,
+}
+
+impl Tally {
+    /// Calls/s, p50 and p99 over every round.
+    pub fn summary(mut self) -> (f64, std::time::Duration, std::time::Duration) {
+        self.latencies.sort();
+        let all = &self.latencies;
+        let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+        (all.len() as f64 / self.elapsed.as_secs_f64(), at(0.50), at(0.99))
+    }
+}
+
+/// Runs `clients` loops of calls of `tool` at `url` for `duration`,
+/// adding them to `tally`.
+pub async fn load(
+    http: &reqwest::Client,
+    url: &str,
+    tool: &str,
+    clients: usize,
+    duration: std::time::Duration,
+    tally: &mut Tally,
+) {
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let (http, url, tool) = (http.clone(), url.to_owned(), tool.to_owned());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut id = (c as u64) << 32;
+                while started.elapsed() < duration {
+                    id += 1;
+                    let t = std::time::Instant::now();
+                    let text = call(&http, &url, &tool, id).await;
+                    assert!(text.contains("Hello, bench!"), "{text}");
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    for task in tasks {
+        tally.latencies.extend(task.await.unwrap());
+    }
+    tally.elapsed += started.elapsed();
+}

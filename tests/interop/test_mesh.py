@@ -246,6 +246,7 @@ async def test_calls_are_placed_by_policy_and_load_and_survive_a_killed_node(mes
             survivor.send_signal(signal.SIGKILL)
         assert lost["result"].is_error and "was lost" in text_of(lost["result"]), text_of(lost["result"])
         assert "not retried" in text_of(lost["result"])
+        assert calls_on(a_log, "sleep") + calls_on(b_log, "sleep") == 1, "run once, never again elsewhere"
         gateway_metrics = scrape(f"{base}/metrics")
         assert metric(gateway_metrics, 'toolmesh_gateway_retries_total{reason="lost"}') == 1
         assert metric(gateway_metrics, 'toolmesh_gateway_calls_total{tool="test.hostile.sleep",outcome="node_lost"}') == 1
@@ -295,3 +296,15 @@ async def test_values_over_the_nats_payload_limit_cross_in_parts(mesh):
         # And the node still serves.
         assert text_of(await client.call_tool("test.hostile.echo", {"text": "ok"})) == "ok"
     assert settled_calls_on(log, 3) == 3, "the call over the body limit never reached the node"
+
+
+@pytest.mark.anyio
+async def test_a_gateway_with_a_local_node_serves_alone(mesh):
+    publish(mesh, "hostile.wasm", "test/hostile")
+    base = mesh.gateway("--local-node", "--timeout", "10s")
+    async with mcp.Client(f"{base}/mcp", mode="auto") as client:
+        await until_listed(client, "test.hostile.echo")
+        assert text_of(await client.call_tool("test.hostile.echo", {"text": "local"})) == "local"
+    listing = subprocess.run([TOOL, "nodes", "--nats", mesh.nats, "--json"], capture_output=True, text=True, timeout=30)
+    adverts = json.loads(listing.stdout)
+    assert len(adverts) == 1 and adverts[0]["labels"] == {"role": "gateway"}, adverts

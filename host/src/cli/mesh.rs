@@ -127,12 +127,7 @@ pub async fn node(args: NodeArgs) -> Result<(), Failure> {
         return Err(Failure::usage(anyhow!("bad node id {id:?}: use 1 to 64 letters, digits, `-` or `_`")));
     }
     let name = args.name.clone().unwrap_or_else(|| format!("node-{}", id.chars().take(6).collect::<String>()));
-    let config = args.sandbox.config()?;
-    let slots = args.slots.unwrap_or(config.max_concurrent_calls).max(1);
-    let sandbox = Arc::new(Sandbox::new(config)?);
-    let policy = Arc::new(args.sandbox.policy()?);
-    let source = Arc::new(args.registry.client()?);
-    let node = Node::new(sandbox, source, policy.clone());
+    let (node, slots) = build_node(&args.sandbox, &args.registry, args.slots)?;
     if let Some(addr) = args.metrics {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -143,7 +138,7 @@ pub async fn node(args: NodeArgs) -> Result<(), Failure> {
     }
     let nats = args.nats.config(format!("toolmesh node {name}"));
     let client = nats.connect().await.map_err(Failure::failed)?;
-    eprintln!("node {name} ({id}) grants tools: {}", policy.summary().join("; "));
+    eprintln!("node {name} ({id}) grants tools: {}", node.policy().summary().join("; "));
     eprintln!("node {id} connected to {}", nats.shown_url());
     let config = AgentConfig {
         id,
@@ -156,6 +151,16 @@ pub async fn node(args: NodeArgs) -> Result<(), Failure> {
     agent::serve(client, nats.refusals.clone(), node, config, stop_signal()).await.map_err(Failure::failed)?;
     eprintln!("node stopped");
     Ok(())
+}
+
+/// A node with the sandbox and policy of `sandbox` that fetches from
+/// `registry`, and the calls it takes at once.
+fn build_node(sandbox: &SandboxArgs, registry: &RegistryArgs, slots: Option<u32>) -> Result<(Node, u32), Failure> {
+    let config = sandbox.config()?;
+    let slots = slots.unwrap_or(config.max_concurrent_calls).max(1);
+    let policy = Arc::new(sandbox.policy()?);
+    let node = Node::new(Arc::new(Sandbox::new(config)?), Arc::new(registry.client()?), policy);
+    Ok((node, slots))
 }
 
 /// Arguments of `tool gateway`.
@@ -173,6 +178,12 @@ pub struct GatewayArgs {
     refresh: Duration,
     #[command(flatten)]
     registry: RegistryArgs,
+    /// Also run calls in this process: a node on the mesh like any other
+    /// (placed by the same rules), with the sandbox and policy flags below.
+    #[arg(long)]
+    local_node: bool,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
 }
 
 pub async fn gateway(args: GatewayArgs) -> Result<(), Failure> {
@@ -181,6 +192,25 @@ pub async fn gateway(args: GatewayArgs) -> Result<(), Failure> {
     let client = nats.connect().await.map_err(Failure::failed)?;
     let invoker = MeshInvoker::start(client.clone()).await.map_err(Failure::failed)?;
     nats.refusals.confirm(&client, "a gateway").await.map_err(Failure::failed)?;
+    if args.local_node {
+        let (node, slots) = build_node(&args.sandbox, &args.registry, None)?;
+        let id = node_id()?;
+        eprintln!("local node {id} grants tools: {}", node.policy().summary().join("; "));
+        let config = AgentConfig {
+            name: format!("gateway-{}", &id[..6]),
+            id,
+            labels: BTreeMap::from([("role".to_owned(), "gateway".to_owned())]),
+            slots,
+            gpus: Vec::new(),
+            drain_timeout: Duration::ZERO,
+        };
+        let (client, refusals) = (client.clone(), nats.refusals.clone());
+        tokio::spawn(async move {
+            if let Err(e) = agent::serve(client, refusals, node, config, std::future::pending()).await {
+                tracing::error!("the gateway's local node stopped: {e}");
+            }
+        });
+    }
     let gateway = Gateway::new(Arc::new(invoker));
     let registry = args.registry.client()?;
     let entries =

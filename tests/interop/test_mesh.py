@@ -209,28 +209,37 @@ async def test_calls_are_placed_by_policy_and_load_and_survive_a_killed_node(mes
         assert metric(node_metrics, 'toolmesh_node_components_total{reason="miss"}') >= 1
         assert metric(node_metrics, 'toolmesh_node_components_total{reason="hit"}') >= 3
         # One call id names a call in the gateway's audit line and the node's log.
-        audited = re.findall(r"toolmesh::audit: call call=(\S+) .*tool=test\.probe\.env", gateway_log.read_text())
-        assert audited and all(f"call={i} " in a_log.read_text() for i in audited), audited
+        def followed():
+            audited = re.findall(r"toolmesh::audit: call call=(\S+) .*tool=test\.probe\.env", gateway_log.read_text())
+            return len(audited) == 4 and all(f"call={i} " in a_log.read_text() for i in audited), audited
 
-        # A node killed mid-call: a read-only call is retried on the other.
+        until = time.monotonic() + 2  # log lines are written in batches
+        while not followed()[0] and time.monotonic() < until:
+            await anyio.sleep(0.05)
+        assert followed()[0], followed()[1]
+
+        # Under load, node a is killed while it runs calls: the read-only
+        # ones it held are retried on b (after b's slots free up), and every
+        # call gets its answer.
         started = time.monotonic()
         async with anyio.create_task_group() as group:
-            outcome = {}
+            outcomes = []
 
             async def long_nap():
-                outcome["result"] = await client.call_tool("test.hostile.nap", {"ms": 1500})
+                outcomes.append(await client.call_tool("test.hostile.nap", {"ms": 1500}))
 
-            # Only this call naps now, so the log that gains a nap names its node.
-            counts = (calls_on(a_log, "nap"), calls_on(b_log, "nap"))
-            group.start_soon(long_nap)
+            before = calls_on(a_log, "nap")
+            for _ in range(4):
+                group.start_soon(long_nap)
             for _ in range(200):
                 await anyio.sleep(0.02)
-                if (calls_on(a_log, "nap"), calls_on(b_log, "nap")) != counts:
+                if calls_on(a_log, "nap") > before:
                     break
-            victim, survivor_log = (a, b_log) if calls_on(a_log, "nap") != counts[0] else (b, a_log)
+            assert calls_on(a_log, "nap") > before, "node a took a share of the load"
+            victim, survivor_log = a, b_log
             victim.send_signal(signal.SIGKILL)
-        assert text_of(outcome["result"]) == "slept 1500 ms", text_of(outcome["result"])
-        assert time.monotonic() - started < 8, "lost within ~2 s, then run again"
+        assert [text_of(r) for r in outcomes] == ["slept 1500 ms"] * 4, [text_of(r) for r in outcomes]
+        assert time.monotonic() - started < 15, "lost within ~2 s, then run again"
         assert "attempt=2" in survivor_log.read_text()
 
         # A call that is not safe to repeat is not repeated: it says the node was lost.
@@ -248,7 +257,7 @@ async def test_calls_are_placed_by_policy_and_load_and_survive_a_killed_node(mes
         assert "not retried" in text_of(lost["result"])
         assert calls_on(a_log, "sleep") + calls_on(b_log, "sleep") == 1, "run once, never again elsewhere"
         gateway_metrics = scrape(f"{base}/metrics")
-        assert metric(gateway_metrics, 'toolmesh_gateway_retries_total{reason="lost"}') == 1
+        assert metric(gateway_metrics, 'toolmesh_gateway_retries_total{reason="lost"}') >= 1
         assert metric(gateway_metrics, 'toolmesh_gateway_calls_total{tool="test.hostile.sleep",outcome="node_lost"}') == 1
 
 

@@ -85,11 +85,11 @@ class Mesh:
         wait_for(log, "serving calls", proc)
         return log, proc
 
-    def gateway(self, *extra, name="gateway"):
+    def gateway(self, *extra, name="gateway", nats=None):
         log, proc = self.spawn(
             name,
-            [TOOL, "gateway", "--nats", self.nats, "--registry", self.registry, "--addr", "127.0.0.1:0", "--refresh", "300ms",
-             *extra],
+            [TOOL, "gateway", "--nats", nats or self.nats, "--registry", self.registry, "--addr", "127.0.0.1:0",
+             "--refresh", "300ms", *extra],
         )
         return wait_for(log, r"listening on (http://\S+)", proc).group(1)
 

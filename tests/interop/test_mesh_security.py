@@ -3,14 +3,22 @@ from a private CA, one nkey user per node and one for gateways, and
 subject permissions so that a node may only take its own calls and publish
 its own advert (docs/mesh.md shows the same configuration). A node with
 the wrong key, or one claiming another node's id, is refused by the server
-and stops with a clear error; the real node keeps serving.
+and stops with a clear error; the real node keeps serving. The same holds
+with creds files (user JWTs signed by an account an operator signed).
 """
 
+import base64
+import hashlib
+import json
+import os
 import subprocess
+import time
 
 import mcp
 import pytest
 from conftest import TOOL, private_ca, until_listed
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from test_mcp import text_of
 from test_mesh import Mesh, publish, settled_calls_on
 
@@ -105,5 +113,91 @@ authorization {{
         log = (tmp_path / "nats.log").read_text()
         assert 'toolmesh node impostor' in log and 'Subscription Violation - Subject "toolmesh.v1.call.node-a"' in log, log
         assert 'Publish Violation - Subject "toolmesh.v1.advert.node-a"' in log, log
+    finally:
+        mesh.close()
+
+
+# NATS decentralised auth, as `nsc` would set it up: an operator signs an
+# account, the account signs users, each user JWT carries its permissions,
+# and a creds file holds a user's JWT and seed.
+
+NKEY_PREFIX = {"seed": 18 << 3, "operator": 14 << 3, "account": 0, "user": 20 << 3}
+
+
+def crc16(data):
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xFFFF
+    return crc
+
+
+def b32(data):
+    return base64.b32encode(data).decode().rstrip("=")
+
+
+class NKey:
+    def __init__(self, kind):
+        raw = os.urandom(32)
+        self.private = Ed25519PrivateKey.from_private_bytes(raw)
+        public = self.private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        data = bytes([NKEY_PREFIX[kind]]) + public
+        self.public = b32(data + crc16(data).to_bytes(2, "little"))
+        p = NKEY_PREFIX[kind]
+        data = bytes([NKEY_PREFIX["seed"] | (p >> 5), (p & 31) << 3]) + raw
+        self.seed = b32(data + crc16(data).to_bytes(2, "little"))
+
+
+def jwt(issuer, subject, name, nats):
+    b64 = lambda data: base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    claims = {"jti": "", "iat": int(time.time()), "iss": issuer.public, "name": name, "sub": subject.public, "nats": nats}
+    claims["jti"] = b32(hashlib.new("sha512_256", json.dumps(claims).encode()).digest())
+    signing_input = f'{b64(json.dumps({"typ": "JWT", "alg": "ed25519-nkey"}).encode())}.{b64(json.dumps(claims).encode())}'
+    return f"{signing_input}.{b64(issuer.private.sign(signing_input.encode()))}"
+
+
+def creds(path, account, name, publish, subscribe, responses=False):
+    user = NKey("user")
+    claims = {"type": "user", "version": 2, "pub": {"allow": publish}, "sub": {"allow": subscribe},
+              "subs": -1, "data": -1, "payload": -1}
+    if responses:
+        claims["resp"] = {"max": 1000000, "ttl": 0}
+    path.write_text(
+        f"-----BEGIN NATS USER JWT-----\n{jwt(account, user, name, claims)}\n------END NATS USER JWT------\n\n"
+        f"-----BEGIN USER NKEY SEED-----\n{user.seed}\n------END USER NKEY SEED------\n"
+    )
+    return path
+
+
+@pytest.mark.anyio
+async def test_creds_files_from_an_operator_hold_nodes_to_their_subjects(tmp_path, registry):
+    operator, account = NKey("operator"), NKey("account")
+    limits = {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1, "wildcards": True, "conn": -1, "leaf": -1}
+    config = f"""
+listen: 127.0.0.1:{{port}}
+operator: "{jwt(operator, operator, "toolmesh-test", {"type": "operator", "version": 2})}"
+resolver: MEMORY
+resolver_preload: {{ {account.public}: "{jwt(operator, account, "tools", {"type": "account", "version": 2, "limits": limits})}" }}
+"""
+    node_a = creds(tmp_path / "node-a.creds", account, "node-a", ["toolmesh.v1.advert.node-a"],
+                   ["toolmesh.v1.call.node-a", "toolmesh.v1.cancel.node-a"], responses=True)
+    gateway = creds(tmp_path / "gateway.creds", account, "gateway", ["toolmesh.v1.call.*", "toolmesh.v1.cancel.*"],
+                    ["toolmesh.v1.advert.*", "_INBOX.>"])
+    mesh = Mesh(tmp_path, registry, config=config)
+    try:
+        publish(mesh, "hostile.wasm", "test/hostile")
+        a_log, _ = mesh.node("a", "--id", "node-a", "--nats-creds", str(node_a))
+        base = mesh.gateway("--nats-creds", str(gateway))
+        async with mcp.Client(f"{base}/mcp", mode="auto") as client:
+            await until_listed(client, "test.hostile.echo")
+            assert text_of(await client.call_tool("test.hostile.echo", {"text": "jwt"})) == "jwt"
+        assert settled_calls_on(a_log, 1) == 1
+        # node-a's creds claiming node-b's id: refused, and the node stops.
+        done = subprocess.run(
+            [TOOL, "node", "--nats", mesh.nats, "--registry", mesh.registry, "--id", "node-b", "--nats-creds", str(node_a)],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 1 and "refuses the subjects of node id node-b" in done.stderr, done.stderr
     finally:
         mesh.close()

@@ -75,7 +75,8 @@ pub struct NodeArgs {
     /// subjects (letters, digits, `-`, `_`) [default: random at each start].
     #[arg(long, value_name = "ID")]
     id: Option<String>,
-    /// A name for this node in listings [default: `node-` and the id's start].
+    /// A name for this node in listings [default: the id given with `--id`,
+    /// else `node-` and the start of the random id].
     #[arg(long)]
     name: Option<String>,
     /// A label for placement and listings, `key=value` (repeatable).
@@ -126,7 +127,11 @@ pub async fn node(args: NodeArgs) -> Result<(), Failure> {
     if !subjects::is_valid_id(&id) {
         return Err(Failure::usage(anyhow!("bad node id {id:?}: use 1 to 64 letters, digits, `-` or `_`")));
     }
-    let name = args.name.clone().unwrap_or_else(|| format!("node-{}", id.chars().take(6).collect::<String>()));
+    let name = match (&args.name, &args.id) {
+        (Some(name), _) => name.clone(),
+        (None, Some(id)) => id.clone(),
+        (None, None) => format!("node-{}", &id[..6]),
+    };
     let (node, slots) = build_node(&args.sandbox, &args.registry, args.slots)?;
     if let Some(addr) = args.metrics {
         let listener = tokio::net::TcpListener::bind(addr)

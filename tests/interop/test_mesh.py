@@ -251,7 +251,10 @@ async def test_calls_are_placed_by_policy_and_load_and_survive_a_killed_node(mes
                 lost["result"] = await client.call_tool("test.hostile.sleep", {})
 
             group.start_soon(sleeper)
-            await anyio.sleep(0.8)
+            for _ in range(250):  # until the survivor runs it
+                await anyio.sleep(0.02)
+                if calls_on(survivor_log, "sleep"):
+                    break
             survivor.send_signal(signal.SIGKILL)
         assert lost["result"].is_error and "was lost" in text_of(lost["result"]), text_of(lost["result"])
         assert "not retried" in text_of(lost["result"])

@@ -37,6 +37,10 @@ struct Known {
     expires: Instant,
     /// Calls this gateway sent it that have not ended.
     sent: u32,
+    /// Calls of this gateway it was running at its last advert (which
+    /// counts them), and how many of ours ended since.
+    ours_at_advert: u32,
+    ended_since_advert: u32,
     /// Left out of placement until then.
     broken_until: Option<Instant>,
 }
@@ -60,10 +64,15 @@ impl Table {
             Some(known) => {
                 known.advert = advert;
                 known.expires = expires;
+                known.ours_at_advert = known.sent;
+                known.ended_since_advert = 0;
             }
             None => {
                 tracing::info!(node = %advert.id, name = %advert.name, "node joined");
-                nodes.insert(advert.id.clone(), Known { advert, expires, sent: 0, broken_until: None });
+                nodes.insert(
+                    advert.id.clone(),
+                    Known { advert, expires, sent: 0, ours_at_advert: 0, ended_since_advert: 0, broken_until: None },
+                );
                 metrics().nodes.set(nodes.len() as i64);
             }
         }
@@ -91,7 +100,10 @@ impl Table {
                 grants: k.advert.grants.clone(),
                 gpus: k.advert.gpus.len(),
                 slots: k.advert.slots,
-                in_flight: k.advert.in_flight.max(k.sent),
+                // The advert's count is up to a second old: less the calls
+                // of ours it counted that ended since, and never below ours
+                // running now.
+                in_flight: k.advert.in_flight.saturating_sub(k.ended_since_advert.min(k.ours_at_advert)).max(k.sent),
                 has_compiled: k.advert.compiled.iter().any(|d| d == digest),
                 breaker_open: k.broken_until.is_some_and(|until| until > now),
             })
@@ -101,6 +113,9 @@ impl Table {
     fn sent(&self, id: &str, delta: i32) {
         if let Some(known) = self.lock().get_mut(id) {
             known.sent = known.sent.saturating_add_signed(delta);
+            if delta < 0 {
+                known.ended_since_advert += 1;
+            }
         }
     }
 
@@ -360,5 +375,51 @@ impl Drop for CancelOnDrop {
 impl Invoker for MeshInvoker {
     fn invoke(&self, call: Invocation) -> InvokeFuture<'_> {
         Box::pin(self.run(call))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grant::Policy;
+
+    fn advert(in_flight: u32) -> Advert {
+        Advert {
+            v: WIRE_VERSION,
+            id: "n1".into(),
+            name: "n1".into(),
+            labels: Default::default(),
+            cores: 2,
+            memory_bytes: 1 << 30,
+            slots: 2,
+            in_flight,
+            gpus: Vec::new(),
+            grants: Policy::builtin().grants(),
+            compiled: Vec::new(),
+            ttl_ms: 3000,
+        }
+    }
+
+    #[test]
+    fn load_counts_calls_that_ended_since_the_last_advert() {
+        let table = Table::default();
+        table.update(advert(0));
+        table.sent("n1", 1);
+        table.sent("n1", 1);
+        table.update(advert(2));
+        assert_eq!(table.views("")[0].in_flight, 2);
+        // Both were ours, and they end: the node is free before it says so.
+        table.sent("n1", -1);
+        assert_eq!(table.views("")[0].in_flight, 1, "one of ours still runs");
+        table.sent("n1", -1);
+        assert_eq!(table.views("")[0].in_flight, 0);
+        // The next advert is believed again.
+        table.update(advert(1));
+        assert_eq!(table.views("")[0].in_flight, 1);
+        // A call of ours that starts and ends between adverts takes nothing
+        // off other gateways' calls the advert counted.
+        table.sent("n1", 1);
+        table.sent("n1", -1);
+        assert_eq!(table.views("")[0].in_flight, 1);
     }
 }

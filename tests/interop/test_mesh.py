@@ -314,9 +314,21 @@ async def test_values_over_the_nats_payload_limit_cross_in_parts(mesh):
 async def test_a_gateway_with_a_local_node_serves_alone(mesh):
     publish(mesh, "hostile.wasm", "test/hostile")
     base = mesh.gateway("--local-node", "--timeout", "10s")
+    seen = []
+
+    async def on_progress(progress, total, message):
+        seen.append((progress, total, message))
+
     async with mcp.Client(f"{base}/mcp", mode="auto") as client:
         await until_listed(client, "test.hostile.echo")
         assert text_of(await client.call_tool("test.hostile.echo", {"text": "local"})) == "local"
+        # Progress crosses NATS in order (updates may be skipped when they
+        # come faster than they are relayed), the last before the result.
+        result = await client.call_tool("test.hostile.progress", {"steps": 20}, progress_callback=on_progress)
+        assert text_of(result) == "20 steps"
+        steps = [p for p, _, _ in seen]
+        assert steps == sorted(set(steps)) and steps[-1] == 20.0 and len(steps) >= 3, seen
+        assert all(message == f"step {int(p)}" and total == 20.0 for p, total, message in seen), seen
     listing = subprocess.run([TOOL, "nodes", "--nats", mesh.nats, "--json"], capture_output=True, text=True, timeout=30)
     adverts = json.loads(listing.stdout)
     assert len(adverts) == 1 and adverts[0]["labels"] == {"role": "gateway"}, adverts

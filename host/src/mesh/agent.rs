@@ -19,6 +19,9 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 use tracing::Instrument;
 
+/// Progress updates of one call waiting to be sent.
+const PROGRESS_QUEUE: usize = 64;
+
 /// Who the node says it is.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -318,21 +321,34 @@ async fn run(node: &Node, call: CallMessage, answer: &Answer) -> NodeMessage {
     let (Ok(repository), Ok(digest)) = (call.repository.parse(), call.digest.parse()) else {
         return failed("bad_request", format!("bad repository or digest: {} {}", call.repository, call.digest));
     };
-    let progress = call.progress.then(|| {
-        let answer = answer.clone();
-        Arc::new(move |p: Progress| {
+    // Progress goes out in order, before the result, through one task
+    // (at most PROGRESS_QUEUE waiting; past that, updates are dropped:
+    // a later one says more).
+    let (progress, forwarder) = if call.progress {
+        let (sender, mut queue) = tokio::sync::mpsc::channel::<Progress>(PROGRESS_QUEUE);
+        let forwarder = {
             let answer = answer.clone();
-            let message = NodeMessage::Progress {
-                v: WIRE_VERSION,
-                call_id: answer.call_id.clone(),
-                attempt: answer.attempt,
-                done: p.done,
-                total: p.total,
-                message: p.message,
-            };
-            tokio::spawn(async move { answer.send(message).await });
-        }) as crate::sandbox::ProgressSink
-    });
+            tokio::spawn(async move {
+                while let Some(p) = queue.recv().await {
+                    let message = NodeMessage::Progress {
+                        v: WIRE_VERSION,
+                        call_id: answer.call_id.clone(),
+                        attempt: answer.attempt,
+                        done: p.done,
+                        total: p.total,
+                        message: p.message,
+                    };
+                    answer.send(message).await;
+                }
+            })
+        };
+        let sink = Arc::new(move |p: Progress| {
+            let _ = sender.try_send(p);
+        }) as crate::sandbox::ProgressSink;
+        (Some(sink), Some(forwarder))
+    } else {
+        (None, None)
+    };
     let invocation = Invocation {
         repository,
         digest,
@@ -344,7 +360,12 @@ async fn run(node: &Node, call: CallMessage, answer: &Answer) -> NodeMessage {
         retry_safe: false,
     };
     tracing::info!(call = %call.call_id, attempt = call.attempt, tool = %invocation.tool, "call");
-    match node.run(invocation).await {
+    let outcome = node.run(invocation).await;
+    if let Some(forwarder) = forwarder {
+        // The sandbox has dropped its sinks: what is queued goes out first.
+        let _ = tokio::time::timeout(Duration::from_secs(1), forwarder).await;
+    }
+    match outcome {
         Ok(output) => NodeMessage::Result {
             v: WIRE_VERSION,
             call_id: answer.call_id.clone(),

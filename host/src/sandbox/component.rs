@@ -1,0 +1,116 @@
+//! What the sandbox hands out and takes in: a loaded [`ToolComponent`],
+//! the [`CallOptions`] of one call, and its [`CallOutput`].
+
+use super::bindings::ToolPre;
+use super::{CallState, Content, ProgressSink, Reservation, SandboxError, Tier};
+use crate::capability::{self, Capability};
+use crate::config::Limits;
+use crate::grant::Grant;
+use std::sync::Arc;
+use toolmesh_registry::digest::Digest;
+
+/// A loaded component, compiled and linked, ready to run calls.
+#[derive(Clone)]
+pub struct ToolComponent {
+    pub(super) digest: Digest,
+    pub(super) imports: Arc<[String]>,
+    /// For each capability that needs a grant, the first import that uses it.
+    pub(super) gated: Arc<[(&'static Capability, String)]>,
+    pub(super) pre: ToolPre<CallState>,
+    pub(super) tier: Tier,
+}
+
+impl ToolComponent {
+    /// Bytes of compiled code it holds in memory.
+    pub fn code_size(&self) -> u64 {
+        let image = self.pre.instance_pre().component().image_range();
+        (image.end as usize).saturating_sub(image.start as usize) as u64
+    }
+
+    /// Which compiler made its code.
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    /// The sha256 of the component's bytes.
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    /// The names of everything the component imports.
+    pub fn imports(&self) -> &[String] {
+        &self.imports
+    }
+
+    /// The host capabilities its imports use, by name, in the host's order.
+    pub fn capabilities(&self) -> Vec<&'static str> {
+        capability::CAPABILITIES
+            .iter()
+            .filter(|c| self.imports.iter().any(|import| c.provides(import)))
+            .map(|c| c.name)
+            .collect()
+    }
+
+    /// Refuses a call under `grant` if the component imports an interface
+    /// the grant does not give, naming the import and the missing grant.
+    pub fn check_grant(&self, grant: &Grant) -> Result<(), SandboxError> {
+        self.gated.iter().try_for_each(|(capability, import)| capability.check(import, grant))
+    }
+}
+
+/// What a call returned. It holds the call's share of the node's memory
+/// budget until dropped (or until [`CallOutput::into_parts`] hands it
+/// over), so the host's copies of the result made after the call (parsed,
+/// shaped for MCP) are still covered by the budget.
+pub struct CallOutput {
+    pub(super) content: Vec<Content>,
+    pub(super) reservation: Option<Reservation>,
+}
+
+impl CallOutput {
+    /// Content that no sandbox produced (an invoker that runs nothing, a
+    /// result that arrived from another node): nothing is reserved.
+    pub fn unreserved(content: Vec<Content>) -> Self {
+        CallOutput { content, reservation: None }
+    }
+
+    /// The content, giving the reservation back.
+    pub fn into_content(self) -> Vec<Content> {
+        self.content
+    }
+
+    /// The content and the reservation; drop the reservation once the
+    /// content's copies are gone.
+    pub fn into_parts(self) -> (Vec<Content>, Option<Reservation>) {
+        (self.content, self.reservation)
+    }
+}
+
+impl std::ops::Deref for CallOutput {
+    type Target = [Content];
+
+    fn deref(&self) -> &[Content] {
+        &self.content
+    }
+}
+
+impl std::fmt::Debug for CallOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallOutput").field("content", &self.content).finish_non_exhaustive()
+    }
+}
+
+/// Per-call options; the default runs under the sandbox's default limits.
+#[derive(Default, Clone)]
+pub struct CallOptions {
+    /// Limits of this call instead of the sandbox's defaults. They may not
+    /// exceed the engine's maxima.
+    pub limits: Option<Limits>,
+    /// Receives the tool's progress reports.
+    pub progress: Option<ProgressSink>,
+    /// An identifier for log lines; one is made up if absent.
+    pub call_id: Option<String>,
+    /// What the call may use beyond the WASI base, log and progress
+    /// (the tool's request as covered by the node's policy); none if absent.
+    pub grant: Option<Arc<Grant>>,
+}

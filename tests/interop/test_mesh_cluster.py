@@ -14,7 +14,7 @@ import mcp
 import pytest
 from conftest import TOOL, stop, until_listed
 from test_mcp import text_of
-from test_mesh import NATS_SERVER, Mesh, calls_on, free_port, publish, wait_for
+from test_mesh import NATS_SERVER, Mesh, calls_on, free_port, free_ports, publish, wait_for
 
 
 @pytest.fixture
@@ -27,9 +27,8 @@ class Cluster(Mesh):
 
     def __init__(self, tmp_path, registry):
         self.tmp, self.registry, self.procs = tmp_path, f"http://{registry}", []
-        ports = [free_port() for _ in range(3)]
-        routes = [free_port() for _ in range(3)]
-        leafs = [free_port() for _ in range(3)]
+        chosen = free_ports(10)
+        ports, routes, leafs, leaf_port = chosen[0:3], chosen[3:6], chosen[6:9], chosen[9]
         self.servers = []
         for i in range(3):
             others = ", ".join(f"nats-route://127.0.0.1:{routes[j]}" for j in range(3) if j != i)
@@ -42,7 +41,6 @@ leafnodes {{ listen: 127.0.0.1:{leafs[i]} }}
 """)
             log, proc = self.spawn(f"nats{i}", [str(NATS_SERVER), "-c", str(conf)])
             self.servers.append(proc)
-        leaf_port = free_port()
         remotes = ", ".join(f'"nats-leaf://127.0.0.1:{p}"' for p in leafs)
         conf = tmp_path / "leaf.conf"
         conf.write_text(f"""

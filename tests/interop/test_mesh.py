@@ -76,7 +76,11 @@ class Mesh:
             conf = self.tmp / "nats.conf"
             conf.write_text(config.replace("{port}", str(port)))
             self.spawn("nats", [str(NATS_SERVER), "-c", str(conf)])
-        wait_for(self.tmp / "nats.log", "Server is ready", self.procs[-1][1])
+        try:
+            wait_for(self.tmp / "nats.log", "Server is ready", self.procs[-1][1])
+        except BaseException:
+            self.close()
+            raise
 
     def spawn(self, name, argv, env=None):
         log = self.tmp / f"{name}.log"

@@ -27,6 +27,14 @@ class Cluster(Mesh):
 
     def __init__(self, tmp_path, registry):
         self.tmp, self.registry, self.procs = tmp_path, f"http://{registry}", []
+        try:
+            self.start()
+        except BaseException:
+            self.close()  # what did start is stopped, also when a server fails
+            raise
+
+    def start(self):
+        tmp_path = self.tmp
         chosen = free_ports(10)
         ports, routes, leafs, leaf_port = chosen[0:3], chosen[3:6], chosen[6:9], chosen[9]
         self.servers = []

@@ -99,16 +99,13 @@ async def test_distribution_with_htpasswd_over_tls_is_the_only_registry(tmp_path
         assert "test/hello" in found.stdout, found.stdout
 
         # A node and a gateway on NATS with distribution as their only registry.
-        mesh = Mesh(tmp_path, base)
-        try:
+        with Mesh(tmp_path, base) as mesh:
             mesh.node("n", "--registry-ca", str(ca), "--registry-user", USER, "--registry-password", PASSWORD)
             gateway = mesh.gateway("--registry-ca", str(ca), "--registry-user", USER, "--registry-password", PASSWORD)
             async with mcp.Client(f"{gateway}/mcp", mode="auto") as client:
                 await until_listed(client, "test.hello.greet")
                 result = await client.call_tool("test.hello.greet", {"name": "distribution"})
                 assert "distribution" in text_of(result) and not result.is_error, text_of(result)
-        finally:
-            mesh.close()
     finally:
         stop(proc)
 

@@ -112,14 +112,17 @@ class Mesh:
         for _, proc in reversed(self.procs):
             stop(proc)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.close()
+
 
 @pytest.fixture
 def mesh(tmp_path, registry):
-    mesh = Mesh(tmp_path, registry)
-    try:
+    with Mesh(tmp_path, registry) as mesh:
         yield mesh
-    finally:
-        mesh.close()
 
 
 def publish(mesh, component, name, permissions=""):

@@ -69,11 +69,8 @@ leafnodes {{ remotes: [ {{ urls: [{remotes}] }} ] }}
 
 @pytest.fixture
 def cluster(tmp_path, registry):
-    cluster = Cluster(tmp_path, registry)
-    try:
+    with Cluster(tmp_path, registry) as cluster:
         yield cluster
-    finally:
-        cluster.close()
 
 
 @pytest.mark.anyio

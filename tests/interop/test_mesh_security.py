@@ -72,8 +72,7 @@ authorization {{
   ]
 }}
 """
-    mesh = Mesh(tmp_path, registry, config=config, scheme="tls")
-    try:
+    with Mesh(tmp_path, registry, config=config, scheme="tls") as mesh:
         publish(mesh, "hostile.wasm", "test/hostile")
         tls = ["--nats-ca", str(ca)]
         a_log, _ = mesh.node("a", "--id", "node-a", "--nats-nkey", str(a_key), *tls)
@@ -113,8 +112,6 @@ authorization {{
         log = (tmp_path / "nats.log").read_text()
         assert 'toolmesh node impostor' in log and 'Subscription Violation - Subject "toolmesh.v1.call.node-a"' in log, log
         assert 'Publish Violation - Subject "toolmesh.v1.advert.node-a"' in log, log
-    finally:
-        mesh.close()
 
 
 # NATS decentralised auth, as `nsc` would set it up: an operator signs an
@@ -184,8 +181,7 @@ resolver_preload: {{ {account.public}: "{jwt(operator, account, "tools", {"type"
                    ["toolmesh.v1.call.node-a", "toolmesh.v1.cancel.node-a"], responses=True)
     gateway = creds(tmp_path / "gateway.creds", account, "gateway", ["toolmesh.v1.call.*", "toolmesh.v1.cancel.*"],
                     ["toolmesh.v1.advert.*", "_INBOX.>"])
-    mesh = Mesh(tmp_path, registry, config=config)
-    try:
+    with Mesh(tmp_path, registry, config=config) as mesh:
         publish(mesh, "hostile.wasm", "test/hostile")
         a_log, _ = mesh.node("a", "--id", "node-a", "--nats-creds", str(node_a))
         base = mesh.gateway("--nats-creds", str(gateway))
@@ -199,5 +195,3 @@ resolver_preload: {{ {account.public}: "{jwt(operator, account, "tools", {"type"
             capture_output=True, text=True, timeout=60,
         )
         assert done.returncode == 1 and "refuses the subjects of node id node-b" in done.stderr, done.stderr
-    finally:
-        mesh.close()

@@ -62,7 +62,7 @@ impl NatsArgs {
             _ => NatsAuth::None,
         };
         let tls = NatsTls { ca: self.nats_ca.clone(), client: self.nats_cert.clone().zip(self.nats_key.clone()) };
-        NatsConfig { url: self.nats.clone(), auth, tls, name, refusals: Default::default() }
+        NatsConfig { url: self.nats.clone(), auth, tls, name }
     }
 }
 
@@ -142,7 +142,7 @@ pub async fn node(args: NodeArgs) -> Result<(), Failure> {
         tokio::spawn(async move { axum::serve(listener, app).await });
     }
     let nats = args.nats.config(format!("toolmesh node {name}"));
-    let client = nats.connect().await.map_err(Failure::failed)?;
+    let (client, refusals) = nats.connect().await.map_err(Failure::failed)?;
     eprintln!("node {name} ({id}) grants tools: {}", node.policy().summary().join("; "));
     eprintln!("node {id} connected to {}", nats.shown_url());
     let config = AgentConfig {
@@ -153,7 +153,7 @@ pub async fn node(args: NodeArgs) -> Result<(), Failure> {
         gpus: Vec::new(),
         drain_timeout: args.drain,
     };
-    agent::serve(client, nats.refusals.clone(), node, config, stop_signal()).await.map_err(Failure::failed)?;
+    agent::serve(client, refusals, node, config, stop_signal()).await.map_err(Failure::failed)?;
     eprintln!("node stopped");
     Ok(())
 }
@@ -194,9 +194,9 @@ pub struct GatewayArgs {
 pub async fn gateway(args: GatewayArgs) -> Result<(), Failure> {
     let mcp = args.front.config(args.addr)?;
     let nats = args.nats.config("toolmesh gateway".into());
-    let client = nats.connect().await.map_err(Failure::failed)?;
+    let (client, refusals) = nats.connect().await.map_err(Failure::failed)?;
     let invoker = MeshInvoker::start(client.clone()).await.map_err(Failure::failed)?;
-    nats.refusals.confirm(&client, "a gateway").await.map_err(Failure::failed)?;
+    refusals.confirm(&client, "a gateway").await.map_err(Failure::failed)?;
     if args.local_node {
         let (node, slots) = build_node(&args.sandbox, &args.registry, None)?;
         let id = node_id()?;
@@ -209,7 +209,7 @@ pub async fn gateway(args: GatewayArgs) -> Result<(), Failure> {
             gpus: Vec::new(),
             drain_timeout: Duration::ZERO,
         };
-        let (client, refusals) = (client.clone(), nats.refusals.clone());
+        let client = client.clone();
         tokio::spawn(async move {
             if let Err(e) = agent::serve(client, refusals, node, config, std::future::pending()).await {
                 tracing::error!("the gateway's local node stopped: {e}");
@@ -265,7 +265,7 @@ pub struct NodesArgs {
 pub async fn nodes(args: NodesArgs) -> Result<(), Failure> {
     use futures_util::StreamExt;
     use toolmesh_host::node::wire::{self, Advert};
-    let client = args.nats.config("toolmesh nodes".into()).connect().await.map_err(Failure::failed)?;
+    let (client, _) = args.nats.config("toolmesh nodes".into()).connect().await.map_err(Failure::failed)?;
     let mut adverts = client.subscribe(subjects::ADVERTS).await.map_err(|e| anyhow!("{e}"))?;
     let mut seen: BTreeMap<String, Advert> = BTreeMap::new();
     let until = tokio::time::Instant::now() + args.wait;

@@ -61,7 +61,8 @@ pub async fn serve(
     let in_flight = Arc::new(AtomicU32::new(0));
     let running: Running = Arc::default();
     let mut assembler = Assembler::new(MAX_VALUE);
-    let mut adverts = tokio::time::interval(ADVERT_EVERY);
+    // The first advert went out above; the next after the usual interval.
+    let mut adverts = tokio::time::interval_at(tokio::time::Instant::now() + ADVERT_EVERY, ADVERT_EVERY);
     tokio::pin!(shutdown);
     tracing::info!(node = %config.id, name = %config.name, "serving calls");
     loop {
@@ -123,16 +124,12 @@ fn whole(
     message: async_nats::Message,
 ) -> Option<(async_nats::Subject, Bytes)> {
     let reply = message.reply.clone()?;
-    let error = match parts::part_of(&message) {
-        None => return Some((reply, message.payload)),
-        Some(Ok((index, count))) => match assembler.add(reply.as_str(), index, count, &message.payload) {
-            Ok(Some(payload)) => return Some((reply, payload)),
-            Ok(None) => return None,
-            // The rest of a sequence already refused: refused once is enough.
-            Err(PartError::OutOfOrder { expected: 0, .. }) => return None,
-            Err(e) => e,
-        },
-        Some(Err(e)) => e,
+    let error = match assembler.accept(reply.as_str(), &message) {
+        Ok(Some(payload)) => return Some((reply, payload)),
+        Ok(None) => return None,
+        // The rest of a sequence already refused: refused once is enough.
+        Err(PartError::OutOfOrder { expected: 0, .. }) => return None,
+        Err(e) => e,
     };
     let (kind, retryable) = match error {
         PartError::TooLarge { .. } => ("too_large", false),

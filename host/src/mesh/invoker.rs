@@ -283,20 +283,17 @@ impl MeshInvoker {
             let Ok(Some(message)) = next else {
                 return Err(lost(&format!("no word from it for {} s", LOST_AFTER.as_secs())));
             };
-            let payload = match parts::part_of(&message) {
-                None => message.payload,
-                Some(part) => match part.and_then(|(i, n)| assembler.add("", i, n, &message.payload)) {
-                    Ok(Some(whole)) => whole,
-                    Ok(None) => continue,
-                    Err(e) => {
-                        return Err(Attempt::Failed(InvokeCause::Remote {
-                            kind: "invalid_output".into(),
-                            message: format!("the node's answer could not be read: {e}"),
-                            tool_failure: false,
-                            retryable: false,
-                        }));
-                    }
-                },
+            let payload = match assembler.accept("", &message) {
+                Ok(Some(whole)) => whole,
+                Ok(None) => continue,
+                Err(e) => {
+                    return Err(Attempt::Failed(InvokeCause::Remote {
+                        kind: "invalid_output".into(),
+                        message: format!("the node's answer could not be read: {e}"),
+                        tool_failure: false,
+                        retryable: false,
+                    }));
+                }
             };
             let answer = match wire::decode::<NodeMessage>("answer", &payload) {
                 Ok(answer) => answer,

@@ -45,8 +45,6 @@ pub struct NatsConfig {
     pub tls: NatsTls,
     /// The client's name as the server shows it.
     pub name: String,
-    /// Where the server's permission refusals on this connection are kept.
-    pub refusals: Refusals,
 }
 
 /// The server's refusals of this process's publishes and subscriptions
@@ -126,14 +124,17 @@ pub struct NatsTls {
 pub struct MeshError(pub String);
 
 impl NatsConfig {
-    /// Connects; reconnects by itself afterwards.
-    pub async fn connect(&self) -> Result<async_nats::Client, MeshError> {
+    /// Connects; reconnects by itself afterwards. The server's permission
+    /// refusals on the connection are kept in the [`Refusals`] returned.
+    pub async fn connect(&self) -> Result<(async_nats::Client, Refusals), MeshError> {
         // The first connection must succeed (a wrong URL or credential is
         // an error at start); after it, the client reconnects by itself.
         let mut options = self.options().await?;
-        let (name, refusals) = (self.name.clone(), self.refusals.clone());
+        let refusals = Refusals::default();
+        let name = self.name.clone();
+        let kept = refusals.clone();
         options = options.event_callback(move |event| {
-            let (name, refusals) = (name.clone(), refusals.clone());
+            let (name, refusals) = (name.clone(), kept.clone());
             async move {
                 match event {
                     async_nats::Event::Connected => tracing::info!(client = %name, "NATS connected"),
@@ -153,7 +154,7 @@ impl NatsConfig {
         let servers: Vec<&str> = self.url.split(',').map(str::trim).collect();
         let connect = options.connect(servers.as_slice());
         match tokio::time::timeout(Duration::from_secs(10), connect).await {
-            Ok(Ok(client)) => Ok(client),
+            Ok(Ok(client)) => Ok((client, refusals)),
             Ok(Err(e)) => Err(MeshError(format!("cannot connect to {}: {e}", self.shown_url()))),
             Err(_) => Err(MeshError(format!("cannot connect to {} within 10 s", self.shown_url()))),
         }

@@ -162,6 +162,18 @@ impl Assembler {
         Ok(whole)
     }
 
+    /// The whole value `message` completes on `stream`: its payload when
+    /// it is not a part, `None` while parts are still missing.
+    pub fn accept(&mut self, stream: &str, message: &Message) -> Result<Option<Bytes>, PartError> {
+        match part_of(message) {
+            None => Ok(Some(message.payload.clone())),
+            Some(part) => {
+                let (index, count) = part?;
+                self.add(stream, index, count, &message.payload)
+            }
+        }
+    }
+
     /// Whether part of a value on `stream` has come and the rest not yet.
     pub fn is_pending(&self, stream: &str) -> bool {
         self.pending.contains_key(stream)

@@ -88,14 +88,22 @@ impl<C: Clone + Weigh> ComponentCache<C> {
             let entry =
                 state.entries.entry(digest).or_insert_with(|| Entry { cell: Arc::new(OnceCell::new()), used: now });
             entry.used = now;
-            let cell = entry.cell.clone();
-            self.evict(&mut state, digest);
-            cell
+            entry.cell.clone()
         };
-        match cell.get_or_try_init(load).await {
+        // Only a completed load adds weight: evict then, not on every hit.
+        let mut loaded_here = false;
+        let outcome = cell
+            .get_or_try_init(|| {
+                loaded_here = true;
+                load()
+            })
+            .await;
+        match outcome {
             Ok(component) => {
                 let component = component.clone();
-                self.evict(&mut self.lock(), digest);
+                if loaded_here {
+                    self.evict(&mut self.lock(), digest);
+                }
                 Ok(component)
             }
             Err(error) => {

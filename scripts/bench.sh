@@ -5,14 +5,16 @@
 # outside; `scripts/bench.sh cold` publish → first result on a fresh node;
 # `scripts/bench.sh registry` registry push
 # and pull against a file copy; `scripts/bench.sh mesh` release gateway →
-# NATS → node against the embedded `tool serve`, and failover time.
+# NATS → node against the embedded `tool serve`, and failover time;
+# `scripts/bench.sh gpu` matmul through the sandbox's GPU interface
+# against the same WGSL run natively with wgpu, and the CPU inside wasm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-components.sh
 case "${1:-sandbox}" in
     sandbox) cargo bench --locked -p toolmesh-host --bench sandbox ;;
-    mcp|cold|mesh) cargo build --locked --release -p toolmesh-host --bin tool
+    mcp|cold|mesh|gpu) cargo build --locked --release -p toolmesh-host --bin tool
          cargo bench --locked -p toolmesh-host --bench "$1" ;;
     registry) cargo bench --locked -p toolmesh-registry --bench transfer ;;
-    *) echo "usage: scripts/bench.sh [sandbox|mcp|cold|mesh|registry]" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh [sandbox|mcp|cold|mesh|gpu|registry]" >&2; exit 2 ;;
 esac

@@ -4,8 +4,18 @@
 # the interop tests with independent clients (Python `oras` SDK, `wkg`, the
 # Python MCP SDK, the MCP Inspector and conformance suite on Node 22, a NATS
 # server, CNCF distribution), which it installs under ~/.cache/toolmesh.
+# The GPU tests need a Vulkan adapter: Mesa's lavapipe (a CPU one) is
+# installed from Debian when the machine has no Vulkan driver package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if ! dpkg -s mesa-vulkan-drivers >/dev/null 2>&1; then
+    as_root=""
+    [ "$(id -u)" = 0 ] || as_root=sudo
+    $as_root apt-get install -y -qq mesa-vulkan-drivers >/dev/null \
+        || { $as_root apt-get update -qq && $as_root apt-get install -y -qq mesa-vulkan-drivers >/dev/null; }
+fi
+# Mesa warns on every start without a runtime directory.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 scripts/build-components.sh
 cargo build --locked -p toolmesh-host --bin tool
 cargo test --locked --workspace

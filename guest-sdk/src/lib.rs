@@ -30,6 +30,7 @@
 #![deny(missing_docs)]
 
 mod dispatch;
+pub mod gpu;
 pub mod host;
 #[cfg(feature = "http")]
 pub mod http;
@@ -50,6 +51,7 @@ pub mod bindings {
         export_macro_name: "__export_handler",
         default_bindings_module: "toolmesh_guest::bindings",
         additional_derives: [PartialEq],
+        additional_derives_ignore: ["binding"],
     });
 }
 

@@ -93,6 +93,10 @@ pub struct SandboxConfig {
     /// (`"512MiB"`); the least recently used are dropped past it.
     #[serde(deserialize_with = "de_size")]
     pub loaded_code: u64,
+    /// GPU compute offered to calls granted it, under these budgets; `None`
+    /// opens no GPU. Set from the node's policy (`[gpu]`), not this file.
+    #[serde(skip)]
+    pub gpu: Option<crate::capability::gpu::GpuLimits>,
 }
 
 impl Default for SandboxConfig {
@@ -106,6 +110,7 @@ impl Default for SandboxConfig {
             memory_budget: None,
             queue_timeout: Duration::from_secs(2),
             loaded_code: 512 << 20,
+            gpu: None,
         }
     }
 }

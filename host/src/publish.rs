@@ -44,6 +44,9 @@ pub async fn publish(
 ) -> Result<Digest, PublishError> {
     // One describe call: the baseline compiler is enough and much quicker.
     let component = sandbox.load_quick(&bytes)?;
+    // A tool that imports the GPU interface is a GPU tool: it is placed
+    // only on nodes that grant GPU compute.
+    meta.permissions.gpu |= component.uses_gpu();
     // A tool must request what its imports need (a `wasi:http` import
     // without a network request could never run anywhere).
     component.check_grant(&Grant::as_requested(&meta.permissions))?;

@@ -24,6 +24,25 @@ from cryptography.x509.oid import NameOID
 TOOL = os.environ["TOOLMESH_TOOL"]
 COMPONENTS = pathlib.Path(os.environ["TOOLMESH_COMPONENTS"])
 TOKEN = "interop-token"
+_light = None
+
+
+def light_examples():
+    """The built components less `model.wasm` (90 MB of weights that every
+    `tool serve` would publish and compile): what most tests serve; the
+    model's own tests pass COMPONENTS."""
+    global _light
+    if _light is None:
+        import atexit
+        import shutil
+        import tempfile
+
+        _light = pathlib.Path(tempfile.mkdtemp(prefix="toolmesh-examples-"))
+        atexit.register(shutil.rmtree, _light, True)
+        for component in COMPONENTS.glob("*.wasm"):
+            if component.name != "model.wasm":
+                (_light / component.name).symlink_to(component)
+    return _light
 
 
 @pytest.fixture
@@ -70,11 +89,12 @@ def gateway(tmp_path):
 
 
 @contextlib.contextmanager
-def start_gateway(tmp_path, *extra, examples=COMPONENTS, wait=True, timeout="1s"):
+def start_gateway(tmp_path, *extra, examples=None, wait=True, timeout="1s"):
     """Runs `tool serve` with `extra` flags for the `with` block, yielding
     (base URL, data dir, log path, process); the process is killed when the
     block ends, however it ends. With `wait=False` it yields at once, before
     the server listens (the base URL is then None)."""
+    examples = examples or light_examples()
     data = tmp_path / "data"
     log = tmp_path / "serve.log"
     args = [TOOL, "serve", "--data", str(data), "--addr", "127.0.0.1:0", "--examples", str(examples), "--timeout", timeout]

@@ -23,6 +23,8 @@ EXAMPLE_TOOLS = [
     "examples.image.thumbnail",
     "examples.markdown.to_html",
     "examples.markdown.toc",
+    "examples.matmul.matmul",
+    "examples.matmul.matmul_bench",
     "examples.text.count",
     "examples.text.diff",
     "examples.text.regex_find",

@@ -9,8 +9,10 @@
 //! environment and sockets denied), log and progress need no grant.
 //! Outbound HTTP, a scratch directory and secrets are given only to calls
 //! whose grant has them; a component importing `wasi:http` is refused
-//! before it runs unless its call was granted network.
+//! before it runs unless its call was granted network. GPU compute is
+//! linked for every tool and answers `no-adapter` to calls not granted it.
 
+pub mod gpu;
 pub mod http;
 pub mod log;
 pub mod progress;
@@ -19,7 +21,7 @@ mod secrets;
 
 use crate::grant::Grant;
 use crate::sandbox::bindings::toolmesh::tool as toolmesh;
-use crate::sandbox::{CallState, SandboxError};
+use crate::sandbox::{CallState, GpuContext, SandboxError};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime_wasi::WasiCtxBuilder;
 
@@ -72,13 +74,27 @@ pub(crate) struct CallSetup {
     pub(crate) http: http::HttpHooks,
     /// The scratch directory, if granted.
     pub(crate) scratch: Option<scratch::ScratchDir>,
+    /// The call's GPU state: no adapter unless granted.
+    pub(crate) gpu: gpu::call::GpuCall,
 }
 
 impl CallSetup {
     /// The setup of a call under `grant`: `wasi` as the base, then every
     /// capability's part.
-    pub(crate) fn new(wasi: WasiCtxBuilder, grant: &Grant) -> Result<Self, SandboxError> {
-        let mut setup = CallSetup { wasi, http: http::HttpHooks::new(None), scratch: None };
+    pub(crate) fn new(
+        wasi: WasiCtxBuilder,
+        grant: &Grant,
+        gpu: GpuContext,
+        deadline: std::time::Instant,
+        max_transfer: u64,
+    ) -> Result<Self, SandboxError> {
+        let service = if grant.gpu {
+            gpu.service
+        } else {
+            Err("this call is not granted GPU compute (the tool requests none, or the node's policy has [gpu] allow = false)".into())
+        };
+        let gpu = gpu::call::GpuCall::new(service, gpu.component, deadline, max_transfer);
+        let mut setup = CallSetup { wasi, http: http::HttpHooks::new(None), scratch: None, gpu };
         for capability in CAPABILITIES {
             (capability.setup)(grant, &mut setup)?;
         }
@@ -129,6 +145,14 @@ pub static CAPABILITIES: &[Capability] = &[
         interfaces: &["toolmesh:tool/progress"],
         summary: "progress reports to the caller, coalesced and rate-limited",
         link: |linker| toolmesh::progress::add_to_linker::<_, HasSelf<CallState>>(linker, |state| state),
+        denied: never,
+        setup: nothing,
+    },
+    Capability {
+        name: "gpu",
+        interfaces: &["toolmesh:tool/gpu"],
+        summary: "GPU compute: buffers and validated WGSL compute kernels, under per-call byte, dispatch and time budgets; `no-adapter` unless granted",
+        link: |linker| toolmesh::gpu::add_to_linker::<_, HasSelf<CallState>>(linker, |state| state),
         denied: never,
         setup: nothing,
     },

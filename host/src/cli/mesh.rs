@@ -19,6 +19,7 @@ use toolmesh_host::mesh::agent::{self, AgentConfig};
 use toolmesh_host::mesh::invoker::MeshInvoker;
 use toolmesh_host::mesh::{NatsAuth, NatsConfig, NatsTls, subjects};
 use toolmesh_host::node::Node;
+use toolmesh_host::node::wire::GpuAdapter;
 use toolmesh_host::sandbox::Sandbox;
 
 /// How to reach NATS and prove who this process is.
@@ -144,18 +145,30 @@ pub async fn node(args: NodeArgs) -> Result<(), Failure> {
     let nats = args.nats.config(format!("toolmesh node {name}"));
     let (client, refusals) = nats.connect().await.map_err(Failure::failed)?;
     eprintln!("node {name} ({id}) grants tools: {}", node.policy().summary().join("; "));
+    if let Some(line) = super::sandbox_args::gpu_status(node.sandbox(), node.policy()) {
+        eprintln!("{line}");
+    }
     eprintln!("node {id} connected to {}", nats.shown_url());
     let config = AgentConfig {
         id,
         name,
         labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
         slots,
-        gpus: Vec::new(),
+        gpus: gpus(&node),
         drain_timeout: args.drain,
     };
     agent::serve(client, refusals, node, config, stop_signal()).await.map_err(Failure::failed)?;
     eprintln!("node stopped");
     Ok(())
+}
+
+/// The GPU adapter a node offers tools: the one its sandbox opened, when
+/// its policy grants GPU compute.
+fn gpus(node: &Node) -> Vec<GpuAdapter> {
+    let Some(adapter) = node.sandbox().gpu().filter(|_| node.policy().gpu) else {
+        return Vec::new();
+    };
+    vec![GpuAdapter { name: adapter.name.clone(), backend: adapter.backend.clone(), device_type: adapter.kind.into() }]
 }
 
 /// A node with the sandbox and policy of `sandbox` that fetches from
@@ -206,7 +219,7 @@ pub async fn gateway(args: GatewayArgs) -> Result<(), Failure> {
             id,
             labels: BTreeMap::from([("role".to_owned(), "gateway".to_owned())]),
             slots,
-            gpus: Vec::new(),
+            gpus: gpus(&node),
             drain_timeout: Duration::ZERO,
         };
         let client = client.clone();

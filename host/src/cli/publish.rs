@@ -46,9 +46,6 @@ pub struct PublishArgs {
     /// (repeatable; adds to tool.toml).
     #[arg(long = "network", value_name = "TARGET")]
     network: Vec<String>,
-    /// The tool needs GPU compute.
-    #[arg(long)]
-    gpu: bool,
     #[command(flatten)]
     registry: RegistryArgs,
     #[command(flatten)]
@@ -69,7 +66,6 @@ pub async fn run(args: PublishArgs) -> Result<(), Failure> {
     };
     let mut toml = ToolToml::read(args.manifest.as_deref(), &args.file)?;
     toml.permissions.network.extend(args.network.iter().cloned().map(NetworkEntry::Text));
-    toml.permissions.gpu |= args.gpu;
     let permissions = toml.request()?;
 
     let bytes = std::fs::read(&args.file)

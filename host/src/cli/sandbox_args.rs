@@ -40,6 +40,22 @@ pub struct SandboxArgs {
     /// limits, publishers) [default: nothing beyond log and progress].
     #[arg(long, env = "TOOLMESH_POLICY", value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// Grant GPU compute to tools that request it (as `[gpu] allow = true`
+    /// in the policy), on the best GPU adapter found at start.
+    #[arg(long)]
+    gpu: bool,
+}
+
+/// The GPU a node offers, in one line for its start-up banner; `None`
+/// when its policy grants no GPU compute.
+pub fn gpu_status(sandbox: &Sandbox, policy: &Policy) -> Option<String> {
+    if !policy.gpu {
+        return None;
+    }
+    Some(match sandbox.gpu() {
+        Some(gpu) => format!("GPU compute on {} ({}, {})", gpu.name, gpu.kind, gpu.backend),
+        None => format!("GPU compute granted, but {}", sandbox.gpu_unavailable().unwrap_or("no adapter")),
+    })
 }
 
 pub fn parse_duration_arg(text: &str) -> Result<Duration, String> {
@@ -79,6 +95,10 @@ impl SandboxArgs {
         if let Some(budget) = self.memory_budget {
             config.memory_budget = Some(budget);
         }
+        let policy = self.policy()?;
+        if policy.gpu {
+            config.gpu = Some(policy.gpu_limits.clone());
+        }
         if self.no_cache {
             config.cache_dir = None;
         } else if config.cache_dir.is_none() {
@@ -97,10 +117,12 @@ impl SandboxArgs {
 
     /// The node's policy: the file given, or the built-in one.
     pub fn policy(&self) -> Result<Policy, Failure> {
-        match &self.policy {
-            Some(path) => Policy::load(path).map_err(Failure::usage),
-            None => Ok(Policy::builtin()),
-        }
+        let mut policy = match &self.policy {
+            Some(path) => Policy::load(path).map_err(Failure::usage)?,
+            None => Policy::builtin(),
+        };
+        policy.gpu |= self.gpu;
+        Ok(policy)
     }
 
     /// Whether `--no-cache` was given.

@@ -41,6 +41,7 @@ const EXAMPLES: &[(&str, &str, Option<&str>)] = &[
         "Unpack a tar archive in the call's scratch directory and list what it holds",
         Some(include_str!("../../../examples/archive/tool.toml")),
     ),
+    ("matmul", "Matrix product on the GPU through WGSL kernels, with a CPU fallback (needs a GPU grant)", None),
 ];
 
 /// The version the bundled examples are published under.
@@ -178,6 +179,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     });
     eprintln!("toolmesh is serving {} tools", gateway.catalog().len());
     eprintln!("this node grants tools: {} (change with --policy FILE)", policy.summary().join("; "));
+    if let Some(line) = super::sandbox_args::gpu_status(&sandbox, &policy) {
+        eprintln!("{line}");
+    }
     eprintln!("MCP endpoint (streamable HTTP): {base}/mcp");
     eprintln!("registry: {base} (publish with --registry {base} --token $(cat {}))", data.join("push-token").display());
     eprintln!("Claude Desktop (claude_desktop_config.json):\n{}", serde_json::to_string_pretty(&claude)?);

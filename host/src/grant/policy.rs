@@ -27,12 +27,18 @@
 //!
 //! [gpu]
 //! allow = false
+//! max_buffer = "256MiB"        # one buffer
+//! max_bytes = "1GiB"           # per call, all buffers together
+//! max_dispatches = 10000       # per call
+//! time_budget = "10s"          # per call, time waiting for the GPU
+//! max_loop_iterations = 16777216  # per shader invocation, all loops
 //!
 //! [publishers]
 //! allow_unsigned = true
 //! trusted = ["ed25519:…"]
 //! ```
 
+use crate::capability::gpu::GpuLimits;
 use crate::config::{de_duration, de_size};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -61,6 +67,8 @@ pub struct Policy {
     pub limits: LimitsPolicy,
     /// Whether it grants GPU compute.
     pub gpu: bool,
+    /// What one call may use of the GPU, when granted.
+    pub gpu_limits: GpuLimits,
     /// Which publishers' tools it runs.
     pub publishers: PublisherPolicy,
 }
@@ -243,10 +251,32 @@ struct LimitsFile {
     max_timeout: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct GpuFile {
     allow: bool,
+    #[serde(deserialize_with = "de_size")]
+    max_buffer: u64,
+    #[serde(deserialize_with = "de_size")]
+    max_bytes: u64,
+    max_dispatches: u32,
+    #[serde(deserialize_with = "de_duration")]
+    time_budget: Duration,
+    max_loop_iterations: u32,
+}
+
+impl Default for GpuFile {
+    fn default() -> Self {
+        let limits = GpuLimits::default();
+        GpuFile {
+            allow: false,
+            max_buffer: limits.max_buffer_size,
+            max_bytes: limits.max_total_bytes,
+            max_dispatches: limits.max_dispatches,
+            time_budget: limits.time_budget,
+            max_loop_iterations: limits.max_loop_iterations,
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -356,6 +386,14 @@ impl Policy {
             secrets,
             limits: LimitsPolicy { max_memory: parse_opt_size(&file.limits.max_memory, "max_memory")?, max_timeout },
             gpu: file.gpu.allow,
+            gpu_limits: GpuLimits {
+                max_buffer_size: file.gpu.max_buffer,
+                max_total_bytes: file.gpu.max_bytes,
+                max_dispatches: file.gpu.max_dispatches,
+                time_budget: file.gpu.time_budget,
+                max_loop_iterations: file.gpu.max_loop_iterations.max(1),
+                ..GpuLimits::default()
+            },
             publishers: PublisherPolicy { allow_unsigned, trusted },
         })
     }
@@ -412,6 +450,21 @@ max_timeout = "20s"
         assert_eq!(policy.secrets["API_KEY"].expose(), "s3cret");
         assert!(!format!("{policy:?}").contains("s3cret"), "secrets never print");
         assert_eq!(policy.limits.max_timeout, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn gpu_budgets_are_read_and_default_where_unset() {
+        let no_env = |_: &str| None;
+        let text = "[gpu]\nallow = true\nmax_bytes = \"64MiB\"\ntime_budget = \"2s\"\nmax_loop_iterations = 1000";
+        let policy = Policy::from_toml(text, &no_env).unwrap();
+        assert!(policy.gpu);
+        let limits = &policy.gpu_limits;
+        assert_eq!((limits.max_total_bytes, limits.time_budget), (64 << 20, Duration::from_secs(2)));
+        assert_eq!(limits.max_loop_iterations, 1000);
+        assert_eq!(limits.max_dispatches, GpuLimits::default().max_dispatches);
+        assert!(!Policy::from_toml("", &no_env).unwrap().gpu);
+        let err = Policy::from_toml("[gpu]\nmax_shaders = 3", &no_env).unwrap_err().to_string();
+        assert!(err.contains("max_shaders"), "{err}");
     }
 
     #[test]

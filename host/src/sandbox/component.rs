@@ -51,6 +51,11 @@ impl ToolComponent {
             .collect()
     }
 
+    /// Whether it imports the GPU interface (`toolmesh:tool/gpu`).
+    pub fn uses_gpu(&self) -> bool {
+        self.capabilities().contains(&"gpu")
+    }
+
     /// Refuses a call under `grant` if the component imports an interface
     /// the grant does not give, naming the import and the missing grant.
     pub fn check_grant(&self, grant: &Grant) -> Result<(), SandboxError> {

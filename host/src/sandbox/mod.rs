@@ -44,8 +44,9 @@ pub use component::{CallOptions, CallOutput, ToolComponent};
 pub use content::{Annotations, Content, ToolDescriptor, is_valid_tool_name};
 pub use engine::{TICK, Tier};
 pub use error::{Phase, SandboxError, humanize_bytes};
-pub(crate) use state::CallState;
+pub(crate) use state::{CallState, GpuContext};
 
+use crate::capability::gpu::{AdapterSummary, GpuService};
 use crate::capability::{self, Capability};
 use crate::config::{Limits, SandboxConfig};
 use crate::grant::Grant;
@@ -72,6 +73,8 @@ pub struct Sandbox {
     slots: Semaphore,
     budget: MemoryBudget,
     next_call: AtomicU64,
+    /// The node's GPU, or why it has none.
+    gpu: Result<Arc<GpuService>, String>,
     _ticker: engine::Ticker,
 }
 
@@ -108,7 +111,15 @@ impl Sandbox {
             )));
         }
         let ticker = engine::Ticker::start(engine.clone())?;
+        let gpu = match &config.gpu {
+            Some(limits) => GpuService::start(limits.clone()).map_err(|e| {
+                tracing::warn!(error = %e, "GPU compute is granted but unavailable; GPU tools get `no-adapter`");
+                e.0
+            }),
+            None => Err("this node does not offer GPU compute".to_owned()),
+        };
         Ok(Sandbox {
+            gpu,
             budget,
             baseline: OnceLock::new(),
             slots: Semaphore::new(config.max_concurrent_calls.max(1) as usize),
@@ -124,6 +135,16 @@ impl Sandbox {
     /// The configuration this sandbox was built with.
     pub fn config(&self) -> &SandboxConfig {
         &self.config
+    }
+
+    /// The node's GPU adapter, if it offers one.
+    pub fn gpu(&self) -> Option<&AdapterSummary> {
+        self.gpu.as_ref().ok().map(|service| service.summary())
+    }
+
+    /// Why the node offers no GPU, if it does not.
+    pub fn gpu_unavailable(&self) -> Option<&str> {
+        self.gpu.as_ref().err().map(String::as_str)
     }
 
     /// The memory budget calls reserve from.
@@ -309,7 +330,8 @@ impl Sandbox {
         let call_id = options.call_id.unwrap_or_else(|| format!("c{}", self.next_call.fetch_add(1, Ordering::Relaxed)));
         let engine = component.pre.instance_pre().engine();
         let grant = options.grant.unwrap_or_default();
-        let state = CallState::new(call_id, limits, options.progress, &grant)?;
+        let gpu = GpuContext { service: self.gpu.clone(), component: component.digest };
+        let state = CallState::new(call_id, limits, options.progress, &grant, gpu)?;
         let refusals = state.http.refusals.clone();
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limiter);

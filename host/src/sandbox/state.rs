@@ -5,13 +5,17 @@
 use super::error::SandboxError;
 use super::stdio::CapturedOutput;
 use crate::capability::CallSetup;
+use crate::capability::gpu::GpuService;
+use crate::capability::gpu::call::GpuCall;
 use crate::capability::http::HttpHooks;
 use crate::capability::log::LogBudget;
 use crate::capability::progress::ProgressSink;
 use crate::capability::scratch::ScratchDir;
 use crate::config::Limits;
 use crate::grant::Grant;
+use std::sync::Arc;
 use std::time::Instant;
+use toolmesh_registry::digest::Digest;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -87,6 +91,13 @@ impl ResourceLimiter for CallLimiter {
     }
 }
 
+/// What a call's GPU capability is made from: the node's GPU (or why it
+/// has none) and the component, whose kernels are cached apart.
+pub(crate) struct GpuContext {
+    pub(crate) service: Result<Arc<GpuService>, String>,
+    pub(crate) component: Digest,
+}
+
 /// The data of one call's store.
 pub(crate) struct CallState {
     pub(crate) call_id: String,
@@ -98,9 +109,10 @@ pub(crate) struct CallState {
     pub(crate) progress: Option<ProgressSink>,
     pub(crate) http: HttpHooks,
     pub(crate) scratch: Option<ScratchDir>,
+    pub(crate) gpu: GpuCall,
     wasi: WasiCtx,
     http_ctx: WasiHttpCtx,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
 }
 
 impl CallState {
@@ -109,6 +121,7 @@ impl CallState {
         limits: &Limits,
         progress: Option<ProgressSink>,
         grant: &Grant,
+        gpu: GpuContext,
     ) -> Result<Self, SandboxError> {
         let cap = usize::try_from(limits.log).unwrap_or(usize::MAX);
         let stdout = CapturedOutput::new(cap);
@@ -124,9 +137,10 @@ impl CallState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .socket_addr_check(|_, _| Box::pin(async { false }));
-        let mut setup = CallSetup::new(wasi, grant)?;
+        let deadline = Instant::now() + limits.timeout;
+        let mut setup = CallSetup::new(wasi, grant, gpu, deadline, super::transfer_cap(limits))?;
         Ok(CallState {
-            deadline: Instant::now() + limits.timeout,
+            deadline,
             limiter: CallLimiter::new(limits),
             log: LogBudget::new(limits.log),
             call_id,
@@ -135,6 +149,7 @@ impl CallState {
             progress,
             http: setup.http,
             scratch: setup.scratch,
+            gpu: setup.gpu,
             wasi: setup.wasi.build(),
             http_ctx: WasiHttpCtx::new(),
             table: ResourceTable::new(),

@@ -1,0 +1,323 @@
+//! WGSL from a tool, checked before the GPU sees it: parsed and validated
+//! by naga, compute entry points only, buffers in group 0 only, and every
+//! loop bounded so a runaway shader ends.
+//!
+//! Loop bounding rewrites the module: one private counter per invocation
+//! counts the iterations of all its loops together, and once it reaches the
+//! call's limit every loop exits at its next iteration. Code without loops
+//! is bounded by its size: the entry point with every call inlined may not
+//! pass [`MAX_INLINED_STATEMENTS`] (WGSL has no recursion, but a chain of
+//! functions that each call the next twice would run 2^n times). The
+//! rewritten module is validated again and handed to wgpu as naga IR, so
+//! what runs is exactly what was checked.
+
+use wgpu::naga::{
+    self, AddressSpace, BinaryOperator, Block, Expression, Function, GlobalVariable, Handle, Literal, Module, Scalar,
+    ShaderStage, Span, Statement, Type, TypeInner,
+    valid::{Capabilities, ValidationFlags, Validator},
+};
+
+/// The name of the injected iteration counter.
+const COUNTER: &str = "toolmesh_loop_iterations";
+
+/// Longest WGSL source accepted, in bytes.
+pub(crate) const MAX_SOURCE: usize = 1 << 20;
+
+/// Most statements an entry point may run with every call inlined, loops
+/// counted once.
+pub(crate) const MAX_INLINED_STATEMENTS: u64 = 1 << 20;
+
+/// A checked compute shader, ready for pipeline creation.
+pub(crate) struct CheckedShader {
+    /// The rewritten module.
+    pub(crate) module: Module,
+    /// The `@binding` indices of group 0 the entry point uses, sorted.
+    pub(crate) bindings: Vec<u32>,
+    /// Invocations in one workgroup (the product of `@workgroup_size`).
+    pub(crate) workgroup_invocations: u64,
+}
+
+/// Parses, checks and bounds `source` for compute entry point `entry`.
+/// The error is a message for the tool's author.
+pub(crate) fn check(source: &str, entry: &str, max_loop_iterations: u32) -> Result<CheckedShader, String> {
+    if source.len() > MAX_SOURCE {
+        return Err(format!("the WGSL is {} bytes, over the {MAX_SOURCE} accepted", source.len()));
+    }
+    let mut module = naga::front::wgsl::parse_str(source).map_err(|e| e.emit_to_string(source))?;
+    let info = validate(&module).map_err(|e| e.emit_to_string(source))?;
+    let Some(index) = module.entry_points.iter().position(|p| p.name == entry) else {
+        let names: Vec<&str> = module.entry_points.iter().map(|p| p.name.as_str()).collect();
+        return Err(format!("no entry point `{entry}` (the module has: {})", names.join(", ")));
+    };
+    let point = &module.entry_points[index];
+    if point.stage != ShaderStage::Compute {
+        return Err(format!("`{entry}` is a {:?} entry point; only compute shaders run here", point.stage));
+    }
+    if module.entry_points.iter().any(|p| p.stage != ShaderStage::Compute) {
+        return Err("the module has vertex or fragment entry points; only compute shaders run here".into());
+    }
+    if point.workgroup_size_overrides.is_some() {
+        return Err("workgroup sizes set by `override` constants are not supported".into());
+    }
+    let workgroup_invocations = point.workgroup_size.iter().map(|&n| u64::from(n)).product();
+    let statements = inlined_statements(&module, &point.function);
+    if statements > MAX_INLINED_STATEMENTS {
+        return Err(format!(
+            "`{entry}` runs {statements} statements with its calls inlined, over the {MAX_INLINED_STATEMENTS} accepted"
+        ));
+    }
+    let uses = info.get_entry_point(index);
+    let mut bindings = Vec::new();
+    for (handle, global) in module.global_variables.iter() {
+        let Some(binding) = &global.binding else { continue };
+        if uses[handle].is_empty() {
+            continue;
+        }
+        let buffer = matches!(global.space, AddressSpace::Storage { .. } | AddressSpace::Uniform);
+        if !buffer {
+            return Err(format!(
+                "`{}` at @group({}) @binding({}) is not a buffer: kernels bind storage or uniform buffers only",
+                global.name.as_deref().unwrap_or("?"),
+                binding.group,
+                binding.binding
+            ));
+        }
+        if binding.group != 0 {
+            return Err(format!(
+                "`{}` is in @group({}): kernels bind their buffers in group 0",
+                global.name.as_deref().unwrap_or("?"),
+                binding.group
+            ));
+        }
+        bindings.push(binding.binding);
+    }
+    bindings.sort_unstable();
+    bound_loops(&mut module, max_loop_iterations);
+    validate(&module).map_err(|e| format!("internal error bounding loops: {e}"))?;
+    Ok(CheckedShader { module, bindings, workgroup_invocations })
+}
+
+fn validate(module: &Module) -> Result<naga::valid::ModuleInfo, Box<naga::WithSpan<naga::valid::ValidationError>>> {
+    Validator::new(ValidationFlags::all(), Capabilities::default()).validate(module).map_err(Box::new)
+}
+
+/// Statements `function` runs with every call inlined (a loop's body
+/// counted once). Functions come before their callers in a module, so
+/// each one's size is known when a later one calls it.
+fn inlined_statements(module: &Module, function: &Function) -> u64 {
+    let mut sizes: Vec<u64> = Vec::with_capacity(module.functions.len());
+    for (_, f) in module.functions.iter() {
+        let size = block_size(&f.body, &sizes);
+        sizes.push(size);
+    }
+    block_size(&function.body, &sizes)
+}
+
+fn block_size(block: &Block, sizes: &[u64]) -> u64 {
+    block.iter().fold(0u64, |total, statement| {
+        let inner = match statement {
+            Statement::Block(b) => block_size(b, sizes),
+            Statement::If { accept, reject, .. } => block_size(accept, sizes).saturating_add(block_size(reject, sizes)),
+            Statement::Switch { cases, .. } => {
+                cases.iter().fold(0u64, |sum, case| sum.saturating_add(block_size(&case.body, sizes)))
+            }
+            Statement::Loop { body, continuing, .. } => {
+                block_size(body, sizes).saturating_add(block_size(continuing, sizes))
+            }
+            Statement::Call { function, .. } => sizes.get(function.index()).copied().unwrap_or(u64::MAX),
+            _ => 0,
+        };
+        total.saturating_add(1).saturating_add(inner)
+    })
+}
+
+/// Adds the iteration counter and its check to every loop of `module`.
+fn bound_loops(module: &mut Module, limit: u32) {
+    let u32_type = module.types.insert(Type { name: None, inner: TypeInner::Scalar(Scalar::U32) }, Span::UNDEFINED);
+    let zero = module.global_expressions.append(Expression::Literal(Literal::U32(0)), Span::UNDEFINED);
+    let counter = module.global_variables.append(
+        GlobalVariable {
+            name: Some(COUNTER.into()),
+            space: AddressSpace::Private,
+            binding: None,
+            ty: u32_type,
+            init: Some(zero),
+            memory_decorations: Default::default(),
+        },
+        Span::UNDEFINED,
+    );
+    for (_, function) in module.functions.iter_mut() {
+        bound_function(function, counter, limit);
+    }
+    for point in &mut module.entry_points {
+        bound_function(&mut point.function, counter, limit);
+    }
+}
+
+fn bound_function(function: &mut Function, counter: Handle<GlobalVariable>, limit: u32) {
+    let mut body = std::mem::take(&mut function.body);
+    let mut guard = Guard { function, counter, limit, pre: None };
+    guard.walk(&mut body);
+    function.body = body;
+}
+
+/// Adds checks to the loops of one function.
+struct Guard<'a> {
+    function: &'a mut Function,
+    counter: Handle<GlobalVariable>,
+    limit: u32,
+    /// The pointer to the counter, one, and the limit: expressions that
+    /// need no emitting, made once per function.
+    pre: Option<[Handle<Expression>; 3]>,
+}
+
+impl Guard<'_> {
+    fn walk(&mut self, block: &mut Block) {
+        for (statement, _) in block.span_iter_mut() {
+            match statement {
+                Statement::Block(inner) => self.walk(inner),
+                Statement::If { accept, reject, .. } => {
+                    self.walk(accept);
+                    self.walk(reject);
+                }
+                Statement::Switch { cases, .. } => cases.iter_mut().for_each(|case| self.walk(&mut case.body)),
+                Statement::Loop { body, continuing, .. } => {
+                    self.walk(body);
+                    self.walk(continuing);
+                    let check = self.check();
+                    body.splice(0..0, check);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// `if counter >= limit { break; } counter += 1;` (never wraps)
+    fn check(&mut self) -> Block {
+        let expressions = &mut self.function.expressions;
+        let [pointer, one, limit] = *self.pre.get_or_insert_with(|| {
+            [
+                expressions.append(Expression::GlobalVariable(self.counter), Span::UNDEFINED),
+                expressions.append(Expression::Literal(Literal::U32(1)), Span::UNDEFINED),
+                expressions.append(Expression::Literal(Literal::U32(self.limit)), Span::UNDEFINED),
+            ]
+        });
+        let start = expressions.len();
+        let value = expressions.append(Expression::Load { pointer }, Span::UNDEFINED);
+        let spent = expressions.append(
+            Expression::Binary { op: BinaryOperator::GreaterEqual, left: value, right: limit },
+            Span::UNDEFINED,
+        );
+        let next = expressions
+            .append(Expression::Binary { op: BinaryOperator::Add, left: value, right: one }, Span::UNDEFINED);
+        let mut block = Block::with_capacity(3);
+        block.push(Statement::Emit(expressions.range_from(start)), Span::UNDEFINED);
+        let mut exit = Block::with_capacity(1);
+        exit.push(Statement::Break, Span::UNDEFINED);
+        block.push(Statement::If { condition: spent, accept: exit, reject: Block::new() }, Span::UNDEFINED);
+        block.push(Statement::Store { pointer, value: next }, Span::UNDEFINED);
+        block
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ADD: &str = "@group(0) @binding(0) var<storage, read_write> a: array<u32>;
+        @group(0) @binding(2) var<storage, read> b: array<u32>;
+        @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+            var i = 0u;
+            loop { if i >= 4u { break; } a[id.x] += b[id.x]; i += 1u; }
+        }";
+
+    #[test]
+    fn a_compute_shader_passes_with_its_bindings_and_bounded_loops() {
+        let checked = check(ADD, "main", 1000).unwrap();
+        assert_eq!(checked.bindings, [0, 2]);
+        let counter = checked.module.global_variables.iter().find(|(_, g)| g.name.as_deref() == Some(COUNTER));
+        assert!(counter.is_some_and(|(_, g)| g.space == AddressSpace::Private));
+        let body = &checked.module.entry_points[0].function.body;
+        let looped = body.iter().find_map(|s| match s {
+            Statement::Loop { body, .. } => Some(body),
+            _ => None,
+        });
+        assert!(matches!(looped.and_then(|b| b.get(2)), Some(Statement::Store { .. })), "{looped:?}");
+    }
+
+    #[test]
+    fn nested_loops_and_helper_functions_are_bounded_too() {
+        let source = "@group(0) @binding(0) var<storage, read_write> a: array<u32>;
+            fn spin(n: u32) -> u32 { var s = 0u; for (var j = 0u; j < n; j++) { s += j; } return s; }
+            @compute @workgroup_size(1) fn main() {
+                for (var i = 0u; i < 8u; i++) { while true { a[i] = spin(i); break; } }
+            }";
+        let checked = check(source, "main", 10).unwrap();
+        // Every loop, however nested, starts with the counter's check.
+        fn guarded_loops(block: &Block) -> usize {
+            block
+                .iter()
+                .map(|s| match s {
+                    Statement::Loop { body, continuing, .. } => {
+                        let head: Vec<&Statement> = body.iter().take(3).collect();
+                        assert!(
+                            matches!(head[..], [Statement::Emit(_), Statement::If { .. }, Statement::Store { .. }]),
+                            "{head:?}"
+                        );
+                        1 + guarded_loops(body) + guarded_loops(continuing)
+                    }
+                    Statement::Block(b) => guarded_loops(b),
+                    Statement::If { accept, reject, .. } => guarded_loops(accept) + guarded_loops(reject),
+                    _ => 0,
+                })
+                .sum()
+        }
+        assert_eq!(guarded_loops(&checked.module.entry_points[0].function.body), 2);
+        let (_, spin) = checked.module.functions.iter().next().unwrap();
+        assert_eq!(guarded_loops(&spin.body), 1);
+    }
+
+    #[test]
+    fn only_the_bindings_the_entry_point_uses_are_required() {
+        let source = "@group(0) @binding(0) var<storage, read_write> a: array<u32>;
+            @group(0) @binding(1) var<storage, read_write> b: array<u32>;
+            @compute @workgroup_size(8, 4) fn first() { a[0] = 1u; }
+            @compute @workgroup_size(1) fn second() { b[0] = 1u; }";
+        let first = check(source, "first", 10).unwrap();
+        assert_eq!((first.bindings, first.workgroup_invocations), (vec![0], 32));
+        assert_eq!(check(source, "second", 10).unwrap().bindings, [1]);
+    }
+
+    #[test]
+    fn call_trees_that_would_run_for_ever_are_refused() {
+        let mut source =
+            String::from("@group(0) @binding(0) var<storage, read_write> a: array<u32>;\nfn f0() { a[0] += 1u; }\n");
+        for i in 1..40 {
+            source.push_str(&format!("fn f{i}() {{ f{}(); f{}(); }}\n", i - 1, i - 1));
+        }
+        source.push_str("@compute @workgroup_size(1) fn main() { f39(); }");
+        let err = check(&source, "main", 10).err().unwrap();
+        assert!(err.contains("with its calls inlined"), "{err}");
+        let huge = "x".repeat(MAX_SOURCE + 1);
+        assert!(check(&huge, "main", 10).err().unwrap().contains("accepted"));
+    }
+
+    #[test]
+    fn bad_shaders_are_refused_with_the_validators_words() {
+        let err = check("fn main( {", "main", 10).err().unwrap();
+        assert!(err.contains("expected"), "{err}");
+        let err = check(ADD, "other", 10).err().unwrap();
+        assert!(err.contains("no entry point `other`") && err.contains("main"), "{err}");
+        let vertex = "@vertex fn v() -> @builtin(position) vec4<f32> { return vec4<f32>(0.0); }";
+        assert!(check(vertex, "v", 10).err().unwrap().contains("only compute shaders"));
+        let texture = "@group(0) @binding(0) var t: texture_2d<f32>;
+            @compute @workgroup_size(1) fn main() { _ = textureDimensions(t); }";
+        assert!(check(texture, "main", 10).err().unwrap().contains("not a buffer"));
+        let group = "@group(1) @binding(0) var<storage, read_write> a: array<u32>;
+            @compute @workgroup_size(1) fn main() { a[0] = 1u; }";
+        assert!(check(group, "main", 10).err().unwrap().contains("group 0"));
+        let types = "@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }";
+        let err = check(types, "main", 10).err().unwrap();
+        assert!(err.contains("error"), "{err}");
+    }
+}

@@ -1,0 +1,187 @@
+//! GPU compute end to end: the `tool` binary runs GPU components on the
+//! machine's adapter (lavapipe, a Vulkan CPU adapter, in CI). A machine
+//! with no Vulkan adapter fails these tests with a message saying so.
+
+use serde_json::{Value, json};
+use toolmesh_e2e::{Run, component, tool};
+
+/// Runs `tool` on `name` with `--gpu`, a policy of `policy` (TOML under
+/// `[gpu]`) and `--json`.
+fn gpu_run(name: &str, tool_name: &str, args: Value, policy: &str) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.toml");
+    std::fs::write(&file, format!("[gpu]\nallow = true\n{policy}")).unwrap();
+    let file_arg = component(name).display().to_string();
+    let args = args.to_string();
+    let policy_arg = file.display().to_string();
+    tool(&["run", &file_arg, tool_name, "--args", &args, "--policy", &policy_arg, "--json"])
+}
+
+/// The structured result of a successful run.
+fn structured(run: &Run) -> Value {
+    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    run.json()["structuredContent"].clone()
+}
+
+/// The error text of a failed run.
+fn failure(run: &Run) -> String {
+    assert_ne!(run.code, 0, "expected a failure, got:\n{}", run.stdout);
+    format!("{}{}", run.stdout, run.stderr)
+}
+
+fn adapter_or_explain() -> Value {
+    let run = gpu_run("gpu_abuse", "adapter", json!({}), "");
+    assert_eq!(
+        run.code, 0,
+        "no usable GPU adapter: these tests need Vulkan (on Debian: apt-get install mesa-vulkan-drivers).\n{}{}",
+        run.stdout, run.stderr
+    );
+    structured(&run)
+}
+
+#[test]
+fn the_adapter_and_the_calls_budgets_are_reported() {
+    let info = adapter_or_explain();
+    assert!(!info["name"].as_str().unwrap().is_empty(), "{info}");
+    assert_eq!(info["backend"], "vulkan");
+    assert!(["cpu", "discrete", "integrated", "virtual", "other"].contains(&info["kind"].as_str().unwrap()));
+    assert_eq!(info["max_total_bytes"], 1u64 << 30);
+    assert_eq!(info["max_dispatches"], 10_000);
+    assert_eq!(info["time_budget_ms"], 10_000);
+}
+
+/// A deterministic matrix of `rows`×`cols` numbers in [-1, 1).
+fn matrix(rows: usize, cols: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..rows)
+        .map(|_| {
+            (0..cols)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn matmul_on_the_gpu_matches_a_reference_product() {
+    // Sizes that are not multiples of the 16×16 tile.
+    let (a, b) = (matrix(37, 53, 1), matrix(53, 29, 2));
+    let run = gpu_run("matmul", "matmul", json!({"a": a, "b": b}), "");
+    let out = structured(&run);
+    assert!(out["device"].as_str().unwrap().starts_with("gpu: "), "{}", out["device"]);
+    let c = out["c"].as_array().unwrap();
+    assert_eq!((c.len(), c[0].as_array().unwrap().len()), (37, 29));
+    for (i, row) in c.iter().enumerate() {
+        for (j, value) in row.as_array().unwrap().iter().enumerate() {
+            let expected: f64 = (0..53).map(|k| f64::from(a[i][k]) * f64::from(b[k][j])).sum();
+            let got = value.as_f64().unwrap();
+            assert!((got - expected).abs() < 1e-4, "c[{i}][{j}] = {got}, expected {expected}");
+        }
+    }
+    // The same product on the CPU inside the sandbox.
+    let cpu = structured(&gpu_run("matmul", "matmul", json!({"a": a, "b": b, "device": "cpu"}), ""));
+    assert_eq!(cpu["device"], "cpu");
+    let cpu_c = cpu["c"].as_array().unwrap();
+    let close = cpu_c.iter().flat_map(|r| r.as_array().unwrap()).zip(c.iter().flat_map(|r| r.as_array().unwrap()));
+    assert!(close.into_iter().all(|(x, y)| (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < 1e-4));
+}
+
+#[test]
+fn a_gpu_tool_is_refused_where_the_policy_grants_no_gpu() {
+    let file = component("matmul").display().to_string();
+    let run = tool(&["run", &file, "matmul", "--args", r#"{"a": [[1]], "b": [[2]]}"#]);
+    assert!(failure(&run).contains("GPU compute"), "{}", run.stderr);
+}
+
+#[test]
+fn invalid_wgsl_is_refused_with_the_validators_message() {
+    let wgsl = "@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }";
+    let run = gpu_run("gpu_abuse", "run_wgsl", json!({"wgsl": wgsl, "buffers": [[0]]}), "");
+    let text = failure(&run);
+    assert!(text.contains("invalid shader"), "{text}");
+    let draw = "@vertex fn main() -> @builtin(position) vec4<f32> { return vec4<f32>(0.0); }";
+    let text = failure(&gpu_run("gpu_abuse", "run_wgsl", json!({"wgsl": draw, "buffers": [[0]]}), ""));
+    assert!(text.contains("only compute shaders"), "{text}");
+}
+
+#[test]
+fn buffers_over_the_quota_are_refused() {
+    let text = failure(&gpu_run("gpu_abuse", "alloc", json!({"bytes": 2u64 << 30}), ""));
+    assert!(text.contains("GPU quota exceeded") && text.contains("largest allowed"), "{text}");
+    let text = failure(&gpu_run("gpu_abuse", "alloc", json!({"bytes": 1 << 20, "count": 9}), "max_bytes = \"8MiB\""));
+    assert!(text.contains("over its quota of 8388608 bytes"), "{text}");
+    // Reading one back needs a staging copy of it within the quota too.
+    let held = structured(&gpu_run(
+        "gpu_abuse",
+        "alloc",
+        json!({"bytes": 1 << 20, "count": 7, "read": true}),
+        "max_bytes = \"8MiB\"",
+    ));
+    assert_eq!(held, json!({"buffers": 7, "nonzero_bytes": 0}), "new buffers read as zeros");
+}
+
+#[test]
+fn out_of_bounds_writes_stay_inside_the_buffer() {
+    let wgsl = "@group(0) @binding(0) var<storage, read_write> small: array<u32>;
+        @group(0) @binding(1) var<storage, read_write> other: array<u32>;
+        @compute @workgroup_size(1) fn main() {
+            for (var i = 0u; i < 64u; i++) { small[1000000u + i * 4096u] = 0xdeadbeefu; }
+            other[0] = other[0] + small[70000u];
+        }";
+    let args = json!({"wgsl": wgsl, "buffers": [[1, 2, 3, 4], [7, 7, 7, 7]], "read": 1});
+    let other = structured(&gpu_run("gpu_abuse", "run_wgsl", args, ""))["values"].clone();
+    // Writes past the end land inside `small` (clamped) or nowhere; `other` keeps its values.
+    let other: Vec<u64> = other.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert_eq!(other[1..], [7, 7, 7], "{other:?}");
+    let args = json!({"wgsl": wgsl, "buffers": [[1, 2, 3, 4], [7, 7, 7, 7]], "read": 0});
+    let small = structured(&gpu_run("gpu_abuse", "run_wgsl", args, ""))["values"].clone();
+    assert_eq!(small.as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn loops_stop_at_the_iteration_bound() {
+    let wgsl = "@group(0) @binding(0) var<storage, read_write> v: array<u32>;
+        @compute @workgroup_size(1) fn main() { loop { v[0] = v[0] + 1u; } }";
+    let out = structured(&gpu_run(
+        "gpu_abuse",
+        "run_wgsl",
+        json!({"wgsl": wgsl, "buffers": [[0]]}),
+        "max_loop_iterations = 1000",
+    ));
+    assert_eq!(out, json!({"values": [1000]}), "the 1001st iteration exits the loop");
+}
+
+#[test]
+fn a_runaway_shader_is_stopped_by_the_time_budget() {
+    // Nested, because some drivers end any one loop after 65535 iterations
+    // (lavapipe does).
+    let wgsl = "@group(0) @binding(0) var<storage, read_write> v: array<u32>;
+        @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+            loop { loop { loop { v[id.x % 4u] = v[id.x % 4u] * 3u + 1u; } } }
+        }";
+    // About 5 s of work on lavapipe on two cores; far more on a real GPU.
+    let args = json!({"wgsl": wgsl, "buffers": [[0, 0, 0, 0]], "workgroups": [256, 1, 1]});
+    let run = gpu_run("gpu_abuse", "run_wgsl", args, "time_budget = \"300ms\"\nmax_loop_iterations = 4000000000");
+    let text = failure(&run);
+    assert!(text.contains("GPU timeout") && text.contains("time budget (300 ms)"), "{text}");
+}
+
+#[test]
+fn dispatches_are_counted_against_the_quota() {
+    let out = structured(&gpu_run("gpu_abuse", "dispatch_storm", json!({"count": 100}), "max_dispatches = 100"));
+    assert_eq!(out, json!({"values": [100]}), "every queued dispatch ran, in order");
+    let text = failure(&gpu_run("gpu_abuse", "dispatch_storm", json!({"count": 101}), "max_dispatches = 100"));
+    assert!(text.contains("its 100 dispatches"), "{text}");
+}
+
+#[test]
+fn a_binding_that_does_not_fit_the_kernel_is_refused() {
+    let wgsl = "@group(0) @binding(0) var<storage, read_write> a: array<u32>;
+        @group(0) @binding(1) var<storage, read_write> b: array<u32>;
+        @compute @workgroup_size(1) fn main() { a[0] = b[0]; }";
+    let text = failure(&gpu_run("gpu_abuse", "run_wgsl", json!({"wgsl": wgsl, "buffers": [[1]]}), ""));
+    assert!(text.contains("binds @binding [0, 1]") && text.contains("gives [0]"), "{text}");
+}

@@ -1,0 +1,163 @@
+"""GPU compute through MCP: `tool serve --gpu` on the machine's Vulkan
+adapter (lavapipe in CI), called with the official Python MCP SDK.
+
+A runaway shader, quota abuse and bad WGSL each end in a clear error, and
+the same server serves the next call; a call never sees another call's
+GPU memory; a node that grants no GPU refuses GPU tools and says why.
+The GPU test component (tests/gpu-abuse) runs whatever WGSL it is sent:
+the hostile shaders are written here.
+
+Fixtures are in conftest.py.
+"""
+
+import random
+
+import mcp
+import pytest
+
+from conftest import COMPONENTS, publish_to, start_gateway, until_listed
+from test_mcp import text_of
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+POLICY = """
+[gpu]
+allow = true
+time_budget = "1s"
+max_bytes = "64MiB"
+max_dispatches = 500
+max_loop_iterations = 4000000000
+"""
+
+FILL = """
+@group(0) @binding(0) var<storage, read_write> v: array<u32>;
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    if id.x < arrayLength(&v) { v[id.x] = 0xabababu; }
+}
+"""
+
+# Nested: some drivers end any one loop after 65535 iterations (lavapipe
+# does: 64 workgroups of this take it about a second).
+RUNAWAY = """
+@group(0) @binding(0) var<storage, read_write> v: array<u32>;
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    loop { loop { loop { v[id.x % 4u] = v[id.x % 4u] * 3u + 1u; } } }
+}
+"""
+
+
+def product(a, b):
+    return [[sum(a[i][k] * b[k][j] for k in range(len(b))) for j in range(len(b[0]))] for i in range(len(a))]
+
+
+async def gpu_call_until_served(client, args, seconds=30):
+    """Calls `examples.matmul.matmul` until it succeeds (bounded); returns the result."""
+    import time
+
+    import anyio
+
+    until = time.monotonic() + seconds
+    while True:
+        result = await client.call_tool("examples.matmul.matmul", args)
+        if not result.is_error:
+            return result
+        assert "GPU timeout" in text_of(result) and time.monotonic() < until, text_of(result)
+        await anyio.sleep(0.5)
+
+
+@pytest.mark.anyio
+async def test_gpu_calls_through_mcp_are_contained_and_the_node_keeps_serving(tmp_path):
+    policy = tmp_path / "policy.toml"
+    policy.write_text(POLICY)
+    with start_gateway(tmp_path, "--policy", str(policy), timeout="20s") as (base, data, log, _):
+        publish_to(base, data, COMPONENTS / "gpu_abuse.wasm", "test/gpu", "1.0.0")
+        async with mcp.Client(f"{base}/mcp", mode="auto") as client:
+            tools = await until_listed(client, "test.gpu.run_wgsl")
+            assert "examples.matmul.matmul" in tools
+
+            adapter = await client.call_tool("test.gpu.adapter", {})
+            assert not adapter.is_error, text_of(adapter)
+            assert adapter.structured_content["backend"] == "vulkan"
+            assert adapter.structured_content["max_total_bytes"] == 64 << 20
+
+            # A product checked against one computed here.
+            rng = random.Random(7)
+            a = [[rng.uniform(-1, 1) for _ in range(21)] for _ in range(19)]
+            b = [[rng.uniform(-1, 1) for _ in range(17)] for _ in range(21)]
+            result = await client.call_tool("examples.matmul.matmul", {"a": a, "b": b})
+            assert not result.is_error, text_of(result)
+            assert result.structured_content["device"].startswith("gpu: ")
+            expected = product(a, b)
+            got = result.structured_content["c"]
+            assert all(abs(got[i][j] - expected[i][j]) < 1e-4 for i in range(19) for j in range(17))
+
+            # One call fills 4 MiB of GPU memory; the next call's new buffers read as zeros.
+            fill = {"wgsl": FILL, "buffers": [], "zeroed": [4 << 20], "workgroups": [16384, 1, 1], "read_words": 8}
+            filled = await client.call_tool("test.gpu.run_wgsl", fill)
+            assert not filled.is_error, text_of(filled)
+            assert filled.structured_content["values"] == [0xABABAB] * 8
+            fresh = await client.call_tool("test.gpu.alloc", {"bytes": 4 << 20, "count": 4, "read": True})
+            assert fresh.structured_content == {"buffers": 4, "nonzero_bytes": 0}
+
+            # Hostile calls, each with its own clear error.
+            hostile = [
+                ({"wgsl": RUNAWAY, "buffers": [[0, 0, 0, 0]], "workgroups": [128, 1, 1]}, "run_wgsl",
+                 "time budget (1000 ms)"),
+                ({"wgsl": "fn main( {", "buffers": [[0]]}, "run_wgsl", "invalid shader"),
+                ({"bytes": 8 << 20, "count": 9}, "alloc", "over its quota of 67108864 bytes"),
+                ({"count": 600}, "dispatch_storm", "its 500 dispatches"),
+            ]
+            for args, tool, needle in hostile:
+                result = await client.call_tool(f"test.gpu.{tool}", args)
+                assert result.is_error and needle in text_of(result), (tool, text_of(result))
+                # The next call works, on a fresh device after a timeout. On a
+                # software adapter the abandoned work shares the CPU until its
+                # loops reach their bound (seconds), so it may take a few tries.
+                after = await gpu_call_until_served(client, {"a": [[2.0]], "b": [[3.0]], "device": "gpu"})
+                assert after.structured_content["c"] == [[6.0]]
+                assert after.structured_content["device"].startswith("gpu: ")
+            storm = await client.call_tool("test.gpu.dispatch_storm", {"count": 500})
+            assert storm.structured_content == {"values": [500]}
+    assert "retiring the GPU device" in log.read_text()
+
+
+@pytest.mark.anyio
+async def test_a_node_without_a_gpu_grant_refuses_gpu_tools_and_serves_the_rest(tmp_path):
+    with start_gateway(tmp_path) as (base, data, log, _):
+        async with mcp.Client(f"{base}/mcp", mode="auto") as client:
+            await until_listed(client, "examples.matmul.matmul")
+            refused = await client.call_tool("examples.matmul.matmul", {"a": [[1.0]], "b": [[1.0]]})
+            assert refused.is_error
+            assert "GPU compute (the policy's [gpu] allow is false)" in text_of(refused), text_of(refused)
+            greeted = await client.call_tool("examples.hello.greet", {"name": "Ada"})
+            assert text_of(greeted) == "Hello, Ada!"
+
+
+@pytest.mark.anyio
+async def test_runaway_work_left_on_retired_devices_is_bounded(tmp_path):
+    """Each runaway call retires the device it ran on; while four retired
+    devices are still busy the node opens no new one, GPU calls fail with a
+    clear error, and other tools are served."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text(POLICY.replace('time_budget = "1s"', 'time_budget = "300ms"'))
+    with start_gateway(tmp_path, "--policy", str(policy), timeout="20s") as (base, data, log, _):
+        publish_to(base, data, COMPONENTS / "gpu_abuse.wasm", "test/gpu", "1.0.0")
+        async with mcp.Client(f"{base}/mcp", mode="auto") as client:
+            await until_listed(client, "test.gpu.run_wgsl")
+            # Each about 40 s of work on lavapipe on two cores.
+            runaway = {"wgsl": RUNAWAY, "buffers": [[0, 0, 0, 0]], "workgroups": [2048, 1, 1]}
+            for _ in range(4):
+                result = await client.call_tool("test.gpu.run_wgsl", runaway)
+                assert result.is_error and "time budget (300 ms)" in text_of(result), text_of(result)
+            refused = await client.call_tool("examples.matmul.matmul", {"a": [[1.0]], "b": [[1.0]], "device": "gpu"})
+            assert refused.is_error
+            assert "still busy with work abandoned by 4 earlier calls" in text_of(refused), text_of(refused)
+            # The same tool on the CPU, and tools without a GPU, are served.
+            cpu = await client.call_tool("examples.matmul.matmul", {"a": [[2.0]], "b": [[4.0]], "device": "cpu"})
+            assert cpu.structured_content == {"c": [[8.0]], "device": "cpu"}
+            greeted = await client.call_tool("examples.hello.greet", {"name": "Ada"})
+            assert text_of(greeted) == "Hello, Ada!"

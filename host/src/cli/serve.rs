@@ -42,6 +42,11 @@ const EXAMPLES: &[(&str, &str, Option<&str>)] = &[
         Some(include_str!("../../../examples/archive/tool.toml")),
     ),
     ("matmul", "Matrix product on the GPU through WGSL kernels, with a CPU fallback (needs a GPU grant)", None),
+    (
+        "model",
+        "Sentence embeddings and semantic similarity with all-MiniLM-L6-v2, on the GPU or the CPU (needs a GPU grant)",
+        Some(include_str!("../../../examples/model/tool.toml")),
+    ),
 ];
 
 /// The version the bundled examples are published under.

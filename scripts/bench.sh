@@ -7,14 +7,16 @@
 # and pull against a file copy; `scripts/bench.sh mesh` release gateway →
 # NATS → node against the embedded `tool serve`, and failover time;
 # `scripts/bench.sh gpu` matmul through the sandbox's GPU interface
-# against the same WGSL run natively with wgpu, and the CPU inside wasm.
+# against the same WGSL run natively with wgpu, and the CPU inside wasm;
+# `scripts/bench.sh model` model.wasm's `embed` (GPU and CPU paths) against
+# sentence-transformers on PyTorch, and publishing the ~92 MB component.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-components.sh
 case "${1:-sandbox}" in
     sandbox) cargo bench --locked -p toolmesh-host --bench sandbox ;;
-    mcp|cold|mesh|gpu) cargo build --locked --release -p toolmesh-host --bin tool
+    mcp|cold|mesh|gpu|model) cargo build --locked --release -p toolmesh-host --bin tool
          cargo bench --locked -p toolmesh-host --bench "$1" ;;
     registry) cargo bench --locked -p toolmesh-registry --bench transfer ;;
-    *) echo "usage: scripts/bench.sh [sandbox|mcp|cold|mesh|gpu|registry]" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh [sandbox|mcp|cold|mesh|gpu|model|registry]" >&2; exit 2 ;;
 esac

@@ -155,6 +155,26 @@ fn loops_stop_at_the_iteration_bound() {
 }
 
 #[test]
+fn nested_counted_loops_are_charged_up_front() {
+    // Loops that count to a constant are charged their count on entry, and
+    // entered only while the invocation has iterations left.
+    let wgsl = "@group(0) @binding(0) var<storage, read_write> v: array<u32>;
+        @compute @workgroup_size(1) fn main() {
+            for (var a = 0u; a < 1000u; a++) {
+                v[1] += 1u;
+                for (var b = 0u; b < 65536u; b++) { for (var c = 0u; c < 65536u; c++) { v[0] += 1u; } }
+            }
+        }";
+    let out = structured(&gpu_run(
+        "gpu_abuse",
+        "run_wgsl",
+        json!({"wgsl": wgsl, "buffers": [[0, 0]]}),
+        "max_loop_iterations = 1000",
+    ));
+    assert_eq!(out, json!({"values": [0, 1000]}), "the outer loop used up the budget: nothing nested ran");
+}
+
+#[test]
 fn a_runaway_shader_is_stopped_by_the_time_budget() {
     // Nested, because some drivers end any one loop after 65535 iterations
     // (lavapipe does).

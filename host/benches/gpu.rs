@@ -17,9 +17,8 @@
 
 mod common;
 
-use common::{ChildGuard, components, start_announcing, tool_binary};
-use serde_json::{Value, json};
-use std::process::{Command, Stdio};
+use common::{call_tool as call, start_gpu_serve as start_serve};
+use serde_json::json;
 use std::time::Instant;
 
 const WGSL: &str = include_str!("../../examples/matmul/src/matmul.wgsl");
@@ -138,59 +137,6 @@ impl Native {
         assert!(result.iter().all(|v| v.is_finite()));
         ms
     }
-}
-
-/// `tool serve` granting GPU compute, on a fresh data directory with the
-/// examples.
-fn start_serve(data: &std::path::Path) -> (ChildGuard, String) {
-    // A software adapter takes tens of seconds for the largest product:
-    // the call's GPU time budget is raised to fit.
-    let policy = data.join("policy.toml");
-    std::fs::write(&policy, "[gpu]\nallow = true\ntime_budget = \"300s\"\n").unwrap();
-    let mut command = Command::new(tool_binary());
-    command
-        .args(["serve", "--addr", "127.0.0.1:0", "--rate-limit", "0", "--timeout", "300s", "--policy"])
-        .arg(&policy)
-        .arg("--data")
-        .arg(data.join("data"))
-        .arg("--examples")
-        .arg(components())
-        .env_remove("TOOLMESH_LOG")
-        .stderr(Stdio::piped());
-    let (guard, url) = start_announcing(&mut command, |c| c.stderr.take(), "listening on");
-    (guard, format!("{url}/mcp"))
-}
-
-/// One `tools/call`; returns the structured result and the call's wall time.
-async fn call(http: &reqwest::Client, url: &str, tool: &str, arguments: Value) -> (Value, f64) {
-    let body = json!({
-        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {
-            "name": tool, "arguments": arguments,
-            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
-        }
-    });
-    let started = Instant::now();
-    let text = http
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", tool)
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("read");
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    let json = text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or(&text);
-    let reply: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {text}"));
-    let result = &reply["result"];
-    assert_eq!(result["isError"], false, "{tool} failed: {text}");
-    (result["structuredContent"].clone(), ms)
 }
 
 fn main() {

@@ -222,3 +222,73 @@ pub async fn load(
     }
     tally.elapsed += started.elapsed();
 }
+
+/// `tool serve` granting GPU compute, on a fresh data directory with the
+/// examples.
+pub fn start_gpu_serve(data: &Path) -> (ChildGuard, String) {
+    // A software adapter takes tens of seconds for the largest product:
+    // the call's GPU time budget is raised to fit.
+    let policy = data.join("policy.toml");
+    std::fs::write(&policy, "[gpu]\nallow = true\ntime_budget = \"300s\"\n").unwrap();
+    let mut command = Command::new(tool_binary());
+    command
+        .args(["serve", "--addr", "127.0.0.1:0", "--rate-limit", "0", "--timeout", "300s", "--policy"])
+        .arg(&policy)
+        .arg("--data")
+        .arg(data.join("data"))
+        .arg("--examples")
+        .arg(components())
+        .env_remove("TOOLMESH_LOG")
+        .stderr(Stdio::piped());
+    let (guard, url) = start_announcing(&mut command, |c| c.stderr.take(), "listening on");
+    (guard, format!("{url}/mcp"))
+}
+
+/// One `tools/call` of `tool` with `arguments`; returns the JSON-RPC
+/// reply and the call's wall time in milliseconds.
+pub async fn call_raw(
+    http: &reqwest::Client,
+    url: &str,
+    tool: &str,
+    arguments: serde_json::Value,
+) -> (serde_json::Value, f64) {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {
+            "name": tool, "arguments": arguments,
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+        }
+    });
+    let started = std::time::Instant::now();
+    let text = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", tool)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("read");
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let json = text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or(&text);
+    (serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {text}")), ms)
+}
+
+/// One `tools/call` that must succeed; returns the structured result and
+/// the call's wall time in milliseconds.
+pub async fn call_tool(
+    http: &reqwest::Client,
+    url: &str,
+    tool: &str,
+    arguments: serde_json::Value,
+) -> (serde_json::Value, f64) {
+    let (reply, ms) = call_raw(http, url, tool, arguments).await;
+    let result = &reply["result"];
+    assert_eq!(result["isError"], false, "{tool} failed: {reply}");
+    (result["structuredContent"].clone(), ms)
+}

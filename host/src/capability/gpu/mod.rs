@@ -5,7 +5,9 @@
 //!   replaced when it is lost or stuck;
 //! - [`shader`]: WGSL checked by naga before the GPU sees it, compute only,
 //!   loops bounded;
-//! - [`call`]: one call's budgets and queued work, and the operations.
+//! - [`call`]: one call's budgets and queued work, and the operations;
+//! - `driver`: error scopes, bounded waits and error words for work run on
+//!   the driver.
 //!
 //! The interface is linked for every tool. A call whose grant has no GPU,
 //! or on a node without an adapter, gets `no-adapter` from every function,
@@ -15,6 +17,7 @@
 
 pub(crate) mod call;
 pub mod device;
+mod driver;
 mod shader;
 
 pub use call::{GpuBuffer, GpuKernel};

@@ -74,4 +74,7 @@ async def test_embeddings_match_sentence_transformers_on_both_paths(tmp_path):
             # Bad arguments are the caller's error (JSON-RPC invalid params), naming the field.
             with pytest.raises(MCPError, match="texts: 0 given"):
                 await client.call_tool("examples.model.embed", {"texts": []})
-    assert "published example" in log.read_text()
+    text = log.read_text()
+    assert "published example" in text
+    # The stdio entry it prints for MCP clients grants the GPU too.
+    assert '"--gpu"' in text.split("claude_desktop_config.json")[1]

@@ -130,6 +130,11 @@ impl SandboxArgs {
         self.no_cache
     }
 
+    /// Whether `--gpu` was given.
+    pub fn gpu(&self) -> bool {
+        self.gpu
+    }
+
     /// Builds the sandbox and loads the component `bytes` (`label` names
     /// them in errors). With a compile cache the optimised code is compiled
     /// once and kept for later runs; without one (`--no-cache`), or when

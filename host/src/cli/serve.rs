@@ -179,9 +179,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let _follow = gateway.follow(store);
 
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "tool".into());
-    let claude = serde_json::json!({
-        "mcpServers": {"toolmesh": {"command": exe, "args": ["mcp", "--data", data.display().to_string()]}}
-    });
+    // The stdio server grants what this one was told to on the command line.
+    let mut mcp_args = vec!["mcp".to_owned(), "--data".to_owned(), data.display().to_string()];
+    if args.node.sandbox.gpu() {
+        mcp_args.push("--gpu".into());
+    }
+    let claude = serde_json::json!({"mcpServers": {"toolmesh": {"command": exe, "args": mcp_args}}});
     eprintln!("toolmesh is serving {} tools", gateway.catalog().len());
     eprintln!("this node grants tools: {} (change with --policy FILE)", policy.summary().join("; "));
     if let Some(line) = super::sandbox_args::gpu_status(&sandbox, &policy) {

@@ -40,13 +40,14 @@ mod tool;
 pub use output::{Image, IntoOutput, Json, Output};
 pub use tool::{Tool, ToolSet};
 
-/// Generated bindings of the `toolmesh:tool/tool` world. Tool authors rarely
-/// need them directly; [`export_tools!`] wires them up.
+/// Generated bindings of the `toolmesh:tool/gpu-tool` world (the `tool`
+/// world and the GPU interface; only what a tool calls is imported). Tool
+/// authors rarely need them directly; [`export_tools!`] wires them up.
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "tool",
+        world: "gpu-tool",
         pub_export_macro: true,
         export_macro_name: "__export_handler",
         default_bindings_module: "toolmesh_guest::bindings",

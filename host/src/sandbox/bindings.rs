@@ -1,8 +1,9 @@
-//! Host bindings of the `toolmesh:tool/tool` world (see `wit/`).
+//! Host bindings of the `toolmesh:tool/gpu-tool` world (see `wit/`): the
+//! `tool` world and the GPU interface, everything a tool may import.
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "tool",
+    world: "gpu-tool",
     imports: { "toolmesh:tool/gpu": async },
     exports: { default: async },
     with: {

@@ -1,7 +1,7 @@
 //! What the sandbox hands out and takes in: a loaded [`ToolComponent`],
 //! the [`CallOptions`] of one call, and its [`CallOutput`].
 
-use super::bindings::ToolPre;
+use super::bindings::GpuToolPre as ToolPre;
 use super::{CallState, Content, ProgressSink, Reservation, SandboxError, Tier};
 use crate::capability::{self, Capability};
 use crate::config::Limits;

@@ -50,7 +50,7 @@ use crate::capability::gpu::{AdapterSummary, GpuService};
 use crate::capability::{self, Capability};
 use crate::config::{Limits, SandboxConfig};
 use crate::grant::Grant;
-use bindings::ToolPre;
+use bindings::GpuToolPre as ToolPre;
 use bindings::toolmesh::tool::types::ToolError;
 use classify::{DeadlineReached, classify};
 use std::sync::atomic::{AtomicU64, Ordering};

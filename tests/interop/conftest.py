@@ -143,6 +143,22 @@ async def until_listed(client, name, seconds=10):
         await anyio.sleep(0.05)
 
 
+async def until_answered(client, tool, args, seconds=10, while_error=None):
+    """Calls `tool` until it answers without error (bounded), returning the
+    last result; with `while_error`, only errors holding that text are
+    waited out."""
+    import anyio
+
+    until = time.monotonic() + seconds
+    while True:
+        result = await client.call_tool(tool, args)
+        if not result.is_error or time.monotonic() > until:
+            return result
+        text = "".join(c.text for c in result.content if c.type == "text")
+        assert while_error is None or while_error in text, text
+        await anyio.sleep(0.2)
+
+
 def certificate(subject, issuer_name, key, signer, ca, **sans):
     now = datetime.datetime.now(datetime.timezone.utc)
     builder = (

@@ -15,7 +15,7 @@ import random
 import mcp
 import pytest
 
-from conftest import COMPONENTS, publish_to, start_gateway, until_listed
+from conftest import COMPONENTS, publish_to, start_gateway, until_answered, until_listed
 from test_mcp import text_of
 
 
@@ -52,21 +52,6 @@ RUNAWAY = """
 
 def product(a, b):
     return [[sum(a[i][k] * b[k][j] for k in range(len(b))) for j in range(len(b[0]))] for i in range(len(a))]
-
-
-async def gpu_call_until_served(client, args, seconds=30):
-    """Calls `examples.matmul.matmul` until it succeeds (bounded); returns the result."""
-    import time
-
-    import anyio
-
-    until = time.monotonic() + seconds
-    while True:
-        result = await client.call_tool("examples.matmul.matmul", args)
-        if not result.is_error:
-            return result
-        assert "GPU timeout" in text_of(result) and time.monotonic() < until, text_of(result)
-        await anyio.sleep(0.5)
 
 
 @pytest.mark.anyio
@@ -117,7 +102,10 @@ async def test_gpu_calls_through_mcp_are_contained_and_the_node_keeps_serving(tm
                 # The next call works, on a fresh device after a timeout. On a
                 # software adapter the abandoned work shares the CPU until its
                 # loops reach their bound (seconds), so it may take a few tries.
-                after = await gpu_call_until_served(client, {"a": [[2.0]], "b": [[3.0]], "device": "gpu"})
+                after = await until_answered(
+                    client, "examples.matmul.matmul", {"a": [[2.0]], "b": [[3.0]], "device": "gpu"}, 30, "GPU timeout"
+                )
+                assert not after.is_error, text_of(after)
                 assert after.structured_content["c"] == [[6.0]]
                 assert after.structured_content["device"].startswith("gpu: ")
             storm = await client.call_tool("test.gpu.dispatch_storm", {"count": 500})

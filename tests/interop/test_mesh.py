@@ -21,7 +21,7 @@ import urllib.request
 import anyio
 import mcp
 import pytest
-from conftest import COMPONENTS, TOKEN, TOOL, stop, until_listed
+from conftest import COMPONENTS, TOKEN, TOOL, stop, until_answered, until_listed
 from test_mcp import text_of
 
 NATS_SERVER = pathlib.Path(sys.executable).parent / "nats-server"
@@ -374,12 +374,3 @@ async def test_gpu_tools_are_placed_only_on_nodes_that_grant_a_gpu(mesh):
             assert result.structured_content["device"].startswith("gpu: ")
     assert settled_calls_on(gpu_log, 4) == 4 and calls_on(cpu_log) == 0
 
-
-async def until_answered(client, tool, args, seconds=10):
-    """Calls `tool` until it is placed (bounded: a new node's advert takes a moment to arrive)."""
-    until = time.monotonic() + seconds
-    while True:
-        result = await client.call_tool(tool, args)
-        if not result.is_error or time.monotonic() > until:
-            return result
-        await anyio.sleep(0.2)

@@ -157,13 +157,19 @@ pub fn call_body(tool: &str, id: u64) -> String {
 
 /// Sends one call; returns the response text.
 pub async fn call(http: &reqwest::Client, url: &str, tool: &str, id: u64) -> String {
+    post_call(http, url, tool, call_body(tool, id)).await
+}
+
+/// Posts the `tools/call` request `body` for `tool` with the headers of a
+/// 2026-07-28 client; returns the response text.
+async fn post_call(http: &reqwest::Client, url: &str, tool: &str, body: String) -> String {
     http.post(url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", "tools/call")
         .header("mcp-name", tool)
-        .body(call_body(tool, id))
+        .body(body)
         .send()
         .await
         .unwrap()
@@ -260,20 +266,7 @@ pub async fn call_raw(
         }
     });
     let started = std::time::Instant::now();
-    let text = http
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", tool)
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("read");
+    let text = post_call(http, url, tool, body.to_string()).await;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let json = text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or(&text);
     (serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {text}")), ms)

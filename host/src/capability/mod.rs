@@ -21,7 +21,7 @@ mod secrets;
 
 use crate::grant::Grant;
 use crate::sandbox::bindings::toolmesh::tool as toolmesh;
-use crate::sandbox::{CallState, GpuContext, SandboxError};
+use crate::sandbox::{CallState, SandboxError};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime_wasi::WasiCtxBuilder;
 
@@ -74,26 +74,14 @@ pub(crate) struct CallSetup {
     pub(crate) http: http::HttpHooks,
     /// The scratch directory, if granted.
     pub(crate) scratch: Option<scratch::ScratchDir>,
-    /// The call's GPU state: no adapter unless granted.
+    /// The call's GPU state, with the node's GPU until a grant says no.
     pub(crate) gpu: gpu::call::GpuCall,
 }
 
 impl CallSetup {
     /// The setup of a call under `grant`: `wasi` as the base, then every
     /// capability's part.
-    pub(crate) fn new(
-        wasi: WasiCtxBuilder,
-        grant: &Grant,
-        gpu: GpuContext,
-        deadline: std::time::Instant,
-        max_transfer: u64,
-    ) -> Result<Self, SandboxError> {
-        let service = if grant.gpu {
-            gpu.service
-        } else {
-            Err("this call is not granted GPU compute (the tool requests none, or the node's policy has [gpu] allow = false)".into())
-        };
-        let gpu = gpu::call::GpuCall::new(service, gpu.component, deadline, max_transfer);
+    pub(crate) fn new(wasi: WasiCtxBuilder, grant: &Grant, gpu: gpu::call::GpuCall) -> Result<Self, SandboxError> {
         let mut setup = CallSetup { wasi, http: http::HttpHooks::new(None), scratch: None, gpu };
         for capability in CAPABILITIES {
             (capability.setup)(grant, &mut setup)?;
@@ -154,7 +142,14 @@ pub static CAPABILITIES: &[Capability] = &[
         summary: "GPU compute: buffers and validated WGSL compute kernels, under per-call byte, dispatch and time budgets; `no-adapter` unless granted",
         link: |linker| toolmesh::gpu::add_to_linker::<_, HasSelf<CallState>>(linker, |state| state),
         denied: never,
-        setup: nothing,
+        setup: |grant, setup| {
+            if !grant.gpu {
+                setup.gpu.deny(
+                    "this call is not granted GPU compute (the tool requests none, or the node's policy has [gpu] allow = false)",
+                );
+            }
+            Ok(())
+        },
     },
     Capability {
         name: "network",

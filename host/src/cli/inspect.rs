@@ -27,7 +27,7 @@ pub struct InspectArgs {
 
 pub async fn run(args: InspectArgs) -> Result<(), Failure> {
     let source = args.source.read(&args.file, args.manifest.as_deref()).await?;
-    let (sandbox, component) = args.sandbox.load(&source.bytes, &args.file, true)?;
+    let (sandbox, component) = args.sandbox.load(&source.bytes, &args.file, true, None)?;
     let tools = sandbox.describe(&component).await?;
     if args.json {
         let out = json!({

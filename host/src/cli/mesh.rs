@@ -174,9 +174,9 @@ fn gpus(node: &Node) -> Vec<GpuAdapter> {
 /// A node with the sandbox and policy of `sandbox` that fetches from
 /// `registry`, and the calls it takes at once.
 fn build_node(sandbox: &SandboxArgs, registry: &RegistryArgs, slots: Option<u32>) -> Result<(Node, u32), Failure> {
-    let config = sandbox.config()?;
-    let slots = slots.unwrap_or(config.max_concurrent_calls).max(1);
     let policy = Arc::new(sandbox.policy()?);
+    let config = sandbox.config(Some(&policy))?;
+    let slots = slots.unwrap_or(config.max_concurrent_calls).max(1);
     let node = Node::new(Arc::new(Sandbox::new(config)?), Arc::new(registry.client()?), policy);
     Ok((node, slots))
 }

@@ -71,7 +71,7 @@ pub async fn run(args: PublishArgs) -> Result<(), Failure> {
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))
         .map_err(Failure::usage)?;
-    let sandbox = args.sandbox.one_shot_sandbox()?;
+    let sandbox = args.sandbox.one_shot_sandbox(None)?;
     let meta = ToolMetadata {
         description: args.description.or(toml.description),
         source: args.source.or(toml.source),

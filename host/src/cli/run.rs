@@ -42,12 +42,13 @@ pub struct RunArgs {
 pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let arguments = read_arguments(&args.args)?;
     let mut source = args.source.read(&args.file, args.manifest.as_deref()).await?;
-    let (sandbox, component) = args.sandbox.load(&source.bytes, &args.file, false)?;
+    let policy = args.sandbox.policy()?;
+    let (sandbox, component) = args.sandbox.load(&source.bytes, &args.file, false, Some(&policy))?;
     // A tool that imports the GPU interface needs GPU compute, whatever its
     // tool.toml says; the node's policy must cover the request before
     // anything runs.
     source.request.gpu |= component.uses_gpu();
-    let grant = args.sandbox.policy()?.grant(&source.request).map_err(|e| Failure::failed(anyhow!("{e}")))?;
+    let grant = policy.grant(&source.request).map_err(|e| Failure::failed(anyhow!("{e}")))?;
     let tools = sandbox.describe(&component).await?;
     let Some(descriptor) = tools.iter().find(|t| t.name == args.tool) else {
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();

@@ -67,8 +67,10 @@ pub fn parse_size_arg(text: &str) -> Result<u64, String> {
 }
 
 impl SandboxArgs {
-    /// The configuration: defaults, then the file, then the flags.
-    pub fn config(&self) -> Result<SandboxConfig, Failure> {
+    /// The configuration: defaults, then the file, then the flags; with
+    /// GPU compute opened when `policy` (read once by the caller) grants it.
+    /// `None` for commands that only describe components.
+    pub fn config(&self, policy: Option<&Policy>) -> Result<SandboxConfig, Failure> {
         let mut config = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -95,8 +97,7 @@ impl SandboxArgs {
         if let Some(budget) = self.memory_budget {
             config.memory_budget = Some(budget);
         }
-        let policy = self.policy()?;
-        if policy.gpu {
+        if let Some(policy) = policy.filter(|p| p.gpu) {
             config.gpu = Some(policy.gpu_limits.clone());
         }
         if self.no_cache {
@@ -108,9 +109,10 @@ impl SandboxArgs {
     }
 
     /// The configuration for a command that makes one call at a time
-    /// (`run`, `inspect`, `publish`): the pool is kept small.
-    pub fn one_shot_sandbox(&self) -> Result<Sandbox, Failure> {
-        let mut config = self.config()?;
+    /// (`run`, `inspect`, `publish`): the pool is kept small. `policy` as
+    /// for [`SandboxArgs::config`].
+    pub fn one_shot_sandbox(&self, policy: Option<&Policy>) -> Result<Sandbox, Failure> {
+        let mut config = self.config(policy)?;
         config.max_concurrent_calls = config.max_concurrent_calls.min(4);
         Ok(Sandbox::new(config)?)
     }
@@ -140,8 +142,14 @@ impl SandboxArgs {
     /// once and kept for later runs; without one (`--no-cache`), or when
     /// `quick` says the component runs once (`inspect`), the baseline
     /// compiler starts it several times sooner.
-    pub fn load(&self, bytes: &[u8], label: &str, quick: bool) -> Result<(Sandbox, ToolComponent), Failure> {
-        let sandbox = self.one_shot_sandbox()?;
+    pub fn load(
+        &self,
+        bytes: &[u8],
+        label: &str,
+        quick: bool,
+        policy: Option<&Policy>,
+    ) -> Result<(Sandbox, ToolComponent), Failure> {
+        let sandbox = self.one_shot_sandbox(policy)?;
         let component = if quick || self.no_cache { sandbox.load_quick(bytes) } else { sandbox.load(bytes) };
         let component = component.with_context(|| format!("cannot load {label}"))?;
         Ok((sandbox, component))

@@ -121,12 +121,12 @@ fn node(data: &Path, node: &NodeArgs) -> Result<(FsStore, Arc<Sandbox>, Gateway,
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
     let store = FsStore::open(data.join("registry"), StoreConfig::default())
         .with_context(|| format!("cannot open the registry in {}", data.display()))?;
-    let mut config = sandbox_args.config()?;
+    let policy = Arc::new(sandbox_args.policy()?);
+    let mut config = sandbox_args.config(Some(&policy))?;
     if !sandbox_args.no_cache() {
         config.cache_dir = Some(data.join("compiled"));
     }
     let sandbox = Arc::new(Sandbox::new(config)?);
-    let policy = Arc::new(sandbox_args.policy()?);
     let invoker = Arc::new(LocalInvoker::new(Node::new(sandbox.clone(), Arc::new(store.clone()), policy.clone())));
     let gateway = Gateway::with_bare_names(invoker, node.bare_names.clone());
     Ok((store, sandbox, gateway, policy))

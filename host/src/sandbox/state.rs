@@ -138,7 +138,8 @@ impl CallState {
             .allow_ip_name_lookup(false)
             .socket_addr_check(|_, _| Box::pin(async { false }));
         let deadline = Instant::now() + limits.timeout;
-        let mut setup = CallSetup::new(wasi, grant, gpu, deadline, super::transfer_cap(limits))?;
+        let gpu = GpuCall::new(gpu.service, gpu.component, deadline, super::transfer_cap(limits));
+        let mut setup = CallSetup::new(wasi, grant, gpu)?;
         Ok(CallState {
             deadline,
             limiter: CallLimiter::new(limits),

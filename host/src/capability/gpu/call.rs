@@ -103,6 +103,12 @@ impl GpuCall {
         }
     }
 
+    /// Takes the GPU away from the call: every operation answers
+    /// `no-adapter` with `why`.
+    pub(crate) fn deny(&mut self, why: &str) {
+        self.service = Err(why.to_owned());
+    }
+
     /// The node's GPU, if this call may use it.
     pub(crate) fn service(&self) -> Result<&Arc<GpuService>, GpuError> {
         self.service.as_ref().map_err(|why| GpuError::NoAdapter(why.clone()))

@@ -15,7 +15,7 @@
 
 use super::GpuLimits;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use toolmesh_registry::digest::Digest;
 
@@ -51,7 +51,7 @@ pub struct GpuService {
     limits: GpuLimits,
     device_limits: wgpu::Limits,
     current: Mutex<Option<Arc<GpuDevice>>>,
-    next_generation: Mutex<u64>,
+    next_generation: AtomicU64,
     /// Devices retired while their queues may still be busy.
     retired: Mutex<Vec<Arc<GpuDevice>>>,
 }
@@ -79,15 +79,7 @@ impl GpuService {
     /// adapter last) and opens a device on it, with its limits clamped to
     /// `limits`. Blocks for the driver (tens of milliseconds).
     pub fn start(limits: GpuLimits) -> Result<Arc<Self>, NoGpu> {
-        let instance = wgpu::Instance::new(
-            wgpu::InstanceDescriptor {
-                backends: wgpu::Backends::VULKAN,
-                ..wgpu::InstanceDescriptor::new_without_display_handle()
-            }
-            .with_env(),
-        );
-        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::VULKAN));
-        let adapter = adapters.into_iter().min_by_key(|a| rank(a.get_info().device_type)).ok_or_else(|| {
+        let adapter = best_adapter().ok_or_else(|| {
             NoGpu("no GPU adapter found (no Vulkan driver; on Debian, `apt-get install mesa-vulkan-drivers` gives a CPU one)".into())
         })?;
         let info = adapter.get_info();
@@ -109,7 +101,7 @@ impl GpuService {
             limits,
             device_limits,
             current: Mutex::new(None),
-            next_generation: Mutex::new(1),
+            next_generation: AtomicU64::new(1),
             retired: Mutex::new(Vec::new()),
         };
         // Open the first device now, so a broken driver shows at start.
@@ -147,11 +139,7 @@ impl GpuService {
                  try again later"
             ));
         }
-        let generation = {
-            let mut next = self.next_generation.lock().unwrap_or_else(|e| e.into_inner());
-            *next += 1;
-            *next - 1
-        };
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let descriptor = wgpu::DeviceDescriptor {
             label: Some("toolmesh"),
             required_limits: self.device_limits.clone(),
@@ -237,6 +225,20 @@ impl GpuDevice {
         pipelines.insert(id, kernel.clone());
         Ok(kernel)
     }
+}
+
+/// The adapter a node uses: of the Vulkan adapters found, a real GPU before
+/// a virtual one, a software adapter last. Blocks for the driver.
+pub fn best_adapter() -> Option<wgpu::Adapter> {
+    let instance = wgpu::Instance::new(
+        wgpu::InstanceDescriptor {
+            backends: wgpu::Backends::VULKAN,
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        }
+        .with_env(),
+    );
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::VULKAN));
+    adapters.into_iter().min_by_key(|a| rank(a.get_info().device_type))
 }
 
 /// Lower is preferred: real GPUs first, software last.

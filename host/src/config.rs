@@ -71,7 +71,9 @@ pub struct SandboxConfig {
     pub limits: Limits,
     /// Most calls running at once; further calls wait for a slot.
     pub max_concurrent_calls: u32,
-    /// Deepest wasm stack a call may use, in bytes (`"1MiB"`).
+    /// Deepest wasm stack a call may use, in bytes (`"8MiB"`). Interpreters
+    /// built as components (QuickJS, CPython) keep their own recursion
+    /// limits well inside it, so deep recursion is an ordinary exception.
     #[serde(deserialize_with = "de_size")]
     pub max_wasm_stack: u64,
     /// How instance memory is allocated.
@@ -104,7 +106,7 @@ impl Default for SandboxConfig {
         SandboxConfig {
             limits: Limits::default(),
             max_concurrent_calls: 64,
-            max_wasm_stack: 1 << 20,
+            max_wasm_stack: 8 << 20,
             allocator: Allocator::Pooling,
             cache_dir: None,
             memory_budget: None,

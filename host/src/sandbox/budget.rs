@@ -156,7 +156,7 @@ mod tests {
     fn the_default_cost_covers_memory_output_and_stacks() {
         let config = SandboxConfig::default();
         let cost = call_cost(&config.limits, &config);
-        assert_eq!(cost, (256 << 20) + 36 * (1 << 20) + 2 * (64 << 10) + (3 << 20) + (1 << 20));
+        assert_eq!(cost, (256 << 20) + 36 * (1 << 20) + 2 * (64 << 10) + (10 << 20) + (1 << 20));
         assert!(machine_default() > 0);
     }
 }

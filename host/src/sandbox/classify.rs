@@ -15,6 +15,11 @@ pub(crate) struct DeadlineReached;
 
 /// Maps an error out of wasmtime to what actually happened.
 pub(crate) fn classify(error: wasmtime::Error, state: &CallState, limits: &Limits) -> SandboxError {
+    // A guest may have survived a refused allocation and run on: its
+    // deadline is what ended it then.
+    if error.is::<DeadlineReached>() {
+        return SandboxError::Timeout { limit: limits.timeout };
+    }
     match state.limiter.hit {
         Some(LimitHit::Memory { desired }) => {
             return SandboxError::MemoryLimit { limit: limits.memory, requested: desired };
@@ -27,9 +32,6 @@ pub(crate) fn classify(error: wasmtime::Error, state: &CallState, limits: &Limit
     if error.is::<crate::capability::scratch::ScratchFull>() {
         let limit = state.scratch.as_ref().map_or(0, |s| s.size());
         return SandboxError::ScratchFull { limit };
-    }
-    if error.is::<DeadlineReached>() {
-        return SandboxError::Timeout { limit: limits.timeout };
     }
     if error.is::<LimitReached>() {
         return SandboxError::MemoryLimit { limit: limits.memory, requested: limits.memory };

@@ -60,11 +60,14 @@ pub(crate) struct LimitReached;
 
 impl ResourceLimiter for CallLimiter {
     fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        // The cap covers all of the call's memories together.
+        // The cap covers all of the call's memories together. Growth past
+        // it fails the guest's `memory.grow` (its allocator sees "out of
+        // memory", which an interpreter turns into an ordinary exception);
+        // a guest that traps instead is reported as over its limit.
         let total = self.memory_in_use - current as u64 + desired as u64;
         if total > self.memory_cap {
             self.hit = Some(LimitHit::Memory { desired: total });
-            return Err(wasmtime::Error::new(LimitReached));
+            return Ok(false);
         }
         self.memory_in_use = total;
         Ok(true)

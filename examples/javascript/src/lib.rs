@@ -1,0 +1,314 @@
+//! `run_javascript`: runs an agent's JavaScript with QuickJS, in a fresh
+//! sandbox per call.
+//!
+//! Every call gets a new runtime and context (and the host a new instance),
+//! so nothing persists between calls. QuickJS's own heap and stack limits
+//! turn runaway allocation and recursion into ordinary JS errors; the
+//! node's time, memory and output limits still bound the whole call.
+use rquickjs::context::EvalOptions;
+use rquickjs::promise::PromiseState;
+use rquickjs::{CatchResultExt, CaughtError, Context, Ctx, Function, Object, Promise, Runtime, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Map;
+use std::cell::RefCell;
+use std::rc::Rc;
+use toolmesh_guest::prelude::*;
+
+mod streams;
+use streams::Streams;
+
+/// The JS heap a call may use; past it, allocation throws "out of memory".
+const HEAP_LIMIT: usize = 128 << 20;
+/// The native stack JS code may use; past it, a call throws a RangeError.
+const STACK_LIMIT: usize = 256 << 10;
+/// Characters of a result's text form, or of an error's, kept per call.
+const MAX_TEXT: usize = 20_000;
+/// Pending promise jobs run after the code, at most (a loop of promises that
+/// keeps queueing more is cut here).
+const MAX_JOBS: usize = 1_000_000;
+
+const PRELUDE: &str = include_str!("prelude.js");
+const SOURCE: &str = "<code>";
+
+/// Arguments of `run_javascript`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RunArgs {
+    /// JavaScript source to run as a script.
+    code: String,
+    /// Text that `readline()` returns line by line (and the global `input` holds).
+    #[serde(default)]
+    input: String,
+    /// Global variables to define before the code runs (JSON values).
+    #[serde(default)]
+    vars: Map<String, serde_json::Value>,
+}
+
+/// The exception the code raised.
+#[derive(Serialize, JsonSchema, Debug, PartialEq)]
+struct Raised {
+    /// The error's name (`TypeError`, …), or "thrown value" for a non-Error.
+    #[serde(rename = "type")]
+    kind: String,
+    /// The error's message.
+    message: String,
+    /// The name, message and stack.
+    traceback: String,
+}
+
+/// What a run produced.
+#[derive(Serialize, JsonSchema, Debug)]
+struct Report {
+    /// What the code printed with console.log / info / debug / print.
+    stdout: String,
+    /// What the code printed with console.warn / error.
+    stderr: String,
+    /// The last expression's value (JSON, or its text form as a string); a
+    /// promise is awaited first.
+    result: serde_json::Value,
+    /// json: `result` is the value; repr: `result` is its text form; none: no value.
+    result_type: ResultType,
+    /// The exception the code raised (or its promise rejected with), if any.
+    error: Option<Raised>,
+    /// Always null for JavaScript (there is no process to exit).
+    exit_code: Option<i32>,
+    /// Whether stdout or stderr was cut.
+    truncated: bool,
+}
+
+/// How `result` holds the last value.
+#[derive(Serialize, JsonSchema, Debug, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum ResultType {
+    /// The value itself, as JSON.
+    Json,
+    /// Its text form.
+    Repr,
+    /// No value (`undefined`).
+    None,
+}
+
+const DESCRIPTION: &str = "Runs JavaScript (ES2023, QuickJS) in a fresh, isolated sandbox and returns what it printed \
+and the value of its last expression.
+
+How to return a value: end the code with an expression (e.g. `result` or `xs.length`); its value comes back as JSON \
+when JSON.stringify can encode it, else as text. If that value is a promise it is awaited, so async code can end with \
+`(async () => { ... })()`. console.log/info/debug and print() go to stdout, console.warn/error to stderr (each cut at \
+100000 characters). A thrown exception is a normal result: `error` holds its type, message and stack.
+
+Inputs: `code`; optional `input` text, read line by line with readline() (null at the end) or whole from the global \
+`input`; optional `vars`, a JSON object whose keys become global variables.
+
+Available: the language and its standard built-ins (JSON, Math, Date, RegExp, Map/Set, typed arrays, BigInt, Intl \
+is not there), console, print, readline. Not available: require/import of modules, npm packages, fetch, timers \
+(setTimeout), files, network, process or environment.
+
+Limits: every call starts from a clean interpreter (nothing persists between calls); the JS heap is capped at 128 MiB \
+and deep recursion throws a RangeError, both as ordinary exceptions; the node caps time (10 s by default) and \
+output. Running out of time ends the call with an error.";
+
+fn run_javascript(args: RunArgs) -> Result<Json<Report>, ToolError> {
+    for key in args.vars.keys() {
+        if !is_identifier(key) {
+            return Err(ToolError::invalid_arguments(format_args!("`vars` key {key:?} is not a usable variable name")));
+        }
+    }
+    let runtime = Runtime::new().map_err(|e| ToolError::failed(format_args!("cannot start QuickJS: {e}")))?;
+    runtime.set_memory_limit(HEAP_LIMIT);
+    runtime.set_max_stack_size(STACK_LIMIT);
+    let context = Context::full(&runtime).map_err(|e| ToolError::failed(format_args!("cannot start QuickJS: {e}")))?;
+    let streams = Rc::new(RefCell::new(Streams::default()));
+    let outcome = context.with(|ctx| run_in(&ctx, &args, &streams));
+    let streams = streams.take();
+    let (result, result_type, error) = outcome?;
+    Ok(Json(Report {
+        truncated: streams.truncated(),
+        stdout: streams.stdout.text(),
+        stderr: streams.stderr.text(),
+        result,
+        result_type,
+        error,
+        exit_code: None,
+    }))
+}
+
+type Outcome = (serde_json::Value, ResultType, Option<Raised>);
+
+/// Runs the code in `ctx`: the prelude, the variables, the code, then its
+/// pending jobs.
+fn run_in<'js>(ctx: &Ctx<'js>, args: &RunArgs, streams: &Rc<RefCell<Streams>>) -> Result<Outcome, ToolError> {
+    let setup = |e: rquickjs::Error| ToolError::failed(format_args!("cannot set up the JS context: {e}"));
+    let sink = streams.clone();
+    let write = Function::new(ctx.clone(), move |stream: i32, text: String| sink.borrow_mut().write(stream, &text))
+        .map_err(setup)?;
+    let install: Function = ctx.eval(PRELUDE).map_err(setup)?;
+    let helpers: Object = install.call((write, args.input.as_str())).map_err(setup)?;
+    let globals = ctx.globals();
+    globals.set("input", args.input.as_str()).map_err(setup)?;
+    for (name, value) in &args.vars {
+        let value = ctx.json_parse(value.to_string()).map_err(setup)?;
+        globals.set(name.as_str(), value).map_err(setup)?;
+    }
+
+    let mut options = EvalOptions::default();
+    options.global = true;
+    options.strict = false;
+    options.backtrace_barrier = true;
+    options.filename = Some(SOURCE.into());
+    let value = match ctx.eval_with_options::<Value, _>(args.code.as_str(), options).catch(ctx) {
+        Ok(value) => value,
+        Err(caught) => return Ok(raised(ctx, &helpers, caught)),
+    };
+    let mut jobs = 0;
+    while jobs < MAX_JOBS && ctx.execute_pending_job() {
+        jobs += 1;
+    }
+    // A job's own exception surfaces through the promise it settles.
+    let _ = ctx.catch();
+    let value = match value.as_promise() {
+        Some(promise) => match settle(ctx, promise) {
+            Ok(value) => value,
+            Err(caught) => return Ok(raised(ctx, &helpers, caught)),
+        },
+        None => value,
+    };
+    let describe: Function = helpers.get("result").map_err(setup)?;
+    match describe.call::<_, Vec<String>>((value,)).catch(ctx) {
+        Ok(parts) => Ok(result_of(parts)),
+        Err(caught) => Ok(raised(ctx, &helpers, caught)),
+    }
+}
+
+/// The value a settled promise holds, or what it was rejected with.
+fn settle<'js>(ctx: &Ctx<'js>, promise: &Promise<'js>) -> Result<Value<'js>, CaughtError<'js>> {
+    match promise.state() {
+        PromiseState::Pending => {
+            rquickjs::String::from_str(ctx.clone(), "Promise { <pending> }").map(|s| s.into_value()).catch(ctx)
+        }
+        _ => promise.result::<Value>().unwrap_or_else(|| Ok(Value::new_undefined(ctx.clone()))).catch(ctx),
+    }
+}
+
+/// The call's outcome when the code threw `caught`.
+fn raised<'js>(ctx: &Ctx<'js>, helpers: &Object<'js>, caught: CaughtError<'js>) -> Outcome {
+    let error = match caught {
+        CaughtError::Exception(exception) => describe_thrown(ctx, helpers, exception.into_value()),
+        CaughtError::Value(value) => describe_thrown(ctx, helpers, value),
+        CaughtError::Error(error) => Raised {
+            kind: "InternalError".into(),
+            message: clip(error.to_string()),
+            traceback: clip(error.to_string()),
+        },
+    };
+    (serde_json::Value::Null, ResultType::None, Some(error))
+}
+
+/// A thrown value as type, message and stack, through the prelude's helper.
+fn describe_thrown<'js>(ctx: &Ctx<'js>, helpers: &Object<'js>, thrown: Value<'js>) -> Raised {
+    let described = helpers.get::<_, Function>("error").and_then(|f| f.call::<_, Object>((thrown,))).and_then(|o| {
+        Ok((o.get::<_, String>("type")?, o.get::<_, String>("message")?, o.get::<_, String>("traceback")?))
+    });
+    match described {
+        Ok((kind, message, traceback)) => Raised { kind, message: clip(message), traceback: clip(traceback) },
+        // Describing it failed too (the heap is full, say): say what we can.
+        Err(_) => {
+            let _ = ctx.catch();
+            Raised {
+                kind: "InternalError".into(),
+                message: "the code threw, and describing the exception failed (out of memory?)".into(),
+                traceback: String::new(),
+            }
+        }
+    }
+}
+
+/// The result fields from the prelude's `["json", text]`, `["repr", text]` or `["none"]`.
+fn result_of(parts: Vec<String>) -> Outcome {
+    match parts.as_slice() {
+        [kind, text] if kind == "json" && text.len() <= MAX_TEXT * 10 => match serde_json::from_str(text) {
+            Ok(value) => (value, ResultType::Json, None),
+            Err(_) => (serde_json::Value::String(clip(text.clone())), ResultType::Repr, None),
+        },
+        [_, text] => (serde_json::Value::String(clip(text.clone())), ResultType::Repr, None),
+        _ => (serde_json::Value::Null, ResultType::None, None),
+    }
+}
+
+/// `text`, cut to `MAX_TEXT` characters.
+fn clip(text: String) -> String {
+    match text.char_indices().nth(MAX_TEXT) {
+        None => text,
+        Some((end, _)) => {
+            let dropped = text[end..].chars().count();
+            format!("{}\n[… {dropped} more characters dropped]", &text[..end])
+        }
+    }
+}
+
+/// Whether `name` can be a global variable: an ASCII identifier that is
+/// not a word the language reserves.
+fn is_identifier(name: &str) -> bool {
+    const RESERVED: &[&str] = &[
+        "break",
+        "case",
+        "catch",
+        "class",
+        "const",
+        "continue",
+        "debugger",
+        "default",
+        "delete",
+        "do",
+        "else",
+        "enum",
+        "export",
+        "extends",
+        "false",
+        "finally",
+        "for",
+        "function",
+        "if",
+        "import",
+        "in",
+        "instanceof",
+        "new",
+        "null",
+        "return",
+        "super",
+        "switch",
+        "this",
+        "throw",
+        "true",
+        "try",
+        "typeof",
+        "var",
+        "void",
+        "while",
+        "with",
+        "yield",
+        "let",
+        "static",
+        "await",
+        "implements",
+        "interface",
+        "package",
+        "private",
+        "protected",
+        "public",
+    ];
+    let mut chars = name.chars();
+    let Some(first) = chars.next() else { return false };
+    (first.is_ascii_alphabetic() || first == '_' || first == '$')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+        && !RESERVED.contains(&name)
+}
+
+fn tools() -> Vec<Tool> {
+    vec![Tool::new("run_javascript", DESCRIPTION, run_javascript).title("Run JavaScript").read_only().idempotent()]
+}
+
+toolmesh_guest::export_tools!(tools);
+
+#[cfg(test)]
+mod tests;

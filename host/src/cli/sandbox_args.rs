@@ -69,8 +69,20 @@ pub fn parse_size_arg(text: &str) -> Result<u64, String> {
 impl SandboxArgs {
     /// The configuration: defaults, then the file, then the flags; with
     /// GPU compute opened when `policy` (read once by the caller) grants it.
-    /// `None` for commands that only describe components.
+    /// `None` for commands that only describe components. Compiled code is
+    /// cached in the user's cache directory unless the file names another
+    /// (or `--no-cache`).
     pub fn config(&self, policy: Option<&Policy>) -> Result<SandboxConfig, Failure> {
+        self.config_caching_in(policy, || dirs::cache_dir().map(|d| d.join("toolmesh").join("compiled")))
+    }
+
+    /// As [`SandboxArgs::config`], with `default_cache` the compile cache
+    /// when the file names none.
+    pub fn config_caching_in(
+        &self,
+        policy: Option<&Policy>,
+        default_cache: impl FnOnce() -> Option<PathBuf>,
+    ) -> Result<SandboxConfig, Failure> {
         let mut config = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -103,7 +115,7 @@ impl SandboxArgs {
         if self.no_cache {
             config.cache_dir = None;
         } else if config.cache_dir.is_none() {
-            config.cache_dir = dirs::cache_dir().map(|d| d.join("toolmesh").join("compiled"));
+            config.cache_dir = default_cache();
         }
         Ok(config)
     }
@@ -125,11 +137,6 @@ impl SandboxArgs {
         };
         policy.gpu |= self.gpu;
         Ok(policy)
-    }
-
-    /// Whether `--no-cache` was given.
-    pub fn no_cache(&self) -> bool {
-        self.no_cache
     }
 
     /// Whether `--gpu` was given.

@@ -47,6 +47,8 @@ const EXAMPLES: &[(&str, &str, Option<&str>)] = &[
         "Sentence embeddings and semantic similarity with all-MiniLM-L6-v2, on the GPU or the CPU (needs a GPU grant)",
         Some(include_str!("../../../examples/model/tool.toml")),
     ),
+    ("python", "run_python: Python 3.14 code in a fresh sandbox per call, with a curated standard library", None),
+    ("javascript", "run_javascript: JavaScript (QuickJS) in a fresh sandbox per call", None),
 ];
 
 /// The version the bundled examples are published under.
@@ -115,21 +117,27 @@ pub struct NodeArgs {
     sandbox: SandboxArgs,
 }
 
-/// The store, sandbox, gateway and policy of a data directory.
-fn node(data: &Path, node: &NodeArgs) -> Result<(FsStore, Arc<Sandbox>, Gateway, Arc<Policy>), Failure> {
+/// What a data directory serves: its store, the node that runs calls,
+/// the gateway in front of it, and the node's policy.
+struct Served {
+    store: FsStore,
+    node: Node,
+    gateway: Gateway,
+    policy: Arc<Policy>,
+}
+
+/// The store, node, gateway and policy of a data directory.
+fn node(data: &Path, node: &NodeArgs) -> Result<Served, Failure> {
     let sandbox_args = &node.sandbox;
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
     let store = FsStore::open(data.join("registry"), StoreConfig::default())
         .with_context(|| format!("cannot open the registry in {}", data.display()))?;
     let policy = Arc::new(sandbox_args.policy()?);
-    let mut config = sandbox_args.config(Some(&policy))?;
-    if !sandbox_args.no_cache() {
-        config.cache_dir = Some(data.join("compiled"));
-    }
+    let config = sandbox_args.config_caching_in(Some(&policy), || Some(data.join("compiled")))?;
     let sandbox = Arc::new(Sandbox::new(config)?);
-    let invoker = Arc::new(LocalInvoker::new(Node::new(sandbox.clone(), Arc::new(store.clone()), policy.clone())));
-    let gateway = Gateway::with_bare_names(invoker, node.bare_names.clone());
-    Ok((store, sandbox, gateway, policy))
+    let runner = Node::new(sandbox, Arc::new(store.clone()), policy.clone());
+    let gateway = Gateway::with_bare_names(Arc::new(LocalInvoker::new(runner.clone())), node.bare_names.clone());
+    Ok(Served { store, node: runner, gateway, policy })
 }
 
 /// The components built beside this binary (`target/<profile>/tool` →
@@ -160,7 +168,8 @@ fn push_token(data: &Path) -> Result<String, Failure> {
 pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let mcp = args.front.config(args.addr)?;
     let data = args.data.dir()?;
-    let (store, sandbox, gateway, policy) = node(&data, &args.node)?;
+    let Served { store, node: runner, gateway, policy } = node(&data, &args.node)?;
+    let sandbox = runner.sandbox();
     let token = push_token(&data)?;
     let access = AccessConfig { push_tokens: vec![token.clone()], ..AccessConfig::default() };
     let app = registry_router(store.clone(), access).merge(mcp_router(gateway.clone(), mcp));
@@ -174,9 +183,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     // Every start completes what an earlier one left undone (a crash while
     // publishing): examples already in the store are skipped.
     let dir = args.examples.clone().or_else(default_examples);
-    publish_examples(&store, &sandbox, &Client::new(&base, Some(token.clone()))?, dir.as_deref()).await?;
+    publish_examples(&store, sandbox, &Client::new(&base, Some(token.clone()))?, dir.as_deref()).await?;
     gateway.refresh_from(&store).await.map_err(|e| anyhow!("cannot read the catalog: {e}"))?;
     let _follow = gateway.follow(store);
+    let _warm = gateway.warm_catalog();
 
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "tool".into());
     // The stdio server grants what this one was told to on the command line.
@@ -187,7 +197,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let claude = serde_json::json!({"mcpServers": {"toolmesh": {"command": exe, "args": mcp_args}}});
     eprintln!("toolmesh is serving {} tools", gateway.catalog().len());
     eprintln!("this node grants tools: {} (change with --policy FILE)", policy.summary().join("; "));
-    if let Some(line) = super::sandbox_args::gpu_status(&sandbox, &policy) {
+    if let Some(line) = super::sandbox_args::gpu_status(sandbox, &policy) {
         eprintln!("{line}");
     }
     eprintln!("MCP endpoint (streamable HTTP): {base}/mcp");
@@ -244,9 +254,10 @@ async fn publish_examples(
 pub async fn mcp(args: McpArgs) -> Result<(), Failure> {
     use rmcp::ServiceExt;
     let data = args.data.dir()?;
-    let (store, _sandbox, gateway, _policy) = node(&data, &args.node)?;
+    let Served { store, gateway, .. } = node(&data, &args.node)?;
     gateway.refresh_from(&store).await.map_err(|e| anyhow!("cannot read the catalog: {e}"))?;
     let _follow = gateway.follow(store);
+    let _warm = gateway.warm_catalog();
     let service =
         gateway.serve(rmcp::transport::stdio()).await.map_err(|e| anyhow!("cannot start the MCP session: {e}"))?;
     service.waiting().await.map_err(|e| anyhow!("the MCP session failed: {e}"))?;

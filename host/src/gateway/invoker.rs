@@ -9,14 +9,27 @@ use crate::sandbox::CallOutput;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
+use toolmesh_registry::digest::Digest;
+use toolmesh_registry::name::Repository;
 
 /// A boxed future of an invocation's outcome.
 pub type InvokeFuture<'a> = Pin<Box<dyn Future<Output = Result<CallOutput, InvokeError>> + Send + 'a>>;
+
+/// A boxed future of loading a component ahead of its calls.
+pub type WarmFuture<'a> = Pin<Box<dyn Future<Output = Result<(), InvokeCause>> + Send + 'a>>;
 
 /// Runs calls. Dropping the returned future cancels the call.
 pub trait Invoker: Send + Sync + 'static {
     /// Runs `call`.
     fn invoke(&self, call: Invocation) -> InvokeFuture<'_>;
+
+    /// Loads the component of manifest `digest` of `repository` ahead of
+    /// its first call, where that is the invoker's to do (an in-process
+    /// node); others leave it to whoever runs the calls.
+    fn warm<'a>(&'a self, repository: &'a Repository, digest: Digest) -> WarmFuture<'a> {
+        let _ = (repository, digest);
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// The in-process node: calls start on the connection's event loop and
@@ -42,5 +55,9 @@ impl Invoker for LocalInvoker {
         (call.digest, &call.tool).hash(&mut kind);
         let node = self.node.clone();
         Box::pin(front::inline_then_pool(kind.finish(), async move { node.run(call).await }))
+    }
+
+    fn warm<'a>(&'a self, repository: &'a Repository, digest: Digest) -> WarmFuture<'a> {
+        Box::pin(self.node.warm(repository, digest))
     }
 }

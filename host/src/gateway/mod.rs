@@ -126,6 +126,38 @@ impl Gateway {
         Ok(self.set_catalog(Catalog::build(entries, &self.inner.bare_names)))
     }
 
+    /// Has the invoker load every component of the catalog ahead of its
+    /// first call, one after another in the background, and each new one as
+    /// it is published; so no caller's first call waits for a compile
+    /// unless it comes before its component's turn. Ends when the gateway
+    /// is dropped.
+    pub fn warm_catalog(&self) -> tokio::task::JoinHandle<()> {
+        let gateway = self.clone();
+        let mut changes = self.subscribe();
+        tokio::spawn(async move {
+            let mut warmed = std::collections::HashSet::new();
+            loop {
+                let catalog = gateway.catalog();
+                for tool in catalog.tools() {
+                    if !warmed.insert(tool.digest) {
+                        continue;
+                    }
+                    match gateway.invoker().warm(&tool.repository, tool.digest).await {
+                        Ok(()) => {
+                            tracing::debug!(repository = %tool.repository, digest = %tool.digest, "loaded ahead of calls")
+                        }
+                        Err(e) => {
+                            tracing::debug!(repository = %tool.repository, error = %e, "not loaded ahead of calls")
+                        }
+                    }
+                }
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
+
     /// Keeps the catalog in step with `store`: checked at once when this
     /// process stores a manifest and every [`REFRESH_INTERVAL`] for other
     /// writers, rebuilt only when the store's tags changed.

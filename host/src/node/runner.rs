@@ -272,6 +272,15 @@ impl Node {
         self.components.digests()
     }
 
+    /// Loads the component of manifest `digest` of `repository` ahead of
+    /// its first call, as a call would (optimised code from the compile
+    /// cache, else a quick compile with the optimising one behind it), and
+    /// keeps it in memory. A component this node's policy refuses is not
+    /// loaded; the refusal is returned.
+    pub async fn warm(&self, repository: &Repository, digest: Digest) -> Result<(), InvokeCause> {
+        self.components.get_or_load(digest, || self.load(repository, digest)).await.map(drop)
+    }
+
     /// The sandbox it runs calls in.
     pub fn sandbox(&self) -> &Sandbox {
         &self.sandbox

@@ -9,14 +9,16 @@
 # `scripts/bench.sh gpu` matmul through the sandbox's GPU interface
 # against the same WGSL run natively with wgpu, and the CPU inside wasm;
 # `scripts/bench.sh model` model.wasm's `embed` (GPU and CPU paths) against
-# sentence-transformers on PyTorch, and publishing the ~92 MB component.
+# sentence-transformers on PyTorch, and publishing the ~92 MB component;
+# `scripts/bench.sh code` run_python and run_javascript through the release
+# `tool serve` against native `python3 -c` and `node -e`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-components.sh
 case "${1:-sandbox}" in
     sandbox) cargo bench --locked -p toolmesh-host --bench sandbox ;;
-    mcp|cold|mesh|gpu|model) cargo build --locked --release -p toolmesh-host --bin tool
+    mcp|cold|mesh|gpu|model|code) cargo build --locked --release -p toolmesh-host --bin tool
          cargo bench --locked -p toolmesh-host --bench "$1" ;;
     registry) cargo bench --locked -p toolmesh-registry --bench transfer ;;
-    *) echo "usage: scripts/bench.sh [sandbox|mcp|cold|mesh|gpu|model|registry]" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh [sandbox|mcp|cold|mesh|gpu|model|code|registry]" >&2; exit 2 ;;
 esac

@@ -24,25 +24,58 @@ from cryptography.x509.oid import NameOID
 TOOL = os.environ["TOOLMESH_TOOL"]
 COMPONENTS = pathlib.Path(os.environ["TOOLMESH_COMPONENTS"])
 TOKEN = "interop-token"
-_light = None
 
 
-def light_examples():
-    """The built components less `model.wasm` (90 MB of weights that every
-    `tool serve` would publish and compile): what most tests serve; the
-    model's own tests pass COMPONENTS."""
-    global _light
-    if _light is None:
+def _shared_compile_cache():
+    """One compile cache for every `tool` process the suite starts (through
+    TOOLMESH_CONFIG, which `--config` overrides): each component is compiled
+    once per run, not once per test."""
+    import atexit
+    import shutil
+    import tempfile
+
+    root = pathlib.Path(tempfile.mkdtemp(prefix="toolmesh-suite-"))
+    atexit.register(shutil.rmtree, root, True)
+    (root / "sandbox.toml").write_text(f'cache_dir = "{root / "compiled"}"\n')
+    os.environ["TOOLMESH_CONFIG"] = str(root / "sandbox.toml")
+    return root / "compiled"
+
+
+COMPILE_CACHE = _shared_compile_cache()
+
+
+# Examples that are slow to publish and compile: `model.wasm` (90 MB of
+# weights) and `python.wasm` (CPython, 20 MB).
+HEAVY = {"model.wasm", "python.wasm"}
+_examples = {}
+
+
+def examples_without(*skipped):
+    """A directory of the built components less `skipped`, made once."""
+    if skipped not in _examples:
         import atexit
         import shutil
         import tempfile
 
-        _light = pathlib.Path(tempfile.mkdtemp(prefix="toolmesh-examples-"))
-        atexit.register(shutil.rmtree, _light, True)
+        dir = pathlib.Path(tempfile.mkdtemp(prefix="toolmesh-examples-"))
+        atexit.register(shutil.rmtree, dir, True)
         for component in COMPONENTS.glob("*.wasm"):
-            if component.name != "model.wasm":
-                (_light / component.name).symlink_to(component)
-    return _light
+            if component.name not in skipped:
+                (dir / component.name).symlink_to(component)
+        _examples[skipped] = dir
+    return _examples[skipped]
+
+
+def light_examples():
+    """The built components less the heavy ones, which every `tool serve`
+    would publish and compile: what most tests serve; the model's own tests
+    pass COMPONENTS, the code execution tests `code_examples()`."""
+    return examples_without(*sorted(HEAVY))
+
+
+def code_examples():
+    """The built components with the interpreters, less the model."""
+    return examples_without("model.wasm")
 
 
 @pytest.fixture

@@ -110,6 +110,6 @@ def test_raw_stdio_answers_json_rpc_and_nothing_else(gateway):
     messages = [json.loads(line) for line in done.stdout.splitlines()]  # every stdout line is JSON
     by_id = {m.get("id"): m for m in messages}
     assert by_id[1]["result"]["serverInfo"]["name"] == "toolmesh"
-    assert len(by_id[2]["result"]["tools"]) == 16
+    assert len(by_id[2]["result"]["tools"]) == 17
     assert by_id[3]["result"]["content"][0]["text"] == "Hello, stdio!"
     assert by_id[4]["error"]["code"] == -32601

@@ -27,7 +27,7 @@ def test_inspector_lists_and_calls_over_http(gateway, era):
     code, out, err = inspector(f"{base}/mcp", "--protocol-era", era, "--method", "tools/list")
     assert code == 0, err
     names = sorted(t["name"] for t in json.loads(out)["tools"])
-    assert len(names) == 16 and "examples.hello.greet" in names, names
+    assert len(names) == 17 and "examples.hello.greet" in names, names
     code, out, err = inspector(
         f"{base}/mcp", "--protocol-era", era, "--method", "tools/call", "--tool-name", "examples.text.slugify",
         "--tool-arg", "text=Inspector Works",

@@ -21,6 +21,7 @@ EXAMPLE_TOOLS = [
     "examples.image.info",
     "examples.image.resize",
     "examples.image.thumbnail",
+    "examples.javascript.run_javascript",
     "examples.markdown.to_html",
     "examples.markdown.toc",
     "examples.matmul.matmul",

@@ -135,11 +135,13 @@ fn bad_arguments_exit_2_with_a_reason_naming_the_field() {
 
 #[test]
 fn hostile_calls_stop_with_their_own_reasons() {
-    let cases: [(&str, Value, &[&str], &str); 8] = [
+    let cases: [(&str, Value, &[&str], &str); 9] = [
         ("spin", json!({}), &["--timeout", "500ms"], "time limit of 500 ms"),
         ("sleep", json!({}), &["--timeout", "500ms"], "time limit of 500 ms"),
         ("grow", json!({}), &["--memory", "32MiB"], "memory limit of 32 MiB"),
         ("recurse", json!({}), &[], "call stack exhausted"),
+        // A refused allocation the guest survived does not explain what ends it later.
+        ("grow_then_recurse", json!({}), &["--memory", "32MiB"], "call stack exhausted"),
         ("huge_output", json!({"bytes": 2 << 20}), &[], "over the limit of 1 MiB"),
         ("panic", json!({}), &[], "panicked on purpose"),
         ("bad_utf8", json!({}), &[], "not valid UTF-8"),

@@ -36,9 +36,13 @@ MODULES = [
 for _name in MODULES:
     importlib.import_module(_name)
 
-# Characters of stdout (and of stderr) kept per call; the rest is counted.
-MAX_STREAM = 100_000
-# Characters of a result's repr, or of a traceback, kept per call.
+# Bytes of stdout (and of stderr) kept per call, as they are encoded in the
+# result; the rest is counted. With a result of at most MAX_RESULT bytes and
+# an error of at most 2 × 6 × MAX_TEXT, a report stays under 1 MiB (the
+# node's default output limit) whatever characters the code prints.
+MAX_STREAM = 200_000
+MAX_RESULT = 200_000
+# Characters of a result's repr, an exception's message or its traceback.
 MAX_TEXT = 20_000
 # Frames shown from the top of a deep traceback, and from its bottom.
 TRACE_EDGE = 20
@@ -49,7 +53,7 @@ and the value of its last expression.
 
 How to return a value: end the code with an expression (e.g. `result` or `sum(xs)`); its value \
 comes back as JSON when it is JSON-serialisable, else as its repr. Everything printed to stdout and \
-stderr comes back too (each cut at {MAX_STREAM} characters). An exception is a normal result: \
+stderr comes back too (each cut at about {MAX_STREAM // 1000} kB). An exception is a normal result: \
 `error` holds its type, message and traceback.
 
 Inputs: `code`; optional `input` text that `input()` and `sys.stdin` read; optional `vars`, a JSON \
@@ -110,11 +114,14 @@ OUTPUT_SCHEMA = {
 
 
 class Stream(io.TextIOBase):
-    """A text stream that keeps the first `MAX_STREAM` characters written."""
+    """A text stream that keeps what is written up to `MAX_STREAM` encoded
+    bytes, and counts the characters past it. (The caps inside a run are
+    best effort, since the code shares this interpreter; the node's output
+    limit is the hard bound.)"""
 
     def __init__(self):
         self.parts = []
-        self.kept = 0
+        self.used = 0
         self.dropped = 0
 
     def writable(self):
@@ -123,12 +130,30 @@ class Stream(io.TextIOBase):
     def write(self, text):
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        room = MAX_STREAM - self.kept
-        if room > 0:
-            self.parts.append(text[:room])
-            self.kept += min(room, len(text))
-        self.dropped += max(0, len(text) - max(room, 0))
-        return len(text)
+        text = str.__str__(text)
+        count = len(text)
+        room = MAX_STREAM - self.used
+        if self.dropped or room <= 0:
+            self.dropped += count
+            return count
+        # Every character takes at least a byte: more than `room` never fits.
+        head = clean(text[:room])
+        cost = encoded_size(head)
+        if count <= room and cost <= room:
+            self.parts.append(head)
+            self.used += cost
+            return count
+        low, high = 0, len(head)
+        while low < high:
+            mid = (low + high + 1) // 2
+            if encoded_size(head[:mid]) <= room:
+                low = mid
+            else:
+                high = mid - 1
+        self.parts.append(head[:low])
+        self.used = MAX_STREAM
+        self.dropped += max(count - low, 1)
+        return count
 
     def text(self):
         text = "".join(self.parts)
@@ -137,11 +162,36 @@ class Stream(io.TextIOBase):
         return text
 
 
+def clean(text):
+    """`text` with lone surrogates (which UTF-8 cannot hold) written as
+    `\\udXXX` escapes."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def encoded_size(text):
+    """Bytes `text` (clean) takes as a JSON string in the result, quotes aside."""
+    return len(json.dumps(text, ensure_ascii=False).encode("utf-8")) - 2
+
+
 def clip(text):
-    """`text`, cut to `MAX_TEXT` characters."""
+    """`text`, clean and cut to `MAX_TEXT` characters."""
+    text = clean(text)
     if len(text) <= MAX_TEXT:
         return text
     return text[:MAX_TEXT] + f"\n[… {len(text) - MAX_TEXT} more characters dropped]"
+
+
+def text_of(value):
+    """`str(value)` as a plain string, whatever `__str__` does."""
+    try:
+        text = str(value)
+        return str.__str__(text) if isinstance(text, str) else "<not a string>"
+    except BaseException:  # a hostile __str__
+        return "<the value could not be formatted>"
 
 
 def describe_error(error):
@@ -149,33 +199,46 @@ def describe_error(error):
     tb = error.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename != SOURCE:
         tb = tb.tb_next
-    summary = traceback.TracebackException(type(error), error, tb, max_group_width=8, max_group_depth=4)
-    frames = summary.stack
-    if len(frames) > 2 * TRACE_EDGE:
-        hidden = len(frames) - 2 * TRACE_EDGE
-        summary.stack = traceback.StackSummary.from_list(list(frames[:TRACE_EDGE]) + list(frames[-TRACE_EDGE:]))
-        note = f"[… {hidden} frames hidden]\n"
-    else:
-        note = ""
-    text = "".join(summary.format())
-    if note:
-        text = note + text
     try:
-        message = str(error)
-    except Exception:
-        message = "<the exception's message could not be formatted>"
-    return {"type": type(error).__name__, "message": clip(message), "traceback": clip(text)}
+        summary = traceback.TracebackException(type(error), error, tb, max_group_width=8, max_group_depth=4)
+        frames = summary.stack.format()
+        if len(frames) > 2 * TRACE_EDGE:
+            hidden = len(frames) - 2 * TRACE_EDGE
+            lines = ["Traceback (most recent call last):\n", *frames[:TRACE_EDGE]]
+            lines.append(f"  [… {hidden} more frames …]\n")
+            lines.extend(frames[-TRACE_EDGE:])
+            lines.extend(summary.format_exception_only())
+            text = "".join(lines)
+        else:
+            text = "".join(summary.format())
+    except BaseException:  # a hostile exception breaks the formatting
+        text = ""
+    return {"type": text_of(type(error).__name__), "message": clip(text_of(error)), "traceback": clip(text)}
 
 
 def as_result(value):
-    """The last expression's value as (result, result_type)."""
+    """The last expression's value as (result, result_type): plain JSON data
+    (encoded once, so the value cannot change in between), else its repr."""
     try:
-        text = json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError, RecursionError, OverflowError):
-        return clip(repr(value)), "repr"
-    if len(text) > MAX_TEXT * 10:
-        return clip(repr(value)), "repr"
-    return value, "json"
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+        if len(text) <= MAX_RESULT and len(text.encode("utf-8", "replace")) <= MAX_RESULT:
+            return json.loads(text.encode("utf-8", "replace").decode("utf-8")), "json"
+    except BaseException:  # not JSON (sets, objects, cycles, NaN, huge ints) or a hostile encoder
+        pass
+    try:
+        return clip(text_of(repr(value))), "repr"
+    except BaseException:
+        return "<the value could not be shown>", "repr"
+
+
+def exit_status(code):
+    """The status `sys.exit(code)` gives a process, as Python defines it."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        code = int.__index__(code)
+        return code if -(2**31) <= code < 2**31 else 1
+    return 1
 
 
 def run(code, stdin_text, variables):
@@ -196,17 +259,28 @@ def run(code, stdin_text, variables):
             if value is not None:
                 report["result"], report["result_type"] = as_result(value)
     except SystemExit as exit:
-        status = exit.code
-        report["exit_code"] = status if isinstance(status, int) else (0 if status is None else 1)
-        if status is not None and not isinstance(status, int):
-            print(status, file=err)
+        report["exit_code"] = exit_status(exit.code)
+        if exit.code is not None and not isinstance(exit.code, int):
+            Stream.write(err, text_of(exit.code) + "\n")
     except BaseException as error:  # the code's own failure is the call's result
+        if isinstance(error, MemoryError):
+            # Free what the code holds before describing its failure.
+            scope.clear()
+            traceback.clear_frames(error.__traceback__)
         report["error"] = describe_error(error)
     finally:
         sys.stdin, sys.stdout, sys.stderr = saved
-    report["stdout"], report["stderr"] = out.text(), err.text()
+    report["stdout"], report["stderr"] = Stream.text(out), Stream.text(err)
     report["truncated"] = bool(out.dropped or err.dropped)
     return report
+
+
+# What a run gets when it broke this module's own reporting.
+BROKEN = json.dumps({
+    "stdout": "", "stderr": "", "result": None, "result_type": "none",
+    "error": {"type": "InternalError", "message": "the code broke run_python's own reporting", "traceback": ""},
+    "exit_code": None, "truncated": False,
+})
 
 
 def arguments_of(text):
@@ -253,5 +327,8 @@ class Handler(exports.Handler):
         if name != "run_python":
             raise Err(types.ToolError_InvalidArguments(f"unknown tool: {name}"))
         code, stdin_text, variables = arguments_of(arguments)
-        report = run(code, stdin_text, variables)
-        return [types.Content_Json(json.dumps(report))]
+        try:
+            text = json.dumps(run(code, stdin_text, variables), ensure_ascii=False)
+        except BaseException:  # the code broke what runs after it
+            text = BROKEN
+        return [types.Content_Json(text)]

@@ -187,20 +187,14 @@ fn main() {
         "| then the first `run_python` (waits for its compile, started in the background at start) | {:.2} s |",
         first_ever / 1e3
     );
-    println!(
-        "| first `run_python` after a restart, sent as soon as the node listens (median of {RESTARTS}) | {:.1} ms |",
-        median(&first_calls, |c| c.0)
-    );
-    println!(
-        "| first `run_javascript` after a restart, sent next (median of {RESTARTS}) | {:.1} ms |",
-        median(&first_calls, |c| c.1)
-    );
-    println!(
-        "| first `run_python` after a restart, sent 1 s after it listens (median of {RESTARTS}) | {:.1} ms |",
-        median(&settled_calls, |c| c.0)
-    );
-    println!(
-        "| first `run_javascript` after a restart, sent next (median of {RESTARTS}) | {:.1} ms |",
-        median(&settled_calls, |c| c.1)
-    );
+    for (when, calls) in [("as soon as the node listens", &first_calls), ("1 s after it listens", &settled_calls)] {
+        println!(
+            "| first `run_python` after a restart, sent {when} (median of {RESTARTS}) | {:.1} ms |",
+            median(calls, |c| c.0)
+        );
+        println!(
+            "| first `run_javascript` after a restart, sent next (median of {RESTARTS}) | {:.1} ms |",
+            median(calls, |c| c.1)
+        );
+    }
 }

@@ -26,22 +26,41 @@ COMPONENTS = pathlib.Path(os.environ["TOOLMESH_COMPONENTS"])
 TOKEN = "interop-token"
 
 
-def _shared_compile_cache():
-    """One compile cache for every `tool` process the suite starts (through
-    TOOLMESH_CONFIG, which `--config` overrides): each component is compiled
-    once per run, not once per test."""
+def _temp_dir(prefix):
+    """A private directory removed when the suite ends."""
     import atexit
     import shutil
     import tempfile
 
-    root = pathlib.Path(tempfile.mkdtemp(prefix="toolmesh-suite-"))
-    atexit.register(shutil.rmtree, root, True)
+    dir = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, dir, True)
+    return dir
+
+
+def _shared_compile_cache():
+    """One compile cache for every `tool` process the suite starts (through
+    TOOLMESH_CONFIG, which `--config` overrides): each component is compiled
+    once per run, not once per test."""
+    root = _temp_dir("toolmesh-suite-")
     (root / "sandbox.toml").write_text(f'cache_dir = "{root / "compiled"}"\n')
     os.environ["TOOLMESH_CONFIG"] = str(root / "sandbox.toml")
     return root / "compiled"
 
 
 COMPILE_CACHE = _shared_compile_cache()
+
+
+def wait_until_compiled(*names, seconds=300):
+    """Waits (bounded) until the shared compile cache holds optimised code
+    of the components `names` (`tool serve` compiles its catalog in the
+    background at start), so a test's timing does not include compiles."""
+    import hashlib
+
+    wanted = {hashlib.sha256((COMPONENTS / f"{n}.wasm").read_bytes()).hexdigest() for n in names}
+    until = time.monotonic() + seconds
+    while not wanted <= {p.name.split("-")[0] for p in COMPILE_CACHE.glob("*.cwasm")}:
+        assert time.monotonic() < until, f"{names} were never compiled"
+        time.sleep(0.1)
 
 
 # Examples that are slow to publish and compile: `model.wasm` (90 MB of
@@ -53,12 +72,7 @@ _examples = {}
 def examples_without(*skipped):
     """A directory of the built components less `skipped`, made once."""
     if skipped not in _examples:
-        import atexit
-        import shutil
-        import tempfile
-
-        dir = pathlib.Path(tempfile.mkdtemp(prefix="toolmesh-examples-"))
-        atexit.register(shutil.rmtree, dir, True)
+        dir = _temp_dir("toolmesh-examples-")
         for component in COMPONENTS.glob("*.wasm"):
             if component.name not in skipped:
                 (dir / component.name).symlink_to(component)

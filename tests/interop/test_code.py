@@ -18,7 +18,7 @@ import mcp
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from conftest import COMPONENTS, code_examples, start_gateway, until_listed
+from conftest import COMPONENTS, code_examples, start_gateway, until_listed, wait_until_compiled
 from test_mcp import text_of
 
 PY = "examples.python.run_python"
@@ -48,13 +48,17 @@ def anyio_backend():
     return "asyncio"
 
 
-@pytest.fixture
-def server(tmp_path):
-    """`tool serve` with the examples, the interpreters among them, calls
-    limited to 3 s; a variable in its environment that no run may see."""
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One `tool serve` for this module's runs, with the examples, the
+    interpreters among them, calls limited to 3 s, and a variable in its
+    environment that no run may see; yielded once the interpreters'
+    optimised code is compiled, so no test runs on baseline code."""
     os.environ["TOOLMESH_TEST_SECRET"] = "do-not-leak"
     try:
-        with start_gateway(tmp_path, examples=code_examples(), timeout="3s") as (base, _, log, _):
+        tmp = tmp_path_factory.mktemp("code")
+        with start_gateway(tmp, examples=code_examples(), timeout="3s") as (base, _, log, _):
+            wait_until_compiled("python", "javascript")
             yield base, log
     finally:
         del os.environ["TOOLMESH_TEST_SECRET"]
@@ -65,6 +69,20 @@ async def run(client, tool, code, **extra):
     result = await client.call_tool(tool, {"code": code, **extra})
     assert not result.is_error, text_of(result)
     return result.structured_content
+
+
+async def then_works(client, tool):
+    """A plain run after a hostile one answers as usual (`6 * 7` is the
+    same in both languages)."""
+    assert (await run(client, tool, "6 * 7"))["result"] == 42
+
+
+async def stops_runaways(client, tool, spin, flood):
+    """A busy loop and a printing loop both meet the time limit, and the
+    run after each works."""
+    for code in (spin, flood):
+        assert "time limit" in await fails(client, tool, code)
+        await then_works(client, tool)
 
 
 async def fails(client, tool, code):
@@ -171,28 +189,36 @@ async def test_hostile_python_ends_clearly_and_the_next_run_works(server):
     base, _ = server
     async with mcp.Client(f"{base}/mcp", mode="auto") as client:
         await until_listed(client, PY, seconds=60)
-
-        async def then_works():
-            assert (await run(client, PY, "6 * 7"))["result"] == 42
-
-        assert "time limit" in await fails(client, PY, "while True: pass")
-        await then_works()
-        assert "time limit" in await fails(client, PY, "while True: print('flood')")
-        await then_works()
+        await stops_runaways(client, PY, "while True: pass", "while True: print('flood')")
         for bomb in ["x = 'a' * 10**9", "x = [0] * 10**8", "x = []\nwhile True: x.append(bytearray(1 << 20))"]:
             out = await run(client, PY, bomb)
             assert out["error"]["type"] == "MemoryError", (bomb, out)
-            await then_works()
+            await then_works(client, PY)
         out = await run(client, PY, "def f(n): return f(n + 1)\nf(0)")
         assert out["error"]["type"] == "RecursionError", out
         assert len(out["error"]["traceback"]) < 30_000
         # Recursion inside CPython's C code over deeply nested data can
         # exhaust the wasm stack before CPython notices: the node ends it.
         assert "call stack exhausted" in await fails(client, PY, "x = []\nfor i in range(100000): x = [x]\nrepr(x)")
-        await then_works()
-        out = await run(client, PY, "for i in range(300000): print(i)")
-        assert out["truncated"] and out["stdout"].endswith("more characters dropped]") and out["error"] is None
-        assert len(out["stdout"]) < 101_000
+        await then_works(client, PY)
+        # Output is capped by what it takes in the result, so no output
+        # makes the report outgrow the node's 1 MiB limit.
+        for flood in ["for i in range(100000): print(i)", "print('😀' * 100000)",
+                      "import sys\nprint('\\x01' * 100000)\nprint('\\x01' * 100000, file=sys.stderr)"]:
+            out = await run(client, PY, flood)
+            assert out["truncated"] and out["error"] is None, (flood, out["error"])
+            assert out["stdout"].endswith("more characters dropped]") or out["stderr"].endswith("dropped]")
+            assert len(json.dumps(out, ensure_ascii=False).encode()) < 500_000
+        # What breaks the reporting of ordinary programs does not.
+        out = await run(client, PY, "import sys\nsys.exit(True)")
+        assert out["exit_code"] == 1, out
+        out = await run(client, PY, "import builtins, sys\nbuiltins.print = None\nsys.exit('bye')")
+        assert (out["exit_code"], out["stderr"]) == (1, "bye\n"), out
+        out = await run(client, PY, "print('a\\ud800b')\n'\\udfff'")
+        assert out["stdout"] == "a\\ud800b\n" and out["error"] is None, out
+        out = await run(client, PY, "x = []\nwhile True: x.append(' ' * 100)")
+        assert out["error"]["type"] == "MemoryError", out
+        await then_works(client, PY)
 
         # No files, environment, sockets, processes, native code.
         expect = {
@@ -272,18 +298,11 @@ async def test_hostile_javascript_ends_clearly_and_the_next_run_works(server):
     base, _ = server
     async with mcp.Client(f"{base}/mcp", mode="auto") as client:
         await until_listed(client, JS, seconds=60)
-
-        async def then_works():
-            assert (await run(client, JS, "6 * 7"))["result"] == 42
-
-        assert "time limit" in await fails(client, JS, "for (;;) {}")
-        await then_works()
-        assert "time limit" in await fails(client, JS, "while (true) console.log('flood')")
-        await then_works()
+        await stops_runaways(client, JS, "for (;;) {}", "while (true) console.log('flood')")
         for bomb in ["'x'.repeat(2 ** 29)", "new Array(2 ** 28).fill(0)", "const a = []; for (;;) a.push(new ArrayBuffer(1 << 20))"]:
             out = await run(client, JS, bomb)
             assert out["error"] and re.search("out of memory|Invalid|RangeError", out["error"]["traceback"]), (bomb, out)
-            await then_works()
+            await then_works(client, JS)
         deep = {
             "function f(n) { return f(n + 1) + 1 }\nf(0)": "RangeError",
             "JSON.parse('['.repeat(100000))": "RangeError",
@@ -295,9 +314,15 @@ async def test_hostile_javascript_ends_clearly_and_the_next_run_works(server):
         for code, kind in deep.items():
             out = await run(client, JS, code)
             assert out["error"] and out["error"]["type"] == kind, (code, out)
-        await then_works()
-        out = await run(client, JS, "for (let i = 0; i < 300000; i++) console.log(i)")
-        assert out["truncated"] and out["stdout"].endswith("more characters dropped]") and out["error"] is None
+        await then_works(client, JS)
+        for flood in ["for (let i = 0; i < 100000; i++) console.log(i)", "console.log('😀'.repeat(100000))",
+                      "console.log('\\x01'.repeat(1e5)); console.error('\\x01'.repeat(1e5))",
+                      "console.log('x'.repeat(5e7))"]:
+            out = await run(client, JS, flood)
+            assert out["truncated"] and out["error"] is None, (flood, out["error"])
+            assert len(json.dumps(out, ensure_ascii=False).encode()) < 500_000
+        out = await run(client, JS, "console.log('a\\ud800b'); JSON.stringify = null; ({x: 1})")
+        assert (out["stdout"], out["result"]) == ("a\ufffdb\n", {"x": 1}), out
 
         # Nothing of the host is reachable from the language.
         out = await run(client, JS, "[typeof require, typeof process, typeof fetch, typeof setTimeout, typeof std, typeof os, typeof WebAssembly]")

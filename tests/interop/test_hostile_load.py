@@ -7,7 +7,6 @@ Fixtures are in conftest.py.
 """
 
 import concurrent.futures
-import hashlib
 import json
 import shutil
 import time
@@ -15,13 +14,18 @@ import urllib.request
 
 import mcp
 import pytest
-from conftest import COMPILE_CACHE, COMPONENTS, publish_to, start_gateway, stop
+from conftest import COMPONENTS, publish_to, start_gateway, stop, wait_until_compiled
 from test_mcp import EXAMPLE_TOOLS, text_of
 
 
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
+
+
+# The light examples the default policy grants, which `tool serve` compiles
+# at start (matmul, fetch and archive need grants it does not give).
+WARMED_EXAMPLES = ("hello", "text", "markdown", "image", "javascript")
 
 
 def memory_of(proc):
@@ -35,17 +39,13 @@ def memory_of(proc):
     return fields["VmRSS"], fields["VmHWM"]
 
 
-def wait_for_optimised_code(component):
-    """Waits until the node has optimised code of `component` in the compile
-    cache (its first calls run baseline code while the optimising compiler
-    works in the background), so that compile is not measured."""
-    digest = hashlib.sha256(component.read_bytes()).hexdigest()
-    for _ in range(600):
-        if list(COMPILE_CACHE.glob(f"{digest}-*.cwasm")):
-            time.sleep(0.2)
-            return
-        time.sleep(0.05)
-    raise AssertionError("the node never wrote optimised code to its compile cache")
+def wait_for_optimised_code():
+    """Waits until the node has optimised code of `hostile` (its first calls
+    run baseline code while the optimising compiler works in the
+    background) and of the examples it compiles at start, so no compile is
+    measured."""
+    wait_until_compiled("hostile", *WARMED_EXAMPLES)
+    time.sleep(0.2)
 
 
 def call(base, tool, arguments, id=1):
@@ -76,7 +76,7 @@ async def test_a_progress_flood_is_coalesced_and_the_time_limit_holds(tmp_path, 
 
         async with mcp.Client(f"{base}/mcp", mode=mode) as client:
             assert text_of(await client.call_tool("test.hostile.echo", {"text": "warm"})) == "warm"
-            wait_for_optimised_code(COMPONENTS / "hostile.wasm")
+            wait_for_optimised_code()
             rss_before, _ = memory_of(proc)
             started = time.monotonic()
             result = await client.call_tool("test.hostile.progress_flood", {}, progress_callback=on_progress)
@@ -98,7 +98,7 @@ def test_concurrent_huge_errors_stay_inside_the_memory_budget(tmp_path):
     with start_gateway(tmp_path, "--memory-budget", "1GiB", "--memory", "128MiB") as (base, data, _, proc):
         publish_to(base, data, COMPONENTS / "hostile.wasm", "test/hostile", "1.0")
         assert call(base, "test.hostile.echo", {"text": "warm"})["result"]["content"][0]["text"] == "warm"
-        wait_for_optimised_code(COMPONENTS / "hostile.wasm")
+        wait_for_optimised_code()
         rss_before, _ = memory_of(proc)
         # 32 callers at once, each tool building a 40 MiB error message.
         with concurrent.futures.ThreadPoolExecutor(32) as pool:
@@ -128,7 +128,7 @@ def test_long_calls_do_not_hold_up_their_neighbours(tmp_path):
     with start_gateway(tmp_path, "--http-threads", "1", "--rate-limit", "0") as (base, data, _, proc):
         publish_to(base, data, COMPONENTS / "hostile.wasm", "test/hostile", "1.0")
         assert call(base, "test.hostile.echo", {"text": "warm"})["result"]["content"][0]["text"] == "warm"
-        wait_for_optimised_code(COMPONENTS / "hostile.wasm")
+        wait_for_optimised_code()
         hostile = ["spin"] * 8 + ["sleep"]
         with concurrent.futures.ThreadPoolExecutor(len(hostile)) as pool:
             started = time.monotonic()

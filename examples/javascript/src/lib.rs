@@ -24,6 +24,10 @@ const HEAP_LIMIT: usize = 128 << 20;
 const STACK_LIMIT: usize = 256 << 10;
 /// Characters of a result's text form, or of an error's, kept per call.
 const MAX_TEXT: usize = 20_000;
+/// Bytes of a result's JSON; a larger value comes back as its text form.
+/// With the streams' and the error's caps, a report stays under 1 MiB (the
+/// node's default output limit) whatever the code prints.
+const MAX_RESULT: usize = 200_000;
 /// Pending promise jobs run after the code, at most (a loop of promises that
 /// keeps queueing more is cut here).
 const MAX_JOBS: usize = 1_000_000;
@@ -94,8 +98,8 @@ and the value of its last expression.
 
 How to return a value: end the code with an expression (e.g. `result` or `xs.length`); its value comes back as JSON \
 when JSON.stringify can encode it, else as text. If that value is a promise it is awaited, so async code can end with \
-`(async () => { ... })()`. console.log/info/debug and print() go to stdout, console.warn/error to stderr (each cut at \
-100000 characters). A thrown exception is a normal result: `error` holds its type, message and stack.
+`(async () => { ... })()`. console.log/info/debug and print() go to stdout, console.warn/error to stderr (each kept up to \
+about 200 kB). A thrown exception is a normal result: `error` holds its type, message and stack.
 
 Inputs: `code`; optional `input` text, read line by line with readline() (null at the end) or whole from the global \
 `input`; optional `vars`, a JSON object whose keys become global variables.
@@ -140,10 +144,18 @@ type Outcome = (serde_json::Value, ResultType, Option<Raised>);
 fn run_in<'js>(ctx: &Ctx<'js>, args: &RunArgs, streams: &Rc<RefCell<Streams>>) -> Result<Outcome, ToolError> {
     let setup = |e: rquickjs::Error| ToolError::failed(format_args!("cannot set up the JS context: {e}"));
     let sink = streams.clone();
-    let write = Function::new(ctx.clone(), move |stream: i32, text: String| sink.borrow_mut().write(stream, &text))
-        .map_err(setup)?;
+    let write = Function::new(ctx.clone(), move |stream: i32, text: String, count: f64| {
+        sink.borrow_mut().write(stream, &text, count as usize)
+    })
+    .map_err(setup)?;
+    // What the prelude sends across at most (every character takes at
+    // least a byte in the result).
+    let limits = Object::new(ctx.clone()).map_err(setup)?;
+    limits.set("streamChars", streams::MAX_STREAM + 1).map_err(setup)?;
+    limits.set("textChars", MAX_TEXT + 1).map_err(setup)?;
+    limits.set("resultChars", MAX_RESULT).map_err(setup)?;
     let install: Function = ctx.eval(PRELUDE).map_err(setup)?;
-    let helpers: Object = install.call((write, args.input.as_str())).map_err(setup)?;
+    let helpers: Object = install.call((write, args.input.as_str(), limits)).map_err(setup)?;
     let globals = ctx.globals();
     globals.set("input", args.input.as_str()).map_err(setup)?;
     for (name, value) in &args.vars {
@@ -226,7 +238,7 @@ fn describe_thrown<'js>(ctx: &Ctx<'js>, helpers: &Object<'js>, thrown: Value<'js
 /// The result fields from the prelude's `["json", text]`, `["repr", text]` or `["none"]`.
 fn result_of(parts: Vec<String>) -> Outcome {
     match parts.as_slice() {
-        [kind, text] if kind == "json" && text.len() <= MAX_TEXT * 10 => match serde_json::from_str(text) {
+        [kind, text] if kind == "json" && text.len() <= MAX_RESULT => match serde_json::from_str(text) {
             Ok(value) => (value, ResultType::Json, None),
             Err(_) => (serde_json::Value::String(clip(text.clone())), ResultType::Repr, None),
         },
@@ -247,61 +259,20 @@ fn clip(text: String) -> String {
 }
 
 /// Whether `name` can be a global variable: an ASCII identifier that is
-/// not a word the language reserves.
+/// not a word the language reserves, not one of the global object's own
+/// constants, and not `__`-prefixed (`__proto__` would replace the global
+/// object's prototype).
 fn is_identifier(name: &str) -> bool {
-    const RESERVED: &[&str] = &[
-        "break",
-        "case",
-        "catch",
-        "class",
-        "const",
-        "continue",
-        "debugger",
-        "default",
-        "delete",
-        "do",
-        "else",
-        "enum",
-        "export",
-        "extends",
-        "false",
-        "finally",
-        "for",
-        "function",
-        "if",
-        "import",
-        "in",
-        "instanceof",
-        "new",
-        "null",
-        "return",
-        "super",
-        "switch",
-        "this",
-        "throw",
-        "true",
-        "try",
-        "typeof",
-        "var",
-        "void",
-        "while",
-        "with",
-        "yield",
-        "let",
-        "static",
-        "await",
-        "implements",
-        "interface",
-        "package",
-        "private",
-        "protected",
-        "public",
-    ];
+    const RESERVED: &str = "break case catch class const continue debugger default delete do else enum export \
+        extends false finally for function if import in instanceof new null return super switch this throw true \
+        try typeof var void while with yield let static await implements interface package private protected \
+        public undefined NaN Infinity globalThis";
     let mut chars = name.chars();
     let Some(first) = chars.next() else { return false };
     (first.is_ascii_alphabetic() || first == '_' || first == '$')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
-        && !RESERVED.contains(&name)
+        && !name.starts_with("__")
+        && !RESERVED.split_whitespace().any(|word| word == name)
 }
 
 fn tools() -> Vec<Tool> {

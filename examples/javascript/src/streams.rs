@@ -1,32 +1,43 @@
-//! What a run prints: stdout and stderr, each kept up to a cap.
+//! What a run prints: stdout and stderr, each kept up to a cap counted in
+//! the bytes it takes in the result (a control character is 6 bytes there,
+//! an emoji 4), so no output makes the report outgrow the node's limit.
 
-/// Characters kept per stream; the rest is counted.
-pub const MAX_STREAM: usize = 100_000;
+/// Bytes of each stream kept, as encoded in the result; the rest is counted.
+pub const MAX_STREAM: usize = 200_000;
+
+/// Bytes `c` takes inside a JSON string, as serde_json writes it.
+fn encoded_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8(),
+    }
+}
 
 /// One output stream.
 #[derive(Default, Debug)]
 pub struct Stream {
     kept: String,
-    chars: usize,
+    bytes: usize,
     dropped: usize,
 }
 
 impl Stream {
-    /// Adds `line` and a newline, as far as the cap allows.
-    fn push_line(&mut self, line: &str) {
-        for piece in [line, "\n"] {
-            let room = MAX_STREAM - self.chars;
-            let count = piece.chars().count();
-            if count <= room {
-                self.kept.push_str(piece);
-                self.chars += count;
-            } else {
-                let end = piece.char_indices().nth(room).map_or(piece.len(), |(i, _)| i);
-                self.kept.push_str(&piece[..end]);
-                self.chars += room;
-                self.dropped += count - room;
+    /// Adds `line` (the first characters of a line `count` characters
+    /// long) and a newline, as far as the cap allows.
+    fn push_line(&mut self, line: &str, count: usize) {
+        let mut taken = 0;
+        for c in line.chars().chain(std::iter::once('\n')) {
+            let cost = encoded_len(c);
+            if self.dropped > 0 || self.bytes + cost > MAX_STREAM {
+                break;
             }
+            self.kept.push(c);
+            self.bytes += cost;
+            taken += 1;
         }
+        // The line's characters plus its newline, less what was kept.
+        self.dropped += (count + 1).saturating_sub(taken);
     }
 
     /// The kept text, with a note of what was dropped.
@@ -48,11 +59,12 @@ pub struct Streams {
 }
 
 impl Streams {
-    /// Writes a line to stream 1 (stdout) or 2 (stderr).
-    pub fn write(&mut self, stream: i32, line: &str) {
+    /// Writes a line to stream 1 (stdout) or 2 (stderr): `line` is its
+    /// start, `count` its length in characters.
+    pub fn write(&mut self, stream: i32, line: &str, count: usize) {
         match stream {
-            2 => self.stderr.push_line(line),
-            _ => self.stdout.push_line(line),
+            2 => self.stderr.push_line(line, count),
+            _ => self.stdout.push_line(line, count),
         }
     }
 

@@ -81,3 +81,33 @@ fn maps_and_sets_come_back_as_text_not_as_empty_objects() {
         (serde_json::json!("[ Map(1) { 1 => \"a\" }, Set(1) { 2 } ]"), ResultType::Repr)
     );
 }
+
+#[test]
+fn lone_surrogates_and_hostile_values_still_give_a_report() {
+    let report = run("console.log('a\\ud800b'); '\\udfff'");
+    assert_eq!(report.error, None, "{report:?}");
+    assert!(report.stdout.starts_with('a') && report.stdout.ends_with("b\n"), "{report:?}");
+    let thrown = run("throw new Proxy(new Error('x'), { getPrototypeOf() { throw 1 } })").error.unwrap();
+    assert_eq!(thrown.kind, "thrown value", "{thrown:?}");
+    let faked = run("JSON.stringify = () => { throw 1 }; String = null; Object.keys = null; [1, 2]");
+    assert_eq!((faked.result, faked.result_type), (serde_json::json!([1, 2]), ResultType::Json));
+}
+
+#[test]
+fn output_is_capped_in_encoded_bytes() {
+    let report =
+        run("console.log('\\x01'.repeat(1e5)); console.error('\\x01'.repeat(1e5)); console.log('x'.repeat(5e7))");
+    let encoded =
+        serde_json::to_string(&report.stdout).unwrap().len() + serde_json::to_string(&report.stderr).unwrap().len();
+    assert!(report.truncated && encoded < 2 * streams::MAX_STREAM + 200, "{encoded}");
+    assert!(report.stdout.ends_with("more characters dropped]"), "{}", &report.stdout[report.stdout.len() - 80..]);
+}
+
+#[test]
+fn vars_cannot_reach_the_global_objects_prototype() {
+    for name in ["__proto__", "undefined", "NaN", "Infinity", "globalThis"] {
+        let mut vars = Map::new();
+        vars.insert(name.into(), serde_json::json!(1));
+        assert!(run_javascript(RunArgs { code: "1".into(), input: String::new(), vars }).is_err(), "{name}");
+    }
+}

@@ -257,7 +257,6 @@ pub async fn mcp(args: McpArgs) -> Result<(), Failure> {
     let Served { store, gateway, .. } = node(&data, &args.node)?;
     gateway.refresh_from(&store).await.map_err(|e| anyhow!("cannot read the catalog: {e}"))?;
     let _follow = gateway.follow(store);
-    let _warm = gateway.warm_catalog();
     let service =
         gateway.serve(rmcp::transport::stdio()).await.map_err(|e| anyhow!("cannot start the MCP session: {e}"))?;
     service.waiting().await.map_err(|e| anyhow!("the MCP session failed: {e}"))?;

@@ -129,20 +129,23 @@ impl Gateway {
     /// Has the invoker load every component of the catalog ahead of its
     /// first call, one after another in the background, and each new one as
     /// it is published; so no caller's first call waits for a compile
-    /// unless it comes before its component's turn. Ends when the gateway
-    /// is dropped.
+    /// unless it comes before its component's turn. A component is tried
+    /// once (one that fails to load is left to its first call). Ends when
+    /// the gateway is dropped.
     pub fn warm_catalog(&self) -> tokio::task::JoinHandle<()> {
-        let gateway = self.clone();
+        let gateway = Arc::downgrade(&self.inner);
         let mut changes = self.subscribe();
         tokio::spawn(async move {
             let mut warmed = std::collections::HashSet::new();
             loop {
-                let catalog = gateway.catalog();
+                let Some(inner) = gateway.upgrade() else { return };
+                let gateway_now = Gateway { inner };
+                let catalog = gateway_now.catalog();
                 for tool in catalog.tools() {
                     if !warmed.insert(tool.digest) {
                         continue;
                     }
-                    match gateway.invoker().warm(&tool.repository, tool.digest).await {
+                    match gateway_now.invoker().warm(&tool.repository, tool.digest).await {
                         Ok(()) => {
                             tracing::debug!(repository = %tool.repository, digest = %tool.digest, "loaded ahead of calls")
                         }
@@ -151,6 +154,7 @@ impl Gateway {
                         }
                     }
                 }
+                drop(gateway_now);
                 if changes.changed().await.is_err() {
                     return;
                 }

@@ -165,6 +165,9 @@ impl components::Weigh for Loaded {
 /// Compiles a node runs at once.
 const CONCURRENT_COMPILES: usize = 2;
 
+/// The work that moves a component from baseline to optimised code.
+type TierUp = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 impl Node {
     /// A node over `sandbox` that fetches from `source` and grants what
     /// `policy` allows.
@@ -190,7 +193,11 @@ impl Node {
                 async move {
                     let loaded = self.load(repository, digest).await;
                     metrics.load_seconds.observe(started.elapsed().as_secs_f64());
-                    loaded
+                    let (loaded, tier_up) = loaded?;
+                    if let Some(tier_up) = tier_up {
+                        tokio::spawn(tier_up);
+                    }
+                    Ok(loaded)
                 }
             })
             .await;
@@ -202,9 +209,9 @@ impl Node {
     /// Reads manifest `digest` from the store, works out what its calls
     /// are granted, and loads its component: optimised code from the
     /// compile cache, or else a quick baseline compile that serves the
-    /// first calls while the optimising compiler works in the background
-    /// and then takes over.
-    async fn load(&self, repository: &Repository, digest: Digest) -> Result<Loaded, InvokeCause> {
+    /// first calls, with the work that moves them to optimised code
+    /// (compile, cache, take over) for the caller to run.
+    async fn load(&self, repository: &Repository, digest: Digest) -> Result<(Loaded, Option<TierUp>), InvokeCause> {
         let fetch_error = InvokeCause::Fetch;
         let bytes = self.source.manifest(repository, digest).await.map_err(fetch_error)?;
         let manifest = Manifest::parse(&bytes).map_err(fetch_error)?;
@@ -214,11 +221,11 @@ impl Node {
         let wasm = Arc::new(wasm);
         let (sandbox, bytes) = (self.sandbox.clone(), wasm.clone());
         let component = compile(&self.compiles, move || sandbox.load_quick(&bytes)).await??;
-        if component.tier() == Tier::Baseline {
+        let tier_up = (component.tier() == Tier::Baseline).then(|| {
             let (sandbox, components, compiles) =
                 (self.sandbox.clone(), self.components.clone(), self.compiles.clone());
             let grant = grant.clone();
-            tokio::spawn(async move {
+            let work: TierUp = Box::pin(async move {
                 match compile(&compiles, move || sandbox.load(&wasm)).await {
                     Ok(Ok(optimized)) => {
                         tracing::debug!(%digest, "optimised code takes over");
@@ -232,8 +239,9 @@ impl Node {
                     }
                 }
             });
-        }
-        Ok(Loaded { component, grant })
+            work
+        });
+        Ok((Loaded { component, grant }, tier_up))
     }
 
     /// What calls of manifest `manifest` (of `digest`) are granted: its
@@ -274,11 +282,30 @@ impl Node {
 
     /// Loads the component of manifest `digest` of `repository` ahead of
     /// its first call, as a call would (optimised code from the compile
-    /// cache, else a quick compile with the optimising one behind it), and
-    /// keeps it in memory. A component this node's policy refuses is not
+    /// cache, else a quick compile), keeps it in memory, and returns once
+    /// its optimised code is in: warming takes one compile at a time, so
+    /// calls keep the node's other compile slot. Warming stops filling
+    /// memory at half the node's loaded-code budget (what calls load is
+    /// never held back). A component this node's policy refuses is not
     /// loaded; the refusal is returned.
     pub async fn warm(&self, repository: &Repository, digest: Digest) -> Result<(), InvokeCause> {
-        self.components.get_or_load(digest, || self.load(repository, digest)).await.map(drop)
+        if self.components.weight() >= self.sandbox.config().loaded_code / 2 {
+            tracing::debug!(%digest, "loaded-code budget half full: left for its first call");
+            return Ok(());
+        }
+        let pending = std::sync::Mutex::new(None);
+        self.components
+            .get_or_load(digest, || async {
+                let (loaded, tier_up) = self.load(repository, digest).await?;
+                *pending.lock().unwrap_or_else(|e| e.into_inner()) = tier_up;
+                Ok::<_, InvokeCause>(loaded)
+            })
+            .await?;
+        let tier_up = pending.into_inner().unwrap_or_else(|e| e.into_inner());
+        if let Some(tier_up) = tier_up {
+            tier_up.await;
+        }
+        Ok(())
     }
 
     /// The sandbox it runs calls in.

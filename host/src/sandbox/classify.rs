@@ -15,26 +15,14 @@ pub(crate) struct DeadlineReached;
 
 /// Maps an error out of wasmtime to what actually happened.
 pub(crate) fn classify(error: wasmtime::Error, state: &CallState, limits: &Limits) -> SandboxError {
-    // A guest may have survived a refused allocation and run on: its
-    // deadline is what ended it then.
+    // What names its own cause comes first: a guest may have survived a
+    // refused allocation and run on until something else ended it.
     if error.is::<DeadlineReached>() {
         return SandboxError::Timeout { limit: limits.timeout };
-    }
-    match state.limiter.hit {
-        Some(LimitHit::Memory { desired }) => {
-            return SandboxError::MemoryLimit { limit: limits.memory, requested: desired };
-        }
-        Some(LimitHit::Table { .. }) => {
-            return SandboxError::TableLimit { limit: u64::from(limits.table_elements) };
-        }
-        None => {}
     }
     if error.is::<crate::capability::scratch::ScratchFull>() {
         let limit = state.scratch.as_ref().map_or(0, |s| s.size());
         return SandboxError::ScratchFull { limit };
-    }
-    if error.is::<LimitReached>() {
-        return SandboxError::MemoryLimit { limit: limits.memory, requested: limits.memory };
     }
     // wasmtime's hostcall fuel ran out (its error type is private).
     if error.chain().any(|cause| cause.to_string().starts_with("too much data is being copied")) {
@@ -42,6 +30,21 @@ pub(crate) fn classify(error: wasmtime::Error, state: &CallState, limits: &Limit
     }
     if error.chain().any(|cause| cause.is::<std::str::Utf8Error>()) {
         return SandboxError::InvalidOutput("a string is not valid UTF-8".into());
+    }
+    let stack_overflow = error.downcast_ref::<Trap>() == Some(&Trap::StackOverflow);
+    match state.limiter.hit {
+        // A refused growth explains a trap that follows it (a guest that
+        // aborts when an allocation fails), not a stack overflow.
+        Some(LimitHit::Memory { desired }) if !stack_overflow => {
+            return SandboxError::MemoryLimit { limit: limits.memory, requested: desired };
+        }
+        Some(LimitHit::Table { .. }) => {
+            return SandboxError::TableLimit { limit: u64::from(limits.table_elements) };
+        }
+        _ => {}
+    }
+    if error.is::<LimitReached>() {
+        return SandboxError::MemoryLimit { limit: limits.memory, requested: limits.memory };
     }
     let mut message = match error.downcast_ref::<Trap>() {
         Some(trap) => trap.to_string(),

@@ -103,6 +103,17 @@ fn tools() -> Vec<Tool> {
                 hoard.push(black_box(vec![7u8; 1 << 20]));
             }
         }),
+        Tool::new(
+            "grow_then_recurse",
+            "Is refused a huge allocation, carries on, then recurses without end.",
+            |_: NoArgs| -> Result<String, ToolError> {
+                let mut hoard: Vec<u8> = Vec::new();
+                if hoard.try_reserve(black_box(1 << 30)).is_ok() {
+                    return Err(ToolError::failed("a 1 GiB allocation was granted"));
+                }
+                Ok(recurse(black_box(u64::MAX)).to_string())
+            },
+        ),
         Tool::new("recurse", "Recurses without end.", |_: NoArgs| Ok(recurse(black_box(u64::MAX)).to_string())),
         Tool::new("recurse_frames", "Recurses without end with large frames.", |_: NoArgs| {
             Ok(recurse_frames(black_box(u64::MAX)).to_string())

@@ -148,6 +148,21 @@ fn publish_reads_tool_toml_and_refuses_bad_input() {
         assert_eq!(run.code, 2, "{argv:?}: {}", run.stderr);
         assert!(run.stderr.contains(needle), "{argv:?}: {}", run.stderr);
     }
+    // A version is immutable: publishing it again is fine, other content under it is refused.
+    let run = tool(&with_registry(url, &["publish", f, "--name", "acme/text", "--version", "2.0"]));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let hello = component("hello").display().to_string();
+    let run = tool(&with_registry(url, &["publish", &hello, "--name", "acme/text", "--version", "2.0"]));
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stderr.contains("version 2.0 of acme/text is already published"), "{}", run.stderr);
+    let kept = work.path().join("kept.wasm");
+    let run = tool(&with_registry(url, &["pull", "acme/text:2.0", "-o", kept.to_str().unwrap()]));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        std::fs::read(&kept).unwrap(),
+        std::fs::read(&file).unwrap(),
+        "the version still holds what was published"
+    );
     // A wrong token is refused with the registry's reason.
     let run = tool(&["publish", f, "--name", "acme/text", "--version", "3", "--registry", url, "--token", "wrong"]);
     assert_eq!(run.code, 1);

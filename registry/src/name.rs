@@ -88,6 +88,15 @@ impl Tag {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether the tag names a version (`1.2.0`, `v2`: a digit first, or
+    /// `v` and a digit). A published version is immutable; other tags
+    /// (`latest`, `dev`) may move.
+    pub fn is_version(&self) -> bool {
+        let b = self.0.as_bytes();
+        let digits = if b.first() == Some(&b'v') { &b[1..] } else { b };
+        digits.first().is_some_and(u8::is_ascii_digit)
+    }
 }
 
 impl FromStr for Tag {

@@ -104,6 +104,57 @@ async fn push_and_pull_by_tag_and_digest() {
 }
 
 #[tokio::test]
+async fn a_published_version_is_never_replaced_but_other_tags_move() {
+    let r = default_registry().await;
+    let c = r.client();
+    let repo = repo("acme/tool");
+    let config = Bytes::from_static(b"{\"architecture\":\"wasm\"}");
+    c.push_blob(&repo, config.clone(), &|_| {}).await.unwrap();
+    let mut manifests = Vec::new();
+    for layer in [&b"first"[..], b"second", b"third"] {
+        c.push_blob(&repo, Bytes::copy_from_slice(layer), &|_| {}).await.unwrap();
+        manifests.push(wasm_manifest(layer, &config).to_bytes());
+    }
+    let version = ManifestRef::Tag("1.0.0".parse().unwrap());
+    let first = c.push_manifest(&repo, &version, manifests[0].clone(), oci::MANIFEST_MEDIA_TYPE).await.unwrap();
+    // The same content again is fine (a retried publish).
+    assert_eq!(c.push_manifest(&repo, &version, manifests[0].clone(), oci::MANIFEST_MEDIA_TYPE).await.unwrap(), first);
+    // Other content under the same version is refused, with the reason.
+    let refused = r
+        .req(reqwest::Method::PUT, "/v2/acme/tool/manifests/1.0.0")
+        .header("content-type", oci::MANIFEST_MEDIA_TYPE)
+        .body(manifests[1].clone())
+        .send()
+        .await
+        .unwrap();
+    let status = refused.status();
+    let body = refused.text().await.unwrap();
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body.contains("DENIED") && body.contains("already published") && body.contains(&first.to_string()),
+        "{body}"
+    );
+    assert_eq!(c.pull_manifest(&repo, &version).await.unwrap().1, first);
+    // `v2` is a version too; `latest` is not, and moves.
+    let v2 = ManifestRef::Tag("v2".parse().unwrap());
+    c.push_manifest(&repo, &v2, manifests[1].clone(), oci::MANIFEST_MEDIA_TYPE).await.unwrap();
+    assert!(c.push_manifest(&repo, &v2, manifests[2].clone(), oci::MANIFEST_MEDIA_TYPE).await.is_err());
+    let latest = ManifestRef::Tag("latest".parse().unwrap());
+    c.push_manifest(&repo, &latest, manifests[1].clone(), oci::MANIFEST_MEDIA_TYPE).await.unwrap();
+    let moved = c.push_manifest(&repo, &latest, manifests[2].clone(), oci::MANIFEST_MEDIA_TYPE).await.unwrap();
+    assert_eq!(c.pull_manifest(&repo, &latest).await.unwrap().1, moved);
+
+    // Two publishers racing for a new version: exactly one wins, and the
+    // version names the winner's content.
+    let race = ManifestRef::Tag("3.0.0".parse().unwrap());
+    let pushes = manifests.iter().map(|m| c.push_manifest(&repo, &race, m.clone(), oci::MANIFEST_MEDIA_TYPE));
+    let outcomes = futures_util::future::join_all(pushes).await;
+    let winners: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    assert_eq!(c.pull_manifest(&repo, &race).await.unwrap().1, *winners[0]);
+}
+
+#[tokio::test]
 async fn chunks_out_of_order_get_416_and_the_upload_survives() {
     let r = default_registry().await;
     let started = r.req(reqwest::Method::POST, "/v2/acme/tool/blobs/uploads/").send().await.unwrap();

@@ -53,6 +53,7 @@ impl From<StoreError> for ApiError {
                 return err;
             }
             StoreError::TooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
+            StoreError::VersionExists { .. } => (S::CONFLICT, "DENIED"),
             StoreError::ManifestInvalid(_) => (S::BAD_REQUEST, "MANIFEST_INVALID"),
             StoreError::ManifestBlobUnknown(_) => (S::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"),
             StoreError::Name(NameError::Repository(_)) => (S::BAD_REQUEST, "NAME_INVALID"),

@@ -287,6 +287,9 @@ impl FsStore {
         {
             return Err(StoreError::DigestMismatch { expected: *named, actual: digest });
         }
+        if let ManifestRef::Tag(tag) = reference {
+            self.check_version_free(repo, tag, &digest).await?;
+        }
         for blob in &summary.blobs {
             if self.blob_size(blob).await?.is_none() {
                 return Err(StoreError::ManifestBlobUnknown(*blob));
@@ -305,10 +308,59 @@ impl FsStore {
             self.write_atomic(&marker, b"").await?;
         }
         if let ManifestRef::Tag(tag) = reference {
-            self.write_atomic(&repo_dir.join("_tags").join(tag.as_str()), digest.to_string().as_bytes()).await?;
+            let path = repo_dir.join("_tags").join(tag.as_str());
+            if tag.is_version() {
+                // Created only if absent, so of two pushes racing for a
+                // version, one wins and the other is refused.
+                if !self.create_new(&path, digest.to_string().as_bytes()).await? {
+                    match self.resolve_tag(repo, tag).await {
+                        Ok(existing) if existing == digest => {}
+                        Ok(existing) => return Err(version_taken(repo, tag, existing)),
+                        // A tag file that does not name a digest (damaged) is replaced.
+                        Err(_) => self.write_atomic(&path, digest.to_string().as_bytes()).await?,
+                    }
+                }
+            } else {
+                self.write_atomic(&path, digest.to_string().as_bytes()).await?;
+            }
         }
         self.changes.send_modify(|n| *n += 1);
         Ok((digest, summary.subject))
+    }
+
+    /// Refuses to point version `tag` of `repo` at `digest` when it already
+    /// names other content (pushing the same content again is fine).
+    async fn check_version_free(&self, repo: &Repository, tag: &Tag, digest: &Digest) -> Result<(), StoreError> {
+        if !tag.is_version() {
+            return Ok(());
+        }
+        match self.resolve_tag(repo, tag).await {
+            Ok(existing) if existing != *digest => Err(version_taken(repo, tag, existing)),
+            Ok(_) | Err(StoreError::ManifestUnknown(_) | StoreError::NameUnknown(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes `bytes` to `path` only if nothing is there: returns whether it
+    /// did. The file appears whole (written aside, then hard-linked).
+    async fn create_new(&self, path: &Path, bytes: &[u8]) -> Result<bool, StoreError> {
+        let tmp = self.tmp_path();
+        let result = async {
+            let mut file = tokio::fs::File::create(&tmp).await?;
+            file.write_all(bytes).await?;
+            file.sync_all().await?;
+            if let Some(parent) = path.parent() {
+                tokio::fs::create_dir_all(parent).await?;
+            }
+            match tokio::fs::hard_link(&tmp, path).await {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+        .await;
+        let _ = tokio::fs::remove_file(&tmp).await;
+        Ok(result?)
     }
 
     async fn has_manifest(&self, repo: &Repository, digest: &Digest) -> Result<bool, StoreError> {
@@ -464,6 +516,12 @@ async fn list_names(dir: &Path) -> Result<Vec<String>, StoreError> {
     Ok(names)
 }
 
+/// The refusal to point version `tag` of `repo`, which names `existing`,
+/// at other content.
+fn version_taken(repo: &Repository, tag: &Tag, existing: Digest) -> StoreError {
+    StoreError::VersionExists { repository: repo.to_string(), tag: tag.to_string(), existing }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,7 +578,7 @@ mod tests {
         let by_digest = ManifestRef::Digest(Digest::of(&one));
         store.put_manifest(&repo, &by_digest, &one, None).await.unwrap();
         assert_eq!(store.tags_stamp().await.unwrap(), empty, "a push by digest moves no tag");
-        let tag = ManifestRef::Tag("1".parse().unwrap());
+        let tag = ManifestRef::Tag("latest".parse().unwrap());
         store.put_manifest(&repo, &tag, &one, None).await.unwrap();
         let tagged = store.tags_stamp().await.unwrap();
         assert_ne!(tagged, empty);

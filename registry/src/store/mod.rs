@@ -69,6 +69,19 @@ pub enum StoreError {
         /// What its bytes hash to now.
         actual: Digest,
     },
+    /// A version tag already names other content: versions are immutable.
+    #[error(
+        "version {tag} of {repository} is already published with other content ({existing}); \
+         a version is never replaced: publish a new one"
+    )]
+    VersionExists {
+        /// The repository.
+        repository: String,
+        /// The version tag.
+        tag: String,
+        /// What it names.
+        existing: Digest,
+    },
     /// The manifest is malformed or unsupported.
     #[error("invalid manifest: {0}")]
     ManifestInvalid(String),

@@ -163,6 +163,25 @@ fn publish_reads_tool_toml_and_refuses_bad_input() {
         std::fs::read(&file).unwrap(),
         "the version still holds what was published"
     );
+    // Yanked: out of search, still pullable by its pin; restored with --undo.
+    let run = tool(&with_registry(url, &["yank", "acme/text:2.0"]));
+    assert_eq!(
+        (run.code, run.stdout.trim()),
+        (0, "acme/text:2.0 yanked: left out of the catalog, still pullable"),
+        "{}",
+        run.stderr
+    );
+    let run = tool(&with_registry(url, &["search", "--json"]));
+    assert_eq!(run.json(), json!([]));
+    let run = tool(&with_registry(url, &["pull", "acme/text:2.0", "-o", kept.to_str().unwrap()]));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = tool(&with_registry(url, &["yank", "acme/text:2.0", "--undo"]));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = tool(&with_registry(url, &["search", "--json"]));
+    assert_eq!(run.json()[0]["version"], "2.0");
+    let run = tool(&with_registry(url, &["yank", "acme/text"]));
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("name the version to yank"), "{}", run.stderr);
     // A wrong token is refused with the registry's reason.
     let run = tool(&["publish", f, "--name", "acme/text", "--version", "3", "--registry", url, "--token", "wrong"]);
     assert_eq!(run.code, 1);

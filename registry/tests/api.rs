@@ -155,6 +155,42 @@ async fn a_published_version_is_never_replaced_but_other_tags_move() {
 }
 
 #[tokio::test]
+async fn a_yanked_version_leaves_the_catalog_and_still_pulls() {
+    let r = default_registry().await;
+    let c = r.client();
+    let repo = repo("acme/tool");
+    let config = Bytes::from_static(b"{\"architecture\":\"wasm\"}");
+    c.push_blob(&repo, config.clone(), &|_| {}).await.unwrap();
+    let mut digests = Vec::new();
+    for (layer, version) in [(&b"one"[..], "1.0.0"), (b"two", "1.1.0")] {
+        c.push_blob(&repo, Bytes::copy_from_slice(layer), &|_| {}).await.unwrap();
+        let tag = ManifestRef::Tag(version.parse().unwrap());
+        let manifest = wasm_manifest(layer, &config).to_bytes();
+        digests.push(c.push_manifest(&repo, &tag, manifest, oci::MANIFEST_MEDIA_TYPE).await.unwrap());
+    }
+    let versions =
+        |entries: Vec<toolmesh_registry::api::CatalogEntry>| entries.into_iter().map(|e| e.version).collect::<Vec<_>>();
+    assert_eq!(versions(c.catalog(None).await.unwrap()), ["1.0.0", "1.1.0"]);
+
+    let old: toolmesh_registry::name::Tag = "1.0.0".parse().unwrap();
+    c.set_yanked(&repo, &old, true).await.unwrap();
+    assert_eq!(versions(c.catalog(None).await.unwrap()), ["1.1.0"]);
+    // Pins keep working, by version and by digest.
+    assert_eq!(c.pull_manifest(&repo, &ManifestRef::Tag(old.clone())).await.unwrap().1, digests[0]);
+    assert_eq!(c.pull_manifest(&repo, &ManifestRef::Digest(digests[0])).await.unwrap().1, digests[0]);
+    // Yanking needs a push token, and a version that exists.
+    let anonymous = Client::new(&r.url, None).unwrap();
+    assert!(anonymous.set_yanked(&repo, &"1.1.0".parse().unwrap(), true).await.is_err());
+    let (status, code) =
+        error_code(r.req(reqwest::Method::PUT, "/toolmesh/v1/yanked/acme/tool/9.9").send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"));
+    assert_eq!(versions(c.catalog(None).await.unwrap()), ["1.1.0"]);
+    // Restored.
+    c.set_yanked(&repo, &old, false).await.unwrap();
+    assert_eq!(versions(c.catalog(None).await.unwrap()), ["1.0.0", "1.1.0"]);
+}
+
+#[tokio::test]
 async fn chunks_out_of_order_get_416_and_the_upload_survives() {
     let r = default_registry().await;
     let started = r.req(reqwest::Method::POST, "/v2/acme/tool/blobs/uploads/").send().await.unwrap();

@@ -5,12 +5,13 @@ Fixtures are in conftest.py.
 """
 
 import base64
+import subprocess
 import urllib.request
 
 import anyio
 import mcp
 import pytest
-from conftest import COMPONENTS, TOOL, publish_to
+from conftest import COMPONENTS, TOOL, publish_to, until_listed
 
 MODES = ["auto", "legacy"]
 EXAMPLE_TOOLS = [
@@ -163,6 +164,27 @@ async def test_list_changed_reaches_a_legacy_session(gateway):
             await changed.wait()
         names = [t.name for t in (await client.list_tools()).tools]
         assert "acme.hello.greet" in names
+
+
+@pytest.mark.anyio
+async def test_a_yanked_version_leaves_the_tool_list(gateway):
+    base, data, _ = gateway
+    publish_to(base, data, COMPONENTS / "hello.wasm", "acme/hello", "2.0")
+    token = (data / "push-token").read_text().strip()
+    async with mcp.Client(f"{base}/mcp", mode="auto") as client:
+        await until_listed(client, "acme.hello.greet")
+        yanked = subprocess.run([TOOL, "yank", "acme/hello:2.0", "--registry", base, "--token", token],
+                                capture_output=True, text=True, timeout=60)
+        assert yanked.returncode == 0, yanked.stderr
+        with anyio.fail_after(15):
+            while "acme.hello.greet" in [t.name for t in (await client.list_tools()).tools]:
+                await anyio.sleep(0.05)
+        undone = subprocess.run([TOOL, "yank", "acme/hello:2.0", "--undo", "--registry", base, "--token", token],
+                                capture_output=True, text=True, timeout=60)
+        assert undone.returncode == 0, undone.stderr
+        await until_listed(client, "acme.hello.greet")
+        result = await client.call_tool("acme.hello.greet", {"name": "again"})
+        assert text_of(result) == "Hello, again!"
 
 
 @pytest.mark.anyio

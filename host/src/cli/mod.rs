@@ -28,6 +28,7 @@ mod sandbox_args;
 mod search;
 mod serve;
 mod tool_toml;
+mod yank;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -60,6 +61,8 @@ enum Command {
     Keygen(keys::KeygenArgs),
     /// Search a registry's catalog of tools.
     Search(search::SearchArgs),
+    /// Hide a published version from the catalog (pins keep working), or offer it again with --undo.
+    Yank(yank::YankArgs),
     /// Run the registry.
     Registry(registry::RegistryCommand),
     /// Serve MCP with the registry and a local node in one process (publishes the examples on first start).
@@ -127,6 +130,7 @@ pub fn main() -> ExitCode {
                     Command::Verify(args) => pull::verify_cmd(args).await,
                     Command::Keygen(args) => keys::run(args),
                     Command::Search(args) => search::run(args).await,
+                    Command::Yank(args) => yank::run(args).await,
                     Command::Node(args) => mesh::node(args).await,
                     Command::Gateway(args) => mesh::gateway(args).await,
                     Command::Nodes(args) => mesh::nodes(args).await,

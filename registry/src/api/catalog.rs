@@ -54,6 +54,10 @@ pub async fn catalog_entries(store: &FsStore, query: Option<&str>) -> Result<Vec
     for repo in store.repositories().await? {
         for tag in store.tags(&repo).await? {
             let Ok(tag_ref) = tag.parse() else { continue };
+            // A yanked version stays pullable, but is no longer offered.
+            if store.is_yanked(&repo, &tag_ref).await? {
+                continue;
+            }
             let reference = crate::name::ManifestRef::Tag(tag_ref);
             let (bytes, digest, _) = store.get_manifest(&repo, &reference).await?;
             if let Some(entry) = entry(&repo, tag, digest, &bytes)

@@ -13,7 +13,8 @@
 //! | GET | `/v2/<name>/tags/list` | tags (`?n=`, `?last=`) |
 //! | GET | `/v2/<name>/referrers/<digest>` | manifests whose subject is the digest (`?artifactType=`) |
 //! | GET | `/v2/_catalog` | repositories |
-//! | GET | `/toolmesh/v1/catalog?q=` | published tools with their metadata |
+//! | GET | `/toolmesh/v1/catalog?q=` | published tools with their metadata (yanked versions left out) |
+//! | PUT, DELETE | `/toolmesh/v1/yanked/<name>/<version>` | yank a version, restore it (push token) |
 //!
 //! Pushing needs a token (Bearer, or the password of Basic auth); pulling
 //! needs one only when pull tokens are configured. Request logs carry
@@ -22,6 +23,7 @@
 mod catalog;
 mod error;
 mod routes;
+mod yank;
 
 pub use catalog::{CatalogEntry, catalog_entries, entry as catalog_entry};
 pub use error::ApiError;
@@ -108,6 +110,7 @@ pub fn router(store: FsStore, access: AccessConfig) -> Router {
         .route("/v2", get(routes::base))
         .route("/v2/{*path}", any(routes::dispatch))
         .route("/toolmesh/v1/catalog", get(catalog::handler))
+        .route("/toolmesh/v1/yanked/{*path}", any(yank::handler))
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)

@@ -4,7 +4,7 @@
 use super::{Client, ClientError};
 use crate::api::CatalogEntry;
 use crate::digest::Digest;
-use crate::name::{ManifestRef, Repository};
+use crate::name::{ManifestRef, Repository, Tag};
 use crate::oci::{self, Descriptor};
 use reqwest::{Method, StatusCode, header};
 
@@ -98,6 +98,16 @@ impl Client {
             .await?;
         let body: serde_json::Value = response.json().await.map_err(|e| ClientError::Protocol(e.to_string()))?;
         Ok(body["tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+    }
+
+    /// Yanks version `tag` of `repo` (the catalog stops offering it; pulls
+    /// still work), or with `yanked` false restores it. A toolmesh
+    /// registry's own endpoint: other registries answer 404.
+    pub async fn set_yanked(&self, repo: &Repository, tag: &Tag, yanked: bool) -> Result<(), ClientError> {
+        let method = if yanked { Method::PUT } else { Method::DELETE };
+        let builder = self.request(method, &format!("/toolmesh/v1/yanked/{repo}/{tag}"));
+        self.send(&format!("{repo}:{tag}"), builder).await?;
+        Ok(())
     }
 
     /// The tools published in the registry (those whose name, description

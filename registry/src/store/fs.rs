@@ -126,8 +126,14 @@ impl FsStore {
         self.root.join("tmp").join(format!("{}-{n}-{}", std::process::id(), random_id()))
     }
 
-    /// Writes `bytes` to `path` atomically (temp file, fsync, rename).
-    async fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    /// Writes `bytes` to a temp file (fsynced), makes `path`'s directory,
+    /// and hands both paths to `place`, which puts the file at `path`; the
+    /// temp file is removed unless `place` moved it.
+    async fn write_aside<T, F, Fut>(&self, path: &Path, bytes: &[u8], place: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(PathBuf, PathBuf) -> Fut,
+        Fut: std::future::Future<Output = std::io::Result<T>>,
+    {
         let tmp = self.tmp_path();
         let result = async {
             let mut file = tokio::fs::File::create(&tmp).await?;
@@ -136,13 +142,17 @@ impl FsStore {
             if let Some(parent) = path.parent() {
                 tokio::fs::create_dir_all(parent).await?;
             }
-            tokio::fs::rename(&tmp, path).await
+            place(tmp.clone(), path.to_owned()).await
         }
         .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
-        }
+        // Gone after a rename; a hard link leaves it behind.
+        let _ = tokio::fs::remove_file(&tmp).await;
         Ok(result?)
+    }
+
+    /// Writes `bytes` to `path` atomically (temp file, fsync, rename).
+    async fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+        self.write_aside(path, bytes, |tmp, path| async move { tokio::fs::rename(tmp, path).await }).await
     }
 
     /// The size of blob `digest`, if stored.
@@ -344,27 +354,41 @@ impl FsStore {
     /// Writes `bytes` to `path` only if nothing is there: returns whether it
     /// did. The file appears whole (written aside, then hard-linked).
     async fn create_new(&self, path: &Path, bytes: &[u8]) -> Result<bool, StoreError> {
-        let tmp = self.tmp_path();
-        let result = async {
-            let mut file = tokio::fs::File::create(&tmp).await?;
-            file.write_all(bytes).await?;
-            file.sync_all().await?;
-            if let Some(parent) = path.parent() {
-                tokio::fs::create_dir_all(parent).await?;
-            }
-            match tokio::fs::hard_link(&tmp, path).await {
+        self.write_aside(path, bytes, |tmp, path| async move {
+            match tokio::fs::hard_link(tmp, path).await {
                 Ok(()) => Ok(true),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
                 Err(e) => Err(e),
             }
-        }
-        .await;
-        let _ = tokio::fs::remove_file(&tmp).await;
-        Ok(result?)
+        })
+        .await
     }
 
     async fn has_manifest(&self, repo: &Repository, digest: &Digest) -> Result<bool, StoreError> {
         Ok(tokio::fs::try_exists(self.repo_dir(repo).join("_manifests").join(digest.hex())).await?)
+    }
+
+    /// Yanks version `tag` of `repo` (hides it from the catalog; pulls by
+    /// tag or digest still work), or with `yanked` false restores it.
+    pub async fn set_yanked(&self, repo: &Repository, tag: &Tag, yanked: bool) -> Result<(), StoreError> {
+        self.resolve_tag(repo, tag).await?;
+        let marker = self.repo_dir(repo).join("_yanked").join(tag.as_str());
+        if yanked {
+            self.write_atomic(&marker, b"").await?;
+        } else {
+            match tokio::fs::remove_file(&marker).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.changes.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// Whether version `tag` of `repo` is yanked.
+    pub async fn is_yanked(&self, repo: &Repository, tag: &Tag) -> Result<bool, StoreError> {
+        Ok(tokio::fs::try_exists(self.repo_dir(repo).join("_yanked").join(tag.as_str())).await?)
     }
 
     /// What `tag` points to in `repo`.
@@ -437,24 +461,26 @@ impl FsStore {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         for repo in self.repositories().await? {
-            let dir = self.repo_dir(&repo).join("_tags");
-            let mut entries = match tokio::fs::read_dir(&dir).await {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e.into()),
-            };
-            repo.as_str().hash(&mut hasher);
-            let mut tags = Vec::new();
-            while let Some(entry) = entries.next_entry().await? {
-                let meta = entry.metadata().await?;
-                #[cfg(unix)]
-                let inode = std::os::unix::fs::MetadataExt::ino(&meta);
-                #[cfg(not(unix))]
-                let inode = 0u64;
-                tags.push((entry.file_name(), meta.len(), meta.modified().ok(), inode));
+            // Tags, and which of them are yanked.
+            for kind in ["_tags", "_yanked"] {
+                let mut entries = match tokio::fs::read_dir(self.repo_dir(&repo).join(kind)).await {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                (repo.as_str(), kind).hash(&mut hasher);
+                let mut tags = Vec::new();
+                while let Some(entry) = entries.next_entry().await? {
+                    let meta = entry.metadata().await?;
+                    #[cfg(unix)]
+                    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+                    #[cfg(not(unix))]
+                    let inode = 0u64;
+                    tags.push((entry.file_name(), meta.len(), meta.modified().ok(), inode));
+                }
+                tags.sort();
+                tags.hash(&mut hasher);
             }
-            tags.sort();
-            tags.hash(&mut hasher);
         }
         Ok(hasher.finish())
     }
@@ -585,7 +611,13 @@ mod tests {
         assert_eq!(store.tags_stamp().await.unwrap(), tagged, "stable while nothing changes");
         let two = manifest(b"two").to_bytes();
         store.put_manifest(&repo, &tag, &two, None).await.unwrap();
-        assert_ne!(store.tags_stamp().await.unwrap(), tagged, "moving a tag changes the stamp");
+        let moved = store.tags_stamp().await.unwrap();
+        assert_ne!(moved, tagged, "moving a tag changes the stamp");
+        let version: Tag = "1.0".parse().unwrap();
+        store.put_manifest(&repo, &ManifestRef::Tag(version.clone()), &one, None).await.unwrap();
+        let versioned = store.tags_stamp().await.unwrap();
+        store.set_yanked(&repo, &version, true).await.unwrap();
+        assert_ne!(store.tags_stamp().await.unwrap(), versioned, "yanking changes the stamp (the catalog follows it)");
     }
 
     #[tokio::test]

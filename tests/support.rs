@@ -46,12 +46,14 @@ impl Run {
 
 /// Runs `tool ARGS` with the tests' own cache directory (in the target
 /// directory, so nothing is left elsewhere and later runs reuse compiled
-/// code) and no inherited log settings.
+/// code), a data directory of its own (so no local `tool serve`'s push
+/// token is picked up) and no inherited log settings.
 pub fn tool(args: &[&str]) -> Run {
     let cache = target_dir().join("e2e-cache");
     let output: Output = Command::new(tool_binary())
         .args(args)
         .env("XDG_CACHE_HOME", &cache)
+        .env("TOOLMESH_DATA", target_dir().join("e2e-data"))
         .env_remove("TOOLMESH_LOG")
         .env_remove("TOOLMESH_CONFIG")
         .output()

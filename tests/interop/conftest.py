@@ -48,6 +48,9 @@ def _shared_compile_cache():
 
 
 COMPILE_CACHE = _shared_compile_cache()
+# Every `tool` the suite starts has a data directory of its own unless told
+# (`--data`): a local `tool serve`'s push token is never picked up.
+os.environ["TOOLMESH_DATA"] = str(_temp_dir("toolmesh-data-"))
 
 
 def wait_until_compiled(*names, seconds=300):

@@ -5,6 +5,7 @@ Fixtures are in conftest.py.
 """
 
 import base64
+import os
 import subprocess
 import urllib.request
 
@@ -170,17 +171,22 @@ async def test_list_changed_reaches_a_legacy_session(gateway):
 async def test_a_yanked_version_leaves_the_tool_list(gateway):
     base, data, _ = gateway
     publish_to(base, data, COMPONENTS / "hello.wasm", "acme/hello", "2.0")
-    token = (data / "push-token").read_text().strip()
+    # On the machine that runs `tool serve`, the CLI reads its push token.
+    local = {**os.environ, "TOOLMESH_DATA": str(data)}
     async with mcp.Client(f"{base}/mcp", mode="auto") as client:
         await until_listed(client, "acme.hello.greet")
-        yanked = subprocess.run([TOOL, "yank", "acme/hello:2.0", "--registry", base, "--token", token],
-                                capture_output=True, text=True, timeout=60)
+        yanked = subprocess.run([TOOL, "yank", "acme/hello:2.0", "--registry", base],
+                                capture_output=True, text=True, timeout=60, env=local)
         assert yanked.returncode == 0, yanked.stderr
         with anyio.fail_after(15):
             while "acme.hello.greet" in [t.name for t in (await client.list_tools()).tools]:
                 await anyio.sleep(0.05)
-        undone = subprocess.run([TOOL, "yank", "acme/hello:2.0", "--undo", "--registry", base, "--token", token],
-                                capture_output=True, text=True, timeout=60)
+        # Without the token the registry refuses.
+        refused = subprocess.run([TOOL, "yank", "acme/hello:2.0", "--undo", "--registry", base],
+                                 capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 1 and "UNAUTHORIZED" in refused.stderr, refused.stderr
+        undone = subprocess.run([TOOL, "yank", "acme/hello:2.0", "--undo", "--registry", base],
+                                capture_output=True, text=True, timeout=60, env=local)
         assert undone.returncode == 0, undone.stderr
         await until_listed(client, "acme.hello.greet")
         result = await client.call_tool("acme.hello.greet", {"name": "again"})

@@ -45,15 +45,41 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    /// A client for the registry.
+    /// A client for the registry. Without credentials, a registry on this
+    /// machine (a loopback address) gets the push token of the local
+    /// `tool serve`, if its data directory has one.
     pub fn client(&self) -> Result<Client, Failure> {
         let credentials = match (&self.token, &self.registry_user, &self.registry_password) {
             (Some(token), _, _) => Credentials::Token(token.clone()),
             (None, Some(user), Some(password)) => Credentials::Basic { user: user.clone(), password: password.clone() },
-            _ => Credentials::Anonymous,
+            _ => match self.local_push_token() {
+                Some(token) => Credentials::Token(token),
+                None => Credentials::Anonymous,
+            },
         };
         let options = ClientOptions { credentials, ca_file: self.registry_ca.clone() };
         Ok(Client::with_options(&self.registry, options)?)
+    }
+}
+
+impl RegistryArgs {
+    /// The local `tool serve`'s push token, when the registry is on a
+    /// loopback address and the data directory holds one.
+    fn local_push_token(&self) -> Option<String> {
+        let rest = self.registry.split_once("://").map_or(self.registry.as_str(), |(_, rest)| rest);
+        let authority = rest.split('/').next()?;
+        let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next()?,
+            None => authority.split(':').next()?,
+        };
+        let local = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if !local {
+            return None;
+        }
+        let path = super::serve::default_data_dir()?.join("push-token");
+        let token = std::fs::read_to_string(path).ok()?.trim().to_owned();
+        (!token.is_empty()).then_some(token)
     }
 }
 

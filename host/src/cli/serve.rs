@@ -67,10 +67,18 @@ impl DataArgs {
     fn dir(&self) -> Result<PathBuf, Failure> {
         match &self.data {
             Some(dir) => Ok(dir.clone()),
-            None => dirs::data_dir()
-                .map(|d| d.join("toolmesh"))
+            None => default_data_dir()
                 .ok_or_else(|| Failure::usage(anyhow!("no data directory known here; pass --data DIR"))),
         }
+    }
+}
+
+/// The data directory `tool serve` uses unless given `--data`:
+/// `$TOOLMESH_DATA`, else the user's data directory.
+pub fn default_data_dir() -> Option<PathBuf> {
+    match std::env::var_os("TOOLMESH_DATA") {
+        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
+        _ => dirs::data_dir().map(|d| d.join("toolmesh")),
     }
 }
 
@@ -201,7 +209,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         eprintln!("{line}");
     }
     eprintln!("MCP endpoint (streamable HTTP): {base}/mcp");
-    eprintln!("registry: {base} (publish with --registry {base} --token $(cat {}))", data.join("push-token").display());
+    eprintln!(
+        "registry: {base} (`tool publish` on this machine reads the push token from {}; elsewhere pass --token)",
+        data.join("push-token").display()
+    );
     eprintln!("Claude Desktop (claude_desktop_config.json):\n{}", serde_json::to_string_pretty(&claude)?);
     eprintln!("listening on {base}");
     server.await.map_err(|e| anyhow!("{e}"))?.context("the server failed")?;

@@ -1,5 +1,7 @@
 //! The filesystem store (see the module docs of [`crate::store`]).
 
+mod tags;
+
 use super::StoreError;
 use crate::digest::{Digest, Hasher};
 use crate::name::{ManifestRef, Repository, Tag};
@@ -318,77 +320,14 @@ impl FsStore {
             self.write_atomic(&marker, b"").await?;
         }
         if let ManifestRef::Tag(tag) = reference {
-            let path = repo_dir.join("_tags").join(tag.as_str());
-            if tag.is_version() {
-                // Created only if absent, so of two pushes racing for a
-                // version, one wins and the other is refused.
-                if !self.create_new(&path, digest.to_string().as_bytes()).await? {
-                    match self.resolve_tag(repo, tag).await {
-                        Ok(existing) if existing == digest => {}
-                        Ok(existing) => return Err(version_taken(repo, tag, existing)),
-                        // A tag file that does not name a digest (damaged) is replaced.
-                        Err(_) => self.write_atomic(&path, digest.to_string().as_bytes()).await?,
-                    }
-                }
-            } else {
-                self.write_atomic(&path, digest.to_string().as_bytes()).await?;
-            }
+            self.point_tag(repo, tag, &digest).await?;
         }
         self.changes.send_modify(|n| *n += 1);
         Ok((digest, summary.subject))
     }
 
-    /// Refuses to point version `tag` of `repo` at `digest` when it already
-    /// names other content (pushing the same content again is fine).
-    async fn check_version_free(&self, repo: &Repository, tag: &Tag, digest: &Digest) -> Result<(), StoreError> {
-        if !tag.is_version() {
-            return Ok(());
-        }
-        match self.resolve_tag(repo, tag).await {
-            Ok(existing) if existing != *digest => Err(version_taken(repo, tag, existing)),
-            Ok(_) | Err(StoreError::ManifestUnknown(_) | StoreError::NameUnknown(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Writes `bytes` to `path` only if nothing is there: returns whether it
-    /// did. The file appears whole (written aside, then hard-linked).
-    async fn create_new(&self, path: &Path, bytes: &[u8]) -> Result<bool, StoreError> {
-        self.write_aside(path, bytes, |tmp, path| async move {
-            match tokio::fs::hard_link(tmp, path).await {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-                Err(e) => Err(e),
-            }
-        })
-        .await
-    }
-
     async fn has_manifest(&self, repo: &Repository, digest: &Digest) -> Result<bool, StoreError> {
         Ok(tokio::fs::try_exists(self.repo_dir(repo).join("_manifests").join(digest.hex())).await?)
-    }
-
-    /// Yanks version `tag` of `repo` (hides it from the catalog; pulls by
-    /// tag or digest still work), or with `yanked` false restores it.
-    pub async fn set_yanked(&self, repo: &Repository, tag: &Tag, yanked: bool) -> Result<(), StoreError> {
-        self.resolve_tag(repo, tag).await?;
-        let marker = self.repo_dir(repo).join("_yanked").join(tag.as_str());
-        if yanked {
-            self.write_atomic(&marker, b"").await?;
-        } else {
-            match tokio::fs::remove_file(&marker).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        self.changes.send_modify(|n| *n += 1);
-        Ok(())
-    }
-
-    /// Whether version `tag` of `repo` is yanked.
-    pub async fn is_yanked(&self, repo: &Repository, tag: &Tag) -> Result<bool, StoreError> {
-        Ok(tokio::fs::try_exists(self.repo_dir(repo).join("_yanked").join(tag.as_str())).await?)
     }
 
     /// What `tag` points to in `repo`.
@@ -542,91 +481,5 @@ async fn list_names(dir: &Path) -> Result<Vec<String>, StoreError> {
     Ok(names)
 }
 
-/// The refusal to point version `tag` of `repo`, which names `existing`,
-/// at other content.
-fn version_taken(repo: &Repository, tag: &Tag, existing: Digest) -> StoreError {
-    StoreError::VersionExists { repository: repo.to_string(), tag: tag.to_string(), existing }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn reopening_keeps_fresh_uploads_and_drops_stale_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FsStore::open(dir.path(), StoreConfig::default()).unwrap();
-        let repo: Repository = "a/b".parse().unwrap();
-        let fresh = store.start_upload(&repo).await.unwrap();
-        let stale = store.start_upload(&repo).await.unwrap();
-        let old = std::time::SystemTime::now() - STALE_UPLOAD - std::time::Duration::from_secs(60);
-        std::fs::File::options()
-            .write(true)
-            .open(dir.path().join("uploads").join(&stale).join("data"))
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
-        std::fs::write(dir.path().join("tmp/partial"), b"half a blob").unwrap();
-        std::fs::write(dir.path().join("tmp/in-flight"), b"being written").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(dir.path().join("tmp/partial"))
-            .unwrap()
-            .set_modified(std::time::SystemTime::now() - STALE_TMP - std::time::Duration::from_secs(60))
-            .unwrap();
-        let store = FsStore::open(dir.path(), StoreConfig::default()).unwrap();
-        assert_eq!(store.upload_status(&repo, &fresh).await.unwrap().offset, 0);
-        assert!(matches!(store.upload_status(&repo, &stale).await, Err(StoreError::UploadUnknown(_))));
-        let left: Vec<_> = std::fs::read_dir(dir.path().join("tmp")).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(left, ["in-flight"]);
-    }
-
-    #[tokio::test]
-    async fn tags_stamp_moves_with_tags_only() {
-        use crate::oci::{Descriptor, Manifest, WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE};
-        let dir = tempfile::tempdir().unwrap();
-        let store = FsStore::open(dir.path(), StoreConfig::default()).unwrap();
-        let repo: Repository = "a/b".parse().unwrap();
-        let empty = store.tags_stamp().await.unwrap();
-        let manifest = |layer: &[u8]| Manifest {
-            schema_version: 2,
-            media_type: None,
-            artifact_type: None,
-            config: Descriptor::of(WASM_CONFIG_MEDIA_TYPE, b"{}"),
-            layers: vec![Descriptor::of(WASM_LAYER_MEDIA_TYPE, layer)],
-            subject: None,
-            annotations: Default::default(),
-        };
-        for blob in [&b"{}"[..], b"one", b"two"] {
-            store.put_blob_bytes(None, blob).await.unwrap();
-        }
-        let one = manifest(b"one").to_bytes();
-        let by_digest = ManifestRef::Digest(Digest::of(&one));
-        store.put_manifest(&repo, &by_digest, &one, None).await.unwrap();
-        assert_eq!(store.tags_stamp().await.unwrap(), empty, "a push by digest moves no tag");
-        let tag = ManifestRef::Tag("latest".parse().unwrap());
-        store.put_manifest(&repo, &tag, &one, None).await.unwrap();
-        let tagged = store.tags_stamp().await.unwrap();
-        assert_ne!(tagged, empty);
-        assert_eq!(store.tags_stamp().await.unwrap(), tagged, "stable while nothing changes");
-        let two = manifest(b"two").to_bytes();
-        store.put_manifest(&repo, &tag, &two, None).await.unwrap();
-        let moved = store.tags_stamp().await.unwrap();
-        assert_ne!(moved, tagged, "moving a tag changes the stamp");
-        let version: Tag = "1.0".parse().unwrap();
-        store.put_manifest(&repo, &ManifestRef::Tag(version.clone()), &one, None).await.unwrap();
-        let versioned = store.tags_stamp().await.unwrap();
-        store.set_yanked(&repo, &version, true).await.unwrap();
-        assert_ne!(store.tags_stamp().await.unwrap(), versioned, "yanking changes the stamp (the catalog follows it)");
-    }
-
-    #[tokio::test]
-    async fn uploads_belong_to_their_repository() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FsStore::open(dir.path(), StoreConfig::default()).unwrap();
-        let id = store.start_upload(&"a/b".parse().unwrap()).await.unwrap();
-        let other: Repository = "c/d".parse().unwrap();
-        assert!(matches!(store.upload_status(&other, &id).await, Err(StoreError::UploadUnknown(_))));
-        assert!(matches!(store.upload_status(&other, "../../etc").await, Err(StoreError::UploadUnknown(_))));
-    }
-}
+mod tests;

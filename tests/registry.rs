@@ -182,6 +182,25 @@ fn publish_reads_tool_toml_and_refuses_bad_input() {
     let run = tool(&with_registry(url, &["yank", "acme/text"]));
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("name the version to yank"), "{}", run.stderr);
+    // Name and version from tool.toml: `tool publish FILE` needs nothing else.
+    let bare = work.path().join("bare");
+    std::fs::create_dir_all(&bare).unwrap();
+    let hello = bare.join("hello.wasm");
+    std::fs::copy(component("hello"), &hello).unwrap();
+    let h = hello.to_str().unwrap();
+    let run = tool(&with_registry(url, &["publish", h]));
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(run.stderr.contains("pass --name NS/NAME, or set `name = "), "{}", run.stderr);
+    std::fs::write(bare.join("tool.toml"), "name = \"acme/hello\"\n").unwrap();
+    let run = tool(&with_registry(url, &["publish", h]));
+    assert!(run.code == 2 && run.stderr.contains("pass --version V"), "{}", run.stderr);
+    std::fs::write(bare.join("tool.toml"), "name = \"acme/hello\"\nversion = \"3.1.0\"\n").unwrap();
+    let run = tool(&with_registry(url, &["publish", h]));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.starts_with("acme/hello:3.1.0@sha256:"), "{}", run.stdout);
+    // A flag still wins over the file.
+    let run = tool(&with_registry(url, &["publish", h, "--version", "3.2.0"]));
+    assert!(run.stdout.starts_with("acme/hello:3.2.0@sha256:"), "{}", run.stderr);
     // A wrong token is refused with the registry's reason.
     let run = tool(&["publish", f, "--name", "acme/text", "--version", "3", "--registry", url, "--token", "wrong"]);
     assert_eq!(run.code, 1);

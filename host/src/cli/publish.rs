@@ -1,4 +1,5 @@
-//! `tool publish FILE.wasm --name ns/name --version V`: describe the
+//! `tool publish FILE.wasm [--name ns/name --version V]` (name and version
+//! from tool.toml when not given): describe the
 //! component in the sandbox (no grants), build its OCI artifact, push it,
 //! and sign it when given a key.
 
@@ -24,12 +25,12 @@ use toolmesh_registry::signing::SecretKey;
 pub struct PublishArgs {
     /// The component (`.wasm`).
     file: PathBuf,
-    /// Repository name, such as `acme/text`.
+    /// Repository name, such as `acme/text` [default: `name` in tool.toml].
     #[arg(long)]
-    name: String,
-    /// Version; also the tag.
+    name: Option<String>,
+    /// Version; also the tag [default: `version` in tool.toml].
     #[arg(long)]
-    version: String,
+    version: Option<String>,
     /// Sign with this publisher key (from `tool keygen`).
     #[arg(long, value_name = "KEY_FILE")]
     key: Option<PathBuf>,
@@ -53,8 +54,19 @@ pub struct PublishArgs {
 }
 
 pub async fn run(args: PublishArgs) -> Result<(), Failure> {
-    let repo: Repository = args.name.parse().map_err(Failure::usage)?;
-    let tag: Tag = args.version.parse().map_err(Failure::usage)?;
+    let mut toml = ToolToml::read(args.manifest.as_deref(), &args.file)?;
+    // Each piece from its flag, else from tool.toml, else an error naming both.
+    let missing = |what: &str, flag: &str, example: &str| {
+        Failure::usage(anyhow::anyhow!(
+            "no {what} to publish under: pass {flag}, or set `{what} = \"{example}\"` in tool.toml \
+             (beside the component, or given with --manifest FILE)"
+        ))
+    };
+    let name = args.name.clone().or(toml.name.take()).ok_or_else(|| missing("name", "--name NS/NAME", "acme/tool"))?;
+    let version =
+        args.version.clone().or(toml.version.take()).ok_or_else(|| missing("version", "--version V", "1.0.0"))?;
+    let repo: Repository = name.parse().map_err(Failure::usage)?;
+    let tag: Tag = version.parse().map_err(Failure::usage)?;
     let key = match &args.key {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -64,7 +76,6 @@ pub async fn run(args: PublishArgs) -> Result<(), Failure> {
         ),
         None => None,
     };
-    let mut toml = ToolToml::read(args.manifest.as_deref(), &args.file)?;
     toml.permissions.network.extend(args.network.iter().cloned().map(NetworkEntry::Text));
     let permissions = toml.request()?;
 

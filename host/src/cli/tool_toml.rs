@@ -12,6 +12,11 @@ use toolmesh_host::grant::{PermissionsToml, ToolRequest};
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ToolToml {
+    /// Repository name, such as `acme/text` (what `tool publish` pushes to
+    /// unless given `--name`).
+    pub name: Option<String>,
+    /// Version, also the tag (unless `tool publish` is given `--version`).
+    pub version: Option<String>,
     /// One-line description.
     pub description: Option<String>,
     /// Where the source lives.

@@ -78,6 +78,19 @@ fn wasm_manifest(layer: &[u8], config: &[u8]) -> Manifest {
     }
 }
 
+/// Pushes a config and one layer per item of `layers` into `repo`; returns
+/// the (not yet pushed) manifest of a Wasm tool for each layer.
+async fn pushed_blobs_of(c: &Client, repo: &Repository, layers: &[&[u8]]) -> Vec<Vec<u8>> {
+    let config = Bytes::from_static(b"{\"architecture\":\"wasm\"}");
+    c.push_blob(repo, config.clone(), &|_| {}).await.unwrap();
+    let mut manifests = Vec::new();
+    for layer in layers {
+        c.push_blob(repo, Bytes::copy_from_slice(layer), &|_| {}).await.unwrap();
+        manifests.push(wasm_manifest(layer, &config).to_bytes());
+    }
+    manifests
+}
+
 #[tokio::test]
 async fn push_and_pull_by_tag_and_digest() {
     let r = default_registry().await;
@@ -108,13 +121,7 @@ async fn a_published_version_is_never_replaced_but_other_tags_move() {
     let r = default_registry().await;
     let c = r.client();
     let repo = repo("acme/tool");
-    let config = Bytes::from_static(b"{\"architecture\":\"wasm\"}");
-    c.push_blob(&repo, config.clone(), &|_| {}).await.unwrap();
-    let mut manifests = Vec::new();
-    for layer in [&b"first"[..], b"second", b"third"] {
-        c.push_blob(&repo, Bytes::copy_from_slice(layer), &|_| {}).await.unwrap();
-        manifests.push(wasm_manifest(layer, &config).to_bytes());
-    }
+    let manifests = pushed_blobs_of(&c, &repo, &[b"first", b"second", b"third"]).await;
     let version = ManifestRef::Tag("1.0.0".parse().unwrap());
     let first = c.push_manifest(&repo, &version, manifests[0].clone(), oci::MANIFEST_MEDIA_TYPE).await.unwrap();
     // The same content again is fine (a retried publish).
@@ -159,13 +166,9 @@ async fn a_yanked_version_leaves_the_catalog_and_still_pulls() {
     let r = default_registry().await;
     let c = r.client();
     let repo = repo("acme/tool");
-    let config = Bytes::from_static(b"{\"architecture\":\"wasm\"}");
-    c.push_blob(&repo, config.clone(), &|_| {}).await.unwrap();
     let mut digests = Vec::new();
-    for (layer, version) in [(&b"one"[..], "1.0.0"), (b"two", "1.1.0")] {
-        c.push_blob(&repo, Bytes::copy_from_slice(layer), &|_| {}).await.unwrap();
+    for (manifest, version) in pushed_blobs_of(&c, &repo, &[b"one", b"two"]).await.into_iter().zip(["1.0.0", "1.1.0"]) {
         let tag = ManifestRef::Tag(version.parse().unwrap());
-        let manifest = wasm_manifest(layer, &config).to_bytes();
         digests.push(c.push_manifest(&repo, &tag, manifest, oci::MANIFEST_MEDIA_TYPE).await.unwrap());
     }
     let versions =

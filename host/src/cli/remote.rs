@@ -66,15 +66,7 @@ impl RegistryArgs {
     /// The local `tool serve`'s push token, when the registry is on a
     /// loopback address and the data directory holds one.
     fn local_push_token(&self) -> Option<String> {
-        let rest = self.registry.split_once("://").map_or(self.registry.as_str(), |(_, rest)| rest);
-        let authority = rest.split('/').next()?;
-        let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-        let host = match authority.strip_prefix('[') {
-            Some(v6) => v6.split(']').next()?,
-            None => authority.split(':').next()?,
-        };
-        let local = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        if !local {
+        if !toolmesh_registry::client::is_loopback(&self.registry) {
             return None;
         }
         let path = super::serve::default_data_dir()?.join("push-token");

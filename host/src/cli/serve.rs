@@ -125,17 +125,8 @@ pub struct NodeArgs {
     sandbox: SandboxArgs,
 }
 
-/// What a data directory serves: its store, the node that runs calls,
-/// the gateway in front of it, and the node's policy.
-struct Served {
-    store: FsStore,
-    node: Node,
-    gateway: Gateway,
-    policy: Arc<Policy>,
-}
-
-/// The store, node, gateway and policy of a data directory.
-fn node(data: &Path, node: &NodeArgs) -> Result<Served, Failure> {
+/// The store, sandbox, gateway and policy of a data directory.
+fn node(data: &Path, node: &NodeArgs) -> Result<(FsStore, Arc<Sandbox>, Gateway, Arc<Policy>), Failure> {
     let sandbox_args = &node.sandbox;
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
     let store = FsStore::open(data.join("registry"), StoreConfig::default())
@@ -143,9 +134,9 @@ fn node(data: &Path, node: &NodeArgs) -> Result<Served, Failure> {
     let policy = Arc::new(sandbox_args.policy()?);
     let config = sandbox_args.config_caching_in(Some(&policy), || Some(data.join("compiled")))?;
     let sandbox = Arc::new(Sandbox::new(config)?);
-    let runner = Node::new(sandbox, Arc::new(store.clone()), policy.clone());
-    let gateway = Gateway::with_bare_names(Arc::new(LocalInvoker::new(runner.clone())), node.bare_names.clone());
-    Ok(Served { store, node: runner, gateway, policy })
+    let invoker = Arc::new(LocalInvoker::new(Node::new(sandbox.clone(), Arc::new(store.clone()), policy.clone())));
+    let gateway = Gateway::with_bare_names(invoker, node.bare_names.clone());
+    Ok((store, sandbox, gateway, policy))
 }
 
 /// The components built beside this binary (`target/<profile>/tool` →
@@ -176,8 +167,7 @@ fn push_token(data: &Path) -> Result<String, Failure> {
 pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let mcp = args.front.config(args.addr)?;
     let data = args.data.dir()?;
-    let Served { store, node: runner, gateway, policy } = node(&data, &args.node)?;
-    let sandbox = runner.sandbox();
+    let (store, sandbox, gateway, policy) = node(&data, &args.node)?;
     let token = push_token(&data)?;
     let access = AccessConfig { push_tokens: vec![token.clone()], ..AccessConfig::default() };
     let app = registry_router(store.clone(), access).merge(mcp_router(gateway.clone(), mcp));
@@ -191,7 +181,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     // Every start completes what an earlier one left undone (a crash while
     // publishing): examples already in the store are skipped.
     let dir = args.examples.clone().or_else(default_examples);
-    publish_examples(&store, sandbox, &Client::new(&base, Some(token.clone()))?, dir.as_deref()).await?;
+    publish_examples(&store, &sandbox, &Client::new(&base, Some(token.clone()))?, dir.as_deref()).await?;
     gateway.refresh_from(&store).await.map_err(|e| anyhow!("cannot read the catalog: {e}"))?;
     let _follow = gateway.follow(store);
     let _warm = gateway.warm_catalog();
@@ -205,7 +195,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let claude = serde_json::json!({"mcpServers": {"toolmesh": {"command": exe, "args": mcp_args}}});
     eprintln!("toolmesh is serving {} tools", gateway.catalog().len());
     eprintln!("this node grants tools: {} (change with --policy FILE)", policy.summary().join("; "));
-    if let Some(line) = super::sandbox_args::gpu_status(sandbox, &policy) {
+    if let Some(line) = super::sandbox_args::gpu_status(&sandbox, &policy) {
         eprintln!("{line}");
     }
     eprintln!("MCP endpoint (streamable HTTP): {base}/mcp");
@@ -265,7 +255,7 @@ async fn publish_examples(
 pub async fn mcp(args: McpArgs) -> Result<(), Failure> {
     use rmcp::ServiceExt;
     let data = args.data.dir()?;
-    let Served { store, gateway, .. } = node(&data, &args.node)?;
+    let (store, _sandbox, gateway, _policy) = node(&data, &args.node)?;
     gateway.refresh_from(&store).await.map_err(|e| anyhow!("cannot read the catalog: {e}"))?;
     let _follow = gateway.follow(store);
     let service =

@@ -363,6 +363,20 @@ impl Client {
 }
 
 /// Whether `url` has the origin (scheme, host and port) of `base`.
+/// Whether `url` names this machine (`localhost` or a loopback address).
+pub fn is_loopback(url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else { return false };
+    match url.host_str() {
+        Some("localhost") => true,
+        Some(host) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
 fn same_origin(url: &reqwest::Url, base: &str) -> bool {
     reqwest::Url::parse(base).is_ok_and(|base| base.origin() == url.origin())
 }

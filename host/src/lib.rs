@@ -7,6 +7,8 @@
 //!   (the WASI base, log, progress, outbound HTTP, scratch, secrets): what
 //!   each provides, how it links, what grant it needs, its per-call state.
 //! - [`gateway`] is the MCP server whose tools are the catalog.
+//! - [`web`] is the marketplace's pages: search, a page per package, and a
+//!   form that tries a tool through the gateway's MCP endpoint.
 //! - [`node`] is the node role: fetch, trust, grant, compile, run; and
 //!   the versioned wire contract with gateways in other processes.
 //! - [`mesh`] joins nodes and gateways over NATS: adverts, calls,
@@ -31,5 +33,6 @@ pub mod metrics;
 pub mod node;
 pub mod publish;
 pub mod sandbox;
+pub mod web;
 
 pub use toolmesh_registry::digest;

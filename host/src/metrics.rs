@@ -69,6 +69,59 @@ pub struct GatewayMetrics {
     pub nodes: Gauge,
     /// Attempts by node and outcome.
     pub node_attempts: Family<NodeLabels, Counter>,
+    /// Calls, errors and recent latencies per tool, for people (web pages).
+    pub tally: CallTally,
+}
+
+/// Recent latencies kept per tool for [`ToolTally`]'s percentiles.
+const RECENT_CALLS: usize = 512;
+
+/// Per-tool counts a page can read: calls, errors, and the latencies of the
+/// last [`RECENT_CALLS`] calls. Keyed by the gateway's tool names, which
+/// come from its catalog, so the map grows only with the catalog.
+#[derive(Default)]
+pub struct CallTally(std::sync::Mutex<std::collections::HashMap<String, ToolTally>>);
+
+/// One tool's counts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ToolTally {
+    /// Calls that ended (cancelled ones included).
+    pub calls: u64,
+    /// Calls that ended in an error.
+    pub errors: u64,
+    /// Seconds of the most recent calls, oldest first once full.
+    recent: std::collections::VecDeque<f64>,
+}
+
+impl ToolTally {
+    /// The `q` quantile (0–1) of recent latencies in seconds, if any call ended.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let mut sorted: Vec<f64> = self.recent.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let last = sorted.len().checked_sub(1)?;
+        Some(sorted[((last as f64) * q.clamp(0.0, 1.0)).round() as usize])
+    }
+}
+
+impl CallTally {
+    /// Counts a call of `tool` that ended with `outcome` after `secs`.
+    pub fn record(&self, tool: &str, outcome: &str, secs: f64) {
+        let mut tools = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let tally = tools.entry(tool.to_owned()).or_default();
+        tally.calls += 1;
+        if outcome != "ok" && outcome != "cancelled" {
+            tally.errors += 1;
+        }
+        if tally.recent.len() == RECENT_CALLS {
+            tally.recent.pop_front();
+        }
+        tally.recent.push_back(secs);
+    }
+
+    /// The counts of `tool`, if it was called.
+    pub fn get(&self, tool: &str) -> Option<ToolTally> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(tool).cloned()
+    }
 }
 
 /// What a node counts (`tool serve`, `tool node`).
@@ -131,6 +184,7 @@ impl Metrics {
             retries: Family::default(),
             nodes: Gauge::default(),
             node_attempts: Family::default(),
+            tally: CallTally::default(),
         };
         let node = NodeMetrics {
             calls: Family::default(),
@@ -199,6 +253,22 @@ pub fn record_call(calls: &Family<CallLabels, Counter>, seconds: &Latency, tool:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tallies_count_errors_and_rank_latencies() {
+        let tally = CallTally::default();
+        assert_eq!(tally.get("t"), None);
+        for (i, outcome) in ["ok", "timeout", "cancelled", "ok"].iter().enumerate() {
+            tally.record("t", outcome, (i + 1) as f64);
+        }
+        let t = tally.get("t").unwrap();
+        assert_eq!((t.calls, t.errors), (4, 1));
+        assert_eq!((t.quantile(0.0), t.quantile(0.5), t.quantile(1.0)), (Some(1.0), Some(3.0), Some(4.0)));
+        for _ in 0..RECENT_CALLS {
+            tally.record("t", "ok", 0.5);
+        }
+        assert_eq!(tally.get("t").unwrap().quantile(1.0), Some(0.5), "only recent calls are ranked");
+    }
 
     #[test]
     fn calls_show_up_in_the_text_format() {

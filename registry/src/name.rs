@@ -99,6 +99,12 @@ impl Tag {
     }
 }
 
+/// A key that orders version texts: dotted numeric parts numerically
+/// (`1.10.0` after `1.9.0`), the rest as text.
+pub fn version_order(version: &str) -> Vec<(u64, String)> {
+    version.split(['.', '-', '+']).map(|part| (part.parse().unwrap_or(u64::MAX), part.to_owned())).collect()
+}
+
 impl FromStr for Tag {
     type Err = NameError;
 

@@ -164,8 +164,9 @@ impl ToolRequest {
     }
 }
 
-/// A byte count in the largest binary unit that divides it.
-fn size_words(bytes: u64) -> String {
+/// A byte count in the largest binary unit that divides it (`1 MiB`,
+/// `1536 KiB`, `100 bytes`).
+pub fn size_words(bytes: u64) -> String {
     for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
         if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{} {unit}", bytes >> shift);

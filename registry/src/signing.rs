@@ -165,6 +165,16 @@ impl SignaturePayload {
     }
 }
 
+impl SignaturePayload {
+    /// Checks that this signature covers `expected` and verifies against
+    /// the public key it names itself: proof that whoever holds that key
+    /// signed it, not that the key is trusted. Returns the key's id.
+    pub fn verify_own_key(&self, expected: &Digest) -> Result<String, SignError> {
+        let key = PublicKey::from_text(&self.public_key)?;
+        self.verify(expected, &[key])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

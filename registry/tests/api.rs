@@ -434,3 +434,68 @@ async fn referrers_list_manifests_by_subject_and_type() {
     assert!(c.referrers(&repo, &subject, Some("application/other")).await.unwrap().is_empty());
     assert!(c.referrers(&repo, &Digest::of(b"nothing"), None).await.unwrap().is_empty());
 }
+
+/// Pushes a signature artifact by `key` (its payload as signed, possibly
+/// altered by `tamper`) that refers to `subject` in `repo`.
+async fn push_signature(
+    c: &Client,
+    repo: &Repository,
+    subject: (&Digest, &[u8]),
+    key: &toolmesh_registry::signing::SecretKey,
+    tamper: impl Fn(&mut toolmesh_registry::signing::SignaturePayload),
+) {
+    let mut payload = key.sign(subject.0);
+    tamper(&mut payload);
+    let payload = serde_json::to_vec(&payload).unwrap();
+    c.push_blob(repo, Bytes::from(payload.clone()), &|_| {}).await.unwrap();
+    c.push_blob(repo, Bytes::from_static(b"{}"), &|_| {}).await.unwrap();
+    let referrer = Manifest {
+        schema_version: 2,
+        media_type: Some(oci::MANIFEST_MEDIA_TYPE.into()),
+        artifact_type: Some(oci::SIGNATURE_ARTIFACT_TYPE.into()),
+        config: Descriptor::of(oci::EMPTY_MEDIA_TYPE, b"{}"),
+        layers: vec![Descriptor::of(toolmesh_registry::signing::PAYLOAD_MEDIA_TYPE, &payload)],
+        subject: Some(Descriptor::of(oci::MANIFEST_MEDIA_TYPE, subject.1)),
+        annotations: BTreeMap::new(),
+    };
+    let bytes = referrer.to_bytes();
+    let by_digest = ManifestRef::Digest(Digest::of(&bytes));
+    c.push_manifest(repo, &by_digest, bytes, oci::MANIFEST_MEDIA_TYPE).await.unwrap();
+}
+
+#[tokio::test]
+async fn versions_list_newest_first_with_size_date_signer_and_yank() {
+    use toolmesh_registry::signing::SecretKey;
+    let r = default_registry().await;
+    let c = r.client();
+    let repo = repo("acme/tool");
+    let manifests = pushed_blobs_of(&c, &repo, &[b"one", b"a longer two", b"three!"]).await;
+    let mut digests = Vec::new();
+    for (manifest, version) in manifests.iter().zip(["1.9.0", "1.10.0", "latest"]) {
+        let tag = ManifestRef::Tag(version.parse().unwrap());
+        digests.push(c.push_manifest(&repo, &tag, manifest.clone(), oci::MANIFEST_MEDIA_TYPE).await.unwrap());
+    }
+    let (key, other) = (SecretKey::generate(), SecretKey::generate());
+    push_signature(&c, &repo, (&digests[1], &manifests[1]), &key, |_| {}).await;
+    // A signature that names another key than the one that made it proves nothing.
+    push_signature(&c, &repo, (&digests[0], &manifests[0]), &key, |p| {
+        p.public_key = other.public().to_text();
+        p.key_id = other.public().key_id();
+    })
+    .await;
+    c.set_yanked(&repo, &"1.9.0".parse().unwrap(), true).await.unwrap();
+
+    let store = FsStore::open(r.dir.path(), StoreConfig::default()).unwrap();
+    let versions = toolmesh_registry::api::package_versions(&store, &repo).await.unwrap();
+    let names: Vec<&str> = versions.iter().map(|v| v.version.as_str()).collect();
+    assert_eq!(names, ["1.10.0", "1.9.0"], "versions only, newest first");
+    assert_eq!((versions[0].digest, versions[0].size, versions[0].yanked), (digests[1], 12, false));
+    assert_eq!(versions[0].signer, Some(key.public().key_id()));
+    assert_eq!((versions[1].size, versions[1].yanked, versions[1].signer.as_deref()), (3, true, None));
+    let age = std::time::SystemTime::now().duration_since(versions[0].published.unwrap()).unwrap();
+    assert!(age.as_secs() < 600, "published just now: {age:?}");
+    assert!(matches!(
+        toolmesh_registry::api::package_versions(&store, &"acme/none".parse().unwrap()).await,
+        Err(toolmesh_registry::store::StoreError::NameUnknown(_))
+    ));
+}

@@ -18,6 +18,7 @@ use toolmesh_host::grant::{Policy, ToolRequest};
 use toolmesh_host::node::Node;
 use toolmesh_host::publish::publish;
 use toolmesh_host::sandbox::Sandbox;
+use toolmesh_host::web::{self, Market};
 use toolmesh_registry::api::{AccessConfig, router as registry_router};
 use toolmesh_registry::client::Client;
 use toolmesh_registry::files;
@@ -170,11 +171,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let (store, sandbox, gateway, policy) = node(&data, &args.node)?;
     let token = push_token(&data)?;
     let access = AccessConfig { push_tokens: vec![token.clone()], ..AccessConfig::default() };
-    let app = registry_router(store.clone(), access).merge(mcp_router(gateway.clone(), mcp));
     let listener =
         tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
     let local = listener.local_addr()?;
     let base = format!("http://{local}");
+    let market =
+        Market::new(store.clone(), gateway.clone(), Some(policy.clone()), !mcp.api_keys.is_empty(), base.clone());
+    let app = registry_router(store.clone(), access).merge(mcp_router(gateway.clone(), mcp)).merge(web::router(market));
     let loops = args.http_threads.map_or_else(front::default_loops, usize::from);
     let server = tokio::spawn(front::serve(listener, app, loops));
 
@@ -198,6 +201,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     if let Some(line) = super::sandbox_args::gpu_status(&sandbox, &policy) {
         eprintln!("{line}");
     }
+    eprintln!("tools in a web browser: {base}/");
     eprintln!("MCP endpoint (streamable HTTP): {base}/mcp");
     eprintln!(
         "registry: {base} (`tool publish` on this machine reads the push token from {}; elsewhere pass --token)",

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use toolmesh_registry::api::CatalogEntry;
 use toolmesh_registry::digest::Digest;
-use toolmesh_registry::name::Repository;
+use toolmesh_registry::name::{Repository, version_order};
 use toolmesh_registry::request::ToolRequest;
 
 /// One tool the gateway offers.
@@ -67,11 +67,6 @@ pub fn mcp_name(repository: &str, tool: &str) -> String {
     format!("{}.{tool}", repository.replace('/', "."))
 }
 
-/// Orders versions: dotted numeric parts numerically, the rest as text.
-fn version_key(version: &str) -> Vec<(u64, String)> {
-    version.split(['.', '-', '+']).map(|part| (part.parse().unwrap_or(u64::MAX), part.to_owned())).collect()
-}
-
 impl Catalog {
     /// Builds the catalog from registry entries (any order); the tools of
     /// repositories in `bare` keep their bare names.
@@ -80,7 +75,7 @@ impl Catalog {
         for entry in entries {
             let replace = newest
                 .get(&entry.name)
-                .is_none_or(|current| version_key(&entry.version) > version_key(&current.version));
+                .is_none_or(|current| version_order(&entry.version) > version_order(&current.version));
             if replace {
                 newest.insert(entry.name.clone(), entry);
             }

@@ -316,6 +316,7 @@ impl ServerHandler for Gateway {
         };
         let seconds = started.elapsed().as_secs_f64();
         crate::metrics::record_call(&metrics.calls, &metrics.seconds, &tool.name, outcome_text, seconds);
+        metrics.tally.record(&tool.name, outcome_text, seconds);
         tracing::info!(
             target: "toolmesh::audit",
             call = %call_id,

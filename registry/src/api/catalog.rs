@@ -6,7 +6,7 @@ use crate::digest::Digest;
 use crate::name::Repository;
 use crate::oci::{self, annotation};
 use crate::request::ToolRequest;
-use crate::store::FsStore;
+use crate::store::{FsStore, StoreError};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
@@ -49,7 +49,7 @@ impl CatalogEntry {
 }
 
 /// Every tagged Wasm tool in `store` whose name, description or tools match `query`.
-pub async fn catalog_entries(store: &FsStore, query: Option<&str>) -> Result<Vec<CatalogEntry>, ApiError> {
+pub async fn catalog_entries(store: &FsStore, query: Option<&str>) -> Result<Vec<CatalogEntry>, StoreError> {
     let mut out = Vec::new();
     for repo in store.repositories().await? {
         for tag in store.tags(&repo).await? {

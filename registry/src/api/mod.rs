@@ -23,10 +23,12 @@
 mod catalog;
 mod error;
 mod routes;
+mod versions;
 mod yank;
 
 pub use catalog::{CatalogEntry, catalog_entries, entry as catalog_entry};
 pub use error::ApiError;
+pub use versions::{VersionInfo, package_versions, signer};
 
 use crate::store::FsStore;
 use axum::Router;

@@ -77,6 +77,17 @@ impl FsStore {
         Ok(())
     }
 
+    /// When `tag` of `repo` was last pointed somewhere: for a version, when
+    /// it was published.
+    pub async fn tag_time(&self, repo: &Repository, tag: &Tag) -> Result<std::time::SystemTime, StoreError> {
+        let path = self.repo_dir(repo).join("_tags").join(tag.as_str());
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) => Ok(meta.modified()?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::ManifestUnknown(tag.to_string())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Whether version `tag` of `repo` is yanked.
     pub async fn is_yanked(&self, repo: &Repository, tag: &Tag) -> Result<bool, StoreError> {
         Ok(tokio::fs::try_exists(self.repo_dir(repo).join("_yanked").join(tag.as_str())).await?)

@@ -1,0 +1,134 @@
+//! The marketplace's web pages, served beside the registry and `/mcp` by
+//! `tool serve`: search, a page per package (what it may do, who signed
+//! it, its versions, schemas and counters), and a form that tries a tool
+//! through the gateway's own MCP endpoint from the browser.
+//!
+//! - [`pages`]: what each page shows, and its compiled-in template.
+//! - [`words`]: permissions and annotations in plain words.
+//! - [`schema`]: schemas as rows to read and inputs to fill in.
+//! - [`search`]: ranked search.
+//!
+//! Pages are rendered on the server with every value escaped, and sent with
+//! a Content-Security-Policy that allows only this server's own script and
+//! style, so nothing a publisher writes (descriptions, schemas) or a tool
+//! returns can run in the page. The form calls `/mcp` like any MCP client:
+//! the same Origin and Host checks, API keys and rate limits apply.
+
+pub mod pages;
+pub mod schema;
+pub mod search;
+pub mod words;
+
+use crate::gateway::Gateway;
+use crate::grant::Policy;
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use std::collections::HashMap;
+use std::sync::Arc;
+use toolmesh_registry::name::Repository;
+use toolmesh_registry::store::{FsStore, StoreError};
+
+/// What the pages read: the registry's store, the gateway that runs calls
+/// (its catalog and counters), and the local node's policy.
+#[derive(Clone)]
+pub struct Market {
+    store: FsStore,
+    gateway: Gateway,
+    policy: Option<Arc<Policy>>,
+    needs_key: bool,
+    base: String,
+}
+
+impl Market {
+    /// Pages over `store` and `gateway`; `policy` is the local node's, when
+    /// there is one; `needs_key` says whether `/mcp` asks for API keys;
+    /// `base` is the server's own URL, used when a request names no usable host.
+    pub fn new(store: FsStore, gateway: Gateway, policy: Option<Arc<Policy>>, needs_key: bool, base: String) -> Self {
+        Market { store, gateway, policy, needs_key, base }
+    }
+
+    /// The URL a browser reached this server at: its `Host` header when that
+    /// is a plain `host[:port]`, else the server's own address.
+    fn base_for(&self, headers: &HeaderMap) -> String {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+        let plain = !host.is_empty()
+            && host.len() <= 255
+            && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+        if plain { format!("http://{host}") } else { self.base.clone() }
+    }
+}
+
+/// The page routes: `/`, `/tools/<namespace>/<name>` and `/static/…`.
+pub fn router(market: Market) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/tools/{*name}", get(package))
+        .route(
+            "/static/site.css",
+            get(|| async { asset("text/css; charset=utf-8", include_str!("../../static/site.css")) }),
+        )
+        .route(
+            "/static/try.js",
+            get(|| async { asset("text/javascript; charset=utf-8", include_str!("../../static/try.js")) }),
+        )
+        .with_state(market)
+}
+
+/// The headers every page carries: only this server's own script, style
+/// and connections; images also as `data:` URLs (tool results); never
+/// framed; no referrer leaves.
+fn page(status: StatusCode, html: Result<String, askama::Error>) -> Response {
+    let Ok(html) = html else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "the page cannot be drawn").into_response();
+    };
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    let csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+               connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, content_type),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::CACHE_CONTROL, "public, max-age=300"),
+    ];
+    (headers, body).into_response()
+}
+
+fn unreadable(e: &StoreError) -> Response {
+    tracing::warn!(error = %e, "a page cannot read the registry");
+    let missing = pages::MissingPage { what: "the registry cannot be read just now; try again".into() };
+    page(StatusCode::SERVICE_UNAVAILABLE, missing.render())
+}
+
+async fn index(State(market): State<Market>, Query(params): Query<HashMap<String, String>>) -> Response {
+    let query = params.get("q").map(String::as_str).unwrap_or_default();
+    let query: String = query.chars().take(200).collect();
+    match market.index(&query).await {
+        Ok(view) => page(StatusCode::OK, view.render()),
+        Err(e) => unreadable(&e),
+    }
+}
+
+async fn package(State(market): State<Market>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+    let not_found = |what: String| page(StatusCode::NOT_FOUND, pages::MissingPage { what }.render());
+    let Ok(repo) = name.parse::<Repository>() else {
+        return not_found("there is no package by that name".into());
+    };
+    match market.package(&repo, &market.base_for(&headers)).await {
+        Ok(Some(view)) => page(StatusCode::OK, view.render()),
+        Ok(None) => not_found(format!("no tool is published as {repo}")),
+        Err(e) => unreadable(&e),
+    }
+}

@@ -1,0 +1,311 @@
+// toolmesh marketplace: the "try it" forms and copy buttons.
+//
+// A form calls its tool through this server's own /mcp endpoint, as any MCP
+// client does (protocol 2026-07-28: one POST per call, progress streamed as
+// server-sent events), so the gateway's Origin and Host checks, API keys and
+// rate limits apply to it. Whatever a tool returns is put on the page as
+// text (textContent), never parsed as HTML.
+"use strict";
+
+(function () {
+  const PROTOCOL = "2026-07-28";
+  const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+  let nextId = 1;
+
+  /** An element with text and attributes, children appended. */
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (name === "text") node.textContent = value;
+      else node.setAttribute(name, value);
+    }
+    node.append(...children);
+    return node;
+  }
+
+  /** The arguments a form holds, checked against the kinds of its inputs. */
+  function collect(form) {
+    const raw = form.querySelector("details.raw");
+    if (raw && raw.open) {
+      const text = raw.querySelector("textarea").value.trim() || "{}";
+      let value;
+      try {
+        value = JSON.parse(text);
+      } catch (e) {
+        throw new Error("The arguments are not valid JSON: " + e.message);
+      }
+      if (value === null || typeof value !== "object" || Array.isArray(value)) {
+        throw new Error('The arguments must be a JSON object, such as {"text": "hello"}.');
+      }
+      return value;
+    }
+    return fromFields(form);
+  }
+
+  /** The arguments the form's fields hold. */
+  function fromFields(form) {
+    const args = {};
+    for (const input of form.querySelectorAll("[data-arg]")) {
+      const name = input.dataset.arg;
+      const kind = input.dataset.kind;
+      if (kind === "boolean") {
+        args[name] = input.checked;
+        continue;
+      }
+      const value = input.value;
+      if (value.trim() === "") {
+        if (input.getAttribute("aria-required") === "true" && kind !== "text" && kind !== "long") {
+          throw new Error("“" + name + "” is required.");
+        }
+        if (input.getAttribute("aria-required") !== "true") continue;
+      }
+      if (kind === "integer" || kind === "number") {
+        const n = Number(value);
+        if (!Number.isFinite(n) || (kind === "integer" && !Number.isInteger(n))) {
+          throw new Error("“" + name + "” must be a " + (kind === "integer" ? "whole number." : "number."));
+        }
+        args[name] = n;
+      } else if (kind === "json" || kind === "choice") {
+        try {
+          args[name] = JSON.parse(value);
+        } catch (e) {
+          throw new Error("“" + name + "” is not valid JSON: " + e.message);
+        }
+      } else {
+        args[name] = value;
+      }
+    }
+    return args;
+  }
+
+  /** What the outcome area of a form shows. */
+  function outcome(form) {
+    const area = form.querySelector(".outcome");
+    return {
+      clear() {
+        area.className = "outcome";
+        area.replaceChildren();
+      },
+      progress(params) {
+        let bar = area.querySelector("progress");
+        if (!bar) {
+          bar = el("progress", { "aria-label": "Progress" });
+          area.replaceChildren(bar, el("p", { class: "progress-message" }));
+        }
+        if (typeof params.total === "number" && params.total > 0) {
+          bar.max = params.total;
+          bar.value = Math.min(params.progress, params.total);
+        }
+        area.querySelector(".progress-message").textContent =
+          params.message || "Working… (" + params.progress + (params.total ? " of " + params.total : "") + ")";
+      },
+      note(text) {
+        area.append(el("p", { class: "progress-note", text }));
+      },
+      error(title, detail) {
+        area.className = "outcome error";
+        area.replaceChildren(el("p", { class: "error-title", text: title }));
+        if (detail) area.append(el("pre", { class: "error-detail", text: detail }));
+      },
+      result(result) {
+        const content = Array.isArray(result.content) ? result.content : [];
+        area.className = result.isError ? "outcome error" : "outcome ok";
+        area.replaceChildren(
+          el("p", { class: result.isError ? "error-title" : "result-title", text: result.isError ? "The call failed" : "Result" })
+        );
+        for (const item of content) area.append(render(item));
+        if (result.structuredContent !== undefined) {
+          area.append(
+            el("p", { class: "structured-title", text: "Structured result (JSON)" }),
+            el("pre", { class: "structured", text: JSON.stringify(result.structuredContent, null, 2) })
+          );
+        }
+        if (!content.length && result.structuredContent === undefined) area.append(el("p", { text: "(no content)" }));
+      },
+    };
+  }
+
+  /** One content item of a result, as text, an image or audio. */
+  function render(item) {
+    if (item.type === "text") return el("pre", { class: "text", text: String(item.text) });
+    if (item.type === "image" && IMAGE_TYPES.includes(item.mimeType) && typeof item.data === "string") {
+      return el("img", { src: "data:" + item.mimeType + ";base64," + item.data, alt: "Image returned by the tool (" + item.mimeType + ")" });
+    }
+    if (item.type === "audio" && /^audio\/[a-z0-9.+-]+$/.test(item.mimeType || "") && typeof item.data === "string") {
+      return el("audio", { controls: "", src: "data:" + item.mimeType + ";base64," + item.data });
+    }
+    if (item.type === "resource" && item.resource) {
+      return el("pre", { class: "text", text: (item.resource.uri || "") + "\n" + (item.resource.text || "(binary)") });
+    }
+    return el("pre", { class: "text", text: JSON.stringify(item, null, 2) });
+  }
+
+  /** What an HTTP refusal means to the person who pressed Run. */
+  function refusal(status, message) {
+    const reasons = {
+      401: "This gateway needs an API key: enter it above and run again.",
+      403: "The gateway refused this page: its address is not among the allowed origins or hosts (an operator can add it with --allowed-origin or --allowed-host).",
+      413: "The arguments are larger than this gateway accepts.",
+      429: "Too many calls: the gateway's rate limit was reached. Wait a moment and run again.",
+    };
+    return [reasons[status] || "The gateway answered HTTP " + status + ".", message];
+  }
+
+  /** The JSON-RPC messages of a server-sent event stream, as they come. */
+  async function* events(response) {
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      buffer += decoder.decode(value || new Uint8Array(), { stream: !done });
+      let end;
+      while ((end = buffer.search(/\r?\n\r?\n/)) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, "");
+        const data = block
+          .split(/\r?\n/)
+          .filter((line) => line.startsWith("data:"))
+          .map((line) => line.slice(5).replace(/^ /, ""))
+          .join("\n");
+        if (data) {
+          try {
+            yield JSON.parse(data);
+          } catch (e) {
+            /* a priming or keep-alive event */
+          }
+        }
+      }
+      if (done) return;
+    }
+  }
+
+  async function run(form) {
+    const show = outcome(form);
+    show.clear();
+    let args;
+    try {
+      args = collect(form);
+    } catch (e) {
+      show.error("Check the arguments", e.message);
+      return;
+    }
+    const tool = form.dataset.tool;
+    const id = nextId++;
+    const body = {
+      jsonrpc: "2.0",
+      id,
+      method: "tools/call",
+      params: {
+        name: tool,
+        arguments: args,
+        _meta: {
+          progressToken: "try-" + id,
+          "io.modelcontextprotocol/protocolVersion": PROTOCOL,
+          "io.modelcontextprotocol/clientCapabilities": {},
+        },
+      },
+    };
+    const headers = {
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      "mcp-protocol-version": PROTOCOL,
+      "mcp-method": "tools/call",
+      "mcp-name": tool,
+    };
+    const key = form.querySelector(".api-key");
+    if (key && key.value) headers.authorization = "Bearer " + key.value.trim();
+    show.progress({ progress: 0, message: "Running…" });
+    let response;
+    try {
+      response = await fetch("/mcp", { method: "POST", headers, body: JSON.stringify(body) });
+    } catch (e) {
+      show.error("Cannot reach the gateway", String(e.message || e));
+      return;
+    }
+    let final = null;
+    let lastProgress = null;
+    let reports = 0;
+    const type = response.headers.get("content-type") || "";
+    try {
+      if (type.includes("text/event-stream")) {
+        for await (const message of events(response)) {
+          if (message.method === "notifications/progress") {
+            lastProgress = message.params || {};
+            reports += 1;
+            show.progress(lastProgress);
+          } else if (message.id === id) {
+            final = message;
+          }
+        }
+      } else if (type.includes("json")) {
+        final = await response.json();
+      } else {
+        const text = await response.text();
+        show.error(...refusal(response.status, text.slice(0, 2000)));
+        return;
+      }
+    } catch (e) {
+      show.error("The answer could not be read", String(e.message || e));
+      return;
+    }
+    if (!final) {
+      show.error(...refusal(response.status, "The gateway sent no answer."));
+    } else if (final.error) {
+      const code = final.error.code;
+      const title =
+        response.status === 401 || response.status === 403 || response.status === 429
+          ? refusal(response.status)[0]
+          : code === -32602
+            ? "The arguments do not fit this tool"
+            : "The call failed";
+      show.error(title, final.error.message);
+    } else {
+      show.result(final.result || {});
+      if (reports) show.note("Progress reports: " + reports + (lastProgress.message ? " (the last: " + lastProgress.message + ")" : ""));
+    }
+  }
+
+  function start() {
+    for (const form of document.querySelectorAll("form.try")) {
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        const button = form.querySelector("button[type=submit]");
+        button.disabled = true;
+        run(form).finally(() => (button.disabled = false));
+      });
+      const raw = form.querySelector("details.raw");
+      if (raw) {
+        raw.addEventListener("toggle", () => {
+          const area = raw.querySelector("textarea");
+          if (!raw.open || area.value.trim()) return;
+          try {
+            area.value = JSON.stringify(fromFields(form), null, 2);
+          } catch (e) {
+            area.value = "{}";
+          }
+        });
+      }
+    }
+    for (const button of document.querySelectorAll("button.copy")) {
+      button.addEventListener("click", async () => {
+        const text = document.getElementById(button.dataset.copy).textContent;
+        const label = button.textContent;
+        try {
+          await navigator.clipboard.writeText(text);
+          button.textContent = "Copied";
+        } catch (e) {
+          const range = document.createRange();
+          range.selectNodeContents(document.getElementById(button.dataset.copy));
+          getSelection().removeAllRanges();
+          getSelection().addRange(range);
+          button.textContent = "Selected: press Ctrl+C";
+        }
+        setTimeout(() => (button.textContent = label), 2000);
+      });
+    }
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

@@ -1,0 +1,234 @@
+"""The marketplace pages in a real browser: headless Chromium (Debian's
+`chromium` and `chromium-driver`, driven by Selenium; nothing downloads a
+browser) against a fresh `tool serve`, as a new user meets it: search, open
+a tool, read what it may do, run it through the form, copy its client entry
+into an MCP client that then calls it; a denied call; a gateway with API
+keys; a tool whose metadata and output carry markup.
+
+Screenshots are kept in $TOOLMESH_ARTIFACTS/web (default:
+target/test-artifacts/web)."""
+
+import json
+import os
+import pathlib
+import shutil
+import urllib.request
+
+import pytest
+
+from conftest import COMPONENTS, publish_to, start_gateway
+
+selenium = pytest.importorskip("selenium")
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+ARTIFACTS = pathlib.Path(os.environ.get("TOOLMESH_ARTIFACTS", pathlib.Path(__file__).parents[2] / "target/test-artifacts")) / "web"
+MARKUP = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script><b>bold</b>'
+
+
+@pytest.fixture
+def browser():
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        pytest.fail("Chromium is not installed (apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"]:
+        options.add_argument(flag)
+    os.environ["SE_OFFLINE"] = "true"  # Selenium must never fetch a driver
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def shot(driver, name):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def outcome_of(driver, form, seconds=60):
+    """The outcome area of `form` once a call has finished (bounded wait)."""
+    area = form.find_element(By.CSS_SELECTOR, ".outcome")
+    WebDriverWait(driver, seconds).until(
+        lambda _: area.find_elements(By.CSS_SELECTOR, ".result-title, .error-title"))
+    return area
+
+
+def form_of(driver, tool):
+    return driver.find_element(By.CSS_SELECTOR, f'form.try[data-tool="{tool}"]')
+
+
+def test_a_new_user_finds_judges_tries_and_adds_a_tool(tmp_path, browser):
+    with start_gateway(tmp_path) as (base, data, _, _proc):
+        browser.get(base + "/")
+        assert browser.title == "toolmesh: tools for AI agents"
+        cards = browser.find_elements(By.CSS_SELECTOR, ".card")
+        listed = {c.find_element(By.CSS_SELECTOR, "h2 a").text for c in cards}
+        assert {"examples/text", "examples/hello", "examples/fetch"} <= listed, listed
+        shot(browser, "01-home")
+
+        # Search, by a tool's name; the package that has it comes first.
+        box = browser.find_element(By.ID, "q")
+        box.send_keys("slugify")
+        box.submit()
+        WebDriverWait(browser, 10).until(expected_conditions.title_contains("slugify"))
+        first = browser.find_element(By.CSS_SELECTOR, ".card h2 a")
+        assert first.text == "examples/text"
+        shot(browser, "02-search")
+        first.click()
+
+        # What it may do, who signed it, its versions.
+        WebDriverWait(browser, 10).until(expected_conditions.title_contains("examples/text"))
+        assert browser.find_element(By.ID, "permissions").text.startswith("Asks for nothing")
+        assert "This node grants all of it" in browser.page_source
+        signature = browser.find_element(By.ID, "signature").text
+        assert signature.startswith("Signed by key") or signature.startswith("Unsigned"), signature
+        head = urllib.request.Request(f"{base}/v2/examples/text/manifests/0.1.0", method="HEAD", headers={
+            "accept": "application/vnd.oci.image.manifest.v1+json"})
+        with urllib.request.urlopen(head) as response:
+            digest = response.headers["Docker-Content-Digest"]
+        rows = browser.find_elements(By.CSS_SELECTOR, "#version-table tbody tr")
+        assert [r.find_elements(By.TAG_NAME, "td")[0].text for r in rows] == ["0.1.0"]
+        assert rows[0].find_elements(By.TAG_NAME, "td")[4].text == digest
+        assert rows[0].find_elements(By.TAG_NAME, "td")[2].text.endswith(("kB", "MB", "bytes"))
+        assert rows[0].find_elements(By.TAG_NAME, "td")[1].text.endswith("UTC")
+
+        # Every input of every form has a label.
+        unlabelled = browser.execute_script("""
+            return [...document.querySelectorAll('form.try input, form.try select, form.try textarea')]
+                .filter(e => !document.querySelector('label[for="' + e.id + '"]')).map(e => e.id);""")
+        assert unlabelled == []
+
+        # Try it: the form calls the tool through /mcp.
+        form = form_of(browser, "examples.text.slugify")
+        browser.execute_script("arguments[0].scrollIntoView()", form)
+        field = form.find_element(By.CSS_SELECTOR, '[data-arg="text"]')
+        field.send_keys("Hello, Wide World!")
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        area = outcome_of(browser, form)
+        assert area.find_element(By.CSS_SELECTOR, ".result-title").text == "Result"
+        assert "hello-wide-world" in area.find_element(By.CSS_SELECTOR, "pre.text").text
+        shot(browser, "03-tried")
+
+        # Arguments that do not fit the schema get a readable error.
+        form = form_of(browser, "examples.text.count")
+        form.find_element(By.CSS_SELECTOR, "details.raw summary").click()
+        raw = form.find_element(By.CSS_SELECTOR, "textarea.raw-json")
+        raw.clear()
+        raw.send_keys('{"txt": "no such argument"}')
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        area = outcome_of(browser, form)
+        assert area.find_element(By.CSS_SELECTOR, ".error-title").text == "The arguments do not fit this tool"
+        assert "required" in area.find_element(By.CSS_SELECTOR, ".error-detail").text
+
+        # The counters on the page now show the call.
+        browser.refresh()
+        stats = browser.find_element(By.CSS_SELECTOR, "#tool-slugify .stats").text
+        assert stats.startswith("On this gateway: 1 call, 0% errors, median "), stats
+
+        # The client entry, pasted into an MCP client, calls the tool.
+        entry = json.loads(browser.find_element(By.ID, "client-entry").text)
+        url = entry["mcpServers"]["toolmesh"]["url"]
+        assert url == base + "/mcp"
+        assert call_with_sdk(url, "examples.text.slugify", {"text": "From The Entry"}) == "from-the-entry"
+
+        # A denied call: the node does not grant the fetch tool's hosts.
+        browser.get(base + "/tools/examples/fetch")
+        assert "Connects to the internet: makes GET requests to https://example.com." in browser.page_source
+        assert "This node does not grant" in browser.find_element(By.CSS_SELECTOR, ".refused").text
+        form = form_of(browser, "examples.fetch.fetch")
+        form.find_element(By.CSS_SELECTOR, '[data-arg="url"]').send_keys("https://example.com/")
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        area = outcome_of(browser, form)
+        assert area.find_element(By.CSS_SELECTOR, ".error-title").text == "The call failed"
+        assert "this node does not grant" in area.text
+        shot(browser, "04-denied")
+
+        # On a phone: nothing is wider than the screen.
+        browser.set_window_size(390, 844)
+        browser.get(base + "/tools/examples/text")
+        overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the page is {overflow}px wider than a phone's screen"
+        shot(browser, "05-phone")
+
+
+def call_with_sdk(url, tool, arguments):
+    """One call with the official Python MCP SDK over streamable HTTP; its text."""
+    import anyio
+    import mcp
+
+    async def go():
+        async with mcp.Client(url, mode="auto") as client:
+            result = await client.call_tool(tool, arguments)
+            assert not result.is_error, result
+            return result.content[0].text
+
+    return anyio.run(go)
+
+
+def test_markup_in_metadata_and_output_stays_text_and_progress_shows(tmp_path, browser):
+    with start_gateway(tmp_path) as (base, data, _, _proc):
+        publish_to(base, data, COMPONENTS / "hostile.wasm", "evil/markup", "1.0.0", "--description", MARKUP)
+        browser.get(base + "/?q=evil")
+        card = browser.find_element(By.CSS_SELECTOR, ".card")
+        assert card.find_element(By.CSS_SELECTOR, ".description").text == MARKUP
+        assert not card.find_elements(By.TAG_NAME, "img") and not card.find_elements(By.TAG_NAME, "b")
+        browser.get(base + "/tools/evil/markup")
+        assert browser.find_element(By.CSS_SELECTOR, ".lead").text == MARKUP
+
+        # A tool's output with markup is shown as text.
+        form = form_of(browser, "evil.markup.echo")
+        form.find_element(By.CSS_SELECTOR, '[data-arg="text"]').send_keys(MARKUP)
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        area = outcome_of(browser, form)
+        assert area.find_element(By.CSS_SELECTOR, "pre.text").text == MARKUP
+        assert not area.find_elements(By.TAG_NAME, "img") and not area.find_elements(By.TAG_NAME, "script")
+        assert browser.execute_script("return window.__xss") is None
+        shot(browser, "06-markup")
+
+        # Progress reports stream to the page.
+        form = form_of(browser, "evil.markup.progress")
+        form.find_element(By.CSS_SELECTOR, '[data-arg="steps"]').send_keys("3")
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        area = outcome_of(browser, form)
+        assert "3 steps" in area.find_element(By.CSS_SELECTOR, "pre.text").text
+        assert area.find_element(By.CSS_SELECTOR, ".progress-note").text == "Progress reports: 3 (the last: step 3)"
+        assert browser.execute_script("return window.__xss") is None
+
+        # The page itself forbids inline script.
+        with urllib.request.urlopen(base + "/tools/evil/markup") as response:
+            policy = response.headers["Content-Security-Policy"]
+            html = response.read().decode()
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+        at = html.find("<script>window.__xss")
+        assert at < 0, html[max(0, at - 300):at + 100]
+        assert "&#60;script&#62;window.__xss" in html
+
+
+def test_a_gateway_with_api_keys_asks_the_page_for_one(tmp_path, browser):
+    with start_gateway(tmp_path, "--api-key", "page-key") as (base, data, _, _proc):
+        browser.get(base + "/tools/examples/hello")
+        entry = json.loads(browser.find_element(By.ID, "client-entry").text)
+        assert entry["mcpServers"]["toolmesh"]["headers"] == {"Authorization": "Bearer YOUR_API_KEY"}
+        form = form_of(browser, "examples.hello.greet")
+        form.find_element(By.CSS_SELECTOR, '[data-arg="name"]').send_keys("Ada")
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        area = outcome_of(browser, form)
+        assert area.find_element(By.CSS_SELECTOR, ".error-title").text.startswith("This gateway needs an API key")
+        shot(browser, "07-key-needed")
+        form.find_element(By.CSS_SELECTOR, ".api-key").send_keys("wrong-key")
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        area = outcome_of(browser, form)
+        assert area.find_element(By.CSS_SELECTOR, ".error-title").text.startswith("This gateway needs an API key")
+        key = form.find_element(By.CSS_SELECTOR, ".api-key")
+        key.clear()
+        key.send_keys("page-key")
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        area = outcome_of(browser, form)
+        assert "Ada" in area.find_element(By.CSS_SELECTOR, "pre.text").text

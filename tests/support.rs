@@ -49,20 +49,49 @@ impl Run {
 /// code), a data directory of its own (so no local `tool serve`'s push
 /// token is picked up) and no inherited log settings.
 pub fn tool(args: &[&str]) -> Run {
+    tool_as(&target_dir().join("e2e-config"), args)
+}
+
+/// Runs `tool ARGS` as the user whose configuration (publisher key, login)
+/// is in `config_dir`.
+pub fn tool_as(config_dir: &std::path::Path, args: &[&str]) -> Run {
+    tool_with_input(config_dir, args, "")
+}
+
+/// Like [`tool_as`], with `input` on standard input.
+pub fn tool_with_input(config_dir: &std::path::Path, args: &[&str], input: &str) -> Run {
+    use std::io::Write as _;
     let cache = target_dir().join("e2e-cache");
-    let output: Output = Command::new(tool_binary())
+    let mut child = Command::new(tool_binary())
         .args(args)
         .env("XDG_CACHE_HOME", &cache)
         .env("TOOLMESH_DATA", target_dir().join("e2e-data"))
+        .env("TOOLMESH_CONFIG_DIR", config_dir)
         .env_remove("TOOLMESH_LOG")
         .env_remove("TOOLMESH_CONFIG")
-        .output()
+        .env_remove("TOOLMESH_REGISTRY")
+        .env_remove("TOOLMESH_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run tool");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // A command that does not read its input may exit first.
+    let _ = stdin.write_all(input.as_bytes());
+    drop(stdin);
+    let output: Output = child.wait_with_output().expect("run tool");
     Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
+}
+
+/// `tool registry serve` on a loopback port, storing in `dir`, pushing with `token`.
+pub fn registry_server(dir: &std::path::Path, token: &str) -> Server {
+    let dir = dir.to_str().expect("a UTF-8 path");
+    Server::start(&["registry", "serve", "--dir", dir, "--addr", "127.0.0.1:0", "--push-token", token])
 }
 
 /// A `tool` server process, killed when dropped.

@@ -16,6 +16,8 @@
 //! - [`config`] is the typed configuration of the sandbox role.
 //! - [`grant`] is what a tool requests, what a node's policy allows, and
 //!   what one call gets: the request as covered by the policy.
+//! - [`component_metadata`] reads what a component says about itself (name,
+//!   version, description) from its standard metadata sections.
 //! - [`artifact`] turns a component into a publishable OCI artifact;
 //!   [`publish`] describes, pushes and signs it.
 //! - [`digest`] (from the registry crate) names content by its sha256.
@@ -25,6 +27,7 @@
 
 pub mod artifact;
 pub mod capability;
+pub mod component_metadata;
 pub mod config;
 pub mod gateway;
 pub mod grant;

@@ -1,5 +1,6 @@
 //! Publishing a component: describe its tools in the sandbox (no grants),
-//! build the OCI artifact, push it, and sign it when given a key. The CLI's
+//! build the OCI artifact, push it, and sign it when given a key (the
+//! pushes then carry the key's statements, for namespace ownership). The CLI's
 //! `tool publish` and `tool serve`'s bundled examples both go through here.
 
 use crate::artifact::{Artifact, ToolMetadata, signature_artifact};
@@ -51,6 +52,16 @@ pub async fn publish(
     // without a network request could never run anywhere).
     component.check_grant(&Grant::as_requested(&meta.permissions))?;
     let tools = sandbox.describe(&component).await?;
+    // A signed publish also signs its pushes, so the registry knows whose
+    // namespace they go into.
+    let signed;
+    let client = match key {
+        Some(key) => {
+            signed = client.clone().signed_by(std::sync::Arc::new(key.clone()));
+            &signed
+        }
+        None => client,
+    };
     meta.version = tag.to_string();
     meta.publisher = key.map(|k| k.public().key_id());
     if meta.file_name.is_none() {

@@ -9,7 +9,9 @@
 //!   any OCI registry; [`auth`]: its credentials and the OCI token flow.
 //! - [`request`]: what a tool asks of the node that runs it (typed, versioned);
 //!   [`target`]: the hosts and targets it and a node's policy name.
-//! - [`signing`]: publisher keys and signatures over manifest digests.
+//! - [`signing`]: publisher keys and signatures over manifest digests;
+//!   [`statement`]: a publisher's signed word for one change (push, yank,
+//!   add an owner), by which the registry enforces namespace ownership.
 //! - [`files`]: atomic and private file writes.
 #![deny(missing_docs)]
 
@@ -22,5 +24,6 @@ pub mod name;
 pub mod oci;
 pub mod request;
 pub mod signing;
+pub mod statement;
 pub mod store;
 pub mod target;

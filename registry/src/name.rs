@@ -31,6 +31,12 @@ impl Repository {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Its namespace: the first component (`acme` of `acme/tools/text`),
+    /// which belongs to the publishers that own it.
+    pub fn namespace(&self) -> &str {
+        self.0.split('/').next().unwrap_or(&self.0)
+    }
 }
 
 fn valid_component(c: &str) -> bool {

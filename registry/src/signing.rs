@@ -46,6 +46,7 @@ pub enum SignError {
 }
 
 /// A publisher's secret key.
+#[derive(Clone)]
 pub struct SecretKey(SigningKey);
 
 /// A publisher's public key, as trusted by nodes.
@@ -76,6 +77,11 @@ impl SecretKey {
         Ok(SecretKey(SigningKey::from_bytes(&bytes)))
     }
 
+    /// The ed25519 key, for the crate's other signed statements.
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.0
+    }
+
     /// Signs `digest`.
     pub fn sign(&self, digest: &Digest) -> SignaturePayload {
         let signature = self.0.sign(&message(digest));
@@ -89,6 +95,11 @@ impl SecretKey {
 }
 
 impl PublicKey {
+    /// The ed25519 key, for the crate's other signed statements.
+    pub(crate) fn verifying_key(&self) -> &VerifyingKey {
+        &self.0
+    }
+
     /// A short, stable id: the first 16 hex digits of the sha256 of the key.
     pub fn key_id(&self) -> String {
         Digest::of(self.0.as_bytes()).hex()[..16].to_owned()
@@ -103,6 +114,13 @@ impl PublicKey {
     pub fn from_text(text: &str) -> Result<Self, SignError> {
         let bytes = decode_key(text, PUBLIC_PREFIX)?;
         VerifyingKey::from_bytes(&bytes).map(PublicKey).map_err(|e| SignError::InvalidKey(e.to_string()))
+    }
+}
+
+/// Shows the public key's id, never the secret.
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey(public {})", self.public().key_id())
     }
 }
 

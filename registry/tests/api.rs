@@ -499,3 +499,119 @@ async fn versions_list_newest_first_with_size_date_signer_and_yank() {
         Err(toolmesh_registry::store::StoreError::NameUnknown(_))
     ));
 }
+
+/// A client of `r` acting for `key` (or for nobody).
+fn publisher(r: &Registry, key: Option<&std::sync::Arc<toolmesh_registry::signing::SecretKey>>) -> Client {
+    let client = r.client();
+    match key {
+        Some(key) => client.signed_by(key.clone()),
+        None => client,
+    }
+}
+
+/// Pushes a tool manifest of `layer` as `version` of `repo`; the error code on refusal.
+async fn push_version(c: &Client, repo: &Repository, layer: &[u8], version: &str) -> Result<Digest, String> {
+    let manifest = pushed_blobs_of(c, repo, &[layer]).await.remove(0);
+    let tag = ManifestRef::Tag(version.parse().unwrap());
+    c.push_manifest(repo, &tag, manifest, oci::MANIFEST_MEDIA_TYPE).await.map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn a_namespace_belongs_to_its_first_signed_publisher() {
+    use std::sync::Arc;
+    use toolmesh_registry::signing::SecretKey;
+    let r = default_registry().await;
+    let (alice, bob) = (Arc::new(SecretKey::generate()), Arc::new(SecretKey::generate()));
+    let tool = repo("acme/tool");
+
+    // Unowned: unsigned pushes work as in any OCI registry.
+    push_version(&publisher(&r, None), &repo("open/tool"), b"open", "1.0.0").await.unwrap();
+    assert!(publisher(&r, None).owners("open").await.unwrap().is_empty());
+    // Alice's signed push claims `acme`.
+    push_version(&publisher(&r, Some(&alice)), &tool, b"alice 1", "1.0.0").await.unwrap();
+    assert_eq!(publisher(&r, None).owners("acme").await.unwrap(), [alice.public()]);
+
+    // Bob cannot push into it, signed or not, under any name or version.
+    for (key, repository, version) in
+        [(Some(&bob), "acme/tool", "1.1.0"), (None, "acme/tool", "1.1.0"), (Some(&bob), "acme/other", "1.0.0")]
+    {
+        let refused = push_version(&publisher(&r, key), &repo(repository), b"bob", version).await.unwrap_err();
+        assert!(refused.contains("DENIED") && refused.contains("namespace `acme`"), "{refused}");
+    }
+    // Nor yank Alice's version.
+    let refused = publisher(&r, Some(&bob)).set_yanked(&tool, &"1.0.0".parse().unwrap(), true).await.unwrap_err();
+    assert!(refused.to_string().contains("DENIED"), "{refused}");
+    // Nor add himself as an owner.
+    let refused = publisher(&r, Some(&bob)).add_owner("acme", &bob.public()).await.unwrap_err();
+    assert!(refused.to_string().contains("DENIED"), "{refused}");
+    // A statement Alice made for one push does not cover another: replayed
+    // under another version, the registry refuses it.
+    let manifest = pushed_blobs_of(&publisher(&r, None), &tool, &[b"replay"]).await.remove(0);
+    let signed_for = toolmesh_registry::statement::Statement::sign(
+        &alice,
+        toolmesh_registry::statement::Change {
+            action: toolmesh_registry::statement::Action::Push,
+            repository: "acme/tool".into(),
+            reference: "1.2.0".into(),
+            subject: Digest::of(&manifest).to_string(),
+        },
+    );
+    let response = r
+        .req(reqwest::Method::PUT, "/v2/acme/tool/manifests/6.6.6")
+        .header("content-type", oci::MANIFEST_MEDIA_TYPE)
+        .header(toolmesh_registry::statement::STATEMENT_HEADER, signed_for.to_header())
+        .body(manifest)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(response).await, (StatusCode::FORBIDDEN, "DENIED".into()));
+    // Alice's own yank works, and the version was never replaced.
+    publisher(&r, Some(&alice)).set_yanked(&tool, &"1.0.0".parse().unwrap(), true).await.unwrap();
+    publisher(&r, Some(&alice)).set_yanked(&tool, &"1.0.0".parse().unwrap(), false).await.unwrap();
+    let versions: Vec<String> = r.client().catalog(None).await.unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(versions, ["acme/tool", "open/tool"]);
+
+    // Alice adds Bob; now Bob may publish there.
+    publisher(&r, Some(&alice)).add_owner("acme", &bob.public()).await.unwrap();
+    let mut owners = vec![alice.public(), bob.public()];
+    owners.sort_by_key(|k| k.key_id());
+    assert_eq!(publisher(&r, None).owners("acme").await.unwrap(), owners);
+    push_version(&publisher(&r, Some(&bob)), &tool, b"bob 2", "2.0.0").await.unwrap();
+    // Adding an owner to a namespace nobody owns is refused: a push claims it.
+    let refused = publisher(&r, Some(&alice)).add_owner("nobody", &bob.public()).await.unwrap_err();
+    assert!(refused.to_string().contains("nobody owns namespace `nobody`"), "{refused}");
+    // A garbled statement is refused, never ignored.
+    let response = r
+        .req(reqwest::Method::PUT, "/v2/open/tool/manifests/9.0.0")
+        .header("content-type", oci::MANIFEST_MEDIA_TYPE)
+        .header(toolmesh_registry::statement::STATEMENT_HEADER, "not-a-statement")
+        .body(pushed_blobs_of(&publisher(&r, None), &repo("open/tool"), &[b"x"]).await.remove(0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(response).await, (StatusCode::FORBIDDEN, "DENIED".into()));
+}
+
+#[tokio::test]
+async fn of_racing_claims_on_a_namespace_exactly_one_wins() {
+    use std::sync::Arc;
+    use toolmesh_registry::signing::SecretKey;
+    let r = default_registry().await;
+    let keys: Vec<Arc<SecretKey>> = (0..4).map(|_| Arc::new(SecretKey::generate())).collect();
+    let mut pushes = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let client = publisher(&r, Some(key));
+        pushes.push(tokio::spawn(async move {
+            push_version(&client, &"race/tool".parse().unwrap(), format!("layer {i}").as_bytes(), &format!("1.{i}.0"))
+                .await
+        }));
+    }
+    let mut won = Vec::new();
+    for (push, key) in pushes.into_iter().zip(&keys) {
+        if push.await.unwrap().is_ok() {
+            won.push(key.public());
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one push gets in");
+    assert_eq!(r.client().owners("race").await.unwrap(), won);
+}

@@ -51,6 +51,12 @@ COMPILE_CACHE = _shared_compile_cache()
 # Every `tool` the suite starts has a data directory of its own unless told
 # (`--data`): a local `tool serve`'s push token is never picked up.
 os.environ["TOOLMESH_DATA"] = str(_temp_dir("toolmesh-data-"))
+# ... and a configuration directory of its own: `tool publish` signs with a
+# publisher key made there on first use, never a developer's own.
+CONFIG_DIR = _temp_dir("toolmesh-config-")
+os.environ["TOOLMESH_CONFIG_DIR"] = str(CONFIG_DIR)
+for variable in ["TOOLMESH_REGISTRY", "TOOLMESH_TOKEN"]:
+    os.environ.pop(variable, None)
 
 
 def wait_until_compiled(*names, seconds=300):

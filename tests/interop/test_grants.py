@@ -256,14 +256,18 @@ async def test_a_policy_runs_only_tools_signed_by_the_publishers_it_trusts(tmp_p
     path.write_text(f'[publishers]\nallow_unsigned = false\ntrusted = ["{public}"]\n')
     with start_gateway(tmp_path, "--policy", str(path)) as (base, data, _, _):
         for who, key in keys.items():
-            publish_to(base, data, COMPONENTS / "hello.wasm", f"test/{who}", "1.0", "--key", str(key))
+            publish_to(base, data, COMPONENTS / "hello.wasm", f"{who}/hello", "1.0", "--key", str(key))
+        publish_to(base, data, COMPONENTS / "hello.wasm", "loose/hello", "1.0", "--unsigned")
         async with mcp.Client(f"{base}/mcp", mode="auto") as client:
-            await until_listed(client, "test.stranger.greet")
-            signed = await client.call_tool("test.trusted.greet", {"name": "key"})
+            await until_listed(client, "loose.hello.greet")
+            signed = await client.call_tool("trusted.hello.greet", {"name": "key"})
             assert not signed.is_error and text_of(signed) == "Hello, key!"
-            stranger = await client.call_tool("test.stranger.greet", {"name": "key"})
+            stranger = await client.call_tool("stranger.hello.greet", {"name": "key"})
             assert stranger.is_error and "no signature this node's policy trusts" in text_of(stranger), text_of(stranger)
-            unsigned = await client.call_tool("examples.hello.greet", {"name": "key"})
+            # The examples are signed by the server's own key, which this policy does not trust.
+            example = await client.call_tool("examples.hello.greet", {"name": "key"})
+            assert example.is_error and "no signature this node's policy trusts" in text_of(example), text_of(example)
+            unsigned = await client.call_tool("loose.hello.greet", {"name": "key"})
             assert unsigned.is_error and "it is not signed" in text_of(unsigned), text_of(unsigned)
 
 

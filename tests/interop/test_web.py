@@ -12,11 +12,12 @@ import json
 import os
 import pathlib
 import shutil
+import subprocess
 import urllib.request
 
 import pytest
 
-from conftest import COMPONENTS, publish_to, start_gateway
+from conftest import COMPONENTS, TOOL, publish_to, start_gateway
 
 selenium = pytest.importorskip("selenium")
 from selenium import webdriver  # noqa: E402
@@ -87,8 +88,11 @@ def test_a_new_user_finds_judges_tries_and_adds_a_tool(tmp_path, browser):
         WebDriverWait(browser, 10).until(expected_conditions.title_contains("examples/text"))
         assert browser.find_element(By.ID, "permissions").text.startswith("Asks for nothing")
         assert "This node grants all of it" in browser.page_source
+        # The examples are signed by the server's own key, which owns `examples`.
         signature = browser.find_element(By.ID, "signature").text
-        assert signature.startswith("Signed by key") or signature.startswith("Unsigned"), signature
+        assert signature.startswith("Signed by key "), signature
+        assert "an owner of the namespace examples" in signature, signature
+        assert browser.find_element(By.ID, "owners").text.startswith("Only the owners of examples may publish in it")
         head = urllib.request.Request(f"{base}/v2/examples/text/manifests/0.1.0", method="HEAD", headers={
             "accept": "application/vnd.oci.image.manifest.v1+json"})
         with urllib.request.urlopen(head) as response:
@@ -181,6 +185,17 @@ def test_markup_in_metadata_and_output_stays_text_and_progress_shows(tmp_path, b
         assert not card.find_elements(By.TAG_NAME, "img") and not card.find_elements(By.TAG_NAME, "b")
         browser.get(base + "/tools/evil/markup")
         assert browser.find_element(By.CSS_SELECTOR, ".lead").text == MARKUP
+
+        # Another publisher cannot replace it: the namespace is the first one's.
+        stranger = tmp_path / "stranger"
+        done = subprocess.run(
+            [TOOL, "publish", str(COMPONENTS / "hello.wasm"), "--name", "evil/markup", "--version", "1.0.1",
+             "--description", "taken over", "--registry", base, "--token", (data / "push-token").read_text().strip()],
+            capture_output=True, text=True, timeout=120, env={**os.environ, "TOOLMESH_CONFIG_DIR": str(stranger)})
+        assert done.returncode == 1 and "namespace `evil` belongs to other publishers" in done.stderr, done.stderr
+        browser.refresh()
+        assert browser.find_element(By.CSS_SELECTOR, ".lead").text == MARKUP
+        assert "an owner of the namespace evil" in browser.find_element(By.ID, "signature").text
 
         # A tool's output with markup is shown as text.
         form = form_of(browser, "evil.markup.echo")

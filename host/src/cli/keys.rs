@@ -27,9 +27,9 @@ pub struct KeygenArgs {
 pub fn run(args: KeygenArgs) -> Result<(), Failure> {
     let secret_path = match args.output {
         Some(path) => path,
-        None => dirs::config_dir()
+        None => super::identity::config_dir()
             .ok_or_else(|| Failure::usage(anyhow!("no configuration directory; pass --output")))?
-            .join(if args.nats { "toolmesh/nats.nk" } else { "toolmesh/publisher.key" }),
+            .join(if args.nats { "nats.nk" } else { "publisher.key" }),
     };
     let public_path = PathBuf::from(format!("{}.pub", secret_path.display()));
     if !args.force && (secret_path.exists() || public_path.exists()) {

@@ -254,7 +254,7 @@ pub async fn gateway(args: GatewayArgs) -> Result<(), Failure> {
         "gateway on {} serving {} tools from {}",
         nats.shown_url(),
         gateway.catalog().len(),
-        args.registry.registry
+        args.registry.url()?
     );
     eprintln!("MCP endpoint (streamable HTTP): {base}/mcp");
     eprintln!("listening on {base}");

@@ -15,10 +15,12 @@ macro_rules! outln {
 }
 
 mod front_args;
+mod identity;
 mod inspect;
 mod keys;
 mod log_writer;
 mod mesh;
+mod owner;
 mod publish;
 mod pull;
 mod registry;
@@ -51,8 +53,13 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Run one tool of a component (a file or a registry reference) and print its result.
     Run(run::RunArgs),
-    /// Push a component to a registry, with its tools' metadata, signed if given a key.
+    /// Push a component to a registry, with its tools' metadata, signed by your publisher key.
     Publish(publish::PublishArgs),
+    /// Save the registry, namespace and token to publish with.
+    Login(identity::LoginArgs),
+    /// List or add the owners of a namespace.
+    #[command(subcommand)]
+    Owner(owner::OwnerCommand),
     /// Fetch a component from a registry by tag or digest, verified.
     Pull(pull::PullArgs),
     /// Check a published component's signature against trusted keys.
@@ -131,6 +138,8 @@ pub fn main() -> ExitCode {
                     Command::Keygen(args) => keys::run(args),
                     Command::Search(args) => search::run(args).await,
                     Command::Yank(args) => yank::run(args).await,
+                    Command::Login(args) => identity::login(args),
+                    Command::Owner(command) => owner::run(command).await,
                     Command::Node(args) => mesh::node(args).await,
                     Command::Gateway(args) => mesh::gateway(args).await,
                     Command::Nodes(args) => mesh::nodes(args).await,

@@ -1,9 +1,12 @@
-//! `tool publish FILE.wasm [--name ns/name --version V]` (name and version
-//! from tool.toml when not given): describe the
-//! component in the sandbox (no grants), build its OCI artifact, push it,
-//! and sign it when given a key.
+//! `tool publish FILE.wasm`: describe the component in the sandbox (no
+//! grants), build its OCI artifact, push it, and sign it with the
+//! publisher's key (made on first use). Each piece of metadata comes from
+//! its flag, else tool.toml, else the component's own metadata sections,
+//! else a default (the file's name in the login's namespace, or `local` on
+//! this machine's registry; version 0.1.0).
 
 use super::Failure;
+use super::identity::{LOCAL_NAMESPACE, Login, publisher_key};
 use super::remote::RegistryArgs;
 use super::sandbox_args::SandboxArgs;
 use super::tool_toml::ToolToml;
@@ -14,27 +17,33 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use toolmesh_host::artifact::ToolMetadata;
+use toolmesh_host::component_metadata;
 use toolmesh_host::grant::request::NetworkEntry;
 use toolmesh_host::publish::publish;
 use toolmesh_registry::client::CHUNK;
 use toolmesh_registry::name::{Repository, Tag};
-use toolmesh_registry::signing::SecretKey;
 
 /// Arguments of `tool publish`.
 #[derive(Args, Debug)]
 pub struct PublishArgs {
     /// The component (`.wasm`).
     file: PathBuf,
-    /// Repository name, such as `acme/text` [default: `name` in tool.toml].
+    /// Repository name, such as `acme/text` [default: `name` in tool.toml,
+    /// else the component's name, else the file's, in your namespace].
     #[arg(long)]
     name: Option<String>,
-    /// Version; also the tag [default: `version` in tool.toml].
+    /// Version; also the tag [default: `version` in tool.toml, else the
+    /// component's version, else 0.1.0].
     #[arg(long)]
     version: Option<String>,
-    /// Sign with this publisher key (from `tool keygen`).
-    #[arg(long, value_name = "KEY_FILE")]
+    /// Sign with this publisher key [default: your key, made on first use:
+    /// ~/.config/toolmesh/publisher.key].
+    #[arg(long, value_name = "KEY_FILE", conflicts_with = "unsigned")]
     key: Option<PathBuf>,
-    /// One-line description [default: from tool.toml].
+    /// Publish without a signature (refused in a namespace someone owns).
+    #[arg(long)]
+    unsigned: bool,
+    /// One-line description [default: from tool.toml, else the component's].
     #[arg(long)]
     description: Option<String>,
     /// Source URL [default: from tool.toml].
@@ -55,37 +64,31 @@ pub struct PublishArgs {
 
 pub async fn run(args: PublishArgs) -> Result<(), Failure> {
     let mut toml = ToolToml::read(args.manifest.as_deref(), &args.file)?;
-    // Each piece from its flag, else from tool.toml, else an error naming both.
-    let missing = |what: &str, flag: &str, example: &str| {
-        Failure::usage(anyhow::anyhow!(
-            "no {what} to publish under: pass {flag}, or set `{what} = \"{example}\"` in tool.toml \
-             (beside the component, or given with --manifest FILE)"
-        ))
-    };
-    let name = args.name.clone().or(toml.name.take()).ok_or_else(|| missing("name", "--name NS/NAME", "acme/tool"))?;
-    let version =
-        args.version.clone().or(toml.version.take()).ok_or_else(|| missing("version", "--version V", "1.0.0"))?;
-    let repo: Repository = name.parse().map_err(Failure::usage)?;
-    let tag: Tag = version.parse().map_err(Failure::usage)?;
-    let key = match &args.key {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read key {}", path.display()))
-                .and_then(|t| Ok(SecretKey::from_text(&t)?))
-                .map_err(Failure::usage)?,
-        ),
-        None => None,
-    };
-    toml.permissions.network.extend(args.network.iter().cloned().map(NetworkEntry::Text));
-    let permissions = toml.request()?;
-
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))
         .map_err(Failure::usage)?;
+    // A file that is not a component is refused with a clear error when it
+    // is described; here it simply has no metadata.
+    let own = component_metadata::read(&bytes).unwrap_or_default();
+    let name = match args.name.clone().or(toml.name.take()) {
+        Some(name) => name,
+        None => default_name(&args, own.name.as_deref())?,
+    };
+    let version = args.version.clone().or(toml.version.take()).or(own.version).unwrap_or_else(|| {
+        eprintln!(
+            "no version given (--version, `version` in tool.toml, or the component's metadata): publishing 0.1.0"
+        );
+        "0.1.0".into()
+    });
+    let repo: Repository = name.parse().map_err(Failure::usage)?;
+    let tag: Tag = version.parse().map_err(Failure::usage)?;
+    let key = if args.unsigned { None } else { publisher_key(args.key.as_deref(), true)? };
+    toml.permissions.network.extend(args.network.iter().cloned().map(NetworkEntry::Text));
+    let permissions = toml.request()?;
     let sandbox = args.sandbox.one_shot_sandbox(None)?;
     let meta = ToolMetadata {
-        description: args.description.or(toml.description),
-        source: args.source.or(toml.source),
+        description: args.description.or(toml.description).or(own.description),
+        source: args.source.or(toml.source).or(own.source),
         permissions,
         ..ToolMetadata::default()
     };
@@ -112,4 +115,34 @@ pub async fn run(args: PublishArgs) -> Result<(), Failure> {
     }
     outln!("{repo}:{tag}@{digest}");
     Ok(())
+}
+
+/// The name to publish under when neither the flag nor tool.toml gives one:
+/// the component's own name, else the file's, in the namespace of the
+/// component's name (`acme:tool`), else the login's, else `local` for a
+/// registry on this machine.
+fn default_name(args: &PublishArgs, own: Option<&str>) -> Result<String, Failure> {
+    let stem = args.file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let (namespace, base) = match own.and_then(|n| n.split_once([':', '/'])) {
+        Some((namespace, base)) => (Some(namespace.to_owned()), base),
+        None => (None, own.unwrap_or(stem)),
+    };
+    let url = args.registry.url()?;
+    let namespace = match namespace.or(Login::load()?.namespace) {
+        Some(namespace) => namespace,
+        None if toolmesh_registry::client::is_loopback(&url) => LOCAL_NAMESPACE.to_owned(),
+        None => {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "no namespace to publish {base} under at {url}: pass --name NS/NAME, set `name = \"acme/{base}\"` \
+                 in tool.toml, or save one with `tool login --registry {url} --namespace NS`"
+            )));
+        }
+    };
+    let name = format!("{namespace}/{}", base.to_lowercase());
+    name.parse::<Repository>().map(|_| name.clone()).map_err(|_| {
+        Failure::usage(anyhow::anyhow!(
+            "`{name}` (from the {}) is not a valid name: pass --name NS/NAME or set `name` in tool.toml",
+            if own.is_some() { "component's metadata" } else { "file's name" }
+        ))
+    })
 }

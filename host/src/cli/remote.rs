@@ -2,6 +2,7 @@
 //! component by reference, and checking its signature.
 
 use super::Failure;
+use super::identity::Login;
 use anyhow::{Context, anyhow};
 use bytes::Bytes;
 use clap::Args;
@@ -21,9 +22,10 @@ pub const DEFAULT_REGISTRY: &str = "http://127.0.0.1:7600";
 /// Registry flags.
 #[derive(Args, Debug, Clone)]
 pub struct RegistryArgs {
-    /// Registry base URL.
-    #[arg(long, env = "TOOLMESH_REGISTRY", default_value = DEFAULT_REGISTRY, value_name = "URL")]
-    pub registry: String,
+    /// Registry base URL [default: the one saved by `tool login`, else
+    /// http://127.0.0.1:7600, the local `tool serve`].
+    #[arg(long, env = "TOOLMESH_REGISTRY", value_name = "URL")]
+    pub registry: Option<String>,
     /// Token for pushing (and for pulling from registries that require one).
     #[arg(
         long,
@@ -49,30 +51,41 @@ impl RegistryArgs {
     /// machine (a loopback address) gets the push token of the local
     /// `tool serve`, if its data directory has one.
     pub fn client(&self) -> Result<Client, Failure> {
+        let login = Login::load()?;
+        let url = self.url_with(&login);
+        let saved = || login.registry.as_deref().filter(|r| *r == url).and(Login::token());
         let credentials = match (&self.token, &self.registry_user, &self.registry_password) {
             (Some(token), _, _) => Credentials::Token(token.clone()),
             (None, Some(user), Some(password)) => Credentials::Basic { user: user.clone(), password: password.clone() },
-            _ => match self.local_push_token() {
+            _ => match saved().or_else(|| local_push_token(&url)) {
                 Some(token) => Credentials::Token(token),
                 None => Credentials::Anonymous,
             },
         };
         let options = ClientOptions { credentials, ca_file: self.registry_ca.clone() };
-        Ok(Client::with_options(&self.registry, options)?)
+        Ok(Client::with_options(&url, options)?)
+    }
+
+    /// The registry's URL: the flag, else the saved login's, else the local `tool serve`.
+    pub fn url(&self) -> Result<String, Failure> {
+        Ok(self.url_with(&Login::load()?))
+    }
+
+    fn url_with(&self, login: &Login) -> String {
+        let url = self.registry.clone().or_else(|| login.registry.clone()).unwrap_or_else(|| DEFAULT_REGISTRY.into());
+        url.trim_end_matches('/').to_owned()
     }
 }
 
-impl RegistryArgs {
-    /// The local `tool serve`'s push token, when the registry is on a
-    /// loopback address and the data directory holds one.
-    fn local_push_token(&self) -> Option<String> {
-        if !toolmesh_registry::client::is_loopback(&self.registry) {
-            return None;
-        }
-        let path = super::serve::default_data_dir()?.join("push-token");
-        let token = std::fs::read_to_string(path).ok()?.trim().to_owned();
-        (!token.is_empty()).then_some(token)
+/// The local `tool serve`'s push token, when the registry at `url` is on a
+/// loopback address and the data directory holds one.
+fn local_push_token(url: &str) -> Option<String> {
+    if !toolmesh_registry::client::is_loopback(url) {
+        return None;
     }
+    let path = super::serve::default_data_dir()?.join("push-token");
+    let token = std::fs::read_to_string(path).ok()?.trim().to_owned();
+    (!token.is_empty()).then_some(token)
 }
 
 /// A component fetched from a registry, verified against its digests.

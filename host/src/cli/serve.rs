@@ -23,6 +23,7 @@ use toolmesh_registry::api::{AccessConfig, router as registry_router};
 use toolmesh_registry::client::Client;
 use toolmesh_registry::files;
 use toolmesh_registry::name::{Repository, Tag};
+use toolmesh_registry::signing::SecretKey;
 use toolmesh_registry::store::{FsStore, StoreConfig};
 
 /// The bundled examples published on first start, with their descriptions
@@ -184,7 +185,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     // Every start completes what an earlier one left undone (a crash while
     // publishing): examples already in the store are skipped.
     let dir = args.examples.clone().or_else(default_examples);
-    publish_examples(&store, &sandbox, &Client::new(&base, Some(token.clone()))?, dir.as_deref()).await?;
+    // The examples are signed by this server's own key, which so owns their namespace.
+    let key = super::identity::key_at(&data.join("publisher.key"))?;
+    let client = Client::new(&base, Some(token.clone()))?;
+    publish_examples(&store, &sandbox, &client, &key, dir.as_deref()).await?;
     gateway.refresh_from(&store).await.map_err(|e| anyhow!("cannot read the catalog: {e}"))?;
     let _follow = gateway.follow(store);
     let _warm = gateway.warm_catalog();
@@ -213,11 +217,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Publishes each bundled example that the store does not hold yet.
+/// Publishes each bundled example that the store does not hold yet, signed by `key`.
 async fn publish_examples(
     store: &FsStore,
     sandbox: &Sandbox,
     client: &Client,
+    key: &SecretKey,
     dir: Option<&Path>,
 ) -> Result<(), Failure> {
     let tag: Tag = EXAMPLES_VERSION.parse().map_err(Failure::failed)?;
@@ -248,7 +253,7 @@ async fn publish_examples(
             None => ToolRequest::default(),
         };
         let meta = ToolMetadata { description: Some(description.to_owned()), permissions, ..ToolMetadata::default() };
-        let digest = publish(sandbox, client, Bytes::from(bytes), (&repo, &tag), meta, None, &|_| {})
+        let digest = publish(sandbox, client, Bytes::from(bytes), (&repo, &tag), meta, Some(key), &|_| {})
             .await
             .with_context(|| format!("cannot publish the example {name}"))?;
         tracing::info!(%repo, %digest, "published example");

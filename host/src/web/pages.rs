@@ -130,6 +130,10 @@ pub struct PackagePage {
     pub source: Option<String>,
     /// The key id that signed it.
     pub signer: Option<String>,
+    /// The namespace (`acme` of `acme/tool`).
+    pub namespace: String,
+    /// The key ids that own the namespace.
+    pub owners: Vec<String>,
     /// What it asks for, in sentences.
     pub permissions: Vec<String>,
     /// What this node would not grant it (empty when it runs here); `None`
@@ -219,6 +223,7 @@ impl Market {
                 self.tool_view(index, descriptor, mcp_name)
             })
             .collect();
+        let owners = self.store.owners(repo.namespace()).await?.iter().map(|k| k.key_id()).collect();
         let mcp_url = format!("{base}/mcp");
         let mut server = serde_json::json!({"type": "http", "url": mcp_url});
         if self.needs_key {
@@ -233,6 +238,8 @@ impl Market {
             // Only web links: a `javascript:` URL in a link would run when clicked.
             source: entry.source.clone().filter(|s| s.starts_with("https://") || s.starts_with("http://")),
             signer: shown.signer.clone(),
+            namespace: repo.namespace().to_owned(),
+            owners,
             permissions: words::permissions(&entry.permissions),
             missing: self.policy.as_ref().map(|p| p.grants().missing(&entry.permissions)),
             tools,

@@ -15,13 +15,17 @@
 //! | GET | `/v2/_catalog` | repositories |
 //! | GET | `/toolmesh/v1/catalog?q=` | published tools with their metadata (yanked versions left out) |
 //! | PUT, DELETE | `/toolmesh/v1/yanked/<name>/<version>` | yank a version, restore it (push token) |
+//! | GET, PUT | `/toolmesh/v1/owners/<namespace>` | a namespace's owner keys; add one (an owner's statement) |
 //!
 //! Pushing needs a token (Bearer, or the password of Basic auth); pulling
-//! needs one only when pull tokens are configured. Request logs carry
+//! needs one only when pull tokens are configured. In a namespace that a
+//! publisher owns, pushes and yanks also need that publisher's signed
+//! statement ([`crate::statement`]); see [`owners`]. Request logs carry
 //! method, path, status and time, never credentials.
 
 mod catalog;
 mod error;
+mod owners;
 mod routes;
 mod versions;
 mod yank;
@@ -113,6 +117,7 @@ pub fn router(store: FsStore, access: AccessConfig) -> Router {
         .route("/v2/{*path}", any(routes::dispatch))
         .route("/toolmesh/v1/catalog", get(catalog::handler))
         .route("/toolmesh/v1/yanked/{*path}", any(yank::handler))
+        .route("/toolmesh/v1/owners/{namespace}", any(owners::handler))
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)

@@ -263,6 +263,7 @@ async fn put_manifest(
         return Err(too_large());
     }
     let bytes = axum::body::to_bytes(body, limit as usize).await.map_err(|_| too_large())?;
+    super::owners::check_push(state, headers, repo, &reference.to_string(), &Digest::of(&bytes)).await?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let (digest, subject) = state.store.put_manifest(repo, &reference, &bytes, content_type).await?;
     let mut out = HeaderMap::new();

@@ -1,11 +1,13 @@
 //! `PUT /toolmesh/v1/yanked/<name>/<version>` yanks a version: the catalog
 //! stops offering it, and everything already pinned to it (by version or
 //! digest) still pulls. `DELETE` on the same path restores it. Both need a
-//! push token. Not part of the OCI distribution API, like the catalog.
+//! push token, and in an owned namespace an owner's signed statement. Not
+//! part of the OCI distribution API, like the catalog.
 
 use super::error::ApiError;
 use super::{Access, AppState};
 use crate::name::{Repository, Tag};
+use crate::statement::{Action, Change};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 
@@ -27,6 +29,9 @@ pub(crate) async fn handler(
     })?;
     let repo: Repository = name.parse()?;
     let tag: Tag = version.parse()?;
+    let action = if yanked { Action::Yank } else { Action::Unyank };
+    let change = Change { action, repository: repo.to_string(), reference: tag.to_string(), subject: String::new() };
+    super::owners::check(&state, &headers, repo.namespace(), &change).await?;
     state.store.set_yanked(&repo, &tag, yanked).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,6 +6,7 @@ use crate::api::CatalogEntry;
 use crate::digest::Digest;
 use crate::name::{ManifestRef, Repository, Tag};
 use crate::oci::{self, Descriptor};
+use crate::statement::{Action, Change};
 use reqwest::{Method, StatusCode, header};
 
 impl Client {
@@ -104,8 +105,11 @@ impl Client {
     /// still work), or with `yanked` false restores it. A toolmesh
     /// registry's own endpoint: other registries answer 404.
     pub async fn set_yanked(&self, repo: &Repository, tag: &Tag, yanked: bool) -> Result<(), ClientError> {
-        let method = if yanked { Method::PUT } else { Method::DELETE };
+        let (method, action) = if yanked { (Method::PUT, Action::Yank) } else { (Method::DELETE, Action::Unyank) };
         let builder = self.request(method, &format!("/toolmesh/v1/yanked/{repo}/{tag}"));
+        let change =
+            Change { action, repository: repo.to_string(), reference: tag.to_string(), subject: String::new() };
+        let builder = self.with_statement(builder, change);
         self.send(&format!("{repo}:{tag}"), builder).await?;
         Ok(())
     }

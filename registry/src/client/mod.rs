@@ -10,6 +10,7 @@ use crate::auth::{self, Challenge, Credentials};
 use crate::digest::Digest;
 use crate::name::{ManifestRef, Repository};
 use crate::oci;
+use crate::statement::{Action, Change};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
@@ -63,6 +64,7 @@ pub enum ClientError {
 }
 
 mod listing;
+mod owners;
 mod tls;
 
 pub use tls::http_builder;
@@ -76,6 +78,9 @@ pub struct Client {
     credentials: Credentials,
     /// Tokens from the registry's token service, by scope.
     tokens: Arc<Mutex<HashMap<String, String>>>,
+    /// The publisher key whose statements go with pushes, yanks and owner
+    /// changes (see [`Client::signed_by`]).
+    signer: Option<Arc<crate::signing::SecretKey>>,
 }
 
 /// How a [`Client`] connects and authenticates.
@@ -109,6 +114,7 @@ impl Client {
             base: base.trim_end_matches('/').to_owned(),
             credentials: options.credentials,
             tokens: Arc::default(),
+            signer: None,
         })
     }
 
@@ -303,10 +309,17 @@ impl Client {
         media_type: &str,
     ) -> Result<Digest, ClientError> {
         let digest = Digest::of(&bytes);
+        let change = Change {
+            action: Action::Push,
+            repository: repo.to_string(),
+            reference: reference.to_string(),
+            subject: digest.to_string(),
+        };
         let builder = self
             .request(Method::PUT, &format!("/v2/{repo}/manifests/{reference}"))
             .header(header::CONTENT_TYPE, media_type)
             .body(bytes);
+        let builder = self.with_statement(builder, change);
         self.send(&format!("manifest {repo}:{reference}"), builder).await?;
         Ok(digest)
     }

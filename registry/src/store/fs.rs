@@ -1,5 +1,6 @@
 //! The filesystem store (see the module docs of [`crate::store`]).
 
+mod owners;
 mod tags;
 
 use super::StoreError;
@@ -70,7 +71,7 @@ impl FsStore {
     /// untouched for [`STALE_UPLOAD`].
     pub fn open(root: impl Into<PathBuf>, config: StoreConfig) -> Result<Self, StoreError> {
         let root = root.into();
-        for dir in ["blobs/sha256", "uploads", "repos", "tmp"] {
+        for dir in ["blobs/sha256", "uploads", "repos", "tmp", "owners"] {
             std::fs::create_dir_all(root.join(dir))?;
         }
         // Another process may share this directory (`tool mcp` beside
@@ -79,7 +80,8 @@ impl FsStore {
             let path = entry?.path();
             let age = std::fs::metadata(&path).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
             if age.is_none_or(|age| age > STALE_TMP) {
-                let _ = std::fs::remove_file(path);
+                // Files, and the directories a namespace claim is built in.
+                let _ = std::fs::remove_file(&path).or_else(|_| std::fs::remove_dir_all(&path));
             }
         }
         for entry in std::fs::read_dir(root.join("uploads"))? {

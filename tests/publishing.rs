@@ -169,6 +169,11 @@ fn login_saves_the_registry_namespace_and_a_private_token() {
     assert!(run.code == 0 && run.stdout.starts_with("carol/hello:0.1.0@"), "{}", run.stderr);
     let run = tool_as(&carol, &["search", "--json"]);
     assert!(run.stdout.contains("carol/hello"), "{}", run.stdout);
+    // The saved token goes only to the saved registry, even one that would take it.
+    let elsewhere_dir = tempfile::tempdir().unwrap();
+    let elsewhere = registry(elsewhere_dir.path());
+    let run = tool_as(&carol, &["publish", file.to_str().unwrap(), "--registry", &elsewhere.url]);
+    assert!(run.code == 1 && run.stderr.contains("UNAUTHORIZED"), "{}", run.stderr);
     // Bad input is refused plainly.
     let run = tool_as(&carol, &["login", "--registry", "registry.example.com"]);
     assert!(run.code == 2 && run.stderr.contains("must be a URL"), "{}", run.stderr);

@@ -85,7 +85,7 @@ async fn a_node_runs_what_it_fetches_from_a_registry_under_its_policy() {
     let key = SecretKey::generate();
     let (hello, hello_digest) = publish(&sandbox, &client, "acme/hello", "hello", "", Some(&key)).await;
     let (fetch, fetch_digest) =
-        publish(&sandbox, &client, "acme/fetch", "fetch", "network = [\"https://api.example.com\"]", None).await;
+        publish(&sandbox, &client, "loose/fetch", "fetch", "network = [\"https://api.example.com\"]", None).await;
 
     // Any OCI registry is a source: the node pulls by digest and runs.
     let node = Node::new(sandbox.clone(), Arc::new(client.clone()), Arc::new(Policy::builtin()));

@@ -105,10 +105,23 @@ impl Tag {
     }
 }
 
-/// A key that orders version texts: dotted numeric parts numerically
-/// (`1.10.0` after `1.9.0`), the rest as text.
-pub fn version_order(version: &str) -> Vec<(u64, String)> {
-    version.split(['.', '-', '+']).map(|part| (part.parse().unwrap_or(u64::MAX), part.to_owned())).collect()
+/// How [`version_order`] ranks a version: its release parts, whether it
+/// is a release (not a pre-release), its pre-release parts.
+pub type VersionKey = (Vec<(u64, String)>, bool, Vec<(u64, String)>);
+
+/// A key that orders version texts as semantic versions do: dotted numeric
+/// parts numerically (`1.10.0` after `1.9.0`), other parts as text after
+/// numbers, a pre-release before its release (`1.0.0-rc.1` before `1.0.0`),
+/// build metadata (`+…`) and a leading `v` ignored.
+pub fn version_order(version: &str) -> VersionKey {
+    let version = version.split('+').next().unwrap_or(version);
+    let version = version.strip_prefix('v').filter(|v| v.starts_with(|c: char| c.is_ascii_digit())).unwrap_or(version);
+    let (release, pre) = match version.split_once('-') {
+        Some((release, pre)) => (release, Some(pre)),
+        None => (version, None),
+    };
+    let parts = |text: &str| text.split('.').map(|p| (p.parse().unwrap_or(u64::MAX), p.to_owned())).collect();
+    (parts(release), pre.is_none(), pre.map(parts).unwrap_or_default())
 }
 
 impl FromStr for Tag {
@@ -250,5 +263,16 @@ mod tests {
         assert_eq!(r.manifest_ref().to_string(), "latest");
         assert!("ns/name@sha256:nope".parse::<Reference>().is_err());
         assert!("NS/name:1".parse::<Reference>().is_err());
+    }
+
+    #[test]
+    fn versions_order_as_semantic_versions() {
+        let mut versions =
+            ["1.10.0", "1.0.0", "1.0.0-rc.1", "1.9.0", "v2", "1.0.0-alpha", "0.9.0+build.5", "1.0.0-rc.10"];
+        versions.sort_by_key(|v| version_order(v));
+        assert_eq!(
+            versions,
+            ["0.9.0+build.5", "1.0.0-alpha", "1.0.0-rc.1", "1.0.0-rc.10", "1.0.0", "1.9.0", "1.10.0", "v2"]
+        );
     }
 }

@@ -490,8 +490,8 @@ async fn versions_list_newest_first_with_size_date_signer_and_yank() {
     let names: Vec<&str> = versions.iter().map(|v| v.version.as_str()).collect();
     assert_eq!(names, ["1.10.0", "1.9.0"], "versions only, newest first");
     assert_eq!((versions[0].digest, versions[0].size, versions[0].yanked), (digests[1], 12, false));
-    assert_eq!(versions[0].signer, Some(key.public().key_id()));
-    assert_eq!((versions[1].size, versions[1].yanked, versions[1].signer.as_deref()), (3, true, None));
+    assert_eq!(versions[0].signers, [key.public()]);
+    assert_eq!((versions[1].size, versions[1].yanked, versions[1].signers.is_empty()), (3, true, true));
     let age = std::time::SystemTime::now().duration_since(versions[0].published.unwrap()).unwrap();
     assert!(age.as_secs() < 600, "published just now: {age:?}");
     assert!(matches!(
@@ -614,4 +614,69 @@ async fn of_racing_claims_on_a_namespace_exactly_one_wins() {
     }
     assert_eq!(won.len(), 1, "exactly one push gets in");
     assert_eq!(r.client().owners("race").await.unwrap(), won);
+}
+
+#[tokio::test]
+async fn only_a_push_that_succeeds_into_an_empty_namespace_claims_it() {
+    use std::sync::Arc;
+    use toolmesh_registry::signing::SecretKey;
+    use toolmesh_registry::statement::{Action, Change, STATEMENT_HEADER, Statement};
+    let r = default_registry().await;
+    let (alice, mallory) = (Arc::new(SecretKey::generate()), Arc::new(SecretKey::generate()));
+
+    // A signed push that fails (its blobs were never uploaded) claims nothing.
+    let dangling = wasm_manifest(b"never uploaded", b"{}").to_bytes();
+    let signed = publisher(&r, Some(&alice));
+    let tag = ManifestRef::Tag("1.0.0".parse().unwrap());
+    let failed = signed.push_manifest(&repo("fresh/tool"), &tag, dangling, oci::MANIFEST_MEDIA_TYPE).await;
+    assert!(failed.unwrap_err().to_string().contains("MANIFEST_BLOB_UNKNOWN"));
+    assert!(r.client().owners("fresh").await.unwrap().is_empty());
+
+    // A namespace that already holds unsigned tools is not claimed by whoever signs next.
+    push_version(&publisher(&r, None), &repo("shared/tool"), b"theirs", "1.0.0").await.unwrap();
+    push_version(&publisher(&r, Some(&mallory)), &repo("shared/other"), b"mine", "1.0.0").await.unwrap();
+    assert!(r.client().owners("shared").await.unwrap().is_empty());
+    push_version(&publisher(&r, None), &repo("shared/tool"), b"theirs too", "1.1.0").await.unwrap();
+
+    // In an owned namespace, a push by digest (a signature, say) needs an owner too.
+    let subject = push_version(&signed, &repo("fresh/tool"), b"alice's", "1.0.0").await.unwrap();
+    let referrer = Manifest {
+        artifact_type: Some(oci::SIGNATURE_ARTIFACT_TYPE.into()),
+        config: Descriptor::of(oci::EMPTY_MEDIA_TYPE, b"{}"),
+        layers: vec![],
+        subject: Some(Descriptor { digest: subject, ..Descriptor::of(oci::MANIFEST_MEDIA_TYPE, b"") }),
+        ..wasm_manifest(b"", b"{}")
+    }
+    .to_bytes();
+    let by_digest = ManifestRef::Digest(Digest::of(&referrer));
+    let refused = publisher(&r, Some(&mallory))
+        .push_manifest(&repo("fresh/tool"), &by_digest, referrer.clone(), oci::MANIFEST_MEDIA_TYPE)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("belongs to other publishers"), "{refused}");
+
+    // Alice's own statement, made an hour ago, is too old to use.
+    let change = Change {
+        action: Action::Push,
+        repository: "fresh/tool".into(),
+        reference: by_digest.to_string(),
+        subject: Digest::of(&referrer).to_string(),
+    };
+    let old = Statement::sign_at(&alice, change, std::time::SystemTime::now() - std::time::Duration::from_secs(3600));
+    let response = r
+        .req(reqwest::Method::PUT, &format!("/v2/fresh/tool/manifests/{by_digest}"))
+        .header("content-type", oci::MANIFEST_MEDIA_TYPE)
+        .header(STATEMENT_HEADER, old.to_header())
+        .body(referrer.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(response).await, (StatusCode::FORBIDDEN, "DENIED".into()));
+    signed.push_blob(&repo("fresh/tool"), Bytes::from_static(b"{}"), &|_| {}).await.unwrap();
+    signed.push_manifest(&repo("fresh/tool"), &by_digest, referrer, oci::MANIFEST_MEDIA_TYPE).await.unwrap();
+
+    // An owners body larger than a key is not read.
+    let response =
+        r.req(reqwest::Method::PUT, "/toolmesh/v1/owners/fresh").body(vec![b'k'; 1 << 20]).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }

@@ -13,6 +13,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import urllib.error
 import urllib.request
 
 import pytest
@@ -53,6 +54,12 @@ def shot(driver, name):
     driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
 
 
+def open_page(driver, url, ready="main h1"):
+    """Loads `url` and waits (bounded) until the element `ready` is there."""
+    driver.get(url)
+    WebDriverWait(driver, 20).until(lambda _: driver.find_elements(By.CSS_SELECTOR, ready))
+
+
 def outcome_of(driver, form, seconds=60):
     """The outcome area of `form` once a call has finished (bounded wait)."""
     area = form.find_element(By.CSS_SELECTOR, ".outcome")
@@ -67,7 +74,7 @@ def form_of(driver, tool):
 
 def test_a_new_user_finds_judges_tries_and_adds_a_tool(tmp_path, browser):
     with start_gateway(tmp_path) as (base, data, _, _proc):
-        browser.get(base + "/")
+        open_page(browser, base + "/", ".card")
         assert browser.title == "toolmesh: tools for AI agents"
         cards = browser.find_elements(By.CSS_SELECTOR, ".card")
         listed = {c.find_element(By.CSS_SELECTOR, "h2 a").text for c in cards}
@@ -132,7 +139,7 @@ def test_a_new_user_finds_judges_tries_and_adds_a_tool(tmp_path, browser):
         assert "required" in area.find_element(By.CSS_SELECTOR, ".error-detail").text
 
         # The counters on the page now show the call.
-        browser.refresh()
+        open_page(browser, base + "/tools/examples/text", "#tool-slugify .stats")
         stats = browser.find_element(By.CSS_SELECTOR, "#tool-slugify .stats").text
         assert stats.startswith("On this gateway: 1 call, 0% errors, median "), stats
 
@@ -143,7 +150,7 @@ def test_a_new_user_finds_judges_tries_and_adds_a_tool(tmp_path, browser):
         assert call_with_sdk(url, "examples.text.slugify", {"text": "From The Entry"}) == "from-the-entry"
 
         # A denied call: the node does not grant the fetch tool's hosts.
-        browser.get(base + "/tools/examples/fetch")
+        open_page(browser, base + "/tools/examples/fetch", "#permissions")
         assert "Connects to the internet: makes GET requests to https://example.com." in browser.page_source
         assert "This node does not grant" in browser.find_element(By.CSS_SELECTOR, ".refused").text
         form = form_of(browser, "examples.fetch.fetch")
@@ -156,7 +163,7 @@ def test_a_new_user_finds_judges_tries_and_adds_a_tool(tmp_path, browser):
 
         # On a phone: nothing is wider than the screen.
         browser.set_window_size(390, 844)
-        browser.get(base + "/tools/examples/text")
+        open_page(browser, base + "/tools/examples/text", "#permissions")
         overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"the page is {overflow}px wider than a phone's screen"
         shot(browser, "05-phone")
@@ -179,11 +186,11 @@ def call_with_sdk(url, tool, arguments):
 def test_markup_in_metadata_and_output_stays_text_and_progress_shows(tmp_path, browser):
     with start_gateway(tmp_path) as (base, data, _, _proc):
         publish_to(base, data, COMPONENTS / "hostile.wasm", "evil/markup", "1.0.0", "--description", MARKUP)
-        browser.get(base + "/?q=evil")
+        open_page(browser, base + "/?q=evil", ".card")
         card = browser.find_element(By.CSS_SELECTOR, ".card")
         assert card.find_element(By.CSS_SELECTOR, ".description").text == MARKUP
         assert not card.find_elements(By.TAG_NAME, "img") and not card.find_elements(By.TAG_NAME, "b")
-        browser.get(base + "/tools/evil/markup")
+        open_page(browser, base + "/tools/evil/markup", "#permissions")
         assert browser.find_element(By.CSS_SELECTOR, ".lead").text == MARKUP
 
         # Another publisher cannot replace it: the namespace is the first one's.
@@ -193,7 +200,7 @@ def test_markup_in_metadata_and_output_stays_text_and_progress_shows(tmp_path, b
              "--description", "taken over", "--registry", base, "--token", (data / "push-token").read_text().strip()],
             capture_output=True, text=True, timeout=120, env={**os.environ, "TOOLMESH_CONFIG_DIR": str(stranger)})
         assert done.returncode == 1 and "namespace `evil` belongs to other publishers" in done.stderr, done.stderr
-        browser.refresh()
+        open_page(browser, base + "/tools/evil/markup", "#permissions")
         assert browser.find_element(By.CSS_SELECTOR, ".lead").text == MARKUP
         assert "an owner of the namespace evil" in browser.find_element(By.ID, "signature").text
 
@@ -228,7 +235,7 @@ def test_markup_in_metadata_and_output_stays_text_and_progress_shows(tmp_path, b
 
 def test_a_gateway_with_api_keys_asks_the_page_for_one(tmp_path, browser):
     with start_gateway(tmp_path, "--api-key", "page-key") as (base, data, _, _proc):
-        browser.get(base + "/tools/examples/hello")
+        open_page(browser, base + "/tools/examples/hello", "#client-entry")
         entry = json.loads(browser.find_element(By.ID, "client-entry").text)
         assert entry["mcpServers"]["toolmesh"]["headers"] == {"Authorization": "Bearer YOUR_API_KEY"}
         form = form_of(browser, "examples.hello.greet")
@@ -247,3 +254,21 @@ def test_a_gateway_with_api_keys_asks_the_page_for_one(tmp_path, browser):
         form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         area = outcome_of(browser, form)
         assert "Ada" in area.find_element(By.CSS_SELECTOR, "pre.text").text
+
+
+def test_a_registry_alone_shows_its_tools_but_no_forms(registry, tmp_path):
+    from conftest import tool
+    published = tool(registry, "publish", str(COMPONENTS / "hello.wasm"), "--name", "acme/hello", "--version", "1.0.0")
+    assert published.returncode == 0, published.stderr
+    with urllib.request.urlopen(f"http://{registry}/?q=hello") as response:
+        assert 'href="/tools/acme/hello"' in response.read().decode()
+    with urllib.request.urlopen(f"http://{registry}/tools/acme/hello") as response:
+        page = response.read().decode()
+    assert "This server is a registry" in page and 'class="try"' not in page
+    assert "Signed by key" in page and "an owner of the namespace <code>acme</code>" in page
+    assert f"tool pull --registry http://{registry} acme/hello:1.0.0@sha256:" in page
+    try:
+        urllib.request.urlopen(f"http://{registry}/tools/acme/nothing")
+        raise AssertionError("a missing package must be a 404")
+    except urllib.error.HTTPError as e:
+        assert e.code == 404 and "no tool is published as acme/nothing" in e.read().decode()

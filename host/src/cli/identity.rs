@@ -159,30 +159,39 @@ pub fn login(args: LoginArgs) -> Result<(), Failure> {
         })?;
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let token_path = dir.join("token");
-    if args.token_stdin {
+    let token = if args.token_stdin {
         let mut token = String::new();
         std::io::stdin().read_to_string(&mut token).context("cannot read the token from standard input")?;
-        let token = token.trim();
+        let token = token.trim().to_owned();
         if token.is_empty() {
             return Err(Failure::usage(anyhow!("standard input held no token")));
         }
-        files::write_atomic(&token_path, format!("{token}\n").as_bytes())
-            .with_context(|| format!("cannot write {}", token_path.display()))?;
+        Some(token)
     } else {
-        // A token saved for another registry must not go to this one.
-        let _ = std::fs::remove_file(&token_path);
+        None
+    };
+    // The old token goes first, so it can never sit beside another
+    // registry's URL, whatever fails after.
+    let token_path = dir.join("token");
+    match std::fs::remove_file(&token_path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(anyhow!("cannot remove the old token {}: {e}", token_path.display()).into()),
     }
     let login = Login { registry: Some(args.registry.trim_end_matches('/').to_owned()), namespace: args.namespace };
     let path = dir.join("login.toml");
     let text = toml::to_string(&login).map_err(|e| anyhow!("cannot write the login: {e}"))?;
     files::write_atomic(&path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    if let Some(token) = &token {
+        files::write_atomic(&token_path, format!("{token}\n").as_bytes())
+            .with_context(|| format!("cannot write {}", token_path.display()))?;
+    }
     let key = publisher_key(None, true)?.ok_or_else(|| anyhow!("no publisher key"))?;
     outln!("registry: {}", login.registry.as_deref().unwrap_or_default());
     if let Some(namespace) = &login.namespace {
         outln!("namespace: {namespace}");
     }
-    outln!("token: {}", if args.token_stdin { token_path.display().to_string() } else { "none".into() });
+    outln!("token: {}", if token.is_some() { token_path.display().to_string() } else { "none".into() });
     outln!("publisher key: {}", key.public().key_id());
     Ok(())
 }

@@ -118,31 +118,37 @@ pub async fn run(args: PublishArgs) -> Result<(), Failure> {
 }
 
 /// The name to publish under when neither the flag nor tool.toml gives one:
-/// the component's own name, else the file's, in the namespace of the
-/// component's name (`acme:tool`), else the login's, else `local` for a
-/// registry on this machine.
+/// the component's own name, else the file's, in the login's namespace,
+/// else the namespace of the component's name (`acme:tool`), else `local`
+/// for a registry on this machine. Says on stderr what it chose and why.
 fn default_name(args: &PublishArgs, own: Option<&str>) -> Result<String, Failure> {
     let stem = args.file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-    let (namespace, base) = match own.and_then(|n| n.split_once([':', '/'])) {
+    let (own_namespace, base) = match own.and_then(|n| n.split_once([':', '/'])) {
         Some((namespace, base)) => (Some(namespace.to_owned()), base),
         None => (None, own.unwrap_or(stem)),
     };
     let url = args.registry.url()?;
-    let namespace = match namespace.or(Login::load()?.namespace) {
-        Some(namespace) => namespace,
-        None if toolmesh_registry::client::is_loopback(&url) => LOCAL_NAMESPACE.to_owned(),
-        None => {
+    // Your own namespace wins: a component built by someone else names theirs.
+    let (namespace, why) = match (Login::load()?.namespace, own_namespace) {
+        (Some(namespace), _) => (namespace, "your login's namespace"),
+        (None, Some(namespace)) => (namespace, "the component's namespace"),
+        (None, None) if toolmesh_registry::client::is_loopback(&url) => {
+            (LOCAL_NAMESPACE.to_owned(), "the namespace for this machine's registry")
+        }
+        (None, None) => {
             return Err(Failure::usage(anyhow::anyhow!(
                 "no namespace to publish {base} under at {url}: pass --name NS/NAME, set `name = \"acme/{base}\"` \
                  in tool.toml, or save one with `tool login --registry {url} --namespace NS`"
             )));
         }
     };
-    let name = format!("{namespace}/{}", base.to_lowercase());
-    name.parse::<Repository>().map(|_| name.clone()).map_err(|_| {
+    let from = if own.is_some() { "component's metadata" } else { "file's name" };
+    let name = format!("{namespace}/{base}").to_lowercase();
+    name.parse::<Repository>().map_err(|_| {
         Failure::usage(anyhow::anyhow!(
-            "`{name}` (from the {}) is not a valid name: pass --name NS/NAME or set `name` in tool.toml",
-            if own.is_some() { "component's metadata" } else { "file's name" }
+            "`{name}` (from the {from}) is not a valid name: pass --name NS/NAME or set `name` in tool.toml"
         ))
-    })
+    })?;
+    eprintln!("publishing as {name}: the name from the {from}, in {why}");
+    Ok(name)
 }

@@ -6,6 +6,7 @@ use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use toolmesh_host::web::{self, Market};
 use toolmesh_registry::api::{AccessConfig, router, serve};
 use toolmesh_registry::store::{FsStore, StoreConfig};
 
@@ -63,6 +64,8 @@ pub async fn run(command: RegistryCommand) -> Result<(), Failure> {
         max_manifest: args.max_manifest.unwrap_or(defaults.max_manifest),
     };
     let store = FsStore::open(&args.dir, config).with_context(|| format!("cannot open {}", args.dir.display()))?;
+    // The pages show the catalog: only where anyone may read it.
+    let pages = args.pull_tokens.is_empty();
     let access = AccessConfig {
         push_tokens: args.push_tokens,
         pull_tokens: args.pull_tokens,
@@ -71,8 +74,15 @@ pub async fn run(command: RegistryCommand) -> Result<(), Failure> {
     let listener =
         tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
     let local = listener.local_addr()?;
+    let mut app = router(store.clone(), access);
+    if pages {
+        app = app.merge(web::router(Market::registry_only(store, format!("http://{local}"))));
+    }
     tracing::info!(addr = %local, dir = %args.dir.display(), "registry listening");
+    if pages {
+        eprintln!("tools in a web browser: http://{local}/");
+    }
     eprintln!("registry listening on http://{local}");
-    serve(listener, router(store, access)).await.context("the registry server failed")?;
+    serve(listener, app).await.context("the registry server failed")?;
     Ok(())
 }

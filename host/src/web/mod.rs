@@ -1,5 +1,5 @@
 //! The marketplace's web pages, served beside the registry and `/mcp` by
-//! `tool serve`: search, a page per package (what it may do, who signed
+//! `tool serve` (and beside the registry alone by `tool registry serve`): search, a page per package (what it may do, who signed
 //! it, its versions, schemas and counters), and a form that tries a tool
 //! through the gateway's own MCP endpoint from the browser.
 //!
@@ -37,7 +37,7 @@ use toolmesh_registry::store::{FsStore, StoreError};
 #[derive(Clone)]
 pub struct Market {
     store: FsStore,
-    gateway: Gateway,
+    gateway: Option<Gateway>,
     policy: Option<Arc<Policy>>,
     needs_key: bool,
     base: String,
@@ -48,7 +48,13 @@ impl Market {
     /// there is one; `needs_key` says whether `/mcp` asks for API keys;
     /// `base` is the server's own URL, used when a request names no usable host.
     pub fn new(store: FsStore, gateway: Gateway, policy: Option<Arc<Policy>>, needs_key: bool, base: String) -> Self {
-        Market { store, gateway, policy, needs_key, base }
+        Market { store, gateway: Some(gateway), policy, needs_key, base }
+    }
+
+    /// Pages over a registry alone (`tool registry serve`): no tool can be
+    /// tried or called here, so the pages show how to pull and serve them.
+    pub fn registry_only(store: FsStore, base: String) -> Self {
+        Market { store, gateway: None, policy: None, needs_key: false, base }
     }
 
     /// The URL a browser reached this server at: its `Host` header when that
@@ -79,7 +85,7 @@ pub fn router(market: Market) -> Router {
 }
 
 /// The headers every page carries: only this server's own script, style
-/// and connections; images also as `data:` URLs (tool results); never
+/// and connections; images and audio also as `data:` URLs (tool results); never
 /// framed; no referrer leaves.
 fn page(status: StatusCode, html: Result<String, askama::Error>) -> Response {
     let Ok(html) = html else {
@@ -88,7 +94,7 @@ fn page(status: StatusCode, html: Result<String, askama::Error>) -> Response {
     let mut response = (status, html).into_response();
     let headers = response.headers_mut();
     let csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-               connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+               media-src data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));

@@ -5,13 +5,14 @@
 use super::schema::{self, Field, InputKind};
 use super::words;
 use super::{Market, search};
-use crate::gateway::CatalogTool;
+use crate::gateway::{CatalogTool, Gateway};
 use askama::Template;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
-use toolmesh_registry::api::{CatalogEntry, VersionInfo, catalog_entries, package_versions, signer};
+use toolmesh_registry::api::{CatalogEntry, VersionInfo, catalog_entries, package_versions, signers};
 use toolmesh_registry::name::{Repository, version_order};
+use toolmesh_registry::signing::PublicKey;
 use toolmesh_registry::store::StoreError;
 
 /// One package in a list of results.
@@ -128,8 +129,10 @@ pub struct PackagePage {
     pub description: String,
     /// Where its source lives.
     pub source: Option<String>,
-    /// The key id that signed it.
+    /// The key id that signed it (an owner's, if an owner signed).
     pub signer: Option<String>,
+    /// Whether that key owns the namespace.
+    pub signer_owns: bool,
     /// The namespace (`acme` of `acme/tool`).
     pub namespace: String,
     /// The key ids that own the namespace.
@@ -151,6 +154,8 @@ pub struct PackagePage {
     pub client_entry: String,
     /// Whether calls need an API key.
     pub needs_key: bool,
+    /// Whether this server runs tools (else it is a registry alone).
+    pub has_gateway: bool,
 }
 
 /// A page that was not found.
@@ -183,7 +188,10 @@ impl Market {
         for entry in search::rank(&entries, query).into_iter().take(200) {
             // Entries come from the store's own names and digests.
             let signer = match (entry.name.parse::<Repository>(), entry.digest.parse()) {
-                (Ok(repo), Ok(digest)) => signer(&self.store, &repo, &digest).await?,
+                (Ok(repo), Ok(digest)) => {
+                    let owners = self.store.owners(repo.namespace()).await?;
+                    shown_signer(&signers(&self.store, &repo, &digest).await?, &owners).0
+                }
                 _ => None,
             };
             cards.push(Card {
@@ -208,7 +216,7 @@ impl Market {
         };
         let Some(shown) = versions.iter().find(|v| !v.yanked && v.entry.is_some()) else { return Ok(None) };
         let entry = shown.entry.clone().unwrap_or_else(|| unreachable!("checked above"));
-        let catalog = self.gateway.catalog();
+        let catalog = self.gateway.as_ref().map(Gateway::catalog).unwrap_or_default();
         let offered: Vec<&CatalogTool> =
             catalog.tools().filter(|t| &t.repository == repo && t.digest == shown.digest).map(AsRef::as_ref).collect();
         let tools = entry
@@ -223,7 +231,8 @@ impl Market {
                 self.tool_view(index, descriptor, mcp_name)
             })
             .collect();
-        let owners = self.store.owners(repo.namespace()).await?.iter().map(|k| k.key_id()).collect();
+        let owners = self.store.owners(repo.namespace()).await?;
+        let (signer, signer_owns) = shown_signer(&shown.signers, &owners);
         let mcp_url = format!("{base}/mcp");
         let mut server = serde_json::json!({"type": "http", "url": mcp_url});
         if self.needs_key {
@@ -237,17 +246,19 @@ impl Market {
             description: entry.description.clone().unwrap_or_default(),
             // Only web links: a `javascript:` URL in a link would run when clicked.
             source: entry.source.clone().filter(|s| s.starts_with("https://") || s.starts_with("http://")),
-            signer: shown.signer.clone(),
+            signer,
+            signer_owns,
             namespace: repo.namespace().to_owned(),
-            owners,
+            owners: owners.iter().map(PublicKey::key_id).collect(),
             permissions: words::permissions(&entry.permissions),
             missing: self.policy.as_ref().map(|p| p.grants().missing(&entry.permissions)),
             tools,
-            versions: versions.iter().map(version_row).collect(),
+            versions: versions.iter().map(|v| version_row(v, &owners)).collect(),
             pull_command: format!("tool pull --registry {base} {repo}:{}@{}", shown.version, shown.digest),
             client_entry: serde_json::to_string_pretty(&client_entry).unwrap_or_default(),
             mcp_url,
             needs_key: self.needs_key,
+            has_gateway: self.gateway.is_some(),
         }))
     }
 
@@ -305,13 +316,22 @@ fn tool_names(tools: &Value) -> Vec<String> {
     tools.as_array().into_iter().flatten().filter_map(|t| t["name"].as_str().map(str::to_owned)).collect()
 }
 
-fn version_row(v: &VersionInfo) -> VersionRow {
+/// The signer to show of `signers`: an owner's key if one signed (compared
+/// as whole keys, not ids), else the first; and whether it is an owner's.
+fn shown_signer(signers: &[PublicKey], owners: &[PublicKey]) -> (Option<String>, bool) {
+    match signers.iter().find(|k| owners.contains(k)) {
+        Some(key) => (Some(key.key_id()), true),
+        None => (signers.first().map(PublicKey::key_id), false),
+    }
+}
+
+fn version_row(v: &VersionInfo, owners: &[PublicKey]) -> VersionRow {
     VersionRow {
         version: v.version.clone(),
         digest: v.digest.to_string(),
         published: v.published.map(date_words).unwrap_or_default(),
         size: size_words(v.size),
-        signer: v.signer.clone(),
+        signer: shown_signer(&v.signers, owners).0,
         yanked: v.yanked,
     }
 }

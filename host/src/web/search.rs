@@ -46,9 +46,9 @@ pub fn score(entry: &CatalogEntry, words: &[String]) -> Option<u32> {
     Some(total)
 }
 
-/// The words of `query`, lower case (at most 16, each at most 64 bytes).
+/// The words of `query`, lower case (at most 16, each cut to 64 characters).
 pub fn words(query: &str) -> Vec<String> {
-    query.split_whitespace().take(16).filter(|w| w.len() <= 64).map(str::to_lowercase).collect()
+    query.split_whitespace().take(16).map(|w| w.chars().take(64).collect::<String>().to_lowercase()).collect()
 }
 
 /// `entries` that match `query`, best first (by name when equal); all of
@@ -94,6 +94,7 @@ mod tests {
         assert_eq!(names("TEXT"), ["examples/text", "examples/fetch"]);
         assert_eq!(names("text fetch"), ["examples/fetch"]);
         assert!(names("nothing-like-this").is_empty());
+        assert!(names(&"x".repeat(100)).is_empty(), "a long word matches nothing, not everything");
         assert_eq!(names("  "), ["examples/fetch", "examples/markdown", "examples/text"]);
     }
 }

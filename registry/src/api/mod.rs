@@ -32,7 +32,7 @@ mod yank;
 
 pub use catalog::{CatalogEntry, catalog_entries, entry as catalog_entry};
 pub use error::ApiError;
-pub use versions::{VersionInfo, package_versions, signer};
+pub use versions::{VersionInfo, package_versions, signers};
 
 use crate::store::FsStore;
 use axum::Router;

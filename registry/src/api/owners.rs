@@ -15,10 +15,12 @@ use super::{Access, AppState};
 use crate::name::Repository;
 use crate::signing::PublicKey;
 use crate::statement::{Action, Change, STATEMENT_HEADER, Statement};
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
+
+/// The largest body `PUT /toolmesh/v1/owners/<namespace>` reads.
+const MAX_KEY_BODY: usize = 4096;
 
 fn denied(message: String) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "DENIED", message)
@@ -30,32 +32,45 @@ fn signer(headers: &HeaderMap, change: &Change) -> Result<Option<PublicKey>, Api
     let Some(value) = headers.get(STATEMENT_HEADER) else { return Ok(None) };
     let text = value.to_str().map_err(|_| denied(format!("the {STATEMENT_HEADER} header is not text")))?;
     let statement = Statement::from_header(text).map_err(|e| denied(e.to_string()))?;
-    statement.verify(change).map(Some).map_err(|e| denied(format!("the publisher's statement is refused: {e}")))
+    statement
+        .verify(change, std::time::SystemTime::now())
+        .map(Some)
+        .map_err(|e| denied(format!("the publisher's statement is refused: {e}")))
+}
+
+/// What a checked request may do.
+pub(crate) enum Permit {
+    /// Go ahead.
+    Granted,
+    /// Go ahead; the namespace is unowned and empty, and this signed push
+    /// claims it for its key.
+    Claim(PublicKey),
 }
 
 /// Checks that the request may make `change` in `namespace`: any request
 /// while the namespace is unowned, else one signed by an owner. A signed
-/// push into an unowned namespace claims it for its key.
+/// push into a namespace that is unowned and holds nothing yet may claim
+/// it; one that already holds tools (published unsigned, or before
+/// ownership existed) is never claimed by whoever signs next.
 pub(crate) async fn check(
     state: &AppState,
     headers: &HeaderMap,
     namespace: &str,
     change: &Change,
-) -> Result<(), ApiError> {
+) -> Result<Permit, ApiError> {
     let key = signer(headers, change)?;
-    let mut owners = state.store.owners(namespace).await?;
+    let owners = state.store.owners(namespace).await?;
     if owners.is_empty() {
-        let Some(key) = key.as_ref().filter(|_| change.action == Action::Push) else { return Ok(()) };
-        if state.store.claim_namespace(namespace, key).await? {
-            tracing::info!(namespace, key = %key.key_id(), "namespace claimed");
-            return Ok(());
+        if let Some(key) = key.filter(|_| change.action == Action::Push)
+            && state.store.namespace_is_empty(namespace).await?
+        {
+            return Ok(Permit::Claim(key));
         }
-        // Another publisher's claim came first.
-        owners = state.store.owners(namespace).await?;
+        return Ok(Permit::Granted);
     }
     let ids = owners.iter().map(PublicKey::key_id).collect::<Vec<_>>().join(", ");
     match key {
-        Some(key) if owners.contains(&key) => Ok(()),
+        Some(key) if owners.contains(&key) => Ok(Permit::Granted),
         Some(key) => Err(denied(format!(
             "namespace `{namespace}` belongs to other publishers (keys {ids}); key {} is not one of them: \
              publish under a namespace of your own, or ask an owner to run `tool owner add {namespace} YOUR_KEY.pub`",
@@ -67,21 +82,44 @@ pub(crate) async fn check(
     }
 }
 
-/// Checks a manifest push of `digest` as `reference` into `repo`.
-pub(crate) async fn check_push(
+/// Makes `change` in `namespace` with `apply`, if the request may (see
+/// [`check`]). A push that claims the namespace claims it before it is
+/// applied, so of racing claimants exactly one gets in, and gives the
+/// claim back if it fails.
+pub(crate) async fn guarded<T>(
     state: &AppState,
     headers: &HeaderMap,
-    repo: &Repository,
-    reference: &str,
-    digest: &crate::digest::Digest,
-) -> Result<(), ApiError> {
-    let change = Change {
+    namespace: &str,
+    change: &Change,
+    apply: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let claimed = match check(state, headers, namespace, change).await? {
+        Permit::Granted => None,
+        Permit::Claim(key) if state.store.claim_namespace(namespace, &key).await? => Some(key),
+        // Another claim came first: the request must now pass as an owner's.
+        Permit::Claim(_) => match check(state, headers, namespace, change).await? {
+            Permit::Granted => None,
+            Permit::Claim(_) => return Err(denied(format!("namespace `{namespace}` is being claimed; try again"))),
+        },
+    };
+    let result = apply.await;
+    if let Some(key) = claimed {
+        match &result {
+            Ok(_) => tracing::info!(namespace, key = %key.key_id(), "namespace claimed"),
+            Err(_) => state.store.release_claim(namespace, &key).await?,
+        }
+    }
+    result
+}
+
+/// The change a manifest push of `digest` as `reference` into `repo` makes.
+pub(crate) fn push_change(repo: &Repository, reference: &str, digest: &crate::digest::Digest) -> Change {
+    Change {
         action: Action::Push,
         repository: repo.to_string(),
         reference: reference.to_owned(),
         subject: digest.to_string(),
-    };
-    check(state, headers, repo.namespace(), &change).await
+    }
 }
 
 /// `GET` lists the owners of `namespace`; `PUT` adds the key in the body.
@@ -90,7 +128,7 @@ pub(crate) async fn handler(
     method: axum::http::Method,
     Path(namespace): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     // A namespace is what a repository name starts with.
@@ -110,6 +148,10 @@ pub(crate) async fn handler(
         }
         axum::http::Method::PUT => {
             state.authorize(&headers, Access::Push)?;
+            // A public key is one short line; nothing larger is read.
+            let body = axum::body::to_bytes(body, MAX_KEY_BODY).await.map_err(|_| {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "KEY_INVALID", "the body must be one public key")
+            })?;
             let text = std::str::from_utf8(&body).unwrap_or_default().trim();
             let key = PublicKey::from_text(text).map_err(|e| {
                 ApiError::new(StatusCode::BAD_REQUEST, "KEY_INVALID", format!("the body is not a public key: {e}"))
@@ -127,8 +169,8 @@ pub(crate) async fn handler(
                 reference: String::new(),
                 subject: key.to_text(),
             };
-            check(&state, &headers, namespace, &change).await?;
-            state.store.add_owner(namespace, &key).await?;
+            guarded(&state, &headers, namespace, &change, async { Ok(state.store.add_owner(namespace, &key).await?) })
+                .await?;
             tracing::info!(namespace, key = %key.key_id(), "owner added");
             Ok(StatusCode::NO_CONTENT.into_response())
         }

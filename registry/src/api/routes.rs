@@ -263,9 +263,10 @@ async fn put_manifest(
         return Err(too_large());
     }
     let bytes = axum::body::to_bytes(body, limit as usize).await.map_err(|_| too_large())?;
-    super::owners::check_push(state, headers, repo, &reference.to_string(), &Digest::of(&bytes)).await?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let (digest, subject) = state.store.put_manifest(repo, &reference, &bytes, content_type).await?;
+    let change = super::owners::push_change(repo, &reference.to_string(), &Digest::of(&bytes));
+    let put = async { Ok(state.store.put_manifest(repo, &reference, &bytes, content_type).await?) };
+    let (digest, subject) = super::owners::guarded(state, headers, repo.namespace(), &change, put).await?;
     let mut out = HeaderMap::new();
     out.insert(header::LOCATION, header_value(&format!("/v2/{repo}/manifests/{digest}")));
     out.insert("Docker-Content-Digest", header_value(&digest.to_string()));

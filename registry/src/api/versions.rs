@@ -6,7 +6,7 @@ use super::catalog::{CatalogEntry, entry};
 use crate::digest::Digest;
 use crate::name::{ManifestRef, Repository, Tag, version_order};
 use crate::oci::{self, Manifest};
-use crate::signing::{PAYLOAD_MEDIA_TYPE, SignaturePayload};
+use crate::signing::{PAYLOAD_MEDIA_TYPE, PublicKey, SignaturePayload};
 use crate::store::{FsStore, StoreError};
 use std::time::SystemTime;
 
@@ -23,8 +23,8 @@ pub struct VersionInfo {
     pub size: u64,
     /// Whether it is yanked (left out of the catalog, still pullable).
     pub yanked: bool,
-    /// The id of the key whose signature over the digest verifies, if any.
-    pub signer: Option<String>,
+    /// The keys whose signatures over the digest verify.
+    pub signers: Vec<PublicKey>,
     /// Its tools and metadata, when it is a tool this registry can read.
     pub entry: Option<CatalogEntry>,
 }
@@ -50,7 +50,7 @@ pub async fn package_versions(store: &FsStore, repo: &Repository) -> Result<Vec<
         out.push(VersionInfo {
             published: store.tag_time(repo, &tag).await.ok(),
             yanked: store.is_yanked(repo, &tag).await?,
-            signer: signer(store, repo, &digest).await?,
+            signers: signers(store, repo, &digest).await?,
             entry: entry(repo, text.clone(), digest, &bytes),
             version: text,
             digest,
@@ -61,23 +61,27 @@ pub async fn package_versions(store: &FsStore, repo: &Repository) -> Result<Vec<
     Ok(out)
 }
 
-/// The key id of the first signature stored beside `digest` that verifies
-/// against the key it names.
-pub async fn signer(store: &FsStore, repo: &Repository, digest: &Digest) -> Result<Option<String>, StoreError> {
+/// The keys whose signatures stored beside `digest` verify against the key
+/// they name, in the order stored. A signature that cannot be read is
+/// skipped, not an error: it proves nothing either way.
+pub async fn signers(store: &FsStore, repo: &Repository, digest: &Digest) -> Result<Vec<PublicKey>, StoreError> {
+    let mut out: Vec<PublicKey> = Vec::new();
     for referrer in store.referrers(repo, digest).await? {
         if referrer.artifact_type.as_deref() != Some(oci::SIGNATURE_ARTIFACT_TYPE) {
             continue;
         }
-        let Ok(manifest) = serde_json::from_slice::<Manifest>(&store.read_blob(&referrer.digest).await?) else {
-            continue;
-        };
+        let Ok(bytes) = store.read_blob(&referrer.digest).await else { continue };
+        let Ok(manifest) = serde_json::from_slice::<Manifest>(&bytes) else { continue };
         for layer in manifest.layers.iter().filter(|l| l.media_type == PAYLOAD_MEDIA_TYPE) {
             let Ok(bytes) = store.read_blob(&layer.digest).await else { continue };
             let Ok(payload) = serde_json::from_slice::<SignaturePayload>(&bytes) else { continue };
-            if let Ok(key) = payload.verify_own_key(digest) {
-                return Ok(Some(key));
+            if payload.verify_own_key(digest).is_ok()
+                && let Ok(key) = PublicKey::from_text(&payload.public_key)
+                && !out.contains(&key)
+            {
+                out.push(key);
             }
         }
     }
-    Ok(None)
+    Ok(out)
 }

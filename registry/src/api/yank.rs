@@ -31,7 +31,7 @@ pub(crate) async fn handler(
     let tag: Tag = version.parse()?;
     let action = if yanked { Action::Yank } else { Action::Unyank };
     let change = Change { action, repository: repo.to_string(), reference: tag.to_string(), subject: String::new() };
-    super::owners::check(&state, &headers, repo.namespace(), &change).await?;
-    state.store.set_yanked(&repo, &tag, yanked).await?;
+    let set = async { Ok(state.store.set_yanked(&repo, &tag, yanked).await?) };
+    super::owners::guarded(&state, &headers, repo.namespace(), &change, set).await?;
     Ok(StatusCode::NO_CONTENT)
 }

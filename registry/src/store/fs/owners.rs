@@ -2,6 +2,7 @@
 //! owners in it. Kept as `owners/<namespace>/<key id>`, each file holding
 //! the public key. The first owner claims a namespace by moving a directory
 //! into place, which succeeds for exactly one of several racing claims.
+//! A directory that exists always means "owned", even if unreadable.
 
 use super::FsStore;
 use crate::signing::PublicKey;
@@ -28,6 +29,13 @@ impl FsStore {
                 Err(e) => tracing::warn!(namespace, file = ?entry.file_name(), "an owner file is unreadable: {e}"),
             }
         }
+        if keys.is_empty() {
+            // Claimed, but no owner can be read: never treat it as unowned.
+            return Err(StoreError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("the owners of namespace `{namespace}` cannot be read"),
+            )));
+        }
         keys.sort_by_key(PublicKey::key_id);
         Ok(keys)
     }
@@ -53,6 +61,22 @@ impl FsStore {
         .await;
         let _ = tokio::fs::remove_dir_all(&staging).await;
         Ok(result?)
+    }
+
+    /// Undoes this request's own claim of `namespace` (the push that
+    /// claimed it failed), unless owners were added since.
+    pub async fn release_claim(&self, namespace: &str, key: &PublicKey) -> Result<(), StoreError> {
+        let dir = self.owners_dir(namespace);
+        let owners = self.owners(namespace).await?;
+        if owners == [key.clone()] {
+            tokio::fs::remove_dir_all(&dir).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether no repository of `namespace` holds a manifest yet.
+    pub async fn namespace_is_empty(&self, namespace: &str) -> Result<bool, StoreError> {
+        Ok(!self.repositories().await?.iter().any(|repo| repo.namespace() == namespace))
     }
 
     /// Adds `key` to the owners of `namespace` (which must be claimed).

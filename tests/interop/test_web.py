@@ -60,6 +60,18 @@ def open_page(driver, url, ready="main h1"):
     WebDriverWait(driver, 20).until(lambda _: driver.find_elements(By.CSS_SELECTOR, ready))
 
 
+def open_until(driver, url, ready, seconds=15):
+    """Loads `url` again (bounded) until it has `ready`: a tool just
+    published reaches the gateway's catalog a moment after the registry."""
+    import time
+    deadline = time.monotonic() + seconds
+    while True:
+        driver.get(url)
+        if driver.find_elements(By.CSS_SELECTOR, ready) or time.monotonic() > deadline:
+            return
+        time.sleep(0.2)
+
+
 def outcome_of(driver, form, seconds=60):
     """The outcome area of `form` once a call has finished (bounded wait)."""
     area = form.find_element(By.CSS_SELECTOR, ".outcome")
@@ -161,6 +173,24 @@ def test_a_new_user_finds_judges_tries_and_adds_a_tool(tmp_path, browser):
         assert "this node does not grant" in area.text
         shot(browser, "04-denied")
 
+        # A new publisher with nothing but the file (the registry and the
+        # server's data directory are where a user's defaults would point).
+        greeter = tmp_path / "greeter.wasm"
+        shutil.copy(COMPONENTS / "hello.wasm", greeter)
+        done = subprocess.run([TOOL, "publish", str(greeter)], capture_output=True, text=True, timeout=120, env={
+            **os.environ, "TOOLMESH_CONFIG_DIR": str(tmp_path / "newcomer"), "TOOLMESH_DATA": str(data),
+            "TOOLMESH_REGISTRY": base})
+        assert done.returncode == 0 and done.stdout.startswith("local/greeter:0.1.0@sha256:"), done.stderr
+        open_page(browser, base + "/?q=greeter", ".card")
+        browser.find_element(By.CSS_SELECTOR, ".card h2 a").click()
+        WebDriverWait(browser, 10).until(expected_conditions.title_contains("local/greeter"))
+        open_until(browser, base + "/tools/local/greeter", 'form[data-tool="local.greeter.greet"]')
+        assert "an owner of the namespace local" in browser.find_element(By.ID, "signature").text
+        form = form_of(browser, "local.greeter.greet")
+        form.find_element(By.CSS_SELECTOR, '[data-arg="name"]').send_keys("newcomer")
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        assert "Hello, newcomer!" in outcome_of(browser, form).find_element(By.CSS_SELECTOR, "pre.text").text
+
         # On a phone: nothing is wider than the screen.
         browser.set_window_size(390, 844)
         open_page(browser, base + "/tools/examples/text", "#permissions")
@@ -222,6 +252,16 @@ def test_markup_in_metadata_and_output_stays_text_and_progress_shows(tmp_path, b
         assert "3 steps" in area.find_element(By.CSS_SELECTOR, "pre.text").text
         assert area.find_element(By.CSS_SELECTOR, ".progress-note").text == "Progress reports: 3 (the last: step 3)"
         assert browser.execute_script("return window.__xss") is None
+
+        # An image result is shown as an image (a 1x1 red PNG).
+        publish_to(base, data, COMPONENTS / "conformance.wasm", "fixtures/mcp", "1.0.0")
+        open_until(browser, base + "/tools/fixtures/mcp", 'form[data-tool="fixtures.mcp.test_image_content"]')
+        form = form_of(browser, "fixtures.mcp.test_image_content")
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        image = outcome_of(browser, form).find_element(By.TAG_NAME, "img")
+        assert image.get_attribute("src").startswith("data:image/png;base64,")
+        assert browser.execute_script("return arguments[0].naturalWidth", image) == 1
+        shot(browser, "08-image")
 
         # The page itself forbids inline script.
         with urllib.request.urlopen(base + "/tools/evil/markup") as response:

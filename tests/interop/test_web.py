@@ -312,3 +312,31 @@ def test_a_registry_alone_shows_its_tools_but_no_forms(registry, tmp_path):
         raise AssertionError("a missing package must be a 404")
     except urllib.error.HTTPError as e:
         assert e.code == 404 and "no tool is published as acme/nothing" in e.read().decode()
+
+
+def test_behind_a_proxy_the_pages_name_the_public_url_and_it_may_call(tmp_path):
+    public = "https://tools.example.com"
+    with start_gateway(tmp_path, "--public-url", public + "/") as (base, data, _, _proc):
+        with urllib.request.urlopen(base + "/tools/examples/hello") as response:
+            page = response.read().decode()
+        assert f"{public}/mcp" in page and f"tool pull --registry {public} examples/hello" in page
+        assert "127.0.0.1" not in page
+        # The page's form, served from there, calls /mcp with that origin and host.
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "examples.hello.greet", "arguments": {"name": "proxy"},
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}}}}).encode()
+        headers = {"content-type": "application/json", "accept": "application/json, text/event-stream",
+                   "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call",
+                   "mcp-name": "examples.hello.greet", "origin": public, "host": "tools.example.com"}
+        request = urllib.request.Request(base + "/mcp", data=body, method="POST", headers=headers)
+        with urllib.request.urlopen(request) as response:
+            assert json.loads(response.read())["result"]["content"][0]["text"] == "Hello, proxy!"
+        # Another origin is still refused.
+        request = urllib.request.Request(base + "/mcp", data=body, method="POST",
+                                         headers={**headers, "origin": "https://evil.example"})
+        try:
+            urllib.request.urlopen(request)
+            raise AssertionError("a foreign origin must be refused")
+        except urllib.error.HTTPError as e:
+            assert e.code == 403

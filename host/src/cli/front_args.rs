@@ -27,6 +27,36 @@ pub struct FrontArgs {
     /// Largest MCP request body (a call's arguments) [default: 4MiB].
     #[arg(long, value_parser = parse_size_arg, value_name = "SIZE")]
     max_body: Option<u64>,
+    /// The URL people and clients reach this server at, when that is not
+    /// the address it listens on (behind a TLS proxy:
+    /// `https://tools.example.com`). The web pages' client entry and pull
+    /// command use it, and its host and origin are allowed.
+    #[arg(long, value_parser = PublicUrl::parse, value_name = "URL")]
+    pub public_url: Option<PublicUrl>,
+}
+
+/// The URL a server is reached at from outside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    /// `scheme://host[:port]`, without a trailing `/`: also the browser origin.
+    pub base: String,
+    /// `host[:port]`, as clients send it in `Host`.
+    pub authority: String,
+}
+
+impl PublicUrl {
+    /// Reads `https://host[:port]` (or `http://`), with no path.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let uri: http::Uri = text.trim_end_matches('/').parse().map_err(|e| format!("not a URL: {e}"))?;
+        let scheme = uri.scheme_str().filter(|s| *s == "http" || *s == "https");
+        let (Some(scheme), Some(authority)) = (scheme, uri.authority()) else {
+            return Err("expected http:// or https:// and a host, such as https://tools.example.com".into());
+        };
+        if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() || authority.as_str().contains('@') {
+            return Err("expected only a scheme and a host (and port), no path, query or user".into());
+        }
+        Ok(PublicUrl { base: format!("{scheme}://{authority}"), authority: authority.as_str().to_owned() })
+    }
 }
 
 impl FrontArgs {
@@ -49,6 +79,28 @@ impl FrontArgs {
         }
         mcp.allowed_hosts.extend(self.allowed_hosts.iter().cloned());
         mcp.allowed_origins.extend(self.allowed_origins.iter().cloned());
+        if let Some(public) = &self.public_url {
+            // Pages served there call /mcp from that origin, through that host.
+            mcp.allowed_hosts.push(public.authority.clone());
+            mcp.allowed_origins.push(public.base.clone());
+        }
         Ok(mcp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PublicUrl;
+
+    #[test]
+    fn public_urls_are_a_scheme_and_a_host() {
+        let url = PublicUrl::parse("https://tools.example.com/").unwrap();
+        assert_eq!((url.base.as_str(), url.authority.as_str()), ("https://tools.example.com", "tools.example.com"));
+        assert_eq!(PublicUrl::parse("http://10.0.0.5:8080").unwrap().authority, "10.0.0.5:8080");
+        for bad in
+            ["tools.example.com", "ftp://x", "https://x/path", "https://x?q=1", "https://user@x", "javascript:alert(1)"]
+        {
+            assert!(PublicUrl::parse(bad).is_err(), "{bad}");
+        }
     }
 }

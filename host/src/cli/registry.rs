@@ -1,6 +1,7 @@
 //! `tool registry serve`: the registry as its own process.
 
 use super::Failure;
+use super::front_args::PublicUrl;
 use crate::cli::sandbox_args::parse_size_arg;
 use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
@@ -43,6 +44,10 @@ struct ServeArgs {
     /// Largest blob accepted [default: 1GiB].
     #[arg(long, value_parser = parse_size_arg, value_name = "SIZE")]
     max_blob: Option<u64>,
+    /// The URL people reach this registry at, when that is not the address
+    /// it listens on (behind a TLS proxy); the web pages' pull commands use it.
+    #[arg(long, value_parser = PublicUrl::parse, value_name = "URL")]
+    public_url: Option<PublicUrl>,
     /// Largest manifest accepted [default: 4MiB].
     #[arg(long, value_parser = parse_size_arg, value_name = "SIZE")]
     max_manifest: Option<u64>,
@@ -76,7 +81,11 @@ pub async fn run(command: RegistryCommand) -> Result<(), Failure> {
     let local = listener.local_addr()?;
     let mut app = router(store.clone(), access);
     if pages {
-        app = app.merge(web::router(Market::registry_only(store, format!("http://{local}"))));
+        let mut market = Market::registry_only(store, format!("http://{local}"));
+        if let Some(public) = &args.public_url {
+            market = market.reached_at(public.base.clone());
+        }
+        app = app.merge(web::router(market));
     }
     tracing::info!(addr = %local, dir = %args.dir.display(), "registry listening");
     if pages {

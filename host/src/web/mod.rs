@@ -41,6 +41,7 @@ pub struct Market {
     policy: Option<Arc<Policy>>,
     needs_key: bool,
     base: String,
+    public: bool,
 }
 
 impl Market {
@@ -48,18 +49,30 @@ impl Market {
     /// there is one; `needs_key` says whether `/mcp` asks for API keys;
     /// `base` is the server's own URL, used when a request names no usable host.
     pub fn new(store: FsStore, gateway: Gateway, policy: Option<Arc<Policy>>, needs_key: bool, base: String) -> Self {
-        Market { store, gateway: Some(gateway), policy, needs_key, base }
+        Market { store, gateway: Some(gateway), policy, needs_key, base, public: false }
+    }
+
+    /// These pages, telling clients to use `url` (the server's public URL,
+    /// behind a proxy) rather than the address a request came to.
+    pub fn reached_at(mut self, url: String) -> Self {
+        self.base = url;
+        self.public = true;
+        self
     }
 
     /// Pages over a registry alone (`tool registry serve`): no tool can be
     /// tried or called here, so the pages show how to pull and serve them.
     pub fn registry_only(store: FsStore, base: String) -> Self {
-        Market { store, gateway: None, policy: None, needs_key: false, base }
+        Market { store, gateway: None, policy: None, needs_key: false, base, public: false }
     }
 
-    /// The URL a browser reached this server at: its `Host` header when that
-    /// is a plain `host[:port]`, else the server's own address.
+    /// The URL a browser reached this server at: its public URL when it has
+    /// one, else its `Host` header when that is a plain `host[:port]`, else
+    /// the server's own address.
     fn base_for(&self, headers: &HeaderMap) -> String {
+        if self.public {
+            return self.base.clone();
+        }
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
         let plain = !host.is_empty()
             && host.len() <= 255

@@ -31,6 +31,20 @@ pub fn temp_beside(path: &Path) -> io::Result<(PathBuf, File)> {
     Ok((tmp, file))
 }
 
+/// Writes `bytes` to `path` only if nothing is there, as a whole private
+/// file (written aside, synced, then linked into place); returns whether
+/// it did. Of several writers racing for `path`, exactly one succeeds.
+pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    let (tmp, mut file) = temp_beside(path)?;
+    let result = file.write_all(bytes).and_then(|()| file.sync_all()).and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    match result {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Writes `bytes` to `path` atomically: a private temporary file beside
 /// it, synced, then renamed over it. A crash leaves the old file or the
 /// new one, never a mix; the file is readable by its owner only.
@@ -62,5 +76,15 @@ mod tests {
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
         assert!(create_private(&path).is_err(), "an existing file is not replaced");
+    }
+
+    #[test]
+    fn a_new_file_is_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        assert!(write_new(&path, b"first").unwrap());
+        assert!(!write_new(&path, b"second").unwrap(), "an existing file is kept");
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left behind");
     }
 }

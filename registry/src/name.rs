@@ -68,6 +68,12 @@ fn is_alnum(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit()
 }
 
+/// Checks that `text` is a namespace: one component of a repository name
+/// (`acme` of `acme/tool`).
+pub fn check_namespace(text: &str) -> Result<&str, NameError> {
+    if text.len() <= 255 && valid_component(text) { Ok(text) } else { Err(NameError::Repository(text.to_owned())) }
+}
+
 impl FromStr for Repository {
     type Err = NameError;
 

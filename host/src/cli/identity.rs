@@ -41,15 +41,10 @@ pub fn read_key(path: &Path) -> Result<SecretKey, Failure> {
 fn create_key(path: &Path, key: &SecretKey) -> Result<bool, Failure> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let (tmp, mut file) = files::temp_beside(path).with_context(|| format!("cannot write in {}", dir.display()))?;
-    let written = std::io::Write::write_all(&mut file, format!("{}\n", key.to_text()).as_bytes())
-        .and_then(|()| file.sync_all())
-        .and_then(|()| std::fs::hard_link(&tmp, path));
-    let _ = std::fs::remove_file(&tmp);
-    match written {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-        Err(e) => return Err(anyhow!("cannot write {}: {e}", path.display()).into()),
+    let written = files::write_new(path, format!("{}\n", key.to_text()).as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    if !written {
+        return Ok(false);
     }
     let public = PathBuf::from(format!("{}.pub", path.display()));
     std::fs::write(&public, format!("{}\n", key.public().to_text()))
@@ -154,7 +149,7 @@ pub fn login(args: LoginArgs) -> Result<(), Failure> {
         return Err(Failure::usage(anyhow!("--registry must be a URL such as https://registry.example.com")));
     }
     if let Some(namespace) = &args.namespace {
-        format!("{namespace}/x").parse::<toolmesh_registry::name::Repository>().map_err(|_| {
+        toolmesh_registry::name::check_namespace(namespace).map_err(|_| {
             Failure::usage(anyhow!("`{namespace}` is not a namespace (lower-case letters, digits, `-`, `_`, `.`)"))
         })?;
     }

@@ -14,9 +14,9 @@ use super::schema::ToolSchemas;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use toolmesh_registry::api::CatalogEntry;
+use toolmesh_registry::api::{CatalogEntry, newest_versions};
 use toolmesh_registry::digest::Digest;
-use toolmesh_registry::name::{Repository, version_order};
+use toolmesh_registry::name::Repository;
 use toolmesh_registry::request::ToolRequest;
 
 /// One tool the gateway offers.
@@ -71,17 +71,8 @@ impl Catalog {
     /// Builds the catalog from registry entries (any order); the tools of
     /// repositories in `bare` keep their bare names.
     pub fn build(entries: Vec<CatalogEntry>, bare: &[String]) -> Self {
-        let mut newest: BTreeMap<String, CatalogEntry> = BTreeMap::new();
-        for entry in entries {
-            let replace = newest
-                .get(&entry.name)
-                .is_none_or(|current| version_order(&entry.version) > version_order(&current.version));
-            if replace {
-                newest.insert(entry.name.clone(), entry);
-            }
-        }
         let mut tools = BTreeMap::new();
-        for entry in newest.into_values() {
+        for entry in newest_versions(entries) {
             let (Ok(repository), Ok(digest)) = (entry.name.parse::<Repository>(), entry.digest.parse::<Digest>())
             else {
                 continue;

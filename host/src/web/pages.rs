@@ -10,8 +10,8 @@ use askama::Template;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
-use toolmesh_registry::api::{CatalogEntry, VersionInfo, catalog_entries, package_versions, signers};
-use toolmesh_registry::name::{Repository, version_order};
+use toolmesh_registry::api::{CatalogEntry, VersionInfo, catalog_entries, newest_versions, package_versions, signers};
+use toolmesh_registry::name::Repository;
 use toolmesh_registry::signing::PublicKey;
 use toolmesh_registry::store::StoreError;
 
@@ -169,28 +169,22 @@ pub struct MissingPage {
 impl Market {
     /// The newest offered version of each package, by name.
     async fn newest(&self) -> Result<Vec<CatalogEntry>, StoreError> {
-        let entries = catalog_entries(&self.store, None).await?;
-        let mut newest: BTreeMap<String, CatalogEntry> = BTreeMap::new();
-        for entry in entries {
-            let newer =
-                newest.get(&entry.name).is_none_or(|e| version_order(&entry.version) > version_order(&e.version));
-            if newer {
-                newest.insert(entry.name.clone(), entry);
-            }
-        }
-        Ok(newest.into_values().collect())
+        Ok(newest_versions(catalog_entries(&self.store, None).await?))
     }
 
     /// The front page for `query`.
     pub async fn index(&self, query: &str) -> Result<IndexPage, StoreError> {
         let entries = self.newest().await?;
         let mut cards = Vec::new();
+        let mut owners: BTreeMap<String, Vec<PublicKey>> = BTreeMap::new();
         for entry in search::rank(&entries, query).into_iter().take(200) {
             // Entries come from the store's own names and digests.
             let signer = match (entry.name.parse::<Repository>(), entry.digest.parse()) {
                 (Ok(repo), Ok(digest)) => {
-                    let owners = self.store.owners(repo.namespace()).await?;
-                    shown_signer(&signers(&self.store, &repo, &digest).await?, &owners).0
+                    if !owners.contains_key(repo.namespace()) {
+                        owners.insert(repo.namespace().to_owned(), self.store.owners(repo.namespace()).await?);
+                    }
+                    shown_signer(&signers(&self.store, &repo, &digest).await?, &owners[repo.namespace()]).0
                 }
                 _ => None,
             };

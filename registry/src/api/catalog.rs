@@ -3,7 +3,7 @@
 
 use super::{Access, ApiError, AppState};
 use crate::digest::Digest;
-use crate::name::Repository;
+use crate::name::{Repository, version_order};
 use crate::oci::{self, annotation};
 use crate::request::ToolRequest;
 use crate::store::{FsStore, StoreError};
@@ -68,6 +68,20 @@ pub async fn catalog_entries(store: &FsStore, query: Option<&str>) -> Result<Vec
         }
     }
     Ok(out)
+}
+
+/// The newest version of each package among `entries` (any order), by name.
+pub fn newest_versions(entries: Vec<CatalogEntry>) -> Vec<CatalogEntry> {
+    let mut newest: std::collections::BTreeMap<String, CatalogEntry> = std::collections::BTreeMap::new();
+    for entry in entries {
+        let newer = newest
+            .get(&entry.name)
+            .is_none_or(|current| version_order(&entry.version) > version_order(&current.version));
+        if newer {
+            newest.insert(entry.name.clone(), entry);
+        }
+    }
+    newest.into_values().collect()
 }
 
 /// The catalog entry of manifest `bytes` (tag `tag` of `repo`), if it is

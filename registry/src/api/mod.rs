@@ -30,7 +30,7 @@ mod routes;
 mod versions;
 mod yank;
 
-pub use catalog::{CatalogEntry, catalog_entries, entry as catalog_entry};
+pub use catalog::{CatalogEntry, catalog_entries, entry as catalog_entry, newest_versions};
 pub use error::ApiError;
 pub use versions::{VersionInfo, package_versions, signers};
 

@@ -12,7 +12,7 @@
 
 use super::error::ApiError;
 use super::{Access, AppState};
-use crate::name::Repository;
+use crate::name::{Repository, check_namespace};
 use crate::signing::PublicKey;
 use crate::statement::{Action, Change, STATEMENT_HEADER, Statement};
 use axum::extract::{Path, State};
@@ -131,9 +131,7 @@ pub(crate) async fn handler(
     body: axum::body::Body,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    // A namespace is what a repository name starts with.
-    let repo: Repository = format!("{namespace}/x").parse()?;
-    let namespace = repo.namespace();
+    let namespace = check_namespace(&namespace)?;
     match method {
         axum::http::Method::GET => {
             state.authorize(&headers, Access::Pull)?;

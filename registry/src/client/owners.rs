@@ -2,7 +2,7 @@
 //! owner changes, and a namespace's owners.
 
 use super::{Client, ClientError};
-use crate::name::Repository;
+use crate::name::check_namespace;
 use crate::signing::{PublicKey, SecretKey};
 use crate::statement::{Action, Change, STATEMENT_HEADER, Statement};
 use reqwest::{Method, RequestBuilder};
@@ -44,11 +44,7 @@ impl Client {
 
     /// Adds `key` to the owners of `namespace`; the signer must be one.
     pub async fn add_owner(&self, namespace: &str, key: &PublicKey) -> Result<(), ClientError> {
-        // Validates the namespace as the start of a repository name.
-        let repo: Repository = format!("{namespace}/x")
-            .parse()
-            .map_err(|e| ClientError::Protocol(format!("namespace `{namespace}`: {e}")))?;
-        let namespace = repo.namespace();
+        check_namespace(namespace).map_err(|e| ClientError::Protocol(format!("namespace `{namespace}`: {e}")))?;
         let change = Change {
             action: Action::AddOwner,
             repository: namespace.to_owned(),

@@ -306,6 +306,83 @@ async def test_sigterm_lets_running_calls_finish(mesh):
     assert "draining" in log.read_text() and "node stopped" in log.read_text()
 
 
+async def nap_until_running(client, log, group, ms, outcome):
+    """Starts a `nap` call of `ms` in `group`, its result into `outcome`,
+    and waits (bounded) until the node logging to `log` runs it."""
+    async def nap():
+        outcome["result"] = await client.call_tool("test.hostile.nap", {"ms": ms})
+
+    group.start_soon(nap)
+    for _ in range(250):
+        await anyio.sleep(0.02)
+        if calls_on(log):
+            return
+    raise AssertionError("the node never took the call:\n" + log.read_text())
+
+
+async def exit_time(proc, limit):
+    """Seconds until `proc` exits, failing if it runs past `limit`."""
+    started = time.monotonic()
+    await anyio.to_thread.run_sync(lambda: proc.wait(timeout=limit))
+    return time.monotonic() - started
+
+
+@pytest.mark.anyio
+async def test_a_draining_node_stops_at_its_drain_timeout_or_at_a_second_signal(mesh):
+    publish(mesh, "hostile.wasm", "test/hostile")
+    base = mesh.gateway()
+    async with mcp.Client(f"{base}/mcp", mode="auto") as client:
+        await until_listed(client, "test.hostile.nap")
+        # A call longer than --drain-timeout: the node stops at the timeout.
+        brief_log, brief = mesh.node("brief", "--drain-timeout", "1s")
+        async with anyio.create_task_group() as group:
+            outcome = {}
+            await nap_until_running(client, brief_log, group, 8000, outcome)
+            brief.send_signal(signal.SIGTERM)
+            assert await exit_time(brief, 10) < 4, brief_log.read_text()
+        assert brief.returncode == 0 and "drain time is up" in brief_log.read_text(), brief_log.read_text()
+        # The default drain (30 s) is cut short by a second signal.
+        stubborn_log, stubborn = mesh.node("stubborn")
+        async with anyio.create_task_group() as group:
+            outcome = {}
+            await nap_until_running(client, stubborn_log, group, 8000, outcome)
+            stubborn.send_signal(signal.SIGTERM)
+            wait_for(stubborn_log, "draining", stubborn)
+            stubborn.send_signal(signal.SIGTERM)
+            assert await exit_time(stubborn, 10) < 3, stubborn_log.read_text()
+        assert stubborn.returncode == 0 and "stopping at once" in stubborn_log.read_text()
+
+
+@pytest.mark.anyio
+async def test_nodes_stop_on_sigterm_when_nats_is_gone(mesh):
+    publish(mesh, "hostile.wasm", "test/hostile")
+    busy_log, busy = mesh.node("busy")
+    base = mesh.gateway()
+    _, nats = mesh.procs[0]
+    async with mcp.Client(f"{base}/mcp", mode="auto") as client:
+        await until_listed(client, "test.hostile.nap")
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as group:
+                outcome = {}
+                await nap_until_running(client, busy_log, group, 9000, outcome)
+                # A node that never runs a call, started after the one call.
+                idle_log, idle = mesh.node("idle")
+                nats.kill()
+                nats.wait(timeout=10)
+                wait_for(busy_log, "NATS disconnected", busy)
+                wait_for(idle_log, "NATS disconnected", idle)
+                busy.send_signal(signal.SIGTERM)
+                idle.send_signal(signal.SIGTERM)
+                # A running call gets at most 2 s without NATS, each send at most 1 s.
+                assert await exit_time(busy, 15) < 6, busy_log.read_text()
+                assert await exit_time(idle, 15) < 4, idle_log.read_text()
+    for log, proc in [(busy_log, busy), (idle_log, idle)]:
+        assert proc.returncode == 0, log.read_text()
+        assert "node stopped" in log.read_text(), log.read_text()
+    assert "NATS is unreachable: stopping the calls still running" in busy_log.read_text(), busy_log.read_text()
+    assert outcome["result"].is_error, "nothing answers once NATS is gone"
+
+
 @pytest.mark.anyio
 async def test_values_over_the_nats_payload_limit_cross_in_parts(mesh):
     publish(mesh, "hostile.wasm", "test/hostile")

@@ -90,9 +90,16 @@ pub struct NodeArgs {
     /// or a private network: it has no API key).
     #[arg(long, value_name = "HOST:PORT")]
     metrics: Option<SocketAddr>,
-    /// How long running calls may finish after SIGTERM before the node exits.
-    #[arg(long, default_value = "30s", value_parser = super::sandbox_args::parse_duration_arg, value_name = "DURATION")]
-    drain: Duration,
+    /// How long running calls may finish after SIGTERM (or Ctrl-C) before
+    /// the node exits; a second signal exits at once.
+    #[arg(
+        long = "drain-timeout",
+        alias = "drain",
+        default_value = "30s",
+        value_parser = super::sandbox_args::parse_duration_arg,
+        value_name = "DURATION"
+    )]
+    drain_timeout: Duration,
     #[command(flatten)]
     registry: RegistryArgs,
     #[command(flatten)]
@@ -111,13 +118,26 @@ fn node_id() -> Result<String, Failure> {
     Ok(hex::encode(bytes))
 }
 
-/// Completes on SIGTERM or Ctrl-C.
-async fn stop_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-    }
+/// A message for each SIGTERM or Ctrl-C, as they come: the first asks the
+/// node to drain, the next to stop at once.
+fn stop_requests() -> Result<tokio::sync::mpsc::UnboundedReceiver<()>, Failure> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch for SIGINT")?;
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                Some(()) = term.recv() => {}
+                Some(()) = interrupt.recv() => {}
+                else => return,
+            }
+            if sender.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(receiver)
 }
 
 pub async fn node(args: NodeArgs) -> Result<(), Failure> {
@@ -133,6 +153,8 @@ pub async fn node(args: NodeArgs) -> Result<(), Failure> {
         (None, Some(id)) => id.clone(),
         (None, None) => format!("node-{}", &id[..6]),
     };
+    // Signals are watched from the start: one during start-up is not lost.
+    let stops = stop_requests()?;
     let (node, slots) = build_node(&args.sandbox, &args.registry, args.slots)?;
     if let Some(addr) = args.metrics {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -155,9 +177,9 @@ pub async fn node(args: NodeArgs) -> Result<(), Failure> {
         labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
         slots,
         gpus: gpus(&node),
-        drain_timeout: args.drain,
+        drain_timeout: args.drain_timeout,
     };
-    agent::serve(client, refusals, node, config, stop_signal()).await.map_err(Failure::failed)?;
+    agent::serve(client, refusals, node, config, stops).await.map_err(Failure::failed)?;
     eprintln!("node stopped");
     Ok(())
 }
@@ -223,8 +245,10 @@ pub async fn gateway(args: GatewayArgs) -> Result<(), Failure> {
             drain_timeout: Duration::ZERO,
         };
         let client = client.clone();
+        // The local node serves as long as the gateway: nothing asks it to stop.
+        let (_, stops) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
-            if let Err(e) = agent::serve(client, refusals, node, config, std::future::pending()).await {
+            if let Err(e) = agent::serve(client, refusals, node, config, stops).await {
                 tracing::error!("the gateway's local node stopped: {e}");
             }
         });

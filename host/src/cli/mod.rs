@@ -128,7 +128,7 @@ pub fn main() -> ExitCode {
     let _log = init_logging(cli.verbose + u8::from(serving));
     let result =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Failure::failed).and_then(|runtime| {
-            runtime.block_on(async {
+            let result = runtime.block_on(async {
                 match cli.command {
                     Command::Inspect(args) => inspect::run(args).await,
                     Command::Run(args) => run::run(args).await,
@@ -147,7 +147,11 @@ pub fn main() -> ExitCode {
                     Command::Serve(args) => serve::serve(args).await,
                     Command::Mcp(args) => serve::mcp(args).await,
                 }
-            })
+            });
+            // What a stopped server leaves running (a call past its drain
+            // time, GPU work on a blocking thread) does not hold the process.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+            result
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,10 +3,16 @@
 //! subject, answers each on the call's reply inbox (accepted, keep-alives,
 //! progress, one result or error), stops calls it is told to cancel, and on
 //! shutdown stops taking calls and lets running ones finish.
+//!
+//! Stopping is bounded whatever the state of NATS: running calls get up to
+//! the drain timeout (less when NATS is gone: past [`LOST_AFTER`] their
+//! gateways have given them up), a second stop request ends the drain at
+//! once, and no send waits more than [`SEND_WAIT`] on a connection that
+//! may be gone.
 
 use super::parts::{self, Assembler, MAX_VALUE, PartError};
 use super::subjects;
-use super::{ADVERT_EVERY, KEEPALIVE_EVERY, MeshError, Refusals};
+use super::{ADVERT_EVERY, KEEPALIVE_EVERY, LOST_AFTER, MeshError, Refusals};
 use crate::node::wire::{self, Advert, CallMessage, CancelMessage, GpuAdapter, NodeMessage, WIRE_VERSION};
 use crate::node::{Invocation, Node};
 use crate::sandbox::Progress;
@@ -21,6 +27,10 @@ use tracing::Instrument;
 
 /// Progress updates of one call waiting to be sent.
 const PROGRESS_QUEUE: usize = 64;
+
+/// The longest the node waits to hand NATS an advert or a refusal, or for
+/// the server to confirm the last advert when it stops.
+pub const SEND_WAIT: Duration = Duration::from_secs(1);
 
 /// Who the node says it is.
 #[derive(Debug, Clone)]
@@ -42,16 +52,18 @@ pub struct AgentConfig {
 /// Running calls, by (call id, attempt), so a cancel can stop one.
 type Running = Arc<Mutex<HashMap<(String, u32), AbortHandle>>>;
 
-/// Serves calls for `node` on `client` until `shutdown` completes, then
-/// drains: no new calls, running ones finish (up to the drain timeout).
-/// Fails at once if the server refuses the node its own subjects (its
-/// credentials are for another id), as recorded in `refusals`.
+/// Serves calls for `node` on `client` until the first message on `stops`,
+/// then drains: no new calls, running ones finish, up to the drain timeout
+/// (or [`LOST_AFTER`] while NATS is unreachable), or until a second
+/// message on `stops`. A closed `stops` never stops the node. Fails at once
+/// if the server refuses the node its own subjects (its credentials are
+/// for another id), as recorded in `refusals`.
 pub async fn serve(
     client: async_nats::Client,
     refusals: Refusals,
     node: Node,
     config: AgentConfig,
-    shutdown: impl Future<Output = ()>,
+    mut stops: tokio::sync::mpsc::UnboundedReceiver<()>,
 ) -> Result<(), MeshError> {
     let nats = |e: async_nats::SubscribeError| MeshError(e.to_string());
     let mut calls = client.subscribe(subjects::call(&config.id)).await.map_err(nats)?;
@@ -63,14 +75,13 @@ pub async fn serve(
     let mut assembler = Assembler::new(MAX_VALUE);
     // The first advert went out above; the next after the usual interval.
     let mut adverts = tokio::time::interval_at(tokio::time::Instant::now() + ADVERT_EVERY, ADVERT_EVERY);
-    tokio::pin!(shutdown);
     tracing::info!(node = %config.id, name = %config.name, "serving calls");
     loop {
         tokio::select! {
             // In this order: adverts never starve under a flood of calls,
             // and a call is taken before a cancel that arrived after it.
             biased;
-            _ = &mut shutdown => break,
+            Some(()) = stops.recv() => break,
             _ = adverts.tick() => advertise(&client, &node, &config, in_flight.load(Ordering::Relaxed), config.slots).await,
             message = calls.next() => match message {
                 Some(message) => {
@@ -86,22 +97,47 @@ pub async fn serve(
     // Drain: no new calls (each is refused as retryable, so the gateway
     // places it elsewhere at once), adverts with no room, cancels still
     // honoured, until what runs has finished or the drain time is up.
-    tracing::info!(running = in_flight.load(Ordering::Relaxed), "draining");
+    let started = tokio::time::Instant::now();
+    tracing::info!(running = in_flight.load(Ordering::Relaxed), timeout = ?config.drain_timeout, "draining");
     let drained_by = tokio::time::sleep(config.drain_timeout);
     tokio::pin!(drained_by);
     let mut check = tokio::time::interval(Duration::from_millis(50));
     while in_flight.load(Ordering::Relaxed) > 0 {
         tokio::select! {
             biased;
-            _ = &mut drained_by => break,
+            _ = &mut drained_by => {
+                tracing::warn!(running = in_flight.load(Ordering::Relaxed), "the drain time is up: stopping the calls still running");
+                break;
+            }
+            Some(()) = stops.recv() => {
+                tracing::warn!(running = in_flight.load(Ordering::Relaxed), "asked again: stopping at once");
+                break;
+            }
             _ = adverts.tick() => advertise(&client, &node, &config, in_flight.load(Ordering::Relaxed), 0).await,
             Some(message) = calls.next() => refuse_draining(&client, &mut assembler, &message).await,
             Some(message) = cancels.next() => cancel(&message, &running),
-            _ = check.tick() => {}
+            _ = check.tick() => {
+                // Without NATS no result reaches a gateway, and past
+                // LOST_AFTER the gateways have given these calls up.
+                if client.connection_state() != async_nats::connection::State::Connected && started.elapsed() >= LOST_AFTER {
+                    tracing::warn!(running = in_flight.load(Ordering::Relaxed), "NATS is unreachable: stopping the calls still running");
+                    break;
+                }
+            }
         }
     }
-    advertise(&client, &node, &config, 0, 0).await;
-    let _ = client.flush().await;
+    // The last advert says the node takes nothing; a server that is gone
+    // cannot confirm it, and is not waited for.
+    let last = async {
+        advertise(&client, &node, &config, 0, 0).await;
+        client.flush().await
+    };
+    if !matches!(tokio::time::timeout(SEND_WAIT, last).await, Ok(Ok(()))) {
+        tracing::warn!("NATS did not confirm the last advert: the gateways will forget this node within 3 s");
+    }
+    for (_, task) in running.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+        task.abort();
+    }
     Ok(())
 }
 
@@ -168,7 +204,7 @@ async fn refuse_draining(client: &async_nats::Client, assembler: &mut Assembler,
         assembler.forget(reply.as_str());
     }
     let error = admission_error("node_busy", "the node is shutting down".into(), true);
-    let _ = client.publish(reply.clone(), Bytes::from(wire::encode(&error))).await;
+    let _ = tokio::time::timeout(SEND_WAIT, client.publish(reply.clone(), Bytes::from(wire::encode(&error)))).await;
 }
 
 /// Publishes the node's advert, with `slots` free for calls (0 while draining).
@@ -188,8 +224,15 @@ async fn advertise(client: &async_nats::Client, node: &Node, config: &AgentConfi
         compiled: node.compiled().iter().map(ToString::to_string).collect(),
         ttl_ms: 3 * ADVERT_EVERY.as_millis() as u64,
     };
-    if let Err(e) = client.publish(subjects::advert(&config.id), Bytes::from(wire::encode(&advert))).await {
-        tracing::warn!(error = %e, "cannot publish the advert");
+    match tokio::time::timeout(
+        SEND_WAIT,
+        client.publish(subjects::advert(&config.id), Bytes::from(wire::encode(&advert))),
+    )
+    .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot publish the advert"),
+        Err(_) => tracing::warn!("cannot publish the advert: NATS is not taking messages"),
     }
 }
 

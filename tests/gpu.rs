@@ -90,10 +90,48 @@ fn matmul_on_the_gpu_matches_a_reference_product() {
 }
 
 #[test]
-fn a_gpu_tool_is_refused_where_the_policy_grants_no_gpu() {
-    let file = component("matmul").display().to_string();
-    let run = tool(&["run", &file, "matmul", "--args", r#"{"a": [[1]], "b": [[2]]}"#]);
+fn a_tool_that_requires_a_gpu_is_refused_where_the_policy_grants_none() {
+    // gpu-abuse imports the GPU interface and says nothing more: it requires one.
+    let file = component("gpu_abuse").display().to_string();
+    let run = tool(&["run", &file, "adapter"]);
     assert!(failure(&run).contains("GPU compute"), "{}", run.stderr);
+}
+
+#[test]
+fn inspect_shows_whether_the_gpu_is_required_or_optional() {
+    let requests = |name: &str| {
+        let run = tool(&["inspect", &component(name).display().to_string(), "--json"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.json()["requests"].clone()
+    };
+    assert_eq!(requests("gpu_abuse"), json!({"format": 1, "gpu": true}));
+    assert_eq!(requests("matmul"), json!({"format": 2, "gpu_optional": true}));
+    assert_eq!(requests("hello"), json!({"format": 1}));
+}
+
+#[test]
+fn tools_whose_gpu_is_optional_run_on_the_cpu_without_a_grant() {
+    // matmul and model declare their GPU optional in the component itself
+    // (`toolmesh_guest::gpu_optional!()`): no tool.toml, no --gpu.
+    let file = component("matmul").display().to_string();
+    let run = tool(&["run", &file, "matmul", "--args", r#"{"a": [[1, 2]], "b": [[3], [4]]}"#, "--json"]);
+    let out = structured(&run);
+    assert_eq!((out["c"].clone(), out["device"].clone()), (json!([[11.0]]), json!("cpu")));
+    // Asking for the GPU explicitly without a grant is the tool's own error.
+    let run = tool(&["run", &file, "matmul", "--args", r#"{"a": [[1]], "b": [[2]], "device": "gpu"}"#]);
+    assert!(failure(&run).contains("no GPU"), "{}", run.stderr);
+
+    let model = component("model").display().to_string();
+    let run = tool(&["run", &model, "embed", "--args", r#"{"texts": ["hi"]}"#, "--json"]);
+    let out = structured(&run);
+    assert_eq!((out["dimensions"].clone(), out["device"].clone()), (json!(384), json!("cpu")));
+    let vector: Vec<f64> = out["embeddings"][0].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(vector.len(), 384);
+    assert!((vector.iter().map(|v| v * v).sum::<f64>().sqrt() - 1.0).abs() < 1e-4, "a unit vector");
+
+    // Where the policy grants a GPU, the same component gets it.
+    let out = structured(&gpu_run("matmul", "matmul", json!({"a": [[1, 2]], "b": [[3], [4]]}), ""));
+    assert!(out["device"].as_str().unwrap().starts_with("gpu: "), "{}", out["device"]);
 }
 
 #[test]

@@ -24,7 +24,11 @@
 //! ```
 //!
 //! A tool that uses this module imports `toolmesh:tool/gpu`, and is
-//! published as needing a GPU. Work is queued: [`Kernel::dispatch`]
+//! published as needing a GPU: it runs only on nodes that grant one. A tool
+//! that falls back to the CPU, as above, says so once with
+//! [`gpu_optional!`](crate::gpu_optional): it then runs everywhere, on a
+//! GPU where a node grants one (placement prefers those nodes) and on the
+//! CPU elsewhere (`tool run` without `--gpu`, nodes without a GPU). Work is queued: [`Kernel::dispatch`]
 //! returns at once, and reads wait for what was queued before them.
 
 use crate::bindings::toolmesh::tool::gpu as wit;
@@ -218,4 +222,21 @@ impl Kernel {
             buffers.iter().map(|(index, buffer)| wit::Binding { index: *index, buffer: &buffer.inner }).collect();
         self.0.dispatch(&bindings, (x, y, z))
     }
+}
+
+/// Declares that this component runs without a GPU: every call that gets
+/// no adapter (`Gpu::open` fails) takes a CPU path. Nodes without a GPU
+/// then run it too, and gateways place its calls on GPU nodes first. Use it
+/// once per component, at the top level of the crate.
+///
+/// It writes `optional` into the component's `toolmesh:gpu` custom
+/// section; a `tool.toml` with `gpu = "required"` overrides it.
+#[macro_export]
+macro_rules! gpu_optional {
+    () => {
+        #[cfg(target_family = "wasm")]
+        #[unsafe(link_section = "toolmesh:gpu")]
+        #[used]
+        static __TOOLMESH_GPU_OPTIONAL: [u8; 8] = *b"optional";
+    };
 }

@@ -3,6 +3,11 @@
 //! read (`component-name`, `version`, `description`, `source`). Only the
 //! outer component's sections count, not those of components or modules
 //! nested inside it. Pure; reads without running or compiling anything.
+//!
+//! One section of toolmesh's own, [`GPU_SECTION`], says that a component
+//! that imports the GPU interface runs without a GPU too. It counts
+//! wherever it is, since a language's toolchain puts it in the core
+//! module inside the component (the Rust guest SDK's `gpu_optional!`).
 
 use wasmparser::{BinaryReaderError, Chunk, KnownCustom, Parser, Payload};
 
@@ -62,6 +67,31 @@ pub fn read(bytes: &[u8]) -> Result<ComponentMetadata, BinaryReaderError> {
             _ => {}
         }
     }
+}
+
+/// The custom section in which a component says how it uses a GPU:
+/// `optional` (it falls back to the CPU when the call gets no adapter) or
+/// `required`.
+pub const GPU_SECTION: &str = "toolmesh:gpu";
+
+/// Whether component `bytes` says it runs without a GPU: a [`GPU_SECTION`]
+/// that says `optional`, at any depth, and none that says `required`.
+/// Bytes that cannot be read say nothing.
+pub fn gpu_optional(bytes: &[u8]) -> bool {
+    let mut optional = false;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(Payload::CustomSection(section)) if section.name() == GPU_SECTION => {
+                match std::str::from_utf8(section.data()).map(str::trim) {
+                    Ok("optional") => optional = true,
+                    _ => return false,
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    optional
 }
 
 #[cfg(test)]
@@ -136,5 +166,31 @@ pub(crate) mod tests {
         assert_eq!(read(&component(&[])).unwrap(), ComponentMetadata::default());
         assert!(read(b"not wasm").is_err());
         assert!(read(&component(&[vec![0, 50, 1]])).is_err(), "a truncated section");
+    }
+
+    /// A module section holding a core module with `sections`.
+    fn nested_module(sections: &[Vec<u8>]) -> Vec<u8> {
+        let mut module = b"\0asm\x01\0\0\0".to_vec();
+        for s in sections {
+            module.extend(s);
+        }
+        let mut section = vec![1];
+        section.extend(leb(module.len()));
+        section.extend(module);
+        section
+    }
+
+    #[test]
+    fn a_gpu_section_anywhere_says_optional() {
+        let optional = custom_section(GPU_SECTION, b"optional");
+        assert!(gpu_optional(&component(std::slice::from_ref(&optional))));
+        assert!(gpu_optional(&component(&[nested_module(std::slice::from_ref(&optional))])), "in the core module");
+        assert!(!gpu_optional(&component(&[])));
+        let required = custom_section(GPU_SECTION, b"required");
+        assert!(!gpu_optional(&component(&[optional.clone(), nested_module(&[required])])), "required wins");
+        assert!(!gpu_optional(&component(&[custom_section(GPU_SECTION, b"maybe")])));
+        let mut truncated = component(&[optional]);
+        truncated.extend([0, 50, 1]);
+        assert!(!gpu_optional(&truncated), "unreadable bytes say nothing");
     }
 }

@@ -4,7 +4,8 @@
 //! `tool publish` and `tool serve`'s bundled examples both go through here.
 
 use crate::artifact::{Artifact, ToolMetadata, signature_artifact};
-use crate::grant::Grant;
+use crate::component_metadata;
+use crate::grant::{Grant, settle_gpu};
 use crate::sandbox::{Sandbox, SandboxError};
 use bytes::Bytes;
 use toolmesh_registry::client::{Client, ClientError};
@@ -45,9 +46,10 @@ pub async fn publish(
 ) -> Result<Digest, PublishError> {
     // One describe call: the baseline compiler is enough and much quicker.
     let component = sandbox.load_quick(&bytes)?;
-    // A tool that imports the GPU interface is a GPU tool: it is placed
-    // only on nodes that grant GPU compute.
-    meta.permissions.gpu |= component.uses_gpu();
+    // A tool that imports the GPU interface is a GPU tool: placed only on
+    // nodes that grant GPU compute, unless it runs without one (its
+    // tool.toml or the component says so), then on GPU nodes first.
+    settle_gpu(&mut meta.permissions, component.uses_gpu(), component_metadata::gpu_optional(&bytes));
     // A tool must request what its imports need (a `wasi:http` import
     // without a network request could never run anywhere).
     component.check_grant(&Grant::as_requested(&meta.permissions))?;

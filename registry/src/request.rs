@@ -9,15 +9,18 @@ pub use crate::target::{HostPattern, Scheme, Target};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The format of [`ToolRequest`] this crate writes and reads.
-pub const REQUEST_FORMAT: u32 = 1;
+/// The newest format of [`ToolRequest`] this crate reads. It writes the
+/// oldest format that holds what a request asks for (1, or 2 for a GPU
+/// taken as optional), so older nodes keep reading what they can run.
+pub const REQUEST_FORMAT: u32 = 2;
 
 /// Everything a tool requests. The empty request (the default) asks for
 /// nothing beyond log lines and progress reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToolRequest {
-    /// The format version, [`REQUEST_FORMAT`] when written by this crate.
+    /// The format version: the oldest one that holds the request when
+    /// written by this crate (see [`REQUEST_FORMAT`]).
     pub format: u32,
     /// Outbound HTTP requests it makes, by target.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -28,9 +31,14 @@ pub struct ToolRequest {
     /// Names of secrets it reads from its environment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
-    /// Whether it needs GPU compute.
+    /// Whether it needs GPU compute: placed only on nodes that grant it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub gpu: bool,
+    /// Whether it uses GPU compute where a node grants it and runs without
+    /// one elsewhere (format 2): placed on GPU nodes first, on others when
+    /// none is free. Ignored when [`ToolRequest::gpu`] requires one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gpu_optional: bool,
     /// Linear memory a call needs, in bytes, when more than a node's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_bytes: Option<u64>,
@@ -42,11 +50,12 @@ pub struct ToolRequest {
 impl Default for ToolRequest {
     fn default() -> Self {
         ToolRequest {
-            format: REQUEST_FORMAT,
+            format: 1,
             network: Vec::new(),
             scratch_bytes: None,
             secrets: Vec::new(),
             gpu: false,
+            gpu_optional: false,
             memory_bytes: None,
             timeout_ms: None,
         }
@@ -97,9 +106,21 @@ impl ToolRequest {
         Ok(request)
     }
 
-    /// The JSON published in the manifest.
+    /// The JSON published in the manifest, in the oldest format that holds it.
     pub fn to_annotation(&self) -> String {
-        serde_json::to_string(self).expect("a request serialises")
+        let optional = self.gpu_optional && !self.gpu;
+        let written = ToolRequest { format: if optional { 2 } else { 1 }, gpu_optional: optional, ..self.clone() };
+        serde_json::to_string(&written).expect("a request serialises")
+    }
+
+    /// Whether a call may use a GPU where a node grants one (required or optional).
+    pub fn uses_gpu(&self) -> bool {
+        self.gpu || self.gpu_optional
+    }
+
+    /// Whether it runs only where a GPU is granted.
+    pub fn requires_gpu(&self) -> bool {
+        self.gpu
     }
 
     /// Checks what serde cannot: secret names, methods, sizes.
@@ -140,6 +161,8 @@ impl ToolRequest {
         }
         if self.gpu {
             out.push("GPU compute".into());
+        } else if self.gpu_optional {
+            out.push("GPU compute where granted (runs without)".into());
         }
         if let Some(bytes) = self.memory_bytes {
             out.push(format!("memory: {}", size_words(bytes)));
@@ -158,7 +181,7 @@ impl ToolRequest {
         self.network.is_empty()
             && self.scratch_bytes.is_none()
             && self.secrets.is_empty()
-            && !self.gpu
+            && !self.uses_gpu()
             && self.memory_bytes.is_none()
             && self.timeout_ms.is_none()
     }
@@ -253,11 +276,26 @@ mod tests {
         let text = request.to_annotation();
         assert_eq!(ToolRequest::from_annotation(Some(&text)).unwrap(), request);
         assert_eq!(ToolRequest::from_annotation(None).unwrap(), ToolRequest::default());
-        let newer = ToolRequest::from_annotation(Some(r#"{"format": 2, "teleport": true}"#)).unwrap_err();
-        assert_eq!(newer, RequestError::NewerFormat { found: 2 });
+        let newer = ToolRequest::from_annotation(Some(r#"{"format": 3, "teleport": true}"#)).unwrap_err();
+        assert_eq!(newer, RequestError::NewerFormat { found: 3 });
         assert!(ToolRequest::from_annotation(Some(r#"{"network": ["x.com"]}"#)).is_err(), "unversioned");
         let bad_secret = r#"{"format": 1, "secrets": ["lower"]}"#;
         assert!(matches!(ToolRequest::from_annotation(Some(bad_secret)), Err(RequestError::Invalid(_))));
+    }
+
+    #[test]
+    fn an_optional_gpu_is_written_in_format_2_and_only_then() {
+        let optional = ToolRequest { gpu_optional: true, ..ToolRequest::default() };
+        let text = optional.to_annotation();
+        assert_eq!(text, r#"{"format":2,"gpu_optional":true}"#);
+        let read = ToolRequest::from_annotation(Some(&text)).unwrap();
+        assert!(read.uses_gpu() && !read.requires_gpu() && !read.is_empty());
+        assert_eq!(read.describe(), ["GPU compute where granted (runs without)"]);
+        // A required GPU is what format 1 always said; readers of format 1
+        // keep reading it.
+        let required = ToolRequest { gpu: true, gpu_optional: true, ..ToolRequest::default() };
+        assert_eq!(required.to_annotation(), r#"{"format":1,"gpu":true}"#);
+        assert!(ToolRequest::from_annotation(Some(r#"{"format":1,"gpu":true}"#)).unwrap().requires_gpu());
     }
 
     #[test]

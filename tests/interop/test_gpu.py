@@ -114,13 +114,17 @@ async def test_gpu_calls_through_mcp_are_contained_and_the_node_keeps_serving(tm
 
 
 @pytest.mark.anyio
-async def test_a_node_without_a_gpu_grant_refuses_gpu_tools_and_serves_the_rest(tmp_path):
+async def test_a_node_without_a_gpu_grant_refuses_gpu_only_tools_and_runs_the_rest_on_the_cpu(tmp_path):
     with start_gateway(tmp_path) as (base, data, log, _):
+        publish_to(base, data, COMPONENTS / "gpu_abuse.wasm", "test/gpu", "1.0.0")
         async with mcp.Client(f"{base}/mcp", mode="auto") as client:
-            await until_listed(client, "examples.matmul.matmul")
-            refused = await client.call_tool("examples.matmul.matmul", {"a": [[1.0]], "b": [[1.0]]})
+            await until_listed(client, "test.gpu.adapter")
+            refused = await client.call_tool("test.gpu.adapter", {})
             assert refused.is_error
             assert "GPU compute (the policy's [gpu] allow is false)" in text_of(refused), text_of(refused)
+            # matmul's GPU is optional: it runs here on its CPU path.
+            product = await client.call_tool("examples.matmul.matmul", {"a": [[1.0, 2.0]], "b": [[3.0], [4.0]]})
+            assert product.structured_content == {"c": [[11.0]], "device": "cpu"}, text_of(product)
             greeted = await client.call_tool("examples.hello.greet", {"name": "Ada"})
             assert text_of(greeted) == "Hello, Ada!"
 

@@ -430,24 +430,37 @@ async def test_a_gateway_with_a_local_node_serves_alone(mesh):
 
 
 @pytest.mark.anyio
-async def test_gpu_tools_are_placed_only_on_nodes_that_grant_a_gpu(mesh):
+async def test_gpu_tools_are_placed_by_whether_they_require_or_prefer_a_gpu(mesh):
+    # gpu-abuse requires a GPU (it imports the interface and says no more);
+    # matmul declares its GPU optional in the component.
+    publish(mesh, "gpu_abuse.wasm", "test/gpuonly")
     publish(mesh, "matmul.wasm", "test/matmul")
     cpu_log, _ = mesh.node("cpu-only")
     base = mesh.gateway()
     async with mcp.Client(f"{base}/mcp", mode="auto") as client:
         await until_listed(client, "test.matmul.matmul")
-        args = {"a": [[1.0, 2.0]], "b": [[3.0], [4.0]]}
-        refused = await client.call_tool("test.matmul.matmul", args)
+        await until_listed(client, "test.gpuonly.adapter")
+        refused = await client.call_tool("test.gpuonly.adapter", {})
         assert refused.is_error and "no GPU node" in text_of(refused), text_of(refused)
+        # With no GPU node, the optional one runs on the CPU node's CPU path.
+        args = {"a": [[1.0, 2.0]], "b": [[3.0], [4.0]]}
+        fallback = await until_answered(client, "test.matmul.matmul", args)
+        assert not fallback.is_error, text_of(fallback)
+        assert (fallback.structured_content["c"], fallback.structured_content["device"]) == ([[11.0]], "cpu")
+        assert settled_calls_on(cpu_log, 1) == 1
 
         gpu_log, _ = mesh.node("with-gpu", "--gpu")
         listing = subprocess.run([TOOL, "nodes", "--nats", mesh.nats, "--json"], capture_output=True, text=True, timeout=30)
         adverts = {n["name"]: n for n in json.loads(listing.stdout)}
         assert adverts["cpu-only"]["gpus"] == []
         assert adverts["with-gpu"]["gpus"][0]["backend"] == "vulkan", adverts["with-gpu"]
+        adapter = await until_answered(client, "test.gpuonly.adapter", {})
+        assert adapter.structured_content["backend"] == "vulkan"
+        # A GPU node with room is preferred, though the CPU node is idle and
+        # has the component compiled.
         for _ in range(4):
             result = await until_answered(client, "test.matmul.matmul", args)
             assert result.structured_content["c"] == [[11.0]]
             assert result.structured_content["device"].startswith("gpu: ")
-    assert settled_calls_on(gpu_log, 4) == 4 and calls_on(cpu_log) == 0
+    assert settled_calls_on(gpu_log, 5) == 5 and calls_on(cpu_log) == 1
 

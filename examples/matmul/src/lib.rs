@@ -203,6 +203,8 @@ fn tools() -> Vec<Tool> {
 }
 
 toolmesh_guest::export_tools!(tools);
+// Every GPU path has a CPU one: nodes without a GPU run it too.
+toolmesh_guest::gpu_optional!();
 
 #[cfg(test)]
 mod tests {

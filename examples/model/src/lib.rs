@@ -255,6 +255,8 @@ fn tools() -> Vec<Tool> {
 // no host to call it, and the export names do not link into a native cdylib.
 #[cfg(target_arch = "wasm32")]
 toolmesh_guest::export_tools!(tools);
+// Every GPU path has a CPU one: nodes without a GPU run it too.
+toolmesh_guest::gpu_optional!();
 
 #[cfg(test)]
 mod tests;

@@ -26,8 +26,12 @@ pub struct InspectArgs {
 }
 
 pub async fn run(args: InspectArgs) -> Result<(), Failure> {
-    let source = args.source.read(&args.file, args.manifest.as_deref()).await?;
+    let mut source = args.source.read(&args.file, args.manifest.as_deref()).await?;
     let (sandbox, component) = args.sandbox.load(&source.bytes, &args.file, true, None)?;
+    // The request as it is published (or was, for a registry reference):
+    // with the GPU its imports need.
+    let declared_optional = toolmesh_host::component_metadata::gpu_optional(&source.bytes);
+    toolmesh_host::grant::settle_gpu(&mut source.request, component.uses_gpu(), declared_optional);
     let tools = sandbox.describe(&component).await?;
     if args.json {
         let out = json!({
@@ -35,7 +39,7 @@ pub async fn run(args: InspectArgs) -> Result<(), Failure> {
             "tools": tools,
             "imports": component.imports(),
             "capabilities": component.capabilities(),
-            "requests": source.request,
+            "requests": serde_json::from_str::<Value>(&source.request.to_annotation())?,
         });
         outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());

@@ -8,14 +8,18 @@
 //!    request ([`Grants::missing`] is empty). None: "no node grants …",
 //!    naming what the closest node lacks (or "no GPU node" for a GPU tool
 //!    when no node has an adapter).
-//! 2. **Hardware fit.** A GPU tool needs a node with a GPU adapter.
+//! 2. **Hardware fit.** A tool that requires a GPU needs a node with a GPU
+//!    adapter (and a policy that grants it).
 //! 3. **Health.** Nodes whose circuit breaker is open, and nodes this call
 //!    already tried, are skipped. None left: "no healthy node".
 //! 4. **Room.** Nodes with a free slot. None: [`NoPlacement::NoCapacity`];
 //!    the caller waits a bounded time for room and places again.
-//! 5. **Order.** Nodes that have compiled the component first (cache
-//!    affinity), then the lowest load per slot (in flight / slots), then
-//!    by id so equal nodes are always ranked the same.
+//! 5. **Order.** For a tool whose GPU is optional, nodes that would give
+//!    it one (granted, with an adapter) first: it falls back to the others
+//!    only when none of those has room or health. Then nodes that have
+//!    compiled the component (cache affinity), then the lowest load per
+//!    slot (in flight / slots), then by id so equal nodes are always
+//!    ranked the same.
 //!
 //! The answer is a ranking: the first node gets the call, the rest are
 //! where a retry goes.
@@ -75,7 +79,8 @@ pub fn place<'a>(nodes: &'a [NodeView], needs: CallNeeds<'_>) -> Result<Vec<&'a 
     if fitting.is_empty() {
         return Err(NoPlacement::NoFit(why_none_fits(nodes, needs.request)));
     }
-    let hardware: Vec<&NodeView> = fitting.into_iter().filter(|n| !needs.request.gpu || n.gpus > 0).collect();
+    let hardware: Vec<&NodeView> =
+        fitting.into_iter().filter(|n| !needs.request.requires_gpu() || n.gpus > 0).collect();
     if hardware.is_empty() {
         return Err(NoPlacement::NoFit("no GPU node: the nodes that grant GPU compute have no adapter".into()));
     }
@@ -91,8 +96,14 @@ pub fn place<'a>(nodes: &'a [NodeView], needs: CallNeeds<'_>) -> Result<Vec<&'a 
     if free.is_empty() {
         return Err(NoPlacement::NoCapacity { fitting: healthy.len() });
     }
+    let prefers_gpu = needs.request.gpu_optional;
+    let gives_gpu = |n: &NodeView| prefers_gpu && n.grants.gpu && n.gpus > 0;
     free.sort_by(|a, b| {
-        b.has_compiled.cmp(&a.has_compiled).then_with(|| load_order(a, b)).then_with(|| a.id.cmp(&b.id))
+        gives_gpu(b)
+            .cmp(&gives_gpu(a))
+            .then_with(|| b.has_compiled.cmp(&a.has_compiled))
+            .then_with(|| load_order(a, b))
+            .then_with(|| a.id.cmp(&b.id))
     });
     Ok(free)
 }
@@ -104,7 +115,7 @@ fn load_order(a: &NodeView, b: &NodeView) -> Ordering {
 
 /// Why no node's grants cover `request`: what the closest node lacks.
 fn why_none_fits(nodes: &[NodeView], request: &ToolRequest) -> String {
-    if request.gpu && nodes.iter().all(|n| n.gpus == 0) {
+    if request.requires_gpu() && nodes.iter().all(|n| n.gpus == 0) {
         return "no GPU node".into();
     }
     let closest = nodes
@@ -205,6 +216,32 @@ mod tests {
         gpu.id = "gpu".into();
         gpu.gpus = 1;
         assert_eq!(ids(place(&[granted_no_adapter, gpu], needs(&request))), ["gpu"]);
+    }
+
+    #[test]
+    fn optional_gpu_tools_prefer_gpu_nodes_and_fall_back_to_others() {
+        let request = ToolRequest { gpu_optional: true, ..ToolRequest::default() };
+        let mut gpu = node("gpu", 3, 4);
+        gpu.grants = grants(&[], true);
+        gpu.gpus = 1;
+        let mut warm_cpu = node("warm-cpu", 0, 4);
+        warm_cpu.has_compiled = true;
+        // Alone, a CPU node runs it.
+        assert_eq!(ids(place(std::slice::from_ref(&warm_cpu), needs(&request))), ["warm-cpu"]);
+        // A GPU node with room comes first, busier and colder as it is.
+        assert_eq!(ids(place(&[warm_cpu.clone(), gpu.clone()], needs(&request))), ["gpu", "warm-cpu"]);
+        // An adapter the policy does not grant is no GPU for the tool.
+        let mut ungranted = gpu.clone();
+        ungranted.grants = grants(&[], false);
+        assert_eq!(ids(place(&[ungranted, warm_cpu.clone()], needs(&request))), ["warm-cpu", "gpu"]);
+        // A full GPU node: the call falls back at once.
+        gpu.in_flight = 4;
+        assert_eq!(ids(place(&[warm_cpu.clone(), gpu], needs(&request))), ["warm-cpu"]);
+        // Tools that do not use a GPU are placed as before.
+        let mut idle_gpu = node("idle-gpu", 0, 4);
+        idle_gpu.grants = grants(&[], true);
+        idle_gpu.gpus = 1;
+        assert_eq!(ids(place(&[idle_gpu, warm_cpu], needs(&ToolRequest::default()))), ["warm-cpu", "idle-gpu"]);
     }
 
     #[test]

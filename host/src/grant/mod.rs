@@ -17,7 +17,7 @@ pub mod request;
 
 pub use grants::Grants;
 pub use policy::{NetworkPolicy, Policy, PolicyError, SecretValue};
-pub use request::PermissionsToml;
+pub use request::{GpuToml, PermissionsToml, settle_gpu};
 pub use toolmesh_registry::request::{NetworkRule, ToolRequest};
 
 use crate::config::Limits;
@@ -99,7 +99,8 @@ impl Policy {
             network,
             scratch,
             secrets,
-            gpu: request.gpu,
+            // An optional GPU is given where the policy grants one.
+            gpu: request.requires_gpu() || (request.gpu_optional && self.gpu),
             memory: request.memory_bytes,
             timeout,
             max_memory: self.limits.max_memory,
@@ -121,7 +122,7 @@ impl Grant {
                 })
             }),
             scratch: request.scratch_bytes.map(|size| ScratchGrant { size, parent: None }),
-            gpu: request.gpu,
+            gpu: request.uses_gpu(),
             memory: request.memory_bytes,
             timeout: request.timeout_ms.map(Duration::from_millis),
             ..Grant::default()
@@ -212,6 +213,16 @@ mod tests {
         for named in ["https://api.example.com:8443", "other.com", "scratch", "secret TOKEN", "GPU", "3600 s"] {
             assert!(err.contains(named), "{named} missing from: {err}");
         }
+    }
+
+    #[test]
+    fn an_optional_gpu_is_granted_where_the_policy_allows_one_and_never_missing() {
+        let optional = ToolRequest { gpu_optional: true, ..ToolRequest::default() };
+        assert!(!Policy::builtin().grant(&optional).unwrap().gpu, "no GPU policy: runs without");
+        assert!(policy("[gpu]\nallow = true\n").grant(&optional).unwrap().gpu);
+        let required = ToolRequest { gpu: true, ..ToolRequest::default() };
+        assert!(Policy::builtin().grant(&required).is_err());
+        assert!(Grant::as_requested(&optional).gpu);
     }
 
     #[test]

@@ -9,7 +9,12 @@
 //! secrets = ["API_KEY"]
 //! memory = "512MiB"
 //! timeout = "30s"
+//! gpu = "optional"   # or "required" (also `true`)
 //! ```
+//!
+//! A component that imports the GPU interface needs a GPU unless it says
+//! it runs without one: `gpu = "optional"` here, or the `toolmesh:gpu`
+//! custom section (see [`settle_gpu`]).
 
 use crate::config::{parse_duration, parse_size};
 use serde::Deserialize;
@@ -25,12 +30,28 @@ pub struct PermissionsToml {
     pub scratch: Option<String>,
     /// Names of the secrets the tool reads from its environment.
     pub secrets: Vec<String>,
-    /// Whether it needs GPU compute.
-    pub gpu: bool,
+    /// GPU compute: `"required"` (or `true`), `"optional"` (used where a
+    /// node grants it, the tool runs without), or absent (`false`): what
+    /// the component itself says, if it imports the GPU interface.
+    pub gpu: GpuToml,
     /// Memory a call needs, such as `512MiB`.
     pub memory: Option<String>,
     /// Time a call needs, such as `30s`.
     pub timeout: Option<String>,
+}
+
+/// `gpu` in `tool.toml`: `true`, `false`, `"required"` or `"optional"`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum GpuToml {
+    /// `true` (required) or `false` (the component decides).
+    Flag(bool),
+    /// `"required"` or `"optional"`.
+    Word(String),
+    /// Not written: the component decides.
+    #[default]
+    #[serde(skip)]
+    Unset,
 }
 
 /// One outbound HTTP target in `tool.toml`.
@@ -52,6 +73,14 @@ pub enum NetworkEntry {
 impl PermissionsToml {
     /// The typed request, with every field checked.
     pub fn to_request(&self) -> Result<ToolRequest, RequestError> {
+        if let GpuToml::Word(word) = &self.gpu
+            && word != "required"
+            && word != "optional"
+        {
+            return Err(RequestError::Invalid(format!(
+                "gpu: {word:?} is not one of true, false, \"required\" or \"optional\""
+            )));
+        }
         let invalid = |what: &str, e: crate::config::ConfigError| RequestError::Invalid(format!("{what}: {e}"));
         let mut network = Vec::new();
         for entry in &self.network {
@@ -76,7 +105,8 @@ impl PermissionsToml {
             network,
             scratch_bytes: self.scratch.as_deref().map(parse_size).transpose().map_err(|e| invalid("scratch", e))?,
             secrets: self.secrets.clone(),
-            gpu: self.gpu,
+            gpu: matches!(&self.gpu, GpuToml::Flag(true)) || matches!(&self.gpu, GpuToml::Word(w) if w == "required"),
+            gpu_optional: matches!(&self.gpu, GpuToml::Word(w) if w == "optional"),
             memory_bytes: self.memory.as_deref().map(parse_size).transpose().map_err(|e| invalid("memory", e))?,
             timeout_ms: self
                 .timeout
@@ -88,6 +118,22 @@ impl PermissionsToml {
         };
         request.validate()?;
         Ok(request)
+    }
+}
+
+/// Settles the GPU part of `request` for a component: one that imports the
+/// GPU interface (`imports_gpu`) requires a GPU unless `tool.toml` says
+/// `gpu = "optional"` or the component declares itself optional
+/// (`declared_optional`: its `toolmesh:gpu` section says `optional`). A
+/// `tool.toml` that says `required` wins over the component.
+pub fn settle_gpu(request: &mut ToolRequest, imports_gpu: bool, declared_optional: bool) {
+    if !imports_gpu || request.gpu {
+        return;
+    }
+    if request.gpu_optional || declared_optional {
+        request.gpu_optional = true;
+    } else {
+        request.gpu = true;
     }
 }
 
@@ -133,5 +179,29 @@ timeout = "30s"
         assert!(err.contains("api-key"), "{err}");
         assert!(parse("[permissions]\nnetwork = [{ host = \"x.com\", methods = [\"G T\"] }]\n").is_err());
         assert!(parse("[permissions]\nteleport = true\n").is_err());
+        let err = parse("[permissions]\ngpu = \"sometimes\"\n").unwrap_err().to_string();
+        assert!(err.contains("\"sometimes\" is not one of"), "{err}");
+    }
+
+    #[test]
+    fn gpu_is_required_optional_or_left_to_the_component() {
+        let required = parse("[permissions]\ngpu = true\n").unwrap();
+        assert!(required.requires_gpu());
+        assert_eq!(parse("[permissions]\ngpu = \"required\"\n").unwrap(), required);
+        let optional = parse("[permissions]\ngpu = \"optional\"\n").unwrap();
+        assert!(optional.uses_gpu() && !optional.requires_gpu());
+        let unset = parse("[permissions]\n").unwrap();
+        assert_eq!(parse("[permissions]\ngpu = false\n").unwrap(), unset);
+
+        // A GPU import needs a GPU unless the tool.toml or the component says optional.
+        let settled = |mut request: ToolRequest, imports: bool, declared: bool| {
+            settle_gpu(&mut request, imports, declared);
+            (request.gpu, request.gpu_optional)
+        };
+        assert_eq!(settled(unset.clone(), true, false), (true, false));
+        assert_eq!(settled(unset.clone(), true, true), (false, true));
+        assert_eq!(settled(optional.clone(), true, false), (false, true));
+        assert_eq!(settled(required.clone(), true, true), (true, false));
+        assert_eq!(settled(unset, false, true), (false, false), "no import, no GPU");
     }
 }

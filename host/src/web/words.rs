@@ -35,8 +35,12 @@ pub fn permissions(request: &ToolRequest) -> Vec<String> {
             request.secrets.join(", ")
         ));
     }
-    if request.gpu {
+    if request.requires_gpu() {
         out.push("Runs compute kernels on the GPU (within the node's limits on memory and time).".into());
+    } else if request.gpu_optional {
+        out.push(
+            "Runs compute kernels on the GPU where a node grants one (within its limits on memory and time), and on the CPU elsewhere.".into(),
+        );
     }
     if let Some(bytes) = request.memory_bytes {
         out.push(format!("Needs up to {} of memory per call.", size_words(bytes)));
@@ -60,8 +64,10 @@ pub fn permission_labels(request: &ToolRequest) -> Vec<String> {
     if !request.secrets.is_empty() {
         out.push("secrets".into());
     }
-    if request.gpu {
+    if request.requires_gpu() {
         out.push("GPU".into());
+    } else if request.gpu_optional {
+        out.push("GPU optional".into());
     }
     if request.memory_bytes.is_some() || request.timeout_ms.is_some() {
         out.push("larger limits".into());

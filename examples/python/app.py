@@ -16,6 +16,8 @@ import importlib
 import io
 import json
 import linecache
+import os
+import posix
 import sys
 import traceback
 
@@ -105,7 +107,7 @@ OUTPUT_SCHEMA = {
         },
         "exit_code": {
             "type": ["integer", "null"],
-            "description": "The status given to sys.exit(), if the code called it.",
+            "description": "The status given to sys.exit() or os._exit(), if the code called one.",
         },
         "truncated": {"type": "boolean", "description": "Whether stdout or stderr was cut."},
     },
@@ -241,6 +243,25 @@ def exit_status(code):
     return 1
 
 
+class ProcessExit(BaseException):
+    """`os._exit(status)` in a run: the process would have ended there."""
+
+
+# Statuses given to os._exit in this run (a fresh instance per call).
+_exits = []
+
+
+def _exit(status):
+    """`os._exit` for the code: there is no process of its own to end, so
+    the run ends as with `sys.exit(status)`, and stays ended even if the
+    code catches the exception (the first status counts)."""
+    _exits.append(int.__index__(status))  # a TypeError for non-integers, as os._exit gives
+    raise ProcessExit(status)
+
+
+os._exit = posix._exit = _exit
+
+
 def run(code, stdin_text, variables):
     """Runs `code` as `__main__`; returns the call's structured result."""
     out, err = Stream(), Stream()
@@ -258,6 +279,8 @@ def run(code, stdin_text, variables):
             value = eval(compile(ast.Expression(last.value), SOURCE, "eval"), scope)
             if value is not None:
                 report["result"], report["result_type"] = as_result(value)
+    except ProcessExit:
+        pass  # reported below, from _exits
     except SystemExit as exit:
         report["exit_code"] = exit_status(exit.code)
         if exit.code is not None and not isinstance(exit.code, int):
@@ -270,6 +293,9 @@ def run(code, stdin_text, variables):
         report["error"] = describe_error(error)
     finally:
         sys.stdin, sys.stdout, sys.stderr = saved
+    if _exits:
+        # The process ended at the first os._exit, whatever ran after it.
+        report.update(result=None, result_type="none", error=None, exit_code=exit_status(_exits[0]))
     report["stdout"], report["stderr"] = Stream.text(out), Stream.text(err)
     report["truncated"] = bool(out.dropped or err.dropped)
     return report

@@ -254,6 +254,16 @@ async fn a_panic_is_a_trap_that_carries_the_panic_message() {
 }
 
 #[tokio::test]
+async fn exit_in_a_tool_is_a_failure_that_says_so() {
+    let sandbox = sandbox_with(small_limits());
+    let hostile = load(&sandbox, "hostile");
+    let err = call(&sandbox, &hostile, "exit", json!({})).await.unwrap_err();
+    assert_eq!(err.to_string(), "tool trapped: the tool called exit(0) instead of returning a result");
+    assert!(err.is_tool_failure());
+    assert_still_serves(&sandbox, &hostile).await;
+}
+
+#[tokio::test]
 async fn malformed_output_is_refused() {
     let sandbox = sandbox_with(small_limits());
     let hostile = load(&sandbox, "hostile");

@@ -178,6 +178,11 @@ db.executemany("insert into t values (?, ?)", [("a", 1), ("b", 2), ("a", 3)])
         assert (out["result"], out["result_type"]) == ("{1, 2, 3}", "repr")
         out = await run(client, PY, "import sys\nprint('bye')\nsys.exit(4)")
         assert (out["stdout"], out["exit_code"], out["error"]) == ("bye\n", 4, None)
+        # os._exit ends the run as sys.exit does, even where the code catches it.
+        out = await run(client, PY, "import os\nprint('bye')\nos._exit(0)\nprint('never')")
+        assert (out["stdout"], out["exit_code"], out["error"]) == ("bye\n", 0, None), out
+        out = await run(client, PY, "import os\ntry:\n    os._exit(3)\nexcept BaseException:\n    pass\n'after'")
+        assert (out["exit_code"], out["result"], out["error"]) == (3, None, None), out
 
         # Bad arguments are the caller's error, named.
         with pytest.raises(MCPError, match="not a name"):

@@ -31,6 +31,13 @@ pub(crate) fn classify(error: wasmtime::Error, state: &CallState, limits: &Limit
     if error.chain().any(|cause| cause.is::<std::str::Utf8Error>()) {
         return SandboxError::InvalidOutput("a string is not valid UTF-8".into());
     }
+    // `exit()` in a guest (WASI's proc_exit): a tool has no process of its
+    // own to end, so it returned nothing.
+    if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return SandboxError::Trap {
+            message: format!("the tool called exit({}) instead of returning a result", exit.0),
+        };
+    }
     let stack_overflow = error.downcast_ref::<Trap>() == Some(&Trap::StackOverflow);
     match state.limiter.hit {
         // A refused growth explains a trap that follows it (a guest that

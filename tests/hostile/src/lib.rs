@@ -142,6 +142,11 @@ fn tools() -> Vec<Tool> {
         Tool::new("panic", "Panics.", |_: NoArgs| -> Result<String, ToolError> {
             panic!("the hostile tool panicked on purpose")
         }),
+        Tool::new(
+            "exit",
+            "Ends its process with exit(0) instead of answering.",
+            |_: NoArgs| -> Result<String, ToolError> { std::process::exit(0) },
+        ),
         Tool::new("bad_utf8", "Returns text that is not UTF-8.", |_: NoArgs| {
             // SAFETY: not safe at all; that is the point. The host must refuse it.
             Ok(unsafe { String::from_utf8_unchecked(vec![b'o', b'k', 0xff, 0xfe]) })

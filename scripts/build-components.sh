@@ -18,7 +18,7 @@ cargo build --locked --release --target wasm32-wasip2 \
 WASI_SDK="$(scripts/wasi-sdk.sh)"
 export WASI_SDK
 export CFLAGS_wasm32_wasip2="--sysroot=$WASI_SDK/share/wasi-sysroot -include $PWD/examples/javascript/wasi/quickjs-stack-check.h"
-cargo build --locked --release --target wasm32-wasip2 -p example-javascript
+cargo build --locked --release --target wasm32-wasip2 -p example-javascript --features quickjs
 
 # CPython: rebuilt when the app or the WIT changed.
 out="${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release/python.wasm"

@@ -15,9 +15,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 fn main() {
-    println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-env-changed=TOOLMESH_MODEL_DIR");
-    println!("cargo:rerun-if-env-changed=HOME");
+    println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-env-changed=TOOLMESH_MODEL_DIR");
+    println!("cargo::rerun-if-env-changed=HOME");
     let dir = model_dir();
     for name in ["model.safetensors", "tokenizer.json", "config.json"] {
         let file = dir.join(name);
@@ -29,7 +29,7 @@ fn main() {
                 file.display()
             ));
         }
-        println!("cargo:rerun-if-changed={}", file.display());
+        println!("cargo::rerun-if-changed={}", file.display());
     }
     check_config(&read_json(&dir.join("config.json")));
     let tokenizer = read_json(&dir.join("tokenizer.json"));
@@ -139,7 +139,8 @@ fn added_tokens(tokenizer: &Value) -> Vec<(String, u32)> {
         .collect()
 }
 
+/// Stops the build with `message` as cargo's one error line.
 fn fail(message: &str) -> ! {
-    eprintln!("error: {message}");
-    panic!("example-model: {message}");
+    println!("cargo::error={}", message.replace('\n', " "));
+    std::process::exit(0)
 }

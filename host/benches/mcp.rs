@@ -80,13 +80,20 @@ async fn publish_hello(dir: &Path) -> (FsStore, Arc<Sandbox>) {
 /// machine whose speed drifts during the run slows every server alike.
 const ROUNDS: u32 = 5;
 
+/// Consecutive runs of one fresh load-generator process with one
+/// connection against `tool serve`, then against the native server.
+const STEADY_RUNS: usize = 10;
+
 fn main() {
     common::serve_native_if_asked();
+    common::load_if_asked();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let seconds = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
     let dir = tempfile::tempdir().unwrap();
     let (_native_child, native): (ChildGuard, String) = common::start_native();
-    let (_tool_child, toolmesh) = common::start_tool_serve(&dir.path().join("serve"), &common::components());
+    // Measured once it has loaded its catalog (compiled the examples,
+    // CPython among them), so no compile competes with the calls.
+    let (_tool_child, toolmesh) = common::start_tool_serve_warmed(&dir.path().join("serve"), &common::components());
     let toolmesh = format!("{toolmesh}/mcp");
     runtime.block_on(async {
         let (in_process, canned) = start_in_process(&dir.path().join("in-process")).await;
@@ -130,4 +137,25 @@ fn main() {
             }
         }
     });
+    // A single local agent: each run a new process with one new connection
+    // (so a new placement of both sides), as consecutive runs of a load
+    // generator would be.
+    let seconds = std::env::var("BENCH_STEADY_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
+    println!();
+    println!("| run | `tool serve` calls/s | native calls/s | toolmesh / native |");
+    println!("|---|---|---|---|");
+    let mut ratios = Vec::new();
+    for run in 1..=STEADY_RUNS {
+        let ours = common::load_in_a_process(&toolmesh, "examples.hello.greet", seconds);
+        let theirs = common::load_in_a_process(&native, "greet", seconds);
+        ratios.push(ours / theirs);
+        println!("| {run} | {ours:.0} | {theirs:.0} | {:.2}× |", ours / theirs);
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "\none connection, {STEADY_RUNS} runs of {seconds} s: lowest {:.2}×, median {:.2}×, highest {:.2}×",
+        ratios[0],
+        ratios[STEADY_RUNS / 2],
+        ratios[STEADY_RUNS - 1]
+    );
 }

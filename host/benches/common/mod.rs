@@ -63,6 +63,45 @@ pub fn serve_native_if_asked() {
     });
 }
 
+/// Set in the environment of a child that is a one-connection load
+/// generator: `URL TOOL SECONDS`.
+const LOAD_ENV: &str = "TOOLMESH_BENCH_LOAD";
+
+/// When this process was started as a load generator, sends one
+/// connection's calls for the seconds asked, prints `calls/s N` and exits.
+pub fn load_if_asked() {
+    let Some(spec) = std::env::var_os(LOAD_ENV) else { return };
+    let spec = spec.into_string().expect("a UTF-8 load spec");
+    let mut parts = spec.split(' ');
+    let (url, tool, seconds) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+    let duration = std::time::Duration::from_secs_f64(seconds.parse().unwrap());
+    // One thread, one connection: a single local agent.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rate = runtime.block_on(async {
+        let http =
+            toolmesh_registry::client::http_builder().tcp_nodelay(true).pool_max_idle_per_host(1).build().unwrap();
+        let mut tally = Tally::default();
+        load(&http, url, tool, 1, duration, &mut tally).await;
+        tally.summary().0
+    });
+    println!("calls/s {rate:.1}");
+    std::process::exit(0);
+}
+
+/// Runs a one-connection load generator as its own process (this
+/// benchmark binary again) against `tool` at `url` for `seconds`; returns
+/// its calls/s.
+pub fn load_in_a_process(url: &str, tool: &str, seconds: f64) -> f64 {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .env(LOAD_ENV, format!("{url} {tool} {seconds}"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("start a load generator");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let rate = text.lines().find_map(|l| l.strip_prefix("calls/s ")).unwrap_or_else(|| panic!("no rate in {text:?}"));
+    rate.trim().parse().unwrap()
+}
+
 /// A child process killed when dropped.
 pub struct ChildGuard(pub Child);
 
@@ -132,6 +171,32 @@ pub fn components() -> PathBuf {
 /// Release `tool serve` in its own process on `data`, publishing the
 /// examples in `examples`; returns it and its base URL.
 pub fn start_tool_serve(data: &Path, examples: &Path) -> (ChildGuard, String) {
+    start_announcing(&mut tool_serve(data, examples), |c| c.stderr.take(), "listening on")
+}
+
+/// [`start_tool_serve`], returning once the server has loaded its catalog
+/// ahead of calls, so no compile competes with what is measured.
+pub fn start_tool_serve_warmed(data: &Path, examples: &Path) -> (ChildGuard, String) {
+    let mut child = tool_serve(data, examples).spawn().expect("start tool serve");
+    let stderr = child.stderr.take().expect("piped");
+    let guard = ChildGuard(child);
+    let mut lines = BufReader::new(stderr).lines();
+    let mut url = None;
+    for line in lines.by_ref() {
+        let line = line.expect("read tool serve's log");
+        if let Some(at) = line.find("listening on") {
+            url = Some(line[at + "listening on".len()..].trim().to_owned());
+        }
+        if line.contains("catalog loaded ahead of calls") {
+            std::thread::spawn(move || lines.for_each(drop));
+            return (guard, url.expect("tool serve listens before it loads its catalog"));
+        }
+    }
+    panic!("tool serve exited before it loaded its catalog");
+}
+
+/// The command of a release `tool serve` on `data` with `examples`.
+fn tool_serve(data: &Path, examples: &Path) -> Command {
     let mut command = Command::new(tool_binary());
     command
         .args(["serve", "--addr", "127.0.0.1:0", "--rate-limit", "0", "--data"])
@@ -140,7 +205,7 @@ pub fn start_tool_serve(data: &Path, examples: &Path) -> (ChildGuard, String) {
         .arg(examples)
         .env_remove("TOOLMESH_LOG")
         .stderr(Stdio::piped());
-    start_announcing(&mut command, |c| c.stderr.take(), "listening on")
+    command
 }
 
 /// A stateless 2026-07-28 `tools/call` of `tool` with `{"name": "bench"}`.

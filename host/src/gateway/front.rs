@@ -39,8 +39,9 @@ thread_local! {
     static LOOP: RefCell<Option<EventLoop>> = const { RefCell::new(None) };
 }
 
-/// A call whose first slice on a loop takes longer than this marks its kind
-/// as long: the next calls of that kind go straight to the pool.
+/// A call whose first slice on a loop takes longer than this, in CPU time
+/// of the loop's thread, marks its kind as long: the next calls of that
+/// kind go straight to the pool.
 const LONG_SLICE: Duration = Duration::from_millis(1);
 
 /// How long a loop remembers a kind of call as long before it lets one run
@@ -155,13 +156,19 @@ where
     };
     let mut call = Box::pin(call);
     if !long {
-        let started = Instant::now();
+        let (started, cpu_started) = (Instant::now(), thread_cpu_time());
         let first = std::future::poll_fn(|cx| {
             let _pool = pool.enter();
             Poll::Ready(call.as_mut().poll(cx))
         })
         .await;
-        if started.elapsed() > LONG_SLICE {
+        // The slice's own CPU time decides, not the wall clock: a loop that
+        // other threads kept off the CPU for a while still ran a short
+        // call. (Judged by the wall clock, one preemption sent a tool's
+        // calls to the pool for REMEMBER_LONG, where their hops between
+        // threads caused more preemptions: a lone client's calls then ran
+        // at 0.8× their usual rate for as long as that lasted.)
+        if started.elapsed() > LONG_SLICE && thread_cpu_time().saturating_sub(cpu_started) > LONG_SLICE {
             LOOP.with(|l| l.borrow_mut().as_mut().map(|l| l.mark_long(kind)));
         }
         if let Poll::Ready(output) = first {
@@ -176,6 +183,12 @@ where
         // the process.
         Err(_) => std::future::pending().await,
     }
+}
+
+/// The CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    let time = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(u64::try_from(time.tv_sec).unwrap_or(0), u32::try_from(time.tv_nsec).unwrap_or(0))
 }
 
 /// The accepting side's handle on one event loop.
@@ -332,9 +345,12 @@ mod tests {
     async fn after_a_long_first_slice_that_kind_of_call_goes_to_the_pool() {
         let (outer, first, second, other) = on_a_loop(|| async {
             let here = || std::thread::current().id();
-            // Busy for 5 ms without ever waiting, as a spinning guest is.
+            // Busy for 5 ms of CPU without ever waiting, as a spinning guest is.
             let first = inline_then_pool(7, async move {
-                std::thread::sleep(Duration::from_millis(5));
+                let start = thread_cpu_time();
+                while thread_cpu_time() - start < Duration::from_millis(5) {
+                    std::hint::spin_loop();
+                }
                 here()
             })
             .await;
@@ -346,6 +362,24 @@ mod tests {
         assert_eq!(first, outer, "the first call ran inline");
         assert_ne!(second, outer, "the next call of its kind went to the pool");
         assert_eq!(other, outer, "other kinds still run inline");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slice_kept_off_the_cpu_is_not_long() {
+        let (outer, first, second) = on_a_loop(|| async {
+            let here = || std::thread::current().id();
+            // 5 ms of wall clock and almost no CPU: the loop's thread held
+            // off the CPU (here by sleeping) while it ran a short call.
+            let first = inline_then_pool(9, async move {
+                std::thread::sleep(Duration::from_millis(5));
+                here()
+            })
+            .await;
+            let second = inline_then_pool(9, async move { here() }).await;
+            (here(), first, second)
+        })
+        .await;
+        assert_eq!((first, second), (outer, outer), "both ran inline");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

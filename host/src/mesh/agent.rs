@@ -68,8 +68,19 @@ pub async fn serve(
     let nats = |e: async_nats::SubscribeError| MeshError(e.to_string());
     let mut calls = client.subscribe(subjects::call(&config.id)).await.map_err(nats)?;
     let mut cancels = client.subscribe(subjects::cancel(&config.id)).await.map_err(nats)?;
+    // Asked to stop while starting: never offer to take calls.
+    if stops.try_recv().is_ok() {
+        return Ok(());
+    }
     advertise(&client, &node, &config, 0, config.slots).await;
-    refusals.confirm(&client, &format!("node id {}", config.id)).await?;
+    let who = format!("node id {}", config.id);
+    tokio::select! {
+        confirmed = refusals.confirm(&client, &who) => confirmed?,
+        Some(()) = stops.recv() => {
+            advertise(&client, &node, &config, 0, 0).await;
+            return Ok(());
+        }
+    }
     let in_flight = Arc::new(AtomicU32::new(0));
     let running: Running = Arc::default();
     let mut assembler = Assembler::new(MAX_VALUE);
@@ -98,6 +109,7 @@ pub async fn serve(
     // places it elsewhere at once), adverts with no room, cancels still
     // honoured, until what runs has finished or the drain time is up.
     let started = tokio::time::Instant::now();
+    let mut disconnected_since = None;
     tracing::info!(running = in_flight.load(Ordering::Relaxed), timeout = ?config.drain_timeout, "draining");
     let drained_by = tokio::time::sleep(config.drain_timeout);
     tokio::pin!(drained_by);
@@ -117,22 +129,33 @@ pub async fn serve(
             Some(message) = calls.next() => refuse_draining(&client, &mut assembler, &message).await,
             Some(message) = cancels.next() => cancel(&message, &running),
             _ = check.tick() => {
-                // Without NATS no result reaches a gateway, and past
-                // LOST_AFTER the gateways have given these calls up.
-                if client.connection_state() != async_nats::connection::State::Connected && started.elapsed() >= LOST_AFTER {
+                // Without NATS no result reaches a gateway, and after
+                // LOST_AFTER without it the gateways have given these
+                // calls up (a reconnect in between loses nothing: the
+                // client keeps what is sent meanwhile).
+                if client.connection_state() == async_nats::connection::State::Connected {
+                    disconnected_since = None;
+                } else if disconnected_since.get_or_insert_with(tokio::time::Instant::now).elapsed() >= LOST_AFTER {
                     tracing::warn!(running = in_flight.load(Ordering::Relaxed), "NATS is unreachable: stopping the calls still running");
                     break;
                 }
             }
         }
     }
-    // The last advert says the node takes nothing; a server that is gone
-    // cannot confirm it, and is not waited for.
+    // The last advert says the node takes nothing, and the flush sends the
+    // results queued before it: given the rest of the drain time while
+    // connected, SEND_WAIT when the server is gone (it cannot confirm).
     let last = async {
         advertise(&client, &node, &config, 0, 0).await;
         client.flush().await
     };
-    if !matches!(tokio::time::timeout(SEND_WAIT, last).await, Ok(Ok(()))) {
+    let wait = match client.connection_state() {
+        async_nats::connection::State::Connected => {
+            config.drain_timeout.saturating_sub(started.elapsed()).max(SEND_WAIT)
+        }
+        _ => SEND_WAIT,
+    };
+    if !matches!(tokio::time::timeout(wait, last).await, Ok(Ok(()))) {
         tracing::warn!("NATS did not confirm the last advert: the gateways will forget this node within 3 s");
     }
     for (_, task) in running.lock().unwrap_or_else(|e| e.into_inner()).drain() {

@@ -30,6 +30,9 @@ pub const KEEPALIVE_EVERY: Duration = Duration::from_millis(500);
 /// Silence after which a gateway gives a call's node up for lost.
 pub const LOST_AFTER: Duration = Duration::from_secs(2);
 
+/// How long a process waits for the server to confirm what it sent at start.
+const CONFIRM_WAIT: Duration = Duration::from_secs(10);
+
 /// How often a node advertises itself; an advert is believed for three times that.
 pub const ADVERT_EVERY: Duration = Duration::from_secs(1);
 
@@ -72,7 +75,11 @@ impl Refusals {
     pub async fn confirm(&self, client: &async_nats::Client, who: &str) -> Result<(), MeshError> {
         // The server answers a refused subscription or publish before the
         // flush's PONG; its event may take a moment more to be recorded.
-        client.flush().await.map_err(|e| MeshError(format!("cannot reach the server: {e}")))?;
+        match tokio::time::timeout(CONFIRM_WAIT, client.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(MeshError(format!("cannot reach the server: {e}"))),
+            Err(_) => return Err(MeshError(format!("the server did not answer within {CONFIRM_WAIT:?}"))),
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
         match self.list().first() {
             Some(refused) => Err(MeshError(format!(

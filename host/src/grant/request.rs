@@ -125,9 +125,15 @@ impl PermissionsToml {
 /// GPU interface (`imports_gpu`) requires a GPU unless `tool.toml` says
 /// `gpu = "optional"` or the component declares itself optional
 /// (`declared_optional`: its `toolmesh:gpu` section says `optional`). A
-/// `tool.toml` that says `required` wins over the component.
+/// `tool.toml` that says `required` wins over the component. Without the
+/// import an optional GPU is dropped: the tool could never use one, and
+/// placement need not look for it.
 pub fn settle_gpu(request: &mut ToolRequest, imports_gpu: bool, declared_optional: bool) {
-    if !imports_gpu || request.gpu {
+    if !imports_gpu {
+        request.gpu_optional = false;
+        return;
+    }
+    if request.gpu {
         return;
     }
     if request.gpu_optional || declared_optional {
@@ -203,5 +209,6 @@ timeout = "30s"
         assert_eq!(settled(optional.clone(), true, false), (false, true));
         assert_eq!(settled(required.clone(), true, true), (true, false));
         assert_eq!(settled(unset, false, true), (false, false), "no import, no GPU");
+        assert_eq!(settled(optional, false, false), (false, false), "an optional GPU it cannot use is dropped");
     }
 }

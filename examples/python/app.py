@@ -16,6 +16,7 @@ import importlib
 import io
 import json
 import linecache
+import operator
 import os
 import posix
 import sys
@@ -125,6 +126,7 @@ class Stream(io.TextIOBase):
         self.parts = []
         self.used = 0
         self.dropped = 0
+        self.sealed = False
 
     def writable(self):
         return True
@@ -134,6 +136,8 @@ class Stream(io.TextIOBase):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         text = str.__str__(text)
         count = len(text)
+        if self.sealed:  # written after os._exit: the process is gone
+            return count
         room = MAX_STREAM - self.used
         if self.dropped or room <= 0:
             self.dropped += count
@@ -247,15 +251,20 @@ class ProcessExit(BaseException):
     """`os._exit(status)` in a run: the process would have ended there."""
 
 
-# Statuses given to os._exit in this run (a fresh instance per call).
+# Statuses given to os._exit in this run (a fresh instance per call), and
+# the run's output streams.
 _exits = []
+_streams = []
 
 
 def _exit(status):
     """`os._exit` for the code: there is no process of its own to end, so
     the run ends as with `sys.exit(status)`, and stays ended even if the
-    code catches the exception (the first status counts)."""
-    _exits.append(int.__index__(status))  # a TypeError for non-integers, as os._exit gives
+    code catches the exception: the first status counts, and nothing
+    printed after it is kept."""
+    _exits.append(operator.index(status))  # a TypeError for non-integers, as os._exit gives
+    for stream in _streams:
+        stream.sealed = True
     raise ProcessExit(status)
 
 
@@ -265,6 +274,7 @@ os._exit = posix._exit = _exit
 def run(code, stdin_text, variables):
     """Runs `code` as `__main__`; returns the call's structured result."""
     out, err = Stream(), Stream()
+    _streams[:] = [out, err]
     report = {"result": None, "result_type": "none", "error": None, "exit_code": None}
     scope = {"__name__": "__main__", "__builtins__": builtins}
     scope.update(variables)

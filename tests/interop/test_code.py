@@ -181,8 +181,9 @@ db.executemany("insert into t values (?, ?)", [("a", 1), ("b", 2), ("a", 3)])
         # os._exit ends the run as sys.exit does, even where the code catches it.
         out = await run(client, PY, "import os\nprint('bye')\nos._exit(0)\nprint('never')")
         assert (out["stdout"], out["exit_code"], out["error"]) == ("bye\n", 0, None), out
-        out = await run(client, PY, "import os\ntry:\n    os._exit(3)\nexcept BaseException:\n    pass\n'after'")
-        assert (out["exit_code"], out["result"], out["error"]) == (3, None, None), out
+        caught = "import os\nprint('before')\ntry:\n    os._exit(3)\nexcept BaseException:\n    print('after')\n'after'"
+        out = await run(client, PY, caught)
+        assert (out["stdout"], out["exit_code"], out["result"], out["error"]) == ("before\n", 3, None, None), out
 
         # Bad arguments are the caller's error, named.
         with pytest.raises(MCPError, match="not a name"):

@@ -77,15 +77,20 @@ install_wkg() {
     # would make each cargo wait for the other's lock.
     local work
     work="$(mktemp -d)"
-    nice cargo install --locked --quiet wkg@0.16.1 --root "$cache/tools" --target-dir "$work"
+    nice cargo install --locked --quiet wkg@0.16.1 --root "$cache/tools" --target-dir "$work" \
+        || { rm -rf "$work"; return 1; }
     rm -rf "$work"
 }
 
+# Each in a process group of its own (job control on while they start), so
+# a failed run stops them whole: pip, npm, cargo and rustc too.
 installs=()
+set -m
 for install in install_python install_node install_distribution install_wkg; do
     "$install" >"$logs/$install.log" 2>&1 &
     installs+=("$install:$!")
 done
+set +m
 # Waits for the background installs; a failed one shows its log and fails the run.
 wait_for_installs() {
     local entry
@@ -97,7 +102,13 @@ wait_for_installs() {
         fi
     done
 }
-trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+stop_installs() {
+    local entry
+    for entry in "${installs[@]}"; do
+        kill -- "-${entry#*:}" 2>/dev/null || true
+    done
+}
+trap stop_installs EXIT
 
 scripts/build-components.sh
 if [ -n "${TOOLMESH_LINT:-}" ]; then

@@ -4,8 +4,7 @@
 //! `tool publish` and `tool serve`'s bundled examples both go through here.
 
 use crate::artifact::{Artifact, ToolMetadata, signature_artifact};
-use crate::component_metadata;
-use crate::grant::{Grant, settle_gpu};
+use crate::grant::{Grant, settle_gpu_for};
 use crate::sandbox::{Sandbox, SandboxError};
 use bytes::Bytes;
 use toolmesh_registry::client::{Client, ClientError};
@@ -49,7 +48,7 @@ pub async fn publish(
     // A tool that imports the GPU interface is a GPU tool: placed only on
     // nodes that grant GPU compute, unless it runs without one (its
     // tool.toml or the component says so), then on GPU nodes first.
-    settle_gpu(&mut meta.permissions, component.uses_gpu(), component_metadata::gpu_optional(&bytes));
+    settle_gpu_for(&mut meta.permissions, &component, &bytes);
     // A tool must request what its imports need (a `wasi:http` import
     // without a network request could never run anywhere).
     component.check_grant(&Grant::as_requested(&meta.permissions))?;

@@ -106,11 +106,16 @@ impl ToolRequest {
         Ok(request)
     }
 
-    /// The JSON published in the manifest, in the oldest format that holds it.
+    /// The JSON published in the manifest: [`ToolRequest::as_written`].
     pub fn to_annotation(&self) -> String {
+        serde_json::to_string(&self.as_written()).expect("a request serialises")
+    }
+
+    /// The request as it is published: in the oldest format that holds it,
+    /// without an optional GPU where one is required.
+    pub fn as_written(&self) -> ToolRequest {
         let optional = self.gpu_optional && !self.gpu;
-        let written = ToolRequest { format: if optional { 2 } else { 1 }, gpu_optional: optional, ..self.clone() };
-        serde_json::to_string(&written).expect("a request serialises")
+        ToolRequest { format: if optional { 2 } else { 1 }, gpu_optional: optional, ..self.clone() }
     }
 
     /// Whether a call may use a GPU where a node grants one (required or optional).

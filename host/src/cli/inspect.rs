@@ -30,8 +30,7 @@ pub async fn run(args: InspectArgs) -> Result<(), Failure> {
     let (sandbox, component) = args.sandbox.load(&source.bytes, &args.file, true, None)?;
     // The request as it is published (or was, for a registry reference):
     // with the GPU its imports need.
-    let declared_optional = toolmesh_host::component_metadata::gpu_optional(&source.bytes);
-    toolmesh_host::grant::settle_gpu(&mut source.request, component.uses_gpu(), declared_optional);
+    toolmesh_host::grant::settle_gpu_for(&mut source.request, &component, &source.bytes);
     let tools = sandbox.describe(&component).await?;
     if args.json {
         let out = json!({
@@ -39,7 +38,7 @@ pub async fn run(args: InspectArgs) -> Result<(), Failure> {
             "tools": tools,
             "imports": component.imports(),
             "capabilities": component.capabilities(),
-            "requests": serde_json::from_str::<Value>(&source.request.to_annotation())?,
+            "requests": source.request.as_written(),
         });
         outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());

@@ -9,10 +9,9 @@ use serde_json::Value;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use toolmesh_host::component_metadata;
 use toolmesh_host::gateway::mcp::{mcp_error_result, mcp_result, structured_content};
 use toolmesh_host::gateway::schema::ToolSchemas;
-use toolmesh_host::grant::settle_gpu;
+use toolmesh_host::grant::settle_gpu_for;
 use toolmesh_host::sandbox::{CallOptions, Content, SandboxError};
 
 /// Arguments of `tool run`.
@@ -49,8 +48,7 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     // A tool that imports the GPU interface needs GPU compute unless it
     // runs without (its tool.toml or the component says so); the policy
     // must cover the request before anything runs.
-    let declared_optional = component_metadata::gpu_optional(&source.bytes);
-    settle_gpu(&mut source.request, component.uses_gpu(), declared_optional);
+    settle_gpu_for(&mut source.request, &component, &source.bytes);
     let grant = policy.grant(&source.request).map_err(|e| Failure::failed(anyhow!("{e}")))?;
     let tools = sandbox.describe(&component).await?;
     let Some(descriptor) = tools.iter().find(|t| t.name == args.tool) else {

@@ -17,7 +17,7 @@ pub mod request;
 
 pub use grants::Grants;
 pub use policy::{NetworkPolicy, Policy, PolicyError, SecretValue};
-pub use request::{GpuToml, PermissionsToml, settle_gpu};
+pub use request::{GpuToml, PermissionsToml, settle_gpu, settle_gpu_for};
 pub use toolmesh_registry::request::{NetworkRule, ToolRequest};
 
 use crate::config::Limits;

@@ -16,7 +16,9 @@
 //! it runs without one: `gpu = "optional"` here, or the `toolmesh:gpu`
 //! custom section (see [`settle_gpu`]).
 
+use crate::component_metadata;
 use crate::config::{parse_duration, parse_size};
+use crate::sandbox::ToolComponent;
 use serde::Deserialize;
 use toolmesh_registry::request::{NetworkRule, RequestError, Scheme, Target, ToolRequest};
 
@@ -33,7 +35,7 @@ pub struct PermissionsToml {
     /// GPU compute: `"required"` (or `true`), `"optional"` (used where a
     /// node grants it, the tool runs without), or absent (`false`): what
     /// the component itself says, if it imports the GPU interface.
-    pub gpu: GpuToml,
+    pub gpu: Option<GpuToml>,
     /// Memory a call needs, such as `512MiB`.
     pub memory: Option<String>,
     /// Time a call needs, such as `30s`.
@@ -41,17 +43,13 @@ pub struct PermissionsToml {
 }
 
 /// `gpu` in `tool.toml`: `true`, `false`, `"required"` or `"optional"`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum GpuToml {
     /// `true` (required) or `false` (the component decides).
     Flag(bool),
     /// `"required"` or `"optional"`.
     Word(String),
-    /// Not written: the component decides.
-    #[default]
-    #[serde(skip)]
-    Unset,
 }
 
 /// One outbound HTTP target in `tool.toml`.
@@ -73,14 +71,18 @@ pub enum NetworkEntry {
 impl PermissionsToml {
     /// The typed request, with every field checked.
     pub fn to_request(&self) -> Result<ToolRequest, RequestError> {
-        if let GpuToml::Word(word) = &self.gpu
-            && word != "required"
-            && word != "optional"
-        {
-            return Err(RequestError::Invalid(format!(
-                "gpu: {word:?} is not one of true, false, \"required\" or \"optional\""
-            )));
-        }
+        // (required, optional); neither leaves it to the component.
+        let (gpu, gpu_optional) = match &self.gpu {
+            None | Some(GpuToml::Flag(false)) => (false, false),
+            Some(GpuToml::Flag(true)) => (true, false),
+            Some(GpuToml::Word(word)) if word == "required" => (true, false),
+            Some(GpuToml::Word(word)) if word == "optional" => (false, true),
+            Some(GpuToml::Word(word)) => {
+                return Err(RequestError::Invalid(format!(
+                    "gpu: {word:?} is not one of true, false, \"required\" or \"optional\""
+                )));
+            }
+        };
         let invalid = |what: &str, e: crate::config::ConfigError| RequestError::Invalid(format!("{what}: {e}"));
         let mut network = Vec::new();
         for entry in &self.network {
@@ -105,8 +107,8 @@ impl PermissionsToml {
             network,
             scratch_bytes: self.scratch.as_deref().map(parse_size).transpose().map_err(|e| invalid("scratch", e))?,
             secrets: self.secrets.clone(),
-            gpu: matches!(&self.gpu, GpuToml::Flag(true)) || matches!(&self.gpu, GpuToml::Word(w) if w == "required"),
-            gpu_optional: matches!(&self.gpu, GpuToml::Word(w) if w == "optional"),
+            gpu,
+            gpu_optional,
             memory_bytes: self.memory.as_deref().map(parse_size).transpose().map_err(|e| invalid("memory", e))?,
             timeout_ms: self
                 .timeout
@@ -141,6 +143,13 @@ pub fn settle_gpu(request: &mut ToolRequest, imports_gpu: bool, declared_optiona
     } else {
         request.gpu = true;
     }
+}
+
+/// [`settle_gpu`] for a loaded `component` whose bytes are `bytes`: its
+/// `toolmesh:gpu` section is read only when it imports the GPU interface.
+pub fn settle_gpu_for(request: &mut ToolRequest, component: &ToolComponent, bytes: &[u8]) {
+    let imports_gpu = component.uses_gpu();
+    settle_gpu(request, imports_gpu, imports_gpu && component_metadata::gpu_optional(bytes));
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the example tools and the test components (hostile, probe, gpu-abuse)
+# Builds the example tools and the test components (hostile, probe, gpu-abuse, plain)
 # as WebAssembly components (target/wasm32-wasip2/release/*.wasm). The
 # `model` example embeds all-MiniLM-L6-v2's weights, fetched once into
 # ~/.cache/toolmesh/model by scripts/fetch-model.sh. `javascript` embeds
@@ -12,7 +12,7 @@ cache="${TOOLMESH_CACHE:-$HOME/.cache/toolmesh}"
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 scripts/fetch-model.sh >/dev/null
 cargo build --locked --release --target wasm32-wasip2 \
-    -p example-hello -p example-text -p example-markdown -p example-image -p example-fetch -p example-archive -p example-matmul -p example-model -p hostile -p gpu-abuse -p probe -p conformance
+    -p example-hello -p example-text -p example-markdown -p example-image -p example-fetch -p example-archive -p example-matmul -p example-model -p hostile -p gpu-abuse -p probe -p conformance -p plain
 
 # QuickJS's C sources, with its stack limit kept on (see the header).
 WASI_SDK="$(scripts/wasi-sdk.sh)"

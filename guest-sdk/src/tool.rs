@@ -29,7 +29,7 @@ pub trait ToolSet {
 }
 
 impl Tool {
-    /// Declares a tool named `name` (1–64 of `[A-Za-z0-9_-]`) whose arguments
+    /// Declares a tool named `name` (1–64 of `[A-Za-z0-9_.-]`) whose arguments
     /// are `A` and whose work is `run`.
     ///
     /// The input schema is derived from `A`; the output schema from `O` when

@@ -35,6 +35,7 @@ pub async fn run(args: InspectArgs) -> Result<(), Failure> {
     if args.json {
         let out = json!({
             "digest": component.digest().to_string(),
+            "world": if component.is_plain() { "plain" } else { "toolmesh" },
             "tools": tools,
             "imports": component.imports(),
             "capabilities": component.capabilities(),
@@ -44,6 +45,9 @@ pub async fn run(args: InspectArgs) -> Result<(), Failure> {
         return Ok(());
     }
     outln!("component {}", component.digest());
+    if component.is_plain() {
+        outln!("a component of its own world: each exported function is a tool, described from its WIT");
+    }
     outln!("\ntools ({}):", tools.len());
     for tool in &tools {
         print_tool(tool)?;

@@ -4,7 +4,6 @@
 
 use super::error::SandboxError;
 use super::state::{CallState, LimitHit, LimitReached};
-use super::transfer_cap;
 use crate::config::Limits;
 use wasmtime::{Trap, WasmBacktrace};
 
@@ -26,7 +25,7 @@ pub(crate) fn classify(error: wasmtime::Error, state: &CallState, limits: &Limit
     }
     // wasmtime's hostcall fuel ran out (its error type is private).
     if error.chain().any(|cause| cause.to_string().starts_with("too much data is being copied")) {
-        return SandboxError::TransferTooLarge { limit: transfer_cap(limits) };
+        return SandboxError::TransferTooLarge { limit: state.transfer_limit };
     }
     if error.chain().any(|cause| cause.is::<std::str::Utf8Error>()) {
         return SandboxError::InvalidOutput("a string is not valid UTF-8".into());

@@ -1,13 +1,15 @@
 //! What the sandbox hands out and takes in: a loaded [`ToolComponent`],
 //! the [`CallOptions`] of one call, and its [`CallOutput`].
 
-use super::bindings::GpuToolPre as ToolPre;
+use super::bindings::GpuToolIndices;
+use super::plain::PlainExports;
 use super::{CallState, Content, ProgressSink, Reservation, SandboxError, Tier};
 use crate::capability::{self, Capability};
 use crate::config::Limits;
 use crate::grant::Grant;
 use std::sync::Arc;
 use toolmesh_registry::digest::Digest;
+use wasmtime::component::InstancePre;
 
 /// A loaded component, compiled and linked, ready to run calls.
 #[derive(Clone)]
@@ -16,14 +18,25 @@ pub struct ToolComponent {
     pub(super) imports: Arc<[String]>,
     /// For each capability that needs a grant, the first import that uses it.
     pub(super) gated: Arc<[(&'static Capability, String)]>,
-    pub(super) pre: ToolPre<CallState>,
+    pub(super) pre: InstancePre<CallState>,
+    pub(super) entry: Entry,
     pub(super) tier: Tier,
+}
+
+/// How a component is called: through the toolmesh world's handler, or
+/// through its plain exported functions.
+#[derive(Clone)]
+pub(super) enum Entry {
+    /// It exports `toolmesh:tool/handler`.
+    Toolmesh(Arc<GpuToolIndices>),
+    /// It exports plain functions, one tool each.
+    Plain(Arc<PlainExports>),
 }
 
 impl ToolComponent {
     /// Bytes of compiled code it holds in memory.
     pub fn code_size(&self) -> u64 {
-        let image = self.pre.instance_pre().component().image_range();
+        let image = self.pre.component().image_range();
         (image.end as usize).saturating_sub(image.start as usize) as u64
     }
 
@@ -35,6 +48,12 @@ impl ToolComponent {
     /// The sha256 of the component's bytes.
     pub fn digest(&self) -> Digest {
         self.digest
+    }
+
+    /// Whether it is a component of another world, its exported functions
+    /// offered as tools, rather than of the toolmesh world.
+    pub fn is_plain(&self) -> bool {
+        matches!(self.entry, Entry::Plain(_))
     }
 
     /// The names of everything the component imports.

@@ -30,7 +30,7 @@ pub struct Annotations {
 /// One tool a component offers, as the host understands it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ToolDescriptor {
-    /// Unique within its component; 1–64 of `[A-Za-z0-9_-]`.
+    /// Unique within its component; 1–64 of `[A-Za-z0-9_.-]`.
     pub name: String,
     /// What the tool does.
     pub description: String,
@@ -61,7 +61,7 @@ pub enum Content {
 
 /// Whether `name` is a valid tool name within a component.
 pub fn is_valid_tool_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 fn parse_schema(tool: &str, which: &str, text: &str) -> Result<Value, SandboxError> {
@@ -82,7 +82,7 @@ pub(crate) fn descriptors(raw: Vec<wit::ToolDescriptor>) -> Result<Vec<ToolDescr
         .map(|d| {
             if !is_valid_tool_name(&d.name) {
                 return Err(SandboxError::InvalidOutput(format!(
-                    "tool name {:?} is not 1-64 characters of [A-Za-z0-9_-]",
+                    "tool name {:?} is not 1-64 characters of [A-Za-z0-9_.-]",
                     d.name
                 )));
             }
@@ -152,7 +152,8 @@ mod tests {
         assert!(is_valid_tool_name("a-b-9"));
         assert!(!is_valid_tool_name(""));
         assert!(!is_valid_tool_name("has space"));
-        assert!(!is_valid_tool_name("dot.ted"));
+        assert!(is_valid_tool_name("time.get_current_time"));
+        assert!(!is_valid_tool_name("slash/ed"));
         assert!(!is_valid_tool_name(&"x".repeat(65)));
     }
 

@@ -34,6 +34,7 @@ mod component;
 mod content;
 mod engine;
 mod error;
+pub(crate) mod plain;
 mod state;
 mod stdio;
 
@@ -50,15 +51,17 @@ use crate::capability::gpu::{AdapterSummary, GpuService};
 use crate::capability::{self, Capability};
 use crate::config::{Limits, SandboxConfig};
 use crate::grant::Grant;
-use bindings::GpuToolPre as ToolPre;
+use bindings::GpuToolIndices;
 use bindings::toolmesh::tool::types::ToolError;
 use classify::{DeadlineReached, classify};
+use component::Entry;
+use plain::docs::Docs;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tokio::sync::Semaphore;
 use toolmesh_registry::digest::Digest;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, Instance, Linker, Val};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 /// Runs tool components. Cheap to share behind an `Arc`; calls may run
@@ -162,7 +165,8 @@ impl Sandbox {
     ///
     /// Refuses core modules, malformed bytes, components that import
     /// anything this host does not provide (naming the import), and
-    /// components that do not export `toolmesh:tool/handler`. This compiles
+    /// components that export neither `toolmesh:tool/handler` nor plain
+    /// functions with JSON forms (see [`plain`]). This compiles
     /// on a cache miss, which may take a while: call it off async threads.
     pub fn load(&self, bytes: &[u8]) -> Result<ToolComponent, SandboxError> {
         check_header(bytes)?;
@@ -178,7 +182,7 @@ impl Sandbox {
                 component
             }
         };
-        self.link(digest, &component)
+        link(&self.engine, &self.linker, digest, &component, Tier::Optimized, Some(bytes))
     }
 
     /// Loads the component `bytes` as fast as possible: its optimised code
@@ -190,11 +194,11 @@ impl Sandbox {
         check_header(bytes)?;
         let digest = Digest::of(bytes);
         if let Some(component) = self.cached(&digest) {
-            return self.link(digest, &component);
+            return link(&self.engine, &self.linker, digest, &component, Tier::Optimized, Some(bytes));
         }
         let baseline = self.baseline()?;
         match Component::new(&baseline.engine, bytes) {
-            Ok(component) => link(&baseline.engine, &baseline.linker, digest, &component, Tier::Baseline),
+            Ok(component) => link(&baseline.engine, &baseline.linker, digest, &component, Tier::Baseline, Some(bytes)),
             // Winch lacks some proposals (tail calls, relaxed SIMD,
             // exceptions): Cranelift takes what it refuses, and reports
             // what neither can compile.
@@ -222,17 +226,27 @@ impl Sandbox {
     }
 
     /// Links an already compiled component (for benchmarks and caches).
+    /// A plain component linked this way is described by its signatures
+    /// only: its docs are in its bytes.
     pub fn link(&self, digest: Digest, component: &Component) -> Result<ToolComponent, SandboxError> {
-        link(&self.engine, &self.linker, digest, component, Tier::Optimized)
+        link(&self.engine, &self.linker, digest, component, Tier::Optimized, None)
     }
 
     /// Asks the component which tools it offers, in a fresh instance under
     /// the default limits, and checks the answer.
+    /// A plain component's tools come from its WIT, without running it.
     pub async fn describe(&self, component: &ToolComponent) -> Result<Vec<ToolDescriptor>, SandboxError> {
+        let indices = match &component.entry {
+            Entry::Toolmesh(indices) => indices.clone(),
+            Entry::Plain(exports) => return Ok(exports.descriptors()),
+        };
         let limits = self.config.limits.clone();
         let (raw, _reservation, _refusals) = self
-            .run(component, &limits, CallOptions::default(), |handler, store| {
-                Box::pin(async move { handler.call_describe(store).await })
+            .run(component, &limits, CallOptions::default(), move |instance, store| {
+                Box::pin(async move {
+                    let tool = indices.load(&mut *store, instance)?;
+                    tool.toolmesh_tool_handler().call_describe(store).await
+                })
             })
             .await?;
         content::descriptors(raw)
@@ -256,10 +270,19 @@ impl Sandbox {
             component.check_grant(&Grant::default())?;
         }
         self.check_limits(&limits)?;
+        let indices = match &component.entry {
+            Entry::Toolmesh(indices) => indices.clone(),
+            Entry::Plain(exports) => {
+                return self.call_plain(component, exports, tool, arguments, options, limits).await;
+            }
+        };
         let (tool, arguments) = (tool.to_owned(), arguments.to_owned());
         let (result, reservation, refusals) = self
-            .run(component, &limits, options, move |handler, store| {
-                Box::pin(async move { handler.call_call(store, &tool, &arguments).await })
+            .run(component, &limits, options, move |instance, store| {
+                Box::pin(async move {
+                    let handler = indices.load(&mut *store, instance)?;
+                    handler.toolmesh_tool_handler().call_call(store, &tool, &arguments).await
+                })
             })
             .await?;
         match result {
@@ -283,6 +306,44 @@ impl Sandbox {
         }
     }
 
+    /// Runs exported function `tool` of a plain component: the JSON
+    /// arguments become component values (refused, naming the field, when
+    /// they do not fit), the result becomes content.
+    async fn call_plain(
+        &self,
+        component: &ToolComponent,
+        exports: &Arc<plain::PlainExports>,
+        tool: &str,
+        arguments: &str,
+        options: CallOptions,
+        limits: Limits,
+    ) -> Result<CallOutput, SandboxError> {
+        let function = exports.function(tool)?;
+        // The values the host builds may take as much memory as the call.
+        let params = function.arguments(arguments, limits.memory)?;
+        let (tool, shared) = (tool.to_owned(), exports.clone());
+        let (results, reservation, refusals) = self
+            .run(component, &limits, options, move |instance, store| {
+                Box::pin(async move {
+                    let function = shared.function(&tool).map_err(wasmtime::Error::new)?;
+                    let func = instance
+                        .get_func(&mut *store, function.index())
+                        .ok_or_else(|| wasmtime::format_err!("the export of `{tool}` is missing"))?;
+                    let mut results = vec![Val::Bool(false); function.result_count()];
+                    func.call_async(&mut *store, &params, &mut results).await?;
+                    Ok(results)
+                })
+            })
+            .await?;
+        match function.content(&results, limits.output) {
+            Err(SandboxError::ToolFailed(m)) if !refusals.is_empty() => {
+                Err(SandboxError::ToolFailed(format!("{m} (the host refused: {refusals})")))
+            }
+            Err(e) => Err(e),
+            Ok(content) => Ok(CallOutput { content, reservation: Some(reservation) }),
+        }
+    }
+
     fn check_limits(&self, limits: &Limits) -> Result<(), SandboxError> {
         let max = &self.config.limits;
         let checks = [
@@ -299,7 +360,7 @@ impl Sandbox {
     }
 
     /// Instantiates `component` in a new store under `limits` and runs `f`
-    /// on its handler export, turning every way it can fail into a
+    /// on the instance, turning every way it can fail into a
     /// [`SandboxError`]. Returns `f`'s answer with the call's reservation
     /// and what the host refused it, in words (empty if nothing).
     async fn run<R, F>(
@@ -311,7 +372,7 @@ impl Sandbox {
     ) -> Result<(R, Reservation, String), SandboxError>
     where
         F: for<'a> FnOnce(
-            &'a bindings::exports::toolmesh::tool::handler::Guest,
+            &'a Instance,
             &'a mut Store<CallState>,
         ) -> std::pin::Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>,
     {
@@ -328,7 +389,7 @@ impl Sandbox {
         let wait = admitted_by.saturating_duration_since(tokio::time::Instant::now());
         let reservation = self.budget.reserve(call_cost(limits, &self.config), wait).await?;
         let call_id = options.call_id.unwrap_or_else(|| format!("c{}", self.next_call.fetch_add(1, Ordering::Relaxed)));
-        let engine = component.pre.instance_pre().engine();
+        let engine = component.pre.engine();
         let grant = options.grant.unwrap_or_default();
         let gpu = GpuContext { service: self.gpu.clone(), component: component.digest };
         let state = CallState::new(call_id, limits, options.progress, &grant, gpu)?;
@@ -337,7 +398,15 @@ impl Sandbox {
         store.limiter(|state| &mut state.limiter);
         // Cap what the host copies out of the guest in one go (the result,
         // an error message, a log line) before it is copied.
-        store.set_hostcall_fuel(usize::try_from(transfer_cap(limits)).unwrap_or(usize::MAX));
+        // A plain component's results are lifted into host values, each
+        // far larger than the bytes it came from: they may take as much as
+        // the call's memory limit.
+        let fuel = match component.entry {
+            Entry::Toolmesh(_) => transfer_cap(limits),
+            Entry::Plain(_) => transfer_cap(limits).max(limits.memory),
+        };
+        store.set_hostcall_fuel(usize::try_from(fuel).unwrap_or(usize::MAX));
+        store.data_mut().transfer_limit = fuel;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
             if Instant::now() >= ctx.data().deadline {
@@ -353,7 +422,7 @@ impl Sandbox {
         let outcome = tokio::time::timeout_at(deadline, async {
             let instance = component.pre.instantiate_async(&mut store).await?;
             instantiated = true;
-            f(instance.toolmesh_tool_handler(), &mut store).await
+            f(&instance, &mut store).await
         })
         .await;
         flush_guest_output(store.data());
@@ -387,6 +456,7 @@ fn link(
     digest: Digest,
     component: &Component,
     tier: Tier,
+    bytes: Option<&[u8]>,
 ) -> Result<ToolComponent, SandboxError> {
     let imports: Arc<[String]> = component.component_type().imports(engine).map(|(name, _)| name.to_string()).collect();
     let instance_pre = linker.instantiate_pre(component).map_err(|e| {
@@ -397,11 +467,19 @@ fn link(
             None => SandboxError::InvalidComponent(format!("{e:#}")),
         }
     })?;
-    let pre = ToolPre::new(instance_pre).map_err(|e| {
-        SandboxError::InvalidComponent(format!(
-            "it does not export `toolmesh:tool/handler@0.1.0` (build it with toolmesh-guest): {e:#}"
-        ))
-    })?;
+    // The toolmesh world if it exports the handler, else its plain functions.
+    let entry = match GpuToolIndices::new(&instance_pre) {
+        Ok(indices) => Entry::Toolmesh(Arc::new(indices)),
+        Err(e) if component.get_export_index(None, HANDLER).is_some() => {
+            return Err(SandboxError::InvalidComponent(format!(
+                "its `{HANDLER}` export does not match the toolmesh world this host runs: {e:#}"
+            )));
+        }
+        Err(_) => {
+            let docs = bytes.map(Docs::read).unwrap_or_default();
+            Entry::Plain(Arc::new(plain::PlainExports::discover(engine, component, &docs)?))
+        }
+    };
     let mut gated: Vec<(&'static Capability, String)> = Vec::new();
     for import in imports.iter() {
         if let Some(capability) = capability::provider_of(import).filter(|c| c.is_gated())
@@ -410,8 +488,11 @@ fn link(
             gated.push((capability, import.clone()));
         }
     }
-    Ok(ToolComponent { digest, imports, gated: gated.into(), pre, tier })
+    Ok(ToolComponent { digest, imports, gated: gated.into(), pre: instance_pre, entry, tier })
 }
+
+/// The export of a toolmesh-world component.
+const HANDLER: &str = "toolmesh:tool/handler@0.1.0";
 
 /// The most bytes the host copies out of the guest in one transfer: twice
 /// the output limit (so a result just over the limit is still measured and

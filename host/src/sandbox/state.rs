@@ -113,6 +113,8 @@ pub(crate) struct CallState {
     pub(crate) http: HttpHooks,
     pub(crate) scratch: Option<ScratchDir>,
     pub(crate) gpu: GpuCall,
+    /// The most bytes the host copies out of the guest in one transfer.
+    pub(crate) transfer_limit: u64,
     wasi: WasiCtx,
     http_ctx: WasiHttpCtx,
     pub(crate) table: ResourceTable,
@@ -154,6 +156,7 @@ impl CallState {
             http: setup.http,
             scratch: setup.scratch,
             gpu: setup.gpu,
+            transfer_limit: super::transfer_cap(limits),
             wasi: setup.wasi.build(),
             http_ctx: WasiHttpCtx::new(),
             table: ResourceTable::new(),

@@ -1,0 +1,67 @@
+//! A plain-WIT component: it exports `test:plain/values`, `test:plain/bench`
+//! and a free function, and knows nothing of toolmesh. The host's tests
+//! call every function through the JSON a model would send.
+
+wit_bindgen::generate!({ world: "plain", path: "wit" });
+
+use exports::test::plain::bench;
+use exports::test::plain::values::{self, Color, Everything, Permissions, Shape};
+
+struct Plain;
+
+impl Guest for Plain {
+    fn add(a: u32, b: u32) -> u32 {
+        a.wrapping_add(b)
+    }
+}
+
+impl values::Guest for Plain {
+    fn echo(value: Everything) -> Everything {
+        value
+    }
+
+    fn area(shape: Shape) -> f64 {
+        match shape {
+            Shape::Circle(r) => std::f64::consts::PI * r * r,
+            Shape::Rectangle((a, b)) => ((b.x - a.x) * (b.y - a.y)).abs(),
+            Shape::Nothing => 0.0,
+        }
+    }
+
+    fn divide(dividend: i32, divisor: i32) -> Result<i32, String> {
+        dividend.checked_div(divisor).ok_or_else(|| format!("cannot divide {dividend} by {divisor}"))
+    }
+
+    fn greet(name: String, times: Option<u8>) -> String {
+        vec![format!("Hello, {name}!"); usize::from(times.unwrap_or(1))].join(" ")
+    }
+
+    fn describe(color: Color, permissions: Permissions) -> (String, u32) {
+        let name = match color {
+            Color::Red => "red",
+            Color::Green => "green",
+            Color::Blue => "blue",
+        };
+        (format!("{name} {:?}", permissions), permissions.bits().count_ones())
+    }
+
+    fn count_bytes(blob: Vec<u8>) -> u64 {
+        blob.len() as u64
+    }
+
+    fn check(positive: i64) -> Result<(), String> {
+        if positive > 0 { Ok(()) } else { Err(format!("{positive} is not positive")) }
+    }
+
+    fn crash(message: String) {
+        panic!("{message}")
+    }
+}
+
+impl bench::Guest for Plain {
+    fn echo_text(text: String) -> String {
+        text
+    }
+}
+
+export!(Plain);

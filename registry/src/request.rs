@@ -1,5 +1,6 @@
 //! What a tool asks of the node that runs it: outbound HTTP, a scratch
-//! directory, secrets, GPU, memory and time. Published in the manifest
+//! directory, directories of the node, configuration values, secrets, GPU,
+//! memory and time. Published in the manifest
 //! (annotation [`crate::oci::annotation::PERMISSIONS`]) as a typed,
 //! versioned document, so gateways place calls and nodes grant them without
 //! downloading or running anything, and a reader refuses a format newer
@@ -7,12 +8,14 @@
 
 pub use crate::target::{HostPattern, Scheme, Target};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// The newest format of [`ToolRequest`] this crate reads. It writes the
-/// oldest format that holds what a request asks for (1, or 2 for a GPU
-/// taken as optional), so older nodes keep reading what they can run.
-pub const REQUEST_FORMAT: u32 = 2;
+/// oldest format that holds what a request asks for (1; 2 for a GPU taken
+/// as optional; 3 for directories or configuration), so older nodes keep
+/// reading what they can run.
+pub const REQUEST_FORMAT: u32 = 3;
 
 /// Everything a tool requests. The empty request (the default) asks for
 /// nothing beyond log lines and progress reports.
@@ -31,6 +34,14 @@ pub struct ToolRequest {
     /// Names of secrets it reads from its environment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// Directories of the node it reads or writes, by the path it sees
+    /// them at (format 3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileRule>,
+    /// Values it reads through `wasi:config/store`, as published with it;
+    /// a node's policy may set others (format 3).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
     /// Whether it needs GPU compute: placed only on nodes that grant it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub gpu: bool,
@@ -54,6 +65,8 @@ impl Default for ToolRequest {
             network: Vec::new(),
             scratch_bytes: None,
             secrets: Vec::new(),
+            files: Vec::new(),
+            config: BTreeMap::new(),
             gpu: false,
             gpu_optional: false,
             memory_bytes: None,
@@ -115,7 +128,14 @@ impl ToolRequest {
     /// without an optional GPU where one is required.
     pub fn as_written(&self) -> ToolRequest {
         let optional = self.gpu_optional && !self.gpu;
-        ToolRequest { format: if optional { 2 } else { 1 }, gpu_optional: optional, ..self.clone() }
+        let format = if !self.files.is_empty() || !self.config.is_empty() {
+            3
+        } else if optional {
+            2
+        } else {
+            1
+        };
+        ToolRequest { format, gpu_optional: optional, ..self.clone() }
     }
 
     /// Whether a call may use a GPU where a node grants one (required or optional).
@@ -150,6 +170,19 @@ impl ToolRequest {
         if self.scratch_bytes == Some(0) {
             return Err(RequestError::Invalid("a scratch directory of 0 bytes".into()));
         }
+        for (i, rule) in self.files.iter().enumerate() {
+            check_guest_path(&rule.path).map_err(RequestError::Invalid)?;
+            if self.files[..i].iter().any(|other| other.path == rule.path) {
+                return Err(RequestError::Invalid(format!("directory {} is requested twice", rule.path)));
+            }
+        }
+        for key in self.config.keys() {
+            if key.is_empty() || key.len() > 256 || key.chars().any(char::is_control) {
+                return Err(RequestError::Invalid(format!(
+                    "configuration key {key:?} is not 1-256 printable characters"
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -163,6 +196,10 @@ impl ToolRequest {
         }
         if !self.secrets.is_empty() {
             out.push(format!("secrets: {}", self.secrets.join(", ")));
+        }
+        out.extend(self.files.iter().map(|rule| format!("directory: {rule}")));
+        if !self.config.is_empty() {
+            out.push(format!("configuration: {}", self.config.keys().cloned().collect::<Vec<_>>().join(", ")));
         }
         if self.gpu {
             out.push("GPU compute".into());
@@ -186,6 +223,8 @@ impl ToolRequest {
         self.network.is_empty()
             && self.scratch_bytes.is_none()
             && self.secrets.is_empty()
+            && self.files.is_empty()
+            && self.config.is_empty()
             && !self.uses_gpu()
             && self.memory_bytes.is_none()
             && self.timeout_ms.is_none()
@@ -214,6 +253,48 @@ pub fn is_valid_secret_name(name: &str) -> bool {
 /// Whether `method` is an upper-case HTTP method token, or `*` for any.
 fn is_valid_method(method: &str) -> bool {
     method == "*" || ((1..=16).contains(&method.len()) && method.bytes().all(|b| b.is_ascii_uppercase()))
+}
+
+/// A directory of the node a tool uses, at the path it sees it at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRule {
+    /// The absolute path inside the sandbox: `/data`, `/data/images`.
+    pub path: String,
+    /// Whether it writes there (else it only reads).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub write: bool,
+}
+
+impl fmt::Display for FileRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.path, if self.write { "read-write" } else { "read-only" })
+    }
+}
+
+/// Checks a path a tool sees a directory at: absolute, of plain names
+/// (no `.`, `..` or empty parts), not `/` itself, at most 1024 bytes.
+pub fn check_guest_path(path: &str) -> Result<(), String> {
+    let parts: Vec<&str> = path.strip_prefix('/').map(|rest| rest.split('/').collect()).unwrap_or_default();
+    let bad = |why: &str| Err(format!("directory path {path:?} {why}"));
+    if !path.starts_with('/') {
+        return bad("is not absolute");
+    }
+    if path.len() > 1024 {
+        return bad("is longer than 1024 bytes");
+    }
+    if path == "/" {
+        return bad("is the root: name the directories a tool needs");
+    }
+    if parts.iter().any(|p| p.is_empty() || *p == "." || *p == ".." || p.contains(['\\', '\0'])) {
+        return bad("has an empty, `.` or `..` part, a backslash or a NUL");
+    }
+    Ok(())
+}
+
+/// Whether guest path `path` is `dir` or inside it.
+pub fn is_within(path: &str, dir: &str) -> bool {
+    path.strip_prefix(dir).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// One kind of outbound request a tool makes.
@@ -281,11 +362,36 @@ mod tests {
         let text = request.to_annotation();
         assert_eq!(ToolRequest::from_annotation(Some(&text)).unwrap(), request);
         assert_eq!(ToolRequest::from_annotation(None).unwrap(), ToolRequest::default());
-        let newer = ToolRequest::from_annotation(Some(r#"{"format": 3, "teleport": true}"#)).unwrap_err();
-        assert_eq!(newer, RequestError::NewerFormat { found: 3 });
+        let newer = ToolRequest::from_annotation(Some(r#"{"format": 4, "teleport": true}"#)).unwrap_err();
+        assert_eq!(newer, RequestError::NewerFormat { found: 4 });
         assert!(ToolRequest::from_annotation(Some(r#"{"network": ["x.com"]}"#)).is_err(), "unversioned");
         let bad_secret = r#"{"format": 1, "secrets": ["lower"]}"#;
         assert!(matches!(ToolRequest::from_annotation(Some(bad_secret)), Err(RequestError::Invalid(_))));
+    }
+
+    #[test]
+    fn directories_and_configuration_are_written_in_format_3() {
+        let request = ToolRequest {
+            files: vec![
+                FileRule { path: "/data".into(), write: false },
+                FileRule { path: "/out/x".into(), write: true },
+            ],
+            config: BTreeMap::from([("greeting".to_owned(), "hello".to_owned())]),
+            ..ToolRequest::default()
+        };
+        let text = request.to_annotation();
+        assert!(text.starts_with(r#"{"format":3,"#), "{text}");
+        assert_eq!(ToolRequest::from_annotation(Some(&text)).unwrap().files, request.files);
+        assert_eq!(
+            request.describe(),
+            ["directory: /data (read-only)", "directory: /out/x (read-write)", "configuration: greeting"]
+        );
+        for bad in ["data", "/", "/a/../b", "/a//b", "/a/./b", "/a/", "/a\\b"] {
+            let request =
+                ToolRequest { files: vec![FileRule { path: bad.into(), write: false }], ..ToolRequest::default() };
+            assert!(request.validate().is_err(), "{bad}");
+        }
+        assert!(is_within("/data/x", "/data") && is_within("/data", "/data") && !is_within("/database", "/data"));
     }
 
     #[test]

@@ -7,11 +7,14 @@
 //!
 //! The WASI base (clocks, random, stdout and stderr to the log; files,
 //! environment and sockets denied), log and progress need no grant.
-//! Outbound HTTP, a scratch directory and secrets are given only to calls
-//! whose grant has them; a component importing `wasi:http` is refused
+//! Outbound HTTP, a scratch directory, directories of the node and secrets
+//! are given only to calls whose grant has them; `wasi:config/store`
+//! answers with the values the grant holds (none by default); a component importing `wasi:http` is refused
 //! before it runs unless its call was granted network. GPU compute is
 //! linked for every tool and answers `no-adapter` to calls not granted it.
 
+mod config;
+mod files;
 pub mod gpu;
 pub mod http;
 pub mod log;
@@ -76,13 +79,16 @@ pub(crate) struct CallSetup {
     pub(crate) scratch: Option<scratch::ScratchDir>,
     /// The call's GPU state, with the node's GPU until a grant says no.
     pub(crate) gpu: gpu::call::GpuCall,
+    /// The values `wasi:config/store` answers with.
+    pub(crate) config: wasmtime_wasi_config::WasiConfigVariables,
 }
 
 impl CallSetup {
     /// The setup of a call under `grant`: `wasi` as the base, then every
     /// capability's part.
     pub(crate) fn new(wasi: WasiCtxBuilder, grant: &Grant, gpu: gpu::call::GpuCall) -> Result<Self, SandboxError> {
-        let mut setup = CallSetup { wasi, http: http::HttpHooks::new(None), scratch: None, gpu };
+        let mut setup =
+            CallSetup { wasi, http: http::HttpHooks::new(None), scratch: None, gpu, config: Default::default() };
         for capability in CAPABILITIES {
             (capability.setup)(grant, &mut setup)?;
         }
@@ -178,6 +184,25 @@ pub static CAPABILITIES: &[Capability] = &[
                     .map_err(|e| SandboxError::Engine(format!("cannot make the scratch directory: {e}")))?;
                 setup.scratch = Some(dir);
             }
+            Ok(())
+        },
+    },
+    Capability {
+        name: "files",
+        interfaces: &[],
+        summary: "directories the node's policy lends, at the paths the tool requested, read-only unless lent read-write",
+        link: no_link,
+        denied: never,
+        setup: |grant, setup| files::preopen(grant, &mut setup.wasi),
+    },
+    Capability {
+        name: "config",
+        interfaces: &["wasi:config"],
+        summary: "configuration values: the tool's own, then the node's policy over them",
+        link: config::link,
+        denied: never,
+        setup: |grant, setup| {
+            setup.config = grant.config.iter().cloned().collect();
             Ok(())
         },
     },

@@ -140,6 +140,7 @@ mod tests {
             allow_private: false,
             scratch_max: None,
             secrets: Vec::new(),
+            files: Vec::new(),
             gpu,
             max_memory: None,
             max_timeout_ms: 60_000,

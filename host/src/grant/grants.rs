@@ -6,7 +6,7 @@
 
 use crate::sandbox::humanize_bytes;
 use serde::{Deserialize, Serialize};
-use toolmesh_registry::request::{HostPattern, Scheme, Target, ToolRequest};
+use toolmesh_registry::request::{FileRule, HostPattern, Scheme, Target, ToolRequest, is_within};
 
 /// A policy's grants, as advertised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +24,9 @@ pub struct Grants {
     /// Names of the secrets held.
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// Directories lent, by the path tools see them at.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<LentPath>,
     /// Whether GPU compute is granted.
     #[serde(default)]
     pub gpu: bool,
@@ -34,7 +37,24 @@ pub struct Grants {
     pub max_timeout_ms: u64,
 }
 
+/// A directory a policy lends, as advertised (not where it is on the node).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LentPath {
+    /// The path tools see it at.
+    pub guest: String,
+    /// Whether tools may write there.
+    #[serde(default)]
+    pub write: bool,
+}
+
 impl Grants {
+    /// The lent directory that covers `rule`: it holds the path, and lets
+    /// tools write if the rule writes.
+    pub fn lending(&self, rule: &FileRule) -> Option<&LentPath> {
+        self.files.iter().find(|lent| is_within(&rule.path, &lent.guest) && (lent.write || !rule.write))
+    }
+
     /// Each part of `request` these grants do not cover, in words; empty
     /// when they cover all of it.
     pub fn missing(&self, request: &ToolRequest) -> Vec<String> {
@@ -55,6 +75,10 @@ impl Grants {
         }
         for name in request.secrets.iter().filter(|name| !self.secrets.contains(name)) {
             missing.push(format!("secret {name} (the policy's [secrets] holds no such secret)"));
+        }
+        for rule in request.files.iter().filter(|rule| self.lending(rule).is_none()) {
+            let how = if rule.write { " read-write" } else { "" };
+            missing.push(format!("directory {rule} (the policy's [files] lends no directory{how} that holds it)"));
         }
         if request.gpu && !self.gpu {
             missing.push("GPU compute (the policy's [gpu] allow is false)".into());
@@ -98,6 +122,9 @@ impl Grants {
         });
         if !self.secrets.is_empty() {
             out.push(format!("secrets: {}", self.secrets.join(", ")));
+        }
+        for lent in &self.files {
+            out.push(format!("files: {} ({})", lent.guest, if lent.write { "read-write" } else { "read-only" }));
         }
         if self.gpu {
             out.push("gpu: yes".to_owned());

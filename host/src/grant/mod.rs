@@ -16,7 +16,7 @@ pub mod policy;
 pub mod request;
 
 pub use grants::Grants;
-pub use policy::{NetworkPolicy, Policy, PolicyError, SecretValue};
+pub use policy::{LentDir, NetworkPolicy, Policy, PolicyError, SecretValue};
 pub use request::{GpuToml, PermissionsToml, settle_gpu, settle_gpu_for};
 pub use toolmesh_registry::request::{NetworkRule, ToolRequest};
 
@@ -26,7 +26,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use toolmesh_registry::request::HostPattern;
+use toolmesh_registry::request::{HostPattern, is_within};
 
 /// What one call of a tool may use: its request as covered by the node's
 /// policy. The default grants nothing (log and progress need no grant).
@@ -38,6 +38,10 @@ pub struct Grant {
     pub scratch: Option<ScratchGrant>,
     /// Secrets, by name, with their values.
     pub secrets: Vec<(String, SecretValue)>,
+    /// Directories of the node, each at the path the tool asked for.
+    pub files: Vec<DirGrant>,
+    /// `wasi:config/store` values: the tool's own, then the policy's over them.
+    pub config: Vec<(String, String)>,
     /// GPU compute.
     pub gpu: bool,
     /// Memory the tool asked for, above the node's default.
@@ -60,6 +64,17 @@ pub struct NetworkGrant {
     pub explicit: Vec<IpAddr>,
     /// The policy's network part: private addresses, caps, waits, fixed answers.
     pub policy: NetworkPolicy,
+}
+
+/// A directory of the node as granted to a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    /// The directory on the node.
+    pub host: PathBuf,
+    /// The path the tool sees it at.
+    pub guest: String,
+    /// Whether the tool may write there.
+    pub write: bool,
 }
 
 /// A scratch directory as granted to a call.
@@ -95,10 +110,26 @@ impl Policy {
         let secrets =
             request.secrets.iter().filter_map(|name| Some((name.clone(), self.secrets.get(name)?.clone()))).collect();
         let timeout = request.timeout_ms.map(Duration::from_millis);
+        let files = request
+            .files
+            .iter()
+            .filter_map(|rule| {
+                let lent = self.files.iter().find(|l| is_within(&rule.path, &l.guest) && (l.write || !rule.write))?;
+                // Below the lent directory by plain names only (checked
+                // when the request was read): no `..` can climb out.
+                let below = rule.path[lent.guest.len()..].trim_start_matches('/');
+                let host = if below.is_empty() { lent.host.clone() } else { lent.host.join(below) };
+                Some(DirGrant { host, guest: rule.path.clone(), write: rule.write })
+            })
+            .collect();
+        let mut config = request.config.clone();
+        config.extend(self.config.clone());
         Ok(Grant {
             network,
             scratch,
             secrets,
+            files,
+            config: config.into_iter().collect(),
             // An optional GPU is given where the policy grants one.
             gpu: request.requires_gpu() || (request.gpu_optional && self.gpu),
             memory: request.memory_bytes,
@@ -122,6 +153,7 @@ impl Grant {
                 })
             }),
             scratch: request.scratch_bytes.map(|size| ScratchGrant { size, parent: None }),
+            config: request.config.clone().into_iter().collect(),
             gpu: request.uses_gpu(),
             memory: request.memory_bytes,
             timeout: request.timeout_ms.map(Duration::from_millis),
@@ -156,6 +188,7 @@ impl Grant {
             out.push(format!("scratch {}", humanize_bytes(scratch.size)));
         }
         out.extend(self.secrets.iter().map(|(name, _)| format!("secret {name}")));
+        out.extend(self.files.iter().map(|d| format!("files {} {}", d.guest, if d.write { "rw" } else { "ro" })));
         if self.gpu {
             out.push("gpu".into());
         }
@@ -223,6 +256,28 @@ mod tests {
         let required = ToolRequest { gpu: true, ..ToolRequest::default() };
         assert!(Policy::builtin().grant(&required).is_err());
         assert!(Grant::as_requested(&optional).gpu);
+    }
+
+    #[test]
+    fn lent_directories_must_exist_and_be_named_plainly() {
+        let dir = tempfile::tempdir().unwrap();
+        let lend = |host: &std::path::Path, guest: &str| {
+            Policy::from_toml(&format!("[files]\nlend = [{{ host = {host:?}, guest = {guest:?} }}]\n"), &|_| None)
+        };
+        let p = lend(dir.path(), "/data").unwrap();
+        assert_eq!(p.grants().summary().last().unwrap(), "files: /data (read-only)");
+        let missing = lend(&dir.path().join("absent"), "/data").unwrap_err().to_string();
+        assert!(missing.contains("is not a directory"), "{missing}");
+        for guest in ["data", "/", "/a/../b", "/a//b"] {
+            assert!(lend(dir.path(), guest).is_err(), "{guest}");
+        }
+        let request = ToolRequest {
+            files: vec![toolmesh_registry::request::FileRule { path: "/data/x".into(), write: false }],
+            ..ToolRequest::default()
+        };
+        let grant = p.grant(&request).unwrap();
+        assert_eq!(grant.files[0].host, std::fs::canonicalize(dir.path()).unwrap().join("x"));
+        assert_eq!(grant.describe(), ["files /data/x ro"]);
     }
 
     #[test]

@@ -17,6 +17,13 @@
 //! allow = true
 //! max_size = "64MiB"
 //!
+//! [files]                     # host directories lent to tools that request them
+//! lend = [{ host = "/srv/datasets", guest = "/data" },
+//!         { host = "/srv/out", guest = "/out", write = true }]
+//!
+//! [config]                    # wasi:config/store values, over the tool's own
+//! region = "eu-west"
+//!
 //! [secrets]
 //! API_KEY = { env = "NODE_API_KEY" }
 //! TOKEN = { file = "/etc/toolmesh/token" }
@@ -63,6 +70,10 @@ pub struct Policy {
     pub scratch: ScratchPolicy,
     /// Secrets the node holds, by the name tools ask for.
     pub secrets: BTreeMap<String, SecretValue>,
+    /// Host directories lent to tools, at the paths tools see them at.
+    pub files: Vec<LentDir>,
+    /// `wasi:config/store` values it sets, over those a tool publishes.
+    pub config: BTreeMap<String, String>,
     /// The most memory and time it gives one call.
     pub limits: LimitsPolicy,
     /// Whether it grants GPU compute.
@@ -121,6 +132,17 @@ pub struct ScratchPolicy {
     pub dir: Option<PathBuf>,
 }
 
+/// A host directory a policy lends to tools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LentDir {
+    /// The directory on the node.
+    pub host: PathBuf,
+    /// The path tools see it at; a tool may request it or any directory in it.
+    pub guest: String,
+    /// Whether tools may write there.
+    pub write: bool,
+}
+
 /// A secret's value, held in memory; it never prints.
 #[derive(Clone)]
 pub struct SecretValue(String);
@@ -177,6 +199,8 @@ struct PolicyFile {
     network: NetworkFile,
     scratch: ScratchFile,
     secrets: BTreeMap<String, SecretSource>,
+    files: FilesFile,
+    config: BTreeMap<String, String>,
     limits: LimitsFile,
     gpu: GpuFile,
     publishers: PublishersFile,
@@ -235,6 +259,21 @@ impl Default for ScratchFile {
     fn default() -> Self {
         ScratchFile { allow: false, max_size: 64 << 20, dir: None }
     }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct FilesFile {
+    lend: Vec<LendFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LendFile {
+    host: PathBuf,
+    guest: String,
+    #[serde(default)]
+    write: bool,
 }
 
 #[derive(Deserialize)]
@@ -342,6 +381,21 @@ impl Policy {
             };
             secrets.insert(name, SecretValue(value));
         }
+        let mut files: Vec<LentDir> = Vec::new();
+        for lend in file.files.lend {
+            toolmesh_registry::request::check_guest_path(&lend.guest)
+                .map_err(|e| PolicyError(format!("[files] lend: {e}")))?;
+            if files.iter().any(|f| f.guest == lend.guest) {
+                return Err(PolicyError(format!("[files] lend: {} is lent twice", lend.guest)));
+            }
+            // Resolved now: the directory must exist, and a link swapped
+            // later cannot move what is lent.
+            let host = std::fs::canonicalize(&lend.host)
+                .ok()
+                .filter(|p| p.is_dir())
+                .ok_or_else(|| PolicyError(format!("[files] lend: {} is not a directory", lend.host.display())))?;
+            files.push(LentDir { host, guest: lend.guest, write: lend.write });
+        }
         let parse_opt_size = |v: &Option<String>, what: &str| {
             v.as_deref()
                 .map(crate::config::parse_size)
@@ -384,6 +438,8 @@ impl Policy {
                 dir: file.scratch.dir,
             },
             secrets,
+            files,
+            config: file.config,
             limits: LimitsPolicy { max_memory: parse_opt_size(&file.limits.max_memory, "max_memory")?, max_timeout },
             gpu: file.gpu.allow,
             gpu_limits: GpuLimits {
@@ -405,6 +461,11 @@ impl Policy {
             allow_private: self.network.allow_private,
             scratch_max: self.scratch.allow.then_some(self.scratch.max_size),
             secrets: self.secrets.keys().cloned().collect(),
+            files: self
+                .files
+                .iter()
+                .map(|f| super::grants::LentPath { guest: f.guest.clone(), write: f.write })
+                .collect(),
             gpu: self.gpu,
             max_memory: self.limits.max_memory,
             max_timeout_ms: u64::try_from(self.limits.max_timeout.as_millis()).unwrap_or(u64::MAX),

@@ -7,6 +7,8 @@
 //! network = ["https://api.example.com", { host = "*.example.org", methods = ["GET", "POST"] }]
 //! scratch = "64MiB"
 //! secrets = ["API_KEY"]
+//! files = ["/data", { path = "/out", write = true }]   # directories the node lends
+//! config = { greeting = "hello" }                        # wasi:config/store values
 //! memory = "512MiB"
 //! timeout = "30s"
 //! gpu = "optional"   # or "required" (also `true`)
@@ -20,7 +22,8 @@ use crate::component_metadata;
 use crate::config::{parse_duration, parse_size};
 use crate::sandbox::ToolComponent;
 use serde::Deserialize;
-use toolmesh_registry::request::{NetworkRule, RequestError, Scheme, Target, ToolRequest};
+use std::collections::BTreeMap;
+use toolmesh_registry::request::{FileRule, NetworkRule, RequestError, Scheme, Target, ToolRequest};
 
 /// `[permissions]` as written in `tool.toml`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -32,6 +35,11 @@ pub struct PermissionsToml {
     pub scratch: Option<String>,
     /// Names of the secrets the tool reads from its environment.
     pub secrets: Vec<String>,
+    /// Directories of the node it uses, by the path it sees them at:
+    /// `"/data"` to read, `{ path = "/out", write = true }` to write too.
+    pub files: Vec<FileEntry>,
+    /// Values it reads through `wasi:config/store`.
+    pub config: BTreeMap<String, String>,
     /// GPU compute: `"required"` (or `true`), `"optional"` (used where a
     /// node grants it, the tool runs without), or absent (`false`): what
     /// the component itself says, if it imports the GPU interface.
@@ -50,6 +58,22 @@ pub enum GpuToml {
     Flag(bool),
     /// `"required"` or `"optional"`.
     Word(String),
+}
+
+/// One directory in `tool.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum FileEntry {
+    /// A path it reads.
+    Text(String),
+    /// A path, and whether it writes there.
+    Table {
+        /// The path it sees the directory at.
+        path: String,
+        /// Whether it writes there [default: false].
+        #[serde(default)]
+        write: bool,
+    },
 }
 
 /// One outbound HTTP target in `tool.toml`.
@@ -107,6 +131,15 @@ impl PermissionsToml {
             network,
             scratch_bytes: self.scratch.as_deref().map(parse_size).transpose().map_err(|e| invalid("scratch", e))?,
             secrets: self.secrets.clone(),
+            files: self
+                .files
+                .iter()
+                .map(|entry| match entry {
+                    FileEntry::Text(path) => FileRule { path: path.clone(), write: false },
+                    FileEntry::Table { path, write } => FileRule { path: path.clone(), write: *write },
+                })
+                .collect(),
+            config: self.config.clone(),
             gpu,
             gpu_optional,
             memory_bytes: self.memory.as_deref().map(parse_size).transpose().map_err(|e| invalid("memory", e))?,

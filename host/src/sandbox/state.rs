@@ -113,6 +113,8 @@ pub(crate) struct CallState {
     pub(crate) http: HttpHooks,
     pub(crate) scratch: Option<ScratchDir>,
     pub(crate) gpu: GpuCall,
+    /// What `wasi:config/store` answers with.
+    pub(crate) config: wasmtime_wasi_config::WasiConfigVariables,
     /// The most bytes the host copies out of the guest in one transfer.
     pub(crate) transfer_limit: u64,
     wasi: WasiCtx,
@@ -156,6 +158,7 @@ impl CallState {
             http: setup.http,
             scratch: setup.scratch,
             gpu: setup.gpu,
+            config: setup.config,
             transfer_limit: super::transfer_cap(limits),
             wasi: setup.wasi.build(),
             http_ctx: WasiHttpCtx::new(),

@@ -35,6 +35,23 @@ pub fn permissions(request: &ToolRequest) -> Vec<String> {
             request.secrets.join(", ")
         ));
     }
+    for rule in &request.files {
+        out.push(if rule.write {
+            format!(
+                "Reads and writes files in the node's directory it sees at {}, where the node's operator lends one.",
+                rule.path
+            )
+        } else {
+            format!(
+                "Reads files in the node's directory it sees at {}, where the node's operator lends one.",
+                rule.path
+            )
+        });
+    }
+    if !request.config.is_empty() {
+        let keys: Vec<&str> = request.config.keys().map(String::as_str).collect();
+        out.push(format!("Reads configuration values: {}.", keys.join(", ")));
+    }
     if request.requires_gpu() {
         out.push("Runs compute kernels on the GPU (within the node's limits on memory and time).".into());
     } else if request.gpu_optional {
@@ -64,6 +81,7 @@ pub fn permission_labels(request: &ToolRequest) -> Vec<String> {
     if !request.secrets.is_empty() {
         out.push("secrets".into());
     }
+    out.extend(request.files.iter().map(|r| format!("files: {}{}", r.path, if r.write { " (write)" } else { "" })));
     if request.requires_gpu() {
         out.push("GPU".into());
     } else if request.gpu_optional {

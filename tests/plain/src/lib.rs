@@ -2,10 +2,10 @@
 //! and a free function, and knows nothing of toolmesh. The host's tests
 //! call every function through the JSON a model would send.
 
-wit_bindgen::generate!({ world: "plain", path: "wit" });
+wit_bindgen::generate!({ world: "plain", path: "wit", generate_all });
 
-use exports::test::plain::bench;
 use exports::test::plain::values::{self, Color, Everything, Permissions, Shape};
+use exports::test::plain::{bench, files};
 
 struct Plain;
 
@@ -61,6 +61,28 @@ impl values::Guest for Plain {
 impl bench::Guest for Plain {
     fn echo_text(text: String) -> String {
         text
+    }
+}
+
+impl files::Guest for Plain {
+    fn read(path: String) -> Result<String, String> {
+        std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))
+    }
+
+    fn write(path: String, text: String) -> Result<(), String> {
+        std::fs::write(&path, text).map_err(|e| format!("{path}: {e}"))
+    }
+
+    fn list_dir(path: String) -> Result<Vec<String>, String> {
+        let entries = std::fs::read_dir(&path).map_err(|e| format!("{path}: {e}"))?;
+        let mut names: Vec<String> =
+            entries.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned())).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn config(key: String) -> Option<String> {
+        wasi::config::store::get(&key).ok().flatten()
     }
 }
 

@@ -15,6 +15,7 @@
 
 mod config;
 mod files;
+pub(crate) use config::ConfigValues;
 pub mod gpu;
 pub mod http;
 pub mod log;
@@ -80,7 +81,7 @@ pub(crate) struct CallSetup {
     /// The call's GPU state, with the node's GPU until a grant says no.
     pub(crate) gpu: gpu::call::GpuCall,
     /// The values `wasi:config/store` answers with.
-    pub(crate) config: wasmtime_wasi_config::WasiConfigVariables,
+    pub(crate) config: config::ConfigValues,
 }
 
 impl CallSetup {

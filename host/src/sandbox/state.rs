@@ -114,7 +114,7 @@ pub(crate) struct CallState {
     pub(crate) scratch: Option<ScratchDir>,
     pub(crate) gpu: GpuCall,
     /// What `wasi:config/store` answers with.
-    pub(crate) config: wasmtime_wasi_config::WasiConfigVariables,
+    pub(crate) config: crate::capability::ConfigValues,
     /// The most bytes the host copies out of the guest in one transfer.
     pub(crate) transfer_limit: u64,
     wasi: WasiCtx,

@@ -11,14 +11,16 @@
 # `scripts/bench.sh model` model.wasm's `embed` (GPU and CPU paths) against
 # sentence-transformers on PyTorch, and publishing the ~92 MB component;
 # `scripts/bench.sh code` run_python and run_javascript through the release
-# `tool serve` against native `python3 -c` and `node -e`.
+# `tool serve` against native `python3 -c` and `node -e`;
+# `scripts/bench.sh plain` a plain-WIT component against a toolmesh-world
+# one doing the same work, through the release `tool serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-components.sh
 case "${1:-sandbox}" in
     sandbox) cargo bench --locked -p toolmesh-host --bench sandbox ;;
-    mcp|cold|mesh|gpu|model|code) cargo build --locked --release -p toolmesh-host --bin tool
+    mcp|cold|mesh|gpu|model|code|plain) cargo build --locked --release -p toolmesh-host --bin tool
          cargo bench --locked -p toolmesh-host --bench "$1" ;;
     registry) cargo bench --locked -p toolmesh-registry --bench transfer ;;
-    *) echo "usage: scripts/bench.sh [sandbox|mcp|cold|mesh|gpu|model|code|registry]" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh [sandbox|mcp|cold|mesh|gpu|model|code|plain|registry]" >&2; exit 2 ;;
 esac

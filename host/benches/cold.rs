@@ -11,31 +11,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Calls `tool` at `url` until it answers with a greeting (the catalog may
-/// lag the publish by a moment); returns when it did.
-async fn first_result(http: &reqwest::Client, url: &str, tool: &str) -> Instant {
-    for id in 1.. {
-        let text = common::call(http, url, tool, id).await;
-        if text.contains("Hello, bench!") {
-            return Instant::now();
-        }
-        assert!(text.contains("unknown tool"), "unexpected answer: {text}");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    unreachable!()
-}
-
-fn median(mut values: Vec<Duration>) -> Duration {
-    values.sort();
-    values[values.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
-}
+use common::{first_result, median, ms};
 
 fn main() {
     common::serve_native_if_asked();
@@ -51,18 +29,9 @@ fn main() {
     for round in 0..rounds {
         let data = dir.path().join(format!("node-{round}"));
         let (server, base) = common::start_tool_serve(&data, &no_examples);
-        let token = std::fs::read_to_string(data.join("push-token")).unwrap();
         let url = format!("{base}/mcp");
         let started = Instant::now();
-        let published = Command::new(common::tool_binary())
-            .arg("publish")
-            .arg(&hello)
-            .args(["--name", "bench/hello", "--version", "1.0.0", "--registry", &base, "--token", token.trim()])
-            .env("XDG_CACHE_HOME", dir.path().join(format!("publisher-cache-{round}")))
-            .env_remove("TOOLMESH_LOG")
-            .output()
-            .unwrap();
-        assert!(published.status.success(), "{}", String::from_utf8_lossy(&published.stderr));
+        common::publish(&base, &data, &hello, "bench/hello", &dir.path().join(format!("publisher-cache-{round}")));
         let publish_done = Instant::now();
         let answered = runtime.block_on(first_result(&http, &url, "bench.hello.greet"));
         publish.push(publish_done - started);

@@ -194,6 +194,7 @@ async fn tools_are_described_from_the_wit() {
         [
             "add",
             "bench.echo_text",
+            "bench.greet",
             "files.config",
             "files.list_dir",
             "files.read",

@@ -15,7 +15,8 @@ import pathlib
 import shutil
 import subprocess
 
-import anyio
+import urllib.request
+
 import mcp
 import pytest
 from conftest import COMPONENTS, TOOL, publish_to, start_gateway, until_listed
@@ -23,7 +24,7 @@ from conftest import COMPONENTS, TOOL, publish_to, start_gateway, until_listed
 FIXTURE = pathlib.Path(__file__).parent.parent / "plain"
 CACHE = pathlib.Path(os.environ.get("TOOLMESH_PLAIN_CACHE", "/tmp/toolmesh-plain-components"))
 PORTABLE = [
-    "add", "bench.echo_text", "values.area", "values.check", "values.count_bytes", "values.crash",
+    "add", "bench.echo_text", "bench.greet", "values.area", "values.check", "values.count_bytes", "values.crash",
     "values.describe", "values.divide", "values.echo", "values.greet",
 ]
 EVERYTHING = {
@@ -149,3 +150,7 @@ async def test_tool_serve_offers_them_over_mcp(tmp_path, components, mode):
                 assert invalid.value.error.code == -32602
                 added = await client.call_tool(f"{prefix}.add", {"a": 2, "b": 40})
                 assert added.structured_content == {"result": 42}
+        # The marketplace page of each lists its tools with their signatures.
+        for language in components:
+            page = urllib.request.urlopen(f"{base}/tools/plain/{language}", timeout=10).read().decode()
+            assert "values.echo" in page and "divide: func(dividend: s32, divisor: s32)" in page, language

@@ -208,6 +208,47 @@ fn tool_serve(data: &Path, examples: &Path) -> Command {
     command
 }
 
+/// Publishes `component` as `name` into the `tool serve` at `base` (data
+/// directory `data`) with a release `tool publish` process, whose compile
+/// cache is `cache`.
+pub fn publish(base: &str, data: &Path, component: &Path, name: &str, cache: &Path) {
+    let token = std::fs::read_to_string(data.join("push-token")).unwrap();
+    let published = Command::new(tool_binary())
+        .arg("publish")
+        .arg(component)
+        .args(["--name", name, "--version", "1.0.0", "--registry", base, "--token", token.trim()])
+        .env("XDG_CACHE_HOME", cache)
+        .env_remove("TOOLMESH_LOG")
+        .output()
+        .unwrap();
+    assert!(published.status.success(), "{}", String::from_utf8_lossy(&published.stderr));
+}
+
+/// Calls `tool` at `url` until it answers with a greeting (the catalog may
+/// lag the publish by a moment); returns when it did.
+pub async fn first_result(http: &reqwest::Client, url: &str, tool: &str) -> std::time::Instant {
+    for id in 1.. {
+        let text = call(http, url, tool, id).await;
+        if text.contains("Hello, bench!") {
+            return std::time::Instant::now();
+        }
+        assert!(text.contains("unknown tool"), "unexpected answer: {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    unreachable!()
+}
+
+/// The median of `values`.
+pub fn median(mut values: Vec<std::time::Duration>) -> std::time::Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+/// A duration in milliseconds, for tables.
+pub fn ms(d: std::time::Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
 /// A stateless 2026-07-28 `tools/call` of `tool` with `{"name": "bench"}`.
 pub fn call_body(tool: &str, id: u64) -> String {
     serde_json::json!({

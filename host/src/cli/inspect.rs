@@ -109,13 +109,18 @@ fn print_properties(label: &str, schema: &Value) -> Result<(), Failure> {
 
 fn type_of(property: &Value) -> String {
     match &property["type"] {
+        Value::String(t) if t == "array" && property.get("prefixItems").is_some() => "tuple".into(),
         Value::String(t) if t == "array" => format!("array of {}", type_of(&property["items"])),
         Value::String(t) => t.clone(),
         Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" | "),
         _ if property.get("enum").is_some() => "enum".into(),
-        _ if property.get("$ref").is_some() || property.get("anyOf").is_some() || property.get("oneOf").is_some() => {
-            "object".into()
-        }
-        _ => "any".into(),
+        _ if property.get("const").is_some() => format!("{}", property["const"]),
+        _ => match property.get("anyOf").or_else(|| property.get("oneOf")).and_then(Value::as_array) {
+            // One of several shapes (a WIT option, variant or result): each, in short.
+            Some(shapes) if shapes.len() <= 4 => shapes.iter().map(type_of).collect::<Vec<_>>().join(" | "),
+            Some(_) => "one of several shapes".into(),
+            None if property.get("$ref").is_some() => "object".into(),
+            None => "any".into(),
+        },
     }
 }

@@ -53,4 +53,7 @@ export const bench = {
   echoText(text) {
     return text;
   },
+  greet(name) {
+    return `Hello, ${name}!`;
+  },
 };

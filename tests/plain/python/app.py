@@ -51,3 +51,6 @@ class Values(exports.Values):
 class Bench(exports.Bench):
     def echo_text(self, text: str) -> str:
         return text
+
+    def greet(self, name: str) -> str:
+        return f"Hello, {name}!"

@@ -62,6 +62,10 @@ impl bench::Guest for Plain {
     fn echo_text(text: String) -> String {
         text
     }
+
+    fn greet(name: String) -> String {
+        format!("Hello, {name}!")
+    }
 }
 
 impl files::Guest for Plain {

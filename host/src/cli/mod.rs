@@ -14,12 +14,14 @@ macro_rules! outln {
     }};
 }
 
+mod build;
 mod front_args;
 mod identity;
 mod inspect;
 mod keys;
 mod log_writer;
 mod mesh;
+mod new;
 mod owner;
 mod publish;
 mod pull;
@@ -49,6 +51,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Make a new tool project: one example tool, its tool.toml, a test and a README.
+    New(new::NewArgs),
+    /// Build the tool in a directory into a component beside its tool.toml, and list its tools.
+    Build(build::BuildArgs),
     /// Show a component's tools, their schemas, and its imports.
     Inspect(inspect::InspectArgs),
     /// Run one tool of a component (a file or a registry reference) and print its result.
@@ -130,6 +136,8 @@ pub fn main() -> ExitCode {
         tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Failure::failed).and_then(|runtime| {
             let result = runtime.block_on(async {
                 match cli.command {
+                    Command::New(args) => new::run(args),
+                    Command::Build(args) => build::run(args).await,
                     Command::Inspect(args) => inspect::run(args).await,
                     Command::Run(args) => run::run(args).await,
                     Command::Publish(args) => publish::run(args).await,

@@ -1,0 +1,59 @@
+//! `tool new`: a new tool project with one working example tool.
+
+use super::Failure;
+use anyhow::anyhow;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+/// `tool new` arguments.
+#[derive(Args, Debug)]
+pub struct NewArgs {
+    /// The new project's directory (its last part names the tool).
+    name: PathBuf,
+    /// The language to write the tool in.
+    #[arg(long, value_enum)]
+    lang: Lang,
+}
+
+/// Languages `tool new` scaffolds.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Lang {
+    /// Python, built with componentize-py.
+    Python,
+}
+
+/// The files of a Python project, with `{{name}}` for the tool's name.
+const PYTHON: &[(&str, &str)] = &[
+    ("app.py", include_str!("new/python/app.py")),
+    ("tool.toml", include_str!("new/python/tool.toml")),
+    ("test.sh", include_str!("new/python/test.sh")),
+    ("README.md", include_str!("new/python/README.md")),
+    (".gitignore", include_str!("new/python/gitignore")),
+];
+
+pub fn run(args: NewArgs) -> Result<(), Failure> {
+    let name = args
+        .name
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .ok_or_else(|| Failure::usage(anyhow!("{}: a tool's name is letters, digits, - and _", args.name.display())))?;
+    if args.name.exists() {
+        return Err(Failure::usage(anyhow!("{} already exists", args.name.display())));
+    }
+    let files = match args.lang {
+        Lang::Python => PYTHON,
+    };
+    std::fs::create_dir_all(&args.name).map_err(Failure::failed)?;
+    for (file, text) in files {
+        let path = args.name.join(file);
+        std::fs::write(&path, text.replace("{{name}}", &name)).map_err(Failure::failed)?;
+        if file.ends_with(".sh") {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(Failure::failed)?;
+        }
+    }
+    eprintln!("made {} (Python): cd {} && tool build", args.name.display(), args.name.display());
+    outln!("{}", args.name.display());
+    Ok(())
+}

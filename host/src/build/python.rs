@@ -61,7 +61,8 @@ fn toolchain(cache: &Path, say: &dyn Fn(&str)) -> Result<PathBuf, BuildError> {
         return Ok(bin);
     }
     say(&format!("installing componentize-py {COMPONENTIZE_PY} into {} (once)", venv.display()));
-    let fail = |(_, err): (String, String)| BuildError(format!("cannot install componentize-py: {}", last_line(&err)));
+    let fail =
+        |(_, err): (String, String)| BuildError(format!("cannot install componentize-py: {}", super::last_line(&err)));
     super::run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3").map_err(fail)?;
     super::run(
         Command::new(venv.join("bin/pip")).args([
@@ -80,7 +81,9 @@ fn toolchain(cache: &Path, say: &dyn Fn(&str)) -> Result<PathBuf, BuildError> {
 pub fn build(project: &Project, cache: &Path, say: &dyn Fn(&str)) -> Result<PathBuf, BuildError> {
     let componentize = toolchain(cache, say)?;
     super::run(Command::new("python3").arg("-c").arg(SYNTAX_CHECK).arg(&project.dir), "python3").map_err(
-        |(out, err)| BuildError(if out.trim().is_empty() { last_line(&err).to_owned() } else { out.trim().to_owned() }),
+        |(out, err)| {
+            BuildError(if out.trim().is_empty() { super::last_line(&err).to_owned() } else { out.trim().to_owned() })
+        },
     )?;
     let work = project.work_dir();
     let (sdk, wit, deps) = (work.join("sdk"), work.join("wit"), work.join("deps"));
@@ -153,7 +156,7 @@ fn bundle_requirements(
     .map_err(|(_, err)| {
         BuildError(format!(
             "requirements.txt: {} (only pure-Python packages, wheels tagged py3-none-any, can be bundled)",
-            last_line(&err).trim_start_matches("ERROR: ")
+            super::last_line(&err).trim_start_matches("ERROR: ")
         ))
     })?;
     std::fs::write(&stamp, text).map_err(|e| BuildError(format!("cannot write {}: {e}", stamp.display())))
@@ -184,10 +187,6 @@ fn explain(output: &str) -> String {
         Some(format!("{file}:{line}: "))
     });
     format!("{}{}", place.unwrap_or_default(), error.trim())
-}
-
-fn last_line(text: &str) -> &str {
-    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("failed")
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ pub fn build(project: &Project, say: &dyn Fn(&str)) -> Result<PathBuf, BuildErro
             .arg(&manifest),
         "cargo",
     )
-    .map_err(|(_, err)| BuildError(format!("Cargo.toml: {}", last_line(&err))))?;
+    .map_err(|(_, err)| BuildError(format!("Cargo.toml: {}", super::last_line(&err))))?;
     let metadata: serde_json::Value =
         serde_json::from_str(&metadata).map_err(|e| BuildError(format!("cargo metadata: {e}")))?;
     let target = metadata["target_directory"].as_str().unwrap_or("target").to_owned();
@@ -41,8 +41,4 @@ pub fn build(project: &Project, say: &dyn Fn(&str)) -> Result<PathBuf, BuildErro
     let out = project.output();
     std::fs::copy(&built, &out).map_err(|e| BuildError(format!("cannot copy {}: {e}", built.display())))?;
     Ok(out)
-}
-
-fn last_line(text: &str) -> &str {
-    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("failed")
 }

@@ -13,7 +13,7 @@ use toolmesh_host::sandbox::Sandbox;
 /// `tool build` arguments.
 #[derive(Args, Debug)]
 pub struct BuildArgs {
-    /// The tool's directory (Cargo.toml for Rust, app.py for Python).
+    /// The tool's directory (Cargo.toml for Rust, app.py for Python, app.js for JavaScript).
     #[arg(default_value = ".")]
     dir: PathBuf,
 }
@@ -29,7 +29,8 @@ pub fn cache_dir() -> PathBuf {
 pub async fn run(args: BuildArgs) -> Result<(), Failure> {
     let started = Instant::now();
     let manifest = ToolToml::read(None, &args.dir.join("app.wasm"))?;
-    let project = Project::open(&args.dir, manifest.name.as_deref()).map_err(Failure::usage)?;
+    let uses_network = !manifest.permissions.network.is_empty();
+    let project = Project::open(&args.dir, manifest.name.as_deref(), uses_network).map_err(Failure::usage)?;
     let cache = cache_dir();
     let say = |what: &str| eprintln!("  {what} …");
     let project_ref = &project;
@@ -41,6 +42,12 @@ pub async fn run(args: BuildArgs) -> Result<(), Failure> {
     let tools = sandbox.describe(&component).await.map_err(|e| {
         Failure::failed(anyhow::anyhow!("{} was built but cannot describe its tools: {e}", out.display()))
     })?;
+    if tools.is_empty() {
+        return Err(Failure::failed(anyhow::anyhow!(
+            "{} defines no tool (Python: @tool on a function; JavaScript: tool({{…}}, handler))",
+            out.display()
+        )));
+    }
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
     eprintln!(
         "built {} ({} KB) in {:.1} s: {} tool{} ({})",

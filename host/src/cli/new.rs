@@ -20,6 +20,8 @@ pub struct NewArgs {
 enum Lang {
     /// Python, built with componentize-py.
     Python,
+    /// JavaScript, built with componentize-js.
+    Js,
 }
 
 /// The files of a Python project, with `{{name}}` for the tool's name.
@@ -29,6 +31,15 @@ const PYTHON: &[(&str, &str)] = &[
     ("test.sh", include_str!("new/python/test.sh")),
     ("README.md", include_str!("new/python/README.md")),
     (".gitignore", include_str!("new/python/gitignore")),
+];
+
+/// The files of a JavaScript project.
+const JS: &[(&str, &str)] = &[
+    ("app.js", include_str!("new/js/app.js")),
+    ("tool.toml", include_str!("new/js/tool.toml")),
+    ("test.sh", include_str!("new/js/test.sh")),
+    ("README.md", include_str!("new/js/README.md")),
+    (".gitignore", include_str!("new/js/gitignore")),
 ];
 
 pub fn run(args: NewArgs) -> Result<(), Failure> {
@@ -41,8 +52,9 @@ pub fn run(args: NewArgs) -> Result<(), Failure> {
     if args.name.exists() {
         return Err(Failure::usage(anyhow!("{} already exists", args.name.display())));
     }
-    let files = match args.lang {
-        Lang::Python => PYTHON,
+    let (files, language) = match args.lang {
+        Lang::Python => (PYTHON, "Python"),
+        Lang::Js => (JS, "JavaScript"),
     };
     std::fs::create_dir_all(&args.name).map_err(Failure::failed)?;
     for (file, text) in files {
@@ -53,7 +65,7 @@ pub fn run(args: NewArgs) -> Result<(), Failure> {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(Failure::failed)?;
         }
     }
-    eprintln!("made {} (Python): cd {} && tool build", args.name.display(), args.name.display());
+    eprintln!("made {} ({language}): cd {} && tool build", args.name.display(), args.name.display());
     outln!("{}", args.name.display());
     Ok(())
 }

@@ -13,14 +13,16 @@
 # `scripts/bench.sh code` run_python and run_javascript through the release
 # `tool serve` against native `python3 -c` and `node -e`;
 # `scripts/bench.sh plain` a plain-WIT component against a toolmesh-world
-# one doing the same work, through the release `tool serve`.
+# one doing the same work, through the release `tool serve`;
+# `scripts/bench.sh sdk` Python and JavaScript tools: tool new + tool build,
+# publish → first result, warm calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-components.sh
 case "${1:-sandbox}" in
     sandbox) cargo bench --locked -p toolmesh-host --bench sandbox ;;
-    mcp|cold|mesh|gpu|model|code|plain) cargo build --locked --release -p toolmesh-host --bin tool
+    mcp|cold|mesh|gpu|model|code|plain|sdk) cargo build --locked --release -p toolmesh-host --bin tool
          cargo bench --locked -p toolmesh-host --bench "$1" ;;
     registry) cargo bench --locked -p toolmesh-registry --bench transfer ;;
-    *) echo "usage: scripts/bench.sh [sandbox|mcp|cold|mesh|gpu|model|code|plain|registry]" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh [sandbox|mcp|cold|mesh|gpu|model|code|plain|sdk|registry]" >&2; exit 2 ;;
 esac

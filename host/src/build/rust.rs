@@ -1,12 +1,82 @@
-//! Rust tools: `cargo build --release --target wasm32-wasip2`.
+//! Rust tools: `cargo build --release --target wasm32-wasip2`, with the
+//! Rust guest SDK (`toolmesh-guest`) kept in the cache for projects made by
+//! `tool new` outside this repository.
 
 use super::{BuildError, Project};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The guest SDK's manifest outside the workspace, its versions pinned as
+/// the workspace pins them.
+const SDK_MANIFEST: &str = r#"[package]
+name = "toolmesh-guest"
+description = "Write toolmesh tools: typed arguments in, MCP-shaped content out, built as a WebAssembly component"
+version = "0.1.0"
+edition = "2024"
+rust-version = "1.95"
+license = "Apache-2.0"
+
+[dependencies]
+wit-bindgen = "0.63"
+serde = { version = "1", features = ["derive"] }
+serde_json = "1"
+schemars = "1"
+serde_path_to_error = "0.1"
+wasip2 = { version = "1", optional = true }
+
+[features]
+http = ["dep:wasip2"]
+"#;
+
+/// The guest SDK's files, carried inside the binary, by path under its root.
+const SDK: &[(&str, &str)] = &[
+    ("guest-sdk/Cargo.toml", SDK_MANIFEST),
+    ("guest-sdk/src/lib.rs", include_str!("../../../guest-sdk/src/lib.rs")),
+    ("guest-sdk/src/dispatch.rs", include_str!("../../../guest-sdk/src/dispatch.rs")),
+    ("guest-sdk/src/gpu.rs", include_str!("../../../guest-sdk/src/gpu.rs")),
+    ("guest-sdk/src/host.rs", include_str!("../../../guest-sdk/src/host.rs")),
+    ("guest-sdk/src/http.rs", include_str!("../../../guest-sdk/src/http.rs")),
+    ("guest-sdk/src/output.rs", include_str!("../../../guest-sdk/src/output.rs")),
+    ("guest-sdk/src/tool.rs", include_str!("../../../guest-sdk/src/tool.rs")),
+    ("wit/types.wit", include_str!("../../../wit/types.wit")),
+];
+
+/// The guest SDK crate in `cache`, written there once per SDK version
+/// (by the hash of its files); its directory.
+pub fn vendored_sdk(cache: &Path) -> Result<PathBuf, BuildError> {
+    let all: String = SDK.iter().map(|(path, text)| format!("{path}\0{text}\0")).collect();
+    let hash = toolmesh_registry::digest::Digest::of(all.as_bytes()).to_string();
+    let root = cache.join(format!("toolmesh-guest-{}", &hash[hash.len() - 12..]));
+    let crate_dir = root.join("guest-sdk");
+    if crate_dir.join("Cargo.toml").is_file() {
+        return Ok(crate_dir);
+    }
+    for (path, text) in SDK {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().expect("a file in a directory"))
+            .and_then(|_| std::fs::write(&path, text))
+            .map_err(|e| BuildError(format!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(crate_dir)
+}
+
+/// Adds the `wasm32-wasip2` target with rustup if it is missing.
+fn ensure_target(say: &dyn Fn(&str)) -> Result<(), BuildError> {
+    let installed = super::run(Command::new("rustup").args(["target", "list", "--installed"]), "rustup")
+        .map_err(|(_, err)| BuildError(format!("Rust tools need rustup: {}", super::last_line(&err))))?;
+    if installed.lines().any(|l| l.trim() == "wasm32-wasip2") {
+        return Ok(());
+    }
+    say("adding the wasm32-wasip2 target (once)");
+    super::run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"]), "rustup")
+        .map(drop)
+        .map_err(|(_, err)| BuildError(format!("cannot add wasm32-wasip2: {}", super::last_line(&err))))
+}
 
 /// Builds the crate in `project.dir` and copies its component beside its
 /// `tool.toml`.
 pub fn build(project: &Project, say: &dyn Fn(&str)) -> Result<PathBuf, BuildError> {
+    ensure_target(say)?;
     say("building with cargo (wasm32-wasip2, release)");
     let manifest = project.dir.join("Cargo.toml");
     let metadata = super::run(

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 pub struct NewArgs {
     /// The new project's directory (its last part names the tool).
     name: PathBuf,
-    /// The language to write the tool in.
+    /// The language to write the tool in (`js` is JavaScript).
     #[arg(long, value_enum)]
     lang: Lang,
 }
@@ -22,6 +22,8 @@ enum Lang {
     Python,
     /// JavaScript, built with componentize-js.
     Js,
+    /// Rust, built with cargo and the guest SDK.
+    Rust,
 }
 
 /// The files of a Python project, with `{{name}}` for the tool's name.
@@ -42,6 +44,16 @@ const JS: &[(&str, &str)] = &[
     (".gitignore", include_str!("new/js/gitignore")),
 ];
 
+/// The files of a Rust project, with `{{sdk}}` for the guest SDK's path.
+const RUST: &[(&str, &str)] = &[
+    ("Cargo.toml", include_str!("new/rust/Cargo.toml")),
+    ("src/lib.rs", include_str!("new/rust/lib.rs")),
+    ("tool.toml", include_str!("new/rust/tool.toml")),
+    ("test.sh", include_str!("new/rust/test.sh")),
+    ("README.md", include_str!("new/rust/README.md")),
+    (".gitignore", include_str!("new/rust/gitignore")),
+];
+
 pub fn run(args: NewArgs) -> Result<(), Failure> {
     let name = args
         .name
@@ -55,11 +67,23 @@ pub fn run(args: NewArgs) -> Result<(), Failure> {
     let (files, language) = match args.lang {
         Lang::Python => (PYTHON, "Python"),
         Lang::Js => (JS, "JavaScript"),
+        Lang::Rust => (RUST, "Rust"),
+    };
+    let sdk = match args.lang {
+        Lang::Rust => toolmesh_host::build::rust::vendored_sdk(&super::build::cache_dir())
+            .map_err(Failure::failed)?
+            .display()
+            .to_string(),
+        _ => String::new(),
     };
     std::fs::create_dir_all(&args.name).map_err(Failure::failed)?;
     for (file, text) in files {
         let path = args.name.join(file);
-        std::fs::write(&path, text.replace("{{name}}", &name)).map_err(Failure::failed)?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(Failure::failed)?;
+        }
+        let text = text.replace("{{name}}", &name).replace("{{sdk}}", &sdk);
+        std::fs::write(&path, text).map_err(Failure::failed)?;
         if file.ends_with(".sh") {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(Failure::failed)?;

@@ -1,8 +1,9 @@
 //! Tools written with the Python and JavaScript SDKs, measured as their
 //! authors meet them, all through the release `tool` binary as its own
 //! process: `tool new` + `tool build` with the toolchains already in the
-//! cache; `tool publish` into a fresh `tool serve` until the first result
-//! (the cold start); then warm `tools/call`s over MCP from outside, one at a
+//! cache; `tool publish` (from the machine that built it, its compile cache
+//! as the build left it) into a fresh `tool serve` until the first result
+//! (the cold start, the node never having seen the tool); then warm `tools/call`s over MCP from outside, one at a
 //! time, beside the Rust `hello` example in the same server.
 //!
 //! Run with `scripts/bench.sh sdk`.
@@ -19,10 +20,20 @@ const BUILDS: usize = 3;
 const COLD_ROUNDS: usize = 3;
 const WARM_CALLS: usize = 300;
 
-/// `tool ARGS` in `dir`, which must succeed.
-fn tool(dir: &Path, args: &[&str]) {
-    let out =
-        Command::new(common::tool_binary()).args(args).current_dir(dir).env_remove("TOOLMESH_LOG").output().unwrap();
+/// `tool ARGS` in `dir` with the compile cache under `cache` (the
+/// toolchains stay where they are installed), which must succeed.
+fn tool(dir: &Path, cache: &Path, args: &[&str]) {
+    let toolchains = std::env::var_os("TOOLMESH_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dirs::cache_dir().unwrap().join("toolmesh"));
+    let out = Command::new(common::tool_binary())
+        .args(args)
+        .current_dir(dir)
+        .env("TOOLMESH_CACHE", toolchains)
+        .env("XDG_CACHE_HOME", cache)
+        .env_remove("TOOLMESH_LOG")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "tool {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -55,8 +66,9 @@ fn main() {
             let work = dir.path().join(format!("{lang}-{round}"));
             std::fs::create_dir_all(&work).unwrap();
             let started = Instant::now();
-            tool(&work, &["new", name, "--lang", lang]);
-            tool(&work.join(name), &["build"]);
+            let author = dir.path().join(format!("author-{lang}-{round}"));
+            tool(&work, &author, &["new", name, "--lang", lang]);
+            tool(&work.join(name), &author, &["build"]);
             times.push(started.elapsed());
             size = std::fs::metadata(work.join(name).join(format!("{name}.wasm"))).unwrap().len();
         }
@@ -75,7 +87,8 @@ fn main() {
             let (_server, base) = common::start_tool_serve(&data, &no_examples);
             let started = Instant::now();
             let repo = format!("bench/{name}");
-            common::publish(&base, &data, &component, &repo, &dir.path().join(format!("publisher-{lang}-{round}")));
+            // Published from the machine that built it, as its author does.
+            common::publish(&base, &data, &component, &repo, &dir.path().join(format!("author-{lang}-0")));
             let mcp_name = format!("bench.{name}.{tool_name}");
             let answered = runtime.block_on(first_result(&http, &format!("{base}/mcp"), &mcp_name, args));
             times.push(answered - started);

@@ -36,7 +36,13 @@ pub async fn run(args: BuildArgs) -> Result<(), Failure> {
     let project_ref = &project;
     let out = tokio::task::block_in_place(|| project_ref.build(&cache, &say)).map_err(Failure::failed)?;
     let bytes = std::fs::read(&out).map_err(Failure::failed)?;
-    let sandbox = Sandbox::new(SandboxConfig::default()).map_err(Failure::failed)?;
+    // Compiled into the compile cache `tool run` and `tool publish` use, so
+    // publishing what was just built describes it without compiling again.
+    let config = SandboxConfig {
+        cache_dir: dirs::cache_dir().map(|d| d.join("toolmesh").join("compiled")),
+        ..SandboxConfig::default()
+    };
+    let sandbox = Sandbox::new(config).map_err(Failure::failed)?;
     let component = tokio::task::block_in_place(|| sandbox.load(&bytes))
         .map_err(|e| Failure::failed(anyhow::anyhow!("{} was built but cannot be loaded: {e}", out.display())))?;
     let tools = sandbox.describe(&component).await.map_err(|e| {

@@ -137,3 +137,38 @@ def test_a_bad_project_is_answered_in_one_line(tmp_path, source, expected):
     assert built.returncode == 1, built.stderr
     error = [line for line in built.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and expected in error[0], built.stderr
+
+
+@pytest.mark.anyio
+async def test_progress_reaches_the_client_and_log_lines_the_node(tmp_path):
+    dir = project(tmp_path, '''
+        import { tool, log, progress } from "toolmesh";
+
+        tool({ name: "work", description: "Works in steps, reporting each.", input: { steps: { type: "integer" } } },
+          ({ steps }) => {
+            for (let i = 1; i <= steps; i++) {
+              progress(i, steps, `step ${i}`);
+              const until = Date.now() + 50;
+              while (Date.now() < until) {}
+            }
+            log("all steps done", "warn");
+            return `${steps} steps`;
+          });
+    ''')
+    built = tool("build", str(dir))
+    assert built.returncode == 0, built.stderr
+    component = built.stdout.strip()
+    done = tool("run", component, "work", "-v", "-a", '{"steps": 2}')
+    assert done.returncode == 0 and "all steps done" in done.stderr, done.stderr
+    seen = []
+
+    async def on_progress(progress, total, message):
+        seen.append((progress, total, message))
+
+    with start_gateway(tmp_path) as (base, data, _log, _proc):
+        publish_to(base, data, component, "demo/work", "0.1.0")
+        async with mcp.Client(f"{base}/mcp") as client:
+            await until_listed(client, "demo.work.work")
+            result = await client.call_tool("demo.work.work", {"steps": 3}, progress_callback=on_progress)
+    assert result.content[0].text == "3 steps"
+    assert seen and seen[-1] == (3.0, 3.0, "step 3"), seen

@@ -1,19 +1,31 @@
-"""What the host offers a tool: log lines and progress reports. The host
-interfaces are imported when first used, so a tool's module also imports
-in plain CPython (for its own unit tests)."""
+"""What the host offers a tool: log lines and progress reports.
+
+Outside a component (a tool's own unit tests in plain CPython) there is no
+host: log lines go to stderr and progress reports nowhere.
+"""
+
+import sys
+
+try:
+    # Imported when the module is, so at build time: only modules imported
+    # then exist inside the component.
+    from wit_world.imports import log as _log
+    from wit_world.imports import progress as _progress
+except ImportError:
+    _log = _progress = None
 
 
 def log(message: str, level: str = "info") -> None:
     """Records a log line with the call (the host caps how much a call logs)."""
-    from wit_world.imports import log as host
-
-    levels = {"trace": host.Level.TRACE, "debug": host.Level.DEBUG, "info": host.Level.INFO,
-              "warn": host.Level.WARN, "warning": host.Level.WARN, "error": host.Level.ERROR}
-    host.log(levels.get(level, host.Level.INFO), str(message))
+    if _log is None:
+        print(f"{level}: {message}", file=sys.stderr)
+        return
+    levels = {"trace": _log.Level.TRACE, "debug": _log.Level.DEBUG, "info": _log.Level.INFO,
+              "warn": _log.Level.WARN, "warning": _log.Level.WARN, "error": _log.Level.ERROR}
+    _log.log(levels.get(level, _log.Level.INFO), str(message))
 
 
 def progress(done: float, total: float | None = None, message: str | None = None) -> None:
     """Tells the caller that ``done`` units of ``total`` are finished."""
-    from wit_world.imports import progress as host
-
-    host.report(float(done), None if total is None else float(total), message)
+    if _progress is not None:
+        _progress.report(float(done), None if total is None else float(total), message)

@@ -270,3 +270,28 @@ def build_new_tool(tmp_path, name, lang):
         done = run_tool(*args, cwd=cwd)
         assert done.returncode == 0, done.stderr
     return tmp_path / name / f"{name}.wasm", done.stderr
+
+
+async def check_progress_and_log(tmp_path, dir):
+    """Builds the project in `dir`, whose tool `work(steps)` reports each
+    step as progress and then logs "all steps done": the log line reaches
+    the node's log (`tool run -v`), the progress an MCP client."""
+    import mcp
+
+    built = run_tool("build", str(dir))
+    assert built.returncode == 0, built.stderr
+    component = built.stdout.strip()
+    done = run_tool("run", component, "work", "-v", "-a", '{"steps": 2}')
+    assert done.returncode == 0 and "all steps done" in done.stderr, done.stderr
+    seen = []
+
+    async def on_progress(progress, total, message):
+        seen.append((progress, total, message))
+
+    with start_gateway(tmp_path) as (base, data, _log, _proc):
+        publish_to(base, data, component, "demo/work", "0.1.0")
+        async with mcp.Client(f"{base}/mcp") as client:
+            await until_listed(client, "demo.work.work")
+            result = await client.call_tool("demo.work.work", {"steps": 3}, progress_callback=on_progress)
+    assert result.content[0].text == "3 steps"
+    assert seen and seen[-1] == (3.0, 3.0, "step 3"), seen

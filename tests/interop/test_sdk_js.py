@@ -11,7 +11,7 @@ import threading
 
 import mcp
 import pytest
-from conftest import build_new_tool, publish_to, start_gateway, tool_project, until_listed
+from conftest import build_new_tool, check_progress_and_log, publish_to, start_gateway, tool_project, until_listed
 from conftest import run_tool as tool
 
 
@@ -155,20 +155,4 @@ async def test_progress_reaches_the_client_and_log_lines_the_node(tmp_path):
             return `${steps} steps`;
           });
     ''')
-    built = tool("build", str(dir))
-    assert built.returncode == 0, built.stderr
-    component = built.stdout.strip()
-    done = tool("run", component, "work", "-v", "-a", '{"steps": 2}')
-    assert done.returncode == 0 and "all steps done" in done.stderr, done.stderr
-    seen = []
-
-    async def on_progress(progress, total, message):
-        seen.append((progress, total, message))
-
-    with start_gateway(tmp_path) as (base, data, _log, _proc):
-        publish_to(base, data, component, "demo/work", "0.1.0")
-        async with mcp.Client(f"{base}/mcp") as client:
-            await until_listed(client, "demo.work.work")
-            result = await client.call_tool("demo.work.work", {"steps": 3}, progress_callback=on_progress)
-    assert result.content[0].text == "3 steps"
-    assert seen and seen[-1] == (3.0, 3.0, "step 3"), seen
+    await check_progress_and_log(tmp_path, dir)

@@ -44,10 +44,7 @@ pub fn build(project: &Project, cache: &Path, say: &dyn Fn(&str)) -> Result<Path
         .map_err(|e| BuildError(format!("{MODULE_FILE}: {e}")))?;
     let work = project.work_dir();
     let wit = work.join("wit");
-    std::fs::create_dir_all(&wit).map_err(|e| BuildError(format!("cannot make {}: {e}", wit.display())))?;
-    let write = |path: PathBuf, text: &str| {
-        std::fs::write(&path, text).map_err(|e| BuildError(format!("cannot write {}: {e}", path.display())))
-    };
+    let write = |path: PathBuf, text: &str| super::write_file(&path, text);
     // The module alone first, so a syntax error names its own line.
     let check = work.join("app.mjs");
     write(check.clone(), &source)?;

@@ -119,3 +119,10 @@ pub(crate) fn run(command: &mut Command, what: &str) -> Result<String, (String, 
 pub(crate) fn last_line(text: &str) -> &str {
     text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("failed")
 }
+
+/// Writes `text` to `path`, making its directory first.
+pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), BuildError> {
+    std::fs::create_dir_all(path.parent().unwrap_or(path))
+        .and_then(|_| std::fs::write(path, text))
+        .map_err(|e| BuildError(format!("cannot write {}: {e}", path.display())))
+}

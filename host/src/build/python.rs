@@ -87,11 +87,7 @@ pub fn build(project: &Project, cache: &Path, say: &dyn Fn(&str)) -> Result<Path
     )?;
     let work = project.work_dir();
     let (sdk, wit, deps) = (work.join("sdk"), work.join("wit"), work.join("deps"));
-    let write = |path: PathBuf, text: &str| {
-        std::fs::create_dir_all(path.parent().expect("a file in a directory"))
-            .and_then(|_| std::fs::write(&path, text))
-            .map_err(|e| BuildError(format!("cannot write {}: {e}", path.display())))
-    };
+    let write = |path: PathBuf, text: &str| super::write_file(&path, text);
     for (file, text) in SDK {
         write(sdk.join("toolmesh").join(file), text)?;
     }
@@ -159,7 +155,7 @@ fn bundle_requirements(
             super::last_line(&err).trim_start_matches("ERROR: ")
         ))
     })?;
-    std::fs::write(&stamp, text).map_err(|e| BuildError(format!("cannot write {}: {e}", stamp.display())))
+    super::write_file(&stamp, &text)
 }
 
 /// One line out of componentize-py's failure: the SDK's own message when

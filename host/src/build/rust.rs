@@ -52,10 +52,7 @@ pub fn vendored_sdk(cache: &Path) -> Result<PathBuf, BuildError> {
         return Ok(crate_dir);
     }
     for (path, text) in SDK {
-        let path = root.join(path);
-        std::fs::create_dir_all(path.parent().expect("a file in a directory"))
-            .and_then(|_| std::fs::write(&path, text))
-            .map_err(|e| BuildError(format!("cannot write {}: {e}", path.display())))?;
+        super::write_file(&root.join(path), text)?;
     }
     Ok(crate_dir)
 }

@@ -203,7 +203,7 @@ pub static CAPABILITIES: &[Capability] = &[
         link: config::link,
         denied: never,
         setup: |grant, setup| {
-            setup.config = grant.config.iter().cloned().collect();
+            setup.config = grant.config.clone();
             Ok(())
         },
     },

@@ -28,7 +28,8 @@ pub fn cache_dir() -> PathBuf {
 
 pub async fn run(args: BuildArgs) -> Result<(), Failure> {
     let started = Instant::now();
-    let manifest = ToolToml::read(None, &args.dir.join("app.wasm"))?;
+    // `tool.toml` in the directory, if there.
+    let manifest = ToolToml::read(None, &args.dir.join("tool.toml"))?;
     let uses_network = !manifest.permissions.network.is_empty();
     let project = Project::open(&args.dir, manifest.name.as_deref(), uses_network).map_err(Failure::usage)?;
     let cache = cache_dir();
@@ -38,10 +39,7 @@ pub async fn run(args: BuildArgs) -> Result<(), Failure> {
     let bytes = std::fs::read(&out).map_err(Failure::failed)?;
     // Compiled into the compile cache `tool run` and `tool publish` use, so
     // publishing what was just built describes it without compiling again.
-    let config = SandboxConfig {
-        cache_dir: dirs::cache_dir().map(|d| d.join("toolmesh").join("compiled")),
-        ..SandboxConfig::default()
-    };
+    let config = SandboxConfig { cache_dir: super::sandbox_args::default_compile_cache(), ..SandboxConfig::default() };
     let sandbox = Sandbox::new(config).map_err(Failure::failed)?;
     let component = tokio::task::block_in_place(|| sandbox.load(&bytes))
         .map_err(|e| Failure::failed(anyhow::anyhow!("{} was built but cannot be loaded: {e}", out.display())))?;

@@ -73,7 +73,7 @@ impl SandboxArgs {
     /// cached in the user's cache directory unless the file names another
     /// (or `--no-cache`).
     pub fn config(&self, policy: Option<&Policy>) -> Result<SandboxConfig, Failure> {
-        self.config_caching_in(policy, || dirs::cache_dir().map(|d| d.join("toolmesh").join("compiled")))
+        self.config_caching_in(policy, default_compile_cache)
     }
 
     /// As [`SandboxArgs::config`], with `default_cache` the compile cache
@@ -161,4 +161,11 @@ impl SandboxArgs {
         let component = component.with_context(|| format!("cannot load {label}"))?;
         Ok((sandbox, component))
     }
+}
+
+/// Where the CLI keeps compiled code unless told otherwise: the user's
+/// cache directory (`tool build` fills it, `tool run` and `tool publish`
+/// read it).
+pub fn default_compile_cache() -> Option<PathBuf> {
+    dirs::cache_dir().map(|d| d.join("toolmesh").join("compiled"))
 }

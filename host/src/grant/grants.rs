@@ -52,7 +52,7 @@ impl Grants {
     /// The lent directory that covers `rule`: it holds the path, and lets
     /// tools write if the rule writes.
     pub fn lending(&self, rule: &FileRule) -> Option<&LentPath> {
-        self.files.iter().find(|lent| is_within(&rule.path, &lent.guest) && (lent.write || !rule.write))
+        self.files.iter().find(|lent| lends(&lent.guest, lent.write, rule))
     }
 
     /// Each part of `request` these grants do not cover, in words; empty
@@ -131,6 +131,12 @@ impl Grants {
         }
         out
     }
+}
+
+/// Whether a directory lent at `guest` (read-write if `write`) covers
+/// `rule`: it holds the path, and lets the tool write if the rule writes.
+pub fn lends(guest: &str, write: bool, rule: &FileRule) -> bool {
+    is_within(&rule.path, guest) && (write || !rule.write)
 }
 
 /// The allowed target that covers requests to hosts `host` on `scheme`

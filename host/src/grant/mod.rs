@@ -22,11 +22,12 @@ pub use toolmesh_registry::request::{NetworkRule, ToolRequest};
 
 use crate::config::Limits;
 use crate::sandbox::{SandboxError, humanize_bytes};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use toolmesh_registry::request::{HostPattern, is_within};
+use toolmesh_registry::request::HostPattern;
 
 /// What one call of a tool may use: its request as covered by the node's
 /// policy. The default grants nothing (log and progress need no grant).
@@ -41,7 +42,7 @@ pub struct Grant {
     /// Directories of the node, each at the path the tool asked for.
     pub files: Vec<DirGrant>,
     /// `wasi:config/store` values: the tool's own, then the policy's over them.
-    pub config: Vec<(String, String)>,
+    pub config: BTreeMap<String, String>,
     /// GPU compute.
     pub gpu: bool,
     /// Memory the tool asked for, above the node's default.
@@ -114,7 +115,7 @@ impl Policy {
             .files
             .iter()
             .filter_map(|rule| {
-                let lent = self.files.iter().find(|l| is_within(&rule.path, &l.guest) && (l.write || !rule.write))?;
+                let lent = self.files.iter().find(|l| grants::lends(&l.guest, l.write, rule))?;
                 // Below the lent directory by plain names only (checked
                 // when the request was read): no `..` can climb out.
                 let below = rule.path[lent.guest.len()..].trim_start_matches('/');
@@ -129,7 +130,7 @@ impl Policy {
             scratch,
             secrets,
             files,
-            config: config.into_iter().collect(),
+            config,
             // An optional GPU is given where the policy grants one.
             gpu: request.requires_gpu() || (request.gpu_optional && self.gpu),
             memory: request.memory_bytes,
@@ -153,7 +154,7 @@ impl Grant {
                 })
             }),
             scratch: request.scratch_bytes.map(|size| ScratchGrant { size, parent: None }),
-            config: request.config.clone().into_iter().collect(),
+            config: request.config.clone(),
             gpu: request.uses_gpu(),
             memory: request.memory_bytes,
             timeout: request.timeout_ms.map(Duration::from_millis),

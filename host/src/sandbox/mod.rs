@@ -321,15 +321,14 @@ impl Sandbox {
         let function = exports.function(tool)?;
         // The values the host builds may take as much memory as the call.
         let params = function.arguments(arguments, limits.memory)?;
-        let (tool, shared) = (tool.to_owned(), exports.clone());
+        let (tool, index, count) = (tool.to_owned(), *function.index(), function.result_count());
         let (results, reservation, refusals) = self
             .run(component, &limits, options, move |instance, store| {
                 Box::pin(async move {
-                    let function = shared.function(&tool).map_err(wasmtime::Error::new)?;
                     let func = instance
-                        .get_func(&mut *store, function.index())
+                        .get_func(&mut *store, index)
                         .ok_or_else(|| wasmtime::format_err!("the export of `{tool}` is missing"))?;
-                    let mut results = vec![Val::Bool(false); function.result_count()];
+                    let mut results = vec![Val::Bool(false); count];
                     func.call_async(&mut *store, &params, &mut results).await?;
                     Ok(results)
                 })

@@ -276,28 +276,34 @@ fn describe(found: Found, tool: String, docs: &Docs) -> Result<PlainFunction, Sa
     let interface = found.instance.as_deref().map(short_name);
     let interface_docs = interface.and_then(|i| docs.interface(i));
     let unsupported = |what: &str, ty: &Type, why: String| {
-        refuse(format!("{what} has type `{}`, which a tool cannot take or return: {why}", type_name(ty)))
+        format!("function `{export}`: {what} has type `{}`, which a tool cannot take or return: {why}", type_name(ty))
     };
-    for (name, ty) in &params {
-        SchemaBuilder::new(Direction::Input, None)
-            .schema(ty)
-            .map_err(|why| unsupported(&format!("parameter `{name}`"), ty, why))?;
-    }
     let input_schema = SchemaBuilder::new(Direction::Input, interface_docs)
-        .object(params.iter().map(|(n, t)| (n.as_str(), t.clone())), 0)
-        .map_err(refuse)?;
-    let shown = match &result {
-        Some(Type::Result(r)) => r.ok(),
-        other => other.clone(),
+        .object(params.iter().map(|(n, t)| (n.as_str(), t.clone())), 0, &|name, ty, why| {
+            unsupported(&format!("parameter `{name}`"), ty, why)
+        })
+        .map_err(SandboxError::InvalidComponent)?;
+    // The output schema is `T`'s for `result<T, E>` (whose `E` must have a
+    // JSON form too), else the result's; none for a string (text).
+    let (shown, error) = match &result {
+        Some(Type::Result(r)) => (r.ok(), r.err()),
+        other => (other.clone(), None),
     };
-    if let Some(ty) = &result {
-        SchemaBuilder::new(Direction::Output, None).schema(ty).map_err(|why| unsupported("its result", ty, why))?;
+    let mut output = SchemaBuilder::new(Direction::Output, interface_docs);
+    let mut result_schema = |ty: &Type| {
+        output.schema(ty).map_err(|why| {
+            SandboxError::InvalidComponent(unsupported("its result", result.as_ref().unwrap_or(ty), why))
+        })
+    };
+    if let Some(ty) = &error {
+        result_schema(ty)?;
     }
     let output_schema = match &shown {
-        None | Some(Type::String) => None,
+        None => None,
         Some(ty) => {
-            let schema = SchemaBuilder::new(Direction::Output, interface_docs).schema(ty).map_err(refuse)?;
-            Some(json!({"type": "object", "properties": {"result": schema}, "required": ["result"]}))
+            let schema = result_schema(ty)?;
+            (*ty != Type::String)
+                .then(|| json!({"type": "object", "properties": {"result": schema}, "required": ["result"]}))
         }
     };
     let mut description = match docs.function(interface, &found.name) {

@@ -64,11 +64,13 @@ impl<'a> SchemaBuilder<'a> {
     }
 
     /// The schema of an object whose properties are `fields` (arguments or
-    /// record fields): `option` fields may be left out.
+    /// record fields): `option` fields may be left out. Why a field's type
+    /// has no schema is put in words by `why(name, type, reason)`.
     pub(crate) fn object<'n>(
         &mut self,
         fields: impl IntoIterator<Item = (&'n str, Type)>,
         depth: usize,
+        why: &dyn Fn(&str, &Type, String) -> String,
     ) -> Result<Value, String> {
         let fields: Vec<(&str, Type)> = fields.into_iter().collect();
         let names: Vec<&str> = fields.iter().map(|(name, _)| *name).collect();
@@ -76,7 +78,7 @@ impl<'a> SchemaBuilder<'a> {
         let mut properties = Map::new();
         let mut required = Vec::new();
         for (name, ty) in &fields {
-            let mut schema = self.of(ty, depth + 1)?;
+            let mut schema = self.of(ty, depth + 1).map_err(|reason| why(name, ty, reason))?;
             if let Some(text) = field_docs.and_then(|d| d.items.get(*name)) {
                 describe(&mut schema, text);
             }
@@ -131,7 +133,7 @@ impl<'a> SchemaBuilder<'a> {
             }
             Type::Record(record) => {
                 let fields: Vec<(String, Type)> = record.fields().map(|f| (f.name.to_owned(), f.ty)).collect();
-                self.object(fields.iter().map(|(n, t)| (n.as_str(), t.clone())), depth)?
+                self.object(fields.iter().map(|(n, t)| (n.as_str(), t.clone())), depth, &|_, _, reason| reason)?
             }
             Type::Tuple(tuple) => {
                 let items = tuple.types().map(|t| self.of(&t, depth + 1)).collect::<Result<Vec<_>, _>>()?;

@@ -63,3 +63,12 @@ pub fn text(content: &[Content]) -> &str {
         other => panic!("expected one text item, got {other:?}"),
     }
 }
+
+/// The `result` of the one structured item of `content` (a plain
+/// component's result).
+pub fn structured(content: &[Content]) -> &Value {
+    match content {
+        [Content::Json(value)] => &value["result"],
+        other => panic!("expected one JSON item, got {other:?}"),
+    }
+}

@@ -12,6 +12,7 @@
 //! component's `package-docs` section when it has one ([`docs`]), else
 //! from the signature. Schemas and the JSON form of values: [`schema`].
 
+mod call;
 pub(crate) mod docs;
 pub(crate) mod schema;
 pub(crate) mod value;

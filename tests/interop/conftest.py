@@ -7,7 +7,9 @@ TOOLMESH_COMPONENTS (the built components) and TOOLMESH_WKG set.
 
 import contextlib
 import datetime
+import http.server
 import ipaddress
+import json
 import os
 import pathlib
 import re
@@ -72,9 +74,12 @@ def wait_until_compiled(*names, seconds=300):
         time.sleep(0.1)
 
 
+# The examples written with the Python and TypeScript SDKs (CPython and
+# SpiderMonkey inside: slow to publish and compile); their own test serves them.
+SDK_EXAMPLES = ("tables.wasm", "cron.wasm")
 # Examples that are slow to publish and compile: `model.wasm` (90 MB of
-# weights) and `python.wasm` (CPython, 20 MB).
-HEAVY = {"model.wasm", "python.wasm"}
+# weights), `python.wasm` (CPython, 20 MB) and the SDK examples.
+HEAVY = {"model.wasm", "python.wasm", *SDK_EXAMPLES}
 _examples = {}
 
 
@@ -92,13 +97,13 @@ def examples_without(*skipped):
 def light_examples():
     """The built components less the heavy ones, which every `tool serve`
     would publish and compile: what most tests serve; the model's own tests
-    pass COMPONENTS, the code execution tests `code_examples()`."""
+    pass all but the SDK examples, the code execution tests `code_examples()`."""
     return examples_without(*sorted(HEAVY))
 
 
 def code_examples():
-    """The built components with the interpreters, less the model."""
-    return examples_without("model.wasm")
+    """The built components with the interpreters, less the model and the SDK examples."""
+    return examples_without("model.wasm", *SDK_EXAMPLES)
 
 
 @pytest.fixture
@@ -295,3 +300,34 @@ async def check_progress_and_log(tmp_path, dir):
             result = await client.call_tool("demo.work.work", {"steps": 3}, progress_callback=on_progress)
     assert result.content[0].text == "3 steps"
     assert seen and seen[-1] == (3.0, 3.0, "step 3"), seen
+
+
+@contextlib.contextmanager
+def json_server(answer):
+    """A loopback HTTP server that answers each GET and POST with JSON:
+    `answer(method, path, content_type, body_text)` gives (status, value).
+    Yields its base URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def respond(self):
+            sent = self.rfile.read(int(self.headers.get("content-length") or 0)).decode()
+            status, value = answer(self.command, self.path, self.headers.get("content-type"), sent)
+            body = json.dumps(value).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = respond
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()

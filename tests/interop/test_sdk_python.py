@@ -1,21 +1,27 @@
 """The Python SDK end to end: `tool new --lang python`, `tool build`
 (componentize-py from the cache), `tool publish` into `tool serve`, and a
 call with the official MCP client; every supported type hint round-tripped;
-a pure-Python dependency bundled; bad projects answered in one line naming
-the file and line.
+a pure-Python dependency bundled; HTTP to a granted host; bad projects
+answered in one line naming the file and line.
 """
 
 import json
 
 import mcp
 import pytest
-from conftest import build_new_tool, check_progress_and_log, publish_to, start_gateway, tool_project, until_listed
+from conftest import build_new_tool, check_progress_and_log, json_server, publish_to, start_gateway, tool_project
+from conftest import until_listed
 from conftest import run_tool as tool
 
 
 
-def project(tmp_path, source, requirements=None):
-    return tool_project(tmp_path, {"app.py": source, **({"requirements.txt": requirements} if requirements else {})})
+def project(tmp_path, source, requirements=None, toml=None):
+    files = {"app.py": source}
+    if requirements:
+        files["requirements.txt"] = requirements
+    if toml:
+        files["tool.toml"] = toml
+    return tool_project(tmp_path, files)
 
 
 @pytest.fixture
@@ -153,6 +159,47 @@ def test_a_pure_python_dependency_is_bundled(tmp_path):
     assert built.returncode == 0, built.stderr
     done = tool("run", built.stdout.strip(), "size", "-a", '{"n": 3000000}')
     assert done.returncode == 0 and done.stdout.strip() == "3.0 MB", done.stdout + done.stderr
+
+
+def test_a_python_tool_sends_http_to_a_granted_host(tmp_path):
+    def echo(method, path, kind, sent):
+        return 201 if method == "POST" else 200, {"method": method, "path": path, "sent": sent, "kind": kind}
+
+    with json_server(echo) as target:
+        dir = project(tmp_path, '''
+            from toolmesh import http, tool
+
+            @tool
+            def relay(url: str, value: int) -> dict:
+                """Gets and posts to a URL."""
+                got = http.fetch(url + "/items?page=2").json()
+                posted = http.fetch(url + "/items", method="POST", json={"value": value})
+                big = http.fetch(url + "/items", max_bytes=10) if value < 0 else None
+                return {"get": got, "post": posted.json(), "status": posted.status,
+                        "type": posted.header("Content-Type"), "big": big is not None}
+        ''', toml=f'[permissions]\nnetwork = [{{ host = "{target}", methods = ["GET", "POST"] }}]\n')
+        built = tool("build", str(dir))
+        assert built.returncode == 0, built.stderr
+        component = built.stdout.strip()
+        policy = tmp_path / "policy.toml"
+        policy.write_text(f'[network]\nallow = ["{target}"]\n')
+        args = ["--json", "--policy", str(policy), "-a"]
+        done = tool("run", component, "relay", *args, json.dumps({"url": target, "value": 7}))
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)["structuredContent"]
+        assert result["get"] == {"method": "GET", "path": "/items?page=2", "sent": "", "kind": None}, result
+        assert result["post"] == {"method": "POST", "path": "/items", "sent": '{"value": 7}',
+                                  "kind": "application/json"}, result
+        assert (result["status"], result["type"], result["big"]) == (201, "application/json", False)
+        # A response over the tool's own limit is its error, named.
+        done = tool("run", component, "relay", *args, json.dumps({"url": target, "value": -1}))
+        assert done.returncode != 0 and "larger than 10 bytes" in done.stderr, done.stderr
+        # A host the policy does not grant is refused by the node.
+        done = tool("run", component, "relay", *args, json.dumps({"url": "http://127.0.0.2:9", "value": 1}))
+        assert done.returncode != 0 and "HttpRequestDenied" in done.stderr, done.stderr
+        # Without the policy's grant the call does not run at all.
+        done = tool("run", component, "relay", "-a", json.dumps({"url": target, "value": 1}))
+        assert done.returncode != 0 and "network" in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize(

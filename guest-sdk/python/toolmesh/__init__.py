@@ -23,6 +23,9 @@ its JSON Schema, its docstring its description::
         \"\"\"
         ...
 
+With network access requested in ``tool.toml``, ``toolmesh.http.fetch``
+reaches the hosts a node grants.
+
 ``tool build`` turns the module into a WebAssembly component of the
 toolmesh world with componentize-py; this package implements the world's
 ``handler`` export (``describe`` and ``call``) from the decorated functions.
@@ -31,7 +34,8 @@ toolmesh world with componentize-py; this package implements the world's
 from ._errors import InvalidArguments, ToolDefinitionError, ToolError
 from ._host import log, progress
 from ._registry import Image, tool, tools
+from . import http
 
 __all__ = [
-    "Image", "InvalidArguments", "ToolDefinitionError", "ToolError", "log", "progress", "tool", "tools",
+    "Image", "InvalidArguments", "ToolDefinitionError", "ToolError", "http", "log", "progress", "tool", "tools",
 ]

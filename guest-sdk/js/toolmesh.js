@@ -12,6 +12,9 @@
 //
 // `input` is the JSON Schema of the arguments object, or just its
 // properties (each required unless it has a `default` or `optional: true`).
+// Without it, `tool build` makes one from the type of the handler's
+// argument (TypeScript, or a JSDoc @param); `output` and `description`
+// likewise come from the return type and the doc comment above the call.
 // A handler returns a string (text), an `Image`, nothing, or anything else
 // as JSON (structured content when it is an object); it may be async.
 // Throw `ToolError` to fail, `InvalidArguments` for bad arguments.
@@ -53,7 +56,10 @@ function inputSchema(input) {
 
 /** Makes `handler` the tool `definition` describes. */
 export function tool(definition, handler) {
-  const { name, description, input, output, title, readOnly, destructive, idempotent, openWorld } = definition;
+  const { name, title, readOnly, destructive, idempotent, openWorld } = definition;
+  // What `tool build` found in the types and doc comments, where the definition is silent.
+  const found = (globalThis.__toolmeshGenerated ?? {})[name] ?? {};
+  const { description = found.description, input = found.input, output = found.output } = definition;
   if (typeof name !== "string" || !NAME.test(name)) {
     throw new Error(`tool name ${JSON.stringify(name)} is not 1-64 of [A-Za-z0-9_.-]`);
   }

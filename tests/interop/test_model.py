@@ -16,7 +16,7 @@ import mcp
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from conftest import COMPONENTS, start_gateway, until_listed
+from conftest import SDK_EXAMPLES, examples_without, start_gateway, until_listed
 from test_mcp import text_of
 
 REFERENCE = json.loads(
@@ -38,7 +38,7 @@ def cosine(a, b):
 async def test_embeddings_match_sentence_transformers_on_both_paths(tmp_path):
     cases = REFERENCE["cases"]
     assert len(cases) >= 20
-    with start_gateway(tmp_path, "--gpu", examples=COMPONENTS, timeout="60s") as (base, _, log, _):
+    with start_gateway(tmp_path, "--gpu", examples=examples_without(*SDK_EXAMPLES), timeout="60s") as (base, _, log, _):
         async with mcp.Client(f"{base}/mcp", mode="auto") as client:
             tools = await until_listed(client, "examples.model.embed", seconds=60)
             assert tools["examples.model.embed"].output_schema is not None

@@ -1,66 +1,127 @@
-//! JavaScript tools: the module `app.js` with the JavaScript SDK, built
-//! into a component of the toolmesh world by componentize-js (pinned,
-//! installed once into the cache with npm; the engine comes inside the
-//! package). The SDK and the module become one ES module; `fetch` is built
+//! JavaScript and TypeScript tools: the module `app.js` or `app.ts` with
+//! the JavaScript SDK, built into a component of the toolmesh world by
+//! componentize-js (the engine comes inside the npm package).
+//!
+//! The pinned toolchain (componentize-js, the rolldown bundler and
+//! TypeScript's compiler API) is installed once into the cache with npm.
+//! `build.mjs` (beside the SDK) type-checks TypeScript, makes the JSON
+//! Schemas of tools that give none from their types and doc comments, and
+//! bundles the module, its local modules, its npm packages and the SDK into
+//! one ES module; componentize-js makes that a component, with `fetch` built
 //! in only for a tool that requests network access.
 
 use super::{BuildError, Project};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The tool's module file.
+/// The tool's module file, in JavaScript.
 pub const MODULE_FILE: &str = "app.js";
-/// The componentize-js release the project is built and tested with.
-pub const COMPONENTIZE_JS: &str = "0.23.0";
+/// The tool's module file, in TypeScript.
+pub const TS_MODULE_FILE: &str = "app.ts";
+/// The npm packages of the toolchain, pinned: componentize-js, rolldown,
+/// and TypeScript's compiler API (under the name componentize-js's own
+/// dependencies give it, so npm installs it once).
+pub const PACKAGES: [&str; 3] =
+    ["@bytecodealliance/componentize-js@0.23.0", "rolldown@1.3.4", "typescript-compiler-api@npm:typescript@6.0.3"];
+/// The toolchain's directory in the cache (named by its pins).
+pub const TOOLCHAIN_DIR: &str = "js-toolchain-componentize-0.23.0-rolldown-1.3.4-ts-6.0.3";
 
 /// The JavaScript SDK, carried inside the binary.
 const SDK: &str = include_str!("../../../guest-sdk/js/toolmesh.js");
+/// Its types, for TypeScript.
+const SDK_TYPES: &str = include_str!("../../../guest-sdk/js/toolmesh.d.ts");
+/// The type-check, schema and bundling step.
+const BUILD_SCRIPT: &str = include_str!("../../../guest-sdk/js/build.mjs");
 /// The toolmesh world.
 const WIT: &str = include_str!("../../../wit/types.wit");
 
-/// componentize-js in the cache, installed on first use.
+/// The toolchain's `node_modules` in the cache, installed on first use.
 fn toolchain(cache: &Path, say: &dyn Fn(&str)) -> Result<PathBuf, BuildError> {
-    let prefix = cache.join(format!("componentize-js-{COMPONENTIZE_JS}"));
-    let cli = prefix.join("node_modules/@bytecodealliance/componentize-js/src/cli.js");
-    if cli.is_file() {
-        return Ok(cli);
+    let prefix = cache.join(TOOLCHAIN_DIR);
+    let modules = prefix.join("node_modules");
+    let installed = ["@bytecodealliance/componentize-js", "rolldown", "typescript-compiler-api"]
+        .iter()
+        .all(|package| modules.join(package).join("package.json").is_file());
+    if installed {
+        return Ok(modules);
     }
-    say(&format!("installing componentize-js {COMPONENTIZE_JS} into {} (once)", prefix.display()));
+    say(&format!("installing componentize-js, rolldown and TypeScript into {} (once)", prefix.display()));
     super::run(
         Command::new("npm")
             .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
             .arg(&prefix)
-            .arg(format!("@bytecodealliance/componentize-js@{COMPONENTIZE_JS}")),
+            .args(PACKAGES),
         "npm (Node.js 20 or newer is needed to build JavaScript tools)",
     )
-    .map_err(|(_, err)| BuildError(format!("cannot install componentize-js: {}", super::last_line(&err))))?;
-    Ok(cli)
+    .map_err(|(_, err)| BuildError(format!("cannot install the JavaScript toolchain: {}", super::last_line(&err))))?;
+    Ok(modules)
 }
 
-/// Builds `project`'s `app.js` into its component.
+/// The project's module file: `app.ts` if there, else `app.js`.
+pub fn module_file(dir: &Path) -> &'static str {
+    if dir.join(TS_MODULE_FILE).is_file() { TS_MODULE_FILE } else { MODULE_FILE }
+}
+
+/// Installs the npm packages of the project's `package.json`, if it names
+/// any and they are not installed yet.
+fn project_packages(project: &Project, say: &dyn Fn(&str)) -> Result<(), BuildError> {
+    let manifest = project.dir.join("package.json");
+    let Ok(text) = std::fs::read_to_string(&manifest) else { return Ok(()) };
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| BuildError(format!("package.json:{}: {e}", e.line())))?;
+    let wanted = json.get("dependencies").and_then(|d| d.as_object()).is_some_and(|d| !d.is_empty());
+    if !wanted || project.dir.join("node_modules").is_dir() {
+        return Ok(());
+    }
+    say("installing the packages of package.json");
+    super::run(
+        Command::new("npm")
+            .args(["install", "--silent", "--no-audit", "--no-fund", "--omit=dev"])
+            .current_dir(&project.dir),
+        "npm",
+    )
+    .map(|_| ())
+    .map_err(|(_, err)| BuildError(format!("package.json: npm install failed: {}", super::last_line(&err))))
+}
+
+/// Builds `project`'s module into its component.
 pub fn build(project: &Project, cache: &Path, say: &dyn Fn(&str)) -> Result<PathBuf, BuildError> {
-    let cli = toolchain(cache, say)?;
-    let source = std::fs::read_to_string(project.dir.join(MODULE_FILE))
-        .map_err(|e| BuildError(format!("{MODULE_FILE}: {e}")))?;
+    let modules = toolchain(cache, say)?;
+    project_packages(project, say)?;
     let work = project.work_dir();
-    let wit = work.join("wit");
-    let write = |path: PathBuf, text: &str| super::write_file(&path, text);
-    // The module alone first, so a syntax error names its own line.
-    let check = work.join("app.mjs");
-    write(check.clone(), &source)?;
-    super::run(Command::new("node").arg("--check").arg(&check), "node").map_err(|(_, err)| syntax_error(&err))?;
-    write(wit.join("types.wit"), WIT)?;
-    // One module: the SDK, then the tool's module without its imports of it.
-    let app: String =
-        source.lines().map(|line| if imports_sdk(line) { "" } else { line }).collect::<Vec<_>>().join("\n");
+    let write = |name: &str, text: &str| {
+        let path = work.join(name);
+        super::write_file(&path, text).map(|_| path)
+    };
+    let sdk = write("toolmesh.js", SDK)?;
+    let types = write("toolmesh.d.ts", SDK_TYPES)?;
+    let script = write("build.mjs", BUILD_SCRIPT)?;
     let main = work.join("main.js");
-    write(main.clone(), &format!("{SDK}\n{app}\n"))?;
+    let config = serde_json::json!({
+        "entry": project.dir.join(module_file(&project.dir)),
+        "sdk": sdk,
+        "types": types,
+        "out": main,
+        "work": work,
+        "toolchain": modules,
+    });
+    let config = write("build.json", &config.to_string())?;
+    say("checking and bundling");
+    super::run(Command::new("node").arg(&script).arg(&config), "node (Node.js 20 or newer)")
+        .map_err(|(_, err)| BuildError(super::last_line(&err).trim().to_owned()))?;
+    write("wit/types.wit", WIT)?;
 
     say("building with componentize-js");
     let out = project.output();
     let partial = out.with_extension("wasm.partial");
     let mut command = Command::new("node");
-    command.arg(&cli).arg(&main).arg("--wit").arg(&wit).args(["-n", "tool", "-o"]).arg(&partial);
+    command
+        .arg(modules.join("@bytecodealliance/componentize-js/src/cli.js"))
+        .arg(&main)
+        .arg("--wit")
+        .arg(work.join("wit"))
+        .args(["-n", "tool", "-o"])
+        .arg(&partial);
     if !project.uses_network {
         command.args(["-d", "http", "-d", "fetch-event"]);
     }
@@ -68,23 +129,10 @@ pub fn build(project: &Project, cache: &Path, say: &dyn Fn(&str)) -> Result<Path
         let _ = std::fs::remove_file(&partial);
         let text = format!("{out}\n{err}");
         let line = text.lines().find(|l| l.contains("Error")).unwrap_or_else(|| super::last_line(&text));
-        return Err(BuildError(format!("{MODULE_FILE}: {}", line.trim())));
+        return Err(BuildError(format!("{}: {}", module_file(&project.dir), line.trim())));
     }
     std::fs::rename(&partial, &out).map_err(|e| BuildError(format!("cannot write {}: {e}", out.display())))?;
     Ok(out)
-}
-
-/// Whether `line` imports the SDK (`import { tool } from "toolmesh";`).
-fn imports_sdk(line: &str) -> bool {
-    let line = line.trim();
-    line.starts_with("import ") && (line.ends_with("from \"toolmesh\";") || line.ends_with("from 'toolmesh';"))
-}
-
-/// `node --check`'s report as `app.js:LINE: SyntaxError: …`.
-fn syntax_error(report: &str) -> BuildError {
-    let line = report.lines().next().and_then(|l| l.rsplit(':').next()).unwrap_or("?");
-    let error = report.lines().find(|l| l.contains("Error")).unwrap_or("a syntax error").trim();
-    BuildError(format!("{MODULE_FILE}:{line}: {error}"))
 }
 
 #[cfg(test)]
@@ -92,11 +140,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_syntax_error_names_the_line_and_the_sdk_import_is_dropped() {
-        let report =
-            "/p/target/toolmesh/app.mjs:4\n  return (1 +;\n             ^\n\nSyntaxError: Unexpected token ';'\n";
-        assert_eq!(syntax_error(report).0, "app.js:4: SyntaxError: Unexpected token ';'");
-        assert!(imports_sdk("import { tool, ToolError } from \"toolmesh\";"));
-        assert!(!imports_sdk("import { other } from \"elsewhere\";"));
+    fn the_test_script_installs_the_same_toolchain() {
+        // scripts/test.sh installs it while Rust compiles; both must agree.
+        let script = include_str!("../../../scripts/test.sh");
+        assert!(script.contains(TOOLCHAIN_DIR), "scripts/test.sh does not name {TOOLCHAIN_DIR}");
+        for package in PACKAGES {
+            assert!(script.contains(package), "scripts/test.sh does not install {package}");
+        }
     }
 }

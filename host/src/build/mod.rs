@@ -5,8 +5,9 @@
 //!   `guest-sdk/python`, carried inside this binary) built by
 //!   componentize-py, with the pure-Python packages of its
 //!   `requirements.txt`;
-//! - [`js`]: a module of `tool(...)` definitions (the JavaScript SDK in
-//!   `guest-sdk/js`) built by componentize-js;
+//! - [`js`]: a JavaScript or TypeScript module of `tool(...)` definitions
+//!   (the JavaScript SDK in `guest-sdk/js`), bundled with its modules and
+//!   npm packages and built by componentize-js;
 //! - [`rust`]: a crate built by cargo for `wasm32-wasip2`.
 //!
 //! The component is written beside the tool's `tool.toml`, so `tool
@@ -32,7 +33,7 @@ pub enum Language {
     Rust,
     /// A module `app.py` of `@tool` functions.
     Python,
-    /// A module `app.js` of `tool(...)` definitions.
+    /// A module `app.js` or `app.ts` of `tool(...)` definitions.
     JavaScript,
 }
 
@@ -43,15 +44,16 @@ impl Language {
             Ok(Language::Rust)
         } else if dir.join(python::MODULE_FILE).is_file() {
             Ok(Language::Python)
-        } else if dir.join(js::MODULE_FILE).is_file() {
+        } else if dir.join(js::MODULE_FILE).is_file() || dir.join(js::TS_MODULE_FILE).is_file() {
             Ok(Language::JavaScript)
         } else {
             Err(BuildError(format!(
-                "{} holds no tool to build: expected Cargo.toml (Rust), {} (Python) or {} (JavaScript); \
-                 `tool new NAME --lang …` makes one",
+                "{} holds no tool to build: expected Cargo.toml (Rust), {} (Python), {} (JavaScript) \
+                 or {} (TypeScript); `tool new NAME --lang …` makes one",
                 dir.display(),
                 python::MODULE_FILE,
-                js::MODULE_FILE
+                js::MODULE_FILE,
+                js::TS_MODULE_FILE
             )))
         }
     }
@@ -65,8 +67,9 @@ pub struct Project {
     pub language: Language,
     /// The component's file name, without `.wasm`.
     pub name: String,
-    /// Whether the tool requests network access (JavaScript builds `fetch`
-    /// in only then: the import needs a network grant to run at all).
+    /// Whether the tool requests network access (`fetch` in JavaScript and
+    /// `toolmesh.http` in Python are built in only then: their import needs
+    /// a network grant to run at all).
     pub uses_network: bool,
 }
 

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 pub struct NewArgs {
     /// The new project's directory (its last part names the tool).
     name: PathBuf,
-    /// The language to write the tool in (`js` is JavaScript).
+    /// The language to write the tool in (`js` is JavaScript, `ts` TypeScript).
     #[arg(long, value_enum)]
     lang: Lang,
 }
@@ -22,6 +22,8 @@ enum Lang {
     Python,
     /// JavaScript, built with componentize-js.
     Js,
+    /// TypeScript, type-checked, its schemas made from its types.
+    Ts,
     /// Rust, built with cargo and the guest SDK.
     Rust,
 }
@@ -42,6 +44,16 @@ const JS: &[(&str, &str)] = &[
     ("test.sh", include_str!("new/js/test.sh")),
     ("README.md", include_str!("new/js/README.md")),
     (".gitignore", include_str!("new/js/gitignore")),
+];
+
+/// The files of a TypeScript project.
+const TS: &[(&str, &str)] = &[
+    ("app.ts", include_str!("new/ts/app.ts")),
+    ("tsconfig.json", include_str!("new/ts/tsconfig.json")),
+    ("tool.toml", include_str!("new/ts/tool.toml")),
+    ("test.sh", include_str!("new/ts/test.sh")),
+    ("README.md", include_str!("new/ts/README.md")),
+    (".gitignore", include_str!("new/ts/gitignore")),
 ];
 
 /// The files of a Rust project, with `{{sdk}}` for the guest SDK's path.
@@ -67,6 +79,7 @@ pub fn run(args: NewArgs) -> Result<(), Failure> {
     let (files, language) = match args.lang {
         Lang::Python => (PYTHON, "Python"),
         Lang::Js => (JS, "JavaScript"),
+        Lang::Ts => (TS, "TypeScript"),
         Lang::Rust => (RUST, "Rust"),
     };
     let sdk = match args.lang {

@@ -51,6 +51,16 @@ const EXAMPLES: &[(&str, &str, Option<&str>)] = &[
     ),
     ("python", "run_python: Python 3.14 code in a fresh sandbox per call, with a curated standard library", None),
     ("javascript", "run_javascript: JavaScript (QuickJS) in a fresh sandbox per call", None),
+    (
+        "tables",
+        "CSV data for agents: column summaries, filtered and sorted rows, Markdown/HTML/JSON tables (written in Python)",
+        None,
+    ),
+    (
+        "cron",
+        "Cron schedules for agents: the next times an expression fires and what it means, in UTC (written in TypeScript)",
+        None,
+    ),
 ];
 
 /// The version the bundled examples are published under.

@@ -1,0 +1,64 @@
+// Types of the toolmesh SDK for JavaScript and TypeScript tools (the
+// module "toolmesh"; `tool build` type-checks TypeScript tools with them).
+
+/** A JSON Schema (draft 2020-12) object. */
+export type JsonSchema = { [keyword: string]: unknown };
+
+/** What a tool is: its name, what it is for, and the shapes it takes and gives. */
+export interface ToolDefinition {
+  /** The tool's name: 1-64 of `A-Z a-z 0-9 _ . -`. */
+  name: string;
+  /** What the tool is for (default: the doc comment above the `tool(...)` call). */
+  description?: string;
+  /**
+   * The JSON Schema of the arguments object, or just its properties (each
+   * required unless it has a `default` or `optional: true`). Default: from
+   * the type of the handler's argument.
+   */
+  input?: JsonSchema | { [property: string]: JsonSchema & { optional?: boolean } };
+  /** The JSON Schema of the structured result (default: from the handler's return type, when an object). */
+  output?: JsonSchema;
+  /** A human-friendly title. */
+  title?: string;
+  /** The tool changes nothing outside itself. */
+  readOnly?: boolean;
+  /** The tool may destroy or overwrite data. */
+  destructive?: boolean;
+  /** Calling it again with the same arguments changes nothing more. */
+  idempotent?: boolean;
+  /** The tool reaches the open world (the network). */
+  openWorld?: boolean;
+}
+
+/** A whole number: its schema says `"type": "integer"`. */
+export type Integer = number & { readonly __toolmeshInteger?: never };
+
+/**
+ * Makes `handler` the tool `definition` describes. The handler gets the
+ * arguments object and returns a string (text), an `Image`, nothing, or
+ * anything else as JSON (structured content when it is an object); it may
+ * be async.
+ */
+export function tool<Args = any, Result = unknown>(
+  definition: ToolDefinition,
+  handler: (args: Args) => Result | Promise<Result>,
+): void;
+
+/** The tool ran but could not do its job. */
+export class ToolError extends Error {}
+
+/** The arguments do not fit the tool; the message names the field. */
+export class InvalidArguments extends ToolError {}
+
+/** An image result: encoded bytes and their media type. */
+export class Image {
+  constructor(data: Uint8Array | ArrayLike<number>, mimeType?: string);
+  data: Uint8Array | ArrayLike<number>;
+  mimeType: string;
+}
+
+/** Records a log line with the call. */
+export function log(message: unknown, level?: "trace" | "debug" | "info" | "warn" | "error"): void;
+
+/** Tells the caller that `done` units of `total` are finished. */
+export function progress(done: number, total?: number, message?: string): void;

@@ -14,7 +14,7 @@
 # `tool serve` against native `python3 -c` and `node -e`;
 # `scripts/bench.sh plain` a plain-WIT component against a toolmesh-world
 # one doing the same work, through the release `tool serve`;
-# `scripts/bench.sh sdk` Python and JavaScript tools: tool new + tool build,
+# `scripts/bench.sh sdk` Python, JavaScript and TypeScript tools: tool new + tool build,
 # publish → first result, warm calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,5 @@
-//! Tools written with the Python and JavaScript SDKs, measured as their
+//! Tools written with the Python and JavaScript SDKs (JavaScript and
+//! TypeScript), measured as their
 //! authors meet them, all through the release `tool` binary as its own
 //! process: `tool new` + `tool build` with the toolchains already in the
 //! cache; `tool publish` (from the machine that built it, its compile cache
@@ -55,6 +56,7 @@ fn main() {
     let languages = [
         ("python", "stats", "text_stats", json!({"text": "One fish. Two fish! Red fish, blue fish.", "top": 2})),
         ("js", "csv", "csv_to_json", json!({"csv": "name,age\nAda,36\nAlan,41\n"})),
+        ("ts", "words", "word_stats", json!({"text": "the cat and the hat", "top": 2})),
     ];
 
     println!("| language | `tool new` + `tool build` (median of {BUILDS}) | component |");

@@ -269,12 +269,16 @@ def tool_project(tmp_path, files):
 
 
 def build_new_tool(tmp_path, name, lang):
-    """`tool new NAME --lang LANG` then `tool build` in it; returns the
-    component's path and what the build printed on stderr."""
-    for args, cwd in [(["new", name, "--lang", lang], tmp_path), (["build"], tmp_path / name)]:
-        done = run_tool(*args, cwd=cwd)
-        assert done.returncode == 0, done.stderr
-    return tmp_path / name / f"{name}.wasm", done.stderr
+    """`tool new NAME --lang LANG`, then the project's own `test.sh` (which
+    builds it and calls its example tool) with `tool` on the PATH; returns
+    the component's path and what the build printed on stderr."""
+    made = run_tool("new", name, "--lang", lang, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    path = f"{pathlib.Path(TOOL).parent}:{os.environ['PATH']}"
+    tested = subprocess.run(["./test.sh"], capture_output=True, text=True, timeout=300, cwd=tmp_path / name,
+                            env={**os.environ, "PATH": path})
+    assert tested.returncode == 0 and tested.stdout.endswith("ok\n"), tested.stdout + tested.stderr
+    return tmp_path / name / f"{name}.wasm", tested.stderr
 
 
 async def check_progress_and_log(tmp_path, dir):

@@ -4,10 +4,11 @@
 # would, and puts the components beside the others in
 # target/wasm32-wasip2/release, where `tool serve` publishes them. Usage:
 # scripts/build-sdk-examples.sh TOOL (the `tool` binary just built). A
-# component is rebuilt only when its sources, the SDKs or the WIT changed.
+# component is rebuilt only when its sources, the SDKs, the WIT or the build
+# code changed.
 set -euo pipefail
+tool="$(realpath "$1")"
 cd "$(dirname "$0")/.."
-tool="$1"
 out="${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release"
 mkdir -p "$out"
 for example in tables cron; do

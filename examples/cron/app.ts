@@ -86,8 +86,10 @@ function parse(expression: string): Schedule {
     throw new InvalidArguments(`\`expression\` has ${parts.length} fields; cron has five: minute hour day-of-month month day-of-week (or @daily, @hourly, …)`);
   }
   const [minutes, hours, days, months, weekdays] = parts.map((p, i) => parseField(p, FIELDS[i]));
-  const daysRestricted = parts[2] !== "*";
-  const weekdaysRestricted = parts[4] !== "*";
+  // As cron does: a field that starts with `*` (`*`, `*/2`) does not
+  // restrict the day, so only the other day field decides.
+  const daysRestricted = !parts[2].startsWith("*");
+  const weekdaysRestricted = !parts[4].startsWith("*");
   return { minutes, hours, days, months, weekdays, eitherDay: daysRestricted && weekdaysRestricted, daysRestricted, weekdaysRestricted };
 }
 

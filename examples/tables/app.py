@@ -11,6 +11,7 @@ import csv
 import html
 import io
 import json
+import re
 import statistics
 from dataclasses import dataclass
 from typing import Literal, Optional
@@ -75,6 +76,7 @@ def _read(text: str, delimiter: str) -> tuple[list[str], list[list[str]]]:
         raise InvalidArguments("`csv` is empty: its first row names the columns") from None
     except csv.Error as e:
         raise InvalidArguments(f"`csv` line 1: {e}") from None
+    header = [name.strip() for name in header]
     if len(set(header)) != len(header):
         raise InvalidArguments("`csv`: two columns share a name")
     rows = []
@@ -90,12 +92,21 @@ def _read(text: str, delimiter: str) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+# A number written with thousands separators: 1,234,567.8
+_GROUPED = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
+# Finite values whose sums cannot overflow.
+_LARGEST = 1e300
+
+
 def _number(cell: str) -> Optional[float]:
+    cell = cell.strip()
+    if _GROUPED.match(cell):
+        cell = cell.replace(",", "")
     try:
-        value = float(cell.replace(",", "").replace("_", ""))
+        value = float(cell)
     except ValueError:
         return None
-    return value if value == value and abs(value) != float("inf") else None
+    return value if abs(value) <= _LARGEST else None
 
 
 def _column(name: str, cells: list[str]) -> Column:
@@ -187,10 +198,15 @@ def query(
         raise InvalidArguments("`limit` cannot be negative")
     kept = [row for row in rows if all(_passes(row[index[c.column]], c) for c in where or [])]
     if sort_by:
-        def key(row):
-            number = _number(row[index[sort_by]])
-            return (0, number, "") if number is not None else (1, 0.0, row[index[sort_by]])
-        kept.sort(key=key, reverse=descending)
+        # Numbers as numbers, then text, then empty cells; the last two
+        # stay last whichever the direction.
+        column = index[sort_by]
+        numbers = [row for row in kept if _number(row[column]) is not None]
+        text = [row for row in kept if _number(row[column]) is None and row[column].strip()]
+        empty = [row for row in kept if _number(row[column]) is None and not row[column].strip()]
+        numbers.sort(key=lambda row: _number(row[column]), reverse=descending)
+        text.sort(key=lambda row: row[column], reverse=descending)
+        kept = numbers + text + empty
     shown = columns or header
     return Rows(columns=shown, rows=[{name: row[index[name]] for name in shown} for row in kept[:limit]],
                 matched=len(kept))

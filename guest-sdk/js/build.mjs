@@ -22,6 +22,16 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
+// Anything unforeseen is still one line, not a stack trace.
+process.on("uncaughtException", (e) => fail(`tool build (JavaScript): internal error: ${e?.message ?? e}`));
+process.on("unhandledRejection", (e) => fail(`tool build (JavaScript): internal error: ${e?.message ?? e}`));
+
+// rolldown's own requirement.
+const [major, minor] = process.versions.node.split(".").map(Number);
+if (!((major === 20 && minor >= 19) || (major === 22 && minor >= 12) || major > 22)) {
+  fail(`Node.js ${process.versions.node} is too old to build JavaScript tools: 20.19 or 22.12 and newer are needed`);
+}
+
 const config = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const project = path.dirname(config.entry);
 const require = createRequire(path.join(config.toolchain, "noop.js"));
@@ -101,6 +111,8 @@ const KEYWORDS = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", 
 const NUMERIC = new Set(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength",
   "maxLength", "minItems", "maxItems"]);
 const MAX_DEPTH = 32;
+// Whether the schema being made is a result's (objects left open) or arguments' (closed).
+let describingResult = false;
 
 /** The doc comment of `symbol` as a description, if any. */
 function documentation(symbol) {
@@ -143,6 +155,10 @@ function schemaOf(type, at, what, depth = 0) {
   const f = type.flags;
   const F = ts.TypeFlags;
   if (isInteger(type)) return { type: "integer" };
+  if (type.isIntersection()) {
+    if (type.types.every((t) => t.flags & ts.TypeFlags.Object)) return objectSchema(type, at, what, depth);
+    throw new Fault(`${what}: the type \`${checker.typeToString(type)}\` has no JSON Schema here`, at);
+  }
   if (f & (F.Any | F.Unknown)) return {};
   if (f & F.String) return { type: "string" };
   if (f & F.Number) return { type: "number" };
@@ -157,8 +173,14 @@ function schemaOf(type, at, what, depth = 0) {
     throw new Fault(`${what}: the type \`${checker.typeToString(type)}\` has no JSON form`, at);
   }
   if (checker.isTupleType(type)) {
-    const items = checker.getTypeArguments(type).map((t, i) => schemaOf(t, at, `${what}[${i}]`, depth + 1));
-    return { type: "array", prefixItems: items, minItems: items.length, maxItems: items.length };
+    const flags = type.target.elementFlags;
+    const schemas = checker.getTypeArguments(type).map((t, i) => schemaOf(t, at, `${what}[${i}]`, depth + 1));
+    const variable = flags.findIndex((f) => f & (ts.ElementFlags.Rest | ts.ElementFlags.Variadic));
+    const fixed = variable < 0 ? schemas : schemas.slice(0, variable);
+    const schema = { type: "array", prefixItems: fixed, minItems: flags.filter((f) => f & ts.ElementFlags.Required).length };
+    if (variable < 0) schema.maxItems = fixed.length;
+    else if (variable === schemas.length - 1) schema.items = schemas[variable];
+    return schema;
   }
   if (checker.isArrayType(type)) {
     const [item] = checker.getTypeArguments(type);
@@ -199,27 +221,41 @@ function unionSchema(type, at, what, depth) {
 
 function objectSchema(type, at, what, depth) {
   if (type.getCallSignatures().length) throw new Fault(`${what}: a function has no JSON form`, at);
-  const name = type.getSymbol()?.getName();
-  if (["Date", "Map", "Set", "Promise", "RegExp", "Uint8Array", "ArrayBuffer"].includes(name)) {
-    throw new Fault(`${what}: a ${name} cannot come from JSON; use a string, array or object type`, at);
+  // Classes and interfaces of the language's own library (Date, Map, URL,
+  // typed arrays, …) are not plain data.
+  const symbol = type.getSymbol();
+  const builtIn = symbol?.declarations?.some((d) => program.isSourceFileDefaultLibrary(d.getSourceFile()));
+  if (builtIn && symbol.flags & (ts.SymbolFlags.Class | ts.SymbolFlags.Interface)) {
+    throw new Fault(`${what}: a ${symbol.getName()} cannot come from JSON; use a string, array or object type`, at);
   }
   const properties = {};
   const required = [];
   for (const property of checker.getPropertiesOfType(type)) {
     const key = property.getName();
     const declared = property.valueDeclaration ?? property.declarations?.[0];
+    // Errors point into the project, not into a library's declarations.
+    const inProject = declared && own.includes(declared.getSourceFile()) ? declared : at;
     const propertyType = checker.getTypeOfSymbolAtLocation(property, declared ?? at);
-    const schema = schemaOf(propertyType, declared ?? at, `${what}.${key}`, depth + 1);
-    const { integer, ...extra } = keywords(property, declared ?? at);
+    const schema = schemaOf(propertyType, inProject, `${what}.${key}`, depth + 1);
+    const { integer, ...extra } = keywords(property, inProject);
     if (integer && schema.type === "number") schema.type = "integer";
     const description = documentation(property);
     properties[key] = { ...schema, ...(description ? { description } : {}), ...extra };
-    if (!(property.flags & ts.SymbolFlags.Optional)) required.push(key);
+    // `?`, or a type that admits undefined (which JSON leaves out).
+    const mayBeAbsent =
+      property.flags & ts.SymbolFlags.Optional ||
+      (propertyType.isUnion() && propertyType.types.some((t) => t.flags & (ts.TypeFlags.Undefined | ts.TypeFlags.Void)));
+    if (!mayBeAbsent) required.push(key);
   }
   const index = checker.getIndexInfoOfType(type, ts.IndexKind.String);
   const schema = { type: "object", properties };
   if (required.length) schema.required = required;
-  schema.additionalProperties = index ? schemaOf(index.type, at, `${what}[key]`, depth + 1) : false;
+  if (index) {
+    schema.additionalProperties = schemaOf(index.type, at, `${what}[key]`, depth + 1);
+  } else if (!describingResult) {
+    // Arguments are closed; a result may carry more than its type names.
+    schema.additionalProperties = false;
+  }
   return schema;
 }
 
@@ -240,7 +276,9 @@ function literalValue(node) {
 function functionOf(node) {
   if (ts.isFunctionExpression(node) || ts.isArrowFunction(node)) return node;
   if (ts.isIdentifier(node)) {
-    const symbol = checker.getSymbolAtLocation(node);
+    let symbol = checker.getSymbolAtLocation(node);
+    // A handler imported from another module of the project.
+    if (symbol && symbol.flags & ts.SymbolFlags.Alias) symbol = checker.getAliasedSymbol(symbol);
     const declaration = symbol?.valueDeclaration;
     if (declaration && ts.isFunctionDeclaration(declaration)) return declaration;
     if (declaration && ts.isVariableDeclaration(declaration) && declaration.initializer) {
@@ -265,9 +303,11 @@ function leadingDoc(node) {
   return text || undefined;
 }
 
-/** The statement holding `node`. */
+/** The nearest statement holding `node`. */
 function statementOf(node) {
-  while (node.parent && !ts.isSourceFile(node.parent)) node = node.parent;
+  while (node.parent && !ts.isSourceFile(node.parent) && !ts.isExpressionStatement(node) && !ts.isVariableStatement(node)) {
+    node = node.parent;
+  }
   return node;
 }
 
@@ -318,7 +358,10 @@ function describeCall(call) {
       generated.input = schema;
     }
   }
-  if (!given.has("output")) {
+  // A result's schema only from a return type the author wrote (a
+  // TypeScript annotation or a JSDoc @returns): one inferred from the code
+  // may name less than the tool returns.
+  if (!given.has("output") && (handler.type || ts.getJSDocReturnType(handler))) {
     const signature = checker.getSignatureFromDeclaration(handler);
     const returned = signature && (checker.getAwaitedType(signature.getReturnType()) ?? signature.getReturnType());
     const object =
@@ -329,10 +372,13 @@ function describeCall(call) {
       returned.getSymbol()?.getName() !== "Image" &&
       !returned.getCallSignatures().length;
     if (object) {
+      describingResult = true;
       try {
         generated.output = schemaOf(returned, handler, `${name} (its result)`);
       } catch {
         // A result the build cannot describe is still returned, as JSON.
+      } finally {
+        describingResult = false;
       }
     }
   }
@@ -344,11 +390,20 @@ function describeCall(call) {
   return [name, generated];
 }
 
-const generated = {};
+/** Whether `callee` is the SDK's `tool` (however it was imported). */
+function isSdkTool(callee) {
+  const name = ts.isIdentifier(callee) ? callee : ts.isPropertyAccessExpression(callee) ? callee.name : undefined;
+  if (!name || name.text !== "tool" && !ts.isIdentifier(callee)) return false;
+  let symbol = checker.getSymbolAtLocation(name);
+  if (symbol && symbol.flags & ts.SymbolFlags.Alias) symbol = checker.getAliasedSymbol(symbol);
+  return Boolean(symbol?.declarations?.some((d) => d.getSourceFile().fileName === config.types));
+}
+
+const generated = Object.create(null);
 try {
   for (const file of own) {
     const visit = (node) => {
-      if (ts.isCallExpression(node) && ts.isIdentifier(node.expression) && node.expression.text === "tool") {
+      if (ts.isCallExpression(node) && isSdkTool(node.expression)) {
         const found = describeCall(node);
         if (found) generated[found[0]] = found[1];
       }
@@ -376,13 +431,19 @@ try {
     tsconfig: false,
     external: [/^toolmesh:/, /^wasi:/],
     resolve: { alias: { toolmesh: config.sdk }, mainFields: ["module", "main"], conditionNames: ["import", "default"] },
+    // The tool's module runs for what it registers, whatever package.json says.
+    treeshake: { moduleSideEffects: true },
     logLevel: "silent",
   });
-  const output = await bundle.generate({ format: "esm" });
-  code = output.output[0].code;
+  const output = await bundle.generate({ format: "esm", codeSplitting: false });
+  await bundle.close();
+  const chunks = output.output.filter((o) => o.type === "chunk");
+  if (chunks.length !== 1) fail(`the bundle came out in ${chunks.length} parts; a tool is one module`);
+  code = chunks[0].code;
 } catch (e) {
   const error = e.errors?.[0] ?? e;
-  const location = error.loc ? `${path.relative(project, error.loc.file ?? error.id ?? "")}:${error.loc.line}: ` : "";
+  const file = error.loc?.file ?? error.id;
+  const location = error.loc && file ? `${path.relative(project, file)}:${error.loc.line}: ` : "";
   const message = String(error.message ?? error).split("\n")[0].replace(/^\[[A-Z_]+\]\s*/, "");
   fail(`${location}${message}`);
 }

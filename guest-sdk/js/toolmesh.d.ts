@@ -16,7 +16,11 @@ export interface ToolDefinition {
    * the type of the handler's argument.
    */
   input?: JsonSchema | { [property: string]: JsonSchema & { optional?: boolean } };
-  /** The JSON Schema of the structured result (default: from the handler's return type, when an object). */
+  /**
+   * The JSON Schema of the structured result (default: from the return type
+   * written on the handler, a TypeScript annotation or a JSDoc @returns, when
+   * it is an object type).
+   */
   output?: JsonSchema;
   /** A human-friendly title. */
   title?: string;

@@ -14,7 +14,8 @@
 // properties (each required unless it has a `default` or `optional: true`).
 // Without it, `tool build` makes one from the type of the handler's
 // argument (TypeScript, or a JSDoc @param); `output` and `description`
-// likewise come from the return type and the doc comment above the call.
+// likewise come from the return type written on the handler and the doc
+// comment above the call.
 // A handler returns a string (text), an `Image`, nothing, or anything else
 // as JSON (structured content when it is an object); it may be async.
 // Throw `ToolError` to fail, `InvalidArguments` for bad arguments.

@@ -101,7 +101,7 @@ def test_a_js_tool_fetches_from_a_granted_host(tmp_path):
         assert json.loads(done.stdout)["structuredContent"] == {"path": "/list", "count": 3}
         # Without the policy's grant the call does not run at all.
         done = tool("run", component, "count", "-a", json.dumps({"url": f"{target}/list"}))
-        assert done.returncode != 0 and "network" in done.stderr, done.stderr
+        assert done.returncode != 0 and "not in the policy's [network] allow" in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,11 @@ answered in one line naming the file and line.
 """
 
 import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
 
 import mcp
 import pytest
@@ -199,7 +204,45 @@ def test_a_python_tool_sends_http_to_a_granted_host(tmp_path):
         assert done.returncode != 0 and "HttpRequestDenied" in done.stderr, done.stderr
         # Without the policy's grant the call does not run at all.
         done = tool("run", component, "relay", "-a", json.dumps({"url": target, "value": 1}))
-        assert done.returncode != 0 and "network" in done.stderr, done.stderr
+        assert done.returncode != 0 and "not in the policy's [network] allow" in done.stderr, done.stderr
+
+
+def test_http_without_network_access_says_how_to_get_it(tmp_path):
+    dir = project(tmp_path, '''
+        from toolmesh import http, tool
+
+        @tool
+        def get(url: str) -> str:
+            """Gets a URL."""
+            return http.fetch(url).text()
+    ''')
+    built = tool("build", str(dir))
+    assert built.returncode == 0, built.stderr
+    done = tool("run", built.stdout.strip(), "get", "-a", '{"url": "http://127.0.0.1:9/"}')
+    assert done.returncode != 0 and "built without network access" in done.stderr, done.stderr
+
+
+def test_outside_a_component_http_goes_through_urllib(tmp_path):
+    # A tool's own unit tests run in plain CPython, where there is no host.
+    sdk = pathlib.Path(__file__).resolve().parents[2] / "guest-sdk" / "python"
+    script = tmp_path / "check.py"
+    script.write_text(textwrap.dedent('''
+        import json, sys
+        from toolmesh import http
+        answer = http.fetch(sys.argv[1] + "/x", method="POST", json={"a": 1})
+        print(json.dumps([answer.status, answer.header("CONTENT-TYPE"), answer.json()]))
+        try:
+            http.fetch(sys.argv[1], max_bytes=5)
+        except http.HttpError as e:
+            print(e)
+    '''))
+    with json_server(lambda method, path, kind, sent: (201, {"method": method, "path": path, "sent": sent})) as url:
+        done = subprocess.run([sys.executable, str(script), url], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "PYTHONPATH": str(sdk)})
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()
+    assert json.loads(first) == [201, "application/json", {"method": "POST", "path": "/x", "sent": '{"a": 1}'}]
+    assert second == "the response is larger than 5 bytes"
 
 
 @pytest.mark.parametrize(

@@ -113,6 +113,57 @@ def test_every_supported_type_form_becomes_a_schema(tmp_path):
     assert run(component, "echo", value)["structuredContent"] == value
 
 
+def test_the_build_follows_imports_aliases_and_composed_types(tmp_path):
+    component, tools = build(tmp_path, {
+        "lib.ts": '''
+            export interface Base {
+              /** The id. */
+              id: string;
+            }
+            export interface Found {
+              id: string;
+              note: string | null;
+            }
+            /** Looks an id up. */
+            export function lookup({ id, note }: Base & { note: string | undefined }): Found {
+              const found = { id, note: note ?? null, extra: 1 };
+              return found;
+            }
+        ''',
+        "app.ts": '''
+            import { tool as define } from "toolmesh";
+            import { lookup } from "./lib.ts";
+
+            // Not the SDK's: the build leaves it alone.
+            function tool(name: string): string {
+              return name;
+            }
+            tool("ignored");
+
+            define({ name: "lookup" }, lookup);
+
+            /** Counts a pair's parts. */
+            define({ name: "pair" }, ({ p }: { p: [string, number?] }) => p.length);
+        ''',
+    })
+    lookup = tools["lookup"]
+    assert lookup["description"] == "Looks an id up."
+    assert lookup["input_schema"]["properties"]["id"] == {"type": "string", "description": "The id."}
+    # `note: string | undefined` may be left out of JSON, so it is not required.
+    assert lookup["input_schema"]["required"] == ["id"] and lookup["input_schema"]["additionalProperties"] is False
+    # A result's schema comes from the written return type and stays open:
+    # the tool returns more than `Found` names, and the result is accepted.
+    assert lookup["output_schema"]["required"] == ["id", "note"]
+    assert "additionalProperties" not in lookup["output_schema"]
+    assert run(component, "lookup", {"id": "a"})["structuredContent"] == {"id": "a", "note": None, "extra": 1}
+    pair = tools["pair"]["input_schema"]["properties"]["p"]
+    assert pair == {"type": "array", "prefixItems": [{"type": "string"}, {"type": "number"}], "minItems": 1,
+                    "maxItems": 2}, pair
+    assert run(component, "pair", {"p": ["a"]})["content"][0]["text"] == "1"
+    # No return type written: no output schema.
+    assert tools["pair"].get("output_schema") is None
+
+
 def test_jsdoc_types_describe_a_javascript_tool(tmp_path):
     component, tools = build(tmp_path, {"app.js": '''
         import { tool } from "toolmesh";
@@ -171,6 +222,8 @@ def test_local_modules_and_an_npm_package_are_bundled(tmp_path):
          "app.ts:4: x.when: a Date cannot come from JSON"),
         ("app.ts", 'import { tool } from "toolmesh";\n\ntool({ name: "x" }, ({ n }: { n: bigint }) => String(n));\n',
          "app.ts:3: x.n: a bigint cannot come from JSON"),
+        ("app.ts", 'import { tool } from "toolmesh";\n\ntool({ name: "x" },\n  ({ at }: { at: URL }) => at.href);\n',
+         "app.ts:4: x.at: a URL cannot come from JSON"),
         ("app.js", 'import { tool } from "toolmesh";\n\ntool({ name: "x" }, (args) => args);\n',
          "app.js:3: tool `x`: its arguments have no type"),
         ("app.ts", 'import { tool } from "toolmesh";\nimport { nothing } from "./missing.ts";\ntool({ name: "x" }, () => nothing);\n',
@@ -217,6 +270,18 @@ async def test_the_python_and_typescript_examples_are_served(tmp_path):
             leap = await client.call_tool("examples.cron.next_runs", {
                 "expression": "0 12 29 2 *", "count": 2, "after": "2026-01-01T00:00:00Z"})
             assert leap.structured_content["runs"] == ["2028-02-29T12:00:00Z", "2032-02-29T12:00:00Z"]
+            # Both day fields restricted: either matches (the 1st, or a Monday);
+            # a day field that starts with `*` leaves the other to decide alone
+            # (odd days that are Mondays); 7 is Sunday too.
+            for expression, runs in [
+                ("0 0 1 * MON", ["2026-12-07T00:00:00Z", "2026-12-14T00:00:00Z", "2026-12-21T00:00:00Z"]),
+                ("0 0 */2 * MON", ["2026-12-07T00:00:00Z", "2026-12-21T00:00:00Z", "2027-01-11T00:00:00Z"]),
+                ("0 0 * * 7", ["2026-12-06T00:00:00Z", "2026-12-13T00:00:00Z", "2026-12-20T00:00:00Z"]),
+                ("5/20 0 1 JAN-FEB *", ["2027-01-01T00:05:00Z", "2027-01-01T00:25:00Z", "2027-01-01T00:45:00Z"]),
+            ]:
+                found = await client.call_tool("examples.cron.next_runs", {
+                    "expression": expression, "count": 3, "after": "2026-12-01T12:00:00Z"})
+                assert found.structured_content["runs"] == runs, (expression, found.structured_content)
             said = await client.call_tool("examples.cron.explain", {"expression": "@weekly"})
             assert said.structured_content["description"] == "at 00:00, on Sunday (UTC)"
             with pytest.raises(mcp.MCPError, match='"61" is not a minute'):

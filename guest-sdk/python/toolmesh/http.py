@@ -6,12 +6,13 @@ on nodes whose policy grants those hosts. The node checks every request,
 never follows redirects itself, and caps response bytes, request count and
 waiting time per call::
 
+    from urllib.parse import quote
     from toolmesh import http, tool
 
     @tool
     def weather(city: str) -> dict:
         \"\"\"Today's weather in a city.\"\"\"
-        return http.fetch(f"https://api.example.com/weather?city={city}").json()
+        return http.fetch(f"https://api.example.com/weather?city={quote(city)}").json()
 
 Outside a component (a tool's own tests in plain CPython) requests go out
 with ``urllib``.
@@ -96,15 +97,19 @@ def fetch(
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Response:
     """Sends one request and reads its response, at most ``max_bytes`` of
-    body. ``json`` sends a value as a JSON body. Redirects are returned,
-    not followed."""
+    body. ``json`` sends a value as a JSON body (instead of ``body``).
+    Redirects are returned, not followed."""
     headers = dict(headers or {})
+    given = {k.lower() for k in headers}
     if json is not None:
+        if body is not None:
+            raise HttpError("give `body` or `json`, not both")
         body = _json.dumps(json)
-        headers.setdefault("content-type", "application/json")
+        if "content-type" not in given:
+            headers["content-type"] = "application/json"
     if isinstance(body, str):
         body = body.encode()
-    if body is not None and not any(k.lower() == "content-length" for k in headers):
+    if body is not None and "content-length" not in given:
         headers["content-length"] = str(len(body))
     scheme, authority, path = _split(url)
     if _INSIDE:
@@ -151,19 +156,22 @@ def _send(method, scheme, authority, path, headers, body, max_bytes) -> Response
             setter(value)
         except _Err:
             raise HttpError(f"invalid URL: the host refused the {what}") from None
-    outgoing = request.body()
+    try:
+        outgoing = request.body()
+    except _Err:
+        raise HttpError("request failed: its body was already taken") from None
     try:
         pending = _handler.handle(request, None)
     except _Err as e:
         raise HttpError(f"request failed: {_code(e.value)}") from None
-    with outgoing.write() as stream:
-        try:
+    try:
+        with outgoing.write() as stream:
             for start in range(0, len(body or b""), _WRITE_CHUNK):
                 stream.blocking_write_and_flush(body[start : start + _WRITE_CHUNK])
-        except _Err:
-            # The request failed (refused by the node, say): the response
-            # below carries why.
-            pass
+    except _Err:
+        # The request failed (refused by the node, say): the response
+        # below carries why.
+        pass
     try:
         _types.OutgoingBody.finish(outgoing, None)
     except _Err:

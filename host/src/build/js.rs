@@ -35,25 +35,30 @@ const BUILD_SCRIPT: &str = include_str!("../../../guest-sdk/js/build.mjs");
 /// The toolmesh world.
 const WIT: &str = include_str!("../../../wit/types.wit");
 
+/// What Node.js the toolchain needs (rolldown's requirement), for messages.
+const NODE: &str = "Node.js 20.19, 22.12 or newer";
+
 /// The toolchain's `node_modules` in the cache, installed on first use.
+/// A marker written after a complete install (as `scripts/test.sh` writes
+/// it) tells an install cut short from a finished one.
 fn toolchain(cache: &Path, say: &dyn Fn(&str)) -> Result<PathBuf, BuildError> {
     let prefix = cache.join(TOOLCHAIN_DIR);
     let modules = prefix.join("node_modules");
-    let installed = ["@bytecodealliance/componentize-js", "rolldown", "typescript-compiler-api"]
-        .iter()
-        .all(|package| modules.join(package).join("package.json").is_file());
-    if installed {
+    let marker = prefix.join("installed");
+    if marker.is_file() {
         return Ok(modules);
     }
     say(&format!("installing componentize-js, rolldown and TypeScript into {} (once)", prefix.display()));
+    let _ = std::fs::remove_dir_all(&prefix);
     super::run(
         Command::new("npm")
             .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
             .arg(&prefix)
             .args(PACKAGES),
-        "npm (Node.js 20 or newer is needed to build JavaScript tools)",
+        &format!("npm ({NODE} is needed to build JavaScript tools)"),
     )
     .map_err(|(_, err)| BuildError(format!("cannot install the JavaScript toolchain: {}", super::last_line(&err))))?;
+    super::write_file(&marker, "")?;
     Ok(modules)
 }
 
@@ -63,25 +68,33 @@ pub fn module_file(dir: &Path) -> &'static str {
 }
 
 /// Installs the npm packages of the project's `package.json`, if it names
-/// any and they are not installed yet.
+/// any and they are not installed, or `package.json` or its lock file
+/// changed since. Packages' install scripts are not run: bundling needs
+/// their files only. With a `package-lock.json`, exactly what it locks.
 fn project_packages(project: &Project, say: &dyn Fn(&str)) -> Result<(), BuildError> {
     let manifest = project.dir.join("package.json");
     let Ok(text) = std::fs::read_to_string(&manifest) else { return Ok(()) };
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| BuildError(format!("package.json:{}: {e}", e.line())))?;
     let wanted = json.get("dependencies").and_then(|d| d.as_object()).is_some_and(|d| !d.is_empty());
-    if !wanted || project.dir.join("node_modules").is_dir() {
+    // npm writes this after every install.
+    let installed = project.dir.join("node_modules/.package-lock.json");
+    let lock = project.dir.join("package-lock.json");
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let fresh = modified(&installed).is_some_and(|at| [&manifest, &lock].iter().all(|f| modified(f) <= Some(at)));
+    if !wanted || fresh {
         return Ok(());
     }
     say("installing the packages of package.json");
+    let verb = if lock.is_file() { "ci" } else { "install" };
     super::run(
         Command::new("npm")
-            .args(["install", "--silent", "--no-audit", "--no-fund", "--omit=dev"])
+            .args([verb, "--silent", "--no-audit", "--no-fund", "--omit=dev", "--ignore-scripts"])
             .current_dir(&project.dir),
         "npm",
     )
     .map(|_| ())
-    .map_err(|(_, err)| BuildError(format!("package.json: npm install failed: {}", super::last_line(&err))))
+    .map_err(|(_, err)| BuildError(format!("package.json: npm {verb} failed: {}", super::last_line(&err))))
 }
 
 /// Builds `project`'s module into its component.
@@ -107,7 +120,7 @@ pub fn build(project: &Project, cache: &Path, say: &dyn Fn(&str)) -> Result<Path
     });
     let config = write("build.json", &config.to_string())?;
     say("checking and bundling");
-    super::run(Command::new("node").arg(&script).arg(&config), "node (Node.js 20 or newer)")
+    super::run(Command::new("node").arg(&script).arg(&config), &format!("node ({NODE})"))
         .map_err(|(_, err)| BuildError(super::last_line(&err).trim().to_owned()))?;
     write("wit/types.wit", WIT)?;
 

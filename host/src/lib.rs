@@ -7,6 +7,8 @@
 //!   (the WASI base, log, progress, outbound HTTP, scratch, secrets): what
 //!   each provides, how it links, what grant it needs, its per-call state.
 //! - [`gateway`] is the MCP server whose tools are the catalog.
+//! - [`auth`] identifies callers (API keys, OAuth access tokens from a
+//!   team's identity provider) and decides which tools each may call.
 //! - [`web`] is the marketplace's pages: search, a page per package, and a
 //!   form that tries a tool through the gateway's MCP endpoint.
 //! - [`node`] is the node role: fetch, trust, grant, compile, run; and
@@ -28,6 +30,7 @@
 #![deny(missing_docs)]
 
 pub mod artifact;
+pub mod auth;
 pub mod build;
 pub mod capability;
 pub mod component_metadata;

@@ -150,7 +150,7 @@ def gateway(tmp_path):
 
 
 @contextlib.contextmanager
-def start_gateway(tmp_path, *extra, examples=None, wait=True, timeout="1s"):
+def start_gateway(tmp_path, *extra, examples=None, wait=True, timeout="1s", addr="127.0.0.1:0"):
     """Runs `tool serve` with `extra` flags for the `with` block, yielding
     (base URL, data dir, log path, process); the process is killed when the
     block ends, however it ends. With `wait=False` it yields at once, before
@@ -158,7 +158,7 @@ def start_gateway(tmp_path, *extra, examples=None, wait=True, timeout="1s"):
     examples = examples or light_examples()
     data = tmp_path / "data"
     log = tmp_path / "serve.log"
-    args = [TOOL, "serve", "--data", str(data), "--addr", "127.0.0.1:0", "--examples", str(examples), "--timeout", timeout]
+    args = [TOOL, "serve", "--data", str(data), "--addr", addr, "--examples", str(examples), "--timeout", timeout]
     with open(log, "w") as sink:
         proc = subprocess.Popen([*args, *extra], stderr=sink, stdout=subprocess.DEVNULL)
     try:

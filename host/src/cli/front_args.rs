@@ -6,6 +6,9 @@ use super::sandbox_args::parse_size_arg;
 use anyhow::anyhow;
 use clap::Args;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use toolmesh_host::auth::access::AccessPolicy;
+use toolmesh_host::auth::{Authenticator, OAuthConfig};
 use toolmesh_host::gateway::http::McpHttpConfig;
 
 /// Who may reach the MCP endpoint and with how much.
@@ -33,6 +36,21 @@ pub struct FrontArgs {
     /// command use it, and its host and origin are allowed.
     #[arg(long, value_parser = PublicUrl::parse, value_name = "URL")]
     pub public_url: Option<PublicUrl>,
+    /// An OAuth authorization server whose access tokens (JWTs) are
+    /// accepted (repeatable): its issuer identifier, whose RFC 8414 or
+    /// OpenID metadata names its keys. Needs --public-url: tokens must be
+    /// for `<public-url>/mcp`.
+    #[arg(long = "oauth-issuer", value_name = "URL", requires = "public_url")]
+    oauth_issuers: Vec<String>,
+    /// An audience accepted besides `<public-url>/mcp`, for identity
+    /// providers that cannot issue tokens for it (repeatable).
+    #[arg(long = "oauth-audience", value_name = "AUD", requires = "oauth_issuers")]
+    oauth_audiences: Vec<String>,
+    /// Who may call which tools: a TOML file of rules mapping tokens'
+    /// scopes and groups to tool-name patterns (docs/auth.md). Without it,
+    /// anyone signed in may call every tool.
+    #[arg(long = "access", value_name = "FILE", requires = "oauth_issuers")]
+    access: Option<PathBuf>,
 }
 
 /// The URL a server is reached at from outside.
@@ -63,13 +81,30 @@ impl FrontArgs {
     /// The MCP endpoint's settings for a server listening on `addr`;
     /// refuses a non-loopback address without API keys.
     pub fn config(&self, addr: SocketAddr) -> Result<McpHttpConfig, Failure> {
-        if !addr.ip().is_loopback() && self.api_keys.is_empty() {
+        if !addr.ip().is_loopback() && self.api_keys.is_empty() && self.oauth_issuers.is_empty() {
             return Err(Failure::usage(anyhow!(
-                "{addr} is not a loopback address: pass --api-key KEY so only your clients can call tools"
+                "{addr} is not a loopback address: pass --api-key KEY or --oauth-issuer URL so only your \
+                 clients can call tools"
             )));
         }
+        let oauth = match (&self.public_url, self.oauth_issuers.is_empty()) {
+            (Some(public), false) => Some(OAuthConfig {
+                issuers: self.oauth_issuers.iter().map(|i| i.trim_end_matches('/').to_owned()).collect(),
+                resource: format!("{}/mcp", public.base),
+                audiences: self.oauth_audiences.clone(),
+            }),
+            _ => None,
+        };
+        let access = match &self.access {
+            Some(path) => Some(AccessPolicy::load(path).map_err(|e| Failure::usage(anyhow!("--access {e}")))?),
+            None => None,
+        };
+        // Issuers that cannot work are refused before anything starts.
+        Authenticator::new(&self.api_keys, oauth.as_ref(), None).map_err(|e| Failure::usage(anyhow!(e)))?;
         let mut mcp = McpHttpConfig {
             api_keys: self.api_keys.clone(),
+            oauth,
+            access,
             rate_per_minute: self.rate_limit,
             ..McpHttpConfig::default()
         };

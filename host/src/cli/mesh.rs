@@ -273,7 +273,8 @@ pub async fn gateway(args: GatewayArgs) -> Result<(), Failure> {
     let listener =
         tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
     let base = format!("http://{}", listener.local_addr()?);
-    let server = tokio::spawn(front::serve(listener, mcp_router(gateway.clone(), mcp), front::default_loops()));
+    let app = mcp_router(gateway.clone(), mcp).map_err(|e| Failure::usage(anyhow!(e)))?;
+    let server = tokio::spawn(front::serve(listener, app, front::default_loops()));
     eprintln!(
         "gateway on {} serving {} tools from {}",
         nats.shown_url(),

@@ -186,12 +186,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
     let local = listener.local_addr()?;
     let base = format!("http://{local}");
-    let mut market =
-        Market::new(store.clone(), gateway.clone(), Some(policy.clone()), !mcp.api_keys.is_empty(), base.clone());
+    let needs_key = !mcp.api_keys.is_empty() || mcp.oauth.is_some();
+    let mut market = Market::new(store.clone(), gateway.clone(), Some(policy.clone()), needs_key, base.clone());
     if let Some(public) = &args.front.public_url {
         market = market.reached_at(public.base.clone());
     }
-    let app = registry_router(store.clone(), access).merge(mcp_router(gateway.clone(), mcp)).merge(web::router(market));
+    let mcp = mcp_router(gateway.clone(), mcp).map_err(|e| Failure::usage(anyhow!(e)))?;
+    let app = registry_router(store.clone(), access).merge(mcp).merge(web::router(market));
     let loops = args.http_threads.map_or_else(front::default_loops, usize::from);
     let server = tokio::spawn(front::serve(listener, app, loops));
 

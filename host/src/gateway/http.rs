@@ -1,28 +1,36 @@
 //! Streamable HTTP at `/mcp`, with the checks an exposed endpoint needs:
-//! API keys (bearer), `Host` and `Origin` validation against DNS
-//! rebinding, a request body limit, and a per-caller rate limit.
+//! who is calling ([`crate::auth`]: API keys, OAuth access tokens), what
+//! they may call (a `403` naming the scopes a call needs, before the call is
+//! read by the MCP layer), `Host` and `Origin` validation against DNS
+//! rebinding, a request body limit, and a per-caller rate limit. With OAuth
+//! on, the protected resource metadata (RFC 9728) is served beside it.
 
 use super::Gateway;
-use super::mcp::Caller;
+use crate::auth::{Access, AuthError, Authenticator, Caller};
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use std::collections::HashMap;
+use serde_json::{Value, json};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use toolmesh_registry::api::{bearer_token, constant_eq};
-use toolmesh_registry::digest::Digest;
+use toolmesh_registry::api::bearer_token;
 
 /// Settings of the MCP endpoint.
 #[derive(Debug, Clone)]
 pub struct McpHttpConfig {
-    /// Keys that may call; when empty, no key is asked for (loopback only:
-    /// the CLI refuses to listen elsewhere without keys).
+    /// Keys that may call; when empty and OAuth is off, no credential is
+    /// asked for (loopback only: the CLI refuses to listen elsewhere).
     pub api_keys: Vec<String>,
+    /// Access tokens accepted, when on.
+    pub oauth: Option<crate::auth::OAuthConfig>,
+    /// Which tools token holders may call (all, without one).
+    pub access: Option<crate::auth::access::AccessPolicy>,
     /// Hosts (`host` or `host:port`) accepted in the `Host` header.
     pub allowed_hosts: Vec<String>,
     /// Browser origins allowed to call; others are refused.
@@ -37,6 +45,8 @@ impl Default for McpHttpConfig {
     fn default() -> Self {
         McpHttpConfig {
             api_keys: Vec::new(),
+            oauth: None,
+            access: None,
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into(), "[::1]".into()],
             allowed_origins: vec!["http://localhost:*".into(), "http://127.0.0.1:*".into(), "http://[::1]:*".into()],
             rate_per_minute: 600,
@@ -46,8 +56,9 @@ impl Default for McpHttpConfig {
 }
 
 struct Edge {
-    keys: Vec<(String, String)>,
+    auth: Authenticator,
     rate_per_minute: u32,
+    max_body: usize,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
 }
 
@@ -70,40 +81,97 @@ impl Edge {
             false
         }
     }
-}
 
-/// A key's public name in logs: the start of its sha256.
-fn key_id(key: &str) -> String {
-    format!("key:{}", &Digest::of(key.as_bytes()).hex()[..12])
-}
-
-fn refuse(status: StatusCode, message: &str) -> Response {
-    let body = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32001, "message": message}});
-    let mut response = (status, axum::Json(body)).into_response();
-    if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
-    }
-    response
-}
-
-async fn guard(State(edge): State<Arc<Edge>>, mut request: Request, next: Next) -> Response {
-    let caller = if edge.keys.is_empty() {
-        "local".to_owned()
-    } else {
-        match bearer_token(request.headers()).and_then(|p| edge.keys.iter().find(|(k, _)| constant_eq(k, p))) {
-            Some((_, id)) => id.clone(),
-            None => return refuse(StatusCode::UNAUTHORIZED, "a valid API key is required (Authorization: Bearer …)"),
+    /// The answer to a request whose credential was not accepted.
+    fn unauthorized(&self, error: &AuthError) -> Response {
+        let status = match error {
+            AuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AuthError::Missing | AuthError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+        };
+        let mut response = refuse(status, Value::Null, &error.to_string());
+        let headers = response.headers_mut();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        } else if let Ok(value) = HeaderValue::from_str(&self.auth.challenge(error)) {
+            headers.insert(header::WWW_AUTHENTICATE, value);
         }
-    };
-    if !edge.allow(&caller) {
-        return refuse(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded; slow down");
+        response
     }
-    request.extensions_mut().insert(Caller(caller));
+
+    /// `request` again if `caller` may call every tool it calls; a `403`
+    /// naming the scopes that would let it otherwise.
+    async fn check_calls(&self, caller: &Caller, request: Request) -> Result<Request, Response> {
+        let (parts, body) = request.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, self.max_body).await else {
+            return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, Value::Null, "the request body is too large"));
+        };
+        if let Ok(message) = serde_json::from_slice::<Value>(&bytes) {
+            let messages = match &message {
+                Value::Array(batch) => batch.iter().collect(),
+                single => vec![single],
+            };
+            for message in messages {
+                let Some(tool) = called_tool(message) else { continue };
+                if caller.may_call(tool) {
+                    continue;
+                }
+                let needed = caller.scopes_to_call(tool);
+                return Err(self.forbidden(message["id"].clone(), tool, &needed));
+            }
+        }
+        Ok(Request::from_parts(parts, Body::from(bytes)))
+    }
+
+    /// The step-up answer: `403 insufficient_scope` with the scopes to ask for.
+    fn forbidden(&self, id: Value, tool: &str, needed: &BTreeSet<String>) -> Response {
+        let message = if needed.is_empty() {
+            format!("you may not call `{tool}`")
+        } else {
+            let list = needed.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ");
+            format!("calling `{tool}` needs one of the scopes {list}")
+        };
+        let mut response = refuse(StatusCode::FORBIDDEN, id, &message);
+        if let Ok(value) = HeaderValue::from_str(&self.auth.insufficient_scope(needed)) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+/// The tool a JSON-RPC message calls, if it is a `tools/call`.
+fn called_tool(message: &Value) -> Option<&str> {
+    (message["method"] == "tools/call").then(|| message["params"]["name"].as_str().unwrap_or_default())
+}
+
+fn refuse(status: StatusCode, id: Value, message: &str) -> Response {
+    let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32001, "message": message}});
+    (status, axum::Json(body)).into_response()
+}
+
+async fn guard(State(edge): State<Arc<Edge>>, request: Request, next: Next) -> Response {
+    let caller = match edge.auth.identify(bearer_token(request.headers())).await {
+        Ok(caller) => caller,
+        Err(error) => return edge.unauthorized(&error),
+    };
+    if !edge.allow(&caller.name) {
+        return refuse(StatusCode::TOO_MANY_REQUESTS, Value::Null, "rate limit exceeded; slow down");
+    }
+    let mut request = if matches!(caller.access, Access::Claims { .. }) && *request.method() == Method::POST {
+        match edge.check_calls(&caller, request).await {
+            Ok(request) => request,
+            Err(refused) => return refused,
+        }
+    } else {
+        request
+    };
+    request.extensions_mut().insert(caller);
     next.run(request).await
 }
 
-/// The `/mcp` routes over `gateway`, and `/metrics`.
-pub fn router(gateway: Gateway, config: McpHttpConfig) -> Router {
+/// The `/mcp` routes over `gateway`, `/metrics`, and with OAuth on the
+/// protected resource metadata. Fails on an OAuth setting that cannot work
+/// (an issuer that is not an `https://` URL).
+pub fn router(gateway: Gateway, config: McpHttpConfig) -> Result<Router, String> {
     let rmcp_config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(config.allowed_hosts.clone())
         .with_allowed_origins(config.allowed_origins.clone())
@@ -111,19 +179,33 @@ pub fn router(gateway: Gateway, config: McpHttpConfig) -> Router {
         .with_json_response(true);
     let service: StreamableHttpService<Gateway, LocalSessionManager> =
         StreamableHttpService::new(move || Ok(gateway.clone()), Arc::new(LocalSessionManager::default()), rmcp_config);
+    let auth = Authenticator::new(&config.api_keys, config.oauth.as_ref(), config.access.clone())?;
+    let metadata = auth.resource_metadata();
     let edge = Arc::new(Edge {
-        keys: config.api_keys.iter().map(|k| (k.clone(), key_id(k))).collect(),
+        auth,
         rate_per_minute: config.rate_per_minute,
+        max_body: config.max_body,
         buckets: Mutex::default(),
     });
-    Router::new()
+    let mut router = Router::new()
         .nest_service("/mcp", service)
         .route("/metrics", axum::routing::get(metrics))
-        .layer(axum::middleware::from_fn_with_state(edge, guard))
+        .layer(axum::middleware::from_fn_with_state(edge, guard));
+    if let Some(metadata) = metadata {
+        // Read by clients before they have a token, from any origin.
+        let serve = move || {
+            let metadata = metadata.clone();
+            async move { ([(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")], axum::Json(metadata)) }
+        };
+        router = router
+            .route("/.well-known/oauth-protected-resource", axum::routing::get(serve.clone()))
+            .route("/.well-known/oauth-protected-resource/mcp", axum::routing::get(serve));
+    }
+    Ok(router)
 }
 
 /// `GET /metrics`: this process's metrics for Prometheus (behind the same
-/// API keys as `/mcp`).
+/// credentials as `/mcp`).
 pub async fn metrics() -> Response {
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     ([(header::CONTENT_TYPE, content_type)], crate::metrics::global().encode()).into_response()
@@ -135,19 +217,18 @@ mod tests {
 
     #[test]
     fn rate_limit_empties_and_refills() {
-        let edge = Edge { keys: vec![], rate_per_minute: 2, buckets: Mutex::default() };
+        let edge = |rate| Edge {
+            auth: Authenticator::new(&[], None, None).unwrap(),
+            rate_per_minute: rate,
+            max_body: 1 << 20,
+            buckets: Mutex::default(),
+        };
+        let edge = edge(2);
         assert!(edge.allow("a"));
         assert!(edge.allow("a"));
         assert!(!edge.allow("a"));
         assert!(edge.allow("b"), "buckets are per caller");
-        let unlimited = Edge { keys: vec![], rate_per_minute: 0, buckets: Mutex::default() };
+        let unlimited = Edge { rate_per_minute: 0, ..edge };
         assert!((0..1000).all(|_| unlimited.allow("a")));
-    }
-
-    #[test]
-    fn key_ids_do_not_reveal_keys() {
-        let id = key_id("secret-key");
-        assert!(id.starts_with("key:") && !id.contains("secret"));
-        assert_eq!(id, key_id("secret-key"));
     }
 }

@@ -16,6 +16,7 @@
 use super::Gateway;
 use super::catalog::{Catalog, CatalogTool};
 use super::invoker::Invocation;
+use crate::auth::Caller;
 use crate::capability::progress::{ProgressQueue, QUEUE_LEN};
 use crate::sandbox::{Content, ProgressSink, SandboxError};
 use base64::Engine as _;
@@ -35,10 +36,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
-/// Who made a call, for the audit log: set by the HTTP layer from the API
-/// key (never the key itself), `stdio` otherwise.
-#[derive(Debug, Clone)]
-pub struct Caller(pub String);
+/// The caller of a request: set by the HTTP layer ([`crate::auth`]); a
+/// stdio client may call everything.
+fn caller_of(context: &RequestContext<RoleServer>) -> Caller {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Caller>())
+        .cloned()
+        .unwrap_or_else(|| Caller::unrestricted("stdio"))
+}
 
 /// The MCP descriptions of a catalog's tools, made once per catalog (the
 /// HTTP layer asks for a tool's on every request).
@@ -213,9 +220,13 @@ impl ServerHandler for Gateway {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.tool_list().tools.values().cloned().collect()))
+        // Each caller sees what it may call.
+        let caller = caller_of(&context);
+        let list = self.tool_list();
+        let tools = list.tools.iter().filter(|(name, _)| caller.may_call(name)).map(|(_, t)| t.clone());
+        Ok(ListToolsResult::with_all_items(tools.collect()))
     }
 
     // toolmesh serves tools only: say so, rather than answer with empty
@@ -274,6 +285,15 @@ impl ServerHandler for Gateway {
         let Some(tool) = catalog.get(&request.name).cloned() else {
             return Err(McpError::invalid_params(format!("unknown tool `{}`", request.name), None));
         };
+        let caller = caller_of(&context);
+        if !caller.may_call(&tool.name) {
+            // The HTTP layer answers these with a 403 first; this holds for any transport.
+            let scopes = caller.scopes_to_call(&tool.name);
+            return Err(McpError::invalid_request(
+                format!("you may not call `{}`", tool.name),
+                Some(json!({"scopes": scopes})),
+            ));
+        }
         let arguments = Value::Object(request.arguments.unwrap_or_default());
         if let Err(problem) = tool.schemas.check_arguments(&arguments) {
             return Err(McpError::invalid_params(format!("invalid arguments for `{}`: {problem}", tool.name), None));
@@ -282,11 +302,6 @@ impl ServerHandler for Gateway {
         let token =
             request.meta.as_ref().and_then(|m| m.get_progress_token()).or_else(|| context.meta.get_progress_token());
         let relay = token.map(|token| ProgressRelay::start(&context, token));
-        let caller = context
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<Caller>())
-            .map_or_else(|| "stdio".to_owned(), |c| c.0.clone());
         let call_id = self.next_call_id();
         let invocation = Invocation {
             repository: tool.repository.clone(),
@@ -320,7 +335,7 @@ impl ServerHandler for Gateway {
         tracing::info!(
             target: "toolmesh::audit",
             call = %call_id,
-            caller,
+            caller = %caller.name,
             tool = %tool.name,
             digest = %tool.digest,
             ms = seconds * 1000.0,

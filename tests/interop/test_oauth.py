@@ -1,0 +1,457 @@
+"""`tool serve` as an OAuth 2.1 resource server (the MCP authorization
+spec): protected resource metadata, challenges, JWT access tokens checked
+against an issuer's keys, and scopes that decide which tools a caller sees
+and may call.
+
+Two issuers: a small one written here that serves its metadata and key set
+on loopback and mints tokens by hand (good, forged and wrong ones), and a
+real authorization server, the npm package `oidc-provider`, through which
+the official MCP SDK's OAuth client signs in (dynamic registration,
+authorization code with PKCE, the login and consent pages driven by the
+test) and then lists and calls tools.
+"""
+
+import base64
+import contextlib
+import http.client
+import http.server
+import json
+import os
+import pathlib
+import re
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+
+import anyio
+import httpx2
+import mcp
+import pytest
+from conftest import start_gateway
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+
+NODE_BIN = os.environ.get("TOOLMESH_NODE_BIN")
+# The npm prefix oidc-provider is installed under.
+OIDC_PROVIDER = os.environ.get("TOOLMESH_OIDC_PROVIDER")
+PROVIDER_SCRIPT = pathlib.Path(__file__).parent.parent / "oauth" / "provider.mjs"
+ACCESS = """
+[[allow]]
+scopes = ["tools:hello"]
+tools = ["examples.hello.*"]
+
+[[allow]]
+scopes = ["tools:all"]
+groups = ["admins"]
+tools = ["*"]
+"""
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Issuer:
+    """An issuer on loopback: RFC 8414 metadata, a JWKS of the keys it
+    publishes (changed by `publish`), and tokens minted by hand. Counts the
+    key set's fetches."""
+
+    def __init__(self):
+        self.keys = {
+            "rsa-1": ("RS256", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+            "rsa-2": ("PS256", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+            "ec-1": ("ES256", ec.generate_private_key(ec.SECP256R1())),
+            "ed-1": ("EdDSA", ed25519.Ed25519PrivateKey.generate()),
+        }
+        self.published = ["rsa-1", "ec-1", "ed-1"]
+        self.fetches = 0
+        issuer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path == "/.well-known/oauth-authorization-server":
+                    body = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks",
+                            "authorization_endpoint": f"{issuer.url}/authorize", "token_endpoint": f"{issuer.url}/token"}
+                elif self.path == "/jwks":
+                    issuer.fetches += 1
+                    body = {"keys": [issuer.jwk(kid) for kid in issuer.published]}
+                else:
+                    self.send_error(404)
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def jwk(self, kid):
+        alg, key = self.keys[kid]
+        public = key.public_key()
+        if alg in ("RS256", "PS256"):
+            numbers = public.public_numbers()
+            as_bytes = lambda n: n.to_bytes((n.bit_length() + 7) // 8, "big")  # noqa: E731
+            return {"kty": "RSA", "kid": kid, "alg": alg, "use": "sig", "n": b64(as_bytes(numbers.n)),
+                    "e": b64(as_bytes(numbers.e))}
+        if alg == "ES256":
+            numbers = public.public_numbers()
+            return {"kty": "EC", "kid": kid, "alg": alg, "crv": "P-256", "x": b64(numbers.x.to_bytes(32, "big")),
+                    "y": b64(numbers.y.to_bytes(32, "big"))}
+        raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return {"kty": "OKP", "kid": kid, "alg": alg, "crv": "Ed25519", "x": b64(raw)}
+
+    def claims(self, audience, **overrides):
+        now = int(time.time())
+        claims = {"iss": self.url, "sub": "alice", "aud": audience, "iat": now, "exp": now + 300,
+                  "scope": "tools:hello"}
+        claims.update(overrides)
+        return {k: v for k, v in claims.items() if v is not None}
+
+    def mint(self, claims, kid="rsa-1", alg=None, header=None):
+        """A token of `claims` signed by the key `kid` (`alg` overrides the header's algorithm)."""
+        key_alg, key = self.keys[kid]
+        head = {"alg": alg or key_alg, "typ": "at+jwt", "kid": kid, **(header or {})}
+        signing_input = f"{b64(json.dumps(head).encode())}.{b64(json.dumps(claims).encode())}".encode()
+        if key_alg == "RS256":
+            signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+        elif key_alg == "PS256":
+            signature = key.sign(signing_input, padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256())
+        elif key_alg == "ES256":
+            r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+            signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        else:
+            signature = key.sign(signing_input)
+        return f"{signing_input.decode()}.{b64(signature)}"
+
+
+def hmac_with_public_key(issuer, audience):
+    """The classic forgery: HS256 keyed with the issuer's public RSA key."""
+    import hmac
+
+    public = issuer.keys["rsa-1"][1].public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "rsa-1"}).encode())
+    body = b64(json.dumps(issuer.claims(audience)).encode())
+    signature = hmac.new(public, f"{head}.{body}".encode(), "sha256").digest()
+    return f"{head}.{body}.{b64(signature)}"
+
+
+def tampered(token, claims):
+    """`token` with its payload replaced and its signature kept."""
+    head, _, signature = token.split(".")
+    return f"{head}.{b64(json.dumps(claims).encode())}.{signature}"
+
+
+@contextlib.contextmanager
+def oauth_server(tmp_path, issuer_url, *extra):
+    """`tool serve` on a free port with --public-url naming it, accepting
+    `issuer_url`'s tokens and the API key `headless-key`; yields (base, log)."""
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    access = tmp_path / "access.toml"
+    access.write_text(ACCESS)
+    flags = ["--public-url", public, "--oauth-issuer", issuer_url, "--access", str(access), "--api-key",
+             "headless-key", *extra]
+    with start_gateway(tmp_path, *flags, addr=f"127.0.0.1:{port}") as (base, _data, log, _proc):
+        assert base == public
+        yield base, log
+
+
+def request(base, method, path, body=None, token=None):
+    """One HTTP request with exactly these credentials; (status, headers, JSON or text)."""
+    url = urllib.parse.urlparse(base)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+    response = conn.getresponse()
+    text = response.read().decode(errors="replace")
+    conn.close()
+    try:
+        text = json.loads(text)
+    except ValueError:
+        pass
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, text
+
+
+INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}
+
+
+def call(tool, id=7):
+    return {"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": {"name": "x"}}}
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def issuer():
+    issuer = Issuer()
+    yield issuer
+    issuer.close()
+
+
+def test_metadata_and_challenges_point_clients_at_the_issuer(tmp_path, issuer):
+    with oauth_server(tmp_path, issuer.url) as (base, _log):
+        for path in ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"]:
+            status, headers, doc = request(base, "GET", path)
+            assert status == 200, (path, doc)
+            assert doc["resource"] == f"{base}/mcp"
+            assert doc["authorization_servers"] == [issuer.url]
+            assert doc["scopes_supported"] == ["tools:all", "tools:hello"]
+            assert headers["access-control-allow-origin"] == "*"
+        status, headers, body = request(base, "POST", "/mcp", INIT)
+        assert status == 401
+        challenge = headers["www-authenticate"]
+        assert f'resource_metadata="{base}/.well-known/oauth-protected-resource/mcp"' in challenge
+        assert 'scope="tools:all tools:hello"' in challenge
+        assert "sign in" in body["error"]["message"]
+        # The API key still opens the door, without OAuth.
+        assert request(base, "POST", "/mcp", INIT, token="headless-key")[0] == 200
+
+
+def test_good_tokens_pass_and_forged_or_wrong_ones_get_401(tmp_path, issuer):
+    other = Issuer()
+    try:
+        with oauth_server(tmp_path, issuer.url) as (base, _log):
+            aud = f"{base}/mcp"
+            good = lambda **c: issuer.claims(aud, **c)  # noqa: E731
+            for kid in ["rsa-1", "ec-1", "ed-1"]:
+                status, _, body = request(base, "POST", "/mcp", INIT, token=issuer.mint(good(), kid=kid))
+                assert status == 200, (kid, body)
+            now = int(time.time())
+            unsigned = f"{b64(json.dumps({'alg': 'none', 'typ': 'JWT'}).encode())}.{b64(json.dumps(good()).encode())}."
+            forged = {
+                "alg none": unsigned,
+                "HS256 keyed with the public key": hmac_with_public_key(issuer, aud),
+                "wrong aud": issuer.mint(good(aud="https://other.example.com/mcp")),
+                "no aud": issuer.mint(good(aud=None)),
+                "untrusted iss": other.mint(other.claims(aud)),
+                "trusted iss, another's key": other.mint({**other.claims(aud), "iss": issuer.url}),
+                "expired": issuer.mint(good(exp=now - 120)),
+                "not yet valid": issuer.mint(good(nbf=now + 600)),
+                "no exp": issuer.mint(good(exp=None)),
+                "unknown kid": issuer.mint(good(), header={"kid": "nobody"}),
+                "RS256 header on the EC key": issuer.mint(good(), kid="ec-1", alg="RS256"),
+                "a published key not yet rotated in": issuer.mint(good(), kid="rsa-2"),
+                "tampered payload": tampered(issuer.mint(good()), good(sub="mallory", scope="tools:all")),
+                "garbage": "not-a-token",
+            }
+            for what, token in forged.items():
+                status, headers, body = request(base, "POST", "/mcp", INIT, token=token)
+                assert status == 401, (what, status, body)
+                assert 'error="invalid_token"' in headers["www-authenticate"], what
+    finally:
+        other.close()
+
+
+def test_keys_rotate_and_unknown_kids_do_not_flood_the_issuer(tmp_path, issuer):
+    with oauth_server(tmp_path, issuer.url) as (base, _log):
+        aud = f"{base}/mcp"
+        old = issuer.mint(issuer.claims(aud), kid="rsa-1")
+        assert request(base, "POST", "/mcp", INIT, token=old)[0] == 200
+        fetched = issuer.fetches
+        # Tokens naming keys nobody has: at most one fetch in the refetch interval.
+        for n in range(20):
+            assert request(base, "POST", "/mcp", INIT, token=issuer.mint(issuer.claims(aud), header={"kid": f"x{n}"}))[0] == 401
+        assert issuer.fetches - fetched <= 1, issuer.fetches - fetched
+        # The issuer rotates rsa-1 out and rsa-2 in; once the interval has
+        # passed, a token by the new key makes the server fetch again, and
+        # the retired key stops working.
+        issuer.published = ["rsa-2"]
+        time.sleep(5.5)
+        new = issuer.mint(issuer.claims(aud), kid="rsa-2")
+        status, _, body = request(base, "POST", "/mcp", INIT, token=new)
+        assert status == 200, body
+        status, headers, _ = request(base, "POST", "/mcp", INIT, token=old)
+        assert status == 401 and "rsa-1" in headers["www-authenticate"]
+
+
+def logged(log, text, seconds=5):
+    """Whether `text` reaches the server's log within `seconds` (it is written from a thread of its own)."""
+    until = time.monotonic() + seconds
+    while text not in log.read_text():
+        if time.monotonic() > until:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def mcp_client(base, token):
+    http_client = httpx2.AsyncClient(headers={"authorization": f"Bearer {token}"})
+    return mcp.Client(streamable_http_client(f"{base}/mcp", http_client=http_client), mode="legacy")
+
+
+@pytest.mark.anyio
+async def test_scopes_decide_what_each_caller_sees_and_may_call(tmp_path, issuer):
+    with oauth_server(tmp_path, issuer.url) as (base, log):
+        aud = f"{base}/mcp"
+        hello_only = issuer.mint(issuer.claims(aud, sub="hal", scope="tools:hello"))
+        everything = issuer.mint(issuer.claims(aud, sub="eve", scope="openid tools:all"))
+        by_group = issuer.mint(issuer.claims(aud, sub="gus", scope="openid", groups=["admins"]))
+        nothing = issuer.mint(issuer.claims(aud, sub="nat", scope="openid"))
+        seen = {}
+        for name, token in [("hal", hello_only), ("eve", everything), ("gus", by_group), ("nat", nothing)]:
+            async with mcp_client(base, token) as client:
+                seen[name] = {t.name for t in (await client.list_tools()).tools}
+        assert seen["hal"] and all(name.startswith("examples.hello.") for name in seen["hal"]), seen["hal"]
+        assert seen["hal"] < seen["eve"] and seen["eve"] == seen["gus"]
+        assert seen["nat"] == set()
+        other = sorted(seen["eve"] - seen["hal"])[0]
+        async with mcp_client(base, hello_only) as client:
+            result = await client.call_tool("examples.hello.greet", {"name": "hal"})
+            assert "hal" in result.content[0].text
+        # A call beyond the token's scopes: the step-up answer, before the call is read.
+        status, headers, body = request(base, "POST", "/mcp", call(other, id=41), token=hello_only)
+        assert status == 403, body
+        assert 'error="insufficient_scope"' in headers["www-authenticate"]
+        assert 'scope="tools:all"' in headers["www-authenticate"]
+        assert body["id"] == 41 and "tools:all" in body["error"]["message"]
+        assert request(base, "POST", "/mcp", call(other), token=everything)[0] != 403
+        # The audit line names who called, never the token.
+        assert logged(log, "caller=hal tool=examples.hello.greet"), "no audit line names the caller"
+        assert hello_only not in log.read_text()
+
+
+class Memory:
+    """Token storage in memory, as the SDK's examples keep it."""
+
+    def __init__(self):
+        self.tokens = None
+        self.client = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client = client_info
+
+
+class Person:
+    """Does in the authorization server's pages what a person would: signs
+    in as `user`, consents, and hands the redirect's code back."""
+
+    def __init__(self, user, redirect_uri):
+        self.user = user
+        self.redirect_uri = redirect_uri
+        self.url = None
+        self.pages = []
+
+    async def open(self, url):
+        self.url = url
+
+    async def finish(self):
+        async with httpx2.AsyncClient(follow_redirects=False, timeout=30) as browser:
+            url = self.url
+            response = await browser.get(url)
+            for _ in range(12):
+                if response.is_redirect:
+                    url = urllib.parse.urljoin(url, response.headers["location"])
+                    if url.startswith(self.redirect_uri):
+                        query = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)
+                        assert "code" in query, query
+                        return AuthorizationCodeResult(code=query["code"][0], state=query.get("state", [None])[0],
+                                                       iss=query.get("iss", [None])[0])
+                    response = await browser.get(url)
+                    continue
+                assert response.status_code == 200, (url, response.status_code, response.text[:500])
+                page = response.text
+                self.pages.append(page)
+                action = re.search(r'action="([^"]+)"', page).group(1)
+                prompt = re.search(r'name="prompt" value="(\w+)"', page).group(1)
+                form = {"prompt": prompt}
+                if prompt == "login":
+                    form.update(login=self.user, password="any")
+                url = urllib.parse.urljoin(url, action)
+                response = await browser.post(url, data=form)
+            raise AssertionError("the sign-in did not end at the redirect")
+
+
+@contextlib.contextmanager
+def oidc_provider(tmp_path, resource, scopes):
+    """oidc-provider on a free loopback port for `resource`; yields its issuer URL."""
+    port = free_port()
+    env = {**os.environ, "PATH": f"{NODE_BIN}:{os.environ['PATH']}"}
+    log = tmp_path / "oidc-provider.log"
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(["node", str(PROVIDER_SCRIPT), OIDC_PROVIDER, str(port), resource, scopes], env=env,
+                                stdout=subprocess.PIPE, stderr=sink, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("issuer "), line + log.read_text()
+        yield line.split()[1]
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.anyio
+@pytest.mark.skipif(not OIDC_PROVIDER, reason="needs TOOLMESH_OIDC_PROVIDER (scripts/test.sh installs it)")
+async def test_the_official_client_signs_in_through_a_real_authorization_server(tmp_path):
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    with oidc_provider(tmp_path, f"{public}/mcp", "tools:hello tools:all") as issuer_url:
+        access = tmp_path / "access.toml"
+        access.write_text(ACCESS)
+        flags = ["--public-url", public, "--oauth-issuer", issuer_url, "--access", str(access)]
+        with start_gateway(tmp_path, *flags, addr=f"127.0.0.1:{port}") as (base, _data, log, _proc):
+            results = {}
+            for user in ["hal", "admin-ada"]:
+                redirect = f"http://127.0.0.1:{free_port()}/callback"
+                person = Person(user, redirect)
+                metadata = OAuthClientMetadata(client_name=f"interop {user}", redirect_uris=[redirect],
+                                               grant_types=["authorization_code", "refresh_token"],
+                                               response_types=["code"], token_endpoint_auth_method="none")
+                storage = Memory()
+                provider = OAuthClientProvider(f"{base}/mcp", metadata, storage, person.open, person.finish)
+                async with httpx2.AsyncClient(auth=provider, timeout=30) as http_client:
+                    async with mcp.Client(streamable_http_client(f"{base}/mcp", http_client=http_client),
+                                          mode="legacy") as client:
+                        tools = {t.name for t in (await client.list_tools()).tools}
+                        greeting = await client.call_tool("examples.hello.greet", {"name": user})
+                        results[user] = (tools, greeting.content[0].text, storage.tokens)
+                assert person.pages, "the client never went through the sign-in pages"
+            hal_tools, hal_greeting, hal_tokens = results["hal"]
+            ada_tools, _, ada_tokens = results["admin-ada"]
+            assert "hal" in hal_greeting
+            # Both asked for every scope the server names; the provider granted
+            # them, so both see everything; the admin also by group.
+            assert set(hal_tokens.scope.split()) == {"tools:hello", "tools:all"}
+            assert hal_tools == ada_tools and "examples.hello.greet" in hal_tools
+            claims = json.loads(base64.urlsafe_b64decode(ada_tokens.access_token.split(".")[1] + "=="))
+            assert claims["aud"] == f"{base}/mcp" and claims["sub"] == "admin-ada" and claims["groups"] == ["admins"]
+            assert logged(log, "caller=admin-ada"), "no audit line names the caller"

@@ -53,8 +53,8 @@ async fn start_in_process(dir: &Path) -> (String, String) {
     let canned = Gateway::new(Arc::new(CannedInvoker));
     canned.refresh_from(&store).await.unwrap();
     (
-        format!("{}/mcp", serve(router(gateway, config.clone())).await),
-        format!("{}/mcp", serve(router(canned, config)).await),
+        format!("{}/mcp", serve(router(gateway, config.clone()).unwrap()).await),
+        format!("{}/mcp", serve(router(canned, config).unwrap()).await),
     )
 }
 

@@ -68,7 +68,7 @@ class Issuer:
     publishes (changed by `publish`), and tokens minted by hand. Counts the
     key set's fetches."""
 
-    def __init__(self):
+    def __init__(self, slash=False):
         self.keys = {
             "rsa-1": ("RS256", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
             "rsa-2": ("PS256", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
@@ -82,8 +82,9 @@ class Issuer:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 if self.path == "/.well-known/oauth-authorization-server":
-                    body = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks",
-                            "authorization_endpoint": f"{issuer.url}/authorize", "token_endpoint": f"{issuer.url}/token"}
+                    body = {"issuer": issuer.url, "jwks_uri": f"{issuer.origin}/jwks",
+                            "authorization_endpoint": f"{issuer.origin}/authorize",
+                            "token_endpoint": f"{issuer.origin}/token"}
                 elif self.path == "/jwks":
                     issuer.fetches += 1
                     body = {"keys": [issuer.jwk(kid) for kid in issuer.published]}
@@ -101,7 +102,9 @@ class Issuer:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+        # The issuer identifier, as tokens name it (some providers end it with a slash).
+        self.url = self.origin + ("/" if slash else "")
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
@@ -262,6 +265,8 @@ def test_good_tokens_pass_and_forged_or_wrong_ones_get_401(tmp_path, issuer):
                 "unknown kid": issuer.mint(good(), header={"kid": "nobody"}),
                 "RS256 header on the EC key": issuer.mint(good(), kid="ec-1", alg="RS256"),
                 "a published key not yet rotated in": issuer.mint(good(), kid="rsa-2"),
+                "an ID token": issuer.mint(good(nonce="n-0S6")),
+                "another type of JWT": issuer.mint(good(), header={"typ": "secevent+jwt"}),
                 "tampered payload": tampered(issuer.mint(good()), good(sub="mallory", scope="tools:all")),
                 "garbage": "not-a-token",
             }
@@ -271,6 +276,19 @@ def test_good_tokens_pass_and_forged_or_wrong_ones_get_401(tmp_path, issuer):
                 assert 'error="invalid_token"' in headers["www-authenticate"], what
     finally:
         other.close()
+
+
+def test_an_issuer_ending_in_a_slash_is_taken_as_written(tmp_path):
+    issuer = Issuer(slash=True)
+    try:
+        with oauth_server(tmp_path, issuer.url) as (base, _log):
+            assert request(base, "GET", "/.well-known/oauth-protected-resource")[2]["authorization_servers"] == [issuer.url]
+            status, _, body = request(base, "POST", "/mcp", INIT, token=issuer.mint(issuer.claims(f"{base}/mcp")))
+            assert status == 200, body
+            unslashed = issuer.mint(issuer.claims(f"{base}/mcp", iss=issuer.origin))
+            assert request(base, "POST", "/mcp", INIT, token=unslashed)[0] == 401
+    finally:
+        issuer.close()
 
 
 def test_keys_rotate_and_unknown_kids_do_not_flood_the_issuer(tmp_path, issuer):
@@ -292,7 +310,7 @@ def test_keys_rotate_and_unknown_kids_do_not_flood_the_issuer(tmp_path, issuer):
         status, _, body = request(base, "POST", "/mcp", INIT, token=new)
         assert status == 200, body
         status, headers, _ = request(base, "POST", "/mcp", INIT, token=old)
-        assert status == 401 and "rsa-1" in headers["www-authenticate"]
+        assert status == 401 and "no key of that id" in headers["www-authenticate"]
 
 
 def logged(log, text, seconds=5):

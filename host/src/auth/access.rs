@@ -108,6 +108,12 @@ impl AccessPolicy {
     pub fn scopes_for(&self, tool: &str) -> BTreeSet<String> {
         self.allow.iter().filter(|r| r.covers(tool)).flat_map(|r| r.scopes.iter().cloned()).collect()
     }
+
+    /// The one scope a client should ask for to call `tool`: the first
+    /// scope of the first rule (in the file's order) that covers it.
+    pub fn scope_to_ask(&self, tool: &str) -> Option<&str> {
+        self.allow.iter().filter(|r| r.covers(tool)).find_map(|r| r.scopes.first()).map(String::as_str)
+    }
 }
 
 impl Rule {
@@ -182,6 +188,8 @@ mod tests {
         assert!(!policy.allows(&claims(&["openid"], &["staff"]), "examples.hello.greet"));
         assert_eq!(policy.scopes_for("acme.db.query"), ["tools:all".to_string()].into());
         assert_eq!(policy.scopes_for("examples.x.y").len(), 2);
+        assert_eq!(policy.scope_to_ask("examples.x.y"), Some("tools:examples"), "the first rule's");
+        assert_eq!(policy.scope_to_ask("acme.db.query"), Some("tools:all"));
         assert_eq!(policy.scopes(), ["tools:all".to_string(), "tools:examples".to_string()].into());
     }
 

@@ -10,14 +10,19 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-/// Least time between two fetches of an issuer's keys.
+/// Least time between two fetches of an issuer's keys, whether the last
+/// one worked or not.
 pub const REFETCH_AFTER: Duration = Duration::from_secs(5);
 
 /// How long fetched keys are used before they are fetched again (so a key
 /// the issuer retired stops working even when no token names a new one).
 pub const KEYS_MAX_AGE: Duration = Duration::from_secs(3600);
 
-/// Longest wait for the issuer's metadata or keys.
+/// How long keys are still used while the issuer cannot be reached: an
+/// outage of the identity provider does not sign everybody out at once.
+pub const KEYS_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// Longest one fetch of the metadata and keys may take, all requests together.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Largest metadata document or key set read.
@@ -31,11 +36,24 @@ struct Key {
     key: DecodingKey,
 }
 
-/// The keys held, and when they were fetched.
+/// The keys held, when they were fetched, and when a fetch was last tried.
 #[derive(Default)]
 struct Held {
     keys: Arc<Vec<Key>>,
     fetched: Option<Instant>,
+    tried: Option<Instant>,
+}
+
+impl Held {
+    /// Whether the keys are young enough to be used without a fetch.
+    fn fresh(&self) -> bool {
+        self.fetched.is_some_and(|at| at.elapsed() < KEYS_MAX_AGE)
+    }
+
+    /// Whether the keys may still be used, a fetch having failed.
+    fn usable(&self) -> bool {
+        self.fetched.is_some_and(|at| at.elapsed() < KEYS_GRACE)
+    }
 }
 
 /// One issuer's metadata and keys.
@@ -44,7 +62,8 @@ pub struct Issuer {
     pub id: String,
     http: reqwest::Client,
     held: RwLock<Held>,
-    /// Held while fetching, so concurrent misses fetch once.
+    /// Held while fetching, so concurrent misses fetch once; the key set's
+    /// address once the metadata gave it.
     fetching: tokio::sync::Mutex<Option<String>>,
 }
 
@@ -64,57 +83,70 @@ impl Issuer {
     }
 
     /// The key for a token signed with `algorithm` by the key `kid`,
-    /// fetching the set when it is old or does not hold the key.
+    /// fetching the set when it is old or does not hold the key — at most
+    /// once per [`REFETCH_AFTER`], successful or not, and within
+    /// [`FETCH_TIMEOUT`].
     pub async fn key(&self, kid: Option<&str>, algorithm: Algorithm) -> Result<DecodingKey, AuthError> {
-        let fresh = |held: &Held| held.fetched.is_some_and(|at| at.elapsed() < KEYS_MAX_AGE);
         {
             let held = self.held.read().unwrap_or_else(|e| e.into_inner());
-            if fresh(&held)
+            if held.fresh()
                 && let Some(found) = pick(&held.keys, kid, algorithm)?
             {
                 return Ok(found);
             }
         }
         let mut jwks_uri = self.fetching.lock().await;
-        let recent = {
+        let due = {
             let held = self.held.read().unwrap_or_else(|e| e.into_inner());
             // Another request may have fetched while this one waited.
-            if fresh(&held)
+            if held.fresh()
                 && let Some(found) = pick(&held.keys, kid, algorithm)?
             {
                 return Ok(found);
             }
-            held.fetched.is_some_and(|at| at.elapsed() < REFETCH_AFTER)
+            held.tried.is_none_or(|at| at.elapsed() >= REFETCH_AFTER)
         };
-        if !recent {
-            let keys = self.fetch(&mut jwks_uri).await?;
-            let mut held = self.held.write().unwrap_or_else(|e| e.into_inner());
-            *held = Held { keys: Arc::new(keys), fetched: Some(Instant::now()) };
+        if due {
+            self.held.write().unwrap_or_else(|e| e.into_inner()).tried = Some(Instant::now());
+            let fetched = tokio::time::timeout(FETCH_TIMEOUT, self.fetch(&mut jwks_uri))
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer within {} s", FETCH_TIMEOUT.as_secs())));
+            match fetched {
+                Ok(keys) => {
+                    let mut held = self.held.write().unwrap_or_else(|e| e.into_inner());
+                    held.keys = Arc::new(keys);
+                    held.fetched = Some(Instant::now());
+                }
+                Err(problem) => tracing::warn!(issuer = %self.id, problem, "cannot fetch the issuer's keys"),
+            }
         }
+        drop(jwks_uri);
         let held = self.held.read().unwrap_or_else(|e| e.into_inner());
+        if !held.usable() {
+            return Err(AuthError::Unavailable(format!("the keys of {} cannot be fetched now", self.id)));
+        }
         pick(&held.keys, kid, algorithm)?.ok_or_else(|| {
             AuthError::InvalidToken(match kid {
-                Some(kid) => format!("the issuer has no key `{kid}`"),
+                Some(_) => "the issuer has no key of that id (kid)".into(),
                 None => "the token names no key (kid) and the issuer has several".into(),
             })
         })
     }
 
     /// Fetches the key set, finding its address first if `jwks_uri` is not known yet.
-    async fn fetch(&self, jwks_uri: &mut Option<String>) -> Result<Vec<Key>, AuthError> {
+    async fn fetch(&self, jwks_uri: &mut Option<String>) -> Result<Vec<Key>, String> {
         if jwks_uri.is_none() {
             *jwks_uri = Some(self.discover().await?);
         }
         let uri = jwks_uri.as_deref().unwrap_or_default();
-        let set = self.get_json(uri).await.map_err(|e| unavailable(&self.id, &e))?;
-        let keys = parse_set(&set);
+        let keys = parse_set(&self.get_json(uri).await?);
         tracing::info!(issuer = %self.id, keys = keys.len(), "fetched the issuer's signing keys");
         Ok(keys)
     }
 
     /// The `jwks_uri` of the issuer's metadata, from the first of the
     /// well-known addresses that answers with metadata naming this issuer.
-    async fn discover(&self) -> Result<String, AuthError> {
+    async fn discover(&self) -> Result<String, String> {
         let mut problems = Vec::new();
         for url in metadata_urls(&self.id) {
             match self.get_json(&url).await {
@@ -128,18 +160,12 @@ impl Issuer {
                 Err(e) => problems.push(e),
             }
         }
-        Err(unavailable(&self.id, &problems.join("; ")))
+        Err(problems.join("; "))
     }
 
     async fn get_json(&self, url: &str) -> Result<serde_json::Value, String> {
-        let response = self
-            .http
-            .get(url)
-            .header("accept", "application/json")
-            .timeout(FETCH_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
+        let response =
+            self.http.get(url).header("accept", "application/json").send().await.map_err(|e| format!("{url}: {e}"))?;
         if !response.status().is_success() {
             return Err(format!("{url}: HTTP {}", response.status()));
         }
@@ -158,26 +184,23 @@ impl Issuer {
     }
 }
 
-fn unavailable(issuer: &str, problem: &str) -> AuthError {
-    tracing::warn!(issuer, problem, "cannot fetch the issuer's keys");
-    AuthError::Unavailable(format!("the keys of {issuer} cannot be fetched now"))
-}
-
 /// The key of `keys` that verifies `algorithm` signatures by `kid`: the one
 /// with that id, or without an id the only key there is. A key set for
 /// another algorithm does not verify this one.
 fn pick(keys: &[Key], kid: Option<&str>, algorithm: Algorithm) -> Result<Option<DecodingKey>, AuthError> {
-    let found = match kid {
-        Some(kid) => keys.iter().find(|k| k.id.as_deref() == Some(kid)),
-        None if keys.len() == 1 => keys.first(),
-        None => None,
+    let named: Vec<&Key> = match kid {
+        Some(kid) => keys.iter().filter(|k| k.id.as_deref() == Some(kid)).collect(),
+        None if keys.len() == 1 => keys.iter().collect(),
+        None => Vec::new(),
     };
-    match found {
-        Some(key) if key.algorithm.is_some_and(|a| a != algorithm) => Err(AuthError::InvalidToken(format!(
+    if let Some(key) = named.iter().find(|k| k.algorithm.is_none_or(|a| a == algorithm)) {
+        return Ok(Some(key.key.clone()));
+    }
+    match named.first() {
+        Some(key) => Err(AuthError::InvalidToken(format!(
             "the token is signed with {algorithm:?} but its key is for {:?}",
             key.algorithm.unwrap_or(algorithm)
         ))),
-        Some(key) => Ok(Some(key.key.clone())),
         None => Ok(None),
     }
 }

@@ -103,12 +103,28 @@ impl Caller {
         }
     }
 
-    /// The scopes a token would need, beyond those it has, to call `tool`:
-    /// every one that would do, so a client can ask for them.
+    /// The scopes any one of which would let this caller call `tool`.
     pub fn scopes_to_call(&self, tool: &str) -> BTreeSet<String> {
         match &self.access {
             Access::All => BTreeSet::new(),
             Access::Claims { policy, .. } => policy.scopes_for(tool),
+        }
+    }
+
+    /// The scope to ask the user for to call `tool` (step-up), if a scope
+    /// can allow it at all.
+    pub fn scope_to_ask(&self, tool: &str) -> Option<String> {
+        match &self.access {
+            Access::All => None,
+            Access::Claims { policy, .. } => policy.scope_to_ask(tool).map(str::to_owned),
+        }
+    }
+
+    /// A caller the edge did not identify: it may call nothing.
+    pub fn nobody() -> Self {
+        Caller {
+            name: "unidentified".into(),
+            access: Access::Claims { claims: Claims::default(), policy: Arc::new(AccessPolicy::default()) },
         }
     }
 }
@@ -196,7 +212,7 @@ impl Authenticator {
         }
         if let AuthError::InvalidToken(why) = error {
             params.push("error=\"invalid_token\"".into());
-            params.push(format!("error_description=\"{}\"", why.replace(['"', '\\'], "'")));
+            params.push(format!("error_description=\"{}\"", description(why)));
         }
         if !params.is_empty() {
             value.push(' ');
@@ -206,12 +222,9 @@ impl Authenticator {
     }
 
     /// The `WWW-Authenticate` value of a `403` for a caller that lacks the
-    /// scopes `needed`.
-    pub fn insufficient_scope(&self, needed: &BTreeSet<String>) -> String {
-        let mut params = vec!["error=\"insufficient_scope\"".to_owned()];
-        if !needed.is_empty() {
-            params.push(format!("scope=\"{}\"", needed.iter().cloned().collect::<Vec<_>>().join(" ")));
-        }
+    /// scope `needed`.
+    pub fn insufficient_scope(&self, needed: &str) -> String {
+        let mut params = vec!["error=\"insufficient_scope\"".to_owned(), format!("scope=\"{needed}\"")];
         if let Some(url) = &self.metadata_url {
             params.push(format!("resource_metadata=\"{url}\""));
         }
@@ -239,6 +252,12 @@ impl Authenticator {
         }
         Some(doc)
     }
+}
+
+/// `text` as an `error_description`: the characters RFC 6750 allows
+/// there, at most 200.
+fn description(text: &str) -> String {
+    text.chars().map(|c| if matches!(c, ' ' | '!' | '#'..='[' | ']'..='~') { c } else { '\'' }).take(200).collect()
 }
 
 /// A key's public name in logs: the start of its sha256.
@@ -290,8 +309,12 @@ mod tests {
         );
         let refused = auth.challenge(&AuthError::InvalidToken("the \"aud\" is wrong".into()));
         assert!(refused.ends_with("error=\"invalid_token\", error_description=\"the 'aud' is wrong\""), "{refused}");
-        let step_up = auth.insufficient_scope(&["a".to_string(), "b".to_string()].into());
-        assert!(step_up.starts_with("Bearer error=\"insufficient_scope\", scope=\"a b\", resource_metadata="));
+        let step_up = auth.insufficient_scope("a");
+        assert!(step_up.starts_with("Bearer error=\"insufficient_scope\", scope=\"a\", resource_metadata="));
+        let odd = auth.challenge(&AuthError::InvalidToken("kid \u{7f}\"ü\"\\ \r\n".to_owned() + &"x".repeat(300)));
+        let value = odd.split("error_description=\"").nth(1).unwrap().trim_end_matches('"');
+        assert!(value.len() == 200 && value.starts_with("kid ''''' ''x"), "{value}");
+        assert!(axum::http::HeaderValue::from_str(&odd).is_ok());
     }
 
     #[tokio::test]

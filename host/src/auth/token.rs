@@ -51,6 +51,11 @@ pub async fn verify(token: &str, issuers: &[Issuer], audiences: &[String]) -> Re
     if !ALGORITHMS.contains(&header.alg) {
         return Err(AuthError::InvalidToken(format!("tokens signed with {:?} are not accepted", header.alg)));
     }
+    // RFC 9068 access tokens say `at+jwt`; most providers still say `JWT`.
+    let typ = header.typ.as_deref().map(str::to_ascii_lowercase);
+    if typ.as_deref().is_some_and(|t| !["jwt", "at+jwt", "application/at+jwt"].contains(&t)) {
+        return Err(invalid("the token's type (typ) is not an access token's"));
+    }
     // Which issuer's keys to check with: the one the token names, if trusted.
     let named = unverified_issuer(token).ok_or_else(|| invalid("the token names no issuer (iss)"))?;
     let issuer = issuers
@@ -81,6 +86,10 @@ pub async fn verify(token: &str, issuers: &[Issuer], audiences: &[String]) -> Re
         )
     })?;
     let claims = data.claims;
+    // An OpenID ID token proves a sign-in to a client; it grants nothing here.
+    if claims.get("nonce").is_some() || claims["typ"] == "ID" {
+        return Err(invalid("an ID token is not an access token"));
+    }
     let subject = ["sub", "client_id", "azp"]
         .iter()
         .find_map(|name| claims[*name].as_str().filter(|s| !s.is_empty()))

@@ -89,7 +89,9 @@ impl FrontArgs {
         }
         let oauth = match (&self.public_url, self.oauth_issuers.is_empty()) {
             (Some(public), false) => Some(OAuthConfig {
-                issuers: self.oauth_issuers.iter().map(|i| i.trim_end_matches('/').to_owned()).collect(),
+                // Exactly as given: tokens' `iss` is compared as a string,
+                // and some providers end theirs with a slash.
+                issuers: self.oauth_issuers.clone(),
                 resource: format!("{}/mcp", public.base),
                 audiences: self.oauth_audiences.clone(),
             }),

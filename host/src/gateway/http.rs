@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use toolmesh_registry::api::bearer_token;
@@ -115,23 +115,26 @@ impl Edge {
                 if caller.may_call(tool) {
                     continue;
                 }
-                let needed = caller.scopes_to_call(tool);
-                return Err(self.forbidden(message["id"].clone(), tool, &needed));
+                return Err(self.forbidden(message["id"].clone(), tool, caller));
             }
         }
         Ok(Request::from_parts(parts, Body::from(bytes)))
     }
 
-    /// The step-up answer: `403 insufficient_scope` with the scopes to ask for.
-    fn forbidden(&self, id: Value, tool: &str, needed: &BTreeSet<String>) -> Response {
-        let message = if needed.is_empty() {
+    /// The step-up answer: `403 insufficient_scope` with the scope to ask
+    /// for (a plain `403` when only group membership would allow it).
+    fn forbidden(&self, id: Value, tool: &str, caller: &Caller) -> Response {
+        let alternatives = caller.scopes_to_call(tool);
+        let message = if alternatives.is_empty() {
             format!("you may not call `{tool}`")
         } else {
-            let list = needed.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ");
+            let list = alternatives.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ");
             format!("calling `{tool}` needs one of the scopes {list}")
         };
         let mut response = refuse(StatusCode::FORBIDDEN, id, &message);
-        if let Ok(value) = HeaderValue::from_str(&self.auth.insufficient_scope(needed)) {
+        if let Some(scope) = caller.scope_to_ask(tool)
+            && let Ok(value) = HeaderValue::from_str(&self.auth.insufficient_scope(&scope))
+        {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
         }
         response

@@ -39,12 +39,11 @@ use tracing::Instrument;
 /// The caller of a request: set by the HTTP layer ([`crate::auth`]); a
 /// stdio client may call everything.
 fn caller_of(context: &RequestContext<RoleServer>) -> Caller {
-    context
-        .extensions
-        .get::<axum::http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<Caller>())
-        .cloned()
-        .unwrap_or_else(|| Caller::unrestricted("stdio"))
+    match context.extensions.get::<axum::http::request::Parts>() {
+        // An HTTP request the edge did not identify may call nothing.
+        Some(parts) => parts.extensions.get::<Caller>().cloned().unwrap_or_else(Caller::nobody),
+        None => Caller::unrestricted("stdio"),
+    }
 }
 
 /// The MCP descriptions of a catalog's tools, made once per catalog (the

@@ -148,4 +148,4 @@ TOOLMESH_TOOL="$target/debug/tool" TOOLMESH_COMPONENTS="$target/wasm32-wasip2/re
     TOOLMESH_COMPONENTIZE_JS="$componentize_js/node_modules/.bin/componentize-js" \
     TOOLMESH_COMPONENTIZE_PY="$cache/componentize-py-0.25.1/bin/componentize-py" TOOLMESH_PLAIN_CACHE="$cache/plain-components" \
     TOOLMESH_CACHE="$cache" \
-    "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/interop
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=20 tests/interop

@@ -39,6 +39,16 @@ pub struct NodeLabels {
     pub outcome: String,
 }
 
+/// Who called, and how the call ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallerLabels {
+    /// The caller's name (a token's subject, an API key's id), bounded by
+    /// [`BoundedLabels`].
+    pub caller: String,
+    /// `ok`, `cancelled`, or the error's kind.
+    pub outcome: String,
+}
+
 /// Why something happened.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -69,6 +79,10 @@ pub struct GatewayMetrics {
     pub nodes: Gauge,
     /// Attempts by node and outcome.
     pub node_attempts: Family<NodeLabels, Counter>,
+    /// Calls by caller and outcome.
+    pub caller_calls: Family<CallerLabels, Counter>,
+    /// The caller names `caller_calls` carries.
+    pub callers: BoundedLabels,
     /// Calls, errors and recent latencies per tool, for people (web pages).
     pub tally: CallTally,
 }
@@ -137,19 +151,20 @@ pub struct NodeMetrics {
     /// Time to fetch and compile a component on a miss.
     pub load_seconds: Histogram,
     /// The tool names its metrics carry.
-    pub tools: ToolLabels,
+    pub tools: BoundedLabels,
 }
 
-/// The tool names a node labels its metrics with: the first
-/// [`MAX_TOOL_LABELS`] names it meets (each at most 64 characters); any
-/// other counts as `other`, so callers cannot grow the metrics without bound.
+/// The names (a node's tools, a gateway's callers) a metric is labelled
+/// with: the first [`MAX_TOOL_LABELS`] names met (each at most 64
+/// characters); any other counts as `other`, so callers cannot grow the
+/// metrics without bound.
 #[derive(Default)]
-pub struct ToolLabels(std::sync::Mutex<std::collections::HashSet<String>>);
+pub struct BoundedLabels(std::sync::Mutex<std::collections::HashSet<String>>);
 
-/// Distinct tool names a node's metrics carry.
+/// Distinct names one such metric carries.
 pub const MAX_TOOL_LABELS: usize = 256;
 
-impl ToolLabels {
+impl BoundedLabels {
     /// The label for `tool`.
     pub fn label(&self, tool: &str) -> String {
         let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -184,6 +199,8 @@ impl Metrics {
             retries: Family::default(),
             nodes: Gauge::default(),
             node_attempts: Family::default(),
+            caller_calls: Family::default(),
+            callers: BoundedLabels::default(),
             tally: CallTally::default(),
         };
         let node = NodeMetrics {
@@ -192,7 +209,7 @@ impl Metrics {
             in_flight: Gauge::default(),
             components: Family::default(),
             load_seconds: latency(),
-            tools: ToolLabels::default(),
+            tools: BoundedLabels::default(),
         };
         let mut registry = Registry::with_prefix("toolmesh");
         let g = registry.sub_registry_with_prefix("gateway");
@@ -203,6 +220,7 @@ impl Metrics {
         g.register("retries", "Attempts made again on another node, by reason", gateway.retries.clone());
         g.register("nodes", "Nodes whose adverts are live", gateway.nodes.clone());
         g.register("node_attempts", "Attempts by node and outcome", gateway.node_attempts.clone());
+        g.register("caller_calls", "Tool calls by caller and outcome", gateway.caller_calls.clone());
         let n = registry.sub_registry_with_prefix("node");
         n.register("calls", "Calls run by tool and outcome", node.calls.clone());
         n.register("call_seconds", "Time to run a call", node.seconds.clone());
@@ -279,7 +297,10 @@ mod tests {
             let _running = Counting::start(&metrics.node.in_flight);
             assert!(metrics.encode().contains("toolmesh_node_in_flight 1\n"));
         }
+        let caller = CallerLabels { caller: metrics.gateway.callers.label("alice"), outcome: "ok".into() };
+        metrics.gateway.caller_calls.get_or_create(&caller).inc();
         let text = metrics.encode();
+        assert!(text.contains(r#"toolmesh_gateway_caller_calls_total{caller="alice",outcome="ok"} 1"#), "{text}");
         assert!(text.contains("toolmesh_node_in_flight 0\n"), "{text}");
         assert!(text.contains(r#"toolmesh_gateway_calls_total{tool="text.count",outcome="ok"} 1"#), "{text}");
         assert!(text.contains(r#"toolmesh_gateway_calls_total{tool="text.count",outcome="timeout"} 1"#), "{text}");
@@ -289,7 +310,7 @@ mod tests {
 
     #[test]
     fn tool_labels_are_bounded() {
-        let labels = ToolLabels::default();
+        let labels = BoundedLabels::default();
         assert_eq!(labels.label("count"), "count");
         assert_eq!(labels.label(&"x".repeat(65)), "other");
         assert_eq!(labels.label("bad\nname"), "other");

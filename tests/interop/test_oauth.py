@@ -357,6 +357,10 @@ async def test_scopes_decide_what_each_caller_sees_and_may_call(tmp_path, issuer
         # The audit line names who called, never the token.
         assert logged(log, "caller=hal tool=examples.hello.greet"), "no audit line names the caller"
         assert hello_only not in log.read_text()
+        # Metrics count calls per caller.
+        status, _, metrics = request(base, "GET", "/metrics", token="headless-key")
+        assert status == 200
+        assert 'toolmesh_gateway_caller_calls_total{caller="hal",outcome="ok"} 1' in metrics, metrics
 
 
 class Memory:

@@ -317,7 +317,7 @@ impl ServerHandler for Gateway {
         let running = crate::metrics::Counting::start(&metrics.in_flight);
         let outcome = tokio::select! {
             _ = context.ct.cancelled() => None,
-            outcome = self.invoker().invoke(invocation).instrument(tracing::info_span!("call", id = %call_id)) => Some(outcome),
+            outcome = self.invoker().invoke(invocation).instrument(tracing::info_span!("call", id = %call_id, caller = %caller.name)) => Some(outcome),
         };
         drop(running);
         if let Some(relay) = relay {
@@ -331,6 +331,9 @@ impl ServerHandler for Gateway {
         let seconds = started.elapsed().as_secs_f64();
         crate::metrics::record_call(&metrics.calls, &metrics.seconds, &tool.name, outcome_text, seconds);
         metrics.tally.record(&tool.name, outcome_text, seconds);
+        let labels =
+            crate::metrics::CallerLabels { caller: metrics.callers.label(&caller.name), outcome: outcome_text.into() };
+        metrics.caller_calls.get_or_create(&labels).inc();
         tracing::info!(
             target: "toolmesh::audit",
             call = %call_id,

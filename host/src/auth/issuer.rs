@@ -71,14 +71,7 @@ impl Issuer {
     /// An issuer identified by `id` (checked: `https://`, or `http://` on a
     /// loopback host), whose keys are fetched on first use.
     pub fn new(id: &str, http: reqwest::Client) -> Result<Self, String> {
-        let url = reqwest::Url::parse(id).map_err(|e| format!("`{id}` is not a URL: {e}"))?;
-        let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-        if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
-            return Err(format!("`{id}` is not an https:// URL (plain http is allowed on loopback only)"));
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err(format!("`{id}`: an issuer has no query or fragment"));
-        }
+        check_id(id)?;
         Ok(Issuer { id: id.to_owned(), http, held: RwLock::default(), fetching: tokio::sync::Mutex::new(None) })
     }
 
@@ -229,14 +222,26 @@ fn parse_set(set: &serde_json::Value) -> Vec<Key> {
         .collect()
 }
 
+/// Checks that `id` can identify an issuer: an `https://` URL (`http://`
+/// on a loopback host) without query or fragment.
+pub fn check_id(id: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(id).map_err(|e| format!("`{id}` is not a URL: {e}"))?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+        return Err(format!("`{id}` is not an https:// URL (plain http is allowed on loopback only)"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("`{id}`: an issuer has no query or fragment"));
+    }
+    Ok(())
+}
+
 /// Where an issuer's metadata may be, in the order tried: RFC 8414's
 /// address (the well-known part before the issuer's path), OpenID
 /// Connect's (after it), and RFC 8414's form for OpenID metadata.
 fn metadata_urls(issuer: &str) -> Vec<String> {
-    let (origin, path) = match issuer.find("://").and_then(|s| issuer[s + 3..].find('/').map(|p| s + 3 + p)) {
-        Some(at) => (&issuer[..at], issuer[at..].trim_end_matches('/')),
-        None => (issuer, ""),
-    };
+    let (origin, path) = super::origin_and_path(issuer);
+    let path = path.trim_end_matches('/');
     let mut urls = vec![
         format!("{origin}/.well-known/oauth-authorization-server{path}"),
         format!("{origin}{path}/.well-known/openid-configuration"),

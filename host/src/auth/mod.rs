@@ -268,9 +268,16 @@ pub fn key_id(key: &str) -> String {
 /// Where the metadata of `resource` is (RFC 9728: the well-known part goes
 /// between the origin and the resource's path).
 fn metadata_url(resource: &str) -> String {
-    match resource.find("://").and_then(|s| resource[s + 3..].find('/').map(|p| s + 3 + p)) {
-        Some(at) => format!("{}/.well-known/oauth-protected-resource{}", &resource[..at], &resource[at..]),
-        None => format!("{resource}/.well-known/oauth-protected-resource"),
+    let (origin, path) = origin_and_path(resource);
+    format!("{origin}/.well-known/oauth-protected-resource{path}")
+}
+
+/// `url` split before its path: (`scheme://authority`, `/path` or ``),
+/// where the well-known addresses of RFC 8414 and RFC 9728 go between.
+fn origin_and_path(url: &str) -> (&str, &str) {
+    match url.find("://").and_then(|s| url[s + 3..].find('/').map(|p| s + 3 + p)) {
+        Some(at) => url.split_at(at),
+        None => (url, ""),
     }
 }
 

@@ -7,8 +7,9 @@ use anyhow::anyhow;
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use toolmesh_host::auth::OAuthConfig;
 use toolmesh_host::auth::access::AccessPolicy;
-use toolmesh_host::auth::{Authenticator, OAuthConfig};
+use toolmesh_host::auth::issuer::check_id;
 use toolmesh_host::gateway::http::McpHttpConfig;
 
 /// Who may reach the MCP endpoint and with how much.
@@ -102,7 +103,9 @@ impl FrontArgs {
             None => None,
         };
         // Issuers that cannot work are refused before anything starts.
-        Authenticator::new(&self.api_keys, oauth.as_ref(), None).map_err(|e| Failure::usage(anyhow!(e)))?;
+        for issuer in &self.oauth_issuers {
+            check_id(issuer).map_err(|e| Failure::usage(anyhow!("--oauth-issuer: {e}")))?;
+        }
         let mut mcp = McpHttpConfig {
             api_keys: self.api_keys.clone(),
             oauth,

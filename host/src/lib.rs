@@ -9,6 +9,8 @@
 //! - [`gateway`] is the MCP server whose tools are the catalog.
 //! - [`auth`] identifies callers (API keys, OAuth access tokens from a
 //!   team's identity provider) and decides which tools each may call.
+//! - [`usage`] meters what each caller uses of each tool and enforces
+//!   per-caller quotas, across the gateways of a mesh.
 //! - [`web`] is the marketplace's pages: search, a page per package, and a
 //!   form that tries a tool through the gateway's MCP endpoint.
 //! - [`node`] is the node role: fetch, trust, grant, compile, run; and
@@ -42,6 +44,7 @@ pub mod metrics;
 pub mod node;
 pub mod publish;
 pub mod sandbox;
+pub mod usage;
 pub mod web;
 
 pub use toolmesh_registry::digest;

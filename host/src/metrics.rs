@@ -1,7 +1,9 @@
 //! What this process counts, in the Prometheus text format at `/metrics`:
 //! calls and their latency per tool as the gateway saw them and as the
 //! node ran them, errors by kind, in-flight calls, calls waiting for room,
-//! retries, live nodes, and the compiled-component cache.
+//! retries, live nodes, the compiled-component cache, and what each
+//! caller used of each tool (calls, CPU and GPU time, bytes) and the
+//! quotas it ran into.
 //!
 //! One set per process ([`global`]): `tool serve` is a gateway and a node
 //! at once and shows both; `tool gateway` and `tool node` show their own.
@@ -49,6 +51,26 @@ pub struct CallerLabels {
     pub outcome: String,
 }
 
+/// Who used which tool.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UsageLabels {
+    /// The caller's name, bounded by [`BoundedLabels`].
+    pub caller: String,
+    /// The tool's name, bounded by [`BoundedLabels`].
+    pub tool: String,
+}
+
+/// Who ran into which quota.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QuotaLabels {
+    /// The caller's name, bounded by [`BoundedLabels`].
+    pub caller: String,
+    /// The quota (`calls_per_minute`, `cpu_seconds_per_hour`, `concurrent_calls`).
+    pub quota: String,
+}
+
+type Seconds = Family<UsageLabels, Counter<f64, std::sync::atomic::AtomicU64>>;
+
 /// Why something happened.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -81,8 +103,20 @@ pub struct GatewayMetrics {
     pub node_attempts: Family<NodeLabels, Counter>,
     /// Calls by caller and outcome.
     pub caller_calls: Family<CallerLabels, Counter>,
-    /// The caller names `caller_calls` carries.
+    /// The caller names `caller_calls` and the usage metrics carry.
     pub callers: BoundedLabels,
+    /// The tool names the usage metrics carry.
+    pub usage_tools: BoundedLabels,
+    /// CPU time of calls, by caller and tool.
+    pub usage_cpu: Seconds,
+    /// GPU time of calls, by caller and tool.
+    pub usage_gpu: Seconds,
+    /// Bytes of arguments, by caller and tool.
+    pub usage_bytes_in: Family<UsageLabels, Counter>,
+    /// Bytes of results, by caller and tool.
+    pub usage_bytes_out: Family<UsageLabels, Counter>,
+    /// Calls refused for a quota, by caller and quota.
+    pub quota_refusals: Family<QuotaLabels, Counter>,
     /// Calls, errors and recent latencies per tool, for people (web pages).
     pub tally: CallTally,
 }
@@ -201,6 +235,12 @@ impl Metrics {
             node_attempts: Family::default(),
             caller_calls: Family::default(),
             callers: BoundedLabels::default(),
+            usage_tools: BoundedLabels::default(),
+            usage_cpu: Family::default(),
+            usage_gpu: Family::default(),
+            usage_bytes_in: Family::default(),
+            usage_bytes_out: Family::default(),
+            quota_refusals: Family::default(),
             tally: CallTally::default(),
         };
         let node = NodeMetrics {
@@ -221,6 +261,11 @@ impl Metrics {
         g.register("nodes", "Nodes whose adverts are live", gateway.nodes.clone());
         g.register("node_attempts", "Attempts by node and outcome", gateway.node_attempts.clone());
         g.register("caller_calls", "Tool calls by caller and outcome", gateway.caller_calls.clone());
+        g.register("usage_cpu_seconds", "CPU time of calls by caller and tool", gateway.usage_cpu.clone());
+        g.register("usage_gpu_seconds", "GPU time of calls by caller and tool", gateway.usage_gpu.clone());
+        g.register("usage_bytes_in", "Bytes of arguments by caller and tool", gateway.usage_bytes_in.clone());
+        g.register("usage_bytes_out", "Bytes of results by caller and tool", gateway.usage_bytes_out.clone());
+        g.register("quota_refusals", "Calls refused for a quota, by caller and quota", gateway.quota_refusals.clone());
         let n = registry.sub_registry_with_prefix("node");
         n.register("calls", "Calls run by tool and outcome", node.calls.clone());
         n.register("call_seconds", "Time to run a call", node.seconds.clone());

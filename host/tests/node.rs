@@ -74,6 +74,8 @@ fn call(repository: &Repository, digest: Digest, tool: &str, arguments: &str) ->
         call_id: "t1".into(),
         request: Arc::default(),
         retry_safe: false,
+        caller: Some("tester".into()),
+        meter: Arc::default(),
     }
 }
 
@@ -89,8 +91,17 @@ async fn a_node_runs_what_it_fetches_from_a_registry_under_its_policy() {
 
     // Any OCI registry is a source: the node pulls by digest and runs.
     let node = Node::new(sandbox.clone(), Arc::new(client.clone()), Arc::new(Policy::builtin()));
-    let out = node.run(call(&hello, hello_digest, "greet", r#"{"name": "node"}"#)).await.unwrap();
+    let greet = call(&hello, hello_digest, "greet", r#"{"name": "node"}"#);
+    let meter = greet.meter.clone();
+    let out = node.run(greet).await.unwrap();
     assert_eq!(out.into_content(), vec![Content::Text("Hello, node!".into())]);
+    // The call's CPU time was measured (instantiating and running it takes some).
+    assert!(
+        meter.cpu() > std::time::Duration::ZERO && meter.cpu() < std::time::Duration::from_secs(5),
+        "{:?}",
+        meter.cpu()
+    );
+    assert_eq!(meter.gpu(), std::time::Duration::ZERO);
     // What the tool requests is read from the fetched manifest and checked.
     let err =
         node.run(call(&fetch, fetch_digest, "fetch", r#"{"url": "https://api.example.com/"}"#)).await.unwrap_err();

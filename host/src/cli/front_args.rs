@@ -11,6 +11,7 @@ use toolmesh_host::auth::OAuthConfig;
 use toolmesh_host::auth::access::AccessPolicy;
 use toolmesh_host::auth::issuer::check_id;
 use toolmesh_host::gateway::http::McpHttpConfig;
+use toolmesh_host::usage::QuotaConfig;
 
 /// Who may reach the MCP endpoint and with how much.
 #[derive(Args, Debug)]
@@ -52,6 +53,21 @@ pub struct FrontArgs {
     /// anyone signed in may call every tool.
     #[arg(long = "access", value_name = "FILE", requires = "oauth_issuers")]
     access: Option<PathBuf>,
+    /// Quotas per caller (calls per minute, CPU-seconds per hour, calls at
+    /// once): a TOML file (docs/auth.md). On a mesh with JetStream they
+    /// hold across its gateways.
+    #[arg(long = "quotas", value_name = "FILE")]
+    quotas: Option<PathBuf>,
+}
+
+impl FrontArgs {
+    /// The quotas of `--quotas`, if given.
+    pub fn quotas(&self) -> Result<Option<QuotaConfig>, Failure> {
+        match &self.quotas {
+            Some(path) => Ok(Some(QuotaConfig::load(path).map_err(|e| Failure::usage(anyhow!("--quotas {e}")))?)),
+            None => Ok(None),
+        }
+    }
 }
 
 /// The URL a server is reached at from outside.

@@ -21,6 +21,7 @@ use toolmesh_host::mesh::{NatsAuth, NatsConfig, NatsTls, subjects};
 use toolmesh_host::node::Node;
 use toolmesh_host::node::wire::GpuAdapter;
 use toolmesh_host::sandbox::Sandbox;
+use toolmesh_host::usage::Metering;
 
 /// How to reach NATS and prove who this process is.
 #[derive(Args, Debug)]
@@ -254,6 +255,7 @@ pub async fn gateway(args: GatewayArgs) -> Result<(), Failure> {
         });
     }
     let gateway = Gateway::new(Arc::new(invoker));
+    gateway.set_metering(Metering::shared(&client, args.front.quotas()?, gateway.id()).await);
     let registry = args.registry.client()?;
     let entries =
         registry.catalog(None).await.with_context(|| format!("cannot read the catalog of {}", registry.base()))?;

@@ -32,6 +32,7 @@ mod sandbox_args;
 mod search;
 mod serve;
 mod tool_toml;
+mod usage;
 mod yank;
 
 use clap::{Parser, Subcommand};
@@ -88,6 +89,8 @@ enum Command {
     Gateway(mesh::GatewayArgs),
     /// List the nodes of a NATS mesh: load, grants, labels.
     Nodes(mesh::NodesArgs),
+    /// Show what each caller used of each tool: calls, CPU and GPU time, bytes.
+    Usage(usage::UsageArgs),
 }
 
 /// An error with the exit code it should produce.
@@ -151,6 +154,7 @@ pub fn main() -> ExitCode {
                     Command::Node(args) => mesh::node(args).await,
                     Command::Gateway(args) => mesh::gateway(args).await,
                     Command::Nodes(args) => mesh::nodes(args).await,
+                    Command::Usage(args) => usage::run(args).await,
                     Command::Registry(args) => registry::run(args).await,
                     Command::Serve(args) => serve::serve(args).await,
                     Command::Mcp(args) => serve::mcp(args).await,

@@ -18,6 +18,7 @@ use toolmesh_host::grant::{Policy, ToolRequest};
 use toolmesh_host::node::Node;
 use toolmesh_host::publish::publish;
 use toolmesh_host::sandbox::Sandbox;
+use toolmesh_host::usage::Metering;
 use toolmesh_host::web::{self, Market};
 use toolmesh_registry::api::{AccessConfig, router as registry_router};
 use toolmesh_registry::client::Client;
@@ -178,8 +179,10 @@ fn push_token(data: &Path) -> Result<String, Failure> {
 
 pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let mcp = args.front.config(args.addr)?;
+    let quotas = args.front.quotas()?;
     let data = args.data.dir()?;
     let (store, sandbox, gateway, policy) = node(&data, &args.node)?;
+    gateway.set_metering(Metering::local(quotas, gateway.id()));
     let token = push_token(&data)?;
     let access = AccessConfig { push_tokens: vec![token.clone()], ..AccessConfig::default() };
     let listener =

@@ -16,6 +16,7 @@
 //! (rmcp runs a legacy session's requests where the session began, so
 //! those stay on that session's loop whichever connection brings them.)
 
+use crate::sandbox::meter::thread_cpu_time;
 use axum::Router;
 use axum::serve::Listener;
 use std::cell::RefCell;
@@ -183,12 +184,6 @@ where
         // the process.
         Err(_) => std::future::pending().await,
     }
-}
-
-/// The CPU time the calling thread has used.
-fn thread_cpu_time() -> Duration {
-    let time = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(u64::try_from(time.tv_sec).unwrap_or(0), u32::try_from(time.tv_nsec).unwrap_or(0))
 }
 
 /// The accepting side's handle on one event loop.

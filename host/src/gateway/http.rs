@@ -7,6 +7,7 @@
 
 use super::Gateway;
 use crate::auth::{Access, AuthError, Authenticator, Caller};
+use crate::usage::{QuotaRefusal, Quotas};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -57,6 +58,8 @@ impl Default for McpHttpConfig {
 
 struct Edge {
     auth: Authenticator,
+    /// Whose metering holds the quotas.
+    gateway: Gateway,
     rate_per_minute: u32,
     max_body: usize,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
@@ -98,9 +101,15 @@ impl Edge {
         response
     }
 
-    /// `request` again if `caller` may call every tool it calls; a `403`
-    /// naming the scopes that would let it otherwise.
-    async fn check_calls(&self, caller: &Caller, request: Request) -> Result<Request, Response> {
+    /// `request` again if `caller` may call every tool it calls and is
+    /// within its quotas; else a `403` naming the scopes that would let it,
+    /// or a `429` naming the quota and when to try again.
+    async fn check_calls(
+        &self,
+        caller: &Caller,
+        quotas: Option<&Quotas>,
+        request: Request,
+    ) -> Result<Request, Response> {
         let (parts, body) = request.into_parts();
         let Ok(bytes) = axum::body::to_bytes(body, self.max_body).await else {
             return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, Value::Null, "the request body is too large"));
@@ -112,10 +121,15 @@ impl Edge {
             };
             for message in messages {
                 let Some(tool) = called_tool(message) else { continue };
-                if caller.may_call(tool) {
-                    continue;
+                if !caller.may_call(tool) {
+                    return Err(self.forbidden(message["id"].clone(), tool, caller));
                 }
-                return Err(self.forbidden(message["id"].clone(), tool, caller));
+                if let Some(quotas) = quotas
+                    && let Err(refused) = quotas.check(&caller.name).await
+                {
+                    self.gateway.metering().refused(tool, &refused);
+                    return Err(too_many(message["id"].clone(), &refused));
+                }
             }
         }
         Ok(Request::from_parts(parts, Body::from(bytes)))
@@ -146,6 +160,16 @@ fn called_tool(message: &Value) -> Option<&str> {
     (message["method"] == "tools/call").then(|| message["params"]["name"].as_str().unwrap_or_default())
 }
 
+/// `429` with `Retry-After`, and as its body the `isError` result that
+/// says which quota (what the MCP layer would answer).
+fn too_many(id: Value, refused: &QuotaRefusal) -> Response {
+    let result = serde_json::to_value(super::mcp::over_quota(refused)).unwrap_or(Value::Null);
+    let body = json!({"jsonrpc": "2.0", "id": id, "result": result});
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(refused.retry_seconds()));
+    response
+}
+
 fn refuse(status: StatusCode, id: Value, message: &str) -> Response {
     let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32001, "message": message}});
     (status, axum::Json(body)).into_response()
@@ -159,8 +183,11 @@ async fn guard(State(edge): State<Arc<Edge>>, request: Request, next: Next) -> R
     if !edge.allow(&caller.name) {
         return refuse(StatusCode::TOO_MANY_REQUESTS, Value::Null, "rate limit exceeded; slow down");
     }
-    let mut request = if matches!(caller.access, Access::Claims { .. }) && *request.method() == Method::POST {
-        match edge.check_calls(&caller, request).await {
+    let metering = edge.gateway.metering();
+    let quotas = metering.quotas();
+    let read_calls = matches!(caller.access, Access::Claims { .. }) || quotas.is_some();
+    let mut request = if read_calls && *request.method() == Method::POST {
+        match edge.check_calls(&caller, quotas.map(|q| q.as_ref()), request).await {
             Ok(request) => request,
             Err(refused) => return refused,
         }
@@ -180,12 +207,14 @@ pub fn router(gateway: Gateway, config: McpHttpConfig) -> Result<Router, String>
         .with_allowed_origins(config.allowed_origins.clone())
         .with_max_request_body_bytes(config.max_body)
         .with_json_response(true);
+    let sessions = gateway.clone();
     let service: StreamableHttpService<Gateway, LocalSessionManager> =
-        StreamableHttpService::new(move || Ok(gateway.clone()), Arc::new(LocalSessionManager::default()), rmcp_config);
+        StreamableHttpService::new(move || Ok(sessions.clone()), Arc::new(LocalSessionManager::default()), rmcp_config);
     let auth = Authenticator::new(&config.api_keys, config.oauth.as_ref(), config.access.clone())?;
     let metadata = auth.resource_metadata();
     let edge = Arc::new(Edge {
         auth,
+        gateway: gateway.clone(),
         rate_per_minute: config.rate_per_minute,
         max_body: config.max_body,
         buckets: Mutex::default(),
@@ -193,6 +222,7 @@ pub fn router(gateway: Gateway, config: McpHttpConfig) -> Result<Router, String>
     let mut router = Router::new()
         .nest_service("/mcp", service)
         .route("/metrics", axum::routing::get(metrics))
+        .route("/usage", axum::routing::get(move |request: Request| usage(gateway.clone(), request)))
         .layer(axum::middleware::from_fn_with_state(edge, guard));
     if let Some(metadata) = metadata {
         // Read by clients before they have a token, from any origin.
@@ -214,14 +244,40 @@ pub async fn metrics() -> Response {
     ([(header::CONTENT_TYPE, content_type)], crate::metrics::global().encode()).into_response()
 }
 
+/// `GET /usage`: what each caller used of each tool, over every gateway
+/// sharing this one's metering. A caller whose token limits it to some
+/// tools sees only its own use; API keys and local callers see everyone's.
+pub async fn usage(gateway: Gateway, request: Request) -> Response {
+    let caller = request.extensions().get::<Caller>().cloned().unwrap_or_else(Caller::nobody);
+    match gateway.metering().report().await {
+        Ok(mut rows) => {
+            if !matches!(caller.access, Access::All) {
+                rows.retain(|row| row.caller == caller.name);
+            }
+            axum::Json(json!({"usage": rows})).into_response()
+        }
+        Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, Value::Null, &e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs nothing.
+    struct Nothing;
+
+    impl crate::gateway::Invoker for Nothing {
+        fn invoke(&self, _call: crate::gateway::Invocation) -> crate::gateway::InvokeFuture<'_> {
+            Box::pin(async { Ok(crate::sandbox::CallOutput::unreserved(Vec::new())) })
+        }
+    }
 
     #[test]
     fn rate_limit_empties_and_refills() {
         let edge = |rate| Edge {
             auth: Authenticator::new(&[], None, None).unwrap(),
+            gateway: Gateway::new(Arc::new(Nothing)),
             rate_per_minute: rate,
             max_body: 1 << 20,
             buckets: Mutex::default(),

@@ -132,6 +132,18 @@ pub fn error_result(message: &str) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message)])
 }
 
+/// The answer to a call its caller's quota does not allow: an `isError`
+/// result saying which quota and when to try again (the HTTP edge sends
+/// it with `429` and `Retry-After`).
+pub fn over_quota(refused: &crate::usage::QuotaRefusal) -> CallToolResult {
+    let mut result = error_result(&refused.to_string());
+    result.meta = serde_json::from_value(json!({
+        "dev.toolmesh/quota": {"quota": refused.quota.as_str(), "retryAfterSeconds": refused.retry_seconds()}
+    }))
+    .ok();
+    result
+}
+
 /// [`call_result`] as JSON (for `tool run --json`).
 pub fn mcp_result(content: Vec<Content>) -> Value {
     serde_json::to_value(call_result(content)).unwrap_or(Value::Null)
@@ -298,6 +310,19 @@ impl ServerHandler for Gateway {
             return Err(McpError::invalid_params(format!("invalid arguments for `{}`: {problem}", tool.name), None));
         }
         let arguments = arguments.to_string();
+        let metering = self.metering();
+        let admission = match metering.quotas() {
+            None => None,
+            Some(quotas) => match quotas.admit(&caller.name).await {
+                Ok(admission) => Some((quotas.clone(), admission)),
+                Err(refused) => {
+                    metering.refused(&tool.name, &refused);
+                    return Ok(over_quota(&refused).into());
+                }
+            },
+        };
+        let bytes_in = arguments.len() as u64;
+        let meter = Arc::new(crate::sandbox::CallMeter::default());
         let token =
             request.meta.as_ref().and_then(|m| m.get_progress_token()).or_else(|| context.meta.get_progress_token());
         let relay = token.map(|token| ProgressRelay::start(&context, token));
@@ -311,6 +336,8 @@ impl ServerHandler for Gateway {
             call_id: call_id.clone(),
             request: tool.permissions.clone(),
             retry_safe: tool.retry_safe(),
+            caller: Some(caller.name.clone()),
+            meter: meter.clone(),
         };
         let started = Instant::now();
         let metrics = &crate::metrics::global().gateway;
@@ -334,6 +361,23 @@ impl ServerHandler for Gateway {
         let labels =
             crate::metrics::CallerLabels { caller: metrics.callers.label(&caller.name), outcome: outcome_text.into() };
         metrics.caller_calls.get_or_create(&labels).inc();
+        let usage = crate::usage::Usage {
+            calls: 1,
+            errors: u64::from(outcome_text != "ok"),
+            cpu_us: u64::try_from(meter.cpu().as_micros()).unwrap_or(u64::MAX),
+            gpu_us: u64::try_from(meter.gpu().as_micros()).unwrap_or(u64::MAX),
+            bytes_in,
+            bytes_out: match &outcome {
+                Some(Ok(output)) => output.iter().map(Content::byte_len).sum(),
+                _ => 0,
+            },
+        };
+        metering.record(&caller.name, &tool.name, &usage);
+        if let Some((quotas, admission)) = admission {
+            // Off the answer's path: its slot back, its CPU time counted.
+            let cpu = meter.cpu();
+            tokio::spawn(async move { quotas.end(admission, cpu).await });
+        }
         tracing::info!(
             target: "toolmesh::audit",
             call = %call_id,
@@ -341,6 +385,7 @@ impl ServerHandler for Gateway {
             tool = %tool.name,
             digest = %tool.digest,
             ms = seconds * 1000.0,
+            cpu_ms = usage.cpu_us as f64 / 1000.0,
             outcome = outcome_text,
             phase = phase.map(tracing::field::display),
             "call"

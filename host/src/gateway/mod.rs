@@ -47,6 +47,8 @@ struct Inner {
     /// and the same id names a call in every process's log.
     call_prefix: String,
     bare_names: Vec<String>,
+    /// What callers use, and their quotas.
+    metering: RwLock<Arc<crate::usage::Metering>>,
 }
 
 /// A random start for call ids (the process id and time if there is no random source).
@@ -78,6 +80,7 @@ impl Gateway {
                 next_call: AtomicU64::new(1),
                 call_prefix: call_prefix(),
                 bare_names,
+                metering: RwLock::default(),
             }),
         }
     }
@@ -110,6 +113,21 @@ impl Gateway {
     /// A receiver that sees every change of the tool list.
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.version.subscribe()
+    }
+
+    /// This gateway's name among the gateways of a mesh (new at every start).
+    pub fn id(&self) -> &str {
+        &self.inner.call_prefix
+    }
+
+    /// Meters calls and enforces quotas with `metering` from now on.
+    pub fn set_metering(&self, metering: Arc<crate::usage::Metering>) {
+        *self.inner.metering.write().unwrap_or_else(|e| e.into_inner()) = metering;
+    }
+
+    /// What callers use, and their quotas.
+    pub fn metering(&self) -> Arc<crate::usage::Metering> {
+        self.inner.metering.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub(crate) fn invoker(&self) -> &dyn Invoker {

@@ -13,7 +13,9 @@
 use super::parts::{self, Assembler, MAX_VALUE, PartError};
 use super::subjects;
 use super::{ADVERT_EVERY, KEEPALIVE_EVERY, LOST_AFTER, MeshError, Refusals};
-use crate::node::wire::{self, Advert, CallMessage, CancelMessage, GpuAdapter, NodeMessage, WIRE_VERSION};
+use crate::node::wire::{
+    self, Advert, CallMessage, CancelMessage, GpuAdapter, NodeMessage, OLDEST_WIRE_VERSION, WIRE_VERSION, WireUsage,
+};
 use crate::node::{Invocation, Node};
 use crate::sandbox::Progress;
 use bytes::Bytes;
@@ -202,9 +204,11 @@ fn whole(
 }
 
 /// An error for a call the node did not start (attempt 0: before its id was read).
+/// Written in the oldest version, which every gateway reads (the call's
+/// own version is not known yet).
 fn admission_error(kind: &str, message: String, retryable: bool) -> NodeMessage {
     NodeMessage::Error {
-        v: WIRE_VERSION,
+        v: OLDEST_WIRE_VERSION,
         call_id: String::new(),
         attempt: 0,
         kind: kind.into(),
@@ -212,6 +216,7 @@ fn admission_error(kind: &str, message: String, retryable: bool) -> NodeMessage 
         message,
         tool_failure: false,
         retryable,
+        usage: None,
     }
 }
 
@@ -281,7 +286,8 @@ fn take(
     let key = (call.call_id.clone(), call.attempt);
     in_flight.fetch_add(1, Ordering::Relaxed);
     let (in_flight, registry) = (in_flight.clone(), running.clone());
-    let span = tracing::info_span!("call", id = %call.call_id, attempt = call.attempt);
+    let caller = call.caller.as_deref().unwrap_or("-");
+    let span = tracing::info_span!("call", id = %call.call_id, attempt = call.attempt, caller = %caller);
     let task = tokio::spawn(
         async move {
             let answer = Answer {
@@ -289,10 +295,11 @@ fn take(
                 reply: reply.to_string(),
                 call_id: call.call_id.clone(),
                 attempt: call.attempt,
+                v: call.v,
             };
             answer
                 .send(NodeMessage::Accepted {
-                    v: WIRE_VERSION,
+                    v: answer.v,
                     call_id: answer.call_id.clone(),
                     attempt: answer.attempt,
                     node: node_id,
@@ -308,7 +315,7 @@ fn take(
                         tick.tick().await;
                         answer
                             .send(NodeMessage::KeepAlive {
-                                v: WIRE_VERSION,
+                                v: answer.v,
                                 call_id: answer.call_id.clone(),
                                 attempt: answer.attempt,
                             })
@@ -346,14 +353,20 @@ struct Answer {
     reply: String,
     call_id: String,
     attempt: u32,
+    /// The call's wire version, which its answers are written in.
+    v: u32,
 }
 
 impl Answer {
     async fn send(&self, message: NodeMessage) {
         let mut bytes = wire::encode(&message);
         if bytes.len() > MAX_VALUE {
+            let usage = match message {
+                NodeMessage::Result { usage, .. } | NodeMessage::Error { usage, .. } => usage,
+                _ => None,
+            };
             bytes = wire::encode(&NodeMessage::Error {
-                v: WIRE_VERSION,
+                v: self.v,
                 call_id: self.call_id.clone(),
                 attempt: self.attempt,
                 kind: "output_too_large".into(),
@@ -361,6 +374,7 @@ impl Answer {
                 message: format!("the answer is {} bytes, over the mesh's limit of {MAX_VALUE}", bytes.len()),
                 tool_failure: true,
                 retryable: false,
+                usage,
             });
         }
         if let Err(e) = parts::publish(&self.client, self.reply.clone(), None, bytes).await {
@@ -372,7 +386,7 @@ impl Answer {
 /// Runs `call` on `node`; the result or error as the message to send.
 async fn run(node: &Node, call: CallMessage, answer: &Answer) -> NodeMessage {
     let failed = |kind: &str, message: String| NodeMessage::Error {
-        v: WIRE_VERSION,
+        v: answer.v,
         call_id: answer.call_id.clone(),
         attempt: answer.attempt,
         kind: kind.into(),
@@ -380,6 +394,7 @@ async fn run(node: &Node, call: CallMessage, answer: &Answer) -> NodeMessage {
         message,
         tool_failure: false,
         retryable: false,
+        usage: None,
     };
     let (Ok(repository), Ok(digest)) = (call.repository.parse(), call.digest.parse()) else {
         return failed("bad_request", format!("bad repository or digest: {} {}", call.repository, call.digest));
@@ -394,7 +409,7 @@ async fn run(node: &Node, call: CallMessage, answer: &Answer) -> NodeMessage {
             tokio::spawn(async move {
                 while let Some(p) = queue.recv().await {
                     let message = NodeMessage::Progress {
-                        v: WIRE_VERSION,
+                        v: answer.v,
                         call_id: answer.call_id.clone(),
                         attempt: answer.attempt,
                         done: p.done,
@@ -421,22 +436,28 @@ async fn run(node: &Node, call: CallMessage, answer: &Answer) -> NodeMessage {
         call_id: call.call_id.clone(),
         request: Arc::default(),
         retry_safe: false,
+        caller: call.caller,
+        meter: Arc::default(),
     };
+    let meter = invocation.meter.clone();
     tracing::info!(call = %call.call_id, attempt = call.attempt, tool = %invocation.tool, "call");
     let outcome = node.run(invocation).await;
+    // A version-1 gateway would refuse the field.
+    let usage = (answer.v >= 2).then(|| WireUsage::of(&meter));
     if let Some(forwarder) = forwarder {
         // The sandbox has dropped its sinks: what is queued goes out first.
         let _ = tokio::time::timeout(Duration::from_secs(1), forwarder).await;
     }
     match outcome {
         Ok(output) => NodeMessage::Result {
-            v: WIRE_VERSION,
+            v: answer.v,
             call_id: answer.call_id.clone(),
             attempt: answer.attempt,
             content: output.into_content().into_iter().map(Into::into).collect(),
+            usage,
         },
         Err(e) => NodeMessage::Error {
-            v: WIRE_VERSION,
+            v: answer.v,
             call_id: answer.call_id.clone(),
             attempt: answer.attempt,
             kind: e.kind().to_owned(),
@@ -444,6 +465,7 @@ async fn run(node: &Node, call: CallMessage, answer: &Answer) -> NodeMessage {
             message: e.cause.to_string(),
             tool_failure: e.is_tool_visible(),
             retryable: e.is_retryable() || e.kind() == "not_granted",
+            usage,
         },
     }
 }

@@ -10,7 +10,7 @@ use super::{LOST_AFTER, MeshError, subjects};
 use crate::gateway::placement::{self, CallNeeds, NoPlacement, NodeView};
 use crate::gateway::{Invocation, InvokeCause, InvokeError, InvokeFuture, Invoker};
 use crate::metrics::{Counting, GatewayMetrics, NodeLabels, ReasonLabel};
-use crate::node::wire::{self, Advert, CallMessage, CancelMessage, NodeMessage, WIRE_VERSION};
+use crate::node::wire::{self, Advert, CallMessage, CancelMessage, NodeMessage, OLDEST_WIRE_VERSION};
 use crate::sandbox::{CallOutput, Content, Progress};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -117,6 +117,11 @@ impl Table {
                 known.ended_since_advert += 1;
             }
         }
+    }
+
+    /// The wire version to write to node `id` (the oldest if it is gone).
+    fn version_for(&self, id: &str) -> u32 {
+        self.lock().get(id).map_or(OLDEST_WIRE_VERSION, |known| wire::version_for(known.advert.v))
     }
 
     fn broke(&self, id: &str) {
@@ -254,8 +259,11 @@ impl MeshInvoker {
             attempt,
             armed: true,
         };
+        // A node speaking an older version is written to in it, without
+        // the fields it would refuse.
+        let v = self.table.version_for(node);
         let message = CallMessage {
-            v: WIRE_VERSION,
+            v,
             call_id,
             attempt,
             repository: call.repository.to_string(),
@@ -263,6 +271,7 @@ impl MeshInvoker {
             tool: call.tool.clone(),
             arguments: call.arguments.clone(),
             progress: call.progress.is_some(),
+            caller: if v >= 2 { call.caller.clone() } else { None },
         };
         let bytes = wire::encode(&message);
         if bytes.len() > MAX_VALUE {
@@ -310,8 +319,11 @@ impl MeshInvoker {
                         sink(Progress { done, total, message });
                     }
                 }
-                NodeMessage::Result { attempt: a, content, .. } if a == attempt => {
+                NodeMessage::Result { attempt: a, content, usage, .. } if a == attempt => {
                     cancel.armed = false;
+                    if let Some(usage) = usage {
+                        usage.add_to(&call.meter);
+                    }
                     let content: Result<Vec<Content>, _> = content.into_iter().map(Content::try_from).collect();
                     return content.map(CallOutput::unreserved).map_err(|e| {
                         Attempt::Failed(InvokeCause::Remote {
@@ -324,10 +336,13 @@ impl MeshInvoker {
                 }
                 // The inbox is this attempt's alone: an error before the
                 // node read the call (attempt 0) is this attempt's too.
-                NodeMessage::Error { attempt: a, kind, message, tool_failure, retryable, .. }
+                NodeMessage::Error { attempt: a, kind, message, tool_failure, retryable, usage, .. }
                     if a == attempt || a == 0 =>
                 {
                     cancel.armed = false;
+                    if let Some(usage) = usage {
+                        usage.add_to(&call.meter);
+                    }
                     return Err(Attempt::Failed(InvokeCause::Remote { kind, message, tool_failure, retryable }));
                 }
                 _ => {} // an answer to another attempt: dropped
@@ -358,8 +373,9 @@ impl Drop for CancelOnDrop {
         if !self.armed {
             return;
         }
+        // Every version reads a cancel of the oldest.
         let message =
-            CancelMessage { v: WIRE_VERSION, call_id: std::mem::take(&mut self.call_id), attempt: self.attempt };
+            CancelMessage { v: OLDEST_WIRE_VERSION, call_id: std::mem::take(&mut self.call_id), attempt: self.attempt };
         let (client, subject) = (self.client.clone(), subjects::cancel(&self.node));
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
@@ -379,6 +395,7 @@ impl Invoker for MeshInvoker {
 mod tests {
     use super::*;
     use crate::grant::Policy;
+    use crate::node::wire::WIRE_VERSION;
 
     fn advert(in_flight: u32) -> Advert {
         Advert {

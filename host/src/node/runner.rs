@@ -33,6 +33,11 @@ pub struct Invocation {
     /// Whether running it twice is harmless (read-only or idempotent by its
     /// annotations): then a call whose node is lost is retried elsewhere.
     pub retry_safe: bool,
+    /// Who asked for the call ([`crate::auth::Caller`]'s name), for logs;
+    /// absent when a gateway of an older wire version sent it.
+    pub caller: Option<String>,
+    /// Receives the CPU and GPU time the call uses, wherever it runs.
+    pub meter: Arc<crate::sandbox::CallMeter>,
 }
 
 /// Why a call produced no result: what went wrong, in which phase, for
@@ -336,12 +341,18 @@ impl Node {
     }
 
     async fn run_counted(&self, call: Invocation) -> Result<CallOutput, InvokeError> {
-        let Invocation { repository, digest, tool, arguments, progress, call_id, .. } = call;
+        let Invocation { repository, digest, tool, arguments, progress, call_id, meter, .. } = call;
         let Loaded { component, grant } = match self.component(&repository, digest).await {
             Ok(loaded) => loaded,
             Err(e) => return Err(InvokeError::new(digest, tool, e)),
         };
-        let options = CallOptions { progress, call_id: Some(call_id), grant: Some(grant), ..CallOptions::default() };
+        let options = CallOptions {
+            progress,
+            call_id: Some(call_id),
+            grant: Some(grant),
+            meter: Some(meter),
+            ..CallOptions::default()
+        };
         match self.sandbox.call(&component, &tool, &arguments, options).await {
             Ok(output) => Ok(output),
             Err(e) => Err(InvokeError::new(digest, tool, e.into())),

@@ -11,8 +11,19 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The version of every message in this module.
-pub const WIRE_VERSION: u32 = 1;
+/// The version of the messages this side writes. Version 2 added the
+/// caller to calls and what a call used to its answers.
+pub const WIRE_VERSION: u32 = 2;
+
+/// The oldest version this side still reads and, to a peer that speaks
+/// only it, writes.
+pub const OLDEST_WIRE_VERSION: u32 = 1;
+
+/// The version to write to a peer that speaks `theirs` (from its advert):
+/// the newer of the two sides' is never sent to an older peer.
+pub fn version_for(theirs: u32) -> u32 {
+    theirs.clamp(OLDEST_WIRE_VERSION, WIRE_VERSION)
+}
 
 /// A message that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,8 +36,8 @@ pub enum WireError {
         /// What is wrong.
         why: String,
     },
-    /// Written by a newer peer.
-    #[error("{what} has version {found}; this side speaks {WIRE_VERSION}")]
+    /// Written by a newer (or much older) peer.
+    #[error("{what} has version {found}; this side speaks {OLDEST_WIRE_VERSION} to {WIRE_VERSION}")]
     Version {
         /// Which message.
         what: &'static str,
@@ -35,7 +46,9 @@ pub enum WireError {
     },
 }
 
-/// Reads message `what` from JSON `bytes`, checking its version first.
+/// Reads message `what` from JSON `bytes`, checking its version first: any
+/// from [`OLDEST_WIRE_VERSION`] to [`WIRE_VERSION`] (an older message
+/// lacks the newer fields, which read as absent).
 pub fn decode<T: for<'de> Deserialize<'de>>(what: &'static str, bytes: &[u8]) -> Result<T, WireError> {
     #[derive(Deserialize)]
     struct Versioned {
@@ -43,7 +56,7 @@ pub fn decode<T: for<'de> Deserialize<'de>>(what: &'static str, bytes: &[u8]) ->
     }
     let malformed = |e: serde_json::Error| WireError::Malformed { what, why: e.to_string() };
     let Versioned { v } = serde_json::from_slice(bytes).map_err(malformed)?;
-    if v != WIRE_VERSION {
+    if !(OLDEST_WIRE_VERSION..=WIRE_VERSION).contains(&v) {
         return Err(WireError::Version { what, found: v });
     }
     serde_json::from_slice(bytes).map_err(malformed)
@@ -58,7 +71,7 @@ pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CallMessage {
-    /// [`WIRE_VERSION`].
+    /// The message's version (see [`WIRE_VERSION`]).
     pub v: u32,
     /// The call's id, the same in the gateway's and the node's logs.
     pub call_id: String,
@@ -76,13 +89,17 @@ pub struct CallMessage {
     /// Whether the caller wants progress reports.
     #[serde(default)]
     pub progress: bool,
+    /// Who asked for the call (a token's subject, an API key's name), for
+    /// the node's logs. Since version 2; never a credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
 }
 
 /// A gateway's word that a call's caller went away: stop it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CancelMessage {
-    /// [`WIRE_VERSION`].
+    /// The message's version (see [`WIRE_VERSION`]).
     pub v: u32,
     /// The call.
     pub call_id: String,
@@ -97,7 +114,7 @@ pub struct CancelMessage {
 pub enum NodeMessage {
     /// The node took the call.
     Accepted {
-        /// [`WIRE_VERSION`].
+        /// The message's version (see [`WIRE_VERSION`]).
         v: u32,
         /// The call.
         call_id: String,
@@ -109,7 +126,7 @@ pub enum NodeMessage {
     /// The call is still running (sent at a fixed interval, so a silent
     /// node is known to be lost).
     KeepAlive {
-        /// [`WIRE_VERSION`].
+        /// The message's version (see [`WIRE_VERSION`]).
         v: u32,
         /// The call.
         call_id: String,
@@ -118,7 +135,7 @@ pub enum NodeMessage {
     },
     /// A progress report from the tool.
     Progress {
-        /// [`WIRE_VERSION`].
+        /// The message's version (see [`WIRE_VERSION`]).
         v: u32,
         /// The call.
         call_id: String,
@@ -133,7 +150,7 @@ pub enum NodeMessage {
     },
     /// The call's result.
     Result {
-        /// [`WIRE_VERSION`].
+        /// The message's version (see [`WIRE_VERSION`]).
         v: u32,
         /// The call.
         call_id: String,
@@ -141,10 +158,13 @@ pub enum NodeMessage {
         attempt: u32,
         /// The content items.
         content: Vec<WireContent>,
+        /// What the call used. Since version 2.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<WireUsage>,
     },
     /// The call failed.
     Error {
-        /// [`WIRE_VERSION`].
+        /// The message's version (see [`WIRE_VERSION`]).
         v: u32,
         /// The call.
         call_id: String,
@@ -161,7 +181,35 @@ pub enum NodeMessage {
         tool_failure: bool,
         /// Whether another node could succeed (busy, not granted here).
         retryable: bool,
+        /// What the call used before it failed. Since version 2.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<WireUsage>,
     },
+}
+
+/// What a call used of the node that ran it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireUsage {
+    /// CPU time, in microseconds.
+    pub cpu_us: u64,
+    /// GPU time, in microseconds.
+    #[serde(default)]
+    pub gpu_us: u64,
+}
+
+impl WireUsage {
+    /// What `meter` measured.
+    pub fn of(meter: &crate::sandbox::CallMeter) -> Self {
+        let us = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        WireUsage { cpu_us: us(meter.cpu()), gpu_us: us(meter.gpu()) }
+    }
+
+    /// Adds it to `meter`.
+    pub fn add_to(self, meter: &crate::sandbox::CallMeter) {
+        meter.add_cpu(std::time::Duration::from_micros(self.cpu_us));
+        meter.add_gpu(std::time::Duration::from_micros(self.gpu_us));
+    }
 }
 
 /// A content item on the wire: images travel as base64.
@@ -219,7 +267,8 @@ impl TryFrom<WireContent> for Content {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Advert {
-    /// [`WIRE_VERSION`].
+    /// The newest version the node speaks: gateways write it calls of
+    /// that version at most ([`version_for`]).
     pub v: u32,
     /// A unique id, new at every start.
     pub id: String,
@@ -275,10 +324,13 @@ mod tests {
             tool: "count".into(),
             arguments: r#"{"text":"a"}"#.into(),
             progress: true,
+            caller: Some("alice".into()),
         };
         assert_eq!(decode::<CallMessage>("call", &encode(&call)).unwrap(), call);
-        let newer = br#"{"v": 2, "call_id": "c1", "teleport": true}"#;
-        assert_eq!(decode::<CallMessage>("call", newer).unwrap_err(), WireError::Version { what: "call", found: 2 });
+        let newer = br#"{"v": 3, "call_id": "c1", "teleport": true}"#;
+        assert_eq!(decode::<CallMessage>("call", newer).unwrap_err(), WireError::Version { what: "call", found: 3 });
+        let ancient = br#"{"v": 0, "call_id": "c1"}"#;
+        assert_eq!(decode::<CallMessage>("call", ancient).unwrap_err(), WireError::Version { what: "call", found: 0 });
         assert!(matches!(decode::<CallMessage>("call", b"[1,2"), Err(WireError::Malformed { .. })));
 
         let done = NodeMessage::Result {
@@ -289,11 +341,37 @@ mod tests {
                 Content::Text("hi".into()).into(),
                 Content::Image { data: vec![0, 159, 255], mime_type: "image/png".into() }.into(),
             ],
+            usage: Some(WireUsage { cpu_us: 1500, gpu_us: 0 }),
         };
         let json = encode(&done);
         assert!(String::from_utf8_lossy(&json).contains(r#""type":"result""#));
-        let NodeMessage::Result { content, .. } = decode::<NodeMessage>("answer", &json).unwrap() else { panic!() };
+        let NodeMessage::Result { content, usage, .. } = decode::<NodeMessage>("answer", &json).unwrap() else {
+            panic!()
+        };
+        assert_eq!(usage, Some(WireUsage { cpu_us: 1500, gpu_us: 0 }));
         let back: Vec<Content> = content.into_iter().map(|c| c.try_into().unwrap()).collect();
         assert_eq!(back[1], Content::Image { data: vec![0, 159, 255], mime_type: "image/png".into() });
+    }
+
+    #[test]
+    fn version_1_peers_are_read_and_written_to_without_the_newer_fields() {
+        // A version-1 gateway's call: read, with no caller.
+        let old_call = br#"{"v":1,"call_id":"c1","attempt":1,"repository":"examples/text","digest":"sha256:00","tool":"count","arguments":"{}","progress":false}"#;
+        let call = decode::<CallMessage>("call", old_call).unwrap();
+        assert_eq!((call.v, call.caller), (1, None));
+        // To a version-1 node a call goes out in version 1, whose reader
+        // refuses unknown fields: so no caller field at all.
+        assert_eq!(version_for(1), 1);
+        assert_eq!(version_for(7), WIRE_VERSION, "never newer than this side");
+        let to_old =
+            CallMessage { v: version_for(1), caller: None, ..decode::<CallMessage>("call", old_call).unwrap() };
+        assert_eq!(encode(&to_old), old_call.to_vec());
+        // A version-1 node's answer: no usage.
+        let old_answer = br#"{"type":"error","v":1,"call_id":"c1","attempt":1,"kind":"timeout","phase":"call","message":"slow","tool_failure":true,"retryable":false}"#;
+        let NodeMessage::Error { usage, .. } = decode::<NodeMessage>("answer", old_answer).unwrap() else { panic!() };
+        assert_eq!(usage, None);
+        // A field a version does not know is still refused.
+        let odd = br#"{"type":"keep_alive","v":2,"call_id":"c1","attempt":1,"mood":"fine"}"#;
+        assert!(matches!(decode::<NodeMessage>("answer", odd), Err(WireError::Malformed { .. })));
     }
 }

@@ -137,4 +137,6 @@ pub struct CallOptions {
     /// What the call may use beyond the WASI base, log and progress
     /// (the tool's request as covered by the node's policy); none if absent.
     pub grant: Option<Arc<Grant>>,
+    /// Receives the CPU and GPU time the call uses.
+    pub meter: Option<Arc<super::CallMeter>>,
 }

@@ -59,6 +59,36 @@ pub enum Content {
     },
 }
 
+impl Content {
+    /// Its size in bytes, for metering: the text, the JSON as written, the
+    /// image's encoded bytes.
+    pub fn byte_len(&self) -> u64 {
+        match self {
+            Content::Text(text) => text.len() as u64,
+            Content::Json(value) => {
+                let mut counter = ByteCounter(0);
+                let _ = serde_json::to_writer(&mut counter, value);
+                counter.0
+            }
+            Content::Image { data, .. } => data.len() as u64,
+        }
+    }
+}
+
+/// Counts what is written to it.
+struct ByteCounter(u64);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len() as u64;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Whether `name` is a valid tool name within a component.
 pub fn is_valid_tool_name(name: &str) -> bool {
     (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))

@@ -34,6 +34,7 @@ mod component;
 mod content;
 mod engine;
 mod error;
+pub mod meter;
 pub(crate) mod plain;
 mod state;
 mod stdio;
@@ -45,6 +46,7 @@ pub use component::{CallOptions, CallOutput, ToolComponent};
 pub use content::{Annotations, Content, ToolDescriptor, is_valid_tool_name};
 pub use engine::{TICK, Tier};
 pub use error::{Phase, SandboxError, humanize_bytes};
+pub use meter::CallMeter;
 pub(crate) use state::{CallState, GpuContext};
 
 use crate::capability::gpu::{AdapterSummary, GpuService};
@@ -353,6 +355,7 @@ impl Sandbox {
         let call_id = options.call_id.unwrap_or_else(|| format!("c{}", self.next_call.fetch_add(1, Ordering::Relaxed)));
         let engine = component.pre.engine();
         let grant = options.grant.unwrap_or_default();
+        let meter = options.meter.unwrap_or_default();
         let gpu = GpuContext { service: self.gpu.clone(), component: component.digest };
         let state = CallState::new(call_id, limits, options.progress, &grant, gpu)?;
         let refusals = state.http.refusals.clone();
@@ -381,12 +384,19 @@ impl Sandbox {
         });
         let deadline = tokio::time::Instant::from_std(store.data().deadline) + TICK;
         let mut instantiated = false;
-        let outcome = tokio::time::timeout_at(deadline, async {
-            let instance = component.pre.instantiate_async(&mut store).await?;
-            instantiated = true;
-            f(&instance, &mut store).await
-        })
+        let outcome = tokio::time::timeout_at(
+            deadline,
+            meter::Metered::new(
+                async {
+                    let instance = component.pre.instantiate_async(&mut store).await?;
+                    instantiated = true;
+                    f(&instance, &mut store).await
+                },
+                &meter,
+            ),
+        )
         .await;
+        meter.add_gpu(store.data().gpu.waited());
         flush_guest_output(store.data());
         match outcome {
             Err(_elapsed) => Err(SandboxError::Timeout { limit: limits.timeout }),

@@ -103,6 +103,11 @@ impl GpuCall {
         }
     }
 
+    /// How long the call has waited for its GPU work: its GPU time.
+    pub(crate) fn waited(&self) -> Duration {
+        self.waited
+    }
+
     /// Takes the GPU away from the call: every operation answers
     /// `no-adapter` with `why`.
     pub(crate) fn deny(&mut self, why: &str) {

@@ -2,15 +2,178 @@
 //
 // A form calls its tool through this server's own /mcp endpoint, as any MCP
 // client does (protocol 2026-07-28: one POST per call, progress streamed as
-// server-sent events), so the gateway's Origin and Host checks, API keys and
-// rate limits apply to it. Whatever a tool returns is put on the page as
-// text (textContent), never parsed as HTML.
+// server-sent events), so the gateway's Origin and Host checks, API keys,
+// sign-in and rate limits apply to it. Whatever a tool returns is put on the
+// page as text (textContent), never parsed as HTML.
+//
+// Where the server signs people in with the team's identity provider, the
+// page is an OAuth public client: authorization code with PKCE (S256). The
+// verifier and state stay in this tab's session storage; the server tells
+// the page where to send the person (/signin/config) and relays the code
+// exchange (/signin/token); the access token is kept in session storage
+// for this tab alone, and sent only to /mcp.
 "use strict";
 
 (function () {
   const PROTOCOL = "2026-07-28";
   const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+  const TOKEN = "toolmesh.token";
+  const PENDING = "toolmesh.signin";
   let nextId = 1;
+
+  /** Bytes as base64url without padding. */
+  function base64url(bytes) {
+    let text = "";
+    for (const b of new Uint8Array(bytes)) text += String.fromCharCode(b);
+    return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  /** The access token of this tab's sign-in, while it is valid. */
+  function signedInToken() {
+    try {
+      const saved = JSON.parse(sessionStorage.getItem(TOKEN) || "null");
+      if (saved && typeof saved.token === "string" && saved.expires > Date.now()) return saved.token;
+    } catch (e) {
+      /* nothing usable saved */
+    }
+    sessionStorage.removeItem(TOKEN);
+    return null;
+  }
+
+  /** Sends the person to the issuer's sign-in page (authorization code + PKCE). */
+  async function signIn() {
+    const answer = await fetch("/signin/config", { headers: { accept: "application/json" } });
+    const config = await answer.json();
+    if (!answer.ok) throw new Error(config.error || "The sign-in is not available (HTTP " + answer.status + ").");
+    const verifier = base64url(crypto.getRandomValues(new Uint8Array(32)));
+    const challenge = base64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+    const state = base64url(crypto.getRandomValues(new Uint8Array(16)));
+    sessionStorage.setItem(PENDING, JSON.stringify({ verifier, state, back: location.pathname + location.search }));
+    const url = new URL(config.authorization_endpoint);
+    const params = {
+      response_type: "code",
+      client_id: config.client_id,
+      redirect_uri: config.redirect_uri,
+      scope: config.scope,
+      state,
+      code_challenge: challenge,
+      code_challenge_method: "S256",
+      resource: config.resource,
+    };
+    for (const [name, value] of Object.entries(params)) if (value) url.searchParams.set(name, value);
+    location.assign(url.toString());
+  }
+
+  /** On /signed-in: exchanges the code, keeps the token, goes back. */
+  async function finishSignIn() {
+    const status = document.getElementById("signing-in");
+    const query = new URLSearchParams(location.search);
+    let pending = null;
+    try {
+      pending = JSON.parse(sessionStorage.getItem(PENDING) || "null");
+    } catch (e) {
+      /* none */
+    }
+    sessionStorage.removeItem(PENDING);
+    if (query.get("error")) {
+      status.textContent = "The sign-in did not happen: " + (query.get("error_description") || query.get("error"));
+      return;
+    }
+    if (!pending || !query.get("code") || query.get("state") !== pending.state) {
+      status.textContent = "This sign-in was not started from this tab; start it again from a tool's page.";
+      return;
+    }
+    const answer = await fetch("/signin/token", {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json" },
+      body: JSON.stringify({ code: query.get("code"), code_verifier: pending.verifier }),
+    });
+    const body = await answer.json().catch(() => ({}));
+    if (!answer.ok || typeof body.access_token !== "string") {
+      status.textContent = "The sign-in failed: " + (body.error || "HTTP " + answer.status);
+      return;
+    }
+    const lifetime = typeof body.expires_in === "number" ? body.expires_in : 3600;
+    sessionStorage.setItem(TOKEN, JSON.stringify({ token: body.access_token, expires: Date.now() + lifetime * 1000 }));
+    location.replace(pending.back && pending.back.startsWith("/") && !pending.back.startsWith("//") ? pending.back : "/");
+  }
+
+  /** The tool names this sign-in may call (the gateway lists only those). */
+  async function allowedTools(token) {
+    const response = await fetch("/mcp", {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        "mcp-protocol-version": PROTOCOL,
+        "mcp-method": "tools/list",
+        authorization: "Bearer " + token,
+      },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: nextId++,
+        method: "tools/list",
+        params: { _meta: { "io.modelcontextprotocol/protocolVersion": PROTOCOL, "io.modelcontextprotocol/clientCapabilities": {} } },
+      }),
+    });
+    if (response.status === 401) return null;
+    const message = await response.json();
+    return new Set(((message.result && message.result.tools) || []).map((t) => t.name));
+  }
+
+  /** Shows whether this tab is signed in, and which forms its sign-in may run. */
+  async function showAccount() {
+    const account = document.getElementById("account");
+    if (!account) return;
+    const problem = document.getElementById("account-error");
+    const token = signedInToken();
+    document.getElementById("signed-out").hidden = !!token;
+    document.getElementById("signed-in").hidden = !token;
+    for (const form of document.querySelectorAll("form.try")) {
+      form.querySelector(".not-allowed").hidden = true;
+      delete form.dataset.notAllowed;
+      form.querySelector("button[type=submit]").disabled = false;
+    }
+    if (!token) return;
+    let allowed;
+    try {
+      allowed = await allowedTools(token);
+    } catch (e) {
+      return;
+    }
+    if (allowed === null) {
+      sessionStorage.removeItem(TOKEN);
+      problem.textContent = "Your sign-in has expired: sign in again.";
+      problem.hidden = false;
+      return showAccount();
+    }
+    for (const form of document.querySelectorAll("form.try")) {
+      if (allowed.has(form.dataset.tool)) continue;
+      // An API key typed into the form may still run it.
+      const key = form.querySelector(".api-key");
+      form.dataset.notAllowed = "1";
+      form.querySelector(".not-allowed").hidden = false;
+      form.querySelector("button[type=submit]").disabled = !(key && key.value);
+    }
+  }
+
+  function startAccount() {
+    const signInButton = document.getElementById("sign-in");
+    if (!signInButton) return;
+    const problem = document.getElementById("account-error");
+    signInButton.addEventListener("click", () => {
+      problem.hidden = true;
+      signIn().catch((e) => {
+        problem.textContent = "Cannot sign in: " + (e.message || e);
+        problem.hidden = false;
+      });
+    });
+    document.getElementById("sign-out").addEventListener("click", () => {
+      sessionStorage.removeItem(TOKEN);
+      showAccount();
+    });
+    showAccount();
+  }
 
   /** An element with text and attributes, children appended. */
   function el(tag, attrs, ...children) {
@@ -143,10 +306,12 @@
   /** What an HTTP refusal means to the person who pressed Run. */
   function refusal(status, message) {
     const reasons = {
-      401: "This gateway needs an API key: enter it above and run again.",
+      401: document.getElementById("account")
+        ? "This gateway needs you to sign in (or an API key): sign in above and run again."
+        : "This gateway needs an API key: enter it above and run again.",
       403: "The gateway refused this page: its address is not among the allowed origins or hosts (an operator can add it with --allowed-origin or --allowed-host).",
       413: "The arguments are larger than this gateway accepts.",
-      429: "Too many calls: the gateway's rate limit was reached. Wait a moment and run again.",
+      429: "Too many calls: a rate limit or quota was reached. Wait a moment and run again.",
     };
     return [reasons[status] || "The gateway answered HTTP " + status + ".", message];
   }
@@ -214,7 +379,9 @@
       "mcp-name": tool,
     };
     const key = form.querySelector(".api-key");
+    const token = signedInToken();
     if (key && key.value) headers.authorization = "Bearer " + key.value.trim();
+    else if (token) headers.authorization = "Bearer " + token;
     show.progress({ progress: 0, message: "Running…" });
     let response;
     try {
@@ -267,7 +434,20 @@
   }
 
   function start() {
+    if (location.pathname === "/signed-in" && document.getElementById("signing-in")) {
+      finishSignIn().catch((e) => {
+        document.getElementById("signing-in").textContent = "The sign-in failed: " + (e.message || e);
+      });
+      return;
+    }
+    startAccount();
     for (const form of document.querySelectorAll("form.try")) {
+      const key = form.querySelector(".api-key");
+      if (key) {
+        key.addEventListener("input", () => {
+          if (form.dataset.notAllowed) form.querySelector("button[type=submit]").disabled = !key.value;
+        });
+      }
       form.addEventListener("submit", (event) => {
         event.preventDefault();
         const button = form.querySelector("button[type=submit]");

@@ -184,11 +184,12 @@ def oauth_server(tmp_path, issuer_url, *extra):
         yield base, log
 
 
-def request(base, method, path, body=None, token=None):
-    """One HTTP request with exactly these credentials; (status, headers, JSON or text)."""
+def request(base, method, path, body=None, token=None, extra=None):
+    """One HTTP request with exactly these credentials (and `extra`
+    headers); (status, headers, JSON or text)."""
     url = urllib.parse.urlparse(base)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
-    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream", **(extra or {})}
     if token is not None:
         headers["authorization"] = f"Bearer {token}"
     conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
@@ -363,6 +364,26 @@ async def test_scopes_decide_what_each_caller_sees_and_may_call(tmp_path, issuer
         assert 'toolmesh_gateway_caller_calls_total{caller="hal",outcome="ok"} 1' in metrics, metrics
 
 
+def test_a_session_is_usable_only_by_whoever_opened_it(tmp_path):
+    with start_gateway(tmp_path, "--api-key", "alice-key", "--api-key", "bob-key") as (base, _data, _log, _proc):
+        status, headers, body = request(base, "POST", "/mcp", INIT, token="alice-key")
+        assert status == 200, body
+        session = {"mcp-session-id": headers["mcp-session-id"], "mcp-protocol-version": "2025-06-18"}
+        initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+        # Someone else holding the id: as if there were no such session.
+        status, _, body = request(base, "POST", "/mcp", listing, token="bob-key", extra=session)
+        assert status == 404 and "no such session" in body["error"]["message"], (status, body)
+        assert request(base, "POST", "/mcp", initialized, token="alice-key", extra=session)[0] == 202
+        status, _, body = request(base, "POST", "/mcp", listing, token="alice-key", extra=session)
+        if isinstance(body, str):  # a stream of one event
+            body = json.loads(re.search(r"^data: ?(\{.*)$", body, re.M).group(1))
+        assert status == 200 and body["result"]["tools"], body
+        # An id this server never gave out.
+        made_up = {**session, "mcp-session-id": "made-up"}
+        assert request(base, "POST", "/mcp", listing, token="alice-key", extra=made_up)[0] == 404
+
+
 class Memory:
     """Token storage in memory, as the SDK's examples keep it."""
 
@@ -424,13 +445,14 @@ class Person:
 
 
 @contextlib.contextmanager
-def oidc_provider(tmp_path, resource, scopes):
-    """oidc-provider on a free loopback port for `resource`; yields its issuer URL."""
+def oidc_provider(tmp_path, resource, scopes, *extra):
+    """oidc-provider on a free loopback port for `resource`; yields its
+    issuer URL. `extra`: `opaque` for opaque tokens and introspection."""
     port = free_port()
     env = {**os.environ, "PATH": f"{NODE_BIN}:{os.environ['PATH']}"}
     log = tmp_path / "oidc-provider.log"
     with open(log, "w") as sink:
-        proc = subprocess.Popen(["node", str(PROVIDER_SCRIPT), OIDC_PROVIDER, str(port), resource, scopes], env=env,
+        proc = subprocess.Popen(["node", str(PROVIDER_SCRIPT), OIDC_PROVIDER, str(port), resource, scopes, *extra], env=env,
                                 stdout=subprocess.PIPE, stderr=sink, text=True)
     try:
         line = proc.stdout.readline()
@@ -439,6 +461,54 @@ def oidc_provider(tmp_path, resource, scopes):
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+async def sign_in_with_sdk(base, user):
+    """The official SDK's OAuth client signs in as `user` (dynamic
+    registration, authorization code with PKCE), lists the tools and calls
+    one; returns (tool names, the call's text, the tokens)."""
+    redirect = f"http://127.0.0.1:{free_port()}/callback"
+    person = Person(user, redirect)
+    metadata = OAuthClientMetadata(client_name=f"interop {user}", redirect_uris=[redirect],
+                                   grant_types=["authorization_code", "refresh_token"],
+                                   response_types=["code"], token_endpoint_auth_method="none")
+    storage = Memory()
+    provider = OAuthClientProvider(f"{base}/mcp", metadata, storage, person.open, person.finish)
+    async with httpx2.AsyncClient(auth=provider, timeout=30) as http_client:
+        async with mcp.Client(streamable_http_client(f"{base}/mcp", http_client=http_client), mode="legacy") as client:
+            tools = {t.name for t in (await client.list_tools()).tools}
+            greeting = await client.call_tool("examples.hello.greet", {"name": user})
+    assert person.pages, "the client never went through the sign-in pages"
+    return tools, greeting.content[0].text, storage.tokens
+
+
+@pytest.mark.anyio
+@pytest.mark.skipif(not OIDC_PROVIDER, reason="needs TOOLMESH_OIDC_PROVIDER (scripts/test.sh installs it)")
+async def test_opaque_tokens_are_checked_by_asking_the_issuer(tmp_path, monkeypatch):
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    with oidc_provider(tmp_path, f"{public}/mcp", "tools:hello tools:all", "opaque") as issuer_url:
+        access = tmp_path / "access.toml"
+        access.write_text(ACCESS)
+        flags = ["--public-url", public, "--oauth-issuer", issuer_url, "--access", str(access),
+                 "--oauth-introspection-client", "toolmesh"]
+        # Without its secret, the flag is refused at start.
+        monkeypatch.delenv("TOOLMESH_OAUTH_CLIENT_SECRET", raising=False)
+        with start_gateway(tmp_path, *flags, wait=False, addr=f"127.0.0.1:{port}") as (_, _data, log, proc):
+            assert proc.wait(timeout=30) == 2
+            assert "TOOLMESH_OAUTH_CLIENT_SECRET" in log.read_text()
+        monkeypatch.setenv("TOOLMESH_OAUTH_CLIENT_SECRET", "introspection-secret")
+        with start_gateway(tmp_path, *flags, addr=f"127.0.0.1:{port}") as (base, _data, log, _proc):
+            tools, greeting, tokens = await sign_in_with_sdk(base, "hal")
+            assert "." not in tokens.access_token, "the issuer made an opaque token"
+            assert "hal" in greeting and "examples.hello.greet" in tools
+            assert logged(log, "caller=hal tool=examples.hello.greet")
+            # A token the issuer does not know: inactive, so 401.
+            status, headers, body = request(base, "POST", "/mcp", INIT, token="not-a-token-anyone-issued")
+            assert status == 401, body
+            assert 'error="invalid_token"' in headers["www-authenticate"] and "not active" in body["error"]["message"]
+            # The good one again: still accepted (from the kept answer or a new question).
+            assert request(base, "POST", "/mcp", INIT, token=tokens.access_token)[0] == 200
 
 
 @pytest.mark.anyio
@@ -451,22 +521,7 @@ async def test_the_official_client_signs_in_through_a_real_authorization_server(
         access.write_text(ACCESS)
         flags = ["--public-url", public, "--oauth-issuer", issuer_url, "--access", str(access)]
         with start_gateway(tmp_path, *flags, addr=f"127.0.0.1:{port}") as (base, _data, log, _proc):
-            results = {}
-            for user in ["hal", "admin-ada"]:
-                redirect = f"http://127.0.0.1:{free_port()}/callback"
-                person = Person(user, redirect)
-                metadata = OAuthClientMetadata(client_name=f"interop {user}", redirect_uris=[redirect],
-                                               grant_types=["authorization_code", "refresh_token"],
-                                               response_types=["code"], token_endpoint_auth_method="none")
-                storage = Memory()
-                provider = OAuthClientProvider(f"{base}/mcp", metadata, storage, person.open, person.finish)
-                async with httpx2.AsyncClient(auth=provider, timeout=30) as http_client:
-                    async with mcp.Client(streamable_http_client(f"{base}/mcp", http_client=http_client),
-                                          mode="legacy") as client:
-                        tools = {t.name for t in (await client.list_tools()).tools}
-                        greeting = await client.call_tool("examples.hello.greet", {"name": user})
-                        results[user] = (tools, greeting.content[0].text, storage.tokens)
-                assert person.pages, "the client never went through the sign-in pages"
+            results = {user: await sign_in_with_sdk(base, user) for user in ["hal", "admin-ada"]}
             hal_tools, hal_greeting, hal_tokens = results["hal"]
             ada_tools, _, ada_tokens = results["admin-ada"]
             assert "hal" in hal_greeting

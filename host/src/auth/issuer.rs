@@ -137,26 +137,31 @@ impl Issuer {
         Ok(keys)
     }
 
-    /// The `jwks_uri` of the issuer's metadata, from the first of the
-    /// well-known addresses that answers with metadata naming this issuer.
+    /// The `jwks_uri` of the issuer's metadata.
     async fn discover(&self) -> Result<String, String> {
+        let (url, doc) = self.metadata().await?;
+        doc["jwks_uri"].as_str().map(str::to_owned).ok_or_else(|| format!("{url} has no jwks_uri"))
+    }
+
+    /// The issuer's metadata (RFC 8414 or OpenID discovery) and where it
+    /// was found: the first of the well-known addresses that answers with
+    /// metadata naming this issuer.
+    pub async fn metadata(&self) -> Result<(String, serde_json::Value), String> {
         let mut problems = Vec::new();
         for url in metadata_urls(&self.id) {
             match self.get_json(&url).await {
                 Ok(doc) if doc["issuer"].as_str() != Some(self.id.as_str()) => {
                     problems.push(format!("{url} names the issuer {}", doc["issuer"]));
                 }
-                Ok(doc) => match doc["jwks_uri"].as_str() {
-                    Some(uri) => return Ok(uri.to_owned()),
-                    None => problems.push(format!("{url} has no jwks_uri")),
-                },
+                Ok(doc) => return Ok((url, doc)),
                 Err(e) => problems.push(e),
             }
         }
         Err(problems.join("; "))
     }
 
-    async fn get_json(&self, url: &str) -> Result<serde_json::Value, String> {
+    /// A JSON document from `url`, at most 1 MiB.
+    pub async fn get_json(&self, url: &str) -> Result<serde_json::Value, String> {
         let response =
             self.http.get(url).header("accept", "application/json").send().await.map_err(|e| format!("{url}: {e}"))?;
         if !response.status().is_success() {

@@ -5,6 +5,8 @@
 //!   cache, bounded refetch).
 //! - [`token`]: checks a JWT access token (algorithm allow-list, signature,
 //!   `iss`, `aud`, `exp`/`nbf`) and reads its subject, scopes and groups.
+//! - [`introspect`]: checks an opaque access token by asking its issuer
+//!   (RFC 7662).
 //! - [`access`]: the policy mapping scopes and groups to tools.
 //!
 //! An [`Authenticator`] turns a request's bearer credential into a
@@ -15,6 +17,7 @@
 //! the caller's name, never its credential.
 
 pub mod access;
+pub mod introspect;
 pub mod issuer;
 pub mod token;
 
@@ -51,6 +54,9 @@ pub struct OAuthConfig {
     /// Further audiences accepted, for identity providers that cannot put
     /// the resource in `aud`.
     pub audiences: Vec<String>,
+    /// The client to introspect opaque tokens as, at the first issuer;
+    /// without one only JWT access tokens are accepted.
+    pub introspection: Option<introspect::IntrospectionClient>,
 }
 
 /// How the edge identifies callers.
@@ -58,6 +64,8 @@ pub struct Authenticator {
     /// API keys and their names in logs.
     keys: Vec<(String, String)>,
     issuers: Vec<Issuer>,
+    /// Checks opaque tokens with the first issuer, when configured.
+    introspector: Option<introspect::Introspector>,
     /// The resource identifier and the other accepted audiences.
     audiences: Vec<String>,
     access: Option<Arc<AccessPolicy>>,
@@ -138,6 +146,7 @@ impl Authenticator {
             return Ok(Authenticator {
                 keys,
                 issuers: Vec::new(),
+                introspector: None,
                 audiences: Vec::new(),
                 access: None,
                 metadata_url: None,
@@ -153,9 +162,11 @@ impl Authenticator {
             .map(|id| Issuer::new(id, http.clone()).map_err(|e| format!("--oauth-issuer: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
         let audiences = std::iter::once(oauth.resource.clone()).chain(oauth.audiences.iter().cloned()).collect();
+        let introspector = oauth.introspection.clone().map(|client| introspect::Introspector::new(client, http));
         Ok(Authenticator {
             keys,
             issuers,
+            introspector,
             audiences,
             access: access.map(Arc::new),
             metadata_url: Some(metadata_url(&oauth.resource)),
@@ -184,9 +195,16 @@ impl Authenticator {
         if self.issuers.is_empty() {
             return Err(AuthError::InvalidToken("not a valid API key".into()));
         }
-        let verified = token::verify(bearer, &self.issuers, &self.audiences).await?;
-        // With several issuers, a subject is only unique within its issuer.
-        let name = if self.issuers.len() == 1 {
+        let verified = match &self.introspector {
+            Some(introspector) if !introspect::is_jwt(bearer) => {
+                introspector.verify(bearer, &self.issuers[0], &self.audiences).await?
+            }
+            _ => token::verify(bearer, &self.issuers, &self.audiences).await?,
+        };
+        // With several issuers, a subject is only unique within its issuer;
+        // and a subject that reads like a name this server gives (an API
+        // key's, `local`) must not share that caller's quotas and usage.
+        let name = if self.issuers.len() == 1 && !is_reserved_name(&verified.subject) {
             verified.subject
         } else {
             format!("{}#{}", verified.issuer, verified.subject)
@@ -254,6 +272,11 @@ impl Authenticator {
     }
 }
 
+/// Whether `name` is one this server gives callers that are not tokens.
+fn is_reserved_name(name: &str) -> bool {
+    name.starts_with("key:") || ["local", "stdio", "unidentified"].contains(&name)
+}
+
 /// `text` as an `error_description`: the characters RFC 6750 allows
 /// there, at most 200.
 fn description(text: &str) -> String {
@@ -290,6 +313,7 @@ mod tests {
             issuers: vec!["https://id.example.com".into()],
             resource: "https://tools.example.com/mcp".into(),
             audiences: vec!["api://toolmesh".into()],
+            introspection: None,
         }
     }
 

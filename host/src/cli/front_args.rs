@@ -9,9 +9,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use toolmesh_host::auth::OAuthConfig;
 use toolmesh_host::auth::access::AccessPolicy;
+use toolmesh_host::auth::introspect::IntrospectionClient;
 use toolmesh_host::auth::issuer::check_id;
 use toolmesh_host::gateway::http::McpHttpConfig;
 use toolmesh_host::usage::QuotaConfig;
+use toolmesh_host::web::signin::SignInConfig;
 
 /// Who may reach the MCP endpoint and with how much.
 #[derive(Args, Debug)]
@@ -58,9 +60,45 @@ pub struct FrontArgs {
     /// hold across its gateways.
     #[arg(long = "quotas", value_name = "FILE")]
     quotas: Option<PathBuf>,
+    /// The client id the web pages sign in with: a public client of the
+    /// (first) --oauth-issuer whose redirect address is
+    /// `<public-url>/signed-in`. Without it the pages register one with
+    /// the issuer (dynamic client registration) when first asked.
+    #[arg(long = "oauth-web-client", value_name = "ID", requires = "oauth_issuers")]
+    oauth_web_client: Option<String>,
+    /// Accept opaque access tokens too, checked by asking the (first)
+    /// --oauth-issuer (RFC 7662 introspection) as this client, whose secret
+    /// is in `TOOLMESH_OAUTH_CLIENT_SECRET`.
+    #[arg(long = "oauth-introspection-client", value_name = "ID", requires = "oauth_issuers")]
+    oauth_introspection_client: Option<String>,
+    /// The introspection client's secret.
+    #[arg(long = "oauth-client-secret", env = "TOOLMESH_OAUTH_CLIENT_SECRET", hide_env_values = true, hide = true)]
+    oauth_client_secret: Option<String>,
 }
 
 impl FrontArgs {
+    /// The client to introspect opaque tokens as, if asked for.
+    fn introspection(&self) -> Result<Option<IntrospectionClient>, Failure> {
+        let Some(id) = &self.oauth_introspection_client else { return Ok(None) };
+        let secret = self.oauth_client_secret.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
+            Failure::usage(anyhow!("--oauth-introspection-client needs its secret in TOOLMESH_OAUTH_CLIENT_SECRET"))
+        })?;
+        Ok(Some(IntrospectionClient { id: id.clone(), secret }))
+    }
+
+    /// How the web pages sign people in, when OAuth is on: with the first
+    /// issuer, for the scopes `mcp`'s access policy names.
+    pub fn sign_in(&self, mcp: &McpHttpConfig) -> Option<SignInConfig> {
+        let (oauth, public) = (mcp.oauth.as_ref()?, self.public_url.as_ref()?);
+        Some(SignInConfig {
+            issuer: oauth.issuers.first()?.clone(),
+            client_id: self.oauth_web_client.clone(),
+            resource: oauth.resource.clone(),
+            redirect_uri: format!("{}/signed-in", public.base),
+            scopes: mcp.access.as_ref().map(|a| a.scopes().into_iter().collect()).unwrap_or_default(),
+        })
+    }
+
     /// The quotas of `--quotas`, if given.
     pub fn quotas(&self) -> Result<Option<QuotaConfig>, Failure> {
         match &self.quotas {
@@ -111,6 +149,7 @@ impl FrontArgs {
                 issuers: self.oauth_issuers.clone(),
                 resource: format!("{}/mcp", public.base),
                 audiences: self.oauth_audiences.clone(),
+                introspection: self.introspection()?,
             }),
             _ => None,
         };

@@ -86,7 +86,7 @@ enum Command {
     /// Run calls for gateways on a NATS mesh, with components from a registry.
     Node(mesh::NodeArgs),
     /// Serve MCP and place each call on a node of a NATS mesh.
-    Gateway(mesh::GatewayArgs),
+    Gateway(Box<mesh::GatewayArgs>),
     /// List the nodes of a NATS mesh: load, grants, labels.
     Nodes(mesh::NodesArgs),
     /// Show what each caller used of each tool: calls, CPU and GPU time, bytes.
@@ -152,7 +152,7 @@ pub fn main() -> ExitCode {
                     Command::Login(args) => identity::login(args),
                     Command::Owner(command) => owner::run(command).await,
                     Command::Node(args) => mesh::node(args).await,
-                    Command::Gateway(args) => mesh::gateway(args).await,
+                    Command::Gateway(args) => mesh::gateway(*args).await,
                     Command::Nodes(args) => mesh::nodes(args).await,
                     Command::Usage(args) => usage::run(args).await,
                     Command::Registry(args) => registry::run(args).await,

@@ -194,6 +194,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     if let Some(public) = &args.front.public_url {
         market = market.reached_at(public.base.clone());
     }
+    if let Some(sign_in) = args.front.sign_in(&mcp) {
+        market = market.signing_in_with(web::signin::SignIn::new(sign_in).map_err(|e| Failure::usage(anyhow!(e)))?);
+    }
     let mcp = mcp_router(gateway.clone(), mcp).map_err(|e| Failure::usage(anyhow!(e)))?;
     let app = registry_router(store.clone(), access).merge(mcp).merge(web::router(market));
     let loops = args.http_threads.map_or_else(front::default_loops, usize::from);

@@ -63,6 +63,41 @@ struct Edge {
     rate_per_minute: u32,
     max_body: usize,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    /// Legacy sessions and the callers that opened them.
+    sessions: Mutex<Sessions>,
+}
+
+/// Which caller opened each legacy MCP session: a session id is usable
+/// by that caller alone, so a leaked id lets nobody else in.
+#[derive(Default)]
+struct Sessions {
+    owners: HashMap<String, String>,
+    /// Ids in the order they were opened, to forget the oldest first.
+    order: std::collections::VecDeque<String>,
+}
+
+/// Sessions remembered at most (the oldest are forgotten first, and their
+/// ids stop working for anyone).
+const MAX_SESSIONS: usize = 100_000;
+
+impl Sessions {
+    /// Whether `caller` may use session `id`.
+    fn allows(&self, id: &str, caller: &str) -> bool {
+        self.owners.get(id).is_some_and(|owner| owner == caller)
+    }
+
+    fn opened(&mut self, id: &str, caller: &str) {
+        if self.owners.contains_key(id) {
+            return;
+        }
+        if self.order.len() >= MAX_SESSIONS
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.owners.remove(&oldest);
+        }
+        self.owners.insert(id.to_owned(), caller.to_owned());
+        self.order.push_back(id.to_owned());
+    }
 }
 
 impl Edge {
@@ -194,9 +229,26 @@ async fn guard(State(edge): State<Arc<Edge>>, request: Request, next: Next) -> R
     } else {
         request
     };
+    let session = request.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if let Some(id) = &session
+        && !edge.sessions.lock().unwrap_or_else(|e| e.into_inner()).allows(id, &caller.name)
+    {
+        // As for a session that ended: the client starts a new one.
+        return refuse(StatusCode::NOT_FOUND, Value::Null, "no such session for this caller");
+    }
+    let name = caller.name.clone();
     request.extensions_mut().insert(caller);
-    next.run(request).await
+    let response = next.run(request).await;
+    if session.is_none()
+        && let Some(id) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())
+    {
+        edge.sessions.lock().unwrap_or_else(|e| e.into_inner()).opened(id, &name);
+    }
+    response
 }
+
+/// The header that names a legacy MCP session.
+const SESSION_HEADER: &str = "mcp-session-id";
 
 /// The `/mcp` routes over `gateway`, `/metrics`, and with OAuth on the
 /// protected resource metadata. Fails on an OAuth setting that cannot work
@@ -218,6 +270,7 @@ pub fn router(gateway: Gateway, config: McpHttpConfig) -> Result<Router, String>
         rate_per_minute: config.rate_per_minute,
         max_body: config.max_body,
         buckets: Mutex::default(),
+        sessions: Mutex::default(),
     });
     let mut router = Router::new()
         .nest_service("/mcp", service)
@@ -281,6 +334,7 @@ mod tests {
             rate_per_minute: rate,
             max_body: 1 << 20,
             buckets: Mutex::default(),
+            sessions: Mutex::default(),
         };
         let edge = edge(2);
         assert!(edge.allow("a"));
@@ -289,5 +343,20 @@ mod tests {
         assert!(edge.allow("b"), "buckets are per caller");
         let unlimited = Edge { rate_per_minute: 0, ..edge };
         assert!((0..1000).all(|_| unlimited.allow("a")));
+    }
+
+    #[test]
+    fn sessions_belong_to_whoever_opened_them() {
+        let mut sessions = Sessions::default();
+        sessions.opened("s1", "alice");
+        sessions.opened("s1", "mallory");
+        assert!(sessions.allows("s1", "alice"));
+        assert!(!sessions.allows("s1", "mallory"), "the first opener keeps it");
+        assert!(!sessions.allows("s2", "alice"), "an id nobody opened here");
+        for n in 0..MAX_SESSIONS {
+            sessions.opened(&format!("x{n}"), "bob");
+        }
+        assert!(!sessions.allows("s1", "alice"), "the oldest is forgotten");
+        assert_eq!(sessions.owners.len(), MAX_SESSIONS);
     }
 }

@@ -7,6 +7,8 @@
 //! - [`words`]: permissions and annotations in plain words.
 //! - [`schema`]: schemas as rows to read and inputs to fill in.
 //! - [`search`]: ranked search.
+//! - [`signin`]: signing in with the team's identity provider (OAuth
+//!   authorization code with PKCE, run by the page).
 //!
 //! Pages are rendered on the server with every value escaped, and sent with
 //! a Content-Security-Policy that allows only this server's own script and
@@ -17,6 +19,7 @@
 pub mod pages;
 pub mod schema;
 pub mod search;
+pub mod signin;
 pub mod words;
 
 use crate::gateway::Gateway;
@@ -42,6 +45,7 @@ pub struct Market {
     needs_key: bool,
     base: String,
     public: bool,
+    sign_in: Option<Arc<signin::SignIn>>,
 }
 
 impl Market {
@@ -49,7 +53,7 @@ impl Market {
     /// there is one; `needs_key` says whether `/mcp` asks for API keys;
     /// `base` is the server's own URL, used when a request names no usable host.
     pub fn new(store: FsStore, gateway: Gateway, policy: Option<Arc<Policy>>, needs_key: bool, base: String) -> Self {
-        Market { store, gateway: Some(gateway), policy, needs_key, base, public: false }
+        Market { store, gateway: Some(gateway), policy, needs_key, base, public: false, sign_in: None }
     }
 
     /// These pages, telling clients to use `url` (the server's public URL,
@@ -60,10 +64,16 @@ impl Market {
         self
     }
 
+    /// These pages, offering to sign in with `sign_in`'s issuer.
+    pub fn signing_in_with(mut self, sign_in: signin::SignIn) -> Self {
+        self.sign_in = Some(Arc::new(sign_in));
+        self
+    }
+
     /// Pages over a registry alone (`tool registry serve`): no tool can be
     /// tried or called here, so the pages show how to pull and serve them.
     pub fn registry_only(store: FsStore, base: String) -> Self {
-        Market { store, gateway: None, policy: None, needs_key: false, base, public: false }
+        Market { store, gateway: None, policy: None, needs_key: false, base, public: false, sign_in: None }
     }
 
     /// The URL a browser reached this server at: its public URL when it has
@@ -90,6 +100,9 @@ pub fn router(market: Market) -> Router {
             "/static/site.css",
             get(|| async { asset("text/css; charset=utf-8", include_str!("../../static/site.css")) }),
         )
+        .route("/signed-in", get(signed_in))
+        .route("/signin/config", get(sign_in_config))
+        .route("/signin/token", axum::routing::post(sign_in_token))
         .route(
             "/static/try.js",
             get(|| async { asset("text/javascript; charset=utf-8", include_str!("../../static/try.js")) }),
@@ -138,6 +151,55 @@ async fn index(State(market): State<Market>, Query(params): Query<HashMap<String
         Ok(view) => page(StatusCode::OK, view.render()),
         Err(e) => unreadable(&e),
     }
+}
+
+/// `/signed-in`: where the issuer sends a person back; the page's script
+/// finishes the sign-in.
+async fn signed_in(State(market): State<Market>) -> Response {
+    if market.sign_in.is_none() {
+        return page(StatusCode::NOT_FOUND, pages::MissingPage { what: "this server has no sign-in".into() }.render());
+    }
+    page(StatusCode::OK, pages::SignedInPage.render())
+}
+
+/// A sign-in answer: JSON, never cached, or an error the page shows.
+fn sign_in_answer(outcome: Result<serde_json::Value, signin::SignInError>, failed: StatusCode) -> Response {
+    let (status, body) = match outcome {
+        Ok(body) => (StatusCode::OK, body),
+        Err(e) => (failed, serde_json::json!({"error": e.to_string()})),
+    };
+    (status, [(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+}
+
+/// `GET /signin/config`: where to send a person to sign in.
+async fn sign_in_config(State(market): State<Market>) -> Response {
+    let Some(sign_in) = &market.sign_in else {
+        return sign_in_answer(Err(signin::SignInError("this server has no sign-in".into())), StatusCode::NOT_FOUND);
+    };
+    sign_in_answer(sign_in.page_config().await, StatusCode::BAD_GATEWAY)
+}
+
+/// `POST /signin/token`: the page's code exchanged at the issuer, for
+/// pages of this server only.
+async fn sign_in_token(State(market): State<Market>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let refuse = |why: &str| sign_in_answer(Err(signin::SignInError(why.into())), StatusCode::BAD_REQUEST);
+    let Some(sign_in) = &market.sign_in else {
+        return sign_in_answer(Err(signin::SignInError("this server has no sign-in".into())), StatusCode::NOT_FOUND);
+    };
+    let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
+    if origin != Some(market.base_for(&headers).as_str()) {
+        return sign_in_answer(
+            Err(signin::SignInError("only this server's pages may finish a sign-in here".into())),
+            StatusCode::FORBIDDEN,
+        );
+    }
+    if body.len() > 16 << 10 {
+        return refuse("the request is too large");
+    }
+    let Ok(exchange) = serde_json::from_slice::<signin::Exchange>(&body) else {
+        return refuse("expected {\"code\", \"code_verifier\"}");
+    };
+    sign_in_answer(sign_in.exchange(&exchange).await, StatusCode::BAD_GATEWAY)
 }
 
 async fn package(State(market): State<Market>, Path(name): Path<String>, headers: HeaderMap) -> Response {

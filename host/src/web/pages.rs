@@ -154,9 +154,16 @@ pub struct PackagePage {
     pub client_entry: String,
     /// Whether calls need an API key.
     pub needs_key: bool,
+    /// Whether people may sign in with the team's identity provider.
+    pub sign_in: bool,
     /// Whether this server runs tools (else it is a registry alone).
     pub has_gateway: bool,
 }
+
+/// `/signed-in`: where a sign-in ends.
+#[derive(Template)]
+#[template(path = "signed-in.html")]
+pub struct SignedInPage;
 
 /// A page that was not found.
 #[derive(Template)]
@@ -229,7 +236,8 @@ impl Market {
         let (signer, signer_owns) = shown_signer(&shown.signers, &owners);
         let mcp_url = format!("{base}/mcp");
         let mut server = serde_json::json!({"type": "http", "url": mcp_url});
-        if self.needs_key {
+        // Clients that speak MCP's sign-in find the issuer themselves.
+        if self.needs_key && self.sign_in.is_none() {
             server["headers"] = serde_json::json!({"Authorization": "Bearer YOUR_API_KEY"});
         }
         let client_entry = serde_json::json!({"mcpServers": {"toolmesh": server}});
@@ -252,6 +260,7 @@ impl Market {
             client_entry: serde_json::to_string_pretty(&client_entry).unwrap_or_default(),
             mcp_url,
             needs_key: self.needs_key,
+            sign_in: self.sign_in.is_some(),
             has_gateway: self.gateway.is_some(),
         }))
     }

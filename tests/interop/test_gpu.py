@@ -10,7 +10,9 @@ the hostile shaders are written here.
 Fixtures are in conftest.py.
 """
 
+import json
 import random
+import urllib.request
 
 import mcp
 import pytest
@@ -79,6 +81,11 @@ async def test_gpu_calls_through_mcp_are_contained_and_the_node_keeps_serving(tm
             expected = product(a, b)
             got = result.structured_content["c"]
             assert all(abs(got[i][j] - expected[i][j]) < 1e-4 for i in range(19) for j in range(17))
+            # Metering counts the call's GPU time (its waits for its GPU work).
+            with urllib.request.urlopen(f"{base}/usage", timeout=30) as answer:
+                usage = {(r["caller"], r["tool"]): r for r in json.load(answer)["usage"]}
+            matmul = usage[("local", "examples.matmul.matmul")]
+            assert matmul["calls"] == 1 and matmul["gpu_us"] > 0 and matmul["cpu_us"] > 0, matmul
 
             # One call fills 4 MiB of GPU memory; the next call's new buffers read as zeros.
             fill = {"wgsl": FILL, "buffers": [], "zeroed": [4 << 20], "workgroups": [16384, 1, 1], "read_words": 8}

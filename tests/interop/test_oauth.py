@@ -24,6 +24,7 @@ import subprocess
 import threading
 import time
 import urllib.parse
+import urllib.request
 
 import anyio
 import httpx2
@@ -532,3 +533,62 @@ async def test_the_official_client_signs_in_through_a_real_authorization_server(
             claims = json.loads(base64.urlsafe_b64decode(ada_tokens.access_token.split(".")[1] + "=="))
             assert claims["aud"] == f"{base}/mcp" and claims["sub"] == "admin-ada" and claims["groups"] == ["admins"]
             assert logged(log, "caller=admin-ada"), "no audit line names the caller"
+
+
+@pytest.mark.skipif(not OIDC_PROVIDER, reason="needs TOOLMESH_OIDC_PROVIDER (scripts/test.sh installs it)")
+def test_the_mcp_inspector_signs_in_and_calls(tmp_path):
+    """The MCP Inspector's own OAuth flow (its CLI: discovery from the 401,
+    dynamic registration, authorization code with PKCE, its loopback
+    callback), the sign-in pages driven as a person would."""
+    inspector = os.environ.get("TOOLMESH_INSPECTOR")
+    if not inspector:
+        pytest.skip("needs TOOLMESH_INSPECTOR (scripts/test.sh installs it)")
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    with oidc_provider(tmp_path, f"{public}/mcp", "tools:hello tools:all") as issuer_url:
+        access = tmp_path / "access.toml"
+        access.write_text(ACCESS)
+        flags = ["--public-url", public, "--oauth-issuer", issuer_url, "--access", str(access)]
+        with start_gateway(tmp_path, *flags, addr=f"127.0.0.1:{port}") as (base, _data, log, _proc):
+            callback = f"http://127.0.0.1:{free_port()}/oauth/callback"
+            # The person is this test: the Inspector's "open a browser" does nothing.
+            fake = tmp_path / "bin"
+            fake.mkdir()
+            for opener in ["xdg-open", "open"]:
+                (fake / opener).write_text("#!/bin/sh\nexit 0\n")
+                (fake / opener).chmod(0o755)
+            env = {**os.environ, "PATH": f"{fake}:{NODE_BIN}:{os.environ['PATH']}", "HOME": str(tmp_path / "home"),
+                   "MCP_AUTO_OPEN_ENABLED": "true", "NO_COLOR": "1"}
+            proc = subprocess.Popen(
+                [inspector, "--cli", f"{base}/mcp", "--method", "tools/call", "--tool-name", "examples.hello.greet",
+                 "--tool-arg", "name=inspector", "--callback-url", callback, "--format", "json"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            try:
+                url, seen = None, []
+                deadline = time.monotonic() + 60
+                while url is None and time.monotonic() < deadline:
+                    line = proc.stderr.readline()
+                    if not line:
+                        break
+                    seen.append(line)
+                    found = re.search(r"(http://127\.0\.0\.1:\d+/\S*auth\S*)", re.sub(r"\x1b\[[0-9;]*m|\x1b\]8;;[^\x07]*\x07", "", line))
+                    if found:
+                        url = found.group(1)
+                assert url, "".join(seen)
+                person = Person("hal", callback)
+                anyio.run(person.open, url)
+                code = anyio.run(person.finish)
+                assert person.pages, "the Inspector never sent anyone through the sign-in pages"
+                query = urllib.parse.urlencode({"code": code.code, "state": code.state, **({"iss": code.iss} if code.iss else {})})
+                with urllib.request.urlopen(f"{callback}?{query}", timeout=30) as answer:
+                    assert answer.status == 200
+                out, err = proc.communicate(timeout=120)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            assert proc.returncode == 0, "".join(seen) + err
+            result = json.loads(out)
+            result = result.get("result", result)
+            assert "inspector" in result["content"][0]["text"], out
+            assert logged(log, "caller=hal tool=examples.hello.greet")

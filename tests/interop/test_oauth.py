@@ -464,6 +464,21 @@ def oidc_provider(tmp_path, resource, scopes, *extra):
         proc.wait(timeout=10)
 
 
+@contextlib.contextmanager
+def served_with_provider(tmp_path, scopes, *extra, access=ACCESS, provider=()):
+    """oidc-provider (its `provider` arguments) issuing tokens with `scopes`
+    for a `tool serve` on a free port that trusts it, with the access
+    policy `access` and `extra` flags; yields (base URL, issuer URL, log)."""
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    with oidc_provider(tmp_path, f"{public}/mcp", scopes, *provider) as issuer_url:
+        policy = tmp_path / "access.toml"
+        policy.write_text(access)
+        flags = ["--public-url", public, "--oauth-issuer", issuer_url, "--access", str(policy), *extra]
+        with start_gateway(tmp_path, *flags, addr=f"127.0.0.1:{port}") as (base, _data, log, _proc):
+            yield base, issuer_url, log
+
+
 async def sign_in_with_sdk(base, user):
     """The official SDK's OAuth client signs in as `user` (dynamic
     registration, authorization code with PKCE), lists the tools and calls
@@ -486,53 +501,43 @@ async def sign_in_with_sdk(base, user):
 @pytest.mark.anyio
 @pytest.mark.skipif(not OIDC_PROVIDER, reason="needs TOOLMESH_OIDC_PROVIDER (scripts/test.sh installs it)")
 async def test_opaque_tokens_are_checked_by_asking_the_issuer(tmp_path, monkeypatch):
-    port = free_port()
-    public = f"http://127.0.0.1:{port}"
-    with oidc_provider(tmp_path, f"{public}/mcp", "tools:hello tools:all", "opaque") as issuer_url:
-        access = tmp_path / "access.toml"
-        access.write_text(ACCESS)
-        flags = ["--public-url", public, "--oauth-issuer", issuer_url, "--access", str(access),
-                 "--oauth-introspection-client", "toolmesh"]
-        # Without its secret, the flag is refused at start.
-        monkeypatch.delenv("TOOLMESH_OAUTH_CLIENT_SECRET", raising=False)
-        with start_gateway(tmp_path, *flags, wait=False, addr=f"127.0.0.1:{port}") as (_, _data, log, proc):
-            assert proc.wait(timeout=30) == 2
-            assert "TOOLMESH_OAUTH_CLIENT_SECRET" in log.read_text()
-        monkeypatch.setenv("TOOLMESH_OAUTH_CLIENT_SECRET", "introspection-secret")
-        with start_gateway(tmp_path, *flags, addr=f"127.0.0.1:{port}") as (base, _data, log, _proc):
-            tools, greeting, tokens = await sign_in_with_sdk(base, "hal")
-            assert "." not in tokens.access_token, "the issuer made an opaque token"
-            assert "hal" in greeting and "examples.hello.greet" in tools
-            assert logged(log, "caller=hal tool=examples.hello.greet")
-            # A token the issuer does not know: inactive, so 401.
-            status, headers, body = request(base, "POST", "/mcp", INIT, token="not-a-token-anyone-issued")
-            assert status == 401, body
-            assert 'error="invalid_token"' in headers["www-authenticate"] and "not active" in body["error"]["message"]
-            # The good one again: still accepted (from the kept answer or a new question).
-            assert request(base, "POST", "/mcp", INIT, token=tokens.access_token)[0] == 200
+    # Without its secret, the flag is refused at start.
+    monkeypatch.delenv("TOOLMESH_OAUTH_CLIENT_SECRET", raising=False)
+    flags = ["--public-url", "http://127.0.0.1:9", "--oauth-issuer", "http://127.0.0.1:9",
+             "--oauth-introspection-client", "toolmesh"]
+    with start_gateway(tmp_path, *flags, wait=False) as (_, _data, log, proc):
+        assert proc.wait(timeout=30) == 2
+        assert "TOOLMESH_OAUTH_CLIENT_SECRET" in log.read_text()
+    monkeypatch.setenv("TOOLMESH_OAUTH_CLIENT_SECRET", "introspection-secret")
+    with served_with_provider(tmp_path, "tools:hello tools:all", "--oauth-introspection-client", "toolmesh",
+                              provider=["opaque"]) as (base, _issuer, log):
+        tools, greeting, tokens = await sign_in_with_sdk(base, "hal")
+        assert "." not in tokens.access_token, "the issuer made an opaque token"
+        assert "hal" in greeting and "examples.hello.greet" in tools
+        assert logged(log, "caller=hal tool=examples.hello.greet")
+        # A token the issuer does not know: inactive, so 401.
+        status, headers, body = request(base, "POST", "/mcp", INIT, token="not-a-token-anyone-issued")
+        assert status == 401, body
+        assert 'error="invalid_token"' in headers["www-authenticate"] and "not active" in body["error"]["message"]
+        # The good one again: still accepted (from the kept answer or a new question).
+        assert request(base, "POST", "/mcp", INIT, token=tokens.access_token)[0] == 200
 
 
 @pytest.mark.anyio
 @pytest.mark.skipif(not OIDC_PROVIDER, reason="needs TOOLMESH_OIDC_PROVIDER (scripts/test.sh installs it)")
 async def test_the_official_client_signs_in_through_a_real_authorization_server(tmp_path):
-    port = free_port()
-    public = f"http://127.0.0.1:{port}"
-    with oidc_provider(tmp_path, f"{public}/mcp", "tools:hello tools:all") as issuer_url:
-        access = tmp_path / "access.toml"
-        access.write_text(ACCESS)
-        flags = ["--public-url", public, "--oauth-issuer", issuer_url, "--access", str(access)]
-        with start_gateway(tmp_path, *flags, addr=f"127.0.0.1:{port}") as (base, _data, log, _proc):
-            results = {user: await sign_in_with_sdk(base, user) for user in ["hal", "admin-ada"]}
-            hal_tools, hal_greeting, hal_tokens = results["hal"]
-            ada_tools, _, ada_tokens = results["admin-ada"]
-            assert "hal" in hal_greeting
-            # Both asked for every scope the server names; the provider granted
-            # them, so both see everything; the admin also by group.
-            assert set(hal_tokens.scope.split()) == {"tools:hello", "tools:all"}
-            assert hal_tools == ada_tools and "examples.hello.greet" in hal_tools
-            claims = json.loads(base64.urlsafe_b64decode(ada_tokens.access_token.split(".")[1] + "=="))
-            assert claims["aud"] == f"{base}/mcp" and claims["sub"] == "admin-ada" and claims["groups"] == ["admins"]
-            assert logged(log, "caller=admin-ada"), "no audit line names the caller"
+    with served_with_provider(tmp_path, "tools:hello tools:all") as (base, _issuer, log):
+        results = {user: await sign_in_with_sdk(base, user) for user in ["hal", "admin-ada"]}
+        hal_tools, hal_greeting, hal_tokens = results["hal"]
+        ada_tools, _, ada_tokens = results["admin-ada"]
+        assert "hal" in hal_greeting
+        # Both asked for every scope the server names; the provider granted
+        # them, so both see everything; the admin also by group.
+        assert set(hal_tokens.scope.split()) == {"tools:hello", "tools:all"}
+        assert hal_tools == ada_tools and "examples.hello.greet" in hal_tools
+        claims = json.loads(base64.urlsafe_b64decode(ada_tokens.access_token.split(".")[1] + "=="))
+        assert claims["aud"] == f"{base}/mcp" and claims["sub"] == "admin-ada" and claims["groups"] == ["admins"]
+        assert logged(log, "caller=admin-ada"), "no audit line names the caller"
 
 
 @pytest.mark.skipif(not OIDC_PROVIDER, reason="needs TOOLMESH_OIDC_PROVIDER (scripts/test.sh installs it)")
@@ -543,52 +548,46 @@ def test_the_mcp_inspector_signs_in_and_calls(tmp_path):
     inspector = os.environ.get("TOOLMESH_INSPECTOR")
     if not inspector:
         pytest.skip("needs TOOLMESH_INSPECTOR (scripts/test.sh installs it)")
-    port = free_port()
-    public = f"http://127.0.0.1:{port}"
-    with oidc_provider(tmp_path, f"{public}/mcp", "tools:hello tools:all") as issuer_url:
-        access = tmp_path / "access.toml"
-        access.write_text(ACCESS)
-        flags = ["--public-url", public, "--oauth-issuer", issuer_url, "--access", str(access)]
-        with start_gateway(tmp_path, *flags, addr=f"127.0.0.1:{port}") as (base, _data, log, _proc):
-            callback = f"http://127.0.0.1:{free_port()}/oauth/callback"
-            # The person is this test: the Inspector's "open a browser" does nothing.
-            fake = tmp_path / "bin"
-            fake.mkdir()
-            for opener in ["xdg-open", "open"]:
-                (fake / opener).write_text("#!/bin/sh\nexit 0\n")
-                (fake / opener).chmod(0o755)
-            env = {**os.environ, "PATH": f"{fake}:{NODE_BIN}:{os.environ['PATH']}", "HOME": str(tmp_path / "home"),
-                   "MCP_AUTO_OPEN_ENABLED": "true", "NO_COLOR": "1"}
-            proc = subprocess.Popen(
-                [inspector, "--cli", f"{base}/mcp", "--method", "tools/call", "--tool-name", "examples.hello.greet",
-                 "--tool-arg", "name=inspector", "--callback-url", callback, "--format", "json"],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-            try:
-                url, seen = None, []
-                deadline = time.monotonic() + 60
-                while url is None and time.monotonic() < deadline:
-                    line = proc.stderr.readline()
-                    if not line:
-                        break
-                    seen.append(line)
-                    found = re.search(r"(http://127\.0\.0\.1:\d+/\S*auth\S*)", re.sub(r"\x1b\[[0-9;]*m|\x1b\]8;;[^\x07]*\x07", "", line))
-                    if found:
-                        url = found.group(1)
-                assert url, "".join(seen)
-                person = Person("hal", callback)
-                anyio.run(person.open, url)
-                code = anyio.run(person.finish)
-                assert person.pages, "the Inspector never sent anyone through the sign-in pages"
-                query = urllib.parse.urlencode({"code": code.code, "state": code.state, **({"iss": code.iss} if code.iss else {})})
-                with urllib.request.urlopen(f"{callback}?{query}", timeout=30) as answer:
-                    assert answer.status == 200
-                out, err = proc.communicate(timeout=120)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-            assert proc.returncode == 0, "".join(seen) + err
-            result = json.loads(out)
-            result = result.get("result", result)
-            assert "inspector" in result["content"][0]["text"], out
-            assert logged(log, "caller=hal tool=examples.hello.greet")
+    with served_with_provider(tmp_path, "tools:hello tools:all") as (base, _issuer, log):
+        callback = f"http://127.0.0.1:{free_port()}/oauth/callback"
+        # The person is this test: the Inspector's "open a browser" does nothing.
+        fake = tmp_path / "bin"
+        fake.mkdir()
+        for opener in ["xdg-open", "open"]:
+            (fake / opener).write_text("#!/bin/sh\nexit 0\n")
+            (fake / opener).chmod(0o755)
+        env = {**os.environ, "PATH": f"{fake}:{NODE_BIN}:{os.environ['PATH']}", "HOME": str(tmp_path / "home"),
+               "MCP_AUTO_OPEN_ENABLED": "true", "NO_COLOR": "1"}
+        proc = subprocess.Popen(
+            [inspector, "--cli", f"{base}/mcp", "--method", "tools/call", "--tool-name", "examples.hello.greet",
+             "--tool-arg", "name=inspector", "--callback-url", callback, "--format", "json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            url, seen = None, []
+            deadline = time.monotonic() + 60
+            while url is None and time.monotonic() < deadline:
+                line = proc.stderr.readline()
+                if not line:
+                    break
+                seen.append(line)
+                found = re.search(r"(http://127\.0\.0\.1:\d+/\S*auth\S*)", re.sub(r"\x1b\[[0-9;]*m|\x1b\]8;;[^\x07]*\x07", "", line))
+                if found:
+                    url = found.group(1)
+            assert url, "".join(seen)
+            person = Person("hal", callback)
+            anyio.run(person.open, url)
+            code = anyio.run(person.finish)
+            assert person.pages, "the Inspector never sent anyone through the sign-in pages"
+            query = urllib.parse.urlencode({"code": code.code, "state": code.state, **({"iss": code.iss} if code.iss else {})})
+            with urllib.request.urlopen(f"{callback}?{query}", timeout=30) as answer:
+                assert answer.status == 200
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0, "".join(seen) + err
+        result = json.loads(out)
+        result = result.get("result", result)
+        assert "inspector" in result["content"][0]["text"], out
+        assert logged(log, "caller=hal tool=examples.hello.greet")

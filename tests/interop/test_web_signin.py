@@ -5,14 +5,16 @@ authorization code flow and PKCE that the page runs, then tries tools as
 that person; each person's forms run only the tools their sign-in allows,
 and signing out forgets the token."""
 
+import base64
 import json
 import re
+import urllib.error
+import urllib.request
 
 import pytest
-from conftest import start_gateway
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-from test_oauth import OIDC_PROVIDER, free_port, oidc_provider
+from test_oauth import OIDC_PROVIDER, served_with_provider
 from test_web import browser, form_of, open_page, outcome_of, shot  # noqa: F401 (a fixture)
 
 # hal gets `tools:hello` (the one scope the pages ask for); only members of
@@ -58,62 +60,54 @@ def run(driver, tool, name):
 
 @pytest.mark.skipif(not OIDC_PROVIDER, reason="needs TOOLMESH_OIDC_PROVIDER (scripts/test.sh installs it)")
 def test_people_sign_in_on_the_pages_and_try_what_they_may_call(tmp_path, browser):  # noqa: F811
-    port = free_port()
-    public = f"http://127.0.0.1:{port}"
-    with oidc_provider(tmp_path, f"{public}/mcp", "tools:hello") as issuer:
-        access = tmp_path / "access.toml"
-        access.write_text(ACCESS)
-        flags = ["--public-url", public, "--oauth-issuer", issuer, "--access", str(access)]
-        with start_gateway(tmp_path, *flags, addr=f"127.0.0.1:{port}") as (base, _data, log, _proc):
-            open_page(browser, base + "/tools/examples/hello", "#sign-in")
-            entry = json.loads(browser.find_element(By.ID, "client-entry").text)
-            assert "headers" not in entry["mcpServers"]["toolmesh"], "OAuth clients sign in; no key to paste"
-            # Signed out, a call is refused with a word about signing in.
-            area = run(browser, "examples.hello.greet", "Ada")
-            assert "sign in" in area.find_element(By.CSS_SELECTOR, ".error-title").text
-            shot(browser, "10-sign-in-offered")
+    with served_with_provider(tmp_path, "tools:hello", access=ACCESS) as (base, issuer, log):
+        open_page(browser, base + "/tools/examples/hello", "#sign-in")
+        entry = json.loads(browser.find_element(By.ID, "client-entry").text)
+        assert "headers" not in entry["mcpServers"]["toolmesh"], "OAuth clients sign in; no key to paste"
+        # Signed out, a call is refused with a word about signing in.
+        area = run(browser, "examples.hello.greet", "Ada")
+        assert "sign in" in area.find_element(By.CSS_SELECTOR, ".error-title").text
+        shot(browser, "10-sign-in-offered")
 
-            sign_in(browser, issuer, "hal")
-            wait(browser, lambda: browser.current_url == base + "/tools/examples/hello")
-            wait(browser, lambda: browser.find_element(By.ID, "signed-in").is_displayed())
-            area = run(browser, "examples.hello.greet", "Hal")
-            assert "Hello, Hal!" in area.find_element(By.CSS_SELECTOR, "pre.text").text
-            browser.execute_script("arguments[0].scrollIntoView()", browser.find_element(By.ID, "account"))
-            shot(browser, "11-signed-in")
-            token = browser.execute_script("return JSON.parse(sessionStorage.getItem('toolmesh.token')).token")
-            claims = json.loads(__import__("base64").urlsafe_b64decode(token.split(".")[1] + "=="))
-            assert claims["sub"] == "hal" and claims["aud"] == f"{public}/mcp", claims
-            assert re.search(r"caller=hal tool=examples\.hello\.greet", log.read_text())
+        sign_in(browser, issuer, "hal")
+        wait(browser, lambda: browser.current_url == base + "/tools/examples/hello")
+        wait(browser, lambda: browser.find_element(By.ID, "signed-in").is_displayed())
+        area = run(browser, "examples.hello.greet", "Hal")
+        assert "Hello, Hal!" in area.find_element(By.CSS_SELECTOR, "pre.text").text
+        browser.execute_script("arguments[0].scrollIntoView()", browser.find_element(By.ID, "account"))
+        shot(browser, "11-signed-in")
+        token = browser.execute_script("return JSON.parse(sessionStorage.getItem('toolmesh.token')).token")
+        claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+        assert claims["sub"] == "hal" and claims["aud"] == f"{base}/mcp", claims
+        assert re.search(r"caller=hal tool=examples\.hello\.greet", log.read_text())
 
-            # hal's sign-in does not reach the text tools: their forms say so.
-            open_page(browser, base + "/tools/examples/text", "#signed-in")
-            form = form_of(browser, "examples.text.slugify")
-            wait(browser, lambda: form.find_element(By.CSS_SELECTOR, ".not-allowed").is_displayed())
-            assert not form.find_element(By.CSS_SELECTOR, "button[type=submit]").is_enabled()
-            browser.execute_script("arguments[0].scrollIntoView()", form)
-            shot(browser, "12-not-allowed")
+        # hal's sign-in does not reach the text tools: their forms say so.
+        open_page(browser, base + "/tools/examples/text", "#signed-in")
+        form = form_of(browser, "examples.text.slugify")
+        wait(browser, lambda: form.find_element(By.CSS_SELECTOR, ".not-allowed").is_displayed())
+        assert not form.find_element(By.CSS_SELECTOR, "button[type=submit]").is_enabled()
+        browser.execute_script("arguments[0].scrollIntoView()", form)
+        shot(browser, "12-not-allowed")
 
-            # Signing out forgets the token; an admin may call everything.
-            browser.find_element(By.ID, "sign-out").click()
-            assert browser.execute_script("return sessionStorage.getItem('toolmesh.token')") is None
-            assert browser.find_element(By.ID, "sign-in").is_displayed()
-            browser.get(issuer + "/.well-known/openid-configuration")
-            browser.delete_all_cookies()  # the issuer's session: sign in as someone else
-            open_page(browser, base + "/tools/examples/text", "#sign-in")
-            sign_in(browser, issuer, "admin-ada")
-            wait(browser, lambda: browser.current_url == base + "/tools/examples/text")
-            wait(browser, lambda: browser.find_element(By.ID, "signed-in").is_displayed())
-            area = run(browser, "examples.text.slugify", "Déjà Vu")
-            assert "deja-vu" in area.find_element(By.CSS_SELECTOR, "pre.text").text
+        # Signing out forgets the token; an admin may call everything.
+        browser.find_element(By.ID, "sign-out").click()
+        assert browser.execute_script("return sessionStorage.getItem('toolmesh.token')") is None
+        assert browser.find_element(By.ID, "sign-in").is_displayed()
+        browser.get(issuer + "/.well-known/openid-configuration")
+        browser.delete_all_cookies()  # the issuer's session: sign in as someone else
+        open_page(browser, base + "/tools/examples/text", "#sign-in")
+        sign_in(browser, issuer, "admin-ada")
+        wait(browser, lambda: browser.current_url == base + "/tools/examples/text")
+        wait(browser, lambda: browser.find_element(By.ID, "signed-in").is_displayed())
+        area = run(browser, "examples.text.slugify", "Déjà Vu")
+        assert "deja-vu" in area.find_element(By.CSS_SELECTOR, "pre.text").text
 
-            # A code exchange from another origin is refused, and a
-            # made-up code is refused by the issuer.
-            import urllib.error
-            import urllib.request
-            for origin, status in [("http://evil.example", 403), (public, 502)]:
-                request = urllib.request.Request(
-                    base + "/signin/token", method="POST", headers={"content-type": "application/json", "origin": origin},
-                    data=json.dumps({"code": "made-up", "code_verifier": "v" * 43}).encode())
-                with pytest.raises(urllib.error.HTTPError) as refused:
-                    urllib.request.urlopen(request, timeout=30)
-                assert refused.value.code == status, refused.value.read()
+        # A code exchange from another origin is refused, and a
+        # made-up code is refused by the issuer.
+        for origin, status in [("http://evil.example", 403), (base, 502)]:
+            request = urllib.request.Request(
+                base + "/signin/token", method="POST", headers={"content-type": "application/json", "origin": origin},
+                data=json.dumps({"code": "made-up", "code_verifier": "v" * 43}).encode())
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=30)
+            assert refused.value.code == status, refused.value.read()

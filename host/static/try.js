@@ -117,8 +117,10 @@
       }),
     });
     if (response.status === 401) return null;
-    const message = await response.json();
-    return new Set(((message.result && message.result.tools) || []).map((t) => t.name));
+    const message = response.ok ? await response.json().catch(() => ({})) : {};
+    // Busy, rate-limited or failing: say nothing about the forms.
+    if (!message.result || !Array.isArray(message.result.tools)) return undefined;
+    return new Set(message.result.tools.map((t) => t.name));
   }
 
   /** Shows whether this tab is signed in, and which forms its sign-in may run. */
@@ -147,6 +149,7 @@
       problem.hidden = false;
       return showAccount();
     }
+    if (allowed === undefined) return;
     for (const form of document.querySelectorAll("form.try")) {
       if (allowed.has(form.dataset.tool)) continue;
       // An API key typed into the form may still run it.
@@ -309,7 +312,7 @@
       401: document.getElementById("account")
         ? "This gateway needs you to sign in (or an API key): sign in above and run again."
         : "This gateway needs an API key: enter it above and run again.",
-      403: "The gateway refused this page: its address is not among the allowed origins or hosts (an operator can add it with --allowed-origin or --allowed-host).",
+      403: "The gateway refused this call: your sign-in or key may not allow this tool, or this page's address is not among the allowed origins or hosts (an operator can add it with --allowed-origin or --allowed-host).",
       413: "The arguments are larger than this gateway accepts.",
       429: "Too many calls: a rate limit or quota was reached. Wait a moment and run again.",
     };

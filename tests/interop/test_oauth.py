@@ -363,6 +363,13 @@ async def test_scopes_decide_what_each_caller_sees_and_may_call(tmp_path, issuer
         status, _, metrics = request(base, "GET", "/metrics", token="headless-key")
         assert status == 200
         assert 'toolmesh_gateway_caller_calls_total{caller="hal",outcome="ok"} 1' in metrics, metrics
+        # Usage: a token holder sees its own; the API key sees everyone's.
+        async with mcp_client(base, everything) as client:
+            assert "eve" in (await client.call_tool("examples.hello.greet", {"name": "eve"})).content[0].text
+        status, _, mine = request(base, "GET", "/usage", token=hello_only)
+        assert status == 200 and {r["caller"] for r in mine["usage"]} == {"hal"}, mine
+        status, _, everyone = request(base, "GET", "/usage", token="headless-key")
+        assert {r["caller"] for r in everyone["usage"]} == {"hal", "eve"}, everyone
 
 
 def test_a_session_is_usable_only_by_whoever_opened_it(tmp_path):

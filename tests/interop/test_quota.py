@@ -2,7 +2,8 @@
 (and an isError result saying which quota), another caller unaffected;
 what each caller used (calls, CPU time, bytes) in `tool usage`, the JSON
 endpoint and Prometheus; and both held across two gateways on one NATS
-(JetStream key-value buckets), with the caller and the CPU time carried
+(JetStream key-value buckets, used with no more NATS permissions than
+docs/mesh.md gives gateways), with the caller and the CPU time carried
 over the wire between gateway and node."""
 
 import hashlib
@@ -14,6 +15,7 @@ import time
 import pytest
 from conftest import TOOL, start_gateway, until_listed
 from test_mesh import Mesh, publish
+from test_mesh_security import nkey, node_user
 from test_oauth import INIT, mcp_client, request
 
 ALICE, BOB = "alice-key", "bob-key"
@@ -112,18 +114,35 @@ async def test_a_caller_over_its_quota_gets_429_and_usage_is_metered(tmp_path):
         assert request(base, "GET", "/usage")[0] == 401
 
 
-JETSTREAM = """listen: 127.0.0.1:{port}
-jetstream {{ store_dir: "{dir}" }}
-"""
+# The gateways' NATS user may use the two buckets and nothing else of
+# JetStream: the permissions docs/mesh.md gives.
+GATEWAY_WITH_BUCKETS = """{{ nkey: {public}, permissions: {{
+    publish: {{ allow: ["toolmesh.v1.call.*", "toolmesh.v1.cancel.*",
+                        "$KV.toolmesh_quota.>", "$KV.toolmesh_usage.>", "$JS.API.INFO",
+                        "$JS.API.STREAM.INFO.KV_toolmesh_quota", "$JS.API.STREAM.INFO.KV_toolmesh_usage",
+                        "$JS.API.STREAM.CREATE.KV_toolmesh_quota", "$JS.API.STREAM.CREATE.KV_toolmesh_usage",
+                        "$JS.API.DIRECT.GET.KV_toolmesh_quota.>", "$JS.API.DIRECT.GET.KV_toolmesh_usage.>",
+                        "$JS.API.CONSUMER.CREATE.KV_toolmesh_usage",
+                        "$JS.API.CONSUMER.CREATE.KV_toolmesh_usage.>", "$JS.API.CONSUMER.DELETE.KV_toolmesh_usage.>"] }},
+    subscribe: {{ allow: ["toolmesh.v1.advert.*", "_INBOX.>"] }} }} }}"""
 
 
 @pytest.mark.anyio
 async def test_quotas_and_metering_hold_across_two_gateways_on_one_nats(tmp_path, registry):
-    config = JETSTREAM.format(port="{port}", dir=tmp_path / "jetstream")
+    node_key, node_pub = nkey(tmp_path, "n1")
+    gateway_key, gateway_pub = nkey(tmp_path, "gateway")
+    config = f"""listen: 127.0.0.1:{{port}}
+jetstream {{ store_dir: "{tmp_path / 'jetstream'}" }}
+authorization {{ users = [
+  {node_user(node_pub, "n1")}
+  {GATEWAY_WITH_BUCKETS.format(public=gateway_pub)}
+] }}
+"""
     with Mesh(tmp_path, registry, config=config) as mesh:
         publish(mesh, "hello.wasm", "examples/hello")
-        node_log, _ = mesh.node("n1")
-        flags = ["--api-key", ALICE, "--api-key", BOB, "--quotas", str(quota_file(tmp_path, 4))]
+        node_log, _ = mesh.node("n1", "--id", "n1", "--nats-nkey", str(node_key))
+        flags = ["--nats-nkey", str(gateway_key), "--api-key", ALICE, "--api-key", BOB,
+                 "--quotas", str(quota_file(tmp_path, 4))]
         a = mesh.gateway(*flags, name="gateway-a")
         b = mesh.gateway(*flags, name="gateway-b")
         for name in ["gateway-a", "gateway-b"]:

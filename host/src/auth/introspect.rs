@@ -9,7 +9,7 @@
 
 use super::AuthError;
 use super::issuer::Issuer;
-use super::token::{LEEWAY_SECONDS, Verified, claims_of};
+use super::token::{LEEWAY_SECONDS, Verified, claims_of, subject_of};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -45,7 +45,10 @@ pub struct Introspector {
     client: IntrospectionClient,
     http: reqwest::Client,
     endpoint: tokio::sync::OnceCell<String>,
-    kept: Mutex<HashMap<String, Kept>>,
+    /// Tokens found good, and tokens found bad, apart: a flood of made-up
+    /// tokens fills only the second.
+    good: Mutex<HashMap<String, Kept>>,
+    bad: Mutex<HashMap<String, Kept>>,
     asking: tokio::sync::Semaphore,
 }
 
@@ -56,7 +59,8 @@ impl Introspector {
             client,
             http,
             endpoint: tokio::sync::OnceCell::new(),
-            kept: Mutex::default(),
+            good: Mutex::default(),
+            bad: Mutex::default(),
             asking: tokio::sync::Semaphore::new(AT_ONCE),
         }
     }
@@ -64,17 +68,22 @@ impl Introspector {
     /// Verifies opaque `token` with `issuer`, accepting `audiences`.
     pub async fn verify(&self, token: &str, issuer: &Issuer, audiences: &[String]) -> Result<Verified, AuthError> {
         let key = Digest::of(token.as_bytes()).hex();
-        if let Some((answer, until)) = self.kept.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
-            && *until > Instant::now()
-        {
-            return answer.clone().map_err(AuthError::InvalidToken);
+        for kept in [&self.good, &self.bad] {
+            if let Some((answer, until)) = kept.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
+                && *until > Instant::now()
+            {
+                return answer.clone().map_err(AuthError::InvalidToken);
+            }
         }
-        let _turn = self.asking.acquire().await.map_err(|_| AuthError::Unavailable("shutting down".into()))?;
-        let doc = tokio::time::timeout(WAIT, self.ask(token, issuer))
-            .await
-            .map_err(|_| AuthError::Unavailable(format!("{} did not answer an introspection in time", issuer.id)))??;
+        // The wait for a turn counts against the same bound as the question.
+        let doc = tokio::time::timeout(WAIT, async {
+            let _turn = self.asking.acquire().await.map_err(|_| AuthError::Unavailable("shutting down".into()))?;
+            self.ask(token, issuer).await
+        })
+        .await
+        .map_err(|_| AuthError::Unavailable(format!("{} did not answer an introspection in time", issuer.id)))??;
         let (answer, keep) = judge(&doc, &issuer.id, audiences);
-        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let mut kept = if answer.is_ok() { &self.good } else { &self.bad }.lock().unwrap_or_else(|e| e.into_inner());
         if kept.len() >= MAX_KEPT {
             let now = Instant::now();
             kept.retain(|_, (_, until)| *until > now);
@@ -142,11 +151,11 @@ fn judge(doc: &Value, issuer: &str, audiences: &[String]) -> (Result<Verified, S
     if exp.is_some_and(|exp| exp + LEEWAY_SECONDS < now) {
         return refuse("the token has expired");
     }
-    let Some(subject) = ["sub", "client_id"].iter().find_map(|n| doc[*n].as_str().filter(|s| !s.is_empty())) else {
+    let Some(subject) = subject_of(doc) else {
         return refuse("the token names no subject (sub)");
     };
     let keep = exp.map_or(KEEP, |exp| KEEP.min(Duration::from_secs(exp.saturating_sub(now))));
-    let verified = Verified { issuer: issuer.to_owned(), subject: subject.to_owned(), claims: claims_of(doc) };
+    let verified = Verified { issuer: issuer.to_owned(), subject, claims: claims_of(doc) };
     (Ok(verified), keep)
 }
 

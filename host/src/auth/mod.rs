@@ -81,6 +81,9 @@ pub struct Caller {
     pub name: String,
     /// What it may call.
     pub access: Access,
+    /// Whether an access token identified it (rather than an API key,
+    /// or being local): such a caller sees only its own usage.
+    pub signed_in: bool,
 }
 
 /// Which tools a caller may call.
@@ -100,7 +103,7 @@ pub enum Access {
 impl Caller {
     /// A caller that may call everything.
     pub fn unrestricted(name: &str) -> Self {
-        Caller { name: name.to_owned(), access: Access::All }
+        Caller { name: name.to_owned(), access: Access::All, signed_in: false }
     }
 
     /// Whether this caller may call `tool` (a catalog name).
@@ -131,6 +134,7 @@ impl Caller {
     /// A caller the edge did not identify: it may call nothing.
     pub fn nobody() -> Self {
         Caller {
+            signed_in: false,
             name: "unidentified".into(),
             access: Access::Claims { claims: Claims::default(), policy: Arc::new(AccessPolicy::default()) },
         }
@@ -201,10 +205,8 @@ impl Authenticator {
             }
             _ => token::verify(bearer, &self.issuers, &self.audiences).await?,
         };
-        // With several issuers, a subject is only unique within its issuer;
-        // and a subject that reads like a name this server gives (an API
-        // key's, `local`) must not share that caller's quotas and usage.
-        let name = if self.issuers.len() == 1 && !is_reserved_name(&verified.subject) {
+        // With several issuers, a subject is only unique within its issuer.
+        let name = if self.issuers.len() == 1 {
             verified.subject
         } else {
             format!("{}#{}", verified.issuer, verified.subject)
@@ -213,7 +215,7 @@ impl Authenticator {
             Some(policy) => Access::Claims { claims: verified.claims, policy: policy.clone() },
             None => Access::All,
         };
-        Ok(Caller { name, access })
+        Ok(Caller { name, access, signed_in: true })
     }
 
     /// The `WWW-Authenticate` value of a `401`: where to find how to sign
@@ -270,11 +272,6 @@ impl Authenticator {
         }
         Some(doc)
     }
-}
-
-/// Whether `name` is one this server gives callers that are not tokens.
-fn is_reserved_name(name: &str) -> bool {
-    name.starts_with("key:") || ["local", "stdio", "unidentified"].contains(&name)
 }
 
 /// `text` as an `error_description`: the characters RFC 6750 allows

@@ -90,11 +90,26 @@ pub async fn verify(token: &str, issuers: &[Issuer], audiences: &[String]) -> Re
     if claims.get("nonce").is_some() || claims["typ"] == "ID" {
         return Err(invalid("an ID token is not an access token"));
     }
-    let subject = ["sub", "client_id", "azp"]
-        .iter()
-        .find_map(|name| claims[*name].as_str().filter(|s| !s.is_empty()))
-        .ok_or_else(|| invalid("the token names no subject (sub)"))?;
-    Ok(Verified { issuer: issuer.id.clone(), subject: subject.to_owned(), claims: claims_of(&claims) })
+    let subject = subject_of(&claims).ok_or_else(|| invalid("the token names no subject (sub)"))?;
+    Ok(Verified { issuer: issuer.id.clone(), subject, claims: claims_of(&claims) })
+}
+
+/// Who a token's claims name, as the caller's name: its `sub`, or for a
+/// token a client got for itself, `client:` and the client's id
+/// (`client_id`, or `azp`). A `sub` that reads like a name this server
+/// gives others (`key:…` for API keys, `client:…`, `local`, `stdio`) gets
+/// `sub:` in front (as does one starting with `sub:`), so no token can
+/// share another caller's name, quotas or usage.
+pub fn subject_of(claims: &Value) -> Option<String> {
+    let text = |name: &str| claims[name].as_str().filter(|s| !s.is_empty());
+    match text("sub") {
+        Some(sub) => {
+            let taken = ["key:", "client:", "sub:"].iter().any(|p| sub.starts_with(p))
+                || ["local", "stdio", "unidentified"].contains(&sub);
+            Some(if taken { format!("sub:{sub}") } else { sub.to_owned() })
+        }
+        None => ["client_id", "azp"].iter().find_map(|name| text(name)).map(|id| format!("client:{id}")),
+    }
 }
 
 /// The `iss` of a token's payload, read before its signature is checked
@@ -130,6 +145,19 @@ pub fn claims_of(claims: &Value) -> Claims {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn no_token_is_named_like_another_caller() {
+        let name = |claims: Value| subject_of(&claims).unwrap();
+        assert_eq!(name(json!({"sub": "ada"})), "ada");
+        assert_eq!(name(json!({"client_id": "bot"})), "client:bot");
+        assert_eq!(name(json!({"azp": "bot"})), "client:bot");
+        assert_eq!(name(json!({"sub": "client:bot"})), "sub:client:bot");
+        assert_eq!(name(json!({"sub": "key:72ee9d4355cc"})), "sub:key:72ee9d4355cc");
+        assert_eq!(name(json!({"sub": "sub:key:x"})), "sub:sub:key:x");
+        assert_eq!(name(json!({"sub": "local"})), "sub:local");
+        assert_eq!(subject_of(&json!({"sub": ""})), None);
+    }
 
     #[test]
     fn scopes_come_from_scope_or_scp_and_groups_from_groups() {

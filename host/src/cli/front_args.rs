@@ -128,7 +128,14 @@ impl PublicUrl {
         if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() || authority.as_str().contains('@') {
             return Err("expected only a scheme and a host (and port), no path, query or user".into());
         }
-        Ok(PublicUrl { base: format!("{scheme}://{authority}"), authority: authority.as_str().to_owned() })
+        // As browsers write an origin: the host in lower case, no default port.
+        let host = authority.host().to_ascii_lowercase();
+        let default = if scheme == "https" { 443 } else { 80 };
+        let authority = match authority.port_u16() {
+            Some(port) if port != default => format!("{host}:{port}"),
+            _ => host,
+        };
+        Ok(PublicUrl { base: format!("{scheme}://{authority}"), authority })
     }
 }
 
@@ -192,6 +199,9 @@ mod tests {
         let url = PublicUrl::parse("https://tools.example.com/").unwrap();
         assert_eq!((url.base.as_str(), url.authority.as_str()), ("https://tools.example.com", "tools.example.com"));
         assert_eq!(PublicUrl::parse("http://10.0.0.5:8080").unwrap().authority, "10.0.0.5:8080");
+        // Written as browsers send an Origin.
+        assert_eq!(PublicUrl::parse("https://Tools.Example.com:443").unwrap().base, "https://tools.example.com");
+        assert_eq!(PublicUrl::parse("http://[::1]:80/").unwrap().base, "http://[::1]");
         for bad in
             ["tools.example.com", "ftp://x", "https://x/path", "https://x?q=1", "https://user@x", "javascript:alert(1)"]
         {

@@ -7,7 +7,7 @@
 
 use super::Gateway;
 use crate::auth::{Access, AuthError, Authenticator, Caller};
-use crate::usage::{QuotaRefusal, Quotas};
+use crate::usage::{AdmittedCall, QuotaRefusal, Quotas};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -72,13 +72,19 @@ struct Edge {
 #[derive(Default)]
 struct Sessions {
     owners: HashMap<String, String>,
-    /// Ids in the order they were opened, to forget the oldest first.
+    /// Each caller's ids in the order they were opened.
+    by_caller: HashMap<String, std::collections::VecDeque<String>>,
+    /// All ids in the order they were opened (some perhaps closed since).
     order: std::collections::VecDeque<String>,
 }
 
 /// Sessions remembered at most (the oldest are forgotten first, and their
 /// ids stop working for anyone).
 const MAX_SESSIONS: usize = 100_000;
+
+/// Sessions one caller keeps at most: its own oldest are forgotten first,
+/// so no caller can push everyone else's sessions out.
+const MAX_SESSIONS_PER_CALLER: usize = 1000;
 
 impl Sessions {
     /// Whether `caller` may use session `id`.
@@ -90,13 +96,35 @@ impl Sessions {
         if self.owners.contains_key(id) {
             return;
         }
-        if self.order.len() >= MAX_SESSIONS
-            && let Some(oldest) = self.order.pop_front()
+        let own = self.by_caller.entry(caller.to_owned()).or_default();
+        if own.len() >= MAX_SESSIONS_PER_CALLER
+            && let Some(oldest) = own.pop_front()
         {
             self.owners.remove(&oldest);
         }
+        own.push_back(id.to_owned());
         self.owners.insert(id.to_owned(), caller.to_owned());
         self.order.push_back(id.to_owned());
+        // Ids closed since stay in the order until compacted away.
+        if self.order.len() > 2 * MAX_SESSIONS {
+            let owners = &self.owners;
+            self.order.retain(|id| owners.contains_key(id));
+        }
+        while self.owners.len() > MAX_SESSIONS {
+            let Some(oldest) = self.order.pop_front() else { break };
+            self.closed(&oldest);
+        }
+    }
+
+    /// Forgets session `id` (ended by its client).
+    fn closed(&mut self, id: &str) {
+        let Some(owner) = self.owners.remove(id) else { return };
+        if let Some(own) = self.by_caller.get_mut(&owner) {
+            own.retain(|other| other != id);
+            if own.is_empty() {
+                self.by_caller.remove(&owner);
+            }
+        }
     }
 }
 
@@ -142,32 +170,45 @@ impl Edge {
     async fn check_calls(
         &self,
         caller: &Caller,
-        quotas: Option<&Quotas>,
+        quotas: Option<&Arc<Quotas>>,
         request: Request,
     ) -> Result<Request, Response> {
         let (parts, body) = request.into_parts();
         let Ok(bytes) = axum::body::to_bytes(body, self.max_body).await else {
             return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, Value::Null, "the request body is too large"));
         };
+        let mut admitted = None;
         if let Ok(message) = serde_json::from_slice::<Value>(&bytes) {
             let messages = match &message {
                 Value::Array(batch) => batch.iter().collect(),
                 single => vec![single],
             };
+            let single = messages.len() == 1;
             for message in messages {
                 let Some(tool) = called_tool(message) else { continue };
                 if !caller.may_call(tool) {
                     return Err(self.forbidden(message["id"].clone(), tool, caller));
                 }
-                if let Some(quotas) = quotas
-                    && let Err(refused) = quotas.check(&caller.name).await
-                {
+                let Some(quotas) = quotas else { continue };
+                // One call is admitted here, so a refusal is a 429; the
+                // calls of a batch are checked here and admitted each by
+                // its handler (a refusal there is an `isError` result).
+                let outcome = if single {
+                    quotas.admit(&caller.name).await.map(|admission| admitted = Some(AdmittedCall::new(admission)))
+                } else {
+                    quotas.check(&caller.name).await
+                };
+                if let Err(refused) = outcome {
                     self.gateway.metering().refused(tool, &refused);
                     return Err(too_many(message["id"].clone(), &refused));
                 }
             }
         }
-        Ok(Request::from_parts(parts, Body::from(bytes)))
+        let mut request = Request::from_parts(parts, Body::from(bytes));
+        if let Some(admitted) = admitted {
+            request.extensions_mut().insert(admitted);
+        }
+        Ok(request)
     }
 
     /// The step-up answer: `403 insufficient_scope` with the scope to ask
@@ -222,7 +263,7 @@ async fn guard(State(edge): State<Arc<Edge>>, request: Request, next: Next) -> R
     let quotas = metering.quotas();
     let read_calls = matches!(caller.access, Access::Claims { .. }) || quotas.is_some();
     let mut request = if read_calls && *request.method() == Method::POST {
-        match edge.check_calls(&caller, quotas.map(|q| q.as_ref()), request).await {
+        match edge.check_calls(&caller, quotas, request).await {
             Ok(request) => request,
             Err(refused) => return refused,
         }
@@ -237,13 +278,21 @@ async fn guard(State(edge): State<Arc<Edge>>, request: Request, next: Next) -> R
         return refuse(StatusCode::NOT_FOUND, Value::Null, "no such session for this caller");
     }
     let name = caller.name.clone();
+    let closing = *request.method() == Method::DELETE;
     request.extensions_mut().insert(caller);
     let response = next.run(request).await;
-    if session.is_none()
-        && let Some(id) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())
-    {
-        edge.sessions.lock().unwrap_or_else(|e| e.into_inner()).opened(id, &name);
+    let mut sessions = edge.sessions.lock().unwrap_or_else(|e| e.into_inner());
+    match &session {
+        Some(id) if closing && response.status().is_success() => sessions.closed(id),
+        Some(id) if response.status() == StatusCode::NOT_FOUND => sessions.closed(id),
+        Some(_) => {}
+        None => {
+            if let Some(id) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
+                sessions.opened(id, &name);
+            }
+        }
     }
+    drop(sessions);
     response
 }
 
@@ -298,13 +347,14 @@ pub async fn metrics() -> Response {
 }
 
 /// `GET /usage`: what each caller used of each tool, over every gateway
-/// sharing this one's metering. A caller whose token limits it to some
-/// tools sees only its own use; API keys and local callers see everyone's.
+/// sharing this one's metering. A caller signed in with a token sees only
+/// its own use; API keys (the operators' credential) and local callers
+/// see everyone's.
 pub async fn usage(gateway: Gateway, request: Request) -> Response {
     let caller = request.extensions().get::<Caller>().cloned().unwrap_or_else(Caller::nobody);
     match gateway.metering().report().await {
         Ok(mut rows) => {
-            if !matches!(caller.access, Access::All) {
+            if caller.signed_in || !matches!(caller.access, Access::All) {
                 rows.retain(|row| row.caller == caller.name);
             }
             axum::Json(json!({"usage": rows})).into_response()
@@ -353,10 +403,22 @@ mod tests {
         assert!(sessions.allows("s1", "alice"));
         assert!(!sessions.allows("s1", "mallory"), "the first opener keeps it");
         assert!(!sessions.allows("s2", "alice"), "an id nobody opened here");
-        for n in 0..MAX_SESSIONS {
+        // One caller opening many pushes out only its own.
+        for n in 0..2 * MAX_SESSIONS_PER_CALLER {
             sessions.opened(&format!("x{n}"), "bob");
         }
-        assert!(!sessions.allows("s1", "alice"), "the oldest is forgotten");
-        assert_eq!(sessions.owners.len(), MAX_SESSIONS);
+        assert!(sessions.allows("s1", "alice"), "another caller's session stays");
+        assert!(!sessions.allows("x0", "bob") && sessions.allows("x1999", "bob"));
+        assert_eq!(sessions.owners.len(), MAX_SESSIONS_PER_CALLER + 1);
+        sessions.closed("s1");
+        assert!(!sessions.allows("s1", "alice"), "a closed session is forgotten");
+        // Past the overall cap, the oldest go.
+        for caller in 0..(MAX_SESSIONS / MAX_SESSIONS_PER_CALLER + 1) {
+            for n in 0..MAX_SESSIONS_PER_CALLER {
+                sessions.opened(&format!("c{caller}-{n}"), &format!("caller{caller}"));
+            }
+        }
+        assert!(sessions.owners.len() <= MAX_SESSIONS && sessions.order.len() <= 2 * MAX_SESSIONS);
+        assert!(!sessions.allows("x1999", "bob"));
     }
 }

@@ -311,9 +311,16 @@ impl ServerHandler for Gateway {
         }
         let arguments = arguments.to_string();
         let metering = self.metering();
-        let admission = match metering.quotas() {
-            None => None,
-            Some(quotas) => match quotas.admit(&caller.name).await {
+        // Admitted by the HTTP edge already, or here (stdio, batches).
+        let admitted = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<crate::usage::AdmittedCall>())
+            .and_then(crate::usage::AdmittedCall::take);
+        let admission = match (metering.quotas(), admitted) {
+            (None, _) => None,
+            (Some(quotas), Some(admission)) => Some((quotas.clone(), admission)),
+            (Some(quotas), None) => match quotas.admit(&caller.name).await {
                 Ok(admission) => Some((quotas.clone(), admission)),
                 Err(refused) => {
                     metering.refused(&tool.name, &refused);

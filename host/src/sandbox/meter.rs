@@ -23,8 +23,9 @@ impl CallMeter {
         Duration::from_nanos(self.cpu_ns.load(Ordering::Relaxed))
     }
 
-    /// GPU time the call has used: how long its submitted work kept the
-    /// node's GPU (the waits for that work to complete).
+    /// GPU time the call has used: how long it waited for its submitted
+    /// GPU work to complete (which includes any wait behind other calls'
+    /// work on the same GPU).
     pub fn gpu(&self) -> Duration {
         Duration::from_nanos(self.gpu_ns.load(Ordering::Relaxed))
     }

@@ -356,7 +356,7 @@ impl Sandbox {
         let engine = component.pre.engine();
         let grant = options.grant.unwrap_or_default();
         let meter = options.meter.unwrap_or_default();
-        let gpu = GpuContext { service: self.gpu.clone(), component: component.digest };
+        let gpu = GpuContext { service: self.gpu.clone(), component: component.digest, meter: meter.clone() };
         let state = CallState::new(call_id, limits, options.progress, &grant, gpu)?;
         let refusals = state.http.refusals.clone();
         let mut store = Store::new(engine, state);
@@ -396,7 +396,6 @@ impl Sandbox {
             ),
         )
         .await;
-        meter.add_gpu(store.data().gpu.waited());
         flush_guest_output(store.data());
         match outcome {
             Err(_elapsed) => Err(SandboxError::Timeout { limit: limits.timeout }),

@@ -99,6 +99,8 @@ impl ResourceLimiter for CallLimiter {
 pub(crate) struct GpuContext {
     pub(crate) service: Result<Arc<GpuService>, String>,
     pub(crate) component: Digest,
+    /// Counts the call's GPU time as it waits for its work.
+    pub(crate) meter: Arc<super::CallMeter>,
 }
 
 /// The data of one call's store.
@@ -145,7 +147,7 @@ impl CallState {
             .allow_ip_name_lookup(false)
             .socket_addr_check(|_, _| Box::pin(async { false }));
         let deadline = Instant::now() + limits.timeout;
-        let gpu = GpuCall::new(gpu.service, gpu.component, deadline, super::transfer_cap(limits));
+        let gpu = GpuCall::new(gpu.service, gpu.component, deadline, super::transfer_cap(limits), gpu.meter);
         let mut setup = CallSetup::new(wasi, grant, gpu)?;
         Ok(CallState {
             deadline,

@@ -16,7 +16,7 @@ pub mod quota;
 pub mod store;
 
 pub use ledger::{Ledger, Usage, UsageRow};
-pub use quota::{Admission, Quota, QuotaConfig, QuotaKind, QuotaRefusal, Quotas};
+pub use quota::{Admission, AdmittedCall, Quota, QuotaConfig, QuotaKind, QuotaRefusal, Quotas};
 pub use store::{LocalStore, NatsStore, Store, StoreError};
 
 use std::sync::Arc;

@@ -20,7 +20,7 @@
 //! time is counted when a call ends, so calls already running when a
 //! caller reaches its CPU quota still finish.
 
-use super::store::{Store, modify};
+use super::store::{Store, StoreError, modify};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -152,16 +152,29 @@ fn retry_seconds(wait: Duration) -> u64 {
 
 /// How long a gateway's count of running calls stays believed without
 /// another word from it: a gateway that stopped while calls ran gives
-/// their slots back after this.
-const LEASE: Duration = Duration::from_secs(15 * 60);
+/// their slots back after this. A gateway with calls running writes its
+/// counts again every [`RENEW_EVERY`].
+const LEASE: Duration = Duration::from_secs(5 * 60);
+
+/// How often a gateway renews its counts of running calls.
+const RENEW_EVERY: Duration = Duration::from_secs(60);
 
 /// Counts calls against quotas, in a store shared by the gateways that
 /// enforce them together.
+///
+/// Each gateway keeps its own count of each caller's running calls in
+/// memory and writes that count, whole, into its entry of the caller's
+/// running-calls document: a write that fails (the store unreachable, the
+/// reply lost) leaves the entry behind for a moment, and the next write,
+/// or the renewal, puts it right. Nothing is ever counted twice or lost.
 pub struct Quotas {
     config: QuotaConfig,
     store: Arc<dyn Store>,
     /// This gateway's name in the running-calls documents.
     gateway: String,
+    /// This gateway's running calls per caller (callers with a
+    /// calls-at-once quota only).
+    running: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 /// A call let through: give it back with [`Quotas::end`] (or by dropping it,
@@ -184,6 +197,23 @@ impl Drop for Admission {
     }
 }
 
+/// An admission made before the MCP layer reads the call (by the HTTP
+/// edge, so a refusal is a `429`), handed to the handler that runs it.
+#[derive(Clone)]
+pub struct AdmittedCall(Arc<std::sync::Mutex<Option<Admission>>>);
+
+impl AdmittedCall {
+    /// Carries `admission` to the handler.
+    pub fn new(admission: Admission) -> Self {
+        AdmittedCall(Arc::new(std::sync::Mutex::new(Some(admission))))
+    }
+
+    /// The admission, for the one handler that runs the call.
+    pub fn take(&self) -> Option<Admission> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
 /// The time now on the clock every gateway shares.
 fn now() -> Duration {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
@@ -198,7 +228,65 @@ fn caller_key(caller: &str) -> String {
 impl Quotas {
     /// Enforces `config` with counts in `store`, as gateway `gateway`.
     pub fn new(config: QuotaConfig, store: Arc<dyn Store>, gateway: String) -> Arc<Self> {
-        Arc::new(Quotas { config, store, gateway })
+        let quotas = Arc::new(Quotas { config, store, gateway, running: Default::default() });
+        // While calls run, their counts are renewed before the lease ends.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let weak = Arc::downgrade(&quotas);
+            runtime.spawn(async move {
+                loop {
+                    tokio::time::sleep(RENEW_EVERY).await;
+                    let Some(quotas) = weak.upgrade() else { return };
+                    let callers: Vec<String> = quotas.lock_running().keys().cloned().collect();
+                    for caller in callers {
+                        quotas.write_running(&caller, None).await.ok();
+                    }
+                }
+            });
+        }
+        quotas
+    }
+
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, u64>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes this gateway's count of `caller`'s running calls into the
+    /// shared document; with `limit`, refuses (and writes nothing) when
+    /// the calls of every gateway together would be over it.
+    async fn write_running(&self, caller: &str, limit: Option<u64>) -> Result<Result<(), QuotaRefusal>, StoreError> {
+        let key = format!("active.{}", caller_key(caller));
+        let now = now();
+        modify(self.store.as_ref(), &key, |current| {
+            let mut document = live_entries(current, now);
+            let mine = self.lock_running().get(caller).copied().unwrap_or(0);
+            if let Some(limit) = limit {
+                let others: u64 = document
+                    .as_object()
+                    .map(|e| e.iter().filter(|(g, _)| **g != self.gateway).filter_map(|(_, v)| v["n"].as_u64()).sum())
+                    .unwrap_or(0);
+                if others + mine > limit {
+                    return Err(refusal(caller, QuotaKind::ConcurrentCalls, limit, now));
+                }
+            }
+            match document.as_object_mut() {
+                Some(entries) if mine == 0 => {
+                    entries.remove(&self.gateway);
+                }
+                _ => document[&self.gateway] = json!({"n": mine, "until": (now + LEASE).as_secs()}),
+            }
+            Ok((document, ()))
+        })
+        .await
+    }
+
+    /// Counts one more (`+1`) or one fewer (`-1`) running call of `caller` here.
+    fn count_running(&self, caller: &str, delta: i64) {
+        let mut running = self.lock_running();
+        let count = running.entry(caller.to_owned()).or_default();
+        *count = count.saturating_add_signed(delta);
+        if *count == 0 {
+            running.remove(caller);
+        }
     }
 
     /// Whether any caller has a quota.
@@ -244,21 +332,18 @@ impl Quotas {
         let now = now();
         self.check_cpu(caller, &key, &quota, now).await?;
         if let Some(limit) = quota.concurrent_calls {
-            let gateway = self.gateway.clone();
-            let taken = modify(self.store.as_ref(), &format!("active.{key}"), |current| {
-                let mut document = live_entries(current, now);
-                if running(&document, now) >= limit {
-                    return Err(refusal(caller, QuotaKind::ConcurrentCalls, limit, now));
+            // Counted here first, so the count written is always whole.
+            self.count_running(caller, 1);
+            admission.holds_slot = true;
+            match self.write_running(caller, Some(limit)).await {
+                Ok(Ok(())) => {}
+                // Nothing was written: taken off this gateway's count at once.
+                Ok(Err(refused)) => {
+                    admission.holds_slot = false;
+                    self.count_running(caller, -1);
+                    return Err(refused);
                 }
-                let mine = document[&gateway]["n"].as_u64().unwrap_or(0) + 1;
-                document[&gateway] = json!({"n": mine, "until": (now + LEASE).as_secs()});
-                Ok((document, ()))
-            })
-            .await;
-            match taken {
-                Ok(Ok(())) => admission.holds_slot = true,
-                Ok(Err(refused)) => return Err(refused),
-                Err(e) => tracing::warn!(error = %e, "cannot count a running call; let through"),
+                Err(e) => tracing::warn!(error = %e, "cannot share the count of running calls; let through"),
             }
         }
         if let Some(limit) = quota.calls_per_minute {
@@ -272,8 +357,13 @@ impl Quotas {
             .await;
             match counted {
                 Ok(Ok(())) => {}
-                // Dropping the admission gives its slot back.
-                Ok(Err(refused)) => return Err(refused),
+                Ok(Err(refused)) => {
+                    if admission.holds_slot {
+                        admission.holds_slot = false;
+                        self.release(caller).await;
+                    }
+                    return Err(refused);
+                }
                 Err(e) => tracing::warn!(error = %e, "cannot count a call; let through"),
             }
         }
@@ -301,22 +391,9 @@ impl Quotas {
     }
 
     async fn release(&self, caller: &str) {
-        let key = format!("active.{}", caller_key(caller));
-        let now = now();
-        let released = modify(self.store.as_ref(), &key, |current| {
-            let mut document = live_entries(current, now);
-            let mine = document[&self.gateway]["n"].as_u64().unwrap_or(0).saturating_sub(1);
-            match document.as_object_mut() {
-                Some(entries) if mine == 0 => {
-                    entries.remove(&self.gateway);
-                }
-                _ => document[&self.gateway] = json!({"n": mine, "until": (now + LEASE).as_secs()}),
-            }
-            Ok::<_, ()>((document, ()))
-        })
-        .await;
-        if let Err(e) = released {
-            tracing::warn!(error = %e, "cannot give a running call's slot back");
+        self.count_running(caller, -1);
+        if let Err(e) = self.write_running(caller, None).await {
+            tracing::warn!(error = %e, "cannot share the count of running calls (the next write puts it right)");
         }
     }
 
@@ -445,6 +522,22 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         drop(third);
+    }
+
+    #[tokio::test]
+    async fn a_lost_write_is_put_right_by_the_next() {
+        let store = Arc::new(LocalStore::new(None));
+        let q = quotas("[default]\nconcurrent_calls = 1\n", &store, "ga");
+        let first = q.admit("alice").await.unwrap();
+        // Another writer scribbles a wrong count over this gateway's entry
+        // (as a write whose reply was lost would leave it).
+        let key = format!("active.{}", caller_key("alice"));
+        let (_, revision) = store.get(&key).await.unwrap().unwrap();
+        let until = (now() + LEASE).as_secs();
+        assert!(store.swap(&key, json!({"ga": {"n": 7, "until": until}}), Some(revision)).await.unwrap());
+        q.end(first, Duration::ZERO).await;
+        // The count written on release is this gateway's own: none running.
+        assert!(q.admit("alice").await.is_ok(), "the slot came back");
     }
 
     #[tokio::test]

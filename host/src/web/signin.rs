@@ -56,7 +56,13 @@ pub struct SignIn {
     http: reqwest::Client,
     /// The endpoints and client id, found (and registered) once.
     ready: tokio::sync::OnceCell<(Endpoints, String)>,
+    /// The last failure to find them, and when: asked again at most every
+    /// [`RETRY_AFTER`], so pages cannot make this server hammer the issuer.
+    failed: std::sync::Mutex<Option<(std::time::Instant, SignInError)>>,
 }
+
+/// How long a failure to reach the issuer is answered from memory.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
 
 /// How long one request to the issuer may take.
 const ISSUER_WAIT: Duration = Duration::from_secs(10);
@@ -81,12 +87,18 @@ impl SignIn {
             .build()
             .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
         let issuer = Issuer::new(&config.issuer, http.clone())?;
-        Ok(SignIn { config, issuer, http, ready: tokio::sync::OnceCell::new() })
+        Ok(SignIn { config, issuer, http, ready: tokio::sync::OnceCell::new(), failed: Default::default() })
     }
 
     /// The endpoints and the client id, found on first use.
     async fn ready(&self) -> Result<&(Endpoints, String), SignInError> {
-        self.ready
+        if let Some((at, error)) = &*self.failed.lock().unwrap_or_else(|e| e.into_inner())
+            && at.elapsed() < RETRY_AFTER
+        {
+            return Err(error.clone());
+        }
+        let found: Result<&(Endpoints, String), SignInError> = self
+            .ready
             .get_or_try_init(|| async {
                 let (url, doc) = self.issuer.metadata().await.map_err(SignInError)?;
                 let endpoint = |name: &str| {
@@ -115,7 +127,11 @@ impl SignIn {
                 };
                 Ok((endpoints, client_id))
             })
-            .await
+            .await;
+        if let Err(error) = &found {
+            *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), error.clone()));
+        }
+        found
     }
 
     /// Registers these pages as a public client (RFC 7591).

@@ -73,6 +73,9 @@ pub(crate) struct GpuCall {
     kernels: u32,
     waited: Duration,
     pending: Option<wgpu::CommandEncoder>,
+    /// Counts each wait as the call's GPU time, as it ends (so a call
+    /// stopped part-way still counts what it waited).
+    meter: Arc<crate::sandbox::CallMeter>,
 }
 
 impl GpuCall {
@@ -85,6 +88,7 @@ impl GpuCall {
         component: Digest,
         deadline: Instant,
         max_transfer: u64,
+        meter: Arc<crate::sandbox::CallMeter>,
     ) -> Self {
         GpuCall {
             service,
@@ -100,12 +104,8 @@ impl GpuCall {
             kernels: 0,
             waited: Duration::ZERO,
             pending: None,
+            meter,
         }
-    }
-
-    /// How long the call has waited for its GPU work: its GPU time.
-    pub(crate) fn waited(&self) -> Duration {
-        self.waited
     }
 
     /// Takes the GPU away from the call: every operation answers
@@ -337,7 +337,9 @@ impl GpuCall {
                 Ok(bytes)
             })
             .await;
-        self.waited += started.elapsed();
+        let spent = started.elapsed();
+        self.waited += spent;
+        self.meter.add_gpu(spent);
         self.settled();
         result.map_err(discarded)
     }
@@ -356,7 +358,9 @@ impl GpuCall {
                 wait(device, index, allowance, why)
             })
             .await;
-        self.waited += started.elapsed();
+        let spent = started.elapsed();
+        self.waited += spent;
+        self.meter.add_gpu(spent);
         self.settled();
         result.map_err(discarded)
     }

@@ -402,13 +402,7 @@ impl Quotas {
         let used =
             self.read(&format!("cpu.{key}.{}", now.as_secs() / 3600)).await.and_then(|v| v.as_u64()).unwrap_or(0);
         if used as f64 >= limit * 1e6 {
-            let wait = Duration::from_secs(3600 - now.as_secs() % 3600);
-            return Err(QuotaRefusal {
-                caller: caller.to_owned(),
-                quota: QuotaKind::CpuSecondsPerHour,
-                limit: format!("{limit} CPU-seconds per hour"),
-                retry_after: wait,
-            });
+            return Err(refusal(caller, QuotaKind::CpuSecondsPerHour, limit, now));
         }
         Ok(())
     }
@@ -442,7 +436,7 @@ fn running(document: &Value, now: Duration) -> u64 {
     live_entries(Some(document), now).as_object().map_or(0, |e| e.values().filter_map(|v| v["n"].as_u64()).sum())
 }
 
-fn refusal(caller: &str, quota: QuotaKind, limit: u64, now: Duration) -> QuotaRefusal {
+fn refusal(caller: &str, quota: QuotaKind, limit: impl std::fmt::Display, now: Duration) -> QuotaRefusal {
     let (limit, retry_after) = match quota {
         QuotaKind::CallsPerMinute => {
             (format!("{limit} calls per minute"), Duration::from_secs(60 - now.as_secs() % 60))

@@ -145,15 +145,7 @@ impl SignIn {
             "application_type": "web",
             "scope": self.config.scopes.join(" "),
         });
-        let response = self
-            .http
-            .post(endpoint)
-            .json(&metadata)
-            .send()
-            .await
-            .map_err(|e| SignInError(format!("cannot register with {endpoint}: {e}")))?;
-        let status = response.status();
-        let doc: Value = response.json().await.unwrap_or(Value::Null);
+        let (status, doc) = answer(self.http.post(endpoint).json(&metadata), endpoint).await?;
         match doc["client_id"].as_str() {
             Some(id) if status.is_success() => {
                 tracing::info!(issuer = %self.config.issuer, client = id, "web pages registered as a client");
@@ -196,15 +188,7 @@ impl SignIn {
             ("code_verifier", exchange.code_verifier.as_str()),
             ("resource", self.config.resource.as_str()),
         ];
-        let response = self
-            .http
-            .post(&endpoints.token)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| SignInError(format!("cannot reach the issuer's token endpoint: {e}")))?;
-        let status = response.status();
-        let doc: Value = response.json().await.unwrap_or(Value::Null);
+        let (status, doc) = answer(self.http.post(&endpoints.token).form(&form), &endpoints.token).await?;
         match doc["access_token"].as_str() {
             Some(token) if status.is_success() => Ok(json!({
                 "access_token": token,
@@ -214,6 +198,14 @@ impl SignIn {
             _ => Err(SignInError(format!("the issuer refused the sign-in ({status}): {}", error_text(&doc)))),
         }
     }
+}
+
+/// Sends `request` to the issuer's `endpoint`: its status and JSON
+/// document (null when the body is not JSON).
+async fn answer(request: reqwest::RequestBuilder, endpoint: &str) -> Result<(reqwest::StatusCode, Value), SignInError> {
+    let response = request.send().await.map_err(|e| SignInError(format!("cannot reach {endpoint}: {e}")))?;
+    let status = response.status();
+    Ok((status, response.json().await.unwrap_or(Value::Null)))
 }
 
 /// An OAuth error document in words.

@@ -28,6 +28,6 @@ if [ ! -x "$componentize_py/bin/componentize-py" ]; then
     "$componentize_py/bin/pip" install -q --disable-pip-version-check componentize-py==0.25.1
 fi
 if [ ! -f "$out" ] || [ -n "$(find examples/python wit -newer "$out" -type f -print -quit)" ]; then
-    "$componentize_py/bin/componentize-py" -d wit -w tool componentize -p examples/python app -o "$out.partial" >/dev/null
+    "$componentize_py/bin/componentize-py" -d wit -w code-tool componentize -p examples/python app -o "$out.partial" >/dev/null
     mv "$out.partial" "$out"
 fi

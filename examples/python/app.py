@@ -26,6 +26,8 @@ from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import types
 
+import toolcalls
+
 # The standard library a call can import, loaded at build time.
 MODULES = [
     "abc", "array", "base64", "binascii", "bisect", "calendar", "cmath", "collections",
@@ -61,6 +63,13 @@ stderr comes back too (each cut at about {MAX_STREAM // 1000} kB). An exception 
 
 Inputs: `code`; optional `input` text that `input()` and `sys.stdin` read; optional `vars`, a JSON \
 object whose keys become global variables.
+
+Calling other tools of this server, as you and with your rights: \
+`tools.call("examples.text.slugify", {{"text": "Hi"}})` or `tools.examples.text.slugify(text="Hi")` returns the \
+tool's structured result (or its text); a failure raises ToolError (`e.kind`, `e.message`). \
+`tools.gather([("examples.text.slugify", {{"text": "a"}}), ...])` runs calls at once and returns their values in \
+order. `tools.search("words")` lists matching tools with TypeScript-style signatures; `tools.describe(name)` gives \
+one tool's schemas. Calls nest at most 3 deep and one run makes at most a few hundred; they share its time limit.
 
 Available: the Python language and builtins, and these standard modules: {", ".join(MODULES)} \
 (sqlite3 in memory only). Nothing else can be imported: no pip packages (numpy, pandas, requests \
@@ -276,7 +285,7 @@ def run(code, stdin_text, variables):
     out, err = Stream(), Stream()
     _streams[:] = [out, err]
     report = {"result": None, "result_type": "none", "error": None, "exit_code": None}
-    scope = {"__name__": "__main__", "__builtins__": builtins}
+    scope = {"__name__": "__main__", "__builtins__": builtins, "tools": toolcalls.TOOLS, "ToolError": toolcalls.ToolError}
     scope.update(variables)
     linecache.cache[SOURCE] = (len(code), None, code.splitlines(True), SOURCE)
     saved = sys.stdin, sys.stdout, sys.stderr

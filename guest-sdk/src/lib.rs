@@ -36,6 +36,7 @@ pub mod host;
 pub mod http;
 mod output;
 mod tool;
+pub mod tools;
 
 pub use output::{Image, IntoOutput, Json, Output};
 pub use tool::{Tool, ToolSet};

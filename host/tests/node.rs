@@ -76,6 +76,7 @@ fn call(repository: &Repository, digest: Digest, tool: &str, arguments: &str) ->
         retry_safe: false,
         caller: Some("tester".into()),
         meter: Arc::default(),
+        tools: None,
     }
 }
 

@@ -40,17 +40,19 @@ def nkey(dir, name):
 
 
 def node_user(public, node_id):
-    # A node: its own call and cancel subjects, its own advert, and answers
-    # only to the inboxes of calls it was sent (allow_responses).
+    # A node: its own call, cancel and tools-answer subjects, its own
+    # advert, and answers only to the inboxes of calls it was sent
+    # (allow_responses).
     return f"""{{ nkey: {public}, permissions: {{
         publish: {{ allow: ["toolmesh.v1.advert.{node_id}"] }},
-        subscribe: {{ allow: ["toolmesh.v1.call.{node_id}", "toolmesh.v1.cancel.{node_id}"] }},
+        subscribe: {{ allow: ["toolmesh.v1.call.{node_id}", "toolmesh.v1.cancel.{node_id}",
+                              "toolmesh.v1.tools.{node_id}.>"] }},
         allow_responses: {{ max: 1000000 }} }} }}"""
 
 
 def gateway_user(public):
     return f"""{{ nkey: {public}, permissions: {{
-        publish: {{ allow: ["toolmesh.v1.call.*", "toolmesh.v1.cancel.*"] }},
+        publish: {{ allow: ["toolmesh.v1.call.*", "toolmesh.v1.cancel.*", "toolmesh.v1.tools.>"] }},
         subscribe: {{ allow: ["toolmesh.v1.advert.*", "_INBOX.>"] }} }} }}"""
 
 
@@ -178,8 +180,10 @@ resolver: MEMORY
 resolver_preload: {{ {account.public}: "{jwt(operator, account, "tools", {"type": "account", "version": 2, "limits": limits})}" }}
 """
     node_a = creds(tmp_path / "node-a.creds", account, "node-a", ["toolmesh.v1.advert.node-a"],
-                   ["toolmesh.v1.call.node-a", "toolmesh.v1.cancel.node-a"], responses=True)
-    gateway = creds(tmp_path / "gateway.creds", account, "gateway", ["toolmesh.v1.call.*", "toolmesh.v1.cancel.*"],
+                   ["toolmesh.v1.call.node-a", "toolmesh.v1.cancel.node-a", "toolmesh.v1.tools.node-a.>"],
+                   responses=True)
+    gateway = creds(tmp_path / "gateway.creds", account, "gateway",
+                    ["toolmesh.v1.call.*", "toolmesh.v1.cancel.*", "toolmesh.v1.tools.>"],
                     ["toolmesh.v1.advert.*", "_INBOX.>"])
     with Mesh(tmp_path, registry, config=config) as mesh:
         publish(mesh, "hostile.wasm", "test/hostile")

@@ -117,7 +117,7 @@ async def test_a_caller_over_its_quota_gets_429_and_usage_is_metered(tmp_path):
 # The gateways' NATS user may use the two buckets and nothing else of
 # JetStream: the permissions docs/mesh.md gives.
 GATEWAY_WITH_BUCKETS = """{{ nkey: {public}, permissions: {{
-    publish: {{ allow: ["toolmesh.v1.call.*", "toolmesh.v1.cancel.*",
+    publish: {{ allow: ["toolmesh.v1.call.*", "toolmesh.v1.cancel.*", "toolmesh.v1.tools.>",
                         "$KV.toolmesh_quota.>", "$KV.toolmesh_usage.>", "$JS.API.INFO",
                         "$JS.API.STREAM.INFO.KV_toolmesh_quota", "$JS.API.STREAM.INFO.KV_toolmesh_usage",
                         "$JS.API.STREAM.CREATE.KV_toolmesh_quota", "$JS.API.STREAM.CREATE.KV_toolmesh_usage",

@@ -15,7 +15,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use toolmesh_guest::prelude::*;
 
+mod calls;
 mod streams;
+use calls::ToolHost;
 use streams::Streams;
 
 /// The JS heap a call may use; past it, allocation throws "out of memory".
@@ -97,15 +99,21 @@ const DESCRIPTION: &str = "Runs JavaScript (ES2023, QuickJS) in a fresh, isolate
 and the value of its last expression.
 
 How to return a value: end the code with an expression (e.g. `result` or `xs.length`); its value comes back as JSON \
-when JSON.stringify can encode it, else as text. If that value is a promise it is awaited, so async code can end with \
-`(async () => { ... })()`. console.log/info/debug and print() go to stdout, console.warn/error to stderr (each kept up to \
-about 200 kB). A thrown exception is a normal result: `error` holds its type, message and stack.
+when JSON.stringify can encode it, else as text. Top-level `await` works, and a promise as the last value is awaited. \
+console.log/info/debug and print() go to stdout, console.warn/error to stderr (each kept up to about 200 kB). A thrown \
+exception is a normal result: `error` holds its type, message and stack.
 
 Inputs: `code`; optional `input` text, read line by line with readline() (null at the end) or whole from the global \
 `input`; optional `vars`, a JSON object whose keys become global variables.
 
+Calling other tools of this server, as you and with your rights: `await tools.call('examples.text.slugify', {text: \
+'Hi'})` or `await tools.examples.text.slugify({text: 'Hi'})` returns the tool's structured result (or its text); \
+a failure throws a ToolError (`e.kind`, `e.message`). Calls run at once with `await Promise.all([...])`. \
+`tools.search('words')` lists matching tools with TypeScript-style signatures; `tools.describe(name)` gives one \
+tool's schemas. Calls nest at most 3 deep and one run makes at most a few hundred; they share its time limit.
+
 Available: the language and its standard built-ins (JSON, Math, Date, RegExp, Map/Set, typed arrays, BigInt, Intl \
-is not there), console, print, readline. Not available: require/import of modules, npm packages, fetch, timers \
+is not there), console, print, readline, tools. Not available: require/import of modules, npm packages, fetch, timers \
 (setTimeout), files, network, process or environment.
 
 Limits: every call starts from a clean interpreter (nothing persists between calls); the JS heap is capped at 128 MiB \
@@ -113,6 +121,11 @@ and deep recursion throws a RangeError, both as ordinary exceptions; the node ca
 output. Running out of time ends the call with an error.";
 
 fn run_javascript(args: RunArgs) -> Result<Json<Report>, ToolError> {
+    run_with(args, Rc::new(calls::Node))
+}
+
+/// Runs `args` with `host` answering the code's calls to other tools.
+fn run_with(args: RunArgs, host: Rc<dyn ToolHost>) -> Result<Json<Report>, ToolError> {
     for key in args.vars.keys() {
         if !is_identifier(key) {
             return Err(ToolError::invalid_arguments(format_args!("`vars` key {key:?} is not a usable variable name")));
@@ -123,7 +136,7 @@ fn run_javascript(args: RunArgs) -> Result<Json<Report>, ToolError> {
     runtime.set_max_stack_size(STACK_LIMIT);
     let context = Context::full(&runtime).map_err(|e| ToolError::failed(format_args!("cannot start QuickJS: {e}")))?;
     let streams = Rc::new(RefCell::new(Streams::default()));
-    let outcome = context.with(|ctx| run_in(&ctx, &args, &streams));
+    let outcome = context.with(|ctx| run_in(&ctx, &args, &streams, &host));
     let streams = streams.take();
     let (result, result_type, error) = outcome?;
     Ok(Json(Report {
@@ -141,7 +154,12 @@ type Outcome = (serde_json::Value, ResultType, Option<Raised>);
 
 /// Runs the code in `ctx`: the prelude, the variables, the code, then its
 /// pending jobs.
-fn run_in<'js>(ctx: &Ctx<'js>, args: &RunArgs, streams: &Rc<RefCell<Streams>>) -> Result<Outcome, ToolError> {
+fn run_in<'js>(
+    ctx: &Ctx<'js>,
+    args: &RunArgs,
+    streams: &Rc<RefCell<Streams>>,
+    host: &Rc<dyn ToolHost>,
+) -> Result<Outcome, ToolError> {
     let setup = |e: rquickjs::Error| ToolError::failed(format_args!("cannot set up the JS context: {e}"));
     let sink = streams.clone();
     let write = Function::new(ctx.clone(), move |stream: i32, text: String, count: f64| {
@@ -154,8 +172,19 @@ fn run_in<'js>(ctx: &Ctx<'js>, args: &RunArgs, streams: &Rc<RefCell<Streams>>) -
     limits.set("streamChars", streams::MAX_STREAM + 1).map_err(setup)?;
     limits.set("textChars", MAX_TEXT + 1).map_err(setup)?;
     limits.set("resultChars", MAX_RESULT).map_err(setup)?;
+    let tools = Object::new(ctx.clone()).map_err(setup)?;
+    let starter = host.clone();
+    let start = Function::new(ctx.clone(), move |name: String, arguments: String| {
+        calls::answer(starter.start(&name, &arguments))
+    })
+    .map_err(setup)?;
+    tools.set("start", start).map_err(setup)?;
+    let describer = host.clone();
+    let describe =
+        Function::new(ctx.clone(), move |query: String| calls::answer(describer.describe(&query))).map_err(setup)?;
+    tools.set("describe", describe).map_err(setup)?;
     let install: Function = ctx.eval(PRELUDE).map_err(setup)?;
-    let helpers: Object = install.call((write, args.input.as_str(), limits)).map_err(setup)?;
+    let helpers: Object = install.call((write, args.input.as_str(), limits, tools)).map_err(setup)?;
     let globals = ctx.globals();
     globals.set("input", args.input.as_str()).map_err(setup)?;
     for (name, value) in &args.vars {
@@ -168,27 +197,78 @@ fn run_in<'js>(ctx: &Ctx<'js>, args: &RunArgs, streams: &Rc<RefCell<Streams>>) -
     options.strict = false;
     options.backtrace_barrier = true;
     options.filename = Some(SOURCE.into());
+    // Top-level `await` needs the script evaluated as async; its promise
+    // then holds `{value}`, the script's last value.
+    let top_level_await = args.code.contains("await");
+    options.promise = top_level_await;
     let value = match ctx.eval_with_options::<Value, _>(args.code.as_str(), options).catch(ctx) {
         Ok(value) => value,
         Err(caught) => return Ok(raised(ctx, &helpers, caught)),
     };
-    let mut jobs = 0;
-    while jobs < MAX_JOBS && ctx.execute_pending_job() {
-        jobs += 1;
+    if let Err(e) = run_until_settled(ctx, &helpers, &value, host.as_ref()) {
+        return Err(ToolError::failed(format_args!("cannot run the code's pending calls: {e}")));
     }
-    // A job's own exception surfaces through the promise it settles.
-    let _ = ctx.catch();
-    let value = match value.as_promise() {
+    let mut value = match value.as_promise() {
         Some(promise) => match settle(ctx, promise) {
             Ok(value) => value,
             Err(caught) => return Ok(raised(ctx, &helpers, caught)),
         },
         None => value,
     };
+    if top_level_await && let Some(completion) = value.as_object().and_then(|o| o.get::<_, Value>("value").ok()) {
+        value = completion;
+        if let Some(promise) = value.as_promise() {
+            run_until_settled(ctx, &helpers, &value, host.as_ref())
+                .map_err(|e| ToolError::failed(format_args!("cannot run the code's pending calls: {e}")))?;
+            value = match settle(ctx, promise) {
+                Ok(value) => value,
+                Err(caught) => return Ok(raised(ctx, &helpers, caught)),
+            };
+        }
+    }
     let describe: Function = helpers.get("result").map_err(setup)?;
     match describe.call::<_, Vec<String>>((value,)).catch(ctx) {
         Ok(parts) => Ok(result_of(parts)),
         Err(caught) => Ok(raised(ctx, &helpers, caught)),
+    }
+}
+
+/// Runs the pending jobs, and answers the code's calls to tools as they
+/// finish, until `value` (when a promise) settles or nothing is left to
+/// wait for.
+fn run_until_settled<'js>(
+    ctx: &Ctx<'js>,
+    helpers: &Object<'js>,
+    value: &Value<'js>,
+    host: &dyn ToolHost,
+) -> rquickjs::Result<()> {
+    let waiting: Function = helpers.get("waiting")?;
+    let answer: Function = helpers.get("settle")?;
+    let mut jobs = 0;
+    loop {
+        while jobs < MAX_JOBS && ctx.execute_pending_job() {
+            jobs += 1;
+        }
+        // A job's own exception surfaces through the promise it settles.
+        let _ = ctx.catch();
+        if value.as_promise().is_some_and(|p| p.state() != PromiseState::Pending) || jobs >= MAX_JOBS {
+            return Ok(());
+        }
+        let calls: Vec<f64> = waiting.call(())?;
+        let calls: Vec<u64> = calls.into_iter().map(|id| id as u64).collect();
+        if calls.is_empty() {
+            return Ok(());
+        }
+        let (id, outcome) = host.wait_any(&calls);
+        let settled = match outcome {
+            Ok(result) => answer.call::<_, ()>((id as f64, true, result, "")),
+            Err((kind, message)) => answer.call::<_, ()>((id as f64, false, message, kind)),
+        };
+        if settled.catch(ctx).is_err() {
+            // The code broke the prelude's promise (its `then`, say): what
+            // it awaited stays pending.
+            return Ok(());
+        }
     }
 }
 

@@ -3,9 +3,11 @@
 // code's last value and its exception into the call's result. It keeps the
 // built-ins it uses from before the code runs, so code that replaces
 // JSON.stringify or Array.prototype.map changes what it prints, not how its
-// result is reported. Nothing here gives the code a way to the host: `write`
-// only appends to the run's own stdout and stderr, capped on the Rust side.
-(function (write, input, limits) {
+// result is reported. The code reaches the host only through `write`, which
+// appends to the run's own stdout and stderr (capped on the Rust side), and
+// `host`: calls to the catalog's tools, which the node and the gateway
+// grant, bound and run as the outer call's caller.
+(function (write, input, limits, host) {
   "use strict";
   const { apply } = Reflect;
   const stringify = JSON.stringify;
@@ -14,7 +16,7 @@
   const isArray = Array.isArray;
   const { map, join, includes, concat } = Array.prototype;
   const { slice, split, trimEnd, toWellFormed } = String.prototype;
-  const MapType = Map, SetType = Set, DateType = Date, ErrorType = Error;
+  const MapType = Map, SetType = Set, DateType = Date, ErrorType = Error, PromiseType = Promise;
   const entries = (m) => [...m];
   const isNaNValue = Number.isNaN;
 
@@ -94,6 +96,70 @@
   let next = 0;
   globalThis.readline = () => (next < lines.length ? lines[next++] : null);
 
+  // Calls to other tools: `await tools.call(name, args)`, or through the
+  // accessors (`await tools.examples.text.slugify({text})`); promises of
+  // calls made together settle as their calls finish, so Promise.all fans out.
+  class ToolError extends ErrorType {
+    constructor(kind, message, tool) {
+      super(message);
+      this.name = "ToolError";
+      this.kind = kind;
+      this.tool = tool;
+    }
+  }
+  const parse = JSON.parse;
+  const every = Array.prototype.every;
+  const waiting = new Map();
+  const valueOf = (result) => {
+    if (result.structuredContent !== undefined && result.structuredContent !== null) return result.structuredContent;
+    const content = isArray(result.content) ? result.content : [];
+    if (apply(every, content, [(c) => c.type === "text"])) return apply(join, apply(map, content, [(c) => c.text]), ["\n"]);
+    return content;
+  };
+  const call = (name, args) => {
+    const tool = toString(name);
+    let text;
+    try {
+      text = stringify(args === undefined ? {} : args);
+    } catch (e) {
+      return PromiseType.reject(e);
+    }
+    if (typeof text !== "string") return PromiseType.reject(new TypeError(`the arguments of ${tool} must be an object`));
+    const [ok, handle, message] = parse(host.start(tool, text));
+    if (!ok) return PromiseType.reject(new ToolError(handle, message, tool));
+    return new PromiseType((resolve, reject) => waiting.set(handle, { resolve, reject, tool }));
+  };
+  const search = (query) => {
+    const [ok, text, message] = parse(host.describe(query === undefined ? "" : toString(query)));
+    if (!ok) throw new ToolError(text, message, "");
+    return parse(text);
+  };
+  const describe = (name) => {
+    const wanted = toString(name);
+    for (const tool of search(wanted)) if (tool.name === wanted) return tool;
+    return null;
+  };
+  const at = (parts) =>
+    new Proxy(function () {}, {
+      get(_, key) {
+        if (typeof key !== "string" || key === "then") return undefined;
+        if (key === "name") return apply(join, parts, ["."]);
+        return at(apply(concat, parts, [[key]]));
+      },
+      apply(_, __, args) {
+        return call(apply(join, parts, ["."]), args[0]);
+      },
+    });
+  const own = { call, search, describe, ToolError };
+  globalThis.ToolError = ToolError;
+  globalThis.tools = new Proxy(own, {
+    get(target, key) {
+      if (typeof key !== "string" || key === "then") return undefined;
+      if (Object.prototype.hasOwnProperty.call(target, key)) return target[key];
+      return at([key]);
+    },
+  });
+
   const repr = (value) => {
     try {
       return sendable(show(value, 1, []), limits.textChars);
@@ -109,6 +175,23 @@
     }
   };
   return {
+    // Handles of the calls not yet answered.
+    waiting() {
+      return [...waiting.keys()];
+    },
+    // Settles the promise of call `handle`: with its value (`payload`, the
+    // MCP result as JSON text) or a ToolError of `kind`.
+    settle(handle, ok, payload, kind) {
+      const wait = waiting.get(handle);
+      if (wait === undefined) return;
+      waiting.delete(handle);
+      if (!ok) return wait.reject(new ToolError(kind, payload, wait.tool));
+      try {
+        wait.resolve(valueOf(parse(payload)));
+      } catch (e) {
+        wait.reject(e);
+      }
+    },
     // ["json", text] when the value is JSON (and small enough), ["repr", text]
     // otherwise, ["none"] for undefined.
     result(value) {

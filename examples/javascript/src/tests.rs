@@ -111,3 +111,102 @@ fn vars_cannot_reach_the_global_objects_prototype() {
         assert!(run_javascript(RunArgs { code: "1".into(), input: String::new(), vars }).is_err(), "{name}");
     }
 }
+
+/// Stands in for the node: `echo` answers with its arguments as structured
+/// content, `text` with text, `fail` fails; answers come last-started first.
+#[derive(Default)]
+struct FakeHost {
+    started: RefCell<Vec<(u64, String, String)>>,
+}
+
+impl ToolHost for FakeHost {
+    fn start(&self, name: &str, arguments: &str) -> Result<u64, calls::Failure> {
+        if name == "nope" {
+            return Err(("unknown-tool".into(), "unknown tool `nope`".into()));
+        }
+        let mut started = self.started.borrow_mut();
+        let id = started.len() as u64 + 1;
+        started.push((id, name.into(), arguments.into()));
+        Ok(id)
+    }
+
+    fn wait_any(&self, calls: &[u64]) -> (u64, Result<String, calls::Failure>) {
+        let id = *calls.iter().max().unwrap();
+        let started = self.started.borrow();
+        let (_, name, arguments) = &started[id as usize - 1];
+        let outcome = match name.rsplit('.').next().unwrap_or_default() {
+            "fail" => Err(("failed".into(), "it broke".into())),
+            "text" => {
+                Ok(serde_json::json!({"content": [{"type": "text", "text": format!("hi {arguments}")}]}).to_string())
+            }
+            _ => Ok(format!(r#"{{"content":[],"structuredContent":{arguments}}}"#)),
+        };
+        (id, outcome)
+    }
+
+    fn describe(&self, query: &str) -> Result<String, calls::Failure> {
+        Ok(serde_json::json!([{"name": "a.b.echo", "description": query, "signature": "a.b.echo(args: {}): unknown"}])
+            .to_string())
+    }
+}
+
+fn run_calling(code: &str) -> (Report, Rc<FakeHost>) {
+    let host = Rc::new(FakeHost::default());
+    let args = RunArgs { code: code.into(), input: String::new(), vars: Map::new() };
+    (run_with(args, host.clone()).unwrap().0, host)
+}
+
+#[test]
+fn top_level_await_returns_the_last_value() {
+    let (report, _) = run_calling("const v = await Promise.resolve(2)\nv * 21");
+    assert_eq!(report.result, serde_json::json!(42), "{report:?}");
+    let (report, _) = run_calling("var x = await Promise.resolve(1); x");
+    assert_eq!(report.result, serde_json::json!(1));
+    let (report, _) = run_calling("await Promise.reject(new RangeError('late'))");
+    assert_eq!(report.error.unwrap().kind, "RangeError");
+}
+
+#[test]
+fn code_calls_tools_by_name_and_through_accessors() {
+    let (report, host) = run_calling(
+        "const a = await tools.call('a.b.echo', {n: 1})\nconst b = await tools.a.b.echo({n: 2})\nconst t = await tools.x.text({});\n[a, b, t, tools.a.b.echo.name]",
+    );
+    assert_eq!(report.result, serde_json::json!([{"n": 1}, {"n": 2}, "hi {}", "a.b.echo"]), "{report:?}");
+    let names: Vec<String> = host.started.borrow().iter().map(|(_, n, _)| n.clone()).collect();
+    assert_eq!(names, ["a.b.echo", "a.b.echo", "x.text"]);
+}
+
+#[test]
+fn calls_made_together_are_all_started_before_any_answer() {
+    let (report, host) = run_calling("await Promise.all([1, 2, 3].map(n => tools.a.echo({n})))");
+    assert_eq!(report.result, serde_json::json!([{"n": 1}, {"n": 2}, {"n": 3}]), "{report:?}");
+    assert_eq!(host.started.borrow().len(), 3);
+}
+
+#[test]
+fn tool_failures_are_catchable_errors() {
+    let (report, _) = run_calling(
+        "let out = []\ntry { await tools.fail({}) } catch (e) { out.push([e.name, e.kind, e.message, e.tool, e instanceof ToolError]) }\ntry { await tools.nope({}) } catch (e) { out.push([e.kind, e.message]) }\nout",
+    );
+    assert_eq!(
+        report.result,
+        serde_json::json!([["ToolError", "failed", "it broke", "fail", true], ["unknown-tool", "unknown tool `nope`"]]),
+        "{report:?}"
+    );
+    let (uncaught, _) = run_calling("await tools.fail({})");
+    let error = uncaught.error.unwrap();
+    assert_eq!((error.kind.as_str(), error.message.as_str()), ("ToolError", "it broke"));
+}
+
+#[test]
+fn search_lists_tools_with_signatures() {
+    let (report, _) = run_calling("tools.search('echo')[0].signature + ' / ' + tools.describe('a.b.echo').description");
+    assert_eq!(report.result, serde_json::json!("a.b.echo(args: {}): unknown / a.b.echo"));
+}
+
+#[test]
+fn calls_still_waiting_after_the_result_do_not_hold_it_up() {
+    // A `then` chain without await still runs before the result is taken.
+    let (report, _) = run_calling("let seen = []; tools.a.echo({n: 5}).then(v => print(v.n)); 'done'");
+    assert_eq!((report.result, report.stdout.as_str()), (serde_json::json!("done"), "5\n"));
+}

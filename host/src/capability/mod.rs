@@ -11,7 +11,9 @@
 //! are given only to calls whose grant has them; `wasi:config/store`
 //! answers with the values the grant holds (none by default); a component importing `wasi:http` is refused
 //! before it runs unless its call was granted network. GPU compute is
-//! linked for every tool and answers `no-adapter` to calls not granted it.
+//! linked for every tool and answers `no-adapter` to calls not granted it;
+//! calls to other tools likewise answer `not-granted` unless the gateway
+//! that placed the call gave it a [`tools::ToolCaller`].
 
 mod config;
 mod files;
@@ -22,6 +24,7 @@ pub mod log;
 pub mod progress;
 pub mod scratch;
 mod secrets;
+pub mod tools;
 
 use crate::grant::Grant;
 use crate::sandbox::bindings::toolmesh::tool as toolmesh;
@@ -157,6 +160,14 @@ pub static CAPABILITIES: &[Capability] = &[
             }
             Ok(())
         },
+    },
+    Capability {
+        name: "tools",
+        interfaces: &["toolmesh:tool/tools"],
+        summary: "calls to the catalog's tools as the outer call's caller, within its limits; `not-granted` unless the gateway placing the call grants it",
+        link: |linker| toolmesh::tools::add_to_linker::<_, HasSelf<CallState>>(linker, |state| state),
+        denied: never,
+        setup: nothing,
     },
     Capability {
         name: "network",

@@ -14,11 +14,12 @@
 //!   2026-07-28 `subscriptions/listen` streams whenever the catalog changes.
 
 use super::Gateway;
+use super::call::{CallRefusal, CallRequest};
 use super::catalog::{Catalog, CatalogTool};
-use super::invoker::Invocation;
+use super::inner::Nesting;
 use crate::auth::Caller;
 use crate::capability::progress::{ProgressQueue, QUEUE_LEN};
-use crate::sandbox::{Content, ProgressSink, SandboxError};
+use crate::sandbox::{Content, ProgressSink};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use rmcp::model::{
@@ -33,8 +34,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tracing::Instrument;
+use std::time::Duration;
 
 /// The caller of a request: set by the HTTP layer ([`crate::auth`]); a
 /// stdio client may call everything.
@@ -292,142 +292,43 @@ impl ServerHandler for Gateway {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let catalog = self.catalog();
-        let Some(tool) = catalog.get(&request.name).cloned() else {
-            return Err(McpError::invalid_params(format!("unknown tool `{}`", request.name), None));
-        };
-        let caller = caller_of(&context);
-        if !caller.may_call(&tool.name) {
-            // The HTTP layer answers these with a 403 first; this holds for any transport.
-            let scopes = caller.scopes_to_call(&tool.name);
-            return Err(McpError::invalid_request(
-                format!("you may not call `{}`", tool.name),
-                Some(json!({"scopes": scopes})),
-            ));
-        }
-        let arguments = Value::Object(request.arguments.unwrap_or_default());
-        if let Err(problem) = tool.schemas.check_arguments(&arguments) {
-            return Err(McpError::invalid_params(format!("invalid arguments for `{}`: {problem}", tool.name), None));
-        }
-        let arguments = arguments.to_string();
-        let metering = self.metering();
-        // Admitted by the HTTP edge already, or here (stdio, batches).
+        // Admitted by the HTTP edge already, or by the call (stdio, batches).
         let admitted = context
             .extensions
             .get::<axum::http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<crate::usage::AdmittedCall>())
             .and_then(crate::usage::AdmittedCall::take);
-        let admission = match (metering.quotas(), admitted) {
-            (None, _) => None,
-            (Some(quotas), Some(admission)) => Some((quotas.clone(), admission)),
-            (Some(quotas), None) => match quotas.admit(&caller.name).await {
-                Ok(admission) => Some((quotas.clone(), admission)),
-                Err(refused) => {
-                    metering.refused(&tool.name, &refused);
-                    return Ok(over_quota(&refused).into());
-                }
-            },
-        };
-        let bytes_in = arguments.len() as u64;
-        let meter = Arc::new(crate::sandbox::CallMeter::default());
         let token =
             request.meta.as_ref().and_then(|m| m.get_progress_token()).or_else(|| context.meta.get_progress_token());
         let relay = token.map(|token| ProgressRelay::start(&context, token));
-        let call_id = self.next_call_id();
-        let invocation = Invocation {
-            repository: tool.repository.clone(),
-            digest: tool.digest,
-            tool: tool.tool.clone(),
-            arguments,
+        let cancel = context.ct.clone();
+        let call = CallRequest {
+            caller: caller_of(&context),
+            name: request.name.to_string(),
+            arguments: request.arguments.unwrap_or_default(),
+            admitted,
             progress: relay.as_ref().map(ProgressRelay::sink),
-            call_id: call_id.clone(),
-            request: tool.permissions.clone(),
-            retry_safe: tool.retry_safe(),
-            caller: Some(caller.name.clone()),
-            meter: meter.clone(),
+            cancelled: Box::pin(async move { cancel.cancelled().await }),
+            nesting: Nesting::default(),
         };
-        let started = Instant::now();
-        let metrics = &crate::metrics::global().gateway;
-        let running = crate::metrics::Counting::start(&metrics.in_flight);
-        let outcome = tokio::select! {
-            _ = context.ct.cancelled() => None,
-            outcome = self.invoker().invoke(invocation).instrument(tracing::info_span!("call", id = %call_id, caller = %caller.name)) => Some(outcome),
-        };
-        drop(running);
+        let outcome = self.run_call(call).await;
         if let Some(relay) = relay {
             relay.finish().await;
         }
-        let (outcome_text, phase) = match &outcome {
-            None => ("cancelled", None),
-            Some(Ok(_)) => ("ok", None),
-            Some(Err(e)) => (e.kind(), Some(e.phase)),
-        };
-        let seconds = started.elapsed().as_secs_f64();
-        crate::metrics::record_call(&metrics.calls, &metrics.seconds, &tool.name, outcome_text, seconds);
-        metrics.tally.record(&tool.name, outcome_text, seconds);
-        let labels =
-            crate::metrics::CallerLabels { caller: metrics.callers.label(&caller.name), outcome: outcome_text.into() };
-        metrics.caller_calls.get_or_create(&labels).inc();
-        let usage = crate::usage::Usage {
-            calls: 1,
-            errors: u64::from(outcome_text != "ok"),
-            cpu_us: u64::try_from(meter.cpu().as_micros()).unwrap_or(u64::MAX),
-            gpu_us: u64::try_from(meter.gpu().as_micros()).unwrap_or(u64::MAX),
-            bytes_in,
-            bytes_out: match &outcome {
-                Some(Ok(output)) => output.iter().map(Content::byte_len).sum(),
-                _ => 0,
-            },
-        };
-        metering.record(&caller.name, &tool.name, &usage);
-        if let Some((quotas, admission)) = admission {
-            // Off the answer's path: its slot back, its CPU time counted.
-            let cpu = meter.cpu();
-            tokio::spawn(async move { quotas.end(admission, cpu).await });
-        }
-        tracing::info!(
-            target: "toolmesh::audit",
-            call = %call_id,
-            caller = %caller.name,
-            tool = %tool.name,
-            digest = %tool.digest,
-            ms = seconds * 1000.0,
-            cpu_ms = usage.cpu_us as f64 / 1000.0,
-            outcome = outcome_text,
-            phase = phase.map(tracing::field::display),
-            "call"
-        );
         match outcome {
-            None => Err(McpError::internal_error("the call was cancelled", None)),
-            Some(Ok(output)) => {
-                // The call's memory reservation covers these copies too.
-                let (content, _reservation) = output.into_parts();
-                let result = call_result(content);
-                match tool.schemas.check_result(result.structured_content.as_ref()) {
-                    Ok(()) => Ok(result.into()),
-                    Err(problem) => Ok(error_result(&problem).into()),
-                }
+            Ok(result) => Ok(result.into()),
+            Err(CallRefusal::UnknownTool(message) | CallRefusal::InvalidArguments(message)) => {
+                Err(McpError::invalid_params(message, None))
             }
-            Some(Err(e)) => match e.sandbox() {
-                Some(SandboxError::InvalidArguments(message)) => {
-                    Err(McpError::invalid_params(format!("invalid arguments for `{}`: {message}", tool.name), None))
-                }
-                _ if e.kind() == "invalid_arguments" => {
-                    Err(McpError::invalid_params(format!("invalid arguments for `{}`: {}", tool.name, e.cause), None))
-                }
-                Some(error) if error.is_tool_failure() || error.is_not_granted() => {
-                    Ok(error_result(&error.to_string()).into())
-                }
-                None if e.is_tool_visible() => Ok(error_result(&e.cause.to_string()).into()),
-                _ if e.is_retryable() => {
-                    tracing::warn!(call = %call_id, error = %e, "call refused");
-                    Err(McpError::internal_error(e.cause.to_string(), Some(json!({"retryable": true}))))
-                }
-                _ => {
-                    tracing::error!(call = %call_id, error = %e, "call failed in the host");
-                    Err(McpError::internal_error(e.to_string(), None))
-                }
-            },
+            // The HTTP layer answers these with a 403 first; this holds for any transport.
+            Err(CallRefusal::NotAllowed { tool, scopes }) => {
+                Err(McpError::invalid_request(format!("you may not call `{tool}`"), Some(json!({"scopes": scopes}))))
+            }
+            Err(CallRefusal::Cancelled) => Err(McpError::internal_error("the call was cancelled", None)),
+            Err(CallRefusal::Retryable(message)) => {
+                Err(McpError::internal_error(message, Some(json!({"retryable": true}))))
+            }
+            Err(CallRefusal::Internal(message)) => Err(McpError::internal_error(message, None)),
         }
     }
 

@@ -9,14 +9,19 @@
 //! - [`http`]: streamable HTTP at `/mcp` with the edge's safety checks.
 //! - [`front`]: serves the HTTP routes from connection-pinned event loops.
 //! - [`placement`]: which node takes a call when there are several (pure).
+//! - `call`: one call as the gateway runs it, for MCP and for code alike.
+//! - `inner`: calls from a tool's code, as the outer call's caller.
 
+mod call;
 pub mod catalog;
 pub mod front;
 pub mod http;
+mod inner;
 pub mod invoker;
 pub mod mcp;
 pub mod placement;
 pub mod schema;
+pub mod search;
 
 pub use catalog::{Catalog, CatalogTool};
 pub use invoker::{Invocation, InvokeCause, InvokeError, InvokeFuture, Invoker, LocalInvoker};

@@ -10,6 +10,7 @@
 //! once, and no send waits more than [`SEND_WAIT`] on a connection that
 //! may be gone.
 
+use super::asking::Asking;
 use super::parts::{self, Assembler, MAX_VALUE, PartError};
 use super::subjects;
 use super::{ADVERT_EVERY, KEEPALIVE_EVERY, LOST_AFTER, MeshError, Refusals};
@@ -70,6 +71,7 @@ pub async fn serve(
     let nats = |e: async_nats::SubscribeError| MeshError(e.to_string());
     let mut calls = client.subscribe(subjects::call(&config.id)).await.map_err(nats)?;
     let mut cancels = client.subscribe(subjects::cancel(&config.id)).await.map_err(nats)?;
+    let mut tool_answers = client.subscribe(subjects::tools_answers(&config.id)).await.map_err(nats)?;
     // Asked to stop while starting: never offer to take calls.
     if stops.try_recv().is_ok() {
         return Ok(());
@@ -85,7 +87,9 @@ pub async fn serve(
     }
     let in_flight = Arc::new(AtomicU32::new(0));
     let running: Running = Arc::default();
+    let asking = Asking::default();
     let mut assembler = Assembler::new(MAX_VALUE);
+    let mut answers_assembler = Assembler::new(MAX_VALUE);
     // The first advert went out above; the next after the usual interval.
     let mut adverts = tokio::time::interval_at(tokio::time::Instant::now() + ADVERT_EVERY, ADVERT_EVERY);
     tracing::info!(node = %config.id, name = %config.name, "serving calls");
@@ -99,12 +103,13 @@ pub async fn serve(
             message = calls.next() => match message {
                 Some(message) => {
                     if let Some((reply, payload)) = whole(&client, &mut assembler, message) {
-                        take(&client, &node, &config, reply, payload, &in_flight, &running);
+                        take(&client, &node, &config, reply, payload, &in_flight, (&running, &asking));
                     }
                 }
                 None => return Err(MeshError("the call subscription ended".into())),
             },
             Some(message) = cancels.next() => cancel(&message, &running),
+            Some(message) = tool_answers.next() => asking.deliver(&mut answers_assembler, message),
         }
     }
     // Drain: no new calls (each is refused as retryable, so the gateway
@@ -130,6 +135,7 @@ pub async fn serve(
             _ = adverts.tick() => advertise(&client, &node, &config, in_flight.load(Ordering::Relaxed), 0).await,
             Some(message) = calls.next() => refuse_draining(&client, &mut assembler, &message).await,
             Some(message) = cancels.next() => cancel(&message, &running),
+            Some(message) = tool_answers.next() => asking.deliver(&mut answers_assembler, message),
             _ = check.tick() => {
                 // Without NATS no result reaches a gateway, and after
                 // LOST_AFTER without it the gateways have given these
@@ -272,7 +278,7 @@ fn take(
     reply: async_nats::Subject,
     payload: Bytes,
     in_flight: &Arc<AtomicU32>,
-    running: &Running,
+    (running, asking): (&Running, &Asking),
 ) {
     let (client, node, node_id) = (client.clone(), node.clone(), config.id.clone());
     let call = match wire::decode::<CallMessage>("call", &payload) {
@@ -285,7 +291,8 @@ fn take(
     };
     let key = (call.call_id.clone(), call.attempt);
     in_flight.fetch_add(1, Ordering::Relaxed);
-    let (in_flight, registry) = (in_flight.clone(), running.clone());
+    let (in_flight, registry, asking) = (in_flight.clone(), running.clone(), asking.clone());
+    let asker = asking.clone();
     let caller = call.caller.as_deref().unwrap_or("-");
     let span = tracing::info_span!("call", id = %call.call_id, attempt = call.attempt, caller = %caller);
     let task = tokio::spawn(
@@ -323,7 +330,9 @@ fn take(
                     }
                 })
             });
-            let outcome = run(&node, call, &answer).await;
+            // A gateway of version 3 or later answers the code's calls to tools.
+            let tools = (call.v >= 3 && call.tools).then(|| asker.caller_for(answer.clone()));
+            let outcome = run(&node, call, &answer, tools).await;
             answer.send(outcome).await;
         }
         .instrument(span),
@@ -333,6 +342,7 @@ fn take(
     tokio::spawn(async move {
         let _ = task.await;
         registry.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        asking.forget(&key.0, key.1);
         in_flight.fetch_sub(1, Ordering::Relaxed);
     });
 }
@@ -348,17 +358,18 @@ impl Drop for AbortOnDrop {
 
 /// Where a call's answers go.
 #[derive(Clone)]
-struct Answer {
+pub(super) struct Answer {
     client: async_nats::Client,
     reply: String,
-    call_id: String,
-    attempt: u32,
+    pub(super) call_id: String,
+    pub(super) attempt: u32,
     /// The call's wire version, which its answers are written in.
-    v: u32,
+    pub(super) v: u32,
 }
 
 impl Answer {
-    async fn send(&self, message: NodeMessage) {
+    /// Sends `message` on the call's answer stream.
+    pub(super) async fn send(&self, message: NodeMessage) {
         let mut bytes = wire::encode(&message);
         if bytes.len() > MAX_VALUE {
             let usage = match message {
@@ -384,7 +395,12 @@ impl Answer {
 }
 
 /// Runs `call` on `node`; the result or error as the message to send.
-async fn run(node: &Node, call: CallMessage, answer: &Answer) -> NodeMessage {
+async fn run(
+    node: &Node,
+    call: CallMessage,
+    answer: &Answer,
+    tools: Option<Arc<dyn crate::capability::tools::ToolCaller>>,
+) -> NodeMessage {
     let failed = |kind: &str, message: String| NodeMessage::Error {
         v: answer.v,
         call_id: answer.call_id.clone(),
@@ -438,6 +454,7 @@ async fn run(node: &Node, call: CallMessage, answer: &Answer) -> NodeMessage {
         retry_safe: false,
         caller: call.caller,
         meter: Arc::default(),
+        tools,
     };
     let meter = invocation.meter.clone();
     tracing::info!(call = %call.call_id, attempt = call.attempt, tool = %invocation.tool, "call");

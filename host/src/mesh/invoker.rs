@@ -7,10 +7,13 @@
 
 use super::parts::{self, Assembler, MAX_VALUE};
 use super::{LOST_AFTER, MeshError, subjects};
+use crate::capability::tools::CallError;
 use crate::gateway::placement::{self, CallNeeds, NoPlacement, NodeView};
 use crate::gateway::{Invocation, InvokeCause, InvokeError, InvokeFuture, Invoker};
 use crate::metrics::{Counting, GatewayMetrics, NodeLabels, ReasonLabel};
-use crate::node::wire::{self, Advert, CallMessage, CancelMessage, NodeMessage, OLDEST_WIRE_VERSION};
+use crate::node::wire::{
+    self, Advert, CallMessage, CancelMessage, NodeMessage, OLDEST_WIRE_VERSION, ToolsAnswer, ToolsOp, ToolsOutcome,
+};
 use crate::sandbox::{CallOutput, Content, Progress};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -272,6 +275,7 @@ impl MeshInvoker {
             arguments: call.arguments.clone(),
             progress: call.progress.is_some(),
             caller: if v >= 2 { call.caller.clone() } else { None },
+            tools: v >= 3 && call.tools.is_some(),
         };
         let bytes = wire::encode(&message);
         if bytes.len() > MAX_VALUE {
@@ -287,6 +291,8 @@ impl MeshInvoker {
             .await
             .map_err(|e| lost(&e.to_string()))?;
         let mut assembler = Assembler::new(MAX_VALUE);
+        // The answers to the code's calls to other tools: stopped with the attempt.
+        let mut asked = tokio::task::JoinSet::new();
         loop {
             let next = tokio::time::timeout(LOST_AFTER, answers.next()).await;
             let Ok(Some(message)) = next else {
@@ -314,6 +320,29 @@ impl MeshInvoker {
             match answer {
                 NodeMessage::Accepted { attempt: a, .. } | NodeMessage::KeepAlive { attempt: a, .. }
                     if a == attempt => {}
+                NodeMessage::Tools { attempt: a, request, op, v, .. } if a == attempt => {
+                    while asked.try_join_next().is_some() {}
+                    let (client, subject) =
+                        (self.client.clone(), subjects::tools(node, &call.call_id, attempt, request));
+                    let (tools, call_id) = (call.tools.clone(), call.call_id.clone());
+                    asked.spawn(async move {
+                        let outcome = match tools {
+                            None => Err(CallError::NotGranted("this call may not call tools".into())),
+                            Some(tools) => match op {
+                                ToolsOp::Call { name, arguments } => tools.call(name, arguments).await,
+                                ToolsOp::Describe { query } => tools.describe(query).await,
+                            },
+                        };
+                        let outcome = match outcome {
+                            Ok(text) => ToolsOutcome::Ok(text),
+                            Err(e) => ToolsOutcome::Error(e),
+                        };
+                        let answer = ToolsAnswer { v, call_id, attempt, request, outcome };
+                        if let Err(e) = parts::publish(&client, subject, None, wire::encode(&answer)).await {
+                            tracing::warn!(error = %e, "cannot answer a call from code");
+                        }
+                    });
+                }
                 NodeMessage::Progress { attempt: a, done, total, message, .. } if a == attempt => {
                     if let Some(sink) = &call.progress {
                         sink(Progress { done, total, message });

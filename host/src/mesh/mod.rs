@@ -7,6 +7,8 @@
 //! - [`invoker`]: what `tool gateway` runs: the live node table, placement
 //!   and failover, as an [`crate::gateway::Invoker`].
 //! - [`parts`]: values over the NATS payload limit, sent in parts.
+//! - `asking`: the node side of calls from a call's code to other tools,
+//!   answered by the gateway that sent the call.
 //!
 //! A call: the gateway places it ([`crate::gateway::placement`]), sends a
 //! [`crate::node::wire::CallMessage`] to the node's call subject with a
@@ -16,6 +18,7 @@
 //! (NATS itself does not say so: a request to a dead node just waits).
 
 pub mod agent;
+mod asking;
 pub mod invoker;
 pub mod parts;
 pub mod subjects;
@@ -83,7 +86,7 @@ impl Refusals {
         tokio::time::sleep(Duration::from_millis(100)).await;
         match self.list().first() {
             Some(refused) => Err(MeshError(format!(
-                "the server refuses the subjects of {who} ({refused}): the credentials are for someone else"
+                "the server refuses the subjects of {who} ({refused}): the credentials are for someone else, or lack subjects this version uses (docs/mesh.md lists them)"
             ))),
             None => Ok(()),
         }

@@ -38,6 +38,9 @@ pub struct Invocation {
     pub caller: Option<String>,
     /// Receives the CPU and GPU time the call uses, wherever it runs.
     pub meter: Arc<crate::sandbox::CallMeter>,
+    /// Makes the call's calls to other tools (granted by the gateway that
+    /// placed it); none when absent.
+    pub tools: Option<Arc<dyn crate::capability::tools::ToolCaller>>,
 }
 
 /// Why a call produced no result: what went wrong, in which phase, for
@@ -341,7 +344,7 @@ impl Node {
     }
 
     async fn run_counted(&self, call: Invocation) -> Result<CallOutput, InvokeError> {
-        let Invocation { repository, digest, tool, arguments, progress, call_id, meter, .. } = call;
+        let Invocation { repository, digest, tool, arguments, progress, call_id, meter, tools, .. } = call;
         let Loaded { component, grant } = match self.component(&repository, digest).await {
             Ok(loaded) => loaded,
             Err(e) => return Err(InvokeError::new(digest, tool, e)),
@@ -351,6 +354,7 @@ impl Node {
             call_id: Some(call_id),
             grant: Some(grant),
             meter: Some(meter),
+            tools,
             ..CallOptions::default()
         };
         match self.sandbox.call(&component, &tool, &arguments, options).await {

@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The version of the messages this side writes. Version 2 added the
-/// caller to calls and what a call used to its answers.
-pub const WIRE_VERSION: u32 = 2;
+/// caller to calls and what a call used to its answers; version 3 calls
+/// from a call's code to other tools ([`NodeMessage::Tools`],
+/// [`ToolsAnswer`]).
+pub const WIRE_VERSION: u32 = 3;
 
 /// The oldest version this side still reads and, to a peer that speaks
 /// only it, writes.
@@ -93,6 +95,56 @@ pub struct CallMessage {
     /// the node's logs. Since version 2; never a credential.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller: Option<String>,
+    /// Whether the gateway answers the call's calls to other tools
+    /// ([`NodeMessage::Tools`]). Since version 3.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tools: bool,
+}
+
+/// What a call's code asks of the gateway that sent the call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ToolsOp {
+    /// Call tool `name` with `arguments` (a JSON object as text).
+    Call {
+        /// The tool's MCP name.
+        name: String,
+        /// The arguments.
+        arguments: String,
+    },
+    /// List the tools matching `query`.
+    Describe {
+        /// The words to look for.
+        query: String,
+    },
+}
+
+/// A gateway's answer to a [`NodeMessage::Tools`], sent to
+/// [`crate::mesh::subjects`]' `tools` subject of the call's node. Since
+/// version 3.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolsAnswer {
+    /// The message's version (see [`WIRE_VERSION`]).
+    pub v: u32,
+    /// The call whose code asked.
+    pub call_id: String,
+    /// Its attempt.
+    pub attempt: u32,
+    /// The request answered.
+    pub request: u64,
+    /// The MCP result as JSON text, or why there is none.
+    pub outcome: ToolsOutcome,
+}
+
+/// What a call from code came to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ToolsOutcome {
+    /// The answer, as JSON text.
+    Ok(String),
+    /// Why there is none.
+    Error(crate::capability::tools::CallError),
 }
 
 /// A gateway's word that a call's caller went away: stop it.
@@ -147,6 +199,21 @@ pub enum NodeMessage {
         total: Option<f64>,
         /// What it is doing.
         message: Option<String>,
+    },
+    /// The call's code asks something of the gateway (answered with a
+    /// [`ToolsAnswer`]). Since version 3, and only for calls whose message
+    /// said `tools`.
+    Tools {
+        /// The message's version (see [`WIRE_VERSION`]).
+        v: u32,
+        /// The call.
+        call_id: String,
+        /// The attempt.
+        attempt: u32,
+        /// Numbers the call's requests, from 1.
+        request: u64,
+        /// What it asks.
+        op: ToolsOp,
     },
     /// The call's result.
     Result {
@@ -325,10 +392,11 @@ mod tests {
             arguments: r#"{"text":"a"}"#.into(),
             progress: true,
             caller: Some("alice".into()),
+            tools: true,
         };
         assert_eq!(decode::<CallMessage>("call", &encode(&call)).unwrap(), call);
-        let newer = br#"{"v": 3, "call_id": "c1", "teleport": true}"#;
-        assert_eq!(decode::<CallMessage>("call", newer).unwrap_err(), WireError::Version { what: "call", found: 3 });
+        let newer = br#"{"v": 4, "call_id": "c1", "teleport": true}"#;
+        assert_eq!(decode::<CallMessage>("call", newer).unwrap_err(), WireError::Version { what: "call", found: 4 });
         let ancient = br#"{"v": 0, "call_id": "c1"}"#;
         assert_eq!(decode::<CallMessage>("call", ancient).unwrap_err(), WireError::Version { what: "call", found: 0 });
         assert!(matches!(decode::<CallMessage>("call", b"[1,2"), Err(WireError::Malformed { .. })));
@@ -351,6 +419,25 @@ mod tests {
         assert_eq!(usage, Some(WireUsage { cpu_us: 1500, gpu_us: 0 }));
         let back: Vec<Content> = content.into_iter().map(|c| c.try_into().unwrap()).collect();
         assert_eq!(back[1], Content::Image { data: vec![0, 159, 255], mime_type: "image/png".into() });
+
+        let ask = NodeMessage::Tools {
+            v: WIRE_VERSION,
+            call_id: "c1".into(),
+            attempt: 2,
+            request: 7,
+            op: ToolsOp::Call { name: "examples.text.count".into(), arguments: "{}".into() },
+        };
+        assert_eq!(decode::<NodeMessage>("answer", &encode(&ask)).unwrap(), ask);
+        let answer = ToolsAnswer {
+            v: WIRE_VERSION,
+            call_id: "c1".into(),
+            attempt: 2,
+            request: 7,
+            outcome: ToolsOutcome::Error(crate::capability::tools::CallError::Limit("too deep".into())),
+        };
+        let json = String::from_utf8(encode(&answer)).unwrap();
+        assert!(json.contains(r#""outcome":{"error":{"kind":"limit","message":"too deep"}}"#), "{json}");
+        assert_eq!(decode::<ToolsAnswer>("tools answer", json.as_bytes()).unwrap(), answer);
     }
 
     #[test]

@@ -139,4 +139,7 @@ pub struct CallOptions {
     pub grant: Option<Arc<Grant>>,
     /// Receives the CPU and GPU time the call uses.
     pub meter: Option<Arc<super::CallMeter>>,
+    /// Makes the call's calls to other tools; without it the call may not
+    /// make any.
+    pub tools: Option<Arc<dyn crate::capability::tools::ToolCaller>>,
 }

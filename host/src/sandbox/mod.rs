@@ -357,7 +357,7 @@ impl Sandbox {
         let grant = options.grant.unwrap_or_default();
         let meter = options.meter.unwrap_or_default();
         let gpu = GpuContext { service: self.gpu.clone(), component: component.digest, meter: meter.clone() };
-        let state = CallState::new(call_id, limits, options.progress, &grant, gpu)?;
+        let state = CallState::new(call_id, limits, options.progress, &grant, gpu, options.tools)?;
         let refusals = state.http.refusals.clone();
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limiter);

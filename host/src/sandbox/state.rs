@@ -117,6 +117,8 @@ pub(crate) struct CallState {
     pub(crate) gpu: GpuCall,
     /// What `wasi:config/store` answers with.
     pub(crate) config: crate::capability::ConfigValues,
+    /// The call's calls to other tools.
+    pub(crate) tools: crate::capability::tools::ToolCalls,
     /// The most bytes the host copies out of the guest in one transfer.
     pub(crate) transfer_limit: u64,
     wasi: WasiCtx,
@@ -131,6 +133,7 @@ impl CallState {
         progress: Option<ProgressSink>,
         grant: &Grant,
         gpu: GpuContext,
+        tools: Option<Arc<dyn crate::capability::tools::ToolCaller>>,
     ) -> Result<Self, SandboxError> {
         let cap = usize::try_from(limits.log).unwrap_or(usize::MAX);
         let stdout = CapturedOutput::new(cap);
@@ -161,6 +164,7 @@ impl CallState {
             scratch: setup.scratch,
             gpu: setup.gpu,
             config: setup.config,
+            tools: crate::capability::tools::ToolCalls::new(tools),
             transfer_limit: super::transfer_cap(limits),
             wasi: setup.wasi.build(),
             http_ctx: WasiHttpCtx::new(),

@@ -1,24 +1,49 @@
-//! Ranked search over packages: every word of the query must appear in a
+//! Ranked search over packages (and, through [`score_fields`], over single
+//! tools): every word of the query must appear in a
 //! package's name, description or tools; names weigh most (pure).
 
 use toolmesh_registry::api::CatalogEntry;
+
+/// What a search looks at in one item, in lower case: its name, the last
+/// part of the name, its description, and the names and descriptions of
+/// what it holds (a package's tools).
+pub struct Fields {
+    /// The full name.
+    pub name: String,
+    /// The name's last part (`slugify` of `examples.text.slugify`).
+    pub short: String,
+    /// The description.
+    pub description: String,
+    /// Names and descriptions of its parts.
+    pub parts: Vec<(String, String)>,
+}
 
 /// How well `entry` matches the lower-case `words`; `None` when a word
 /// appears nowhere.
 pub fn score(entry: &CatalogEntry, words: &[String]) -> Option<u32> {
     let name = entry.name.to_lowercase();
-    let short = name.rsplit('/').next().unwrap_or(&name);
-    let description = entry.description.as_deref().unwrap_or_default().to_lowercase();
-    let tools: Vec<(String, String)> = entry
-        .tools
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|t| {
-            let text = |key: &str| t[key].as_str().unwrap_or_default().to_lowercase();
-            (text("name"), text("description"))
-        })
-        .collect();
+    let fields = Fields {
+        short: name.rsplit('/').next().unwrap_or(&name).to_owned(),
+        description: entry.description.as_deref().unwrap_or_default().to_lowercase(),
+        parts: entry
+            .tools
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                let text = |key: &str| t[key].as_str().unwrap_or_default().to_lowercase();
+                (text("name"), text("description"))
+            })
+            .collect(),
+        name,
+    };
+    score_fields(&fields, words)
+}
+
+/// How well `fields` match the lower-case `words`, names weighing most;
+/// `None` when a word appears nowhere.
+pub fn score_fields(fields: &Fields, words: &[String]) -> Option<u32> {
+    let Fields { name, short, description, parts: tools } = fields;
     let mut total = 0;
     for word in words {
         let mut best = 0;

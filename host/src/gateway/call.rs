@@ -1,0 +1,188 @@
+//! One tool call as the gateway runs it, whoever asked: an MCP request
+//! ([`super::mcp`]) or code calling tools ([`super::inner`]). Both go
+//! through [`Gateway::run_call`], so the same checks (the caller's
+//! rights, the schemas, quotas), metering, metrics and audit apply to
+//! every call.
+
+use super::Gateway;
+use super::inner::{InnerCalls, Nesting};
+use super::invoker::Invocation;
+use super::mcp::{call_result, error_result, over_quota};
+use crate::auth::Caller;
+use crate::sandbox::{Content, ProgressSink, SandboxError};
+use crate::usage::Admission;
+use rmcp::model::CallToolResult;
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// A call to run.
+pub(crate) struct CallRequest {
+    /// Who asked.
+    pub caller: Caller,
+    /// The tool's MCP name.
+    pub name: String,
+    /// The arguments object.
+    pub arguments: Map<String, Value>,
+    /// The caller's admission, when the HTTP edge took it already.
+    pub admitted: Option<Admission>,
+    /// Receives the tool's progress reports.
+    pub progress: Option<ProgressSink>,
+    /// Ends when the caller gives up on the call.
+    pub cancelled: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// Where the call sits among calls made from code.
+    pub nesting: Nesting,
+}
+
+/// Why a call produced no MCP result.
+#[derive(Debug)]
+pub(crate) enum CallRefusal {
+    /// No tool of that name.
+    UnknownTool(String),
+    /// The caller may not use the tool; these scopes would let it.
+    NotAllowed { tool: String, scopes: BTreeSet<String> },
+    /// The arguments do not fit the tool.
+    InvalidArguments(String),
+    /// The caller gave up on the call.
+    Cancelled,
+    /// Refused for now; trying again may work.
+    Retryable(String),
+    /// The host failed.
+    Internal(String),
+}
+
+impl Gateway {
+    /// Runs `request` on a node and answers with its MCP result: a tool's
+    /// failure (or a quota's refusal) is an `isError` result, what is not
+    /// the tool's to answer a [`CallRefusal`].
+    pub(crate) async fn run_call(&self, request: CallRequest) -> Result<CallToolResult, CallRefusal> {
+        let CallRequest { caller, name, arguments, admitted, progress, cancelled, nesting } = request;
+        let catalog = self.catalog();
+        let Some(tool) = catalog.get(&name).cloned() else {
+            return Err(CallRefusal::UnknownTool(format!("unknown tool `{name}`")));
+        };
+        if !caller.may_call(&tool.name) {
+            return Err(CallRefusal::NotAllowed { scopes: caller.scopes_to_call(&tool.name), tool: tool.name.clone() });
+        }
+        let arguments = Value::Object(arguments);
+        if let Err(problem) = tool.schemas.check_arguments(&arguments) {
+            return Err(CallRefusal::InvalidArguments(format!("invalid arguments for `{}`: {problem}", tool.name)));
+        }
+        let arguments = arguments.to_string();
+        let metering = self.metering();
+        let admission = match (metering.quotas(), admitted) {
+            (None, _) => None,
+            (Some(quotas), Some(admission)) => Some((quotas.clone(), admission)),
+            (Some(quotas), None) => match quotas.admit(&caller.name).await {
+                Ok(admission) => Some((quotas.clone(), admission)),
+                Err(refused) => {
+                    metering.refused(&tool.name, &refused);
+                    return Ok(over_quota(&refused));
+                }
+            },
+        };
+        let bytes_in = arguments.len() as u64;
+        let meter = Arc::new(crate::sandbox::CallMeter::default());
+        let call_id = self.next_call_id();
+        let tools = InnerCalls::new(self.clone(), caller.clone(), nesting.clone(), progress.clone());
+        let invocation = Invocation {
+            repository: tool.repository.clone(),
+            digest: tool.digest,
+            tool: tool.tool.clone(),
+            arguments,
+            progress,
+            call_id: call_id.clone(),
+            request: tool.permissions.clone(),
+            retry_safe: tool.retry_safe(),
+            caller: Some(caller.name.clone()),
+            meter: meter.clone(),
+            tools: Some(Arc::new(tools)),
+        };
+        let started = Instant::now();
+        let metrics = &crate::metrics::global().gateway;
+        let running = crate::metrics::Counting::start(&metrics.in_flight);
+        let span = tracing::info_span!("call", id = %call_id, caller = %caller.name, depth = nesting.depth());
+        let outcome = tokio::select! {
+            _ = cancelled => None,
+            outcome = self.invoker().invoke(invocation).instrument(span) => Some(outcome),
+        };
+        drop(running);
+        let (outcome_text, phase) = match &outcome {
+            None => ("cancelled", None),
+            Some(Ok(_)) => ("ok", None),
+            Some(Err(e)) => (e.kind(), Some(e.phase)),
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        crate::metrics::record_call(&metrics.calls, &metrics.seconds, &tool.name, outcome_text, seconds);
+        metrics.tally.record(&tool.name, outcome_text, seconds);
+        let labels =
+            crate::metrics::CallerLabels { caller: metrics.callers.label(&caller.name), outcome: outcome_text.into() };
+        metrics.caller_calls.get_or_create(&labels).inc();
+        let usage = crate::usage::Usage {
+            calls: 1,
+            errors: u64::from(outcome_text != "ok"),
+            cpu_us: u64::try_from(meter.cpu().as_micros()).unwrap_or(u64::MAX),
+            gpu_us: u64::try_from(meter.gpu().as_micros()).unwrap_or(u64::MAX),
+            bytes_in,
+            bytes_out: match &outcome {
+                Some(Ok(output)) => output.iter().map(Content::byte_len).sum(),
+                _ => 0,
+            },
+        };
+        metering.record(&caller.name, &tool.name, &usage);
+        if let Some((quotas, admission)) = admission {
+            // Off the answer's path: its slot back, its CPU time counted.
+            let cpu = meter.cpu();
+            tokio::spawn(async move { quotas.end(admission, cpu).await });
+        }
+        tracing::info!(
+            target: "toolmesh::audit",
+            call = %call_id,
+            caller = %caller.name,
+            tool = %tool.name,
+            digest = %tool.digest,
+            depth = nesting.depth(),
+            ms = seconds * 1000.0,
+            cpu_ms = usage.cpu_us as f64 / 1000.0,
+            outcome = outcome_text,
+            phase = phase.map(tracing::field::display),
+            "call"
+        );
+        match outcome {
+            None => Err(CallRefusal::Cancelled),
+            Some(Ok(output)) => {
+                // The call's memory reservation covers these copies too.
+                let (content, _reservation) = output.into_parts();
+                let result = call_result(content);
+                match tool.schemas.check_result(result.structured_content.as_ref()) {
+                    Ok(()) => Ok(result),
+                    Err(problem) => Ok(error_result(&problem)),
+                }
+            }
+            Some(Err(e)) => match e.sandbox() {
+                Some(SandboxError::InvalidArguments(message)) => {
+                    Err(CallRefusal::InvalidArguments(format!("invalid arguments for `{}`: {message}", tool.name)))
+                }
+                _ if e.kind() == "invalid_arguments" => {
+                    Err(CallRefusal::InvalidArguments(format!("invalid arguments for `{}`: {}", tool.name, e.cause)))
+                }
+                Some(error) if error.is_tool_failure() || error.is_not_granted() => {
+                    Ok(error_result(&error.to_string()))
+                }
+                None if e.is_tool_visible() => Ok(error_result(&e.cause.to_string())),
+                _ if e.is_retryable() => {
+                    tracing::warn!(call = %call_id, error = %e, "call refused");
+                    Err(CallRefusal::Retryable(e.cause.to_string()))
+                }
+                _ => {
+                    tracing::error!(call = %call_id, error = %e, "call failed in the host");
+                    Err(CallRefusal::Internal(e.to_string()))
+                }
+            },
+        }
+    }
+}

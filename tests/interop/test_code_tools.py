@@ -265,3 +265,31 @@ const found = tools.search("nap").map(t => t.name);
             assert found == ["test.hostile.nap"]
         naps_on = [calls_on(log, "nap") for log in logs]
         assert sum(naps_on) == 24 and all(n > 0 for n in naps_on), naps_on
+
+
+@pytest.mark.anyio
+async def test_tool_search_mode_lists_a_few_tools_and_finds_the_rest(tmp_path):
+    """`--tool-search`: the model sees search_tools and the code tools;
+    search finds the others, ranked, with signatures; every tool stays
+    callable by name, directly and from code."""
+    with start_gateway(tmp_path, "--tool-search", examples=code_examples(), timeout="8s") as (base, _, _, _):
+        wait_until_compiled("javascript")
+        async with mcp.Client(f"{base}/mcp", mode="auto") as client:
+            listed = {t.name: t for t in (await client.list_tools()).tools}
+            assert set(listed) == {"search_tools", JS, PY}, set(listed)
+            assert listed["search_tools"].output_schema["required"] == ["tools"]
+            found = await client.call_tool("search_tools", {"query": "slug"})
+            assert not found.is_error, text_of(found)
+            first = found.structured_content["tools"][0]
+            assert first["name"] == "examples.text.slugify"
+            assert "text: string" in first["signature"] and first["description"].startswith("Turns a title")
+            assert "examples.text.slugify(args: {" in text_of(found)
+            ranked = (await client.call_tool("search_tools", {"query": "text", "limit": 3})).structured_content
+            assert len(ranked["tools"]) == 3 and ranked["tools"][0]["name"].startswith("examples.text."), ranked
+            # Unlisted tools answer by name, directly and from code.
+            direct = await client.call_tool("examples.text.slugify", {"text": "Not Listed"})
+            assert text_of(direct) == "not-listed"
+            got = value(await run(client, JS, "await tools.examples.text.slugify({text: 'From Code'})"))
+            assert got == "from-code"
+            with pytest.raises(Exception, match="limit"):
+                await client.call_tool("search_tools", {"query": "x", "limit": 1000})

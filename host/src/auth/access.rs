@@ -127,7 +127,7 @@ impl Rule {
 }
 
 /// Whether `name` matches `pattern`, where `*` stands for any run of characters.
-fn matches(pattern: &str, name: &str) -> bool {
+pub fn matches(pattern: &str, name: &str) -> bool {
     let mut parts = pattern.split('*');
     // No `*`: the whole name.
     let first = parts.next().unwrap_or_default();

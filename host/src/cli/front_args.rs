@@ -74,6 +74,16 @@ pub struct FrontArgs {
     /// The introspection client's secret.
     #[arg(long = "oauth-client-secret", env = "TOOLMESH_OAUTH_CLIENT_SECRET", hide_env_values = true, hide = true)]
     oauth_client_secret: Option<String>,
+    /// For big catalogs: list only `search_tools` and the tools --list-also
+    /// names (the code tools unless given); every tool stays callable by
+    /// name, directly or from code.
+    #[arg(long = "tool-search")]
+    tool_search: bool,
+    /// A pattern of tool names still listed with --tool-search (repeatable;
+    /// `*` stands for any run of characters).
+    #[arg(long = "list-also", value_name = "PATTERN", requires = "tool_search",
+          default_values_t = ["*.run_javascript".to_owned(), "*.run_python".to_owned()])]
+    list_also: Vec<String>,
 }
 
 impl FrontArgs {
@@ -97,6 +107,11 @@ impl FrontArgs {
             redirect_uri: format!("{}/signed-in", public.base),
             scopes: mcp.access.as_ref().map(|a| a.scopes().into_iter().collect()).unwrap_or_default(),
         })
+    }
+
+    /// The tool search mode, if asked for.
+    pub fn tool_search(&self) -> Option<toolmesh_host::gateway::search::ToolSearch> {
+        self.tool_search.then(|| toolmesh_host::gateway::search::ToolSearch { listed: self.list_also.clone() })
     }
 
     /// The quotas of `--quotas`, if given.

@@ -256,6 +256,7 @@ pub async fn gateway(args: GatewayArgs) -> Result<(), Failure> {
     }
     let gateway = Gateway::new(Arc::new(invoker));
     gateway.set_metering(Metering::shared(&client, args.front.quotas()?, gateway.id()).await);
+    gateway.set_tool_search(args.front.tool_search());
     let registry = args.registry.client()?;
     let entries =
         registry.catalog(None).await.with_context(|| format!("cannot read the catalog of {}", registry.base()))?;

@@ -183,6 +183,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let data = args.data.dir()?;
     let (store, sandbox, gateway, policy) = node(&data, &args.node)?;
     gateway.set_metering(Metering::local(quotas, gateway.id()));
+    gateway.set_tool_search(args.front.tool_search());
     let token = push_token(&data)?;
     let access = AccessConfig { push_tokens: vec![token.clone()], ..AccessConfig::default() };
     let listener =

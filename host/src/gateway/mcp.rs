@@ -17,6 +17,7 @@ use super::Gateway;
 use super::call::{CallRefusal, CallRequest};
 use super::catalog::{Catalog, CatalogTool};
 use super::inner::Nesting;
+use super::search::{SEARCH_TOOL, ToolSearch};
 use crate::auth::Caller;
 use crate::capability::progress::{ProgressQueue, QUEUE_LEN};
 use crate::sandbox::{Content, ProgressSink};
@@ -92,6 +93,13 @@ pub fn mcp_tool(tool: &CatalogTool) -> Option<Tool> {
     }
     serde_json::from_value(Value::Object(out))
         .inspect_err(|e| tracing::warn!(tool = %tool.name, error = %e, "tool left out of the list: bad descriptor"))
+        .ok()
+}
+
+/// The MCP description of `search_tools`.
+fn search_tool() -> Option<Tool> {
+    serde_json::from_value(ToolSearch::tool())
+        .inspect_err(|e| tracing::error!(error = %e, "search_tools has a bad description"))
         .ok()
 }
 
@@ -236,8 +244,14 @@ impl ServerHandler for Gateway {
         // Each caller sees what it may call.
         let caller = caller_of(&context);
         let list = self.tool_list();
-        let tools = list.tools.iter().filter(|(name, _)| caller.may_call(name)).map(|(_, t)| t.clone());
-        Ok(ListToolsResult::with_all_items(tools.collect()))
+        let search = self.tool_search();
+        let tools = list
+            .tools
+            .iter()
+            .filter(|(name, _)| caller.may_call(name) && search.as_ref().is_none_or(|s| s.lists(name)))
+            .map(|(_, t)| t.clone());
+        let first = search.as_ref().and_then(|_| search_tool());
+        Ok(ListToolsResult::with_all_items(first.into_iter().chain(tools).collect()))
     }
 
     // toolmesh serves tools only: say so, rather than answer with empty
@@ -284,6 +298,9 @@ impl ServerHandler for Gateway {
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
         // Asked on every HTTP request (to check `Mcp-Param-*` headers).
+        if name == SEARCH_TOOL && self.tool_search().is_some() {
+            return search_tool();
+        }
         self.tool_list().tools.get(name).cloned()
     }
 
@@ -298,6 +315,19 @@ impl ServerHandler for Gateway {
             .get::<axum::http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<crate::usage::AdmittedCall>())
             .and_then(crate::usage::AdmittedCall::take);
+        if request.name == SEARCH_TOOL && self.tool_search().is_some() {
+            let arguments = request.arguments.unwrap_or_default();
+            return match ToolSearch::answer(&self.catalog(), &caller_of(&context), &arguments) {
+                Ok((found, text)) => {
+                    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+                    result.structured_content = Some(found);
+                    Ok(result.into())
+                }
+                Err(problem) => {
+                    Err(McpError::invalid_params(format!("invalid arguments for `{SEARCH_TOOL}`: {problem}"), None))
+                }
+            };
+        }
         let token =
             request.meta.as_ref().and_then(|m| m.get_progress_token()).or_else(|| context.meta.get_progress_token());
         let relay = token.map(|token| ProgressRelay::start(&context, token));

@@ -54,6 +54,8 @@ struct Inner {
     bare_names: Vec<String>,
     /// What callers use, and their quotas.
     metering: RwLock<Arc<crate::usage::Metering>>,
+    /// Whether tools/list shows only `search_tools` and a few tools.
+    tool_search: RwLock<Option<Arc<search::ToolSearch>>>,
 }
 
 /// A random start for call ids (the process id and time if there is no random source).
@@ -86,6 +88,7 @@ impl Gateway {
                 call_prefix: call_prefix(),
                 bare_names,
                 metering: RwLock::default(),
+                tool_search: RwLock::default(),
             }),
         }
     }
@@ -133,6 +136,18 @@ impl Gateway {
     /// What callers use, and their quotas.
     pub fn metering(&self) -> Arc<crate::usage::Metering> {
         self.inner.metering.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Lists only `search_tools` and the tools `mode` names from now on
+    /// (every tool stays callable), or, with `None`, every tool.
+    pub fn set_tool_search(&self, mode: Option<search::ToolSearch>) {
+        *self.inner.tool_search.write().unwrap_or_else(|e| e.into_inner()) = mode.map(Arc::new);
+        self.inner.version.send_modify(|v| *v += 1);
+    }
+
+    /// The tool search mode, when on.
+    pub fn tool_search(&self) -> Option<Arc<search::ToolSearch>> {
+        self.inner.tool_search.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub(crate) fn invoker(&self) -> &dyn Invoker {

@@ -8,6 +8,103 @@ use crate::auth::Caller;
 use crate::web::search::{Fields, score_fields, words};
 use serde_json::{Map, Value, json};
 
+/// The name of the tool that finds tools, in [`ToolSearch`] mode.
+pub const SEARCH_TOOL: &str = "search_tools";
+
+/// Tools `search_tools` returns at most.
+const MAX_FOUND: u64 = 50;
+
+/// A gateway mode for big catalogs: `tools/list` shows [`SEARCH_TOOL`] and
+/// the tools whose names match `listed` (the code tools, say), so a model
+/// sees a few tools instead of hundreds; every tool stays callable by
+/// name, directly or from code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolSearch {
+    /// Patterns of names still listed (`*` stands for any run of characters).
+    pub listed: Vec<String>,
+}
+
+impl ToolSearch {
+    /// Whether catalog tool `name` is listed.
+    pub fn lists(&self, name: &str) -> bool {
+        self.listed.iter().any(|pattern| crate::auth::access::matches(pattern, name))
+    }
+
+    /// The MCP description of [`SEARCH_TOOL`], as JSON.
+    pub fn tool() -> Value {
+        json!({
+            "name": SEARCH_TOOL,
+            "title": "Search tools",
+            "description": "Finds tools of this server for a task. This server has more tools than it lists: \
+                search with a few words (\"slug url\", \"resize image\") and get each match's name, one-line \
+                description and TypeScript-style signature. Call a found tool directly by its name, or from code \
+                (run_javascript: `await tools.call(name, args)`; run_python: `tools.call(name, args)`), which can \
+                combine several calls and return only what matters.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string", "description": "Words to look for in tool names and descriptions."},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_FOUND, "description": "Most tools to return (10 unless given)."}
+                },
+                "required": ["query"],
+                "additionalProperties": false
+            },
+            "outputSchema": {
+                "type": "object",
+                "properties": {
+                    "tools": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "name": {"type": "string"},
+                                "description": {"type": "string"},
+                                "signature": {"type": "string"}
+                            },
+                            "required": ["name", "description", "signature"]
+                        }
+                    }
+                },
+                "required": ["tools"]
+            },
+            "annotations": {"readOnlyHint": true, "idempotentHint": true, "openWorldHint": false}
+        })
+    }
+
+    /// What [`SEARCH_TOOL`] answers `arguments` with for `caller`: the found
+    /// tools as JSON and as text; or why the arguments do not do.
+    pub fn answer(
+        catalog: &Catalog,
+        caller: &Caller,
+        arguments: &Map<String, Value>,
+    ) -> Result<(Value, String), String> {
+        let Some(query) = arguments.get("query").and_then(Value::as_str) else {
+            return Err("`query` must be a string".into());
+        };
+        let limit = match arguments.get("limit") {
+            None => 10,
+            Some(limit) => limit
+                .as_u64()
+                .filter(|n| (1..=MAX_FOUND).contains(n))
+                .ok_or_else(|| format!("`limit` must be an integer from 1 to {MAX_FOUND}"))?,
+        };
+        if let Some(extra) = arguments.keys().find(|k| !matches!(k.as_str(), "query" | "limit")) {
+            return Err(format!("unknown argument `{extra}`"));
+        }
+        let found = find(catalog, caller, query, limit as usize);
+        let text = if found.is_empty() {
+            format!("No tool matches {query:?}.")
+        } else {
+            found.iter().map(|t| format!("{}\n  {}", signature(t), summary(t))).collect::<Vec<_>>().join("\n")
+        };
+        let tools: Vec<Value> = found
+            .iter()
+            .map(|t| json!({"name": t.name, "description": summary(t), "signature": signature(t)}))
+            .collect();
+        Ok((json!({ "tools": tools }), text))
+    }
+}
+
 /// Characters of a signature's argument or result type, at most.
 const MAX_TYPE: usize = 600;
 

@@ -62,7 +62,8 @@ stderr comes back too (each cut at about {MAX_STREAM // 1000} kB). An exception 
 `error` holds its type, message and traceback.
 
 Inputs: `code`; optional `input` text that `input()` and `sys.stdin` read; optional `vars`, a JSON \
-object whose keys become global variables.
+object whose keys become global variables; optional `session`, a name: runs with the same session share \
+their variables, imports and functions until it is idle for 10 minutes.
 
 Calling other tools of this server, as you and with your rights: \
 `tools.call("examples.text.slugify", {{"text": "Hi"}})` or `tools.examples.text.slugify(text="Hi")` returns the \
@@ -75,8 +76,8 @@ Available: the Python language and builtins, and these standard modules: {", ".j
 (sqlite3 in memory only). Nothing else can be imported: no pip packages (numpy, pandas, requests \
 are not there), no subprocess, ctypes, socket access or threads.
 
-Limits: no files, no network, no environment variables; every call starts from a clean \
-interpreter (nothing persists between calls); the node caps time (10 s by default), memory \
+Limits: no files, no network, no environment variables; without a session every call starts \
+from a clean interpreter; the node caps time (10 s by default), memory \
 (256 MiB by default) and output. Running out of time ends the call with an error; running out of \
 memory raises MemoryError."""
 
@@ -89,9 +90,15 @@ INPUT_SCHEMA = {
             "type": "object",
             "description": "Global variables to define before the code runs (JSON values).",
         },
+        "session": {
+            "type": "string",
+            "description": "Keep state between runs: runs that name the same session share their variables, "
+            "imports and functions, until it is idle for a while.",
+        },
     },
     "required": ["code"],
     "additionalProperties": False,
+    "x-toolmesh-session": "session",
 }
 
 OUTPUT_SCHEMA = {
@@ -280,12 +287,20 @@ def _exit(status):
 os._exit = posix._exit = _exit
 
 
-def run(code, stdin_text, variables):
-    """Runs `code` as `__main__`; returns the call's structured result."""
+# The globals of this instance's session, between its calls (the host keeps
+# the instance for the session's next call).
+_session_scope = {}
+
+
+def run(code, stdin_text, variables, session=None):
+    """Runs `code` as `__main__` (in the session's globals if it names one);
+    returns the call's structured result."""
     out, err = Stream(), Stream()
     _streams[:] = [out, err]
+    _exits.clear()  # a session's earlier run may have exited
     report = {"result": None, "result_type": "none", "error": None, "exit_code": None}
-    scope = {"__name__": "__main__", "__builtins__": builtins, "tools": toolcalls.TOOLS, "ToolError": toolcalls.ToolError}
+    scope = _session_scope if session is not None else {}
+    scope.update({"__name__": "__main__", "__builtins__": builtins, "tools": toolcalls.TOOLS, "ToolError": toolcalls.ToolError})
     scope.update(variables)
     linecache.cache[SOURCE] = (len(code), None, code.splitlines(True), SOURCE)
     saved = sys.stdin, sys.stdout, sys.stderr
@@ -340,6 +355,9 @@ def arguments_of(text):
     if unknown:
         raise Err(types.ToolError_InvalidArguments(f"unknown argument: {unknown[0]}"))
     code, stdin_text, variables = args.get("code"), args.get("input", ""), args.get("vars", {})
+    session = args.get("session")
+    if session is not None and not isinstance(session, str):
+        raise Err(types.ToolError_InvalidArguments("`session` must be a string"))
     if not isinstance(code, str):
         raise Err(types.ToolError_InvalidArguments("`code` must be a string"))
     if not isinstance(stdin_text, str):
@@ -349,7 +367,7 @@ def arguments_of(text):
     for key in variables:
         if not key.isidentifier() or key.startswith("__"):
             raise Err(types.ToolError_InvalidArguments(f"`vars` key {key!r} is not a usable variable name"))
-    return code, stdin_text, variables
+    return code, stdin_text, variables, session
 
 
 class Handler(exports.Handler):
@@ -371,9 +389,9 @@ class Handler(exports.Handler):
     def call(self, name, arguments):
         if name != "run_python":
             raise Err(types.ToolError_InvalidArguments(f"unknown tool: {name}"))
-        code, stdin_text, variables = arguments_of(arguments)
+        code, stdin_text, variables, session = arguments_of(arguments)
         try:
-            text = json.dumps(run(code, stdin_text, variables), ensure_ascii=False)
+            text = json.dumps(run(code, stdin_text, variables, session), ensure_ascii=False)
         except BaseException:  # the code broke what runs after it
             text = BROKEN
         return [types.Content_Json(text)]

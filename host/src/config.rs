@@ -99,6 +99,29 @@ pub struct SandboxConfig {
     /// opens no GPU. Set from the node's policy (`[gpu]`), not this file.
     #[serde(skip)]
     pub gpu: Option<crate::capability::gpu::GpuLimits>,
+    /// How many sessions (live instances kept between calls) the node
+    /// holds, and for how long.
+    pub sessions: SessionLimits,
+}
+
+/// Bounds on the sessions one node holds: each keeps an instance alive
+/// between calls, with its memory reserved from the node's budget.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionLimits {
+    /// Sessions the node holds at once, all callers together (0: none).
+    pub max: u32,
+    /// Sessions one caller holds on the node at once.
+    pub per_caller: u32,
+    /// How long a session is kept without a call (`"10m"`).
+    #[serde(deserialize_with = "de_duration")]
+    pub idle_ttl: Duration,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits { max: 16, per_caller: 4, idle_ttl: Duration::from_secs(600) }
+    }
 }
 
 impl Default for SandboxConfig {
@@ -113,6 +136,7 @@ impl Default for SandboxConfig {
             queue_timeout: Duration::from_secs(2),
             loaded_code: 512 << 20,
             gpu: None,
+            sessions: SessionLimits::default(),
         }
     }
 }

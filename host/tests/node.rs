@@ -77,6 +77,7 @@ fn call(repository: &Repository, digest: Digest, tool: &str, arguments: &str) ->
         caller: Some("tester".into()),
         meter: Arc::default(),
         tools: None,
+        session: None,
     }
 }
 

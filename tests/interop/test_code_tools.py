@@ -293,3 +293,112 @@ async def test_tool_search_mode_lists_a_few_tools_and_finds_the_rest(tmp_path):
             assert got == "from-code"
             with pytest.raises(Exception, match="limit"):
                 await client.call_tool("search_tools", {"query": "x", "limit": 1000})
+
+
+def rss_mib(proc):
+    """The resident memory of process `proc`, read from /proc."""
+    for line in open(f"/proc/{proc.pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def keyed(base, key):
+    from test_oauth import mcp_client
+
+    return mcp_client(base, key)
+
+
+@pytest.mark.anyio
+async def test_sessions_keep_state_apart_expire_and_are_bounded(tmp_path):
+    from test_oauth import request
+
+    keys = ["ann-key", "bob-key", "cy-key", "di-key"]
+    flags = [f"--api-key={k}" for k in keys] + ["--session-ttl", "3s", "--sessions", "8", "--sessions-per-caller", "3"]
+    with start_gateway(tmp_path, *flags, examples=code_examples(), timeout="3s") as (base, _, _, proc):
+        wait_until_compiled("python", "javascript")
+        async with keyed(base, "ann-key") as ann, keyed(base, "bob-key") as bob:
+            # State carries over within a session: variables, functions, imports.
+            assert value(await run(ann, JS, "var n = 40; function inc() { return ++n }; inc()", session="w")) == 41
+            assert value(await run(ann, JS, "inc()", session="w")) == 42
+            assert value(await run(ann, PY, "import statistics\nxs = [1, 2, 3]", session="w")) is None
+            assert value(await run(ann, PY, "statistics.mean(xs + [6])", session="w")) == 3
+            # Another session, no session, another caller naming the same id: fresh.
+            assert value(await run(ann, JS, "typeof n", session="other")) == "undefined"
+            assert value(await run(ann, JS, "typeof n")) == "undefined"
+            assert value(await run(bob, JS, "typeof n", session="w")) == "undefined"
+            # Listed per caller, and closable.
+            status, _, listed = request(base, "GET", "/sessions", token="ann-key")
+            assert status == 200
+            assert sorted((s["tool"], s["id"]) for s in listed["sessions"]) == [(JS, "other"), (JS, "w"), (PY, "w")]
+            assert request(base, "DELETE", f"/sessions/{JS}/other", token="bob-key")[0] == 404
+            assert request(base, "DELETE", f"/sessions/{JS}/other", token="ann-key")[0] == 204
+            assert value(await run(ann, JS, "typeof inc", session="w")) == "function", "closing one leaves the rest"
+            # A run stopped by the time limit loses its session, and says so next time.
+            stopped = await ann.call_tool(JS, {"code": "for (;;) {}", "session": "w"})
+            assert stopped.is_error and "time limit" in text_of(stopped)
+            lost = await ann.call_tool(JS, {"code": "n", "session": "w"})
+            assert lost.is_error and "session lost" in text_of(lost), text_of(lost)
+            assert value(await run(ann, JS, "typeof n", session="w")) == "undefined", "then a new one opens"
+            # Idle past the TTL: lost, never silently fresh.
+            assert value(await run(ann, JS, "var kept = 1; kept", session="idle")) == 1
+            await anyio.sleep(4)
+            idle = await ann.call_tool(JS, {"code": "kept", "session": "idle"})
+            assert idle.is_error and "session lost" in text_of(idle), text_of(idle)
+
+        # A flood of new sessions from every caller: refused past the bounds,
+        # memory held to them.
+        before = rss_mib(proc)
+        refused = []
+        for key in keys:
+            async with keyed(base, key) as client:
+                for i in range(12):
+                    code = "var big = 'x'.repeat(4 << 20); big.length"
+                    result = await client.call_tool(JS, {"code": code, "session": f"flood-{i}"})
+                    if result.is_error:
+                        refused.append(text_of(result))
+        listed = [s for k in keys for s in request(base, "GET", "/sessions", token=k)[2]["sessions"]]
+        held = len([s for s in listed if s["id"].startswith("flood-")])
+        assert held <= 8, held
+        assert len(refused) >= 4 * 12 - 8, len(refused)
+        assert any("the most one caller may" in r for r in refused) and any("no room" in r for r in refused), refused[:3]
+        grown = rss_mib(proc) - before
+        assert grown < 8 * 64, f"{grown:.0f} MiB more after the flood"
+        # The server still serves.
+        async with keyed(base, "di-key") as client:
+            assert value(await run(client, JS, "6 * 7")) == 42
+
+
+@pytest.mark.anyio
+async def test_a_session_stays_on_its_node_and_is_lost_with_it(tmp_path, registry):
+    """Two nodes: a session's calls all go to the node holding it; when
+    that node is killed the next call says "session lost"."""
+    from test_mesh import Mesh, calls_on, publish
+    from test_oauth import request
+
+    with Mesh(tmp_path, registry) as mesh:
+        publish(mesh, "javascript.wasm", "code/javascript")
+        nodes = {f"runner-{i}": mesh.node(f"runner-{i}", "--id", f"runner-{i}") for i in range(2)}
+        base = mesh.gateway()
+        tool = "code.javascript.run_javascript"
+        async with mcp.Client(f"{base}/mcp", mode="auto") as client:
+            deadline = time.monotonic() + 60
+            while True:  # until the gateway has read the package
+                first = await client.call_tool(tool, {"code": "var x = 1; x", "session": "m"})
+                if not first.is_error or time.monotonic() > deadline:
+                    break
+                await anyio.sleep(0.3)
+            assert first.structured_content["result"] == 1, text_of(first)
+            for expected in range(2, 8):
+                assert value(await run(client, tool, "++x", session="m")) == expected
+            (home,) = request(base, "GET", "/sessions")[2]["sessions"]
+            log, proc = nodes[home["node"]]
+            other = next(log for name, (log, _) in nodes.items() if name != home["node"])
+            assert calls_on(log, "run_javascript") >= 7 and calls_on(other, "run_javascript") == 0
+            proc.kill()
+            proc.wait()
+            await anyio.sleep(4)  # its advert lapses
+            lost = await client.call_tool(tool, {"code": "x", "session": "m"})
+            assert lost.is_error and "session lost" in text_of(lost), text_of(lost)
+            # Told once; the id then opens a new session on the node left.
+            assert value(await run(client, tool, "typeof x", session="m")) == "undefined"

@@ -35,11 +35,17 @@ const MAX_RESULT: usize = 200_000;
 const MAX_JOBS: usize = 1_000_000;
 
 const PRELUDE: &str = include_str!("prelude.js");
+
+thread_local! {
+    /// The interpreter of this instance's session, between its calls.
+    static INTERPRETER: RefCell<Option<(Runtime, Context)>> = const { RefCell::new(None) };
+}
 const SOURCE: &str = "<code>";
 
 /// Arguments of `run_javascript`.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-toolmesh-session" = "session"))]
 struct RunArgs {
     /// JavaScript source to run as a script.
     code: String,
@@ -49,6 +55,10 @@ struct RunArgs {
     /// Global variables to define before the code runs (JSON values).
     #[serde(default)]
     vars: Map<String, serde_json::Value>,
+    /// Keep state between runs: runs that name the same session share
+    /// their global variables and functions, until it is idle for a while.
+    #[serde(default)]
+    session: Option<String>,
 }
 
 /// The exception the code raised.
@@ -104,7 +114,9 @@ console.log/info/debug and print() go to stdout, console.warn/error to stderr (e
 exception is a normal result: `error` holds its type, message and stack.
 
 Inputs: `code`; optional `input` text, read line by line with readline() (null at the end) or whole from the global \
-`input`; optional `vars`, a JSON object whose keys become global variables.
+`input`; optional `vars`, a JSON object whose keys become global variables; optional `session`, a name: runs with the \
+same session share their global variables and functions (declare them with `var`, `function` or `globalThis.x = \
+...`; `let`/`const` at the top level also stay) until it is idle for 10 minutes.
 
 Calling other tools of this server, as you and with your rights: `await tools.call('examples.text.slugify', {text: \
 'Hi'})` or `await tools.examples.text.slugify({text: 'Hi'})` returns the tool's structured result (or its text); \
@@ -116,7 +128,7 @@ Available: the language and its standard built-ins (JSON, Math, Date, RegExp, Ma
 is not there), console, print, readline, tools. Not available: require/import of modules, npm packages, fetch, timers \
 (setTimeout), files, network, process or environment.
 
-Limits: every call starts from a clean interpreter (nothing persists between calls); the JS heap is capped at 128 MiB \
+Limits: without a session every call starts from a clean interpreter; the JS heap is capped at 128 MiB \
 and deep recursion throws a RangeError, both as ordinary exceptions; the node caps time (10 s by default) and \
 output. Running out of time ends the call with an error.";
 
@@ -131,12 +143,28 @@ fn run_with(args: RunArgs, host: Rc<dyn ToolHost>) -> Result<Json<Report>, ToolE
             return Err(ToolError::invalid_arguments(format_args!("`vars` key {key:?} is not a usable variable name")));
         }
     }
-    let runtime = Runtime::new().map_err(|e| ToolError::failed(format_args!("cannot start QuickJS: {e}")))?;
-    runtime.set_memory_limit(HEAP_LIMIT);
-    runtime.set_max_stack_size(STACK_LIMIT);
-    let context = Context::full(&runtime).map_err(|e| ToolError::failed(format_args!("cannot start QuickJS: {e}")))?;
+    // A session's interpreter outlives the call (the host keeps this
+    // instance for the session's next call); otherwise it is new.
+    let kept = match args.session {
+        Some(_) => INTERPRETER.with(|kept| kept.borrow_mut().take()),
+        None => None,
+    };
+    let (runtime, context) = match kept {
+        Some(kept) => kept,
+        None => {
+            let runtime = Runtime::new().map_err(|e| ToolError::failed(format_args!("cannot start QuickJS: {e}")))?;
+            runtime.set_memory_limit(HEAP_LIMIT);
+            runtime.set_max_stack_size(STACK_LIMIT);
+            let context =
+                Context::full(&runtime).map_err(|e| ToolError::failed(format_args!("cannot start QuickJS: {e}")))?;
+            (runtime, context)
+        }
+    };
     let streams = Rc::new(RefCell::new(Streams::default()));
     let outcome = context.with(|ctx| run_in(&ctx, &args, &streams, &host));
+    if args.session.is_some() {
+        INTERPRETER.with(|kept| *kept.borrow_mut() = Some((runtime, context)));
+    }
     let streams = streams.take();
     let (result, result_type, error) = outcome?;
     Ok(Json(Report {

@@ -1,7 +1,7 @@
 use super::*;
 
 fn run(code: &str) -> Report {
-    run_javascript(RunArgs { code: code.into(), input: String::new(), vars: Map::new() }).unwrap().0
+    run_javascript(RunArgs { code: code.into(), input: String::new(), vars: Map::new(), session: None }).unwrap().0
 }
 
 #[test]
@@ -43,12 +43,16 @@ fn promises_are_awaited() {
 fn input_and_vars_are_globals() {
     let mut vars = Map::new();
     vars.insert("n".into(), serde_json::json!({"a": [1, 2]}));
-    let args =
-        RunArgs { code: "[readline(), readline(), readline(), n.a.length]".into(), input: "x\ny\n".into(), vars };
+    let args = RunArgs {
+        code: "[readline(), readline(), readline(), n.a.length]".into(),
+        input: "x\ny\n".into(),
+        vars,
+        session: None,
+    };
     assert_eq!(run_javascript(args).unwrap().0.result, serde_json::json!(["x", "y", null, 2]));
     let mut bad = Map::new();
     bad.insert("this".into(), serde_json::json!(1));
-    assert!(run_javascript(RunArgs { code: "1".into(), input: String::new(), vars: bad }).is_err());
+    assert!(run_javascript(RunArgs { code: "1".into(), input: String::new(), vars: bad, session: None }).is_err());
 }
 
 #[test]
@@ -108,7 +112,10 @@ fn vars_cannot_reach_the_global_objects_prototype() {
     for name in ["__proto__", "undefined", "NaN", "Infinity", "globalThis"] {
         let mut vars = Map::new();
         vars.insert(name.into(), serde_json::json!(1));
-        assert!(run_javascript(RunArgs { code: "1".into(), input: String::new(), vars }).is_err(), "{name}");
+        assert!(
+            run_javascript(RunArgs { code: "1".into(), input: String::new(), vars, session: None }).is_err(),
+            "{name}"
+        );
     }
 }
 
@@ -150,9 +157,39 @@ impl ToolHost for FakeHost {
     }
 }
 
+/// Runs the calls of one session in turn.
+fn run_session(codes: &[&str]) -> Vec<Report> {
+    codes
+        .iter()
+        .map(|code| {
+            let args =
+                RunArgs { code: (*code).into(), input: String::new(), vars: Map::new(), session: Some("s".into()) };
+            run_javascript(args).unwrap().0
+        })
+        .collect()
+}
+
+#[test]
+fn a_session_keeps_globals_between_runs() {
+    let reports = run_session(&[
+        "var total = 1; function add(n) { total += n; return total }\nlet kept = 'let too'; add(1)",
+        "add(40)",
+        "const late = await Promise.resolve(2); var fromAsync = late * 2; total + fromAsync",
+        "[kept, fromAsync, typeof tools]",
+    ]);
+    let results: Vec<_> =
+        reports.iter().map(|r| (r.result.clone(), r.error.as_ref().map(|e| e.message.clone()))).collect();
+    assert_eq!(results[0].0, serde_json::json!(2), "{results:?}");
+    assert_eq!(results[1].0, serde_json::json!(42), "{results:?}");
+    assert_eq!(results[2].0, serde_json::json!(46), "{results:?}");
+    assert_eq!(results[3].0, serde_json::json!(["let too", 4, "object"]), "{results:?}");
+    // Without a session nothing carries over.
+    assert_eq!(run("typeof total").result, serde_json::json!("undefined"));
+}
+
 fn run_calling(code: &str) -> (Report, Rc<FakeHost>) {
     let host = Rc::new(FakeHost::default());
-    let args = RunArgs { code: code.into(), input: String::new(), vars: Map::new() };
+    let args = RunArgs { code: code.into(), input: String::new(), vars: Map::new(), session: None };
     (run_with(args, host.clone()).unwrap().0, host)
 }
 

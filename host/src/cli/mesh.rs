@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use toolmesh_host::gateway::catalog::Catalog;
 use toolmesh_host::gateway::http::router as mcp_router;
+use toolmesh_host::gateway::sessions::SessionHomes;
 use toolmesh_host::gateway::{Gateway, front};
 use toolmesh_host::mesh::agent::{self, AgentConfig};
 use toolmesh_host::mesh::invoker::MeshInvoker;
@@ -257,6 +258,7 @@ pub async fn gateway(args: GatewayArgs) -> Result<(), Failure> {
     let gateway = Gateway::new(Arc::new(invoker));
     gateway.set_metering(Metering::shared(&client, args.front.quotas()?, gateway.id()).await);
     gateway.set_tool_search(args.front.tool_search());
+    gateway.set_session_homes(SessionHomes::shared(&client, args.sandbox.session_ttl()).await);
     let registry = args.registry.client()?;
     let entries =
         registry.catalog(None).await.with_context(|| format!("cannot read the catalog of {}", registry.base()))?;

@@ -44,6 +44,18 @@ pub struct SandboxArgs {
     /// in the policy), on the best GPU adapter found at start.
     #[arg(long)]
     gpu: bool,
+    /// Sessions (instances kept between the calls of a code tool's
+    /// session) the node holds at once, all callers together; 0 turns
+    /// sessions off [default: 16].
+    #[arg(long, value_name = "N")]
+    sessions: Option<u32>,
+    /// Sessions one caller holds on the node at once [default: 4].
+    #[arg(long, value_name = "N")]
+    sessions_per_caller: Option<u32>,
+    /// How long a session is kept without a call, such as `10m`
+    /// [default: 10m].
+    #[arg(long, value_parser = parse_duration_arg, value_name = "DURATION")]
+    session_ttl: Option<Duration>,
 }
 
 /// The GPU a node offers, in one line for its start-up banner; `None`
@@ -109,6 +121,15 @@ impl SandboxArgs {
         if let Some(budget) = self.memory_budget {
             config.memory_budget = Some(budget);
         }
+        if let Some(max) = self.sessions {
+            config.sessions.max = max;
+        }
+        if let Some(per_caller) = self.sessions_per_caller {
+            config.sessions.per_caller = per_caller;
+        }
+        if let Some(ttl) = self.session_ttl {
+            config.sessions.idle_ttl = ttl;
+        }
         if let Some(policy) = policy.filter(|p| p.gpu) {
             config.gpu = Some(policy.gpu_limits.clone());
         }
@@ -118,6 +139,12 @@ impl SandboxArgs {
             config.cache_dir = default_cache();
         }
         Ok(config)
+    }
+
+    /// How long sessions are kept without a call (a gateway forgets their
+    /// homes after as long).
+    pub fn session_ttl(&self) -> Duration {
+        self.session_ttl.unwrap_or_else(|| toolmesh_host::config::SessionLimits::default().idle_ttl)
     }
 
     /// The configuration for a command that makes one call at a time

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use toolmesh_host::artifact::ToolMetadata;
 use toolmesh_host::gateway::http::router as mcp_router;
+use toolmesh_host::gateway::sessions::SessionHomes;
 use toolmesh_host::gateway::{Gateway, LocalInvoker, front};
 use toolmesh_host::grant::{Policy, ToolRequest};
 use toolmesh_host::node::Node;
@@ -184,6 +185,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let (store, sandbox, gateway, policy) = node(&data, &args.node)?;
     gateway.set_metering(Metering::local(quotas, gateway.id()));
     gateway.set_tool_search(args.front.tool_search());
+    gateway.set_session_homes(SessionHomes::local(sandbox.config().sessions.idle_ttl));
     let token = push_token(&data)?;
     let access = AccessConfig { push_tokens: vec![token.clone()], ..AccessConfig::default() };
     let listener =

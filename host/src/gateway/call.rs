@@ -5,9 +5,11 @@
 //! every call.
 
 use super::Gateway;
+use super::catalog::CatalogTool;
 use super::inner::{InnerCalls, Nesting};
-use super::invoker::Invocation;
+use super::invoker::{Invocation, SessionRoute};
 use super::mcp::{call_result, error_result, over_quota};
+use super::sessions::{self, Home};
 use crate::auth::Caller;
 use crate::sandbox::{Content, ProgressSink, SandboxError};
 use crate::usage::Admission;
@@ -56,6 +58,73 @@ pub(crate) enum CallRefusal {
 }
 
 impl Gateway {
+    /// The session a call of `tool` with `arguments` names, with its route:
+    /// to its home if it has one, else to be opened.
+    async fn session_of(
+        &self,
+        caller: &Caller,
+        tool: &CatalogTool,
+        arguments: &Value,
+    ) -> Result<Option<(Home, SessionRoute)>, CallRefusal> {
+        let Some(argument) = tool.session_argument() else { return Ok(None) };
+        let id = match arguments.get(argument) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::String(id)) if sessions::is_valid_id(id) => id.clone(),
+            Some(_) => {
+                return Err(CallRefusal::InvalidArguments(format!(
+                    "invalid arguments for `{}`: `{argument}` must be 1 to 64 letters, digits, `_`, `.` or `-`",
+                    tool.name
+                )));
+            }
+        };
+        let homes = self.session_homes();
+        let found = homes.find(&caller.name, &tool.name, &id).await.map_err(CallRefusal::Retryable)?;
+        let resume = found.is_some();
+        let home = found.unwrap_or_else(|| Home {
+            id,
+            tool: tool.name.clone(),
+            node: String::new(),
+            tag: sessions::new_tag(),
+            closed: false,
+        });
+        let route = SessionRoute {
+            key: format!("{}#{}", home.id, home.tag),
+            resume,
+            home: resume.then(|| home.node.clone()),
+            ..Default::default()
+        };
+        Ok(Some((home, route)))
+    }
+
+    /// Keeps a session's home after its call: recorded (its TTL renewed)
+    /// where the call ran, or forgotten once the caller was told the
+    /// session was lost. A call stopped by a limit loses the instance on
+    /// the node but keeps the home, so the next call hears "session lost".
+    async fn after_session_call(
+        &self,
+        caller: &Caller,
+        mut home: Home,
+        route: &SessionRoute,
+        outcome: &Option<Result<crate::sandbox::CallOutput, super::InvokeError>>,
+    ) {
+        let homes = self.session_homes();
+        let lost = match outcome {
+            Some(Err(e)) => matches!(e.kind(), "session" | "node_lost"),
+            _ => false,
+        };
+        let written = match (lost, route.node()) {
+            (true, _) => homes.close(&caller.name, &home.tool, &home.id).await.map(|_| ()),
+            (false, Some(node)) => {
+                home.node = node;
+                homes.record(&caller.name, &home).await
+            }
+            (false, None) => Ok(()),
+        };
+        if let Err(e) = written {
+            tracing::warn!(session = %home.id, error = %e, "cannot keep the session's home");
+        }
+    }
+
     /// Runs `request` on a node and answers with its MCP result: a tool's
     /// failure (or a quota's refusal) is an `isError` result, what is not
     /// the tool's to answer a [`CallRefusal`].
@@ -72,6 +141,10 @@ impl Gateway {
         if let Err(problem) = tool.schemas.check_arguments(&arguments) {
             return Err(CallRefusal::InvalidArguments(format!("invalid arguments for `{}`: {problem}", tool.name)));
         }
+        let session = match self.session_of(&caller, &tool, &arguments).await {
+            Ok(session) => session,
+            Err(refusal) => return Err(refusal),
+        };
         let arguments = arguments.to_string();
         let metering = self.metering();
         let admission = match (metering.quotas(), admitted) {
@@ -97,10 +170,12 @@ impl Gateway {
             progress,
             call_id: call_id.clone(),
             request: tool.permissions.clone(),
-            retry_safe: tool.retry_safe(),
+            // A session's state lives on one node: never retried elsewhere.
+            retry_safe: tool.retry_safe() && session.is_none(),
             caller: Some(caller.name.clone()),
             meter: meter.clone(),
             tools: Some(Arc::new(tools)),
+            session: session.as_ref().map(|(_, route)| route.clone()),
         };
         let started = Instant::now();
         let metrics = &crate::metrics::global().gateway;
@@ -152,6 +227,9 @@ impl Gateway {
             phase = phase.map(tracing::field::display),
             "call"
         );
+        if let Some((home, route)) = session {
+            self.after_session_call(&caller, home, &route, &outcome).await;
+        }
         match outcome {
             None => Err(CallRefusal::Cancelled),
             Some(Ok(output)) => {

@@ -48,6 +48,12 @@ impl CatalogTool {
         let hint = |name: &str| self.descriptor["annotations"][name].as_bool() == Some(true);
         hint("readOnlyHint") || hint("idempotentHint")
     }
+
+    /// The argument naming the session a call runs in, if the tool keeps
+    /// sessions (its input schema's `x-toolmesh-session`).
+    pub fn session_argument(&self) -> Option<&str> {
+        self.descriptor["input_schema"][super::sessions::SESSION_KEYWORD].as_str()
+    }
 }
 
 /// The tools on offer, by MCP name.

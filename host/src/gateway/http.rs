@@ -325,7 +325,18 @@ pub fn router(gateway: Gateway, config: McpHttpConfig) -> Result<Router, String>
     let mut router = Router::new()
         .nest_service("/mcp", service)
         .route("/metrics", axum::routing::get(metrics))
-        .route("/usage", axum::routing::get(move |request: Request| usage(gateway.clone(), request)))
+        .route("/usage", {
+            let gateway = gateway.clone();
+            axum::routing::get(move |request: Request| usage(gateway.clone(), request))
+        })
+        .route("/sessions", {
+            let gateway = gateway.clone();
+            axum::routing::get(move |request: Request| list_sessions(gateway.clone(), request))
+        })
+        .route(
+            "/sessions/{tool}/{id}",
+            axum::routing::delete(move |path, request: Request| close_session(gateway.clone(), path, request)),
+        )
         .layer(axum::middleware::from_fn_with_state(edge, guard));
     if let Some(metadata) = metadata {
         // Read by clients before they have a token, from any origin.
@@ -338,6 +349,39 @@ pub fn router(gateway: Gateway, config: McpHttpConfig) -> Result<Router, String>
             .route("/.well-known/oauth-protected-resource/mcp", axum::routing::get(serve));
     }
     Ok(router)
+}
+
+/// `GET /sessions`: the caller's open sessions (tool, id, node).
+pub async fn list_sessions(gateway: Gateway, request: Request) -> Response {
+    let caller = request.extensions().get::<Caller>().cloned().unwrap_or_else(Caller::nobody);
+    match gateway.session_homes().list(&caller.name).await {
+        Ok(homes) => {
+            let sessions: Vec<Value> =
+                homes.into_iter().map(|h| json!({"tool": h.tool, "id": h.id, "node": h.node})).collect();
+            axum::Json(json!({ "sessions": sessions })).into_response()
+        }
+        Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, Value::Null, &e),
+    }
+}
+
+/// `DELETE /sessions/{tool}/{id}`: closes the caller's session (its state
+/// is gone; the next call naming it opens a new one). `404` when the
+/// caller has no such session.
+pub async fn close_session(
+    gateway: Gateway,
+    axum::extract::Path((tool, id)): axum::extract::Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let caller = request.extensions().get::<Caller>().cloned().unwrap_or_else(Caller::nobody);
+    match gateway.session_homes().close(&caller.name, &tool, &id).await {
+        Ok(Some(home)) => {
+            // Freed now where the node is in this process; elsewhere at its idle TTL.
+            gateway.invoker().close_session(&caller.name, &format!("{}#{}", home.id, home.tag));
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(None) => refuse(StatusCode::NOT_FOUND, Value::Null, &format!("you have no session `{id}` of `{tool}`")),
+        Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, Value::Null, &e),
+    }
 }
 
 /// `GET /metrics`: this process's metrics for Prometheus (behind the same

@@ -4,7 +4,7 @@
 
 use super::front;
 use crate::node::Node;
-pub use crate::node::runner::{Invocation, InvokeCause, InvokeError};
+pub use crate::node::runner::{Invocation, InvokeCause, InvokeError, SessionRoute};
 use crate::sandbox::CallOutput;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
@@ -30,7 +30,18 @@ pub trait Invoker: Send + Sync + 'static {
         let _ = (repository, digest);
         Box::pin(std::future::ready(Ok(())))
     }
+
+    /// Frees `caller`'s session `key` on its node now, where that is the
+    /// invoker's to do (an in-process node); whether it was held. Others
+    /// leave it to the node's idle TTL.
+    fn close_session(&self, caller: &str, key: &str) -> bool {
+        let _ = (caller, key);
+        false
+    }
 }
+
+/// The name of the in-process node, as a session's home.
+pub const LOCAL_NODE: &str = "local";
 
 /// The in-process node: calls start on the connection's event loop and
 /// move to the shared pool when they have to wait.
@@ -54,10 +65,17 @@ impl Invoker for LocalInvoker {
         let mut kind = std::hash::DefaultHasher::new();
         (call.digest, &call.tool).hash(&mut kind);
         let node = self.node.clone();
+        if let Some(session) = &call.session {
+            session.ran_on(LOCAL_NODE);
+        }
         Box::pin(front::inline_then_pool(kind.finish(), async move { node.run(call).await }))
     }
 
     fn warm<'a>(&'a self, repository: &'a Repository, digest: Digest) -> WarmFuture<'a> {
         Box::pin(self.node.warm(repository, digest))
+    }
+
+    fn close_session(&self, caller: &str, key: &str) -> bool {
+        self.node.sandbox().close_session(caller, key)
     }
 }

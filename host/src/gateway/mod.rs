@@ -11,6 +11,8 @@
 //! - [`placement`]: which node takes a call when there are several (pure).
 //! - `call`: one call as the gateway runs it, for MCP and for code alike.
 //! - `inner`: calls from a tool's code, as the outer call's caller.
+//! - [`search`]: tool search and TypeScript-style signatures.
+//! - [`sessions`]: where each session lives, so its calls go there.
 
 mod call;
 pub mod catalog;
@@ -22,6 +24,7 @@ pub mod mcp;
 pub mod placement;
 pub mod schema;
 pub mod search;
+pub mod sessions;
 
 pub use catalog::{Catalog, CatalogTool};
 pub use invoker::{Invocation, InvokeCause, InvokeError, InvokeFuture, Invoker, LocalInvoker};
@@ -56,6 +59,8 @@ struct Inner {
     metering: RwLock<Arc<crate::usage::Metering>>,
     /// Whether tools/list shows only `search_tools` and a few tools.
     tool_search: RwLock<Option<Arc<search::ToolSearch>>>,
+    /// Where sessions live.
+    sessions: RwLock<Arc<sessions::SessionHomes>>,
 }
 
 /// A random start for call ids (the process id and time if there is no random source).
@@ -89,6 +94,9 @@ impl Gateway {
                 bare_names,
                 metering: RwLock::default(),
                 tool_search: RwLock::default(),
+                sessions: RwLock::new(Arc::new(sessions::SessionHomes::local(
+                    crate::config::SessionLimits::default().idle_ttl,
+                ))),
             }),
         }
     }
@@ -148,6 +156,16 @@ impl Gateway {
     /// The tool search mode, when on.
     pub fn tool_search(&self) -> Option<Arc<search::ToolSearch>> {
         self.inner.tool_search.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Keeps session homes in `homes` from now on.
+    pub fn set_session_homes(&self, homes: sessions::SessionHomes) {
+        *self.inner.sessions.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(homes);
+    }
+
+    /// Where sessions live.
+    pub fn session_homes(&self) -> Arc<sessions::SessionHomes> {
+        self.inner.sessions.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub(crate) fn invoker(&self) -> &dyn Invoker {

@@ -455,6 +455,11 @@ async fn run(
         caller: call.caller,
         meter: Arc::default(),
         tools,
+        session: call.session.map(|s| crate::node::runner::SessionRoute {
+            key: s.key,
+            resume: s.resume,
+            ..Default::default()
+        }),
     };
     let meter = invocation.meter.clone();
     tracing::info!(call = %call.call_id, attempt = call.attempt, tool = %invocation.tool, "call");

@@ -122,6 +122,11 @@ impl Table {
         }
     }
 
+    /// Whether node `id` is in the table and its advert current.
+    fn is_alive(&self, id: &str) -> bool {
+        self.lock().get(id).is_some_and(|known| known.expires > Instant::now())
+    }
+
     /// The wire version to write to node `id` (the oldest if it is gone).
     fn version_for(&self, id: &str) -> u32 {
         self.lock().get(id).map_or(OLDEST_WIRE_VERSION, |known| wire::version_for(known.advert.v))
@@ -207,7 +212,19 @@ impl MeshInvoker {
         let error = |cause| InvokeError::new(call.digest, call.tool.clone(), cause);
         let mut tried = Vec::new();
         for attempt in 1..=MAX_ATTEMPTS {
-            let node = self.place(&call, &tried).await.map_err(error)?;
+            let node = match call.session.as_ref().and_then(|s| s.home.clone()) {
+                // A session's calls go to the node holding it, or nowhere.
+                Some(home) if self.table.is_alive(&home) => home,
+                Some(home) => {
+                    return Err(error(InvokeCause::Lost(format!(
+                        "session lost: the node holding it ({home}) is gone, and its state with it; start a new session"
+                    ))));
+                }
+                None => self.place(&call, &tried).await.map_err(error)?,
+            };
+            if let Some(session) = &call.session {
+                session.ran_on(&node);
+            }
             self.table.sent(&node, 1);
             let sent = Sent { table: &self.table, node: node.clone() };
             let outcome = self.attempt(&call, &node, attempt).await;
@@ -229,6 +246,11 @@ impl MeshInvoker {
                     tried.push(node.clone());
                     if call.retry_safe && attempt < MAX_ATTEMPTS {
                         metrics().retries.get_or_create(&ReasonLabel { reason: "lost".into() }).inc();
+                    }
+                    if call.session.is_some() {
+                        return Err(error(InvokeCause::Lost(format!(
+                            "session lost: the node holding it ({node}) was lost ({why}), and its state with it; start a new session"
+                        ))));
                     }
                     if !call.retry_safe {
                         return Err(error(InvokeCause::Lost(format!(
@@ -265,6 +287,15 @@ impl MeshInvoker {
         // A node speaking an older version is written to in it, without
         // the fields it would refuse.
         let v = self.table.version_for(node);
+        if call.session.is_some() && v < 3 {
+            cancel.armed = false;
+            return Err(Attempt::Failed(InvokeCause::Remote {
+                kind: "not_granted".into(),
+                message: format!("node {node} is too old to hold sessions (wire version {v})"),
+                tool_failure: false,
+                retryable: true,
+            }));
+        }
         let message = CallMessage {
             v,
             call_id,
@@ -276,6 +307,7 @@ impl MeshInvoker {
             progress: call.progress.is_some(),
             caller: if v >= 2 { call.caller.clone() } else { None },
             tools: v >= 3 && call.tools.is_some(),
+            session: call.session.as_ref().map(|s| wire::WireSession { key: s.key.clone(), resume: s.resume }),
         };
         let bytes = wire::encode(&message);
         if bytes.len() > MAX_VALUE {

@@ -41,6 +41,34 @@ pub struct Invocation {
     /// Makes the call's calls to other tools (granted by the gateway that
     /// placed it); none when absent.
     pub tools: Option<Arc<dyn crate::capability::tools::ToolCaller>>,
+    /// The session the call runs in, if any.
+    pub session: Option<SessionRoute>,
+}
+
+/// A call's session, as the gateway routes it.
+#[derive(Debug, Clone, Default)]
+pub struct SessionRoute {
+    /// The session's id and opening tag, as the node keys its instance.
+    pub key: String,
+    /// Whether an earlier call opened it (then the node must still hold it).
+    pub resume: bool,
+    /// The node holding it, when it was opened: the call goes there or
+    /// nowhere.
+    pub home: Option<String>,
+    /// Where the call ran, set by the invoker (the session's home from now on).
+    pub ran_on: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl SessionRoute {
+    /// Records that the call ran on `node`.
+    pub fn ran_on(&self, node: &str) {
+        *self.ran_on.lock().unwrap_or_else(|e| e.into_inner()) = Some(node.to_owned());
+    }
+
+    /// Where the call ran, if it did.
+    pub fn node(&self) -> Option<String> {
+        self.ran_on.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 /// Why a call produced no result: what went wrong, in which phase, for
@@ -344,7 +372,14 @@ impl Node {
     }
 
     async fn run_counted(&self, call: Invocation) -> Result<CallOutput, InvokeError> {
-        let Invocation { repository, digest, tool, arguments, progress, call_id, meter, tools, .. } = call;
+        let Invocation {
+            repository, digest, tool, arguments, progress, call_id, meter, tools, session, caller, ..
+        } = call;
+        let session = session.map(|s| crate::sandbox::SessionRequest {
+            caller: caller.unwrap_or_else(|| "-".into()),
+            id: s.key,
+            resume: s.resume,
+        });
         let Loaded { component, grant } = match self.component(&repository, digest).await {
             Ok(loaded) => loaded,
             Err(e) => return Err(InvokeError::new(digest, tool, e)),
@@ -355,6 +390,7 @@ impl Node {
             grant: Some(grant),
             meter: Some(meter),
             tools,
+            session,
             ..CallOptions::default()
         };
         match self.sandbox.call(&component, &tool, &arguments, options).await {

@@ -99,6 +99,20 @@ pub struct CallMessage {
     /// ([`NodeMessage::Tools`]). Since version 3.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tools: bool,
+    /// The session the call runs in (its instance kept between calls).
+    /// Since version 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<WireSession>,
+}
+
+/// A call's session on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireSession {
+    /// The session's key on the node (its id and opening tag).
+    pub key: String,
+    /// Whether the node must hold it already ("session lost" if not).
+    pub resume: bool,
 }
 
 /// What a call's code asks of the gateway that sent the call.
@@ -393,6 +407,7 @@ mod tests {
             progress: true,
             caller: Some("alice".into()),
             tools: true,
+            session: Some(WireSession { key: "work#ab12".into(), resume: true }),
         };
         assert_eq!(decode::<CallMessage>("call", &encode(&call)).unwrap(), call);
         let newer = br#"{"v": 4, "call_id": "c1", "teleport": true}"#;

@@ -142,4 +142,7 @@ pub struct CallOptions {
     /// Makes the call's calls to other tools; without it the call may not
     /// make any.
     pub tools: Option<Arc<dyn crate::capability::tools::ToolCaller>>,
+    /// The session to run in, keeping the instance for the next call of
+    /// the session; a fresh instance, dropped after, when absent.
+    pub session: Option<super::SessionRequest>,
 }

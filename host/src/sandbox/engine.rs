@@ -47,14 +47,16 @@ pub fn build(config: &SandboxConfig, tier: Tier) -> Result<Engine, SandboxError>
         c.strategy(wasmtime::Strategy::Winch);
     }
     if config.allocator == Allocator::Pooling && tier == Tier::Optimized {
-        let slots = config.max_concurrent_calls.max(1);
+        // Calls run on the stacks; sessions keep their instances between calls.
+        let stacks = config.max_concurrent_calls.max(1);
+        let slots = stacks.saturating_add(config.sessions.max);
         let l = &config.limits;
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(slots)
             .total_core_instances(slots.saturating_mul(l.instances))
             .total_memories(slots.saturating_mul(l.memories))
             .total_tables(slots.saturating_mul(l.tables))
-            .total_stacks(slots)
+            .total_stacks(stacks)
             .max_core_instances_per_component(l.instances)
             .max_memories_per_component(l.memories)
             .max_tables_per_component(l.tables)

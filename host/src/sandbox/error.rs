@@ -127,6 +127,10 @@ pub enum SandboxError {
     /// The tool ran and reported that it failed.
     #[error("tool failed: {0}")]
     ToolFailed(String),
+    /// The session a call names is gone (it expired, was closed, its last
+    /// run was stopped, or its node restarted), or cannot be opened.
+    #[error("{0}")]
+    Session(String),
 }
 
 impl SandboxError {
@@ -147,6 +151,7 @@ impl SandboxError {
             SandboxError::InvalidOutput(_) => "invalid_output",
             SandboxError::InvalidArguments(_) => "invalid_arguments",
             SandboxError::ToolFailed(_) => "tool_failed",
+            SandboxError::Session(_) => "session",
         }
     }
 
@@ -222,7 +227,8 @@ impl SandboxError {
             | SandboxError::NotCovered { .. }
             | SandboxError::NotGranted { .. }
             | SandboxError::NodeBusy { .. }
-            | SandboxError::NoSlot { .. } => Phase::Admission,
+            | SandboxError::NoSlot { .. }
+            | SandboxError::Session(_) => Phase::Admission,
             SandboxError::Instantiate(_) => Phase::Instantiate,
             SandboxError::Timeout { .. }
             | SandboxError::MemoryLimit { .. }

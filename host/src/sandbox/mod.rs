@@ -36,6 +36,8 @@ mod engine;
 mod error;
 pub mod meter;
 pub(crate) mod plain;
+mod run;
+pub mod session;
 mod state;
 mod stdio;
 
@@ -47,6 +49,7 @@ pub use content::{Annotations, Content, ToolDescriptor, is_valid_tool_name};
 pub use engine::{TICK, Tier};
 pub use error::{Phase, SandboxError, humanize_bytes};
 pub use meter::CallMeter;
+pub use session::SessionRequest;
 pub(crate) use state::{CallState, GpuContext};
 
 use crate::capability::gpu::{AdapterSummary, GpuService};
@@ -55,16 +58,14 @@ use crate::config::{Limits, SandboxConfig};
 use crate::grant::Grant;
 use bindings::GpuToolIndices;
 use bindings::toolmesh::tool::types::ToolError;
-use classify::{DeadlineReached, classify};
 use component::Entry;
 use plain::docs::Docs;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 use tokio::sync::Semaphore;
 use toolmesh_registry::digest::Digest;
-use wasmtime::component::{Component, Instance, Linker};
-use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
 
 /// Runs tool components. Cheap to share behind an `Arc`; calls may run
 /// concurrently.
@@ -76,6 +77,8 @@ pub struct Sandbox {
     config: SandboxConfig,
     cache: Option<CompileCache>,
     slots: Semaphore,
+    /// Instances kept between the calls of a session.
+    sessions: session::Sessions,
     budget: MemoryBudget,
     next_call: AtomicU64,
     /// The node's GPU, or why it has none.
@@ -128,6 +131,7 @@ impl Sandbox {
             budget,
             baseline: OnceLock::new(),
             slots: Semaphore::new(config.max_concurrent_calls.max(1) as usize),
+            sessions: session::Sessions::default(),
             engine,
             linker,
             config,
@@ -278,19 +282,31 @@ impl Sandbox {
                 return self.call_plain(component, exports, tool, arguments, options, limits).await;
             }
         };
-        let (tool, arguments) = (tool.to_owned(), arguments.to_owned());
-        let (result, reservation, refusals) = self
-            .run(component, &limits, options, move |instance, store| {
-                Box::pin(async move {
-                    let handler = indices.load(&mut *store, instance)?;
-                    handler.toolmesh_tool_handler().call_call(store, &tool, &arguments).await
-                })
-            })
-            .await?;
-        match result {
-            Ok(items) => {
-                Ok(CallOutput { content: content::contents(items, limits.output)?, reservation: Some(reservation) })
+        let (result, reservation, refusals) = match options.session.clone() {
+            Some(session) => {
+                let mut options = options;
+                options.session = None;
+                // Boxed: its future is large, and keeps this one's type simple.
+                let (result, refusals) =
+                    Box::pin(self.call_in_session(component, &indices, (tool, arguments), options, &limits, session))
+                        .await?;
+                (result, None, refusals)
             }
+            None => {
+                let (tool, arguments) = (tool.to_owned(), arguments.to_owned());
+                let (result, reservation, refusals) = self
+                    .run(component, &limits, options, move |instance, store| {
+                        Box::pin(async move {
+                            let handler = indices.load(&mut *store, instance)?;
+                            handler.toolmesh_tool_handler().call_call(store, &tool, &arguments).await
+                        })
+                    })
+                    .await?;
+                (result, Some(reservation), refusals)
+            }
+        };
+        match result {
+            Ok(items) => Ok(CallOutput { content: content::contents(items, limits.output)?, reservation }),
             Err(error) => {
                 let (ToolError::InvalidArguments(message) | ToolError::Failed(message)) = &error;
                 if message.len() as u64 > limits.output {
@@ -320,93 +336,6 @@ impl Sandbox {
         match checks.into_iter().find(|(_, asked, max)| asked > max) {
             Some((what, asked, max)) => Err(SandboxError::LimitAboveMaximum { what, asked, max }),
             None => Ok(()),
-        }
-    }
-
-    /// Instantiates `component` in a new store under `limits` and runs `f`
-    /// on the instance, turning every way it can fail into a
-    /// [`SandboxError`]. Returns `f`'s answer with the call's reservation
-    /// and what the host refused it, in words (empty if nothing).
-    async fn run<R, F>(
-        &self,
-        component: &ToolComponent,
-        limits: &Limits,
-        options: CallOptions,
-        f: F,
-    ) -> Result<(R, Reservation, String), SandboxError>
-    where
-        F: for<'a> FnOnce(
-            &'a Instance,
-            &'a mut Store<CallState>,
-        ) -> std::pin::Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>,
-    {
-        // Admission: a slot, then the call's share of the memory budget,
-        // both within the queue timeout.
-        let admitted_by = tokio::time::Instant::now() + self.config.queue_timeout;
-        let _slot = match self.slots.try_acquire() {
-            Ok(slot) => slot,
-            Err(_) => tokio::time::timeout_at(admitted_by, self.slots.acquire())
-                .await
-                .map_err(|_| SandboxError::NoSlot { slots: self.config.max_concurrent_calls.max(1) })?
-                .map_err(|_| SandboxError::Engine("the sandbox is shutting down".into()))?,
-        };
-        let wait = admitted_by.saturating_duration_since(tokio::time::Instant::now());
-        let reservation = self.budget.reserve(call_cost(limits, &self.config), wait).await?;
-        let call_id = options.call_id.unwrap_or_else(|| format!("c{}", self.next_call.fetch_add(1, Ordering::Relaxed)));
-        let engine = component.pre.engine();
-        let grant = options.grant.unwrap_or_default();
-        let meter = options.meter.unwrap_or_default();
-        let gpu = GpuContext { service: self.gpu.clone(), component: component.digest, meter: meter.clone() };
-        let state = CallState::new(call_id, limits, options.progress, &grant, gpu, options.tools)?;
-        let refusals = state.http.refusals.clone();
-        let mut store = Store::new(engine, state);
-        store.limiter(|state| &mut state.limiter);
-        // Cap what the host copies out of the guest in one go (the result,
-        // an error message, a log line) before it is copied.
-        // A plain component's results are lifted into host values, each
-        // far larger than the bytes it came from: they may take as much as
-        // the call's memory limit.
-        let fuel = match component.entry {
-            Entry::Toolmesh(_) => transfer_cap(limits),
-            Entry::Plain(_) => transfer_cap(limits).max(limits.memory),
-        };
-        store.set_hostcall_fuel(usize::try_from(fuel).unwrap_or(usize::MAX));
-        store.data_mut().transfer_limit = fuel;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|ctx| {
-            if Instant::now() >= ctx.data().deadline {
-                Err(wasmtime::Error::new(DeadlineReached))
-            } else if ctx.data().scratch.as_ref().is_some_and(|s| s.is_over_now()) {
-                Err(wasmtime::Error::new(capability::scratch::ScratchFull))
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-        let deadline = tokio::time::Instant::from_std(store.data().deadline) + TICK;
-        let mut instantiated = false;
-        let outcome = tokio::time::timeout_at(
-            deadline,
-            meter::Metered::new(
-                async {
-                    let instance = component.pre.instantiate_async(&mut store).await?;
-                    instantiated = true;
-                    f(&instance, &mut store).await
-                },
-                &meter,
-            ),
-        )
-        .await;
-        flush_guest_output(store.data());
-        match outcome {
-            Err(_elapsed) => Err(SandboxError::Timeout { limit: limits.timeout }),
-            Ok(Ok(_)) if let Some(scratch) = store.data().scratch.as_ref().filter(|s| s.is_over()) => {
-                Err(SandboxError::ScratchFull { limit: scratch.size() })
-            }
-            Ok(Ok(value)) => Ok((value, reservation, refusals.text())),
-            Ok(Err(error)) => Err(match classify(error, store.data(), limits) {
-                SandboxError::Trap { message } if !instantiated => SandboxError::Instantiate(message),
-                other => other,
-            }),
         }
     }
 }
@@ -487,19 +416,6 @@ fn check_header(bytes: &[u8]) -> Result<(), SandboxError> {
         // WebAssembly text; the parser reports what is wrong with it.
         _ if std::str::from_utf8(bytes).is_ok() => Ok(()),
         _ => Err(SandboxError::InvalidComponent("not a WebAssembly component (no `\\0asm` header)".into())),
-    }
-}
-
-/// Sends what the guest printed to the host log, tagged with the call.
-fn flush_guest_output(state: &CallState) {
-    for (stream, capture) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
-        let (text, dropped) = capture.take_for_log();
-        if !text.is_empty() {
-            tracing::info!(target: "toolmesh::guest", call = %state.call_id, stream, dropped_bytes = dropped, "{}", text.trim_end());
-        }
-    }
-    if state.log.dropped_lines() > 0 {
-        tracing::warn!(target: "toolmesh::guest", call = %state.call_id, dropped_lines = state.log.dropped_lines(), "log budget spent; lines dropped");
     }
 }
 

@@ -173,6 +173,26 @@ impl CallState {
     }
 }
 
+impl CallState {
+    /// Readies a session's state for its next call: a new id, deadline,
+    /// progress sink, calls to tools and log budget; what the instance
+    /// holds (memory, files in its scratch directory) stays.
+    pub(crate) fn resume(
+        &mut self,
+        call_id: String,
+        limits: &Limits,
+        progress: Option<ProgressSink>,
+        tools: Option<Arc<dyn crate::capability::tools::ToolCaller>>,
+    ) {
+        self.call_id = call_id;
+        self.deadline = Instant::now() + limits.timeout;
+        self.progress = progress;
+        self.tools = crate::capability::tools::ToolCalls::new(tools);
+        self.log = LogBudget::new(limits.log);
+        self.limiter.hit = None;
+    }
+}
+
 impl WasiHttpView for CallState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView { ctx: &mut self.http_ctx, table: &mut self.table, hooks: &mut self.http }

@@ -15,7 +15,9 @@
 # `scripts/bench.sh plain` a plain-WIT component against a toolmesh-world
 # one doing the same work, through the release `tool serve`;
 # `scripts/bench.sh sdk` Python, JavaScript and TypeScript tools: tool new + tool build,
-# publish → first result, warm calls.
+# publish → first result, warm calls;
+# `scripts/bench.sh code-tools` code calling tools: a call from code against
+# the same call made directly, fan-out, session calls, and bytes returned.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-components.sh
@@ -23,6 +25,8 @@ case "${1:-sandbox}" in
     sandbox) cargo bench --locked -p toolmesh-host --bench sandbox ;;
     mcp|cold|mesh|gpu|model|code|plain|sdk) cargo build --locked --release -p toolmesh-host --bin tool
          cargo bench --locked -p toolmesh-host --bench "$1" ;;
+    code-tools) cargo build --locked --release -p toolmesh-host --bin tool
+         cargo bench --locked -p toolmesh-host --bench code_tools ;;
     registry) cargo bench --locked -p toolmesh-registry --bench transfer ;;
-    *) echo "usage: scripts/bench.sh [sandbox|mcp|cold|mesh|gpu|model|code|plain|sdk|registry]" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh [sandbox|mcp|cold|mesh|gpu|model|code|code-tools|plain|sdk|registry]" >&2; exit 2 ;;
 esac

@@ -26,6 +26,7 @@ from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import types
 
+import runfiles
 import toolcalls
 
 # The standard library a call can import, loaded at build time.
@@ -62,8 +63,13 @@ stderr comes back too (each cut at about {MAX_STREAM // 1000} kB). An exception 
 `error` holds its type, message and traceback.
 
 Inputs: `code`; optional `input` text that `input()` and `sys.stdin` read; optional `vars`, a JSON \
-object whose keys become global variables; optional `session`, a name: runs with the same session share \
-their variables, imports and functions until it is idle for 10 minutes.
+object whose keys become global variables; optional `files`, {{name: text or {{"base64": ...}}}}, which \
+the code reads with `files.read(name)` / `files.bytes(name)` (`files.list()` names them); optional \
+`session`, a name: runs with the same session share their variables, imports, functions and files until \
+it is idle for 10 minutes.
+
+Returning files: `files.write("chart.svg", svg_text)` (or bytes, with an optional mime type); what the code \
+wrote comes back with the result, images (PNG, JPEG, GIF, WebP, SVG) as images.
 
 Calling other tools of this server, as you and with your rights: \
 `tools.call("examples.text.slugify", {{"text": "Hi"}})` or `tools.examples.text.slugify(text="Hi")` returns the \
@@ -89,6 +95,22 @@ INPUT_SCHEMA = {
         "vars": {
             "type": "object",
             "description": "Global variables to define before the code runs (JSON values).",
+        },
+        "files": {
+            "type": "object",
+            "description": "Files for the code, by name: text, or {\"base64\": ..., \"mime_type\": ...} for bytes. "
+            "The code reads them with files.read(name) or files.bytes(name).",
+            "additionalProperties": {
+                "oneOf": [
+                    {"type": "string"},
+                    {
+                        "type": "object",
+                        "properties": {"base64": {"type": "string"}, "mime_type": {"type": "string"}},
+                        "required": ["base64"],
+                        "additionalProperties": False,
+                    },
+                ]
+            },
         },
         "session": {
             "type": "string",
@@ -127,6 +149,22 @@ OUTPUT_SCHEMA = {
             "description": "The status given to sys.exit() or os._exit(), if the code called one.",
         },
         "truncated": {"type": "boolean", "description": "Whether stdout or stderr was cut."},
+        "files": {
+            "type": "array",
+            "description": "The files the code wrote with files.write (images also come back as image content).",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "mime_type": {"type": "string"},
+                    "size": {"type": "integer"},
+                    "text": {"type": "string"},
+                    "base64": {"type": "string"},
+                    "image": {"type": "boolean"},
+                },
+                "required": ["name", "mime_type", "size"],
+            },
+        },
     },
     "required": ["stdout", "stderr", "result", "result_type", "error", "exit_code", "truncated"],
 }
@@ -287,20 +325,22 @@ def _exit(status):
 os._exit = posix._exit = _exit
 
 
-# The globals of this instance's session, between its calls (the host keeps
-# the instance for the session's next call).
+# The globals and files of this instance's session, between its calls (the
+# host keeps the instance for the session's next call).
 _session_scope = {}
+_session_files = runfiles.Files()
 
 
-def run(code, stdin_text, variables, session=None):
-    """Runs `code` as `__main__` (in the session's globals if it names one);
-    returns the call's structured result."""
+def run(code, stdin_text, variables, session=None, files=None):
+    """Runs `code` as `__main__` (in the session's globals if it names one)
+    with `files` (a runfiles.Files); returns the call's structured result."""
     out, err = Stream(), Stream()
     _streams[:] = [out, err]
     _exits.clear()  # a session's earlier run may have exited
     report = {"result": None, "result_type": "none", "error": None, "exit_code": None}
     scope = _session_scope if session is not None else {}
-    scope.update({"__name__": "__main__", "__builtins__": builtins, "tools": toolcalls.TOOLS, "ToolError": toolcalls.ToolError})
+    scope.update({"__name__": "__main__", "__builtins__": builtins, "tools": toolcalls.TOOLS,
+                  "ToolError": toolcalls.ToolError, "files": files if files is not None else runfiles.Files()})
     scope.update(variables)
     linecache.cache[SOURCE] = (len(code), None, code.splitlines(True), SOURCE)
     saved = sys.stdin, sys.stdout, sys.stderr
@@ -358,6 +398,10 @@ def arguments_of(text):
     session = args.get("session")
     if session is not None and not isinstance(session, str):
         raise Err(types.ToolError_InvalidArguments("`session` must be a string"))
+    files = _session_files if session is not None else runfiles.Files()
+    problem = files.receive(args.get("files", {}))
+    if problem:
+        raise Err(types.ToolError_InvalidArguments(problem))
     if not isinstance(code, str):
         raise Err(types.ToolError_InvalidArguments("`code` must be a string"))
     if not isinstance(stdin_text, str):
@@ -367,7 +411,7 @@ def arguments_of(text):
     for key in variables:
         if not key.isidentifier() or key.startswith("__"):
             raise Err(types.ToolError_InvalidArguments(f"`vars` key {key!r} is not a usable variable name"))
-    return code, stdin_text, variables, session
+    return code, stdin_text, variables, session, files
 
 
 class Handler(exports.Handler):
@@ -389,9 +433,14 @@ class Handler(exports.Handler):
     def call(self, name, arguments):
         if name != "run_python":
             raise Err(types.ToolError_InvalidArguments(f"unknown tool: {name}"))
-        code, stdin_text, variables, session = arguments_of(arguments)
+        code, stdin_text, variables, session, files = arguments_of(arguments)
+        images = []
         try:
-            text = json.dumps(run(code, stdin_text, variables, session), ensure_ascii=False)
+            report = run(code, stdin_text, variables, session, files)
+            written, images = files.take_written()
+            if written:
+                report["files"] = written
+            text = json.dumps(report, ensure_ascii=False)
         except BaseException:  # the code broke what runs after it
-            text = BROKEN
-        return [types.Content_Json(text)]
+            text, images = BROKEN, []
+        return [types.Content_Json(text)] + [types.Content_Image(types.Image(data, mime)) for mime, data in images]

@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{ChildGuard, call_raw, components, start_tool_serve};
+use common::{ChildGuard, call_raw, examples_of, quantile, start_tool_serve};
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
@@ -25,12 +25,6 @@ const JS: &str = "examples.javascript.run_javascript";
 const CALLS: usize = 300;
 const PROCESSES: usize = 50;
 const RESTARTS: usize = 3;
-
-/// Milliseconds at quantile `q` of `values`.
-fn quantile(values: &mut [f64], q: f64) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[((values.len() as f64 * q) as usize).min(values.len() - 1)]
-}
 
 /// `print(1 + 1)` in `tool`'s language, checked to print 2.
 async fn one_run(http: &reqwest::Client, url: &str, tool: &str) -> f64 {
@@ -113,11 +107,7 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let http = toolmesh_registry::client::http_builder().tcp_nodelay(true).build().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let examples = dir.path().join("examples");
-    std::fs::create_dir_all(&examples).unwrap();
-    for name in ["python.wasm", "javascript.wasm"] {
-        std::fs::copy(components().join(name), examples.join(name)).unwrap();
-    }
+    let examples = examples_of(dir.path(), &["python.wasm", "javascript.wasm"]);
     let data = dir.path().join("data");
 
     let (server, url, fresh_start) = serve(&data, &examples);

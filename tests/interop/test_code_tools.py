@@ -402,3 +402,77 @@ async def test_a_session_stays_on_its_node_and_is_lost_with_it(tmp_path, registr
             assert lost.is_error and "session lost" in text_of(lost), text_of(lost)
             # Told once; the id then opens a new session on the node left.
             assert value(await run(client, tool, "typeof x", session="m")) == "undefined"
+
+
+SALES = "region,product,units\nnorth,apple,10\nsouth,pear,8\nnorth,pear,3\n"
+
+
+@pytest.mark.anyio
+async def test_files_go_in_and_what_the_code_writes_comes_back(server):
+    import base64
+
+    base, _ = server
+    async with mcp.Client(f"{base}/mcp", mode="auto") as client:
+        code = """rows = files.read("sales.csv").splitlines()[1:]
+total = sum(int(r.split(",")[2]) for r in rows)
+files.write("chart.svg", f'<svg xmlns="http://www.w3.org/2000/svg" width="{total}" height="4"/>')
+files.write("summary.txt", f"units: {total}")
+files.write("echo.bin", files.bytes("logo.bin")[::-1])
+(total, files.list())"""
+        logo = base64.b64encode(bytes([1, 2, 255])).decode()
+        result = await client.call_tool(PY, {"code": code, "files": {"sales.csv": SALES, "logo.bin": {"base64": logo}}})
+        assert not result.is_error, text_of(result)
+        report = result.structured_content
+        assert report["result"] == [21, ["chart.svg", "echo.bin", "logo.bin", "sales.csv", "summary.txt"]], report
+        written = {f["name"]: f for f in report["files"]}
+        assert written["summary.txt"]["text"] == "units: 21"
+        assert base64.b64decode(written["echo.bin"]["base64"]) == bytes([255, 2, 1])
+        assert written["chart.svg"]["image"] is True and "text" not in written["chart.svg"]
+        images = [c for c in result.content if c.type == "image"]
+        assert [i.mime_type for i in images] == ["image/svg+xml"]
+        assert base64.b64decode(images[0].data) == b'<svg xmlns="http://www.w3.org/2000/svg" width="21" height="4"/>'
+        # JavaScript alike; a session keeps its files between runs.
+        first = await run(client, JS, "files.write('notes.md', '# kept'); 1", session="f")
+        assert first["files"][0]["name"] == "notes.md"
+        assert value(await run(client, JS, "files.read('notes.md')", session="f")) == "# kept"
+        assert value(await run(client, JS, "files.list()")) == [], "without the session, no files"
+        # Bad names and bad base64 are the caller's error, named.
+        with pytest.raises(Exception, match="not a usable file name"):
+            await client.call_tool(JS, {"code": "1", "files": {"../up": "x"}})
+        with pytest.raises(Exception, match="base64"):
+            await client.call_tool(PY, {"code": "1", "files": {"a.bin": {"base64": "%%%"}}})
+
+
+@pytest.mark.anyio
+async def test_the_documented_workflow_gives_the_same_answer_both_ways(server):
+    """docs/code-execution.md's workflow: ten separate calls, and one
+    program fanning the same calls out; every result must reach its own
+    promise."""
+    base, _ = server
+    titles = [
+        "Sandboxing untrusted tools with WebAssembly components",
+        "Why agents should write code instead of calling tools one by one",
+        "Content-addressed registries and the OCI distribution API",
+        "Placing calls on a mesh of self-hosted nodes over NATS",
+        "GPU compute for untrusted code through wgpu",
+    ]
+    async with mcp.Client(f"{base}/mcp", mode="auto") as client:
+        expected = []
+        for text in titles:
+            slug = text_of(await client.call_tool("examples.text.slugify", {"text": text}))
+            words = (await client.call_tool("examples.text.count", {"text": text})).structured_content["words"]
+            expected.append({"slug": slug, "words": words})
+        expected = sorted(expected, key=lambda r: -r["words"])[:3]
+        code = f"""const titles = {json.dumps(titles)};
+const rows = await Promise.all(titles.map(async (text) => {{
+  const [slug, counted] = await Promise.all([tools.examples.text.slugify({{text}}), tools.examples.text.count({{text}})]);
+  return {{slug, words: counted.words}};
+}}));
+rows.sort((a, b) => b.words - a.words).slice(0, 3)"""
+        assert value(await run(client, JS, code)) == expected
+        py = f"""titles = {json.dumps(titles)}
+slugs = tools.gather([("examples.text.slugify", {{"text": t}}) for t in titles])
+counts = tools.gather([("examples.text.count", {{"text": t}}) for t in titles])
+rows = [{{"slug": s, "words": c["words"]}} for s, c in zip(slugs, counts)]
+sorted(rows, key=lambda r: -r["words"])[:3]"""
+        assert value(await run(client, PY, py)) == expected

@@ -7,17 +7,21 @@
 //! node's time, memory and output limits still bound the whole call.
 use rquickjs::context::EvalOptions;
 use rquickjs::promise::PromiseState;
-use rquickjs::{CatchResultExt, CaughtError, Context, Ctx, Function, Object, Promise, Runtime, Value};
+use rquickjs::{CatchResultExt, CaughtError, Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Map;
 use std::cell::RefCell;
 use std::rc::Rc;
+use toolmesh_guest::IntoOutput;
 use toolmesh_guest::prelude::*;
 
 mod calls;
+mod files;
 mod streams;
 use calls::ToolHost;
+use files::{FileArg, Files, Written};
+use std::collections::BTreeMap;
 use streams::Streams;
 
 /// The JS heap a call may use; past it, allocation throws "out of memory".
@@ -38,7 +42,34 @@ const PRELUDE: &str = include_str!("prelude.js");
 
 thread_local! {
     /// The interpreter of this instance's session, between its calls.
-    static INTERPRETER: RefCell<Option<(Runtime, Context)>> = const { RefCell::new(None) };
+    static INTERPRETER: RefCell<Option<Interpreter>> = const { RefCell::new(None) };
+}
+
+/// A QuickJS runtime and context with the prelude installed, and what its
+/// host functions write to. Fields drop in order: the saved helpers before
+/// the context and runtime they live in.
+struct Interpreter {
+    helpers: Persistent<Object<'static>>,
+    context: Context,
+    _runtime: Runtime,
+    streams: Rc<RefCell<Streams>>,
+    files: Rc<RefCell<Files>>,
+}
+
+impl Interpreter {
+    /// A new interpreter whose calls to tools go to `host`.
+    fn new(host: &Rc<dyn ToolHost>) -> Result<Self, ToolError> {
+        let failed = |e: rquickjs::Error| ToolError::failed(format_args!("cannot start QuickJS: {e}"));
+        let runtime = Runtime::new().map_err(failed)?;
+        runtime.set_memory_limit(HEAP_LIMIT);
+        runtime.set_max_stack_size(STACK_LIMIT);
+        let context = Context::full(&runtime).map_err(failed)?;
+        let streams = Rc::new(RefCell::new(Streams::default()));
+        let files = Rc::new(RefCell::new(Files::default()));
+        let helpers = context
+            .with(|ctx| install(&ctx, &streams, (host, &files)).map(|helpers| Persistent::save(&ctx, helpers)))?;
+        Ok(Interpreter { helpers, context, _runtime: runtime, streams, files })
+    }
 }
 const SOURCE: &str = "<code>";
 
@@ -59,6 +90,10 @@ struct RunArgs {
     /// their global variables and functions, until it is idle for a while.
     #[serde(default)]
     session: Option<String>,
+    /// Files for the code, by name: text, or `{"base64": …, "mime_type": …}`
+    /// for bytes. The code reads them with `files.read(name)`.
+    #[serde(default)]
+    files: BTreeMap<String, FileArg>,
 }
 
 /// The exception the code raised.
@@ -91,6 +126,27 @@ struct Report {
     exit_code: Option<i32>,
     /// Whether stdout or stderr was cut.
     truncated: bool,
+    /// The files the code wrote with `files.write` (images also come back
+    /// as image content).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    files: Vec<Written>,
+}
+
+/// A run's report and the images the code wrote.
+struct Ran(Report, Vec<(String, Vec<u8>)>);
+
+impl IntoOutput for Ran {
+    fn output_schema() -> Option<serde_json::Value> {
+        Json::<Report>::output_schema()
+    }
+
+    fn into_output(self) -> Result<Vec<Content>, ToolError> {
+        let mut content = Json(self.0).into_output()?;
+        content.extend(
+            self.1.into_iter().map(|(mime_type, data)| Content::from(toolmesh_guest::Image { data, mime_type })),
+        );
+        Ok(content)
+    }
 }
 
 /// How `result` holds the last value.
@@ -114,9 +170,14 @@ console.log/info/debug and print() go to stdout, console.warn/error to stderr (e
 exception is a normal result: `error` holds its type, message and stack.
 
 Inputs: `code`; optional `input` text, read line by line with readline() (null at the end) or whole from the global \
-`input`; optional `vars`, a JSON object whose keys become global variables; optional `session`, a name: runs with the \
-same session share their global variables and functions (declare them with `var`, `function` or `globalThis.x = \
-...`; `let`/`const` at the top level also stay) until it is idle for 10 minutes.
+`input`; optional `vars`, a JSON object whose keys become global variables; optional `files`, {name: text or \
+{base64: ...}}, which the code reads with `files.read(name)` (text) or `files.bytes(name)` (a Uint8Array), \
+`files.list()` naming them; optional `session`, a name: runs with the same session share their global variables, \
+functions and files (declare variables with `var`, `function` or `globalThis.x = ...`; `let`/`const` at the top \
+level also stay) until it is idle for 10 minutes.
+
+Returning files: `files.write('chart.svg', svgText)` (or a Uint8Array, with an optional mime type); what the code \
+wrote comes back with the result, images (PNG, JPEG, GIF, WebP, SVG) as images.
 
 Calling other tools of this server, as you and with your rights: `await tools.call('examples.text.slugify', {text: \
 'Hi'})` or `await tools.examples.text.slugify({text: 'Hi'})` returns the tool's structured result (or its text); \
@@ -132,12 +193,12 @@ Limits: without a session every call starts from a clean interpreter; the JS hea
 and deep recursion throws a RangeError, both as ordinary exceptions; the node caps time (10 s by default) and \
 output. Running out of time ends the call with an error.";
 
-fn run_javascript(args: RunArgs) -> Result<Json<Report>, ToolError> {
+fn run_javascript(args: RunArgs) -> Result<Ran, ToolError> {
     run_with(args, Rc::new(calls::Node))
 }
 
 /// Runs `args` with `host` answering the code's calls to other tools.
-fn run_with(args: RunArgs, host: Rc<dyn ToolHost>) -> Result<Json<Report>, ToolError> {
+fn run_with(args: RunArgs, host: Rc<dyn ToolHost>) -> Result<Ran, ToolError> {
     for key in args.vars.keys() {
         if !is_identifier(key) {
             return Err(ToolError::invalid_arguments(format_args!("`vars` key {key:?} is not a usable variable name")));
@@ -149,45 +210,55 @@ fn run_with(args: RunArgs, host: Rc<dyn ToolHost>) -> Result<Json<Report>, ToolE
         Some(_) => INTERPRETER.with(|kept| kept.borrow_mut().take()),
         None => None,
     };
-    let (runtime, context) = match kept {
+    let interpreter = match kept {
         Some(kept) => kept,
-        None => {
-            let runtime = Runtime::new().map_err(|e| ToolError::failed(format_args!("cannot start QuickJS: {e}")))?;
-            runtime.set_memory_limit(HEAP_LIMIT);
-            runtime.set_max_stack_size(STACK_LIMIT);
-            let context =
-                Context::full(&runtime).map_err(|e| ToolError::failed(format_args!("cannot start QuickJS: {e}")))?;
-            (runtime, context)
-        }
+        None => Interpreter::new(&host)?,
     };
-    let streams = Rc::new(RefCell::new(Streams::default()));
-    let outcome = context.with(|ctx| run_in(&ctx, &args, &streams, &host));
+    let received = interpreter.files.borrow_mut().receive(&args.files);
+    let outcome = match received {
+        Ok(()) => interpreter.context.with(|ctx| {
+            let helpers = interpreter
+                .helpers
+                .clone()
+                .restore(&ctx)
+                .map_err(|e| ToolError::failed(format_args!("cannot set up the JS context: {e}")))?;
+            run_in(&ctx, &args, &helpers, &host)
+        }),
+        Err(problem) => Err(ToolError::invalid_arguments(problem)),
+    };
+    let (written, images) = interpreter.files.borrow_mut().take_written();
+    let streams = interpreter.streams.take();
     if args.session.is_some() {
-        INTERPRETER.with(|kept| *kept.borrow_mut() = Some((runtime, context)));
+        INTERPRETER.with(|kept| *kept.borrow_mut() = Some(interpreter));
     }
-    let streams = streams.take();
     let (result, result_type, error) = outcome?;
-    Ok(Json(Report {
-        truncated: streams.truncated(),
-        stdout: streams.stdout.text(),
-        stderr: streams.stderr.text(),
-        result,
-        result_type,
-        error,
-        exit_code: None,
-    }))
+    Ok(Ran(
+        Report {
+            truncated: streams.truncated(),
+            stdout: streams.stdout.text(),
+            stderr: streams.stderr.text(),
+            result,
+            result_type,
+            error,
+            exit_code: None,
+            files: written,
+        },
+        images,
+    ))
 }
 
 type Outcome = (serde_json::Value, ResultType, Option<Raised>);
 
 /// Runs the code in `ctx`: the prelude, the variables, the code, then its
 /// pending jobs.
-fn run_in<'js>(
+/// Installs the prelude in a new interpreter: `console`, `print`,
+/// `readline`, `tools` and `files`, writing to `streams` and calling
+/// `host`; returns the prelude's helpers.
+fn install<'js>(
     ctx: &Ctx<'js>,
-    args: &RunArgs,
     streams: &Rc<RefCell<Streams>>,
-    host: &Rc<dyn ToolHost>,
-) -> Result<Outcome, ToolError> {
+    (host, files): (&Rc<dyn ToolHost>, &Rc<RefCell<Files>>),
+) -> Result<Object<'js>, ToolError> {
     let setup = |e: rquickjs::Error| ToolError::failed(format_args!("cannot set up the JS context: {e}"));
     let sink = streams.clone();
     let write = Function::new(ctx.clone(), move |stream: i32, text: String, count: f64| {
@@ -211,10 +282,23 @@ fn run_in<'js>(
     let describe =
         Function::new(ctx.clone(), move |query: String| calls::answer(describer.describe(&query))).map_err(setup)?;
     tools.set("describe", describe).map_err(setup)?;
+    install_files(ctx, &tools, files).map_err(setup)?;
     let install: Function = ctx.eval(PRELUDE).map_err(setup)?;
-    let helpers: Object = install.call((write, args.input.as_str(), limits, tools)).map_err(setup)?;
+    install.call((write, limits, tools)).map_err(setup)
+}
+
+/// Runs the code of `args` in `ctx`, whose prelude gave `helpers`: the
+/// input, the variables, the code, then its pending jobs and calls.
+fn run_in<'js>(
+    ctx: &Ctx<'js>,
+    args: &RunArgs,
+    helpers: &Object<'js>,
+    host: &Rc<dyn ToolHost>,
+) -> Result<Outcome, ToolError> {
+    let setup = |e: rquickjs::Error| ToolError::failed(format_args!("cannot set up the JS context: {e}"));
+    let begin: Function = helpers.get("begin").map_err(setup)?;
+    begin.call::<_, ()>((args.input.as_str(),)).map_err(setup)?;
     let globals = ctx.globals();
-    globals.set("input", args.input.as_str()).map_err(setup)?;
     for (name, value) in &args.vars {
         let value = ctx.json_parse(value.to_string()).map_err(setup)?;
         globals.set(name.as_str(), value).map_err(setup)?;
@@ -231,34 +315,66 @@ fn run_in<'js>(
     options.promise = top_level_await;
     let value = match ctx.eval_with_options::<Value, _>(args.code.as_str(), options).catch(ctx) {
         Ok(value) => value,
-        Err(caught) => return Ok(raised(ctx, &helpers, caught)),
+        Err(caught) => return Ok(raised(ctx, helpers, caught)),
     };
-    if let Err(e) = run_until_settled(ctx, &helpers, &value, host.as_ref()) {
+    if let Err(e) = run_until_settled(ctx, helpers, &value, host.as_ref()) {
         return Err(ToolError::failed(format_args!("cannot run the code's pending calls: {e}")));
     }
     let mut value = match value.as_promise() {
         Some(promise) => match settle(ctx, promise) {
             Ok(value) => value,
-            Err(caught) => return Ok(raised(ctx, &helpers, caught)),
+            Err(caught) => return Ok(raised(ctx, helpers, caught)),
         },
         None => value,
     };
     if top_level_await && let Some(completion) = value.as_object().and_then(|o| o.get::<_, Value>("value").ok()) {
         value = completion;
         if let Some(promise) = value.as_promise() {
-            run_until_settled(ctx, &helpers, &value, host.as_ref())
+            run_until_settled(ctx, helpers, &value, host.as_ref())
                 .map_err(|e| ToolError::failed(format_args!("cannot run the code's pending calls: {e}")))?;
             value = match settle(ctx, promise) {
                 Ok(value) => value,
-                Err(caught) => return Ok(raised(ctx, &helpers, caught)),
+                Err(caught) => return Ok(raised(ctx, helpers, caught)),
             };
         }
     }
     let describe: Function = helpers.get("result").map_err(setup)?;
     match describe.call::<_, Vec<String>>((value,)).catch(ctx) {
         Ok(parts) => Ok(result_of(parts)),
-        Err(caught) => Ok(raised(ctx, &helpers, caught)),
+        Err(caught) => Ok(raised(ctx, helpers, caught)),
     }
+}
+
+/// The host functions behind the global `files`.
+fn install_files<'js>(ctx: &Ctx<'js>, host: &Object<'js>, files: &Rc<RefCell<Files>>) -> rquickjs::Result<()> {
+    let held = files.clone();
+    host.set("fileNames", Function::new(ctx.clone(), move || serde_json::json!(held.borrow().names()).to_string())?)?;
+    let held = files.clone();
+    let read = move |name: String| -> Option<String> {
+        held.borrow().read(&name).and_then(|bytes| std::str::from_utf8(bytes).ok().map(str::to_owned))
+    };
+    host.set("readFile", Function::new(ctx.clone(), read)?)?;
+    let held = files.clone();
+    let bytes = move |ctx: Ctx<'js>, name: String| -> rquickjs::Result<Value<'js>> {
+        match held.borrow().read(&name) {
+            Some(bytes) => Ok(rquickjs::TypedArray::<u8>::new(ctx, bytes.to_vec())?.into_value()),
+            None => Ok(Value::new_null(ctx)),
+        }
+    };
+    host.set("readBytes", Function::new(ctx.clone(), bytes)?)?;
+    let held = files.clone();
+    let write = move |name: String, content: Value<'js>, mime_type: Option<String>| -> rquickjs::Result<String> {
+        let data = if let Some(text) = content.as_string() {
+            text.to_string()?.into_bytes()
+        } else if let Ok(array) = rquickjs::TypedArray::<u8>::from_value(content) {
+            array.as_bytes().map(<[u8]>::to_vec).unwrap_or_default()
+        } else {
+            return Ok("write a string or a Uint8Array".into());
+        };
+        Ok(held.borrow_mut().write(&name, data, mime_type).err().unwrap_or_default())
+    };
+    host.set("writeFile", Function::new(ctx.clone(), write)?)?;
+    Ok(())
 }
 
 /// Runs the pending jobs, and answers the code's calls to tools as they

@@ -1,4 +1,4 @@
-// Set up before the caller's code runs, in the same fresh context: installs
+// Set up once per interpreter, before the caller's first code runs: installs
 // `console`, `print` and `readline`, and returns the helpers that turn the
 // code's last value and its exception into the call's result. It keeps the
 // built-ins it uses from before the code runs, so code that replaces
@@ -7,7 +7,7 @@
 // appends to the run's own stdout and stderr (capped on the Rust side), and
 // `host`: calls to the catalog's tools, which the node and the gateway
 // grant, bound and run as the outer call's caller.
-(function (write, input, limits, host) {
+(function (write, limits, host) {
   "use strict";
   const { apply } = Reflect;
   const stringify = JSON.stringify;
@@ -91,8 +91,7 @@
     count: (label = "default") => { counts.set(label, (counts.get(label) || 0) + 1); out(`${label}: ${counts.get(label)}`); },
   };
   globalThis.print = out;
-  const lines = apply(split, input, ["\n"]);
-  if (lines.length > 0 && lines[lines.length - 1] === "") lines.length -= 1;
+  let lines = [];
   let next = 0;
   globalThis.readline = () => (next < lines.length ? lines[next++] : null);
 
@@ -150,6 +149,25 @@
         return call(apply(join, parts, ["."]), args[0]);
       },
     });
+  // Files the caller sent and files the code writes (kept with a session).
+  globalThis.files = {
+    list: () => parse(host.fileNames()),
+    read(name) {
+      const text = host.readFile(toString(name));
+      if (text == null) throw new ErrorType(`no text file ${stringify(toString(name))} (files.bytes reads any file)`);
+      return text;
+    },
+    bytes(name) {
+      const bytes = host.readBytes(toString(name));
+      if (bytes == null) throw new ErrorType(`no file ${stringify(toString(name))}`);
+      return bytes;
+    },
+    write(name, content, mimeType) {
+      const problem = host.writeFile(toString(name), content, mimeType === undefined ? undefined : toString(mimeType));
+      if (problem) throw new ErrorType(problem);
+    },
+  };
+
   const own = { call, search, describe, ToolError };
   globalThis.ToolError = ToolError;
   globalThis.tools = new Proxy(own, {
@@ -175,6 +193,15 @@
     }
   };
   return {
+    // Readies a run: its input (the global `input`, and readline's lines).
+    begin(input) {
+      lines = apply(split, input, ["\n"]);
+      if (lines.length > 0 && lines[lines.length - 1] === "") lines.length -= 1;
+      next = 0;
+      globalThis.input = input;
+      waiting.clear(); // a session's earlier run may have left calls unanswered
+
+    },
     // Handles of the calls not yet answered.
     waiting() {
       return [...waiting.keys()];

@@ -1,7 +1,15 @@
 use super::*;
 
 fn run(code: &str) -> Report {
-    run_javascript(RunArgs { code: code.into(), input: String::new(), vars: Map::new(), session: None }).unwrap().0
+    run_javascript(RunArgs {
+        code: code.into(),
+        input: String::new(),
+        vars: Map::new(),
+        session: None,
+        files: BTreeMap::new(),
+    })
+    .unwrap()
+    .0
 }
 
 #[test]
@@ -48,11 +56,21 @@ fn input_and_vars_are_globals() {
         input: "x\ny\n".into(),
         vars,
         session: None,
+        files: BTreeMap::new(),
     };
     assert_eq!(run_javascript(args).unwrap().0.result, serde_json::json!(["x", "y", null, 2]));
     let mut bad = Map::new();
     bad.insert("this".into(), serde_json::json!(1));
-    assert!(run_javascript(RunArgs { code: "1".into(), input: String::new(), vars: bad, session: None }).is_err());
+    assert!(
+        run_javascript(RunArgs {
+            code: "1".into(),
+            input: String::new(),
+            vars: bad,
+            session: None,
+            files: BTreeMap::new()
+        })
+        .is_err()
+    );
 }
 
 #[test]
@@ -113,7 +131,14 @@ fn vars_cannot_reach_the_global_objects_prototype() {
         let mut vars = Map::new();
         vars.insert(name.into(), serde_json::json!(1));
         assert!(
-            run_javascript(RunArgs { code: "1".into(), input: String::new(), vars, session: None }).is_err(),
+            run_javascript(RunArgs {
+                code: "1".into(),
+                input: String::new(),
+                vars,
+                session: None,
+                files: BTreeMap::new()
+            })
+            .is_err(),
             "{name}"
         );
     }
@@ -162,8 +187,13 @@ fn run_session(codes: &[&str]) -> Vec<Report> {
     codes
         .iter()
         .map(|code| {
-            let args =
-                RunArgs { code: (*code).into(), input: String::new(), vars: Map::new(), session: Some("s".into()) };
+            let args = RunArgs {
+                code: (*code).into(),
+                input: String::new(),
+                vars: Map::new(),
+                session: Some("s".into()),
+                files: BTreeMap::new(),
+            };
             run_javascript(args).unwrap().0
         })
         .collect()
@@ -189,7 +219,8 @@ fn a_session_keeps_globals_between_runs() {
 
 fn run_calling(code: &str) -> (Report, Rc<FakeHost>) {
     let host = Rc::new(FakeHost::default());
-    let args = RunArgs { code: code.into(), input: String::new(), vars: Map::new(), session: None };
+    let args =
+        RunArgs { code: code.into(), input: String::new(), vars: Map::new(), session: None, files: BTreeMap::new() };
     (run_with(args, host.clone()).unwrap().0, host)
 }
 
@@ -246,4 +277,42 @@ fn calls_still_waiting_after_the_result_do_not_hold_it_up() {
     // A `then` chain without await still runs before the result is taken.
     let (report, _) = run_calling("let seen = []; tools.a.echo({n: 5}).then(v => print(v.n)); 'done'");
     assert_eq!((report.result, report.stdout.as_str()), (serde_json::json!("done"), "5\n"));
+}
+
+#[test]
+fn files_come_in_and_written_ones_come_back() {
+    let code = "const rows = files.read('data.csv').trim().split('\\n').length;
+files.write('out.txt', 'rows: ' + rows);
+files.write('dot.svg', '<svg/>');
+files.write('raw.bin', new Uint8Array([0, 255]));
+let refused = null; try { files.write('../x', 'no') } catch (e) { refused = e.message }
+[rows, files.list(), files.bytes('data.csv').length, refused !== null]";
+    let sent = BTreeMap::from([("data.csv".to_owned(), FileArg::Text("a\nb\nc\n".into()))]);
+    let args = RunArgs { code: code.into(), input: String::new(), vars: Map::new(), session: None, files: sent };
+    let Ran(report, images) = run_javascript(args).unwrap();
+    assert_eq!(
+        report.result,
+        serde_json::json!([3, ["data.csv", "dot.svg", "out.txt", "raw.bin"], 6, true]),
+        "{report:?}"
+    );
+    assert_eq!(images, [("image/svg+xml".to_owned(), b"<svg/>".to_vec())]);
+    let listed: Vec<(&str, Option<&str>, Option<&str>, bool)> =
+        report.files.iter().map(|w| (w.name.as_str(), w.text.as_deref(), w.base64.as_deref(), w.image)).collect();
+    assert_eq!(
+        listed,
+        [
+            ("dot.svg", None, None, true),
+            ("out.txt", Some("rows: 3"), None, false),
+            ("raw.bin", None, Some("AP8="), false)
+        ]
+    );
+}
+
+#[test]
+fn the_output_schema_requires_only_what_every_report_has() {
+    let schema = <Ran as IntoOutput>::output_schema().unwrap();
+    let written = &schema["$defs"]["Written"];
+    let required: Vec<&str> = written["required"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    assert_eq!(required, ["name", "mime_type", "size"], "{written}");
+    assert_eq!(schema["x-toolmesh-session"], serde_json::Value::Null, "the input schema names the session, not this");
 }

@@ -391,3 +391,20 @@ pub async fn call_tool(
     assert_eq!(result["isError"], false, "{tool} failed: {reply}");
     (result["structuredContent"].clone(), ms)
 }
+
+/// The value at quantile `q` of `values` (sorting them).
+pub fn quantile(values: &mut [f64], q: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[((values.len() as f64 * q) as usize).min(values.len() - 1)]
+}
+
+/// A directory `examples` under `dir` holding copies of the built
+/// components `names`, for `tool serve --examples`.
+pub fn examples_of(dir: &Path, names: &[&str]) -> PathBuf {
+    let examples = dir.join("examples");
+    std::fs::create_dir_all(&examples).unwrap();
+    for name in names {
+        std::fs::copy(components().join(name), examples.join(name)).unwrap();
+    }
+    examples
+}

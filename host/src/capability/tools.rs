@@ -162,7 +162,8 @@ impl ToolCalls {
             return (0, Err(CallError::Failed("no calls to wait for".into())));
         }
         let (outcome, index, rest) = select_all(waits).await;
-        let id = ids.remove(index);
+        // `select_all` swap-removes the finished one from the rest: so do the ids.
+        let id = ids.swap_remove(index);
         self.running.extend(ids.into_iter().zip(rest));
         if let Ok(text) = &outcome {
             self.held.fetch_sub(text.len() as u64, Ordering::Relaxed);
@@ -230,6 +231,22 @@ mod tests {
         let (id, again) = tools.wait_any(vec![slow]).await;
         assert_eq!(id, slow);
         assert!(matches!(again, Err(CallError::Failed(m)) if m.contains("answered once")));
+    }
+
+    #[tokio::test]
+    async fn every_handle_gets_its_own_answer_whatever_the_order() {
+        let mut tools = calls();
+        // Finishing in an order unlike the starting one.
+        let delays = [30, 5, 50, 10, 40, 0, 20];
+        let started: Vec<(u64, u64)> =
+            delays.iter().map(|ms| (tools.start(ms.to_string(), format!("{ms}")).unwrap(), *ms)).collect();
+        let mut waiting: Vec<u64> = started.iter().map(|(id, _)| *id).collect();
+        while !waiting.is_empty() {
+            let (id, outcome) = tools.wait_any(waiting.clone()).await;
+            let ms = started.iter().find(|(started_id, _)| *started_id == id).unwrap().1;
+            assert_eq!(outcome, Ok(format!("{ms}:{ms}")), "handle {id}");
+            waiting.retain(|w| *w != id);
+        }
     }
 
     #[tokio::test]

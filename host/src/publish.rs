@@ -49,6 +49,9 @@ pub async fn publish(
     // nodes that grant GPU compute, unless it runs without one (its
     // tool.toml or the component says so), then on GPU nodes first.
     settle_gpu_for(&mut meta.permissions, &component, &bytes);
+    // A tool that imports calls to other tools says so, and is shown so:
+    // only such tools are given them.
+    meta.permissions.tools = component.calls_tools();
     // A tool must request what its imports need (a `wasi:http` import
     // without a network request could never run anywhere).
     component.check_grant(&Grant::as_requested(&meta.permissions))?;

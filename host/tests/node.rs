@@ -74,6 +74,7 @@ fn call(repository: &Repository, digest: Digest, tool: &str, arguments: &str) ->
         call_id: "t1".into(),
         request: Arc::default(),
         retry_safe: false,
+        effects: Arc::default(),
         caller: Some("tester".into()),
         meter: Arc::default(),
         tools: None,

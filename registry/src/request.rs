@@ -13,9 +13,9 @@ use std::fmt;
 
 /// The newest format of [`ToolRequest`] this crate reads. It writes the
 /// oldest format that holds what a request asks for (1; 2 for a GPU taken
-/// as optional; 3 for directories or configuration), so older nodes keep
-/// reading what they can run.
-pub const REQUEST_FORMAT: u32 = 3;
+/// as optional; 3 for directories or configuration; 4 for calls to other
+/// tools), so older nodes keep reading what they can run.
+pub const REQUEST_FORMAT: u32 = 4;
 
 /// Everything a tool requests. The empty request (the default) asks for
 /// nothing beyond log lines and progress reports.
@@ -50,6 +50,10 @@ pub struct ToolRequest {
     /// none is free. Ignored when [`ToolRequest::gpu`] requires one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub gpu_optional: bool,
+    /// Whether it calls other tools of the catalog, as its caller
+    /// (format 4): the gateway grants those calls to it alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tools: bool,
     /// Linear memory a call needs, in bytes, when more than a node's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_bytes: Option<u64>,
@@ -69,6 +73,7 @@ impl Default for ToolRequest {
             config: BTreeMap::new(),
             gpu: false,
             gpu_optional: false,
+            tools: false,
             memory_bytes: None,
             timeout_ms: None,
         }
@@ -128,7 +133,9 @@ impl ToolRequest {
     /// without an optional GPU where one is required.
     pub fn as_written(&self) -> ToolRequest {
         let optional = self.gpu_optional && !self.gpu;
-        let format = if !self.files.is_empty() || !self.config.is_empty() {
+        let format = if self.tools {
+            4
+        } else if !self.files.is_empty() || !self.config.is_empty() {
             3
         } else if optional {
             2
@@ -206,6 +213,9 @@ impl ToolRequest {
         } else if self.gpu_optional {
             out.push("GPU compute where granted (runs without)".into());
         }
+        if self.tools {
+            out.push("calls to other tools, as its caller".into());
+        }
         if let Some(bytes) = self.memory_bytes {
             out.push(format!("memory: {}", size_words(bytes)));
         }
@@ -226,6 +236,7 @@ impl ToolRequest {
             && self.files.is_empty()
             && self.config.is_empty()
             && !self.uses_gpu()
+            && !self.tools
             && self.memory_bytes.is_none()
             && self.timeout_ms.is_none()
     }
@@ -362,8 +373,12 @@ mod tests {
         let text = request.to_annotation();
         assert_eq!(ToolRequest::from_annotation(Some(&text)).unwrap(), request);
         assert_eq!(ToolRequest::from_annotation(None).unwrap(), ToolRequest::default());
-        let newer = ToolRequest::from_annotation(Some(r#"{"format": 4, "teleport": true}"#)).unwrap_err();
-        assert_eq!(newer, RequestError::NewerFormat { found: 4 });
+        let newer = ToolRequest::from_annotation(Some(r#"{"format": 5, "teleport": true}"#)).unwrap_err();
+        assert_eq!(newer, RequestError::NewerFormat { found: 5 });
+        let calls = ToolRequest { tools: true, ..ToolRequest::default() };
+        assert_eq!(calls.to_annotation(), r#"{"format":4,"tools":true}"#);
+        assert_eq!(calls.describe(), ["calls to other tools, as its caller"]);
+        assert_eq!(ToolRequest::from_annotation(Some(&calls.to_annotation())).unwrap(), calls.as_written());
         assert!(ToolRequest::from_annotation(Some(r#"{"network": ["x.com"]}"#)).is_err(), "unversioned");
         let bad_secret = r#"{"format": 1, "secrets": ["lower"]}"#;
         assert!(matches!(ToolRequest::from_annotation(Some(bad_secret)), Err(RequestError::Invalid(_))));

@@ -73,6 +73,12 @@ const out = await Promise.all(Array.from({length: 20}, (_, i) => tools.test.host
         assert ms < 300 * 20 * 0.3, f"20 naps of 300 ms took {ms} ms"
         # The audit log has the inner calls one level down, as the same caller.
         assert "depth=1" in log.read_text()
+        # Only tools published as calling tools are given the calls, and say so.
+        listed = {t.name: t for t in (await client.list_tools()).tools}
+        for name in [JS, PY]:
+            assert listed[name].meta["dev.toolmesh/requests"]["tools"] is True
+            assert "calls to other tools, as its caller" in listed[name].description
+        assert "tools" not in listed["examples.hello.greet"].meta["dev.toolmesh/requests"]
 
 
 @pytest.mark.anyio

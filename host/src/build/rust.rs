@@ -38,6 +38,7 @@ const SDK: &[(&str, &str)] = &[
     ("guest-sdk/src/http.rs", include_str!("../../../guest-sdk/src/http.rs")),
     ("guest-sdk/src/output.rs", include_str!("../../../guest-sdk/src/output.rs")),
     ("guest-sdk/src/tool.rs", include_str!("../../../guest-sdk/src/tool.rs")),
+    ("guest-sdk/src/tools.rs", include_str!("../../../guest-sdk/src/tools.rs")),
     ("wit/types.wit", include_str!("../../../wit/types.wit")),
 ];
 
@@ -108,4 +109,24 @@ pub fn build(project: &Project, say: &dyn Fn(&str)) -> Result<PathBuf, BuildErro
     let out = project.output();
     std::fs::copy(&built, &out).map_err(|e| BuildError(format!("cannot copy {}: {e}", built.display())))?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_module_of_the_sdk_is_carried() {
+        let lib = SDK.iter().find(|(path, _)| *path == "guest-sdk/src/lib.rs").unwrap().1;
+        let mut seen = 0;
+        for line in lib.lines() {
+            let line = line.trim_start_matches("pub ");
+            if let Some(name) = line.strip_prefix("mod ").and_then(|rest| rest.strip_suffix(';')) {
+                let path = format!("guest-sdk/src/{name}.rs");
+                assert!(SDK.iter().any(|(carried, _)| *carried == path), "{path} is not carried");
+                seen += 1;
+            }
+        }
+        assert!(seen >= 7, "only {seen} modules found in lib.rs");
+    }
 }

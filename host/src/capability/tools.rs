@@ -114,7 +114,9 @@ impl ToolCalls {
     fn caller(&self) -> Result<&Arc<dyn ToolCaller>, CallError> {
         self.caller.as_ref().ok_or_else(|| {
             CallError::NotGranted(
-                "this call may not call tools: only calls made through a gateway (MCP) can, not `tool run`".into(),
+                "this call may not call tools: only tools published as calling them (their component imports \
+                 toolmesh:tool/tools), called through a gateway (MCP, not `tool run`), may"
+                    .into(),
             )
         })
     }

@@ -161,7 +161,14 @@ impl Gateway {
         let bytes_in = arguments.len() as u64;
         let meter = Arc::new(crate::sandbox::CallMeter::default());
         let call_id = self.next_call_id();
-        let tools = InnerCalls::new(self.clone(), caller.clone(), nesting.clone(), progress.clone());
+        // Calls to other tools, as this caller, only for a tool published
+        // as making them.
+        let effects = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tools = tool.permissions.tools.then(|| {
+            let parent = (nesting.clone(), effects.clone());
+            Arc::new(InnerCalls::new(self.clone(), caller.clone(), parent, progress.clone()))
+                as Arc<dyn crate::capability::tools::ToolCaller>
+        });
         let invocation = Invocation {
             repository: tool.repository.clone(),
             digest: tool.digest,
@@ -172,9 +179,10 @@ impl Gateway {
             request: tool.permissions.clone(),
             // A session's state lives on one node: never retried elsewhere.
             retry_safe: tool.retry_safe() && session.is_none(),
+            effects,
             caller: Some(caller.name.clone()),
             meter: meter.clone(),
-            tools: Some(Arc::new(tools)),
+            tools,
             session: session.as_ref().map(|(_, route)| route.clone()),
         };
         let started = Instant::now();

@@ -20,7 +20,7 @@ use futures_util::future::BoxFuture;
 use rmcp::model::CallToolResult;
 use serde_json::Value;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use tokio::sync::Semaphore;
 
 /// Levels of calls from code below the agent's call, at most.
@@ -67,6 +67,9 @@ pub(crate) struct InnerCalls {
     gateway: Gateway,
     caller: Caller,
     nesting: Nesting,
+    /// Set when a call made here may have effects (its tool is neither
+    /// read-only nor idempotent): the outer call is then not retried.
+    effects: Arc<AtomicBool>,
     progress: Option<ProgressSink>,
 }
 
@@ -74,14 +77,20 @@ impl InnerCalls {
     /// Calls from the code of a call of `caller` at `nesting`, whose
     /// progress reports go to `progress` (the inner calls' too, their
     /// messages naming the tool).
-    pub(crate) fn new(gateway: Gateway, caller: Caller, nesting: Nesting, progress: Option<ProgressSink>) -> Self {
-        InnerCalls { gateway, caller, nesting, progress }
+    pub(crate) fn new(
+        gateway: Gateway,
+        caller: Caller,
+        (nesting, effects): (Nesting, Arc<AtomicBool>),
+        progress: Option<ProgressSink>,
+    ) -> Self {
+        InnerCalls { gateway, caller, nesting, effects, progress }
     }
 }
 
 impl ToolCaller for InnerCalls {
     fn call(&self, name: String, arguments: String) -> BoxFuture<'static, Result<String, CallError>> {
         let (gateway, caller, nesting) = (self.gateway.clone(), self.caller.clone(), self.nesting.clone());
+        let effects = self.effects.clone();
         let progress = self.progress.clone().map(|sink| -> ProgressSink {
             let tool = name.clone();
             Arc::new(move |report: Progress| {
@@ -114,6 +123,9 @@ impl ToolCaller for InnerCalls {
                 }
             };
             let _turn = nesting.tree.at_once.acquire().await.map_err(|e| CallError::Failed(e.to_string()))?;
+            if gateway.catalog().get(&name).is_none_or(|tool| !tool.retry_safe()) {
+                effects.store(true, Ordering::Relaxed);
+            }
             let request = CallRequest {
                 caller,
                 name,

@@ -452,6 +452,7 @@ async fn run(
         call_id: call.call_id.clone(),
         request: Arc::default(),
         retry_safe: false,
+        effects: Arc::default(),
         caller: call.caller,
         meter: Arc::default(),
         tools,

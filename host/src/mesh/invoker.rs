@@ -244,12 +244,17 @@ impl MeshInvoker {
                         self.table.broke(&node);
                     }
                     tried.push(node.clone());
-                    if call.retry_safe && attempt < MAX_ATTEMPTS {
+                    if call.may_retry() && attempt < MAX_ATTEMPTS {
                         metrics().retries.get_or_create(&ReasonLabel { reason: "lost".into() }).inc();
                     }
                     if call.session.is_some() {
                         return Err(error(InvokeCause::Lost(format!(
                             "session lost: the node holding it ({node}) was lost ({why}), and its state with it; start a new session"
+                        ))));
+                    }
+                    if call.effects.load(std::sync::atomic::Ordering::Relaxed) {
+                        return Err(error(InvokeCause::Lost(format!(
+                            "the node running the call ({node}) was lost ({why}); not retried, since its code called a tool that is neither read-only nor idempotent"
                         ))));
                     }
                     if !call.retry_safe {

@@ -33,6 +33,9 @@ pub struct Invocation {
     /// Whether running it twice is harmless (read-only or idempotent by its
     /// annotations): then a call whose node is lost is retried elsewhere.
     pub retry_safe: bool,
+    /// Set once the call's code called a tool that is neither read-only
+    /// nor idempotent: then the call is not retried either.
+    pub effects: Arc<std::sync::atomic::AtomicBool>,
     /// Who asked for the call ([`crate::auth::Caller`]'s name), for logs;
     /// absent when a gateway of an older wire version sent it.
     pub caller: Option<String>,
@@ -43,6 +46,14 @@ pub struct Invocation {
     pub tools: Option<Arc<dyn crate::capability::tools::ToolCaller>>,
     /// The session the call runs in, if any.
     pub session: Option<SessionRoute>,
+}
+
+impl Invocation {
+    /// Whether running the call again elsewhere is harmless: the tool says
+    /// so, and its code has called no tool that could not say the same.
+    pub fn may_retry(&self) -> bool {
+        self.retry_safe && !self.effects.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// A call's session, as the gateway routes it.

@@ -75,6 +75,11 @@ impl ToolComponent {
         self.capabilities().contains(&"gpu")
     }
 
+    /// Whether it imports calls to other tools (`toolmesh:tool/tools`).
+    pub fn calls_tools(&self) -> bool {
+        self.capabilities().contains(&"tools")
+    }
+
     /// Refuses a call under `grant` if the component imports an interface
     /// the grant does not give, naming the import and the missing grant.
     pub fn check_grant(&self, grant: &Grant) -> Result<(), SandboxError> {

@@ -59,6 +59,12 @@ pub fn permissions(request: &ToolRequest) -> Vec<String> {
             "Runs compute kernels on the GPU where a node grants one (within its limits on memory and time), and on the CPU elsewhere.".into(),
         );
     }
+    if request.tools {
+        out.push(
+            "Calls other tools of this server as you, with your rights and quotas (within limits on depth, number and time)."
+                .into(),
+        );
+    }
     if let Some(bytes) = request.memory_bytes {
         out.push(format!("Needs up to {} of memory per call.", size_words(bytes)));
     }
@@ -86,6 +92,9 @@ pub fn permission_labels(request: &ToolRequest) -> Vec<String> {
         out.push("GPU".into());
     } else if request.gpu_optional {
         out.push("GPU optional".into());
+    }
+    if request.tools {
+        out.push("calls tools".into());
     }
     if request.memory_bytes.is_some() || request.timeout_ms.is_some() {
         out.push("larger limits".into());

@@ -34,21 +34,24 @@ pub mod gpu;
 pub mod host;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod offer;
 mod output;
 mod tool;
 pub mod tools;
 
-pub use output::{Image, IntoOutput, Json, Output};
+pub use offer::{Contents, Message, OfferError, Prompt, PromptArgs, Read, Resource};
+pub use output::{Audio, Image, IntoOutput, Json, Output};
 pub use tool::{Tool, ToolSet};
 
-/// Generated bindings of the `toolmesh:tool/gpu-tool` world (the `tool`
-/// world and the GPU interface; only what a tool calls is imported). Tool
+/// Generated bindings of the `toolmesh:tool/mcp-tool` world (the `tool`
+/// world, the GPU interface, calls to tools, and the `server` export; only
+/// what a tool calls is imported). Tool
 /// authors rarely need them directly; [`export_tools!`] wires them up.
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "gpu-tool",
+        world: "mcp-tool",
         pub_export_macro: true,
         export_macro_name: "__export_handler",
         default_bindings_module: "toolmesh_guest::bindings",
@@ -57,8 +60,9 @@ pub mod bindings {
     });
 }
 
-/// One item of a tool's result: text, JSON (structured content) or an image.
-pub use bindings::toolmesh::tool::types::Content;
+/// One item of a tool's result or a prompt's message: text, JSON
+/// (structured content), an image, audio, an embedded resource or a link.
+pub use bindings::toolmesh::tool::mcp_types::Item as Content;
 /// Why a call failed: bad arguments, or a failure while running.
 pub use bindings::toolmesh::tool::types::ToolError;
 
@@ -76,7 +80,9 @@ impl ToolError {
 
 /// The items a tool author usually needs, in one `use`.
 pub mod prelude {
-    pub use crate::{Content, Image, Json, Output, Tool, ToolError};
+    pub use crate::{
+        Audio, Content, Contents, Image, Json, Message, OfferError, Output, Prompt, Resource, Tool, ToolError,
+    };
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};
 }
@@ -88,14 +94,39 @@ pub mod __private {
 }
 
 /// Exports the tools returned by a function `fn() -> Vec<Tool>` as this
-/// component's `toolmesh:tool/handler`. Use it once per crate.
+/// component's `toolmesh:tool/handler` and `toolmesh:tool/server`, with
+/// resources (`fn() -> Vec<Resource>`) and prompts (`fn() -> Vec<Prompt>`)
+/// when given. Use it once per crate:
+///
+/// ```ignore
+/// toolmesh_guest::export_tools!(tools);
+/// toolmesh_guest::export_tools!(tools, resources = resources, prompts = prompts);
+/// ```
 #[macro_export]
 macro_rules! export_tools {
     ($tools:path) => {
+        $crate::export_tools!(@set $tools, ::std::vec::Vec::new(), ::std::vec::Vec::new());
+    };
+    ($tools:path, resources = $resources:path) => {
+        $crate::export_tools!(@set $tools, $resources(), ::std::vec::Vec::new());
+    };
+    ($tools:path, prompts = $prompts:path) => {
+        $crate::export_tools!(@set $tools, ::std::vec::Vec::new(), $prompts());
+    };
+    ($tools:path, resources = $resources:path, prompts = $prompts:path) => {
+        $crate::export_tools!(@set $tools, $resources(), $prompts());
+    };
+    (@set $tools:path, $resources:expr, $prompts:expr) => {
         struct __ToolmeshTools;
         impl $crate::ToolSet for __ToolmeshTools {
             fn tools() -> ::std::vec::Vec<$crate::Tool> {
                 $tools()
+            }
+            fn resources() -> ::std::vec::Vec<$crate::Resource> {
+                $resources
+            }
+            fn prompts() -> ::std::vec::Vec<$crate::Prompt> {
+                $prompts
             }
         }
         type __ToolmeshComponent = $crate::__private::Component<__ToolmeshTools>;

@@ -1,4 +1,5 @@
-//! Turning a tool function's return value into MCP-shaped content.
+//! Turning a tool function's return value into MCP-shaped content: text,
+//! JSON, images, audio, embedded resources and links.
 
 use crate::{Content, ToolError};
 use schemars::JsonSchema;
@@ -69,6 +70,30 @@ impl IntoOutput for Image {
     }
 }
 
+/// Encoded audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audio {
+    /// The encoded bytes (WAV, MP3, …).
+    pub data: Vec<u8>,
+    /// Their media type, such as `audio/wav`.
+    pub mime_type: String,
+}
+
+impl From<Audio> for Content {
+    fn from(audio: Audio) -> Self {
+        Content::Audio(crate::bindings::toolmesh::tool::mcp_types::Audio {
+            data: audio.data,
+            mime_type: audio.mime_type,
+        })
+    }
+}
+
+impl IntoOutput for Audio {
+    fn into_output(self) -> Result<Vec<Content>, ToolError> {
+        Ok(vec![self.into()])
+    }
+}
+
 /// Several content items, built up one by one.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Output(pub Vec<Content>);
@@ -96,6 +121,24 @@ impl Output {
     /// Adds an image item.
     pub fn image(mut self, image: Image) -> Self {
         self.0.push(image.into());
+        self
+    }
+
+    /// Adds an audio item.
+    pub fn audio(mut self, audio: Audio) -> Self {
+        self.0.push(audio.into());
+        self
+    }
+
+    /// Embeds `contents` as the resource at `uri`.
+    pub fn resource(mut self, uri: &str, contents: crate::Contents) -> Self {
+        self.0.push(contents.at(uri));
+        self
+    }
+
+    /// Adds a link to `resource`, which the client may read.
+    pub fn link(mut self, resource: &crate::Resource) -> Self {
+        self.0.push(resource.link());
         self
     }
 

@@ -22,10 +22,21 @@ pub struct Tool {
     pub(crate) handler: Handler,
 }
 
-/// The set of tools a component exports; implemented by [`crate::export_tools!`].
+/// The tools, resources and prompts a component exports; implemented by
+/// [`crate::export_tools!`].
 pub trait ToolSet {
     /// Every tool of the component.
     fn tools() -> Vec<Tool>;
+
+    /// Its resources and resource templates.
+    fn resources() -> Vec<crate::Resource> {
+        Vec::new()
+    }
+
+    /// Its prompts.
+    fn prompts() -> Vec<crate::Prompt> {
+        Vec::new()
+    }
 }
 
 impl Tool {

@@ -1,7 +1,7 @@
 //! Turning a component into an OCI artifact (CNCF Wasm layout plus
 //! toolmesh's annotations), and the signature artifact that refers to it.
 
-use crate::sandbox::ToolDescriptor;
+use crate::sandbox::{Offer, ToolDescriptor};
 use std::collections::BTreeMap;
 use toolmesh_registry::digest::Digest;
 use toolmesh_registry::oci::{self, ComponentInfo, Descriptor, Manifest, WasmConfig, annotation};
@@ -26,6 +26,8 @@ pub struct ToolMetadata {
     /// File name for the component layer, used by OCI clients that save
     /// layers as files (such as `hello.wasm`).
     pub file_name: Option<String>,
+    /// The resources, resource templates and prompts the component offers.
+    pub offer: Offer,
 }
 
 /// A tool artifact ready to push: its blobs and manifest.
@@ -59,6 +61,9 @@ impl Artifact {
         let config = serde_json::to_vec(&config).expect("config serialises");
         let mut annotations = BTreeMap::new();
         annotations.insert(annotation::TOOLS.into(), serde_json::to_string(tools).expect("tools serialise"));
+        if !meta.offer.is_empty() {
+            annotations.insert(annotation::OFFER.into(), serde_json::to_string(&meta.offer).expect("offer serialises"));
+        }
         annotations.insert(annotation::PERMISSIONS.into(), meta.permissions.to_annotation());
         annotations.insert(annotation::VERSION.into(), meta.version.clone());
         let optional = [

@@ -44,6 +44,7 @@ pub mod metrics;
 pub mod node;
 pub mod publish;
 pub mod sandbox;
+pub mod uri_template;
 pub mod usage;
 pub mod web;
 

@@ -56,6 +56,7 @@ pub async fn publish(
     // without a network request could never run anywhere).
     component.check_grant(&Grant::as_requested(&meta.permissions))?;
     let tools = sandbox.describe(&component).await?;
+    meta.offer = sandbox.offer(&component).await?;
     // A signed publish also signs its pushes, so the registry knows whose
     // namespace they go into.
     let signed;

@@ -291,7 +291,7 @@
     };
   }
 
-  /** One content item of a result, as text, an image or audio. */
+  /** One content item of a result: text, an image, audio, an embedded resource or a link. */
   function render(item) {
     if (item.type === "text") return el("pre", { class: "text", text: String(item.text) });
     if (item.type === "image" && IMAGE_TYPES.includes(item.mimeType) && typeof item.data === "string") {
@@ -301,7 +301,16 @@
       return el("audio", { controls: "", src: "data:" + item.mimeType + ";base64," + item.data });
     }
     if (item.type === "resource" && item.resource) {
-      return el("pre", { class: "text", text: (item.resource.uri || "") + "\n" + (item.resource.text || "(binary)") });
+      const r = item.resource;
+      if (typeof r.blob === "string" && IMAGE_TYPES.includes(r.mimeType)) {
+        return el("img", { src: "data:" + r.mimeType + ";base64," + r.blob, alt: "Resource " + (r.uri || "") });
+      }
+      const body = typeof r.text === "string" ? r.text : "(" + (r.mimeType || "binary") + ", " + Math.floor(((r.blob || "").length * 3) / 4) + " bytes)";
+      return el("pre", { class: "text", text: (r.uri || "") + "\n" + body });
+    }
+    if (item.type === "resource_link" && typeof item.uri === "string") {
+      const about = [item.name, item.mimeType, item.description].filter(Boolean).join(" · ");
+      return el("p", { class: "link", text: "Resource link: " + item.uri + (about ? " (" + about + ")" : "") });
     }
     return el("pre", { class: "text", text: JSON.stringify(item, null, 2) });
   }

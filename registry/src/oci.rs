@@ -33,6 +33,9 @@ pub const SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.toolmesh.signature.v1
 pub mod annotation {
     /// The tool descriptors (JSON array) of the component.
     pub const TOOLS: &str = "dev.toolmesh.tools";
+    /// The resources, resource templates and prompts the component offers
+    /// (JSON object: `resources`, `templates`, `prompts`).
+    pub const OFFER: &str = "dev.toolmesh.offer";
     /// The permissions the tool requests (JSON object).
     pub const PERMISSIONS: &str = "dev.toolmesh.permissions";
     /// The key id of the publisher that signed it.

@@ -1,5 +1,7 @@
 //! Markdown for agents: render CommonMark (with tables, footnotes, task
-//! lists and strikethrough) to HTML, and build tables of contents.
+//! lists and strikethrough) to HTML, and build tables of contents; a guide
+//! to the syntax and examples of each extension as resources, and a prompt
+//! that reviews a document's outline.
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd, html};
 use toolmesh_guest::prelude::*;
 
@@ -145,7 +147,60 @@ fn tools() -> Vec<Tool> {
     ]
 }
 
-toolmesh_guest::export_tools!(tools);
+/// The extensions to CommonMark this package renders, with an example each.
+const EXTENSIONS: &[(&str, &str)] = &[
+    ("tables", "| Tool | Kind |\n|------|------|\n| toc | data |\n"),
+    ("footnotes", "Rendered safely.[^1]\n\n[^1]: Raw HTML is escaped unless asked for.\n"),
+    ("tasklists", "- [x] render\n- [ ] publish\n"),
+    ("strikethrough", "~~old~~ new\n"),
+];
+
+fn guide() -> String {
+    let mut out = String::from(
+        "# Markdown guide\n\nCommonMark, plus these extensions (read `markdown://examples/{name}` for one):\n\n",
+    );
+    for (name, _) in EXTENSIONS {
+        out.push_str(&format!("- {name}\n"));
+    }
+    out
+}
+
+fn resources() -> Vec<Resource> {
+    vec![
+        Resource::new("markdown://guide", "guide", |_| Ok(Contents::text(guide())))
+            .title("Markdown guide")
+            .description("The Markdown `to_html` renders: CommonMark and its extensions.")
+            .mime_type("text/markdown"),
+        Resource::template("markdown://examples/{name}", "example", |read| {
+            let name = read.var("name").unwrap_or_default();
+            match EXTENSIONS.iter().find(|(n, _)| *n == name) {
+                Some((_, example)) => Ok(Contents::text(*example)),
+                None => Err(OfferError::not_found(format!("no extension `{name}`; see markdown://guide"))),
+            }
+        })
+        .description("An example of one Markdown extension (tables, footnotes, tasklists, strikethrough).")
+        .mime_type("text/markdown"),
+    ]
+}
+
+fn prompts() -> Vec<Prompt> {
+    vec![
+        Prompt::new("review_outline", "Asks the model to review a document's outline (its headings).")
+            .argument("markdown", "The Markdown document", true)
+            .handler(|args| {
+                let document = args.get("markdown").unwrap_or_default();
+                let outline = toc(TocArgs { markdown: document.to_owned(), max_level: 3 })?.0.markdown;
+                Ok(vec![
+                    Message::user(Contents::text(document).mime_type("text/markdown").at("markdown://document")),
+                    Message::user(format!(
+                        "This is the document's outline:\n\n{outline}\nIs it well structured? Suggest better headings."
+                    )),
+                ])
+            }),
+    ]
+}
+
+toolmesh_guest::export_tools!(tools, resources = resources, prompts = prompts);
 
 #[cfg(test)]
 mod tests {

@@ -36,6 +36,7 @@ const SDK: &[(&str, &str)] = &[
     ("guest-sdk/src/gpu.rs", include_str!("../../../guest-sdk/src/gpu.rs")),
     ("guest-sdk/src/host.rs", include_str!("../../../guest-sdk/src/host.rs")),
     ("guest-sdk/src/http.rs", include_str!("../../../guest-sdk/src/http.rs")),
+    ("guest-sdk/src/offer.rs", include_str!("../../../guest-sdk/src/offer.rs")),
     ("guest-sdk/src/output.rs", include_str!("../../../guest-sdk/src/output.rs")),
     ("guest-sdk/src/tool.rs", include_str!("../../../guest-sdk/src/tool.rs")),
     ("guest-sdk/src/tools.rs", include_str!("../../../guest-sdk/src/tools.rs")),

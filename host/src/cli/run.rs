@@ -12,7 +12,7 @@ use std::sync::Arc;
 use toolmesh_host::gateway::mcp::{mcp_error_result, mcp_result, structured_content};
 use toolmesh_host::gateway::schema::ToolSchemas;
 use toolmesh_host::grant::settle_gpu_for;
-use toolmesh_host::sandbox::{CallOptions, Content, SandboxError};
+use toolmesh_host::sandbox::{Body, CallOptions, Content, SandboxError};
 
 /// Arguments of `tool run`.
 #[derive(Args, Debug)]
@@ -116,17 +116,37 @@ fn print_content(content: &[Content], args: &RunArgs) -> Result<(), Failure> {
         match item {
             Content::Text(text) => outln!("{text}"),
             Content::Json(value) => outln!("{}", serde_json::to_string_pretty(value)?),
-            Content::Image { data, mime_type } => match &args.out {
-                Some(dir) => {
-                    let ext = mime_type.strip_prefix("image/").unwrap_or("bin").replace(['/', '+', '.'], "_");
-                    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-                    let path = dir.join(format!("{}-{index}.{ext}", args.tool));
-                    std::fs::write(&path, data).with_context(|| format!("cannot write {}", path.display()))?;
-                    outln!("{}", path.display());
+            Content::Image { data, mime_type } | Content::Audio { data, mime_type } => {
+                save_or_describe(data, mime_type, index, args)?;
+            }
+            Content::Resource(resource) => match &resource.body {
+                Body::Text(text) => outln!("[{}]\n{text}", resource.uri),
+                Body::Blob(data) => {
+                    let mime = resource.mime_type.as_deref().unwrap_or("application/octet-stream");
+                    outln!("[{}]", resource.uri);
+                    save_or_describe(data, mime, index, args)?;
                 }
-                None => outln!("[{mime_type} image, {} bytes; pass --out DIR to save it]", data.len()),
+            },
+            Content::ResourceLink(link) => match &link.description {
+                Some(description) => outln!("[link: {} ({})] {description}", link.uri, link.name),
+                None => outln!("[link: {} ({})]", link.uri, link.name),
             },
         }
+    }
+    Ok(())
+}
+
+/// Writes bytes of a result into `--out`, or says what they are.
+fn save_or_describe(data: &[u8], mime_type: &str, index: usize, args: &RunArgs) -> Result<(), Failure> {
+    match &args.out {
+        Some(dir) => {
+            let ext = mime_type.split_once('/').map_or("bin", |(_, sub)| sub).replace(['/', '+', '.'], "_");
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            let path = dir.join(format!("{}-{index}.{ext}", args.tool));
+            std::fs::write(&path, data).with_context(|| format!("cannot write {}", path.display()))?;
+            outln!("{}", path.display());
+        }
+        None => outln!("[{mime_type}, {} bytes; pass --out DIR to save it]", data.len()),
     }
     Ok(())
 }

@@ -146,20 +146,6 @@ impl Gateway {
             Err(refusal) => return Err(refusal),
         };
         let arguments = arguments.to_string();
-        let metering = self.metering();
-        let admission = match (metering.quotas(), admitted) {
-            (None, _) => None,
-            (Some(quotas), Some(admission)) => Some((quotas.clone(), admission)),
-            (Some(quotas), None) => match quotas.admit(&caller.name).await {
-                Ok(admission) => Some((quotas.clone(), admission)),
-                Err(refused) => {
-                    metering.refused(&tool.name, &refused);
-                    return Ok(over_quota(&refused));
-                }
-            },
-        };
-        let bytes_in = arguments.len() as u64;
-        let meter = Arc::new(crate::sandbox::CallMeter::default());
         let call_id = self.next_call_id();
         // Calls to other tools, as this caller, only for a tool published
         // as making them.
@@ -181,60 +167,15 @@ impl Gateway {
             retry_safe: tool.retry_safe() && session.is_none(),
             effects,
             caller: Some(caller.name.clone()),
-            meter: meter.clone(),
+            meter: Arc::default(),
             tools,
             session: session.as_ref().map(|(_, route)| route.clone()),
         };
-        let started = Instant::now();
-        let metrics = &crate::metrics::global().gateway;
-        let running = crate::metrics::Counting::start(&metrics.in_flight);
-        let span = tracing::info_span!("call", id = %call_id, caller = %caller.name, depth = nesting.depth());
-        let outcome = tokio::select! {
-            _ = cancelled => None,
-            outcome = self.invoker().invoke(invocation).instrument(span) => Some(outcome),
-        };
-        drop(running);
-        let (outcome_text, phase) = match &outcome {
-            None => ("cancelled", None),
-            Some(Ok(_)) => ("ok", None),
-            Some(Err(e)) => (e.kind(), Some(e.phase)),
-        };
-        let seconds = started.elapsed().as_secs_f64();
-        crate::metrics::record_call(&metrics.calls, &metrics.seconds, &tool.name, outcome_text, seconds);
-        metrics.tally.record(&tool.name, outcome_text, seconds);
-        let labels =
-            crate::metrics::CallerLabels { caller: metrics.callers.label(&caller.name), outcome: outcome_text.into() };
-        metrics.caller_calls.get_or_create(&labels).inc();
-        let usage = crate::usage::Usage {
-            calls: 1,
-            errors: u64::from(outcome_text != "ok"),
-            cpu_us: u64::try_from(meter.cpu().as_micros()).unwrap_or(u64::MAX),
-            gpu_us: u64::try_from(meter.gpu().as_micros()).unwrap_or(u64::MAX),
-            bytes_in,
-            bytes_out: match &outcome {
-                Some(Ok(output)) => output.iter().map(Content::byte_len).sum(),
-                _ => 0,
-            },
-        };
-        metering.record(&caller.name, &tool.name, &usage);
-        if let Some((quotas, admission)) = admission {
-            // Off the answer's path: its slot back, its CPU time counted.
-            let cpu = meter.cpu();
-            tokio::spawn(async move { quotas.end(admission, cpu).await });
-        }
-        tracing::info!(
-            target: "toolmesh::audit",
-            call = %call_id,
-            caller = %caller.name,
-            tool = %tool.name,
-            digest = %tool.digest,
-            depth = nesting.depth(),
-            ms = seconds * 1000.0,
-            cpu_ms = usage.cpu_us as f64 / 1000.0,
-            outcome = outcome_text,
-            phase = phase.map(tracing::field::display),
-            "call"
-        );
+        let outcome =
+            match self.invoke_counted(&caller, &tool.name, invocation, admitted, cancelled, nesting.depth()).await {
+                Counted::OverQuota(result) => return Ok(result),
+                Counted::Ran(outcome) => outcome,
+            };
         if let Some((home, route)) = session {
             self.after_session_call(&caller, home, &route, &outcome).await;
         }
@@ -271,4 +212,92 @@ impl Gateway {
             },
         }
     }
+
+    /// Runs `invocation` of `name` for `caller` under its quota, with
+    /// metrics, metering and the audit line every call gets: an MCP tool
+    /// call, a call from code, a resource read or a prompt.
+    pub(crate) async fn invoke_counted(
+        &self,
+        caller: &Caller,
+        name: &str,
+        invocation: Invocation,
+        admitted: Option<Admission>,
+        cancelled: Pin<Box<dyn Future<Output = ()> + Send>>,
+        depth: u32,
+    ) -> Counted {
+        let metering = self.metering();
+        let admission = match (metering.quotas(), admitted) {
+            (None, _) => None,
+            (Some(quotas), Some(admission)) => Some((quotas.clone(), admission)),
+            (Some(quotas), None) => match quotas.admit(&caller.name).await {
+                Ok(admission) => Some((quotas.clone(), admission)),
+                Err(refused) => {
+                    metering.refused(name, &refused);
+                    return Counted::OverQuota(over_quota(&refused));
+                }
+            },
+        };
+        let bytes_in = invocation.arguments.len() as u64;
+        let meter = invocation.meter.clone();
+        let (call_id, digest) = (invocation.call_id.clone(), invocation.digest);
+        let started = Instant::now();
+        let metrics = &crate::metrics::global().gateway;
+        let running = crate::metrics::Counting::start(&metrics.in_flight);
+        let span = tracing::info_span!("call", id = %call_id, caller = %caller.name, depth);
+        let outcome = tokio::select! {
+            _ = cancelled => None,
+            outcome = self.invoker().invoke(invocation).instrument(span) => Some(outcome),
+        };
+        drop(running);
+        let (outcome_text, phase) = match &outcome {
+            None => ("cancelled", None),
+            Some(Ok(_)) => ("ok", None),
+            Some(Err(e)) => (e.kind(), Some(e.phase)),
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        crate::metrics::record_call(&metrics.calls, &metrics.seconds, name, outcome_text, seconds);
+        metrics.tally.record(name, outcome_text, seconds);
+        let labels =
+            crate::metrics::CallerLabels { caller: metrics.callers.label(&caller.name), outcome: outcome_text.into() };
+        metrics.caller_calls.get_or_create(&labels).inc();
+        let usage = crate::usage::Usage {
+            calls: 1,
+            errors: u64::from(outcome_text != "ok"),
+            cpu_us: u64::try_from(meter.cpu().as_micros()).unwrap_or(u64::MAX),
+            gpu_us: u64::try_from(meter.gpu().as_micros()).unwrap_or(u64::MAX),
+            bytes_in,
+            bytes_out: match &outcome {
+                Some(Ok(output)) => output.iter().map(Content::byte_len).sum(),
+                _ => 0,
+            },
+        };
+        metering.record(&caller.name, name, &usage);
+        if let Some((quotas, admission)) = admission {
+            // Off the answer's path: its slot back, its CPU time counted.
+            let cpu = meter.cpu();
+            tokio::spawn(async move { quotas.end(admission, cpu).await });
+        }
+        tracing::info!(
+            target: "toolmesh::audit",
+            call = %call_id,
+            caller = %caller.name,
+            tool = %name,
+            digest = %digest,
+            depth,
+            ms = seconds * 1000.0,
+            cpu_ms = usage.cpu_us as f64 / 1000.0,
+            outcome = outcome_text,
+            phase = phase.map(tracing::field::display),
+            "call"
+        );
+        Counted::Ran(outcome)
+    }
+}
+
+/// What [`Gateway::invoke_counted`] came to.
+pub(crate) enum Counted {
+    /// The caller's quota refused it: the answer to give.
+    OverQuota(CallToolResult),
+    /// It ran: its outcome, or `None` when the caller gave up first.
+    Ran(Option<Result<crate::sandbox::CallOutput, super::InvokeError>>),
 }

@@ -56,10 +56,12 @@ impl CatalogTool {
     }
 }
 
-/// The tools on offer, by MCP name.
+/// The tools on offer, by MCP name, and the packages' resources and
+/// prompts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Catalog {
     tools: BTreeMap<String, Arc<CatalogTool>>,
+    offers: super::offers::Offers,
 }
 
 /// Whether `name` is a valid MCP tool name.
@@ -78,11 +80,13 @@ impl Catalog {
     /// repositories in `bare` keep their bare names.
     pub fn build(entries: Vec<CatalogEntry>, bare: &[String]) -> Self {
         let mut tools = BTreeMap::new();
+        let mut offers = super::offers::Offers::default();
         for entry in newest_versions(entries) {
             let (Ok(repository), Ok(digest)) = (entry.name.parse::<Repository>(), entry.digest.parse::<Digest>())
             else {
                 continue;
             };
+            offers.add(&entry, &repository, digest, bare.contains(&entry.name));
             for descriptor in entry.tools.as_array().into_iter().flatten() {
                 let Some(tool) = descriptor["name"].as_str() else { continue };
                 let name = if bare.contains(&entry.name) { tool.to_owned() } else { mcp_name(&entry.name, tool) };
@@ -115,7 +119,12 @@ impl Catalog {
                 tools.insert(name, Arc::new(item));
             }
         }
-        Catalog { tools }
+        Catalog { tools, offers }
+    }
+
+    /// The packages' resources and prompts.
+    pub fn offers(&self) -> &super::offers::Offers {
+        &self.offers
     }
 
     /// The tool called `name`.
@@ -159,6 +168,7 @@ mod tests {
                     .collect(),
             ),
             permissions: ToolRequest::default(),
+            offer: Value::Null,
         }
     }
 

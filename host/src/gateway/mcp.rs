@@ -10,13 +10,21 @@
 //! - Progress from the tool is relayed when the request has a progress token;
 //!   a cancelled request (closed stream, `notifications/cancelled`) drops the
 //!   call, which stops the sandbox at its next epoch tick.
-//! - `notifications/tools/list_changed` reaches legacy sessions and
-//!   2026-07-28 `subscriptions/listen` streams whenever the catalog changes.
+//! - `prompts/*` and `resources/*` serve the packages' prompts and
+//!   resources ([`super::offers`]), run on nodes like calls
+//!   ([`super::reads`]), and each package's documentation.
+//! - Lists and reads carry caching hints (`ttlMs`, `cacheScope`): fresh
+//!   for no time, since a publish changes them, and private, since each
+//!   caller sees what it may use.
+//! - `notifications/{tools,prompts,resources}/list_changed` reach legacy
+//!   sessions and 2026-07-28 `subscriptions/listen` streams whenever the
+//!   catalog changes.
 
 use super::Gateway;
 use super::call::{CallRefusal, CallRequest};
 use super::catalog::{Catalog, CatalogTool};
 use super::inner::Nesting;
+use super::reads::ReadRefusal;
 use super::search::{SEARCH_TOOL, ToolSearch};
 use crate::auth::Caller;
 use crate::capability::progress::{ProgressQueue, QUEUE_LEN};
@@ -24,11 +32,11 @@ use crate::sandbox::{Content, ProgressSink};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestMethod,
-    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsRequestMethod, ListPromptsResult,
-    ListResourceTemplatesRequestMethod, ListResourceTemplatesResult, ListResourcesRequestMethod, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ReadResourceRequestMethod,
-    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
+    GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResultType, ServerCapabilities, ServerConfig,
+    SubscriptionFilter, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -108,17 +116,24 @@ fn search_tool() -> Option<Tool> {
 /// `structuredContent` when the result holds exactly one JSON object.
 pub fn call_result(content: Vec<Content>) -> CallToolResult {
     let structured = structured_content(&content).cloned();
-    let blocks = content
-        .into_iter()
-        .map(|item| match item {
-            Content::Text(text) => ContentBlock::text(text),
-            Content::Json(value) => ContentBlock::text(value.to_string()),
-            Content::Image { data, mime_type } => ContentBlock::image(BASE64.encode(data), mime_type),
-        })
-        .collect();
+    let blocks = content.iter().map(content_block).collect();
     let mut result = CallToolResult::success(blocks);
     result.structured_content = structured;
     result
+}
+
+/// The MCP content block of a result's item.
+pub fn content_block(item: &Content) -> ContentBlock {
+    match item {
+        Content::Text(text) => ContentBlock::text(text.clone()),
+        Content::Json(value) => ContentBlock::text(value.to_string()),
+        Content::Image { data, mime_type } => ContentBlock::image(BASE64.encode(data), mime_type.clone()),
+        Content::Audio { data, mime_type } => ContentBlock::audio(BASE64.encode(data), mime_type.clone()),
+        other => serde_json::from_value(crate::sandbox::mcp_block(other)).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "a result's item has no MCP form");
+            ContentBlock::text("[content this gateway could not encode]")
+        }),
+    }
 }
 
 /// The structured content of a result: its one JSON object, if it holds
@@ -160,6 +175,34 @@ pub fn mcp_result(content: Vec<Content>) -> Value {
 /// [`error_result`] as JSON (for `tool run --json`).
 pub fn mcp_error_result(message: &str) -> Value {
     serde_json::to_value(error_result(message)).unwrap_or(Value::Null)
+}
+
+/// How long a client may treat a list or a read as fresh (`ttlMs`): none,
+/// since the catalog changes with any publish or yank (which
+/// `list_changed` notifications announce) and resources are made afresh
+/// on every read.
+const LIST_TTL_MS: u64 = 0;
+
+/// An rmcp value from JSON the gateway wrote.
+fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, McpError> {
+    serde_json::from_value(value).map_err(|e| McpError::internal_error(format!("cannot encode the answer: {e}"), None))
+}
+
+/// The MCP error for a read or prompt that produced nothing: an unknown
+/// resource is `-32602` with its `uri` (SEP-2164).
+fn read_error(refusal: ReadRefusal, what: &str, name: &str) -> McpError {
+    match refusal {
+        ReadRefusal::NotFound(message) if what == "resource" => {
+            McpError::invalid_params(format!("Resource not found: {message}"), Some(json!({"uri": name})))
+        }
+        ReadRefusal::NotFound(message) | ReadRefusal::InvalidArguments(message) => {
+            McpError::invalid_params(message, None)
+        }
+        ReadRefusal::NotAllowed { name } => McpError::invalid_request(format!("you may not use `{name}`"), None),
+        ReadRefusal::Failed(message) | ReadRefusal::OverQuota(message) => McpError::internal_error(message, None),
+        ReadRefusal::Cancelled => McpError::internal_error(format!("the {what} read was cancelled"), None),
+        ReadRefusal::Retryable(message) => McpError::internal_error(message, Some(json!({"retryable": true}))),
+    }
 }
 
 /// Progress notifications sent to one client per second, at most, after
@@ -228,11 +271,20 @@ impl ProgressRelay {
 
 impl ServerHandler for Gateway {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_tool_list_changed().build())
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .enable_prompts()
+            .enable_prompts_list_changed()
+            .enable_resources()
+            .enable_resources_list_changed()
+            .build();
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("toolmesh", env!("CARGO_PKG_VERSION")))
             .with_instructions(
-                "toolmesh runs shared tools as WebAssembly components in a sandbox. Tool names are \
-                 <namespace>.<package>.<tool>; every call runs the exact published version.",
+                "toolmesh runs shared tools as WebAssembly components in a sandbox. Tool and prompt names \
+                 are <namespace>.<package>.<name>; every call runs the exact published version. Each \
+                 package's documentation is the resource toolmesh://<namespace>/<package>/README.md.",
             )
     }
 
@@ -251,49 +303,128 @@ impl ServerHandler for Gateway {
             .filter(|(name, _)| caller.may_call(name) && search.as_ref().is_none_or(|s| s.lists(name)))
             .map(|(_, t)| t.clone());
         let first = search.as_ref().and_then(|_| search_tool());
-        Ok(ListToolsResult::with_all_items(first.into_iter().chain(tools).collect()))
+        Ok(ListToolsResult::with_all_items(first.into_iter().chain(tools).collect())
+            .with_ttl_ms(LIST_TTL_MS)
+            .with_cache_scope(CacheScope::Private))
     }
 
-    // toolmesh serves tools only: say so, rather than answer with empty
-    // lists for capabilities discovery does not declare.
     async fn list_prompts(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        Err(McpError::method_not_found::<ListPromptsRequestMethod>())
+        let caller = caller_of(&context);
+        let catalog = self.catalog();
+        let prompts = catalog
+            .offers()
+            .prompts()
+            .filter(|(name, _, _)| caller.may_call(name))
+            .map(|(name, _, prompt)| {
+                let mut listed = serde_json::to_value(prompt).unwrap_or_default();
+                listed["name"] = name.into();
+                listed
+            })
+            .collect();
+        Ok(ListPromptsResult::with_all_items(from_json(Value::Array(prompts))?)
+            .with_ttl_ms(LIST_TTL_MS)
+            .with_cache_scope(CacheScope::Private))
     }
 
     async fn get_prompt(
         &self,
-        _request: GetPromptRequestParams,
-        _context: RequestContext<RoleServer>,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        Err(McpError::method_not_found::<GetPromptRequestMethod>())
+        let cancel = context.ct.clone();
+        let arguments = request.arguments.unwrap_or_default();
+        let prompt = self
+            .get_prompt(
+                &caller_of(&context),
+                &request.name,
+                arguments,
+                Box::pin(async move { cancel.cancelled().await }),
+            )
+            .await
+            .map_err(|refusal| read_error(refusal, "prompt", &request.name))?;
+        let mut result: GetPromptResult = from_json(prompt)?;
+        result.result_type = Some(ResultType::COMPLETE);
+        Ok(result.into())
     }
 
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        Err(McpError::method_not_found::<ListResourcesRequestMethod>())
+        let caller = caller_of(&context);
+        let catalog = self.catalog();
+        let mut resources = Vec::new();
+        for package in catalog.offers().packages() {
+            if !package.bare && self.package_visible(&caller, package) {
+                resources.push(json!({
+                    "uri": package.docs_uri(),
+                    "name": package.name(super::offers::DOCS),
+                    "title": format!("{} documentation", package.repository),
+                    "description": format!(
+                        "What {} {} does, who published it, what it asks of nodes, its tools, resources and prompts.",
+                        package.repository, package.version
+                    ),
+                    "mimeType": "text/markdown",
+                }));
+            }
+            for resource in &package.offer.resources {
+                let name = package.name(&resource.name);
+                if caller.may_call(&name) {
+                    let mut listed = serde_json::to_value(resource).unwrap_or_default();
+                    listed["uri"] = package.uri(&resource.uri).into();
+                    listed["name"] = name.into();
+                    resources.push(listed);
+                }
+            }
+        }
+        Ok(ListResourcesResult::with_all_items(from_json(Value::Array(resources))?)
+            .with_ttl_ms(LIST_TTL_MS)
+            .with_cache_scope(CacheScope::Private))
     }
 
     async fn list_resource_templates(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        Err(McpError::method_not_found::<ListResourceTemplatesRequestMethod>())
+        let caller = caller_of(&context);
+        let catalog = self.catalog();
+        let templates = catalog
+            .offers()
+            .packages()
+            .flat_map(|package| package.offer.templates.iter().map(move |template| (package, template)))
+            .filter(|(package, template)| caller.may_call(&package.name(&template.name)))
+            .map(|(package, template)| {
+                let mut listed = serde_json::to_value(template).unwrap_or_default();
+                listed["uriTemplate"] = package.uri(&template.uri_template).into();
+                listed["name"] = package.name(&template.name).into();
+                listed
+            })
+            .collect();
+        Ok(ListResourceTemplatesResult::with_all_items(from_json(Value::Array(templates))?)
+            .with_ttl_ms(LIST_TTL_MS)
+            .with_cache_scope(CacheScope::Private))
     }
 
     async fn read_resource(
         &self,
-        _request: ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        Err(McpError::method_not_found::<ReadResourceRequestMethod>())
+        let cancel = context.ct.clone();
+        let contents = self
+            .read_resource(&caller_of(&context), &request.uri, Box::pin(async move { cancel.cancelled().await }))
+            .await
+            .map_err(|refusal| read_error(refusal, "resource", &request.uri))?;
+        let contents =
+            contents.iter().map(|c| from_json(crate::sandbox::resource_json(c))).collect::<Result<_, _>>()?;
+        // Private: what a caller may read depends on who it is.
+        Ok(ReadResourceResult::new(contents).with_ttl_ms(LIST_TTL_MS).with_cache_scope(CacheScope::Private).into())
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -368,7 +499,12 @@ impl ServerHandler for Gateway {
         let peer = context.peer.clone();
         tokio::spawn(async move {
             while changes.changed().await.is_ok() {
-                if peer.notify_tool_list_changed().await.is_err() {
+                let sent = async {
+                    peer.notify_tool_list_changed().await?;
+                    peer.notify_prompt_list_changed().await?;
+                    peer.notify_resource_list_changed().await
+                };
+                if sent.await.is_err() {
                     break;
                 }
             }
@@ -381,7 +517,13 @@ impl ServerHandler for Gateway {
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
         let mut changes = self.subscribe();
-        let wants_tools = context.accepted().tools_list_changed == Some(true);
+        let accepted = context.accepted();
+        let wants = |flag: Option<bool>| flag == Some(true);
+        let (tools, prompts, resources) = (
+            wants(accepted.tools_list_changed),
+            wants(accepted.prompts_list_changed),
+            wants(accepted.resources_list_changed),
+        );
         loop {
             tokio::select! {
                 _ = context.cancelled() => return Ok(()),
@@ -389,7 +531,20 @@ impl ServerHandler for Gateway {
                     if changed.is_err() {
                         return Ok(());
                     }
-                    if wants_tools && context.sink().notify_tool_list_changed().await.is_err() {
+                    let sink = context.sink();
+                    let sent = async {
+                        if tools {
+                            sink.notify_tool_list_changed().await?;
+                        }
+                        if prompts {
+                            sink.notify_prompt_list_changed().await?;
+                        }
+                        if resources {
+                            sink.notify_resource_list_changed().await?;
+                        }
+                        Ok::<(), rmcp::service::SubscriptionSendError>(())
+                    };
+                    if sent.await.is_err() {
                         return Ok(());
                     }
                 }

@@ -12,6 +12,8 @@
 //! - `call`: one call as the gateway runs it, for MCP and for code alike.
 //! - `inner`: calls from a tool's code, as the outer call's caller.
 //! - [`search`]: tool search and TypeScript-style signatures.
+//! - [`offers`]: the packages' resources and prompts, and their docs (pure).
+//! - `reads`: resource reads and prompts, run on nodes like calls.
 //! - [`sessions`]: where each session lives, so its calls go there.
 
 mod call;
@@ -21,7 +23,9 @@ pub mod http;
 mod inner;
 pub mod invoker;
 pub mod mcp;
+pub mod offers;
 pub mod placement;
+mod reads;
 pub mod schema;
 pub mod search;
 pub mod sessions;

@@ -15,7 +15,8 @@ use super::parts::{self, Assembler, MAX_VALUE, PartError};
 use super::subjects;
 use super::{ADVERT_EVERY, KEEPALIVE_EVERY, LOST_AFTER, MeshError, Refusals};
 use crate::node::wire::{
-    self, Advert, CallMessage, CancelMessage, GpuAdapter, NodeMessage, OLDEST_WIRE_VERSION, WIRE_VERSION, WireUsage,
+    self, Advert, CallMessage, CancelMessage, GpuAdapter, NodeMessage, OLDEST_WIRE_VERSION, WIRE_VERSION, WireContent,
+    WireUsage,
 };
 use crate::node::{Invocation, Node};
 use crate::sandbox::Progress;
@@ -476,7 +477,7 @@ async fn run(
             v: answer.v,
             call_id: answer.call_id.clone(),
             attempt: answer.attempt,
-            content: output.into_content().into_iter().map(Into::into).collect(),
+            content: output.into_content().into_iter().map(|c| WireContent::for_version(c, answer.v)).collect(),
             usage,
         },
         Err(e) => NodeMessage::Error {

@@ -5,7 +5,7 @@
 //! newer message is refused by name rather than misread.
 
 use crate::grant::Grants;
-use crate::sandbox::Content;
+use crate::sandbox::{Body, Content, ResourceContents, ResourceInfo};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
@@ -14,8 +14,10 @@ use std::collections::BTreeMap;
 /// The version of the messages this side writes. Version 2 added the
 /// caller to calls and what a call used to its answers; version 3 calls
 /// from a call's code to other tools ([`NodeMessage::Tools`],
-/// [`ToolsAnswer`]).
-pub const WIRE_VERSION: u32 = 3;
+/// [`ToolsAnswer`]); version 4 audio, embedded resources and resource
+/// links in results ([`WireContent`]), which a node writes to an older
+/// gateway as text.
+pub const WIRE_VERSION: u32 = 4;
 
 /// The oldest version this side still reads and, to a peer that speaks
 /// only it, writes.
@@ -314,6 +316,32 @@ pub enum WireContent {
         /// Their media type.
         mime_type: String,
     },
+    /// Audio. Since version 4.
+    Audio {
+        /// The bytes, base64.
+        data: String,
+        /// Their media type.
+        mime_type: String,
+    },
+    /// A resource's contents. Since version 4.
+    Resource {
+        /// Its URI.
+        uri: String,
+        /// Its media type.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mime_type: Option<String>,
+        /// Its text, if it is text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        /// Its bytes, base64, if it is not.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        blob: Option<String>,
+    },
+    /// A link to a resource. Since version 4.
+    ResourceLink {
+        /// The resource, as MCP describes it.
+        resource: ResourceInfo,
+    },
 }
 
 impl From<Content> for WireContent {
@@ -322,6 +350,38 @@ impl From<Content> for WireContent {
             Content::Text(text) => WireContent::Text { text },
             Content::Json(value) => WireContent::Json { value },
             Content::Image { data, mime_type } => WireContent::Image { data: BASE64.encode(data), mime_type },
+            Content::Audio { data, mime_type } => WireContent::Audio { data: BASE64.encode(data), mime_type },
+            Content::Resource(ResourceContents { uri, mime_type, body }) => {
+                let (text, blob) = match body {
+                    Body::Text(text) => (Some(text), None),
+                    Body::Blob(bytes) => (None, Some(BASE64.encode(bytes))),
+                };
+                WireContent::Resource { uri, mime_type, text, blob }
+            }
+            Content::ResourceLink(resource) => WireContent::ResourceLink { resource },
+        }
+    }
+}
+
+impl WireContent {
+    /// `content` as a peer of wire version `v` reads it: before version 4,
+    /// audio, resources and links become text that says what they were.
+    pub fn for_version(content: Content, v: u32) -> Self {
+        if v >= 4 {
+            return content.into();
+        }
+        match content {
+            Content::Audio { data, mime_type } => {
+                WireContent::Text { text: format!("[{mime_type} audio, {} bytes]", data.len()) }
+            }
+            Content::Resource(ResourceContents { uri, body: Body::Text(text), .. }) => {
+                WireContent::Text { text: format!("[{uri}]\n{text}") }
+            }
+            Content::Resource(ResourceContents { uri, body: Body::Blob(bytes), .. }) => {
+                WireContent::Text { text: format!("[{uri}: {} bytes]", bytes.len()) }
+            }
+            Content::ResourceLink(link) => WireContent::Text { text: format!("[link: {}]", link.uri) },
+            other => other.into(),
         }
     }
 }
@@ -333,14 +393,33 @@ impl TryFrom<WireContent> for Content {
         Ok(match content {
             WireContent::Text { text } => Content::Text(text),
             WireContent::Json { value } => Content::Json(value),
-            WireContent::Image { data, mime_type } => Content::Image {
-                data: BASE64
-                    .decode(data)
-                    .map_err(|e| WireError::Malformed { what: "image content", why: e.to_string() })?,
-                mime_type,
-            },
+            WireContent::Image { data, mime_type } => {
+                Content::Image { data: decode_base64("image content", data)?, mime_type }
+            }
+            WireContent::Audio { data, mime_type } => {
+                Content::Audio { data: decode_base64("audio content", data)?, mime_type }
+            }
+            WireContent::Resource { uri, mime_type, text, blob } => {
+                let body = match (text, blob) {
+                    (Some(text), None) => Body::Text(text),
+                    (None, Some(blob)) => Body::Blob(decode_base64("resource content", blob)?),
+                    _ => {
+                        return Err(WireError::Malformed {
+                            what: "resource content",
+                            why: "it needs one of `text` and `blob`".into(),
+                        });
+                    }
+                };
+                Content::Resource(ResourceContents { uri, mime_type, body })
+            }
+            WireContent::ResourceLink { resource } => Content::ResourceLink(resource),
         })
     }
+}
+
+/// The bytes of base64 `data`, or why not.
+fn decode_base64(what: &'static str, data: String) -> Result<Vec<u8>, WireError> {
+    BASE64.decode(data).map_err(|e| WireError::Malformed { what, why: e.to_string() })
 }
 
 /// What a node tells gateways about itself, published at an interval and
@@ -410,8 +489,8 @@ mod tests {
             session: Some(WireSession { key: "work#ab12".into(), resume: true }),
         };
         assert_eq!(decode::<CallMessage>("call", &encode(&call)).unwrap(), call);
-        let newer = br#"{"v": 4, "call_id": "c1", "teleport": true}"#;
-        assert_eq!(decode::<CallMessage>("call", newer).unwrap_err(), WireError::Version { what: "call", found: 4 });
+        let newer = br#"{"v": 5, "call_id": "c1", "teleport": true}"#;
+        assert_eq!(decode::<CallMessage>("call", newer).unwrap_err(), WireError::Version { what: "call", found: 5 });
         let ancient = br#"{"v": 0, "call_id": "c1"}"#;
         assert_eq!(decode::<CallMessage>("call", ancient).unwrap_err(), WireError::Version { what: "call", found: 0 });
         assert!(matches!(decode::<CallMessage>("call", b"[1,2"), Err(WireError::Malformed { .. })));
@@ -434,6 +513,34 @@ mod tests {
         assert_eq!(usage, Some(WireUsage { cpu_us: 1500, gpu_us: 0 }));
         let back: Vec<Content> = content.into_iter().map(|c| c.try_into().unwrap()).collect();
         assert_eq!(back[1], Content::Image { data: vec![0, 159, 255], mime_type: "image/png".into() });
+
+        // Version 4 carries every kind of content; older gateways get text.
+        let rich = vec![
+            Content::Audio { data: vec![1, 2, 3], mime_type: "audio/wav".into() },
+            Content::Resource(ResourceContents {
+                uri: "test://a".into(),
+                mime_type: Some("application/json".into()),
+                body: Body::Text("{}".into()),
+            }),
+            Content::Resource(ResourceContents { uri: "test://b".into(), mime_type: None, body: Body::Blob(vec![9]) }),
+            Content::ResourceLink(ResourceInfo {
+                uri: "test://c".into(),
+                name: "c".into(),
+                title: None,
+                description: None,
+                mime_type: None,
+                size: None,
+            }),
+        ];
+        for item in &rich {
+            let json = serde_json::to_vec(&WireContent::for_version(item.clone(), 4)).unwrap();
+            let back: WireContent = serde_json::from_slice(&json).unwrap();
+            assert_eq!(&Content::try_from(back).unwrap(), item);
+            assert!(matches!(WireContent::for_version(item.clone(), 3), WireContent::Text { .. }));
+        }
+        let both = br#"{"type": "resource", "uri": "test://x", "text": "a", "blob": "AA=="}"#;
+        let both: WireContent = serde_json::from_slice(both).unwrap();
+        assert!(Content::try_from(both).is_err());
 
         let ask = NodeMessage::Tools {
             v: WIRE_VERSION,

@@ -1,10 +1,10 @@
-//! Host bindings of the `toolmesh:tool/gpu-tool` world (see `wit/`): the
-//! `tool` world, the GPU interface and calls to other tools: everything a
-//! tool may import.
+//! Host bindings of the `toolmesh:tool/mcp-tool` world (see `wit/`): the
+//! `tool` world, the GPU interface, calls to other tools, and the `server`
+//! export (which the host looks up only where a component has it).
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "gpu-tool",
+    world: "mcp-tool",
     imports: { "toolmesh:tool/gpu": async, "toolmesh:tool/tools": async },
     exports: { default: async },
     with: {

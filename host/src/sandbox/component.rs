@@ -1,7 +1,9 @@
 //! What the sandbox hands out and takes in: a loaded [`ToolComponent`],
 //! the [`CallOptions`] of one call, and its [`CallOutput`].
 
-use super::bindings::GpuToolIndices;
+use super::bindings::exports::toolmesh::tool::{handler, server};
+use super::bindings::toolmesh::tool::mcp_types::{Item, OfferError, PromptResult, ResourceContents};
+use super::bindings::toolmesh::tool::types::ToolError;
 use super::plain::PlainExports;
 use super::{CallState, Content, ProgressSink, Reservation, SandboxError, Tier};
 use crate::capability::{self, Capability};
@@ -27,10 +29,78 @@ pub struct ToolComponent {
 /// through its plain exported functions.
 #[derive(Clone)]
 pub(super) enum Entry {
-    /// It exports `toolmesh:tool/handler`.
-    Toolmesh(Arc<GpuToolIndices>),
+    /// It exports `toolmesh:tool/handler`, and perhaps `toolmesh:tool/server`.
+    Toolmesh(Arc<Exports>),
     /// It exports plain functions, one tool each.
     Plain(Arc<PlainExports>),
+}
+
+/// Where a toolmesh-world component's exports are.
+pub(super) struct Exports {
+    /// `toolmesh:tool/handler`, which every one exports.
+    pub handler: handler::GuestIndices,
+    /// `toolmesh:tool/server`, which components built with this release's
+    /// SDKs export: results with every kind of content, resources, prompts.
+    pub server: Option<server::GuestIndices>,
+}
+
+/// What a call asks of a toolmesh-world component.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Operation {
+    /// Run a tool.
+    Call { tool: String, arguments: String },
+    /// Read a resource: its URI, and the template that matched it with
+    /// its variables' values.
+    Read { uri: String, template: Option<String>, variables: Vec<(String, String)> },
+    /// Fill in a prompt.
+    Prompt { name: String, arguments: Vec<(String, String)> },
+}
+
+/// What a component answered to an [`Operation`], unchecked.
+pub(super) enum Answer {
+    /// A tool's result.
+    Items(Result<Vec<Item>, ToolError>),
+    /// A resource's contents.
+    Read(Result<Vec<ResourceContents>, OfferError>),
+    /// A filled-in prompt.
+    Prompt(Result<PromptResult, OfferError>),
+}
+
+impl Exports {
+    /// Runs `operation` in `instance`: a tool through `server` when the
+    /// component exports it (every kind of content), else `handler`.
+    pub(super) async fn run(
+        &self,
+        store: &mut wasmtime::Store<CallState>,
+        instance: &wasmtime::component::Instance,
+        operation: &Operation,
+    ) -> wasmtime::Result<Answer> {
+        let server = match &self.server {
+            Some(server) => Some(server.load(&mut *store, instance)?),
+            None => None,
+        };
+        Ok(match (operation, server) {
+            (Operation::Call { tool, arguments }, Some(server)) => {
+                Answer::Items(server.call_call(&mut *store, tool, arguments).await?)
+            }
+            (Operation::Call { tool, arguments }, None) => {
+                let handler = self.handler.load(&mut *store, instance)?;
+                Answer::Items(handler.call_call(&mut *store, tool, arguments).await?.map(super::content::items))
+            }
+            (Operation::Read { uri, template, variables }, Some(server)) => {
+                Answer::Read(server.call_read(&mut *store, uri, template.as_deref(), variables).await?)
+            }
+            (Operation::Prompt { name, arguments }, Some(server)) => {
+                Answer::Prompt(server.call_get_prompt(&mut *store, name, arguments).await?)
+            }
+            (Operation::Read { uri, .. }, None) => {
+                Answer::Read(Err(OfferError::NotFound(format!("unknown resource `{uri}`: the package offers none"))))
+            }
+            (Operation::Prompt { name, .. }, None) => {
+                Answer::Prompt(Err(OfferError::NotFound(format!("unknown prompt `{name}`: the package offers none"))))
+            }
+        })
+    }
 }
 
 impl ToolComponent {

@@ -131,6 +131,9 @@ pub enum SandboxError {
     /// run was stopped, or its node restarted), or cannot be opened.
     #[error("{0}")]
     Session(String),
+    /// The package has no resource at that URI, or no prompt of that name.
+    #[error("not found: {0}")]
+    NotFound(String),
 }
 
 impl SandboxError {
@@ -152,6 +155,7 @@ impl SandboxError {
             SandboxError::InvalidArguments(_) => "invalid_arguments",
             SandboxError::ToolFailed(_) => "tool_failed",
             SandboxError::Session(_) => "session",
+            SandboxError::NotFound(_) => "not_found",
         }
     }
 
@@ -167,6 +171,7 @@ impl SandboxError {
                 | SandboxError::NotCovered { .. }
                 | SandboxError::NotGranted { .. }
                 | SandboxError::InvalidArguments(_)
+                | SandboxError::NotFound(_)
                 | SandboxError::NodeBusy { .. }
                 | SandboxError::NoSlot { .. }
         )
@@ -236,6 +241,7 @@ impl SandboxError {
             | SandboxError::ScratchFull { .. }
             | SandboxError::Trap { .. }
             | SandboxError::InvalidArguments(_)
+            | SandboxError::NotFound(_)
             | SandboxError::ToolFailed(_) => Phase::Call,
             SandboxError::OutputTooLarge { .. }
             | SandboxError::TransferTooLarge { .. }

@@ -35,6 +35,7 @@ mod content;
 mod engine;
 mod error;
 pub mod meter;
+pub mod offer;
 pub(crate) mod plain;
 mod run;
 pub mod session;
@@ -45,10 +46,11 @@ pub use crate::capability::progress::{Progress, ProgressSink};
 pub use budget::{MemoryBudget, Reservation, call_cost};
 pub use cache::CompileCache;
 pub use component::{CallOptions, CallOutput, ToolComponent};
-pub use content::{Annotations, Content, ToolDescriptor, is_valid_tool_name};
+pub use content::{Annotations, Content, ToolDescriptor, is_valid_tool_name, mcp_block, resource_json};
 pub use engine::{TICK, Tier};
 pub use error::{Phase, SandboxError, humanize_bytes};
 pub use meter::CallMeter;
+pub use offer::{Body, Offer, PromptInfo, ResourceContents, ResourceInfo, TemplateInfo};
 pub use session::SessionRequest;
 pub(crate) use state::{CallState, GpuContext};
 
@@ -56,9 +58,9 @@ use crate::capability::gpu::{AdapterSummary, GpuService};
 use crate::capability::{self, Capability};
 use crate::config::{Limits, SandboxConfig};
 use crate::grant::Grant;
-use bindings::GpuToolIndices;
+use bindings::toolmesh::tool::mcp_types::OfferError;
 use bindings::toolmesh::tool::types::ToolError;
-use component::Entry;
+use component::{Answer, Entry, Operation};
 use plain::docs::Docs;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
@@ -242,20 +244,37 @@ impl Sandbox {
     /// the default limits, and checks the answer.
     /// A plain component's tools come from its WIT, without running it.
     pub async fn describe(&self, component: &ToolComponent) -> Result<Vec<ToolDescriptor>, SandboxError> {
-        let indices = match &component.entry {
-            Entry::Toolmesh(indices) => indices.clone(),
+        let exports = match &component.entry {
+            Entry::Toolmesh(exports) => exports.clone(),
             Entry::Plain(exports) => return Ok(exports.descriptors()),
         };
         let limits = self.config.limits.clone();
         let (raw, _reservation, _refusals) = self
             .run(component, &limits, CallOptions::default(), move |instance, store| {
-                Box::pin(async move {
-                    let tool = indices.load(&mut *store, instance)?;
-                    tool.toolmesh_tool_handler().call_describe(store).await
-                })
+                Box::pin(async move { exports.handler.load(&mut *store, instance)?.call_describe(store).await })
             })
             .await?;
         content::descriptors(raw)
+    }
+
+    /// Asks the component which resources, resource templates and prompts
+    /// it offers, in a fresh instance under the default limits, and checks
+    /// the answer. A component without the `server` export offers none.
+    pub async fn offer(&self, component: &ToolComponent) -> Result<Offer, SandboxError> {
+        let server = match &component.entry {
+            Entry::Toolmesh(exports) => match &exports.server {
+                Some(server) => server.clone(),
+                None => return Ok(Offer::default()),
+            },
+            Entry::Plain(_) => return Ok(Offer::default()),
+        };
+        let limits = self.config.limits.clone();
+        let (raw, _reservation, _refusals) = self
+            .run(component, &limits, CallOptions::default(), move |instance, store| {
+                Box::pin(async move { server.load(&mut *store, instance)?.call_describe_offer(store).await })
+            })
+            .await?;
+        offer::offer(raw)
     }
 
     /// Runs tool `tool` of `component` with JSON `arguments` in a fresh
@@ -276,52 +295,60 @@ impl Sandbox {
             component.check_grant(&Grant::default())?;
         }
         self.check_limits(&limits)?;
-        let indices = match &component.entry {
-            Entry::Toolmesh(indices) => indices.clone(),
+        let exports = match &component.entry {
+            Entry::Toolmesh(exports) => exports.clone(),
             Entry::Plain(exports) => {
                 return self.call_plain(component, exports, tool, arguments, options, limits).await;
             }
         };
-        let (result, reservation, refusals) = match options.session.clone() {
-            Some(session) => {
+        let operation = operation(tool, arguments)?;
+        let (answer, reservation, refusals) = match options.session.clone() {
+            Some(session) if matches!(operation, Operation::Call { .. }) => {
                 let mut options = options;
                 options.session = None;
                 // Boxed: its future is large, and keeps this one's type simple.
-                let (result, refusals) =
-                    Box::pin(self.call_in_session(component, &indices, (tool, arguments), options, &limits, session))
-                        .await?;
-                (result, None, refusals)
+                let (answer, refusals) =
+                    Box::pin(self.call_in_session(component, &exports, &operation, options, &limits, session)).await?;
+                (answer, None, refusals)
             }
-            None => {
-                let (tool, arguments) = (tool.to_owned(), arguments.to_owned());
-                let (result, reservation, refusals) = self
+            _ => {
+                let (answer, reservation, refusals) = self
                     .run(component, &limits, options, move |instance, store| {
-                        Box::pin(async move {
-                            let handler = indices.load(&mut *store, instance)?;
-                            handler.toolmesh_tool_handler().call_call(store, &tool, &arguments).await
-                        })
+                        Box::pin(async move { exports.run(store, instance, &operation).await })
                     })
                     .await?;
-                (result, Some(reservation), refusals)
+                (answer, Some(reservation), refusals)
             }
         };
-        match result {
-            Ok(items) => Ok(CallOutput { content: content::contents(items, limits.output)?, reservation }),
-            Err(error) => {
+        let content = match answer {
+            Answer::Items(Ok(items)) => content::contents(items, limits.output)?,
+            Answer::Items(Err(error)) => {
                 let (ToolError::InvalidArguments(message) | ToolError::Failed(message)) = &error;
-                if message.len() as u64 > limits.output {
-                    return Err(SandboxError::OutputTooLarge { size: message.len() as u64, limit: limits.output });
-                }
-                Err(match error {
+                check_message(message, &limits)?;
+                return Err(match error {
                     ToolError::InvalidArguments(m) => SandboxError::InvalidArguments(m),
                     // What the host refused is often why the tool failed.
                     ToolError::Failed(m) if !refusals.is_empty() => {
                         SandboxError::ToolFailed(format!("{m} (the host refused: {refusals})"))
                     }
                     ToolError::Failed(m) => SandboxError::ToolFailed(m),
-                })
+                });
             }
-        }
+            Answer::Read(Ok(contents)) => offer::read(contents, limits.output)?,
+            Answer::Prompt(Ok(prompt)) => offer::prompt_result(prompt, limits.output)?,
+            Answer::Read(Err(error)) | Answer::Prompt(Err(error)) => {
+                let (OfferError::NotFound(message)
+                | OfferError::InvalidArguments(message)
+                | OfferError::Failed(message)) = &error;
+                check_message(message, &limits)?;
+                return Err(match error {
+                    OfferError::NotFound(m) => SandboxError::NotFound(m),
+                    OfferError::InvalidArguments(m) => SandboxError::InvalidArguments(m),
+                    OfferError::Failed(m) => SandboxError::ToolFailed(m),
+                });
+            }
+        };
+        Ok(CallOutput { content, reservation })
     }
 
     fn check_limits(&self, limits: &Limits) -> Result<(), SandboxError> {
@@ -368,8 +395,19 @@ fn link(
         }
     })?;
     // The toolmesh world if it exports the handler, else its plain functions.
-    let entry = match GpuToolIndices::new(&instance_pre) {
-        Ok(indices) => Entry::Toolmesh(Arc::new(indices)),
+    let entry = match bindings::exports::toolmesh::tool::handler::GuestIndices::new(&instance_pre) {
+        Ok(handler) => {
+            let server = match bindings::exports::toolmesh::tool::server::GuestIndices::new(&instance_pre) {
+                Ok(server) => Some(server),
+                Err(e) if component.get_export_index(None, SERVER).is_some() => {
+                    return Err(SandboxError::InvalidComponent(format!(
+                        "its `{SERVER}` export does not match the toolmesh world this host runs: {e:#}"
+                    )));
+                }
+                Err(_) => None,
+            };
+            Entry::Toolmesh(Arc::new(component::Exports { handler, server }))
+        }
         Err(e) if component.get_export_index(None, HANDLER).is_some() => {
             return Err(SandboxError::InvalidComponent(format!(
                 "its `{HANDLER}` export does not match the toolmesh world this host runs: {e:#}"
@@ -391,8 +429,65 @@ fn link(
     Ok(ToolComponent { digest, imports, gated: gated.into(), pre: instance_pre, entry, tier })
 }
 
+/// Refuses a failure message longer than the output limit.
+fn check_message(message: &str, limits: &Limits) -> Result<(), SandboxError> {
+    match message.len() as u64 {
+        size if size > limits.output => Err(SandboxError::OutputTooLarge { size, limit: limits.output }),
+        _ => Ok(()),
+    }
+}
+
+/// What a call of `tool` with `arguments` asks: a tool's run, or, under
+/// the names of their MCP methods (never a tool's name, which has no
+/// `/`), a resource read or a prompt.
+fn operation(tool: &str, arguments: &str) -> Result<Operation, SandboxError> {
+    let parse = |what: &str| -> Result<serde_json::Value, SandboxError> {
+        serde_json::from_str(arguments)
+            .map_err(|e| SandboxError::InvalidArguments(format!("{what} arguments are not JSON: {e}")))
+    };
+    Ok(match tool {
+        offer::READ_RESOURCE => {
+            let value = parse("resource")?;
+            let Some(uri) = value["uri"].as_str() else {
+                return Err(SandboxError::InvalidArguments("a resource read needs a `uri` string".into()));
+            };
+            let template = value["template"].as_str().map(str::to_owned);
+            Operation::Read { uri: uri.to_owned(), template, variables: string_pairs(&value["variables"], "variable")? }
+        }
+        offer::GET_PROMPT => {
+            let value = parse("prompt")?;
+            let Some(name) = value["name"].as_str() else {
+                return Err(SandboxError::InvalidArguments("a prompt needs a `name` string".into()));
+            };
+            Operation::Prompt {
+                name: name.to_owned(),
+                arguments: string_pairs(&value["arguments"], "prompt argument")?,
+            }
+        }
+        _ => Operation::Call { tool: tool.to_owned(), arguments: arguments.to_owned() },
+    })
+}
+
+/// The members of a JSON object of strings, in order, or which is not a
+/// string; nothing when it is absent.
+fn string_pairs(object: &serde_json::Value, what: &str) -> Result<Vec<(String, String)>, SandboxError> {
+    object
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(key, value)| match value.as_str() {
+            Some(text) => Ok((key.clone(), text.to_owned())),
+            None => Err(SandboxError::InvalidArguments(format!("{what} `{key}` must be a string"))),
+        })
+        .collect()
+}
+
 /// The export of a toolmesh-world component.
 const HANDLER: &str = "toolmesh:tool/handler@0.1.0";
+
+/// The export of a component with the whole of MCP (resources, prompts,
+/// every kind of content).
+const SERVER: &str = "toolmesh:tool/server@0.1.0";
 
 /// The most bytes the host copies out of the guest in one transfer: twice
 /// the output limit (so a result just over the limit is still measured and

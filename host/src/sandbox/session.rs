@@ -14,9 +14,8 @@
 //! known to be whole. A call that expects a session the node no longer
 //! holds is refused with a "session lost" error, never given a fresh one.
 
-use super::bindings::GpuToolIndices;
-use super::bindings::toolmesh::tool::types::{Content as WitContent, ToolError};
 use super::budget::{Reservation, call_cost};
+use super::component::{Answer, Exports, Operation};
 use super::{CallOptions, CallState, GpuContext, Sandbox, SandboxError, TICK, ToolComponent, meter};
 use crate::config::{Limits, SessionLimits};
 use crate::grant::Grant;
@@ -135,17 +134,17 @@ impl Sessions {
     }
 }
 
-/// What one session call returns: the tool's result and what the host
+/// What one session call returns: the tool's answer and what the host
 /// refused it.
-type SessionOutcome = (Result<Vec<WitContent>, ToolError>, String);
+type SessionOutcome = (Answer, String);
 
 impl Sandbox {
-    /// Runs `tool` of `component` in `session`, opening it if asked.
+    /// Runs `operation` of `component` in `session`, opening it if asked.
     pub(super) async fn call_in_session(
         &self,
         component: &ToolComponent,
-        indices: &Arc<GpuToolIndices>,
-        (tool, arguments): (&str, &str),
+        exports: &Arc<Exports>,
+        operation: &Operation,
         options: CallOptions,
         limits: &Limits,
         session: SessionRequest,
@@ -207,13 +206,7 @@ impl Sandbox {
         let Live { store, instance, .. } = held;
         let outcome = tokio::time::timeout_at(
             deadline,
-            meter::Metered::new(
-                async {
-                    let handler = indices.load(&mut *store, instance)?;
-                    handler.toolmesh_tool_handler().call_call(&mut *store, tool, arguments).await
-                },
-                &meter,
-            ),
+            meter::Metered::new(exports.run(&mut *store, instance, operation), &meter),
         )
         .await;
         super::run::flush_guest_output(store.data());

@@ -103,6 +103,7 @@ mod tests {
             source: None,
             tools: tools.iter().map(|(n, d)| json!({"name": n, "description": d})).collect(),
             permissions: Default::default(),
+            offer: serde_json::Value::Null,
         }
     }
 

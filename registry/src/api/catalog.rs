@@ -37,6 +37,10 @@ pub struct CatalogEntry {
     /// What it asks of the nodes that run it.
     #[serde(default)]
     pub permissions: ToolRequest,
+    /// The resources, resource templates and prompts it offers (JSON
+    /// object), or null.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub offer: Value,
 }
 
 impl CatalogEntry {
@@ -107,6 +111,7 @@ pub fn entry(repo: &Repository, tag: String, digest: Digest, bytes: &[u8]) -> Op
         source: a.get(annotation::SOURCE).cloned(),
         tools: json(annotation::TOOLS),
         permissions,
+        offer: json(annotation::OFFER),
     })
 }
 

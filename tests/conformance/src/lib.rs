@@ -20,6 +20,26 @@ fn red_pixel() -> Image {
     Image { data: RED_PIXEL.to_vec(), mime_type: "image/png".into() }
 }
 
+/// A tenth of a second of silence: 8 kHz, 8-bit mono PCM in a WAV file.
+fn silence_wav() -> Audio {
+    let samples = 800u32;
+    let mut data = Vec::new();
+    data.extend_from_slice(b"RIFF");
+    data.extend_from_slice(&(36 + samples).to_le_bytes());
+    data.extend_from_slice(b"WAVEfmt ");
+    data.extend_from_slice(&16u32.to_le_bytes());
+    data.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    data.extend_from_slice(&1u16.to_le_bytes()); // mono
+    data.extend_from_slice(&8000u32.to_le_bytes()); // samples per second
+    data.extend_from_slice(&8000u32.to_le_bytes()); // bytes per second
+    data.extend_from_slice(&1u16.to_le_bytes()); // block align
+    data.extend_from_slice(&8u16.to_le_bytes()); // bits per sample
+    data.extend_from_slice(b"data");
+    data.extend_from_slice(&samples.to_le_bytes());
+    data.extend(std::iter::repeat_n(0x80u8, samples as usize));
+    Audio { data, mime_type: "audio/wav".into() }
+}
+
 fn json_schema_2020_12() -> Value {
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -52,8 +72,18 @@ fn tools() -> Vec<Tool> {
             Ok(String::from("This is a simple text response for testing."))
         }),
         Tool::new("test_image_content", "Returns a 1x1 red PNG.", |_: NoArgs| Ok(red_pixel())),
-        Tool::new("test_multiple_content_types", "Returns text and an image.", |_: NoArgs| {
-            Ok(Output::new().text("Multiple content types test:").image(red_pixel()))
+        Tool::new("test_multiple_content_types", "Returns text, an image and an embedded resource.", |_: NoArgs| {
+            Ok(Output::new().text("Multiple content types test:").image(red_pixel()).resource(
+                "test://mixed-content-resource",
+                Contents::text(r#"{"test":"data","value":123}"#).mime_type("application/json"),
+            ))
+        }),
+        Tool::new("test_audio_content", "Returns a short WAV file.", |_: NoArgs| Ok(silence_wav())),
+        Tool::new("test_embedded_resource", "Returns an embedded text resource.", |_: NoArgs| {
+            Ok(Output::new().resource(
+                "test://embedded-resource",
+                Contents::text("This is an embedded resource content.").mime_type("text/plain"),
+            ))
         }),
         Tool::new("test_error_handling", "Always fails.", |_: NoArgs| -> Result<String, ToolError> {
             Err(ToolError::failed("This tool intentionally returns an error for testing"))
@@ -74,4 +104,47 @@ fn tools() -> Vec<Tool> {
     ]
 }
 
-toolmesh_guest::export_tools!(tools);
+fn resources() -> Vec<Resource> {
+    vec![
+        Resource::new("test://static-text", "static-text", |_| {
+            Ok(Contents::text("This is the content of the static text resource."))
+        })
+        .description("A static text resource.")
+        .mime_type("text/plain"),
+        Resource::new("test://static-binary", "static-binary", |_| Ok(Contents::blob(RED_PIXEL.to_vec())))
+            .description("A static binary resource: a 1x1 red PNG.")
+            .mime_type("image/png"),
+        Resource::template("test://template/{id}/data", "template-data", |read| {
+            let id = read.var("id").unwrap_or_default();
+            let data = json!({"id": id, "templateTest": true, "data": format!("Data for ID: {id}")});
+            Ok(Contents::text(data.to_string()))
+        })
+        .description("Data for an ID, from a template.")
+        .mime_type("application/json"),
+    ]
+}
+
+fn prompts() -> Vec<Prompt> {
+    vec![
+        Prompt::new("test_simple_prompt", "A simple prompt without arguments.")
+            .handler(|_| Ok(vec![Message::user("This is a simple prompt for testing.")])),
+        Prompt::new("test_prompt_with_arguments", "A prompt with two arguments.")
+            .argument("arg1", "First test argument", true)
+            .argument("arg2", "Second test argument", true)
+            .handler(|args| {
+                let (a, b) = (args.get("arg1").unwrap_or_default(), args.get("arg2").unwrap_or_default());
+                Ok(vec![Message::user(format!("Prompt with arguments: arg1='{a}', arg2='{b}'"))])
+            }),
+        Prompt::new("test_prompt_with_embedded_resource", "A prompt embedding a resource.")
+            .argument("resourceUri", "URI of the resource to embed", true)
+            .handler(|args| {
+                let uri = args.get("resourceUri").unwrap_or_default();
+                let embedded = Contents::text("Embedded resource content for testing.").mime_type("text/plain");
+                Ok(vec![Message::user(embedded.at(uri)), Message::user("Please process the embedded resource above.")])
+            }),
+        Prompt::new("test_prompt_with_image", "A prompt with an image.")
+            .handler(|_| Ok(vec![Message::user(red_pixel()), Message::user("Please analyze the image above.")])),
+    ]
+}
+
+toolmesh_guest::export_tools!(tools, resources = resources, prompts = prompts);

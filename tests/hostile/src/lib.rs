@@ -179,4 +179,19 @@ fn tools() -> Vec<Tool> {
     ]
 }
 
-toolmesh_guest::export_tools!(tools);
+/// Resources that attack the host: one that never ends.
+fn resources() -> Vec<Resource> {
+    vec![Resource::new("hostile://spin", "spin", |_| {
+        let mut n = 0u64;
+        loop {
+            n = black_box(n.wrapping_add(1));
+        }
+    })]
+}
+
+/// Prompts that attack the host: one far over the output limit.
+fn prompts() -> Vec<Prompt> {
+    vec![Prompt::new("huge", "Returns 8 MiB of text.").handler(|_| Ok(vec![Message::user("x".repeat(8 << 20))]))]
+}
+
+toolmesh_guest::export_tools!(tools, resources = resources, prompts = prompts);

@@ -181,12 +181,7 @@ impl PlainFunction {
             (Type::String, Val::String(s)) => Content::Text(s.clone()),
             _ => Content::Json(json!({"result": value::write(&ty, val)})),
         };
-        let size = match &content {
-            Content::Text(s) => s.len(),
-            Content::Json(v) => v.to_string().len(),
-            Content::Image { data, .. } => data.len(),
-        };
-        check_size(size, limit)?;
+        check_size(content.byte_len() as usize, limit)?;
         Ok(vec![content])
     }
 }

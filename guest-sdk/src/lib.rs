@@ -29,6 +29,7 @@
 //! file under `target/wasm32-wasip2/release/` is the component.
 #![deny(missing_docs)]
 
+pub mod ask;
 mod dispatch;
 pub mod gpu;
 pub mod host;

@@ -79,6 +79,7 @@ fn call(repository: &Repository, digest: Digest, tool: &str, arguments: &str) ->
         meter: Arc::default(),
         tools: None,
         session: None,
+        ask: None,
     }
 }
 

@@ -27,7 +27,8 @@ async fn a_package_offers_resources_templates_and_prompts() {
             "test_simple_prompt",
             "test_prompt_with_arguments",
             "test_prompt_with_embedded_resource",
-            "test_prompt_with_image"
+            "test_prompt_with_image",
+            "test_input_required_result_prompt"
         ]
     );
     assert!(offered.prompts[1].arguments.iter().all(|a| a.required));

@@ -32,6 +32,7 @@ http = ["dep:wasip2"]
 const SDK: &[(&str, &str)] = &[
     ("guest-sdk/Cargo.toml", SDK_MANIFEST),
     ("guest-sdk/src/lib.rs", include_str!("../../../guest-sdk/src/lib.rs")),
+    ("guest-sdk/src/ask.rs", include_str!("../../../guest-sdk/src/ask.rs")),
     ("guest-sdk/src/dispatch.rs", include_str!("../../../guest-sdk/src/dispatch.rs")),
     ("guest-sdk/src/gpu.rs", include_str!("../../../guest-sdk/src/gpu.rs")),
     ("guest-sdk/src/host.rs", include_str!("../../../guest-sdk/src/host.rs")),

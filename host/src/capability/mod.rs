@@ -13,8 +13,10 @@
 //! before it runs unless its call was granted network. GPU compute is
 //! linked for every tool and answers `no-adapter` to calls not granted it;
 //! calls to other tools likewise answer `not-granted` unless the gateway
-//! that placed the call gave it a [`tools::ToolCaller`].
+//! that placed the call gave it a [`tools::ToolCaller`]; questions to the
+//! client are refused unless the gateway gave the call an [`ask::Asking`].
 
+pub mod ask;
 mod config;
 mod files;
 pub(crate) use config::ConfigValues;
@@ -166,6 +168,14 @@ pub static CAPABILITIES: &[Capability] = &[
         interfaces: &["toolmesh:tool/tools"],
         summary: "calls to the catalog's tools as the outer call's caller, within its limits; `not-granted` unless the gateway placing the call grants it",
         link: |linker| toolmesh::tools::add_to_linker::<_, HasSelf<CallState>>(linker, |state| state),
+        denied: never,
+        setup: nothing,
+    },
+    Capability {
+        name: "ask",
+        interfaces: &["toolmesh:tool/ask"],
+        summary: "questions to the client that made the call (a form for the user, its model, its roots), answered by running the call again",
+        link: |linker| toolmesh::ask::add_to_linker::<_, HasSelf<CallState>>(linker, |state| state),
         denied: never,
         setup: nothing,
     },

@@ -11,11 +11,12 @@ use super::invoker::{Invocation, SessionRoute};
 use super::mcp::{call_result, error_result, over_quota};
 use super::sessions::{self, Home};
 use crate::auth::Caller;
+use crate::capability::ask::Question;
 use crate::sandbox::{Content, ProgressSink, SandboxError};
 use crate::usage::Admission;
 use rmcp::model::CallToolResult;
 use serde_json::{Map, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub(crate) struct CallRequest {
     pub cancelled: Pin<Box<dyn Future<Output = ()> + Send>>,
     /// Where the call sits among calls made from code.
     pub nesting: Nesting,
+    /// What the call may ask its client, and the answers so far.
+    pub ask: Option<Arc<crate::capability::ask::Asking>>,
 }
 
 /// Why a call produced no MCP result.
@@ -55,6 +58,32 @@ pub(crate) enum CallRefusal {
     Retryable(String),
     /// The host failed.
     Internal(String),
+    /// The tool asks its client these questions first.
+    InputRequired(BTreeMap<String, Question>),
+    /// The tool failed for want of these client capabilities.
+    MissingCapability(Vec<String>),
+}
+
+/// The client capabilities a failed invocation lacked, if that is why it failed.
+pub(crate) fn missing_of(e: &super::InvokeError) -> Option<Vec<String>> {
+    match (e.sandbox(), &e.cause) {
+        (Some(SandboxError::MissingCapability(missing)), _) => Some(missing.clone()),
+        (_, super::InvokeCause::Remote { kind, message, .. }) if kind == "missing_capability" => {
+            serde_json::from_str(message).ok()
+        }
+        _ => None,
+    }
+}
+
+/// The questions a failed invocation asks, if that is why it ended.
+pub(crate) fn questions_of(e: &super::InvokeError) -> Option<BTreeMap<String, Question>> {
+    match (e.sandbox(), &e.cause) {
+        (Some(SandboxError::InputRequired(questions)), _) => Some(questions.clone()),
+        (_, super::InvokeCause::Remote { kind, message, .. }) if kind == "input_required" => {
+            serde_json::from_str(message).ok()
+        }
+        _ => None,
+    }
 }
 
 impl Gateway {
@@ -129,7 +158,7 @@ impl Gateway {
     /// failure (or a quota's refusal) is an `isError` result, what is not
     /// the tool's to answer a [`CallRefusal`].
     pub(crate) async fn run_call(&self, request: CallRequest) -> Result<CallToolResult, CallRefusal> {
-        let CallRequest { caller, name, arguments, admitted, progress, cancelled, nesting } = request;
+        let CallRequest { caller, name, arguments, admitted, progress, cancelled, nesting, ask } = request;
         let catalog = self.catalog();
         let Some(tool) = catalog.get(&name).cloned() else {
             return Err(CallRefusal::UnknownTool(format!("unknown tool `{name}`")));
@@ -170,6 +199,7 @@ impl Gateway {
             meter: Arc::default(),
             tools,
             session: session.as_ref().map(|(_, route)| route.clone()),
+            ask,
         };
         let outcome =
             match self.invoke_counted(&caller, &tool.name, invocation, admitted, cancelled, nesting.depth()).await {
@@ -189,6 +219,12 @@ impl Gateway {
                     Ok(()) => Ok(result),
                     Err(problem) => Ok(error_result(&problem)),
                 }
+            }
+            Some(Err(e)) if questions_of(&e).is_some() => {
+                Err(CallRefusal::InputRequired(questions_of(&e).unwrap_or_default()))
+            }
+            Some(Err(e)) if missing_of(&e).is_some() => {
+                Err(CallRefusal::MissingCapability(missing_of(&e).unwrap_or_default()))
             }
             Some(Err(e)) => match e.sandbox() {
                 Some(SandboxError::InvalidArguments(message)) => {

@@ -128,13 +128,15 @@ impl ToolCaller for InnerCalls {
             }
             let request = CallRequest {
                 caller,
-                name,
+                name: name.clone(),
                 arguments,
                 admitted: None,
                 progress,
                 // Dropped with the outer call, which stops this one.
                 cancelled: Box::pin(std::future::pending()),
                 nesting: Nesting { depth, tree: nesting.tree.clone() },
+                // Code cannot answer questions: a tool that asks is told so.
+                ask: None,
             };
             match gateway.run_call(request).await {
                 Ok(result) => answer(result),
@@ -150,6 +152,12 @@ impl ToolCaller for InnerCalls {
                 Err(CallRefusal::Cancelled) => Err(CallError::Failed("the call was cancelled".into())),
                 Err(CallRefusal::Retryable(message)) => Err(CallError::Failed(format!("{message} (try again later)"))),
                 Err(CallRefusal::Internal(message)) => Err(CallError::Failed(message)),
+                Err(CallRefusal::MissingCapability(missing)) => {
+                    Err(CallError::Failed(format!("`{name}` needs what code cannot give: {}", missing.join(", "))))
+                }
+                Err(CallRefusal::InputRequired(_)) => {
+                    Err(CallError::Failed(format!("`{name}` asks its client questions, which code cannot answer")))
+                }
             }
         })
     }

@@ -24,19 +24,21 @@ use super::Gateway;
 use super::call::{CallRefusal, CallRequest};
 use super::catalog::{Catalog, CatalogTool};
 use super::inner::Nesting;
+use super::questions;
 use super::reads::ReadRefusal;
 use super::search::{SEARCH_TOOL, ToolSearch};
 use crate::auth::Caller;
+use crate::capability::ask::{Asking, Question};
 use crate::capability::progress::{ProgressQueue, QUEUE_LEN};
 use crate::sandbox::{Content, ProgressSink};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
-    GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResultType, ServerCapabilities, ServerConfig,
-    SubscriptionFilter, Tool,
+    GetPromptResponse, GetPromptResult, Implementation, InputRequest, InputRequiredResult, InputResponses,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ProgressToken, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    ResultType, ServerCapabilities, ServerConfig, ServerRequest, SubscriptionFilter, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -202,6 +204,120 @@ fn read_error(refusal: ReadRefusal, what: &str, name: &str) -> McpError {
         ReadRefusal::Failed(message) | ReadRefusal::OverQuota(message) => McpError::internal_error(message, None),
         ReadRefusal::Cancelled => McpError::internal_error(format!("the {what} read was cancelled"), None),
         ReadRefusal::Retryable(message) => McpError::internal_error(message, Some(json!({"retryable": true}))),
+        ReadRefusal::InputRequired(_) => McpError::internal_error("the questions were not asked", None),
+        ReadRefusal::MissingCapability(missing) => missing_capability(&missing),
+    }
+}
+
+/// The MCP error for a call that produced no result.
+fn call_error(refusal: CallRefusal) -> McpError {
+    match refusal {
+        CallRefusal::UnknownTool(message) | CallRefusal::InvalidArguments(message) => {
+            McpError::invalid_params(message, None)
+        }
+        // The HTTP layer answers these with a 403 first; this holds for any transport.
+        CallRefusal::NotAllowed { tool, scopes } => {
+            McpError::invalid_request(format!("you may not call `{tool}`"), Some(json!({"scopes": scopes})))
+        }
+        CallRefusal::Cancelled => McpError::internal_error("the call was cancelled", None),
+        CallRefusal::Retryable(message) => McpError::internal_error(message, Some(json!({"retryable": true}))),
+        CallRefusal::Internal(message) => McpError::internal_error(message, None),
+        CallRefusal::InputRequired(_) => McpError::internal_error("the questions were not asked", None),
+        CallRefusal::MissingCapability(missing) => missing_capability(&missing),
+    }
+}
+
+/// `-32021`: the request needs client capabilities the client did not
+/// declare (`error.data.requiredCapabilities`).
+fn missing_capability(missing: &[String]) -> McpError {
+    let required: Map<String, Value> = missing.iter().map(|name| (name.clone(), json!({}))).collect();
+    match serde_json::from_value(Value::Object(required)) {
+        Ok(capabilities) => McpError::missing_required_client_capability(capabilities),
+        Err(e) => McpError::internal_error(format!("missing client capabilities {missing:?}: {e}"), None),
+    }
+}
+
+/// One round of a request that may ask its client questions.
+enum Round<T> {
+    /// The request is answered.
+    Done(T),
+    /// It asks these questions first.
+    Asks(BTreeMap<String, Question>),
+}
+
+/// What a request that may ask its client came to.
+enum Asked<T> {
+    /// Its answer.
+    Done(T),
+    /// The questions to send a 2026-07-28 client, with the request state.
+    InputRequired(InputRequiredResult),
+}
+
+/// What a request brings to its rounds of questions.
+struct Questioned<'a> {
+    context: &'a RequestContext<RoleServer>,
+    method: &'static str,
+    name: &'a str,
+    arguments: Value,
+    responses: Option<InputResponses>,
+    state: Option<String>,
+}
+
+impl Gateway {
+    /// Runs `round` with the answers `request` brings until it asks nothing
+    /// new: a 2026-07-28 client gets the questions as an `input_required`
+    /// result with a sealed request state; a legacy session is asked them
+    /// on the session, and the round runs again (at most
+    /// [`questions::MAX_ROUNDS`] times).
+    async fn with_questions<T, F, Fut>(&self, request: Questioned<'_>, mut round: F) -> Result<Asked<T>, McpError>
+    where
+        F: FnMut(Arc<Asking>) -> Fut,
+        Fut: std::future::Future<Output = Result<Round<T>, McpError>>,
+    {
+        let context = request.context;
+        let caller = caller_of(context);
+        let states = self.request_states();
+        let binding = questions::binding(&caller.name, request.method, request.name, &request.arguments);
+        let mut answers = questions::answers(&states, &binding, request.state.as_deref(), request.responses)
+            .map_err(|e| McpError::invalid_params(e, None))?;
+        let abilities = questions::abilities(context.client_capabilities().as_ref());
+        let modern = context.protocol_version().is_some_and(|v| v.to_string().as_str() >= "2026-07-28");
+        for _ in 0..questions::MAX_ROUNDS {
+            let asking =
+                Arc::new(Asking::new(abilities, answers.clone()).map_err(|e| McpError::invalid_params(e.0, None))?);
+            let asked = match round(asking.clone()).await? {
+                Round::Done(answer) => return Ok(Asked::Done(answer)),
+                Round::Asks(asked) => asked,
+            };
+            let requests = questions::input_requests(&asked).map_err(|e| McpError::internal_error(e, None))?;
+            if modern {
+                let state = questions::next_state(Some(&asking), &asked);
+                let sealed = states.seal(&binding, &state).map_err(|e| McpError::internal_error(e, None))?;
+                return Ok(Asked::InputRequired(InputRequiredResult::new(Some(requests), Some(sealed))));
+            }
+            for (key, input) in requests {
+                answers.insert(key, ask_on_session(&context.peer, input).await?);
+            }
+        }
+        Err(McpError::internal_error(
+            format!("`{}` asked its client questions more than {} times", request.name, questions::MAX_ROUNDS),
+            None,
+        ))
+    }
+}
+
+/// Asks a legacy session's client `input` as a request on the session, and
+/// waits (bounded) for its answer.
+async fn ask_on_session(peer: &rmcp::Peer<RoleServer>, input: InputRequest) -> Result<Value, McpError> {
+    let method =
+        serde_json::to_value(&input).ok().and_then(|v| v["method"].as_str().map(str::to_owned)).unwrap_or_default();
+    let request: ServerRequest = serde_json::to_value(&input)
+        .and_then(serde_json::from_value)
+        .map_err(|e| McpError::internal_error(format!("cannot send {method} to the client: {e}"), None))?;
+    match tokio::time::timeout(questions::STATE_TTL, peer.send_request(request)).await {
+        Ok(Ok(answer)) => Ok(serde_json::to_value(answer).unwrap_or(Value::Null)),
+        Ok(Err(e)) => Err(McpError::internal_error(format!("the client did not answer {method}: {e}"), None)),
+        Err(_) => Err(McpError::internal_error(format!("the client did not answer {method} in time"), None)),
     }
 }
 
@@ -335,20 +451,38 @@ impl ServerHandler for Gateway {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        let cancel = context.ct.clone();
+        let caller = caller_of(&context);
         let arguments = request.arguments.unwrap_or_default();
-        let prompt = self
-            .get_prompt(
-                &caller_of(&context),
-                &request.name,
-                arguments,
-                Box::pin(async move { cancel.cancelled().await }),
-            )
-            .await
-            .map_err(|refusal| read_error(refusal, "prompt", &request.name))?;
-        let mut result: GetPromptResult = from_json(prompt)?;
-        result.result_type = Some(ResultType::COMPLETE);
-        Ok(result.into())
+        let questioned = Questioned {
+            context: &context,
+            method: "prompts/get",
+            name: &request.name,
+            arguments: Value::Object(arguments.clone()),
+            responses: request.input_responses,
+            state: request.request_state,
+        };
+        let asked = self
+            .with_questions(questioned, |ask| {
+                let cancel = context.ct.clone();
+                let (caller, name, arguments) = (&caller, &request.name, arguments.clone());
+                async move {
+                    let cancelled = Box::pin(async move { cancel.cancelled().await });
+                    match self.get_prompt(caller, name, arguments, Some(ask), cancelled).await {
+                        Ok(prompt) => Ok(Round::Done(prompt)),
+                        Err(ReadRefusal::InputRequired(asked)) => Ok(Round::Asks(asked)),
+                        Err(refusal) => Err(read_error(refusal, "prompt", name)),
+                    }
+                }
+            })
+            .await?;
+        match asked {
+            Asked::Done(prompt) => {
+                let mut result: GetPromptResult = from_json(prompt)?;
+                result.result_type = Some(ResultType::COMPLETE);
+                Ok(result.into())
+            }
+            Asked::InputRequired(input) => Ok(input.into()),
+        }
     }
 
     async fn list_resources(
@@ -416,11 +550,33 @@ impl ServerHandler for Gateway {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let cancel = context.ct.clone();
-        let contents = self
-            .read_resource(&caller_of(&context), &request.uri, Box::pin(async move { cancel.cancelled().await }))
-            .await
-            .map_err(|refusal| read_error(refusal, "resource", &request.uri))?;
+        let caller = caller_of(&context);
+        let questioned = Questioned {
+            context: &context,
+            method: "resources/read",
+            name: &request.uri,
+            arguments: Value::Null,
+            responses: request.input_responses,
+            state: request.request_state,
+        };
+        let asked = self
+            .with_questions(questioned, |ask| {
+                let cancel = context.ct.clone();
+                let (caller, uri) = (&caller, &request.uri);
+                async move {
+                    let cancelled = Box::pin(async move { cancel.cancelled().await });
+                    match self.read_resource(caller, uri, Some(ask), cancelled).await {
+                        Ok(contents) => Ok(Round::Done(contents)),
+                        Err(ReadRefusal::InputRequired(asked)) => Ok(Round::Asks(asked)),
+                        Err(refusal) => Err(read_error(refusal, "resource", uri)),
+                    }
+                }
+            })
+            .await?;
+        let contents = match asked {
+            Asked::Done(contents) => contents,
+            Asked::InputRequired(input) => return Ok(input.into()),
+        };
         let contents =
             contents.iter().map(|c| from_json(crate::sandbox::resource_json(c))).collect::<Result<_, _>>()?;
         // Private: what a caller may read depends on who it is.
@@ -462,34 +618,45 @@ impl ServerHandler for Gateway {
         let token =
             request.meta.as_ref().and_then(|m| m.get_progress_token()).or_else(|| context.meta.get_progress_token());
         let relay = token.map(|token| ProgressRelay::start(&context, token));
-        let cancel = context.ct.clone();
-        let call = CallRequest {
-            caller: caller_of(&context),
-            name: request.name.to_string(),
-            arguments: request.arguments.unwrap_or_default(),
-            admitted,
-            progress: relay.as_ref().map(ProgressRelay::sink),
-            cancelled: Box::pin(async move { cancel.cancelled().await }),
-            nesting: Nesting::default(),
+        let caller = caller_of(&context);
+        let arguments = request.arguments.unwrap_or_default();
+        let questioned = Questioned {
+            context: &context,
+            method: "tools/call",
+            name: &request.name,
+            arguments: Value::Object(arguments.clone()),
+            responses: request.input_responses,
+            state: request.request_state,
         };
-        let outcome = self.run_call(call).await;
+        let mut admitted = admitted;
+        let outcome = self
+            .with_questions(questioned, |ask| {
+                let cancel = context.ct.clone();
+                let call = CallRequest {
+                    caller: caller.clone(),
+                    name: request.name.to_string(),
+                    arguments: arguments.clone(),
+                    admitted: admitted.take(),
+                    progress: relay.as_ref().map(ProgressRelay::sink),
+                    cancelled: Box::pin(async move { cancel.cancelled().await }),
+                    nesting: Nesting::default(),
+                    ask: Some(ask),
+                };
+                async move {
+                    match self.run_call(call).await {
+                        Ok(result) => Ok(Round::Done(result)),
+                        Err(CallRefusal::InputRequired(asked)) => Ok(Round::Asks(asked)),
+                        Err(refusal) => Err(call_error(refusal)),
+                    }
+                }
+            })
+            .await;
         if let Some(relay) = relay {
             relay.finish().await;
         }
-        match outcome {
-            Ok(result) => Ok(result.into()),
-            Err(CallRefusal::UnknownTool(message) | CallRefusal::InvalidArguments(message)) => {
-                Err(McpError::invalid_params(message, None))
-            }
-            // The HTTP layer answers these with a 403 first; this holds for any transport.
-            Err(CallRefusal::NotAllowed { tool, scopes }) => {
-                Err(McpError::invalid_request(format!("you may not call `{tool}`"), Some(json!({"scopes": scopes}))))
-            }
-            Err(CallRefusal::Cancelled) => Err(McpError::internal_error("the call was cancelled", None)),
-            Err(CallRefusal::Retryable(message)) => {
-                Err(McpError::internal_error(message, Some(json!({"retryable": true}))))
-            }
-            Err(CallRefusal::Internal(message)) => Err(McpError::internal_error(message, None)),
+        match outcome? {
+            Asked::Done(result) => Ok(result.into()),
+            Asked::InputRequired(input) => Ok(input.into()),
         }
     }
 

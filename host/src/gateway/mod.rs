@@ -14,6 +14,7 @@
 //! - [`search`]: tool search and TypeScript-style signatures.
 //! - [`offers`]: the packages' resources and prompts, and their docs (pure).
 //! - `reads`: resource reads and prompts, run on nodes like calls.
+//! - [`questions`]: a call's questions to its client, and request states.
 //! - [`sessions`]: where each session lives, so its calls go there.
 
 mod call;
@@ -25,6 +26,7 @@ pub mod invoker;
 pub mod mcp;
 pub mod offers;
 pub mod placement;
+pub mod questions;
 mod reads;
 pub mod schema;
 pub mod search;
@@ -65,6 +67,7 @@ struct Inner {
     tool_search: RwLock<Option<Arc<search::ToolSearch>>>,
     /// Where sessions live.
     sessions: RwLock<Arc<sessions::SessionHomes>>,
+    states: RwLock<Arc<questions::RequestStates>>,
 }
 
 /// A random start for call ids (the process id and time if there is no random source).
@@ -101,6 +104,7 @@ impl Gateway {
                 sessions: RwLock::new(Arc::new(sessions::SessionHomes::local(
                     crate::config::SessionLimits::default().idle_ttl,
                 ))),
+                states: RwLock::new(Arc::new(questions::RequestStates::random())),
             }),
         }
     }
@@ -170,6 +174,17 @@ impl Gateway {
     /// Where sessions live.
     pub fn session_homes(&self) -> Arc<sessions::SessionHomes> {
         self.inner.sessions.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Seals request states with `states`: a key shared by the gateways of
+    /// a mesh, so any of them takes the next round of a request.
+    pub fn set_request_states(&self, states: questions::RequestStates) {
+        *self.inner.states.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(states);
+    }
+
+    /// What seals and opens request states.
+    pub fn request_states(&self) -> Arc<questions::RequestStates> {
+        self.inner.states.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub(crate) fn invoker(&self) -> &dyn Invoker {

@@ -4,10 +4,11 @@
 //! over the item's MCP name. Documentation is written by the gateway.
 
 use super::Gateway;
-use super::call::Counted;
+use super::call::{Counted, missing_of, questions_of};
 use super::invoker::Invocation;
 use super::offers::{self, CatalogPackage, Target};
 use crate::auth::Caller;
+use crate::capability::ask::Asking;
 use crate::sandbox::{Body, Content, ResourceContents, SandboxError, offer};
 use serde_json::{Map, Value, json};
 use std::future::Future;
@@ -31,6 +32,10 @@ pub(crate) enum ReadRefusal {
     Cancelled,
     /// Refused for now; trying again may work.
     Retryable(String),
+    /// The package asks the client these questions first.
+    InputRequired(std::collections::BTreeMap<String, crate::capability::ask::Question>),
+    /// The package failed for want of these client capabilities.
+    MissingCapability(Vec<String>),
 }
 
 impl Gateway {
@@ -40,6 +45,7 @@ impl Gateway {
         &self,
         caller: &Caller,
         uri: &str,
+        ask: Option<Arc<Asking>>,
         cancelled: Pin<Box<dyn Future<Output = ()> + Send>>,
     ) -> Result<Vec<ResourceContents>, ReadRefusal> {
         let catalog = self.catalog();
@@ -63,8 +69,9 @@ impl Gateway {
                     let variables: Map<String, Value> = variables.into_iter().map(|(k, v)| (k, v.into())).collect();
                     arguments["variables"] = variables.into();
                 }
-                let content =
-                    self.run_offered(caller, &package, &name, offer::READ_RESOURCE, arguments, cancelled).await?;
+                let content = self
+                    .run_offered(caller, (&package, &name), offer::READ_RESOURCE, arguments, ask, cancelled)
+                    .await?;
                 Ok(content
                     .into_iter()
                     .filter_map(|item| match item {
@@ -87,6 +94,7 @@ impl Gateway {
         caller: &Caller,
         name: &str,
         arguments: Map<String, Value>,
+        ask: Option<Arc<Asking>>,
         cancelled: Pin<Box<dyn Future<Output = ()> + Send>>,
     ) -> Result<Value, ReadRefusal> {
         let catalog = self.catalog();
@@ -105,7 +113,7 @@ impl Gateway {
         }
         let request = json!({ "name": prompt.name, "arguments": arguments });
         let package = package.clone();
-        let content = self.run_offered(caller, &package, name, offer::GET_PROMPT, request, cancelled).await?;
+        let content = self.run_offered(caller, (&package, name), offer::GET_PROMPT, request, ask, cancelled).await?;
         match content.into_iter().next() {
             Some(Content::Json(result)) => Ok(result),
             _ => Err(ReadRefusal::Failed(format!("prompt `{name}` came back without its messages"))),
@@ -130,10 +138,10 @@ impl Gateway {
     async fn run_offered(
         &self,
         caller: &Caller,
-        package: &Arc<CatalogPackage>,
-        name: &str,
+        (package, name): (&Arc<CatalogPackage>, &str),
         operation: &str,
         arguments: Value,
+        ask: Option<Arc<Asking>>,
         cancelled: Pin<Box<dyn Future<Output = ()> + Send>>,
     ) -> Result<Vec<Content>, ReadRefusal> {
         let invocation = Invocation {
@@ -151,6 +159,7 @@ impl Gateway {
             meter: Arc::default(),
             tools: None,
             session: None,
+            ask,
         };
         let outcome = match self.invoke_counted(caller, name, invocation, None, cancelled, 0).await {
             Counted::OverQuota(result) => {
@@ -162,6 +171,12 @@ impl Gateway {
         match outcome {
             None => Err(ReadRefusal::Cancelled),
             Some(Ok(output)) => Ok(output.into_content()),
+            Some(Err(e)) if questions_of(&e).is_some() => {
+                Err(ReadRefusal::InputRequired(questions_of(&e).unwrap_or_default()))
+            }
+            Some(Err(e)) if missing_of(&e).is_some() => {
+                Err(ReadRefusal::MissingCapability(missing_of(&e).unwrap_or_default()))
+            }
             Some(Err(e)) => Err(match e.sandbox() {
                 Some(SandboxError::NotFound(message)) => ReadRefusal::NotFound(message.clone()),
                 Some(SandboxError::InvalidArguments(message)) => ReadRefusal::InvalidArguments(message.clone()),

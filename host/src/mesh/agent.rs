@@ -19,7 +19,7 @@ use crate::node::wire::{
     WireUsage,
 };
 use crate::node::{Invocation, Node};
-use crate::sandbox::Progress;
+use crate::sandbox::{Progress, SandboxError};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::collections::{BTreeMap, HashMap};
@@ -462,6 +462,22 @@ async fn run(
             resume: s.resume,
             ..Default::default()
         }),
+        ask: match call.ask.map(|ask| crate::capability::ask::Asking::new(ask.abilities, ask.answers)).transpose() {
+            Ok(ask) => ask.map(Arc::new),
+            Err(e) => {
+                return NodeMessage::Error {
+                    v: answer.v,
+                    call_id: answer.call_id.clone(),
+                    attempt: answer.attempt,
+                    kind: "invalid_arguments".into(),
+                    phase: "admission".into(),
+                    message: e.to_string(),
+                    tool_failure: false,
+                    retryable: false,
+                    usage: None,
+                };
+            }
+        },
     };
     let meter = invocation.meter.clone();
     tracing::info!(call = %call.call_id, attempt = call.attempt, tool = %invocation.tool, "call");
@@ -486,7 +502,16 @@ async fn run(
             attempt: answer.attempt,
             kind: e.kind().to_owned(),
             phase: e.phase.to_string(),
-            message: e.cause.to_string(),
+            // The questions themselves, for the gateway to ask.
+            message: match e.sandbox() {
+                Some(SandboxError::InputRequired(questions)) => {
+                    serde_json::to_string(questions).unwrap_or_else(|_| e.cause.to_string())
+                }
+                Some(SandboxError::MissingCapability(missing)) => {
+                    serde_json::to_string(missing).unwrap_or_else(|_| e.cause.to_string())
+                }
+                _ => e.cause.to_string(),
+            },
             tool_failure: e.is_tool_visible(),
             retryable: e.is_retryable() || e.kind() == "not_granted",
             usage,

@@ -313,6 +313,11 @@ impl MeshInvoker {
             caller: if v >= 2 { call.caller.clone() } else { None },
             tools: v >= 3 && call.tools.is_some(),
             session: call.session.as_ref().map(|s| wire::WireSession { key: s.key.clone(), resume: s.resume }),
+            ask: call
+                .ask
+                .as_ref()
+                .filter(|_| v >= 4)
+                .map(|ask| wire::WireAsk { abilities: ask.abilities(), answers: ask.answers().clone() }),
         };
         let bytes = wire::encode(&message);
         if bytes.len() > MAX_VALUE {

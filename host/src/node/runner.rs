@@ -46,6 +46,9 @@ pub struct Invocation {
     pub tools: Option<Arc<dyn crate::capability::tools::ToolCaller>>,
     /// The session the call runs in, if any.
     pub session: Option<SessionRoute>,
+    /// What the call may ask its client, and the answers so far; it may
+    /// ask nothing when absent.
+    pub ask: Option<Arc<crate::capability::ask::Asking>>,
 }
 
 impl Invocation {
@@ -384,7 +387,18 @@ impl Node {
 
     async fn run_counted(&self, call: Invocation) -> Result<CallOutput, InvokeError> {
         let Invocation {
-            repository, digest, tool, arguments, progress, call_id, meter, tools, session, caller, ..
+            repository,
+            digest,
+            tool,
+            arguments,
+            progress,
+            call_id,
+            meter,
+            tools,
+            session,
+            caller,
+            ask,
+            ..
         } = call;
         let session = session.map(|s| crate::sandbox::SessionRequest {
             caller: caller.unwrap_or_else(|| "-".into()),
@@ -402,6 +416,7 @@ impl Node {
             meter: Some(meter),
             tools,
             session,
+            ask,
             ..CallOptions::default()
         };
         match self.sandbox.call(&component, &tool, &arguments, options).await {

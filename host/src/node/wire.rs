@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 /// from a call's code to other tools ([`NodeMessage::Tools`],
 /// [`ToolsAnswer`]); version 4 audio, embedded resources and resource
 /// links in results ([`WireContent`]), which a node writes to an older
-/// gateway as text.
+/// gateway as text, and questions to the client ([`WireAsk`]).
 pub const WIRE_VERSION: u32 = 4;
 
 /// The oldest version this side still reads and, to a peer that speaks
@@ -105,6 +105,26 @@ pub struct CallMessage {
     /// Since version 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<WireSession>,
+    /// What the call may ask its client, and the answers so far. Since
+    /// version 4. A call that asks what it has no answer to fails with
+    /// kind `input_required`, its message the JSON object of the questions
+    /// by key; one that failed for want of a capability the client lacks,
+    /// with kind `missing_capability`, its message the JSON array of their
+    /// names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ask: Option<WireAsk>,
+}
+
+/// A call's questions to its client on the wire: what the client can
+/// answer, and the answers so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireAsk {
+    /// What the client can answer.
+    pub abilities: crate::capability::ask::ClientAbilities,
+    /// The answers so far, by key.
+    #[serde(default)]
+    pub answers: BTreeMap<String, serde_json::Value>,
 }
 
 /// A call's session on the wire.
@@ -487,6 +507,10 @@ mod tests {
             caller: Some("alice".into()),
             tools: true,
             session: Some(WireSession { key: "work#ab12".into(), resume: true }),
+            ask: Some(WireAsk {
+                abilities: crate::capability::ask::ClientAbilities { elicitation: true, sampling: false, roots: true },
+                answers: BTreeMap::from([("name".into(), serde_json::json!({"action": "decline"}))]),
+            }),
         };
         assert_eq!(decode::<CallMessage>("call", &encode(&call)).unwrap(), call);
         let newer = br#"{"v": 5, "call_id": "c1", "teleport": true}"#;

@@ -220,4 +220,8 @@ pub struct CallOptions {
     /// The session to run in, keeping the instance for the next call of
     /// the session; a fresh instance, dropped after, when absent.
     pub session: Option<super::SessionRequest>,
+    /// What the call may ask its client, and the answers so far; the call
+    /// may ask nothing when absent. Questions it leaves pending end it with
+    /// [`SandboxError::InputRequired`].
+    pub ask: Option<Arc<crate::capability::ask::Asking>>,
 }

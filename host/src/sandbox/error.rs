@@ -134,6 +134,14 @@ pub enum SandboxError {
     /// The package has no resource at that URI, or no prompt of that name.
     #[error("not found: {0}")]
     NotFound(String),
+    /// The call asked its client questions it has no answers to yet: ask
+    /// them, then run it again with the answers.
+    #[error("the tool asks its client {} question(s) first", .0.len())]
+    InputRequired(std::collections::BTreeMap<String, crate::capability::ask::Question>),
+    /// The call failed after asking for what the client did not declare it
+    /// can answer (these capabilities, such as `sampling`).
+    #[error("the tool needs what the client did not declare: {}", .0.join(", "))]
+    MissingCapability(Vec<String>),
 }
 
 impl SandboxError {
@@ -156,6 +164,8 @@ impl SandboxError {
             SandboxError::ToolFailed(_) => "tool_failed",
             SandboxError::Session(_) => "session",
             SandboxError::NotFound(_) => "not_found",
+            SandboxError::InputRequired(_) => "input_required",
+            SandboxError::MissingCapability(_) => "missing_capability",
         }
     }
 
@@ -172,6 +182,8 @@ impl SandboxError {
                 | SandboxError::NotGranted { .. }
                 | SandboxError::InvalidArguments(_)
                 | SandboxError::NotFound(_)
+                | SandboxError::InputRequired(_)
+                | SandboxError::MissingCapability(_)
                 | SandboxError::NodeBusy { .. }
                 | SandboxError::NoSlot { .. }
         )
@@ -242,6 +254,8 @@ impl SandboxError {
             | SandboxError::Trap { .. }
             | SandboxError::InvalidArguments(_)
             | SandboxError::NotFound(_)
+            | SandboxError::InputRequired(_)
+            | SandboxError::MissingCapability(_)
             | SandboxError::ToolFailed(_) => Phase::Call,
             SandboxError::OutputTooLarge { .. }
             | SandboxError::TransferTooLarge { .. }

@@ -302,6 +302,7 @@ impl Sandbox {
             }
         };
         let operation = operation(tool, arguments)?;
+        let asking = options.ask.clone();
         let (answer, reservation, refusals) = match options.session.clone() {
             Some(session) if matches!(operation, Operation::Call { .. }) => {
                 let mut options = options;
@@ -320,6 +321,20 @@ impl Sandbox {
                 (answer, Some(reservation), refusals)
             }
         };
+        // Questions without answers: what the run returned is not the
+        // call's result; it runs again once they are answered.
+        if let Some(asking) = &asking {
+            let pending = asking.take_pending();
+            if !pending.is_empty() {
+                return Err(SandboxError::InputRequired(pending));
+            }
+            // Failed after asking what the client cannot answer: for want of it.
+            let failed = matches!(answer, Answer::Items(Err(_)) | Answer::Read(Err(_)) | Answer::Prompt(Err(_)));
+            let missing = asking.missing();
+            if failed && !missing.is_empty() {
+                return Err(SandboxError::MissingCapability(missing.into_iter().map(str::to_owned).collect()));
+            }
+        }
         let content = match answer {
             Answer::Items(Ok(items)) => content::contents(items, limits.output)?,
             Answer::Items(Err(error)) => {

@@ -45,7 +45,10 @@ impl Sandbox {
         let grant = options.grant.unwrap_or_default();
         let meter = options.meter.unwrap_or_default();
         let gpu = GpuContext { service: self.gpu.clone(), component: component.digest, meter: meter.clone() };
-        let state = CallState::new(call_id, limits, options.progress, &grant, gpu, options.tools)?;
+        let mut state = CallState::new(call_id, limits, options.progress, &grant, gpu, options.tools)?;
+        if let Some(ask) = options.ask {
+            state.ask = ask;
+        }
         let refusals = state.http.refusals.clone();
         let mut store = new_store(engine, state, component, limits);
         let deadline = tokio::time::Instant::from_std(store.data().deadline) + TICK;

@@ -119,6 +119,8 @@ pub(crate) struct CallState {
     pub(crate) config: crate::capability::ConfigValues,
     /// The call's calls to other tools.
     pub(crate) tools: crate::capability::tools::ToolCalls,
+    /// The call's questions to its client and their answers.
+    pub(crate) ask: Arc<crate::capability::ask::Asking>,
     /// The most bytes the host copies out of the guest in one transfer.
     pub(crate) transfer_limit: u64,
     wasi: WasiCtx,
@@ -165,6 +167,7 @@ impl CallState {
             gpu: setup.gpu,
             config: setup.config,
             tools: crate::capability::tools::ToolCalls::new(tools),
+            ask: Arc::default(),
             transfer_limit: super::transfer_cap(limits),
             wasi: setup.wasi.build(),
             http_ctx: WasiHttpCtx::new(),

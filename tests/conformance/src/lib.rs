@@ -3,6 +3,7 @@
 //! component. `tool serve --bare-names conformance/fixtures` exposes them
 //! under the exact names the suite expects.
 use serde_json::{Map, Value, json};
+use toolmesh_guest::ask;
 use toolmesh_guest::prelude::*;
 
 #[derive(Deserialize, JsonSchema)]
@@ -66,8 +67,88 @@ fn json_schema_2020_12() -> Value {
     })
 }
 
-fn tools() -> Vec<Tool> {
+/// A form with one required string field.
+fn form(field: &str) -> Value {
+    json!({"type": "object", "properties": {field: {"type": "string"}}, "required": [field]})
+}
+
+/// The value of `field` of an accepted form, or what the user did instead.
+fn filled(answer: ask::Elicited, field: &str) -> String {
+    match answer {
+        ask::Elicited::Accepted(values) => values.get(field).and_then(Value::as_str).unwrap_or("").to_owned(),
+        ask::Elicited::Declined => "(declined)".into(),
+        ask::Elicited::Cancelled => "(cancelled)".into(),
+    }
+}
+
+/// The tools that ask their client before answering (SEP-2322).
+fn asking_tools() -> Vec<Tool> {
     vec![
+        Tool::new("test_input_required_result_elicitation", "Asks the user's name.", |_: NoArgs| {
+            let name = filled(ask::elicit("user_name", "What is your name?", form("name"))?, "name");
+            Ok(format!("Hello, {name}!"))
+        }),
+        Tool::new("test_input_required_result_sampling", "Asks the client's model a question.", |_: NoArgs| {
+            Ok(ask::sample("capital_question", "What is the capital of France?", 100)?)
+        }),
+        Tool::new("test_input_required_result_list_roots", "Asks the client's roots.", |_: NoArgs| {
+            let roots: Vec<String> = ask::roots("client_roots")?.into_iter().map(|r| r.uri).collect();
+            Ok(format!("Roots: {}", roots.join(", ")))
+        }),
+        Tool::new("test_input_required_result_request_state", "Asks for a confirmation.", |_: NoArgs| {
+            let schema = json!({"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]});
+            let confirmed = match ask::elicit("confirm", "Please confirm", schema)? {
+                ask::Elicited::Accepted(values) => values.get("ok").and_then(Value::as_bool).unwrap_or(false),
+                _ => false,
+            };
+            Ok(format!("state-ok: confirmed={confirmed}"))
+        }),
+        Tool::new("test_input_required_result_tampered_state", "Asks for a confirmation.", |_: NoArgs| {
+            let schema = json!({"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]});
+            ask::elicit("confirm", "Please confirm", schema)?;
+            Ok(String::from("state-ok"))
+        }),
+        Tool::new("test_input_required_result_multiple_inputs", "Asks three questions at once.", |_: NoArgs| {
+            let name = ask::elicit("user_name", "What is your name?", form("name"));
+            let greeting = ask::sample("greeting", "Generate a greeting", 50);
+            let roots = ask::roots("client_roots");
+            let (name, greeting, roots) = (filled(name?, "name"), greeting?, roots?);
+            Ok(format!("{greeting} {name} ({} roots)", roots.len()))
+        }),
+        Tool::new("test_input_required_result_multi_round", "Asks two questions, one after the other.", |_: NoArgs| {
+            let name = filled(ask::elicit("step1", "Step 1: What is your name?", form("name"))?, "name");
+            let color = filled(ask::elicit("step2", "Step 2: What is your favorite color?", form("color"))?, "color");
+            Ok(format!("{name} likes {color}"))
+        }),
+        Tool::new("test_missing_capability", "Needs the client's model: fails without sampling.", |_: NoArgs| {
+            Ok(ask::sample("question", "Say hello", 20)?)
+        }),
+        Tool::new("test_streaming_elicitation", "Asks the user's name.", |_: NoArgs| {
+            Ok(format!("Hello, {}!", filled(ask::elicit("user_name", "What is your name?", form("name"))?, "name")))
+        }),
+        Tool::new("test_logging_tool", "Logs three lines to the host's log.", |_: NoArgs| {
+            for line in ["Tool execution started", "Tool processing data", "Tool execution completed"] {
+                toolmesh_guest::host::log(toolmesh_guest::host::Level::Info, line);
+            }
+            Ok(String::from("Logged three lines"))
+        }),
+        Tool::new(
+            "test_input_required_result_capabilities",
+            "Asks what the client can answer: a form, or else its model.",
+            |_: NoArgs| {
+                // A client without forms is asked through its model.
+                match ask::elicit("user_name", "What is your name?", form("name")) {
+                    Err(ask::AskError::Unsupported(_)) => Ok(ask::sample("greeting", "Generate a greeting", 50)?),
+                    answer => Ok(format!("Hello, {}!", filled(answer?, "name"))),
+                }
+            },
+        ),
+    ]
+}
+
+fn tools() -> Vec<Tool> {
+    let mut tools = asking_tools();
+    tools.extend(vec![
         Tool::new("test_simple_text", "Returns a simple text response.", |_: NoArgs| {
             Ok(String::from("This is a simple text response for testing."))
         }),
@@ -97,11 +178,26 @@ fn tools() -> Vec<Tool> {
             }
             Ok(String::from("Progress test completed"))
         }),
+        // A parameter also sent as an HTTP header (SEP-2243), which the
+        // gateway checks against the body.
+        Tool::new(
+            "test_custom_header",
+            "Echoes the region, also sent as the Mcp-Param-Region header.",
+            |args: Map<String, Value>| {
+                Ok(format!("region: {}", args.get("region").and_then(Value::as_str).unwrap_or_default()))
+            },
+        )
+        .input_schema_json(json!({
+            "type": "object",
+            "properties": {"region": {"type": "string", "description": "Where to run", "x-mcp-header": "Region"}},
+            "required": ["region"]
+        })),
         Tool::new("json_schema_2020_12_tool", "Tool with JSON Schema 2020-12 features", |_: Map<String, Value>| {
             Ok(String::from("ok"))
         })
         .input_schema_json(json_schema_2020_12()),
-    ]
+    ]);
+    tools
 }
 
 fn resources() -> Vec<Resource> {
@@ -144,6 +240,15 @@ fn prompts() -> Vec<Prompt> {
             }),
         Prompt::new("test_prompt_with_image", "A prompt with an image.")
             .handler(|_| Ok(vec![Message::user(red_pixel()), Message::user("Please analyze the image above.")])),
+        Prompt::new("test_input_required_result_prompt", "A prompt that asks the user for its context first.").handler(
+            |_| {
+                let context = filled(
+                    ask::elicit("user_context", "What context should the prompt use?", form("context"))?,
+                    "context",
+                );
+                Ok(vec![Message::user(format!("Use this context: {context}"))])
+            },
+        ),
     ]
 }
 

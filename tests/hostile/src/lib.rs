@@ -60,6 +60,14 @@ fn recurse_frames(depth: u64) -> u64 {
 
 fn tools() -> Vec<Tool> {
     vec![
+        // Asks the user a new question on every run, for ever.
+        Tool::new("ask_forever", "Asks one more question every time it is answered.", |_: NoArgs| {
+            let form = serde_json::json!({"type": "object", "properties": {"more": {"type": "string"}}});
+            for i in 0.. {
+                toolmesh_guest::ask::elicit(&format!("q{i}"), "And another thing?", form.clone())?;
+            }
+            Ok(String::new())
+        }),
         Tool::new("echo", "Returns its input (the well-behaved call).", |a: Echo| Ok(a.text)),
         Tool::new("progress", "Reports progress `steps` times (well-behaved).", |a: Steps| {
             for i in 1..=a.steps {
@@ -119,8 +127,9 @@ fn tools() -> Vec<Tool> {
             Ok(recurse_frames(black_box(u64::MAX)).to_string())
         }),
         Tool::new("huge_output", "Returns `bytes` bytes of text.", |a: Size| Ok("x".repeat(a.bytes))),
-        Tool::new("many_items", "Returns a million tiny content items.", |_: NoArgs| {
-            Ok(Output((0..1_000_000).map(|_| Content::Text(String::new())).collect()))
+        // As many as fit in its memory: far more than the host takes in one transfer.
+        Tool::new("many_items", "Returns 200,000 tiny content items.", |_: NoArgs| {
+            Ok(Output((0..200_000).map(|_| Content::Text(String::new())).collect()))
         }),
         Tool::new("read_file", "Reads a host file.", |a: Path| {
             std::fs::read_to_string(&a.path).map_err(|e| ToolError::failed(format_args!("{}: {e}", a.path)))

@@ -42,7 +42,7 @@ pub mod tools;
 
 pub use offer::{Contents, Message, OfferError, Prompt, PromptArgs, Read, Resource};
 pub use output::{Audio, Image, IntoOutput, Json, Output};
-pub use tool::{Tool, ToolSet};
+pub use tool::{TaskSupport, Tool, ToolSet};
 
 /// Generated bindings of the `toolmesh:tool/mcp-tool` world (the `tool`
 /// world, the GPU interface, calls to tools, and the `server` export; only

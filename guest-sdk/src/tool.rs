@@ -19,7 +19,19 @@ pub struct Tool {
     pub(crate) raw_input_schema: Option<Value>,
     pub(crate) output_schema: fn() -> Option<Value>,
     pub(crate) raw_output_schema: Option<Value>,
+    pub(crate) task: Option<TaskSupport>,
     pub(crate) handler: Handler,
+}
+
+/// Whether a tool runs as a task (MCP's tasks extension): the client gets a
+/// task id at once and polls for the result, for calls that take long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskSupport {
+    /// With a client that can poll, calls run as tasks.
+    Optional,
+    /// Calls always run as tasks; clients that cannot poll cannot call it.
+    /// Questions it asks at its start are asked before the task begins.
+    Required,
 }
 
 /// The tools, resources and prompts a component exports; implemented by
@@ -65,6 +77,7 @@ impl Tool {
             raw_input_schema: None,
             output_schema: O::output_schema,
             raw_output_schema: None,
+            task: None,
             handler: Box::new(move |json| run(parse_arguments::<A>(json)?)?.into_output()),
         }
     }
@@ -96,6 +109,12 @@ impl Tool {
     /// Hints that the tool talks to an open world (the network, say).
     pub fn open_world(mut self) -> Self {
         self.annotations.open_world = Some(true);
+        self
+    }
+
+    /// Runs calls as tasks (see [`TaskSupport`]).
+    pub fn as_task(mut self, support: TaskSupport) -> Self {
+        self.task = Some(support);
         self
     }
 
@@ -133,7 +152,15 @@ impl Tool {
 
     /// The JSON Schema of the tool's arguments.
     pub fn input_schema(&self) -> Value {
-        self.raw_input_schema.clone().unwrap_or_else(|| (self.input_schema)())
+        let mut schema = self.raw_input_schema.clone().unwrap_or_else(|| (self.input_schema)());
+        if let (Some(task), Some(object)) = (self.task, schema.as_object_mut()) {
+            let support = match task {
+                TaskSupport::Optional => "optional",
+                TaskSupport::Required => "required",
+            };
+            object.insert("x-toolmesh-task".into(), support.into());
+        }
+        schema
     }
 }
 

@@ -23,7 +23,8 @@ EXPECTED = pathlib.Path(__file__).parent.parent / "conformance" / "expected-fail
 def test_conformance_suite(tmp_path):
     empty = tmp_path / "no-examples"
     empty.mkdir()
-    with start_gateway(tmp_path, "--bare-names", "conformance/fixtures", examples=empty) as (base, data, _, _):
+    # Task fixtures work for a second or more: more than the tests' usual limit.
+    with start_gateway(tmp_path, "--bare-names", "conformance/fixtures", examples=empty, timeout="10s") as (base, data, _, _):
         publish_to(base, data, COMPONENTS / "conformance.wasm", "conformance/fixtures", "1.0.0")
         done = subprocess.run(
             [CONFORMANCE, "server", "--url", f"{base}/mcp", "--requirements", "2026-07-28",

@@ -75,6 +75,19 @@ pub(crate) fn missing_of(e: &super::InvokeError) -> Option<Vec<String>> {
     }
 }
 
+/// The `_meta` key of a failed call's result that says what kind of
+/// failure it was (`tool_failed` when the tool reported it, `trap`,
+/// `timeout`, `memory_limit`, … when the sandbox stopped it).
+pub const FAILURE_META: &str = "dev.toolmesh/failure";
+
+/// The `isError` result of a call that failed with `message`, marked with
+/// its kind.
+fn failure_result(message: &str, kind: &str) -> CallToolResult {
+    let mut result = error_result(message);
+    result.meta = serde_json::from_value(serde_json::json!({ FAILURE_META: kind })).ok();
+    result
+}
+
 /// The questions a failed invocation asks, if that is why it ended.
 pub(crate) fn questions_of(e: &super::InvokeError) -> Option<BTreeMap<String, Question>> {
     match (e.sandbox(), &e.cause) {
@@ -234,9 +247,9 @@ impl Gateway {
                     Err(CallRefusal::InvalidArguments(format!("invalid arguments for `{}`: {}", tool.name, e.cause)))
                 }
                 Some(error) if error.is_tool_failure() || error.is_not_granted() => {
-                    Ok(error_result(&error.to_string()))
+                    Ok(failure_result(&error.to_string(), error.kind()))
                 }
-                None if e.is_tool_visible() => Ok(error_result(&e.cause.to_string())),
+                None if e.is_tool_visible() => Ok(failure_result(&e.cause.to_string(), e.kind())),
                 _ if e.is_retryable() => {
                     tracing::warn!(call = %call_id, error = %e, "call refused");
                     Err(CallRefusal::Retryable(e.cause.to_string()))

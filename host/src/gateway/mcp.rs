@@ -27,6 +27,7 @@ use super::inner::Nesting;
 use super::questions;
 use super::reads::ReadRefusal;
 use super::search::{SEARCH_TOOL, ToolSearch};
+use super::tasks::{self, TaskSupport};
 use crate::auth::Caller;
 use crate::capability::ask::{Asking, Question};
 use crate::capability::progress::{ProgressQueue, QUEUE_LEN};
@@ -39,6 +40,9 @@ use rmcp::model::{
     ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
     ProgressNotificationParam, ProgressToken, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
     ResultType, ServerCapabilities, ServerConfig, ServerRequest, SubscriptionFilter, Tool,
+};
+use rmcp::model::{
+    CancelTaskParams, ClientCapabilities, CreateTaskResult, GetTaskParams, GetTaskResult, UpdateTaskParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -100,6 +104,9 @@ pub fn mcp_tool(tool: &CatalogTool) -> Option<Tool> {
     }
     if let Some(annotations) = d["annotations"].as_object().filter(|a| !a.is_empty()) {
         out.insert("annotations".into(), Value::Object(annotations.clone()));
+    }
+    if let Some(support) = TaskSupport::of(&d["input_schema"]) {
+        out.insert("execution".into(), json!({"taskSupport": support.as_str()}));
     }
     serde_json::from_value(Value::Object(out))
         .inspect_err(|e| tracing::warn!(tool = %tool.name, error = %e, "tool left out of the list: bad descriptor"))
@@ -210,7 +217,7 @@ fn read_error(refusal: ReadRefusal, what: &str, name: &str) -> McpError {
 }
 
 /// The MCP error for a call that produced no result.
-fn call_error(refusal: CallRefusal) -> McpError {
+pub(crate) fn call_error(refusal: CallRefusal) -> McpError {
     match refusal {
         CallRefusal::UnknownTool(message) | CallRefusal::InvalidArguments(message) => {
             McpError::invalid_params(message, None)
@@ -234,6 +241,73 @@ fn missing_capability(missing: &[String]) -> McpError {
     match serde_json::from_value(Value::Object(required)) {
         Ok(capabilities) => McpError::missing_required_client_capability(capabilities),
         Err(e) => McpError::internal_error(format!("missing client capabilities {missing:?}: {e}"), None),
+    }
+}
+
+/// `-32602` for a task id this caller has no task of.
+fn unknown_task(id: &str) -> McpError {
+    McpError::invalid_params(format!("no task `{id}`"), Some(json!({"taskId": id})))
+}
+
+/// How long a call of a tool that requires a task may take to ask its
+/// first questions (answered by an `input_required` result) before it
+/// becomes a task.
+const TASK_GRACE: Duration = Duration::from_millis(300);
+
+impl Gateway {
+    /// Runs a call of a tool that may run as a task, for a client that
+    /// polls: an optional one becomes a task at once; a required one first
+    /// asks what it asks at its start, then becomes a task.
+    async fn call_as_task(
+        &self,
+        request: CallToolRequestParams,
+        context: &RequestContext<RoleServer>,
+        support: TaskSupport,
+    ) -> Result<CallToolResponse, McpError> {
+        let caller = caller_of(context);
+        let arguments = request.arguments.unwrap_or_default();
+        let abilities = questions::abilities(context.client_capabilities().as_ref());
+        let name = request.name.to_string();
+        let questioned = Questioned {
+            context,
+            method: "tools/call",
+            name: &name,
+            arguments: Value::Object(arguments.clone()),
+            responses: request.input_responses,
+            state: request.request_state,
+        };
+        let asked = self
+            .with_questions(questioned, |ask| {
+                let (caller, name, arguments) = (caller.clone(), name.clone(), arguments.clone());
+                async move {
+                    let answers = ask.answers().clone();
+                    let record = tasks::new_record(&caller, &name, arguments.clone(), abilities, answers.clone());
+                    let durable = |e: crate::usage::store::StoreError| {
+                        McpError::internal_error(format!("cannot make the task: {e}"), Some(json!({"retryable": true})))
+                    };
+                    if support == TaskSupport::Optional {
+                        let record = self.start_task(&caller, record, None).await.map_err(durable)?;
+                        return Ok(Round::Done(record));
+                    }
+                    let gateway = self.clone();
+                    let mut run = tokio::spawn(async move {
+                        gateway.run_once(&caller, (&name, &arguments), abilities, answers).await
+                    });
+                    match tokio::time::timeout(TASK_GRACE, &mut run).await {
+                        Ok(Ok(tasks::Ran::Asks(asked))) => Ok(Round::Asks(asked)),
+                        Ok(Ok(ran)) => Ok(Round::Done(
+                            self.start_task(&caller_of(context), record, Some(ran)).await.map_err(durable)?,
+                        )),
+                        Ok(Err(e)) => Err(McpError::internal_error(format!("the call stopped: {e}"), None)),
+                        Err(_) => Ok(Round::Done(self.start_task_running(record, run).await.map_err(durable)?)),
+                    }
+                }
+            })
+            .await?;
+        match asked {
+            Asked::Done(record) => Ok(CallToolResponse::Task(CreateTaskResult::new(tasks::mcp_task(&record)))),
+            Asked::InputRequired(input) => Ok(input.into()),
+        }
     }
 }
 
@@ -394,6 +468,7 @@ impl ServerHandler for Gateway {
             .enable_prompts_list_changed()
             .enable_resources()
             .enable_resources_list_changed()
+            .enable_tasks()
             .build();
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("toolmesh", env!("CARGO_PKG_VERSION")))
@@ -615,6 +690,18 @@ impl ServerHandler for Gateway {
                 }
             };
         }
+        let support =
+            self.catalog().get(&request.name).and_then(|tool| TaskSupport::of(&tool.descriptor["input_schema"]));
+        let polls = context.client_capabilities().is_some_and(|c| c.supports_tasks());
+        match (support, polls) {
+            (Some(TaskSupport::Required), false) => {
+                return Err(McpError::missing_required_client_capability(
+                    ClientCapabilities::builder().enable_tasks().build(),
+                ));
+            }
+            (Some(support), true) => return self.call_as_task(request, &context, support).await,
+            _ => {}
+        }
         let token =
             request.meta.as_ref().and_then(|m| m.get_progress_token()).or_else(|| context.meta.get_progress_token());
         let relay = token.map(|token| ProgressRelay::start(&context, token));
@@ -658,6 +745,46 @@ impl ServerHandler for Gateway {
             Asked::Done(result) => Ok(result.into()),
             Asked::InputRequired(input) => Ok(input.into()),
         }
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
+        let record = self
+            .tasks()
+            .get(&caller_of(&context).name, &request.task_id)
+            .await
+            .map_err(|e| McpError::internal_error(e.to_string(), Some(json!({"retryable": true}))))?
+            .ok_or_else(|| unknown_task(&request.task_id))?;
+        let detailed = tasks::detailed(&record).map_err(|e| McpError::internal_error(e, None))?;
+        Ok(GetTaskResult::new(detailed))
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let caller = caller_of(&context);
+        let answered = self
+            .answer_task(&caller, &request.task_id, request.input_responses)
+            .await
+            .map_err(|e| McpError::internal_error(e.to_string(), Some(json!({"retryable": true}))))?;
+        if answered { Ok(()) } else { Err(unknown_task(&request.task_id)) }
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let cancelled = self
+            .cancel_task(&caller_of(&context), &request.task_id)
+            .await
+            .map_err(|e| McpError::internal_error(e.to_string(), Some(json!({"retryable": true}))))?;
+        if cancelled { Ok(()) } else { Err(unknown_task(&request.task_id)) }
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {

@@ -15,6 +15,7 @@
 //! - [`offers`]: the packages' resources and prompts, and their docs (pure).
 //! - `reads`: resource reads and prompts, run on nodes like calls.
 //! - [`questions`]: a call's questions to its client, and request states.
+//! - [`tasks`]: calls that run as tasks, polled with `tasks/get`.
 //! - [`sessions`]: where each session lives, so its calls go there.
 
 mod call;
@@ -31,6 +32,7 @@ mod reads;
 pub mod schema;
 pub mod search;
 pub mod sessions;
+pub mod tasks;
 
 pub use catalog::{Catalog, CatalogTool};
 pub use invoker::{Invocation, InvokeCause, InvokeError, InvokeFuture, Invoker, LocalInvoker};
@@ -68,6 +70,7 @@ struct Inner {
     /// Where sessions live.
     sessions: RwLock<Arc<sessions::SessionHomes>>,
     states: RwLock<Arc<questions::RequestStates>>,
+    tasks: RwLock<Arc<tasks::Tasks>>,
 }
 
 /// A random start for call ids (the process id and time if there is no random source).
@@ -105,6 +108,7 @@ impl Gateway {
                     crate::config::SessionLimits::default().idle_ttl,
                 ))),
                 states: RwLock::new(Arc::new(questions::RequestStates::random())),
+                tasks: RwLock::new(Arc::new(tasks::Tasks::local())),
             }),
         }
     }

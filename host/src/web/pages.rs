@@ -355,9 +355,20 @@ fn seconds_words(secs: f64) -> String {
 
 /// `time` as `YYYY-MM-DD HH:MM UTC`.
 pub fn date_words(time: SystemTime) -> String {
+    let (year, month, day, secs) = civil(time);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", secs / 3600, secs % 3600 / 60)
+}
+
+/// `time` as RFC 3339 (`YYYY-MM-DDTHH:MM:SSZ`), to the second.
+pub fn rfc3339(time: SystemTime) -> String {
+    let (year, month, day, secs) = civil(time);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+}
+
+/// The civil date (proleptic Gregorian) of `time`, and the seconds into its day.
+fn civil(time: SystemTime) -> (i64, i64, i64, u64) {
     let secs = time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Days since 1970-01-01 to a civil date (proleptic Gregorian).
     let z = days as i64 + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -367,7 +378,7 @@ pub fn date_words(time: SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rest / 3600, rest % 3600 / 60)
+    (year, month, day, rest)
 }
 
 #[cfg(test)]
@@ -379,6 +390,7 @@ mod tests {
     fn dates_sizes_and_latencies_read_plainly() {
         let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
         assert_eq!(date_words(at(0)), "1970-01-01 00:00 UTC");
+        assert_eq!(rfc3339(at(1_780_000_000)), "2026-05-28T20:26:40Z");
         assert_eq!(date_words(at(951_782_400 + 3_660)), "2000-02-29 01:01 UTC");
         assert_eq!(date_words(at(1_795_359_600)), "2026-11-22 15:00 UTC");
         assert_eq!(size_words(820), "820 bytes");

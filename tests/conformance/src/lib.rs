@@ -3,8 +3,8 @@
 //! component. `tool serve --bare-names conformance/fixtures` exposes them
 //! under the exact names the suite expects.
 use serde_json::{Map, Value, json};
-use toolmesh_guest::ask;
 use toolmesh_guest::prelude::*;
+use toolmesh_guest::{TaskSupport, ask};
 
 #[derive(Deserialize, JsonSchema)]
 struct NoArgs {}
@@ -146,8 +146,68 @@ fn asking_tools() -> Vec<Tool> {
     ]
 }
 
+#[derive(Deserialize, JsonSchema)]
+struct Name {
+    /// Who to greet.
+    name: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct Seconds {
+    /// How long to work, in seconds.
+    #[serde(default)]
+    seconds: f64,
+}
+
+/// The tools the tasks extension's scenarios call (SEP-2663).
+fn task_tools() -> Vec<Tool> {
+    let nap = |seconds: f64| std::thread::sleep(std::time::Duration::from_secs_f64(seconds.clamp(0.0, 30.0)));
+    vec![
+        Tool::new("greet", "Greets someone (never a task).", |a: Name| Ok(format!("Hello, {}!", a.name))),
+        Tool::new("slow_compute", "Works for `seconds` seconds, then answers.", move |a: Seconds| {
+            nap(a.seconds);
+            Ok(format!("Computed after {} seconds", a.seconds))
+        })
+        .as_task(TaskSupport::Optional),
+        Tool::new("failing_job", "Fails after a second, as the tool.", move |_: NoArgs| -> Result<String, ToolError> {
+            nap(1.0);
+            Err(ToolError::failed("the job failed"))
+        })
+        .as_task(TaskSupport::Required),
+        Tool::new(
+            "protocol_error_job",
+            "Crashes: a protocol-level failure.",
+            |_: NoArgs| -> Result<String, ToolError> { panic!("the job crashed") },
+        )
+        .as_task(TaskSupport::Optional),
+        Tool::new("confirm_delete", "Asks for a confirmation, then deletes nothing.", |_: NoArgs| {
+            let schema =
+                json!({"type": "object", "properties": {"confirm": {"type": "boolean"}}, "required": ["confirm"]});
+            let confirmed = match ask::elicit("confirm", "Delete everything?", schema)? {
+                ask::Elicited::Accepted(values) => values.get("confirm").and_then(Value::as_bool).unwrap_or(false),
+                _ => false,
+            };
+            Ok(format!("confirmed: {confirmed}"))
+        })
+        .as_task(TaskSupport::Optional),
+        Tool::new("multi_input", "Asks two questions at once.", |_: NoArgs| {
+            let first = ask::elicit("first", "First value?", form("value"));
+            let second = ask::elicit("second", "Second value?", form("value"));
+            Ok(format!("{} and {}", filled(first?, "value"), filled(second?, "value")))
+        })
+        .as_task(TaskSupport::Optional),
+        Tool::new("test_tool_with_task", "Asks a name, then works as a task.", move |_: NoArgs| {
+            let name = filled(ask::elicit("user_name", "What is your name?", form("name"))?, "name");
+            nap(0.5);
+            Ok(format!("Done for {name}"))
+        })
+        .as_task(TaskSupport::Required),
+    ]
+}
+
 fn tools() -> Vec<Tool> {
     let mut tools = asking_tools();
+    tools.extend(task_tools());
     tools.extend(vec![
         Tool::new("test_simple_text", "Returns a simple text response.", |_: NoArgs| {
             Ok(String::from("This is a simple text response for testing."))

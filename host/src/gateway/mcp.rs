@@ -80,6 +80,10 @@ impl ToolList {
 /// published, versioned request document).
 pub const REQUESTS_META: &str = "dev.toolmesh/requests";
 
+/// The `_meta` key of each listed tool that says whether its calls run as
+/// tasks (`optional` or `required`), when they may.
+pub const TASKS_META: &str = "dev.toolmesh/taskSupport";
+
 /// The MCP description of a catalog tool.
 pub fn mcp_tool(tool: &CatalogTool) -> Option<Tool> {
     let d = &tool.descriptor;
@@ -97,16 +101,18 @@ pub fn mcp_tool(tool: &CatalogTool) -> Option<Tool> {
         (_, true) => d["description"].clone(),
     };
     out.insert("description".into(), description);
-    out.insert("_meta".into(), json!({ REQUESTS_META: &tool.permissions }));
+    let mut meta = json!({ REQUESTS_META: &tool.permissions });
+    // Whether calls run as tasks (MCP's tool description has no field for it yet).
+    if let Some(support) = TaskSupport::of(&d["input_schema"]) {
+        meta[TASKS_META] = support.as_str().into();
+    }
+    out.insert("_meta".into(), meta);
     out.insert("inputSchema".into(), d["input_schema"].clone());
     if d["output_schema"].is_object() {
         out.insert("outputSchema".into(), d["output_schema"].clone());
     }
     if let Some(annotations) = d["annotations"].as_object().filter(|a| !a.is_empty()) {
         out.insert("annotations".into(), Value::Object(annotations.clone()));
-    }
-    if let Some(support) = TaskSupport::of(&d["input_schema"]) {
-        out.insert("execution".into(), json!({"taskSupport": support.as_str()}));
     }
     serde_json::from_value(Value::Object(out))
         .inspect_err(|e| tracing::warn!(tool = %tool.name, error = %e, "tool left out of the list: bad descriptor"))
@@ -758,6 +764,10 @@ impl ServerHandler for Gateway {
             .await
             .map_err(|e| McpError::internal_error(e.to_string(), Some(json!({"retryable": true}))))?
             .ok_or_else(|| unknown_task(&request.task_id))?;
+        let record = self
+            .take_over_lapsed(&caller_of(&context), record)
+            .await
+            .map_err(|e| McpError::internal_error(e.to_string(), Some(json!({"retryable": true}))))?;
         let detailed = tasks::detailed(&record).map_err(|e| McpError::internal_error(e, None))?;
         Ok(GetTaskResult::new(detailed))
     }

@@ -37,6 +37,11 @@ pub const TASKS_BUCKET: &str = "toolmesh_tasks";
 /// How long a task's record is kept after its last change.
 pub const TASK_TTL: Duration = Duration::from_secs(3600);
 
+/// How long a gateway holds a running task without renewing its hold: a
+/// task whose holder has not renewed it for this long (its gateway died)
+/// is taken over by the next gateway asked about it.
+pub const LEASE: Duration = Duration::from_secs(10);
+
 /// How often a client is asked to poll.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -122,6 +127,12 @@ pub struct Record {
     /// The questions waiting for answers.
     #[serde(default)]
     pub questions: BTreeMap<String, Question>,
+    /// The gateway running it, while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
+    /// Until when (Unix seconds) the runner holds it without renewing.
+    #[serde(default)]
+    pub lease: u64,
     /// The call's result (`completed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
@@ -148,6 +159,37 @@ fn key(id: &str) -> String {
 
 fn now() -> String {
     crate::web::pages::rfc3339(SystemTime::now())
+}
+
+/// A hold on a task from now.
+fn lease_from_now() -> u64 {
+    (SystemTime::now() + LEASE).duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Whether a hold that ran until `lease` has lapsed.
+fn lapsed(lease: u64) -> bool {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()) > lease
+}
+
+/// Runs `run` for task `id`, renewing `me`'s hold on it meanwhile.
+async fn held(tasks: Arc<Tasks>, id: &str, me: &str, run: impl std::future::Future<Output = Ran>) -> Ran {
+    tokio::pin!(run);
+    let mut renew = tokio::time::interval(LEASE / 3);
+    renew.tick().await;
+    loop {
+        tokio::select! {
+            ran = &mut run => return ran,
+            _ = renew.tick() => {
+                let renewed = tasks.update(id, |r| {
+                    r.runner = Some(me.to_owned());
+                    r.lease = lease_from_now();
+                });
+                if let Err(e) = renewed.await {
+                    tracing::warn!(task = %id, error = %e, "cannot renew the hold on a task");
+                }
+            }
+        }
+    }
 }
 
 impl Tasks {
@@ -321,9 +363,9 @@ impl Gateway {
         let (gateway, id) = (self.clone(), record.id.clone());
         tokio::spawn(async move {
             let tasks = gateway.tasks();
-            if let Ok(ran) = run.await
-                && let Err(e) = tasks.update(&id, |r| settle(r, clone_ran(&ran))).await
-            {
+            let lost = |e: tokio::task::JoinError| Ran::Failed(rpc_error(-32603, &format!("the run stopped: {e}")));
+            let ran = held(tasks.clone(), &id, gateway.id(), async { run.await.unwrap_or_else(lost) }).await;
+            if let Err(e) = tasks.update(&id, |r| settle(r, clone_ran(&ran))).await {
                 tracing::warn!(task = %id, error = %e, "cannot record the task's outcome");
             }
             tasks.forget_run(&id);
@@ -337,9 +379,9 @@ impl Gateway {
         let tasks = self.tasks();
         let id = record.id.clone();
         let run = tokio::spawn(async move {
-            let ran = gateway
-                .run_once(&caller, (&record.tool, &record.arguments), record.abilities, record.answers.clone())
-                .await;
+            let run =
+                gateway.run_once(&caller, (&record.tool, &record.arguments), record.abilities, record.answers.clone());
+            let ran = held(gateway.tasks(), &record.id, gateway.id(), run).await;
             let tasks = gateway.tasks();
             let updated = tasks.update(&record.id, |r| settle(r, clone_ran(&ran))).await;
             if let Err(e) = updated {
@@ -380,6 +422,47 @@ impl Gateway {
         Ok(true)
     }
 
+    /// Takes over task `record` if the gateway running it stopped renewing
+    /// its hold (it died): runs it again here when running the tool twice
+    /// is harmless, else records that it failed. The record as it is now.
+    pub(crate) async fn take_over_lapsed(&self, caller: &Caller, record: Record) -> Result<Record, StoreError> {
+        if record.status != Status::Working || !lapsed(record.lease) {
+            return Ok(record);
+        }
+        let retry_safe = self.catalog().get(&record.tool).is_some_and(|tool| tool.retry_safe());
+        let me = self.id().to_owned();
+        let tasks = self.tasks();
+        let taken = modify(tasks.store.as_ref(), &key(&record.id), |current| {
+            let Some(mut current) = current.and_then(|v| serde_json::from_value::<Record>(v.clone()).ok()) else {
+                return Err(());
+            };
+            if current.status != Status::Working || !lapsed(current.lease) {
+                return Err(());
+            }
+            if retry_safe {
+                current.runner = Some(me.clone());
+                current.lease = lease_from_now();
+            } else {
+                let why = "the gateway running the task stopped, and the tool is not safe to run twice";
+                settle(&mut current, Ran::Failed(rpc_error(-32603, why)));
+            }
+            current.updated = now();
+            Ok((serde_json::to_value(&current).unwrap_or_default(), current))
+        })
+        .await?;
+        match taken {
+            Ok(current) => {
+                tracing::info!(task = %current.id, rerun = retry_safe, "took over a task whose gateway stopped");
+                if current.status == Status::Working {
+                    self.resume_task(caller, &current);
+                }
+                Ok(current)
+            }
+            // Renewed or ended meanwhile: as it is now.
+            Err(()) => Ok(tasks.get(&caller.name, &record.id).await?.unwrap_or(record)),
+        }
+    }
+
     /// Cancels task `id`: its run here stops, and its record says so.
     pub(crate) async fn cancel_task(&self, caller: &Caller, id: &str) -> Result<bool, StoreError> {
         let tasks = self.tasks();
@@ -408,6 +491,7 @@ fn clone_ran(ran: &Ran) -> Ran {
 
 /// Writes what a run came to into `record`.
 fn settle(record: &mut Record, ran: Ran) {
+    record.runner = None;
     match ran {
         Ran::Done(result) => {
             record.status = Status::Completed;
@@ -487,6 +571,8 @@ pub(crate) fn new_record(
         updated: at,
         answers,
         questions: BTreeMap::new(),
+        runner: None,
+        lease: lease_from_now(),
         result: None,
         error: None,
     }

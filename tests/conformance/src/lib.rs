@@ -168,6 +168,8 @@ fn task_tools() -> Vec<Tool> {
             nap(a.seconds);
             Ok(format!("Computed after {} seconds", a.seconds))
         })
+        .read_only()
+        .idempotent()
         .as_task(TaskSupport::Optional),
         Tool::new("failing_job", "Fails after a second, as the tool.", move |_: NoArgs| -> Result<String, ToolError> {
             nap(1.0);

@@ -74,11 +74,16 @@ def test_tasks_run_are_polled_answered_and_cancelled(tmp_path):
         assert listed["acme.jobs.failing_job"]["_meta"]["dev.toolmesh/taskSupport"] == "required"
         assert "dev.toolmesh/taskSupport" not in listed["acme.jobs.greet"]["_meta"]
 
-        started = call(base, "acme.jobs.slow_compute", {"seconds": 1})
+        started = call(base, "acme.jobs.slow_compute", {"seconds": 3})
         assert (started["resultType"], started["status"]) == ("task", "working"), started
         assert started["ttlMs"] >= 60_000 and started["pollIntervalMs"] > 0
+        # Its progress stays readable while it works.
+        deadline = time.monotonic() + 10
+        while "of 3 seconds" not in task(base, started["taskId"]).get("statusMessage", ""):
+            assert time.monotonic() < deadline, task(base, started["taskId"])
+            time.sleep(0.2)
         done = until(base, started["taskId"], {"completed"})
-        assert done["result"]["content"][0]["text"] == "Computed after 1 seconds"
+        assert done["result"]["content"][0]["text"] == "Computed after 3 seconds"
 
         # The tool's own error: completed with isError; a crash: failed.
         failing = call(base, "acme.jobs.failing_job", {})
@@ -119,6 +124,27 @@ def test_tasks_run_are_polled_answered_and_cancelled(tmp_path):
         assert direct["content"][0]["text"] == "Computed after 0 seconds"
         refused = call(base, "acme.jobs.failing_job", {}, capabilities=plain)
         assert refused["error"]["code"] == -32021
+
+
+def test_a_task_outlives_a_restart_of_tool_serve(tmp_path):
+    """`tool serve` keeps task records in its data directory: killed while a
+    task runs and started again, it finds the task, sees its hold lapse,
+    runs it again (the tool is read-only) and completes it."""
+    empty = tmp_path / "no-examples"
+    empty.mkdir()
+    with start_gateway(tmp_path, examples=empty, timeout="10s") as (base, data, _, proc):
+        publish_to(base, data, COMPONENTS / "conformance.wasm", "acme/jobs", "1.0.0")
+        until_listed(base, "acme.jobs.slow_compute")
+        started = call(base, "acme.jobs.slow_compute", {"seconds": 4})
+        assert started["status"] == "working", started
+        proc.kill()
+        proc.wait(10)
+    with start_gateway(tmp_path, examples=empty, timeout="10s") as (base, _, log, _):
+        until_listed(base, "acme.jobs.slow_compute")
+        assert task(base, started["taskId"])["status"] == "working"
+        done = until(base, started["taskId"], {"completed", "failed"}, 60)
+        assert done["status"] == "completed", done
+        assert "took over a task whose gateway stopped" in log.read_text()
 
 
 def test_a_task_outlives_its_gateway_on_a_mesh(tmp_path, registry):

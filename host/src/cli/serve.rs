@@ -186,6 +186,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     gateway.set_metering(Metering::local(quotas, gateway.id()));
     gateway.set_tool_search(args.front.tool_search());
     gateway.set_session_homes(SessionHomes::local(sandbox.config().sessions.idle_ttl));
+    // Tasks outlive a restart: their records are files under the data directory.
+    gateway.set_tasks(toolmesh_host::gateway::tasks::Tasks::in_dir(&data.join("tasks")));
     let token = push_token(&data)?;
     let access = AccessConfig { push_tokens: vec![token.clone()], ..AccessConfig::default() };
     let listener =

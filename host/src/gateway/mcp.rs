@@ -296,8 +296,9 @@ impl Gateway {
                         return Ok(Round::Done(record));
                     }
                     let gateway = self.clone();
+                    let (latest, sink) = tasks::latest_progress();
                     let mut run = tokio::spawn(async move {
-                        gateway.run_once(&caller, (&name, &arguments), abilities, answers).await
+                        gateway.run_once(&caller, (&name, &arguments), abilities, answers, Some(sink)).await
                     });
                     match tokio::time::timeout(TASK_GRACE, &mut run).await {
                         Ok(Ok(tasks::Ran::Asks(asked))) => Ok(Round::Asks(asked)),
@@ -305,7 +306,9 @@ impl Gateway {
                             self.start_task(&caller_of(context), record, Some(ran)).await.map_err(durable)?,
                         )),
                         Ok(Err(e)) => Err(McpError::internal_error(format!("the call stopped: {e}"), None)),
-                        Err(_) => Ok(Round::Done(self.start_task_running(record, run).await.map_err(durable)?)),
+                        Err(_) => {
+                            Ok(Round::Done(self.start_task_running(record, (run, latest)).await.map_err(durable)?))
+                        }
                     }
                 }
             })

@@ -24,7 +24,7 @@ use super::call::{CallRefusal, CallRequest};
 use super::inner::Nesting;
 use crate::auth::Caller;
 use crate::capability::ask::{Asking, ClientAbilities, Question};
-use crate::usage::store::{LocalStore, NatsStore, Store, StoreError, modify};
+use crate::usage::store::{FileStore, LocalStore, NatsStore, Store, StoreError, modify};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -171,18 +171,50 @@ fn lapsed(lease: u64) -> bool {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()) > lease
 }
 
-/// Runs `run` for task `id`, renewing `me`'s hold on it meanwhile.
-async fn held(tasks: Arc<Tasks>, id: &str, me: &str, run: impl std::future::Future<Output = Ran>) -> Ran {
+/// The latest progress message of a run, written into its record when
+/// the hold is renewed.
+pub(crate) type Latest = Arc<Mutex<Option<String>>>;
+
+/// A progress sink that keeps the latest message (or `done of total`).
+pub(crate) fn latest_progress() -> (Latest, crate::sandbox::ProgressSink) {
+    let latest: Latest = Arc::default();
+    let keep = latest.clone();
+    let sink = Arc::new(move |p: crate::sandbox::Progress| {
+        let text = match (p.message, p.total) {
+            (Some(message), _) => message,
+            (None, Some(total)) => format!("{} of {total}", p.done),
+            (None, None) => format!("{}", p.done),
+        };
+        *keep.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+    }) as crate::sandbox::ProgressSink;
+    (latest, sink)
+}
+
+/// How often a running task's hold is renewed (and its progress recorded).
+const RENEW: Duration = Duration::from_secs(1);
+
+/// Runs `run` for task `id`, renewing `me`'s hold on it meanwhile and
+/// recording its latest progress.
+async fn held(
+    tasks: Arc<Tasks>,
+    (id, me): (&str, &str),
+    latest: Latest,
+    run: impl std::future::Future<Output = Ran>,
+) -> Ran {
     tokio::pin!(run);
-    let mut renew = tokio::time::interval(LEASE / 3);
+    let mut renew = tokio::time::interval(RENEW);
     renew.tick().await;
     loop {
         tokio::select! {
             ran = &mut run => return ran,
             _ = renew.tick() => {
+                let message = latest.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 let renewed = tasks.update(id, |r| {
                     r.runner = Some(me.to_owned());
                     r.lease = lease_from_now();
+                    if message.is_some() {
+                        r.message.clone_from(&message);
+                    }
                 });
                 if let Err(e) = renewed.await {
                     tracing::warn!(task = %id, error = %e, "cannot renew the hold on a task");
@@ -196,6 +228,18 @@ impl Tasks {
     /// Records kept by this gateway alone.
     pub fn local() -> Self {
         Tasks { store: Arc::new(LocalStore::new(Some(TASK_TTL))), running: Mutex::default() }
+    }
+
+    /// Records kept in files under `dir`, so they outlive the process (for
+    /// `tool serve`); in memory if the directory cannot be used.
+    pub fn in_dir(dir: &std::path::Path) -> Self {
+        match FileStore::open(dir, TASK_TTL) {
+            Ok(store) => Tasks { store: Arc::new(store), running: Mutex::default() },
+            Err(e) => {
+                tracing::warn!(error = %e, "tasks are kept in memory only");
+                Self::local()
+            }
+        }
     }
 
     /// Records kept in `client`'s JetStream, shared by the mesh's gateways;
@@ -291,6 +335,7 @@ impl Gateway {
         (tool, arguments): (&str, &Map<String, Value>),
         abilities: ClientAbilities,
         answers: BTreeMap<String, Value>,
+        progress: Option<crate::sandbox::ProgressSink>,
     ) -> Ran {
         let asking = match Asking::new(abilities, answers) {
             Ok(asking) => Arc::new(asking),
@@ -301,7 +346,7 @@ impl Gateway {
             name: tool.to_owned(),
             arguments: arguments.clone(),
             admitted: None,
-            progress: None,
+            progress,
             cancelled: Box::pin(std::future::pending()),
             nesting: Nesting::default(),
             ask: Some(asking),
@@ -350,7 +395,7 @@ impl Gateway {
     pub(crate) async fn start_task_running(
         &self,
         record: Record,
-        run: tokio::task::JoinHandle<Ran>,
+        (run, latest): (tokio::task::JoinHandle<Ran>, Latest),
     ) -> Result<Record, StoreError> {
         let tasks = self.tasks();
         let written =
@@ -364,7 +409,7 @@ impl Gateway {
         tokio::spawn(async move {
             let tasks = gateway.tasks();
             let lost = |e: tokio::task::JoinError| Ran::Failed(rpc_error(-32603, &format!("the run stopped: {e}")));
-            let ran = held(tasks.clone(), &id, gateway.id(), async { run.await.unwrap_or_else(lost) }).await;
+            let ran = held(tasks.clone(), (&id, gateway.id()), latest, async { run.await.unwrap_or_else(lost) }).await;
             if let Err(e) = tasks.update(&id, |r| settle(r, clone_ran(&ran))).await {
                 tracing::warn!(task = %id, error = %e, "cannot record the task's outcome");
             }
@@ -379,9 +424,11 @@ impl Gateway {
         let tasks = self.tasks();
         let id = record.id.clone();
         let run = tokio::spawn(async move {
+            let (latest, sink) = latest_progress();
+            let answers = record.answers.clone();
             let run =
-                gateway.run_once(&caller, (&record.tool, &record.arguments), record.abilities, record.answers.clone());
-            let ran = held(gateway.tasks(), &record.id, gateway.id(), run).await;
+                gateway.run_once(&caller, (&record.tool, &record.arguments), record.abilities, answers, Some(sink));
+            let ran = held(gateway.tasks(), (&record.id, gateway.id()), latest, run).await;
             let tasks = gateway.tasks();
             let updated = tasks.update(&record.id, |r| settle(r, clone_ran(&ran))).await;
             if let Err(e) = updated {

@@ -112,6 +112,102 @@ impl Store for LocalStore {
     }
 }
 
+/// Documents in files of a directory, one per key, so they outlive the
+/// process (for `tool serve`, which has no NATS); forgotten `max_age`
+/// after their last write. One process writes them at a time.
+pub struct FileStore {
+    dir: std::path::PathBuf,
+    max_age: Duration,
+    writing: Mutex<()>,
+}
+
+/// A document as a [`FileStore`] writes it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FileDocument {
+    value: Value,
+    revision: u64,
+    /// Unix seconds of the last write.
+    written: u64,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl FileStore {
+    /// Documents kept in `dir` (made if missing).
+    pub fn open(dir: impl Into<std::path::PathBuf>, max_age: Duration) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(|e| StoreError(format!("cannot make {}: {e}", dir.display())))?;
+        Ok(FileStore { dir, max_age, writing: Mutex::default() })
+    }
+
+    fn path(&self, key: &str) -> Result<std::path::PathBuf, StoreError> {
+        if key.is_empty()
+            || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            || key.starts_with('.')
+        {
+            return Err(StoreError(format!("`{key}` is not a valid key")));
+        }
+        Ok(self.dir.join(format!("{key}.json")))
+    }
+
+    fn read(&self, key: &str) -> Result<Option<FileDocument>, StoreError> {
+        let path = self.path(key)?;
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError(format!("cannot read {}: {e}", path.display()))),
+        };
+        // A document that does not parse (cut short) counts as absent.
+        let document = serde_json::from_slice::<FileDocument>(&bytes).ok();
+        Ok(document.filter(|d| unix_now().saturating_sub(d.written) < self.max_age.as_secs()))
+    }
+}
+
+impl Store for FileStore {
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<(Value, u64)>> {
+        let found = self.read(key).map(|d| d.map(|d| (d.value, d.revision)));
+        Box::pin(std::future::ready(found))
+    }
+
+    fn swap<'a>(&'a self, key: &'a str, value: Value, revision: Option<u64>) -> StoreFuture<'a, bool> {
+        let swapped = (|| {
+            let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+            let current = self.read(key)?.map(|d| d.revision);
+            if current != revision {
+                return Ok(false);
+            }
+            let path = self.path(key)?;
+            let document = FileDocument { value, revision: current.unwrap_or(0) + 1, written: unix_now() };
+            let bytes = serde_json::to_vec(&document).map_err(|e| StoreError(e.to_string()))?;
+            // Written whole, then renamed into place: never seen half-written.
+            let temporary = path.with_extension("json.partial");
+            std::fs::write(&temporary, bytes)
+                .and_then(|()| std::fs::rename(&temporary, &path))
+                .map_err(|e| StoreError(format!("cannot write {}: {e}", path.display())))?;
+            Ok(true)
+        })();
+        Box::pin(std::future::ready(swapped))
+    }
+
+    fn scan<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<(String, Value)>> {
+        let scanned = (|| {
+            let entries = std::fs::read_dir(&self.dir).map_err(|e| StoreError(e.to_string()))?;
+            let mut found = Vec::new();
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Some(key) = name.strip_suffix(".json").filter(|k| k.starts_with(prefix)) else { continue };
+                if let Some(document) = self.read(key)? {
+                    found.push((key.to_owned(), document.value));
+                }
+            }
+            Ok(found)
+        })();
+        Box::pin(std::future::ready(scanned))
+    }
+}
+
 /// A NATS JetStream key-value bucket: every gateway on the same NATS sees
 /// and changes the same documents.
 pub struct NatsStore {
@@ -217,6 +313,26 @@ impl Store for NatsStore {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn file_documents_outlive_the_store_and_swap_by_revision() {
+        let dir = std::env::temp_dir().join(format!("toolmesh-filestore-{}", std::process::id()));
+        let store = FileStore::open(&dir, Duration::from_secs(3600)).unwrap();
+        assert!(store.swap("task.a", serde_json::json!(1), None).await.unwrap());
+        assert!(!store.swap("task.a", serde_json::json!(2), None).await.unwrap());
+        let (value, revision) = store.get("task.a").await.unwrap().unwrap();
+        assert_eq!(value, serde_json::json!(1));
+        assert!(store.swap("task.a", serde_json::json!(2), Some(revision)).await.unwrap());
+        // Another store on the same directory (a restart) sees it.
+        let again = FileStore::open(&dir, Duration::from_secs(3600)).unwrap();
+        assert_eq!(again.get("task.a").await.unwrap().unwrap().0, serde_json::json!(2));
+        assert_eq!(again.scan("task.").await.unwrap().len(), 1);
+        assert!(again.get("../etc/passwd").await.is_err());
+        // Past its age, a document is gone.
+        let aged = FileStore::open(&dir, Duration::ZERO).unwrap();
+        assert!(aged.get("task.a").await.unwrap().is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     use super::*;
     use serde_json::json;
 

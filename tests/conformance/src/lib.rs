@@ -164,10 +164,19 @@ fn task_tools() -> Vec<Tool> {
     let nap = |seconds: f64| std::thread::sleep(std::time::Duration::from_secs_f64(seconds.clamp(0.0, 30.0)));
     vec![
         Tool::new("greet", "Greets someone (never a task).", |a: Name| Ok(format!("Hello, {}!", a.name))),
-        Tool::new("slow_compute", "Works for `seconds` seconds, then answers.", move |a: Seconds| {
-            nap(a.seconds);
-            Ok(format!("Computed after {} seconds", a.seconds))
-        })
+        Tool::new(
+            "slow_compute",
+            "Works for `seconds` seconds, reporting progress, then answers.",
+            move |a: Seconds| {
+                let steps = (a.seconds.clamp(0.0, 30.0) * 4.0).ceil() as u32;
+                for step in 0..steps {
+                    let message = format!("{:.2} of {} seconds", f64::from(step) / 4.0, a.seconds);
+                    toolmesh_guest::host::progress(f64::from(step), Some(f64::from(steps)), Some(&message));
+                    nap(a.seconds / f64::from(steps));
+                }
+                Ok(format!("Computed after {} seconds", a.seconds))
+            },
+        )
         .read_only()
         .idempotent()
         .as_task(TaskSupport::Optional),

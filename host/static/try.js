@@ -268,6 +268,10 @@
       note(text) {
         area.append(el("p", { class: "progress-note", text }));
       },
+      asked(box) {
+        area.className = "outcome asking";
+        area.replaceChildren(box);
+      },
       error(title, detail) {
         area.className = "outcome error";
         area.replaceChildren(el("p", { class: "error-title", text: title }));
@@ -357,7 +361,56 @@
     }
   }
 
-  async function run(form) {
+  /**
+   * Shows the forms a tool asks the user to fill in (elicitation), and
+   * runs the call again with the answers when the user sends them.
+   */
+  function askUser(form, show, round) {
+    const questions = Object.entries(round.inputRequests || {});
+    const box = el("div", { class: "asked" }, el("p", { class: "result-title", text: "The tool asks" }));
+    for (const [key, request] of questions) {
+      const params = request.params || {};
+      const fieldset = el("fieldset", { "data-question": key }, el("legend", { text: String(params.message || key) }));
+      const properties = (params.requestedSchema && params.requestedSchema.properties) || {};
+      for (const [name, schema] of Object.entries(properties)) {
+        const label = el("label", { text: (schema.title || name) + " " });
+        let input;
+        if (Array.isArray(schema.enum)) {
+          input = el("select", {}, ...schema.enum.map((v) => el("option", { value: String(v), text: String(v) })));
+        } else if (schema.type === "boolean") {
+          input = el("input", { type: "checkbox" });
+        } else {
+          input = el("input", { type: schema.type === "number" || schema.type === "integer" ? "number" : "text" });
+        }
+        input.dataset.answer = name;
+        input.dataset.kind = schema.type || "string";
+        label.append(input);
+        fieldset.append(label);
+      }
+      box.append(fieldset);
+    }
+    const answer = (action) => {
+      const responses = {};
+      for (const fieldset of box.querySelectorAll("fieldset[data-question]")) {
+        const content = {};
+        for (const input of fieldset.querySelectorAll("[data-answer]")) {
+          const kind = input.dataset.kind;
+          content[input.dataset.answer] =
+            kind === "boolean" ? input.checked : kind === "number" || kind === "integer" ? Number(input.value) : input.value;
+        }
+        responses[fieldset.dataset.question] = action === "accept" ? { action, content } : { action };
+      }
+      run(form, { inputResponses: responses, requestState: round.requestState });
+    };
+    const send = el("button", { type: "button", class: "answer", text: "Send" });
+    const decline = el("button", { type: "button", class: "decline", text: "Decline" });
+    send.addEventListener("click", () => answer("accept"));
+    decline.addEventListener("click", () => answer("decline"));
+    box.append(send, decline);
+    show.asked(box);
+  }
+
+  async function run(form, answers) {
     const show = outcome(form);
     show.clear();
     let args;
@@ -379,8 +432,10 @@
         _meta: {
           progressToken: "try-" + id,
           "io.modelcontextprotocol/protocolVersion": PROTOCOL,
-          "io.modelcontextprotocol/clientCapabilities": {},
+          // The page answers forms a tool asks the user to fill in.
+          "io.modelcontextprotocol/clientCapabilities": { elicitation: {} },
         },
+        ...(answers || {}),
       },
     };
     const headers = {
@@ -439,6 +494,8 @@
             ? "The arguments do not fit this tool"
             : "The call failed";
       show.error(title, final.error.message);
+    } else if (final.result && final.result.resultType === "input_required") {
+      askUser(form, show, final.result);
     } else {
       show.result(final.result || {});
       if (reports) show.note("Progress reports: " + reports + (lastProgress.message ? " (the last: " + lastProgress.message + ")" : ""));

@@ -340,3 +340,35 @@ def test_behind_a_proxy_the_pages_name_the_public_url_and_it_may_call(tmp_path):
             raise AssertionError("a foreign origin must be refused")
         except urllib.error.HTTPError as e:
             assert e.code == 403
+
+
+def test_a_tool_that_asks_gets_a_form_and_the_answer(tmp_path, browser):
+    """The try-it form of a tool that asks the user shows the question as a
+    form; the answer sent, the call runs again and its result shows; a
+    declined form reaches the tool too. Audio and embedded resources show."""
+    with start_gateway(tmp_path) as (base, data, _, _):
+        publish_to(base, data, COMPONENTS / "conformance.wasm", "acme/fixtures", "1.0.0")
+        tool = "acme.fixtures.test_input_required_result_elicitation"
+        open_until(browser, base + "/tools/acme/fixtures", f'form[data-tool="{tool}"]')
+        form = form_of(browser, tool)
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        asked = WebDriverWait(browser, 30).until(
+            lambda _: form.find_elements(By.CSS_SELECTOR, 'fieldset[data-question="user_name"]'))[0]
+        assert asked.find_element(By.TAG_NAME, "legend").text == "What is your name?"
+        asked.find_element(By.CSS_SELECTOR, '[data-answer="name"]').send_keys("Ada")
+        shot(browser, "06-asked")
+        form.find_element(By.CSS_SELECTOR, "button.answer").click()
+        assert "Hello, Ada!" in outcome_of(browser, form).find_element(By.CSS_SELECTOR, "pre.text").text
+
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        WebDriverWait(browser, 30).until(lambda _: form.find_elements(By.CSS_SELECTOR, "button.decline"))
+        form.find_element(By.CSS_SELECTOR, "button.decline").click()
+        assert "Hello, (declined)!" in outcome_of(browser, form).find_element(By.CSS_SELECTOR, "pre.text").text
+
+        audio = form_of(browser, "acme.fixtures.test_audio_content")
+        audio.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        assert outcome_of(browser, audio).find_elements(By.TAG_NAME, "audio")
+        mixed = form_of(browser, "acme.fixtures.test_multiple_content_types")
+        mixed.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        texts = [p.text for p in outcome_of(browser, mixed).find_elements(By.CSS_SELECTOR, "pre.text")]
+        assert any(t.startswith("test://mixed-content-resource") for t in texts), texts

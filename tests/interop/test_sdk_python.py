@@ -279,3 +279,92 @@ async def test_progress_reaches_the_client_and_log_lines_the_node(tmp_path):
             return f"{steps} steps"
     ''')
     await check_progress_and_log(tmp_path, dir)
+
+
+OFFERS = '''
+from toolmesh import Audio, Embedded, Link, Message, ask, prompt, resource, tool
+
+PAGES = {"intro": "Welcome."}
+
+
+@resource("notes://readme", mime_type="text/markdown")
+def readme() -> str:
+    """How to use these notes."""
+    return "# Notes"
+
+
+@resource("notes://pages/{slug}", mime_type="text/plain")
+def page(slug: str) -> str:
+    """One page of the notes."""
+    return PAGES[slug]
+
+
+@prompt
+def review(text: str, tone: str = "kind") -> list:
+    """Asks for a review of a text."""
+    return [Message(Embedded("notes://draft", text, "text/plain")), Message(f"Review it, {tone}ly.")]
+
+
+@tool
+def media() -> list:
+    """Returns audio, an embedded resource and a link."""
+    return ["Here:", Audio(b"RIFF0000WAVE", "audio/wav"), Embedded("notes://x", b"\\x00\\x01"),
+            Link("notes://readme", "readme", "How to use these notes.")]
+
+
+@tool
+def greet() -> str:
+    """Asks the user's name, then greets them."""
+    answer = ask.elicit("user_name", "What is your name?", {"name": str})
+    if answer is None:
+        return "Hello, stranger!"
+    return f"Hello, {answer['name']}!"
+
+
+@tool
+def both() -> str:
+    """Asks the user and the model at once."""
+    name, word = ask.gather(ask.later(ask.elicit, "name", "Name?", {"name": str}),
+                            ask.later(ask.sample, "word", "A word?"))
+    return f"{name['name']} says {word}"
+'''
+
+
+@pytest.mark.anyio
+async def test_python_tools_offer_resources_prompts_every_content_and_ask(tmp_path):
+    from mcp import types
+
+    dir = project(tmp_path, OFFERS)
+    built = tool("build", str(dir))
+    assert built.returncode == 0, built.stderr
+    component = built.stdout.strip()
+
+    async def elicit(context, params):
+        return types.ElicitResult(action="accept", content={next(iter(params.requested_schema["properties"])): "Ada"})
+
+    async def sample(context, params):
+        return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text="hi"),
+                                         model="m")
+
+    with start_gateway(tmp_path) as (base, data, _log, _proc):
+        publish_to(base, data, component, "demo/notes", "0.1.0")
+        async with mcp.Client(f"{base}/mcp", elicitation_callback=elicit, sampling_callback=sample) as client:
+            await until_listed(client, "demo.notes.greet")
+            readme = (await client.read_resource("toolmesh://demo/notes/notes://readme")).contents[0]
+            assert (readme.text, readme.mime_type) == ("# Notes", "text/markdown")
+            intro = (await client.read_resource("toolmesh://demo/notes/notes://pages/intro")).contents[0]
+            assert intro.text == "Welcome."
+            with pytest.raises(mcp.MCPError) as missing:
+                await client.read_resource("toolmesh://demo/notes/notes://pages/nope")
+            assert missing.value.error.code == -32602
+            prompts = {p.name: p for p in (await client.list_prompts(cache_mode="bypass")).prompts}
+            assert [(a.name, a.required) for a in prompts["demo.notes.review"].arguments] == [("text", True),
+                                                                                             ("tone", False)]
+            filled = await client.get_prompt("demo.notes.review", {"text": "draft one"})
+            assert filled.messages[0].content.resource.text == "draft one"
+            assert filled.messages[1].content.text == "Review it, kindly."
+            media = (await client.call_tool("demo.notes.media", {})).content
+            assert [c.type for c in media] == ["text", "audio", "resource", "resource_link"]
+            assert media[2].resource.blob == "AAE="
+            assert (await client.call_tool("demo.notes.greet", {})).content[0].text == "Hello, Ada!"
+            assert (await client.call_tool("demo.notes.both", {})).content[0].text == "Ada says hi"

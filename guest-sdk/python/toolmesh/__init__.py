@@ -26,16 +26,23 @@ its JSON Schema, its docstring its description::
 With network access requested in ``tool.toml``, ``toolmesh.http.fetch``
 reaches the hosts a node grants.
 
+Results may also be ``Audio``, ``Embedded`` resources and ``Link``s (a
+list of them is several items); ``@resource`` and ``@prompt`` offer
+resources and prompts; ``toolmesh.ask`` asks the user, the client's model
+or its roots.
+
 ``tool build`` turns the module into a WebAssembly component of the
 toolmesh world with componentize-py; this package implements the world's
-``handler`` export (``describe`` and ``call``) from the decorated functions.
+``handler`` and ``server`` exports from the decorated functions.
 """
 
 from ._errors import InvalidArguments, ToolDefinitionError, ToolError
 from ._host import log, progress
+from ._offer import Audio, Embedded, Link, Message, prompt, prompts, resource, resources
 from ._registry import Image, tool, tools
-from . import http
+from . import ask, http
 
 __all__ = [
-    "Image", "InvalidArguments", "ToolDefinitionError", "ToolError", "http", "log", "progress", "tool", "tools",
+    "Audio", "Embedded", "Image", "InvalidArguments", "Link", "Message", "ToolDefinitionError", "ToolError", "ask",
+    "http", "log", "progress", "prompt", "prompts", "resource", "resources", "tool", "tools",
 ]

@@ -22,6 +22,9 @@ const SDK: &[(&str, &str)] = &[
     ("_handler.py", include_str!("../../../guest-sdk/python/toolmesh/_handler.py")),
     ("_host.py", include_str!("../../../guest-sdk/python/toolmesh/_host.py")),
     ("_registry.py", include_str!("../../../guest-sdk/python/toolmesh/_registry.py")),
+    ("_offer.py", include_str!("../../../guest-sdk/python/toolmesh/_offer.py")),
+    ("_server.py", include_str!("../../../guest-sdk/python/toolmesh/_server.py")),
+    ("ask.py", include_str!("../../../guest-sdk/python/toolmesh/ask.py")),
     ("_schema.py", include_str!("../../../guest-sdk/python/toolmesh/_schema.py")),
     ("http.py", include_str!("../../../guest-sdk/python/toolmesh/http.py")),
 ];
@@ -50,7 +53,8 @@ import string, textwrap, typing, unicodedata, urllib.parse  # noqa: E401,F401
 
 import toolmesh
 import app  # noqa: F401  (its @tool functions register themselves)
-from toolmesh._handler import Handler  # noqa: F401  (the world's export)
+from toolmesh._handler import Handler  # noqa: F401  (the world's exports)
+from toolmesh._server import Server  # noqa: F401
 
 if not toolmesh.tools():
     raise toolmesh.ToolDefinitionError("app.py: no function has the @tool decorator (from toolmesh import tool)")
@@ -116,7 +120,7 @@ pub fn build(project: &Project, cache: &Path, say: &dyn Fn(&str)) -> Result<Path
         }
         "tool-http"
     } else {
-        "tool"
+        "sdk-tool"
     };
     bundle_requirements(project, &componentize, &deps, say)?;
 

@@ -396,7 +396,8 @@ function isSdkTool(callee) {
   if (!name || name.text !== "tool" && !ts.isIdentifier(callee)) return false;
   let symbol = checker.getSymbolAtLocation(name);
   if (symbol && symbol.flags & ts.SymbolFlags.Alias) symbol = checker.getAliasedSymbol(symbol);
-  return Boolean(symbol?.declarations?.some((d) => d.getSourceFile().fileName === config.types));
+  // The SDK's own `tool`, not another of its functions (`resource`, `prompt`).
+  return symbol?.name === "tool" && Boolean(symbol.declarations?.some((d) => d.getSourceFile().fileName === config.types));
 }
 
 const generated = Object.create(null);
@@ -419,9 +420,9 @@ try {
 const { rolldown } = await import(pathToFileURL(path.join(config.toolchain, "rolldown/dist/index.mjs")).href);
 let code;
 try {
-  // The component's export is the SDK's `handler`; the tool's module runs after the SDK.
+  // The component's exports are the SDK's `handler` and `server`; the tool's module runs after the SDK.
   const entry = path.join(config.work, "entry.mjs");
-  writeFileSync(entry, `export { handler } from "toolmesh";\nimport ${JSON.stringify(config.entry)};\n`);
+  writeFileSync(entry, `export { handler, server } from "toolmesh";\nimport ${JSON.stringify(config.entry)};\n`);
   const bundle = await rolldown({
     input: entry,
     cwd: project,

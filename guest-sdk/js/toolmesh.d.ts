@@ -66,3 +66,59 @@ export function log(message: unknown, level?: "trace" | "debug" | "info" | "warn
 
 /** Tells the caller that `done` units of `total` are finished. */
 export function progress(done: number, total?: number, message?: string): void;
+
+/** An audio result: encoded bytes and their media type. */
+export class Audio {
+  constructor(data: Uint8Array | ArrayLike<number>, mimeType?: string);
+  data: Uint8Array | ArrayLike<number>;
+  mimeType: string;
+}
+
+/** A resource's contents (text or bytes), embedded in a result or a prompt message. */
+export class Embedded {
+  constructor(uri: string, contents: string | Uint8Array, mimeType?: string);
+  uri: string;
+  contents: string | Uint8Array;
+  mimeType?: string;
+}
+
+/** A link to a resource the client may read. */
+export class Link {
+  constructor(uri: string, name: string, description?: string, mimeType?: string);
+  uri: string;
+  name: string;
+  description?: string;
+  mimeType?: string;
+}
+
+/** No such resource (or value of a template's variable). */
+export class NotFound extends Error {}
+
+/** A question not answered yet: let it end the call, which runs again with the answer. */
+export class Pending extends ToolError {}
+
+/** The client cannot answer this kind of question. */
+export class Unsupported extends ToolError {}
+
+/** Offers a resource (`{variable}` in the URI makes a template, its values given to the handler). */
+export function resource(
+  definition: { uri: string; name?: string; description?: string; mimeType?: string },
+  handler: (variables: { [name: string]: string }) => string | Uint8Array | Embedded | Promise<string | Uint8Array | Embedded>,
+): void;
+
+/** One message of a prompt. */
+export type PromptMessage = { role?: "user" | "assistant"; content: unknown } | string | Image | Audio | Embedded | Link;
+
+/** Offers a prompt; its handler gets the arguments and returns its messages. */
+export function prompt(
+  definition: { name: string; description?: string; arguments?: { [name: string]: { description?: string; required?: boolean } } },
+  handler: (args: { [name: string]: string }) => PromptMessage | PromptMessage[] | Promise<PromptMessage | PromptMessage[]>,
+): void;
+
+/** Asking back: the user (a form), the client's model, the client's roots. */
+export const ask: {
+  request(key: string, method: string, params: object): any;
+  elicit(key: string, message: string, fields: { [name: string]: "string" | "number" | "integer" | "boolean" | JsonSchema }): { [name: string]: unknown } | undefined;
+  sample(key: string, text: string, maxTokens?: number): string;
+  roots(key: string): { uri: string; name?: string }[];
+};

@@ -336,3 +336,27 @@ def json_server(answer):
     finally:
         server.shutdown()
         server.server_close()
+
+
+async def check_notes_package(client):
+    """The checks both SDKs' notes packages pass (tests of test_sdk_python
+    and test_sdk_js): resources fixed and templated, a missing one, a
+    prompt with an embedded resource, every kind of content, a question."""
+    import mcp
+
+    readme = (await client.read_resource("toolmesh://demo/notes/notes://readme")).contents[0]
+    assert (readme.text, readme.mime_type) == ("# Notes", "text/markdown")
+    intro = (await client.read_resource("toolmesh://demo/notes/notes://pages/intro")).contents[0]
+    assert intro.text == "Welcome."
+    try:
+        await client.read_resource("toolmesh://demo/notes/notes://pages/nope")
+        raise AssertionError("a missing page was read")
+    except mcp.MCPError as missing:
+        assert missing.error.code == -32602
+    filled = await client.get_prompt("demo.notes.review", {"text": "draft one"})
+    assert filled.messages[0].content.resource.text == "draft one"
+    assert filled.messages[1].content.text == "Review it, kindly."
+    media = (await client.call_tool("demo.notes.media", {})).content
+    assert [c.type for c in media] == ["text", "audio", "resource", "resource_link"]
+    assert media[2].resource.blob == "AAE="
+    assert (await client.call_tool("demo.notes.greet", {})).content[0].text == "Hello, Ada!"

@@ -10,7 +10,7 @@ import json
 import mcp
 import pytest
 from conftest import build_new_tool, check_progress_and_log, json_server, publish_to, start_gateway, tool_project
-from conftest import until_listed
+from conftest import check_notes_package, until_listed
 from conftest import run_tool as tool
 
 
@@ -137,3 +137,47 @@ async def test_progress_reaches_the_client_and_log_lines_the_node(tmp_path):
           });
     ''')
     await check_progress_and_log(tmp_path, dir)
+
+
+OFFERS = r'''
+import { Audio, Embedded, Link, NotFound, ask, prompt, resource, tool } from "toolmesh";
+
+const PAGES = { intro: "Welcome." };
+
+resource({ uri: "notes://readme", mimeType: "text/markdown", description: "How to use these notes." }, () => "# Notes");
+resource({ uri: "notes://pages/{slug}", mimeType: "text/plain" }, ({ slug }) => {
+  if (!(slug in PAGES)) throw new NotFound(`no page ${slug}`);
+  return PAGES[slug];
+});
+
+prompt({ name: "review", description: "Asks for a review.", arguments: { text: {}, tone: { required: false } } },
+  ({ text, tone = "kind" }) => [new Embedded("notes://draft", text, "text/plain"), `Review it, ${tone}ly.`]);
+
+tool({ name: "media", description: "Audio, a resource and a link.", input: {} },
+  () => ["Here:", new Audio(new Uint8Array([82, 73, 70, 70]), "audio/wav"), new Embedded("notes://x", new Uint8Array([0, 1])),
+         new Link("notes://readme", "readme", "How to use these notes.")]);
+
+tool({ name: "greet", description: "Asks the user's name.", input: {} }, () => {
+  const answer = ask.elicit("user_name", "What is your name?", { name: "string" });
+  return answer ? `Hello, ${answer.name}!` : "Hello, stranger!";
+});
+'''
+
+
+@pytest.mark.anyio
+async def test_js_tools_offer_resources_prompts_every_content_and_ask(tmp_path):
+    from mcp import types
+
+    dir = project(tmp_path, OFFERS)
+    built = tool("build", str(dir))
+    assert built.returncode == 0, built.stderr
+    component = built.stdout.strip()
+
+    async def elicit(context, params):
+        return types.ElicitResult(action="accept", content={"name": "Ada"})
+
+    with start_gateway(tmp_path) as (base, data, _log, _proc):
+        publish_to(base, data, component, "demo/notes", "0.1.0")
+        async with mcp.Client(f"{base}/mcp", elicitation_callback=elicit) as client:
+            await until_listed(client, "demo.notes.greet")
+            await check_notes_package(client)

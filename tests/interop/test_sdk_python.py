@@ -15,7 +15,7 @@ import textwrap
 import mcp
 import pytest
 from conftest import build_new_tool, check_progress_and_log, json_server, publish_to, start_gateway, tool_project
-from conftest import until_listed
+from conftest import check_notes_package, until_listed
 from conftest import run_tool as tool
 
 
@@ -350,21 +350,8 @@ async def test_python_tools_offer_resources_prompts_every_content_and_ask(tmp_pa
         publish_to(base, data, component, "demo/notes", "0.1.0")
         async with mcp.Client(f"{base}/mcp", elicitation_callback=elicit, sampling_callback=sample) as client:
             await until_listed(client, "demo.notes.greet")
-            readme = (await client.read_resource("toolmesh://demo/notes/notes://readme")).contents[0]
-            assert (readme.text, readme.mime_type) == ("# Notes", "text/markdown")
-            intro = (await client.read_resource("toolmesh://demo/notes/notes://pages/intro")).contents[0]
-            assert intro.text == "Welcome."
-            with pytest.raises(mcp.MCPError) as missing:
-                await client.read_resource("toolmesh://demo/notes/notes://pages/nope")
-            assert missing.value.error.code == -32602
             prompts = {p.name: p for p in (await client.list_prompts(cache_mode="bypass")).prompts}
             assert [(a.name, a.required) for a in prompts["demo.notes.review"].arguments] == [("text", True),
                                                                                              ("tone", False)]
-            filled = await client.get_prompt("demo.notes.review", {"text": "draft one"})
-            assert filled.messages[0].content.resource.text == "draft one"
-            assert filled.messages[1].content.text == "Review it, kindly."
-            media = (await client.call_tool("demo.notes.media", {})).content
-            assert [c.type for c in media] == ["text", "audio", "resource", "resource_link"]
-            assert media[2].resource.blob == "AAE="
-            assert (await client.call_tool("demo.notes.greet", {})).content[0].text == "Hello, Ada!"
+            await check_notes_package(client)
             assert (await client.call_tool("demo.notes.both", {})).content[0].text == "Ada says hi"

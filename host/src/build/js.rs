@@ -133,7 +133,7 @@ pub fn build(project: &Project, cache: &Path, say: &dyn Fn(&str)) -> Result<Path
         .arg(&main)
         .arg("--wit")
         .arg(work.join("wit"))
-        .args(["-n", "tool", "-o"])
+        .args(["-n", "sdk-tool", "-o"])
         .arg(&partial);
     if !project.uses_network {
         command.args(["-d", "http", "-d", "fetch-event"]);

@@ -233,12 +233,8 @@ impl Gateway {
                     Err(problem) => Ok(error_result(&problem)),
                 }
             }
-            Some(Err(e)) if questions_of(&e).is_some() => {
-                Err(CallRefusal::InputRequired(questions_of(&e).unwrap_or_default()))
-            }
-            Some(Err(e)) if missing_of(&e).is_some() => {
-                Err(CallRefusal::MissingCapability(missing_of(&e).unwrap_or_default()))
-            }
+            Some(Err(e)) if let Some(questions) = questions_of(&e) => Err(CallRefusal::InputRequired(questions)),
+            Some(Err(e)) if let Some(missing) = missing_of(&e) => Err(CallRefusal::MissingCapability(missing)),
             Some(Err(e)) => match e.sandbox() {
                 Some(SandboxError::InvalidArguments(message)) => {
                     Err(CallRefusal::InvalidArguments(format!("invalid arguments for `{}`: {message}", tool.name)))

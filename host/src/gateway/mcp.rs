@@ -24,22 +24,21 @@ use super::Gateway;
 use super::call::{CallRefusal, CallRequest};
 use super::catalog::{Catalog, CatalogTool};
 use super::inner::Nesting;
-use super::questions;
+use super::questions::{self, Asked, Questioned, Round};
 use super::reads::ReadRefusal;
 use super::search::{SEARCH_TOOL, ToolSearch};
 use super::tasks::{self, TaskSupport};
 use crate::auth::Caller;
-use crate::capability::ask::{Asking, Question};
 use crate::capability::progress::{ProgressQueue, QUEUE_LEN};
 use crate::sandbox::{Content, ProgressSink};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
-    GetPromptResponse, GetPromptResult, Implementation, InputRequest, InputRequiredResult, InputResponses,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, ProgressToken, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    ResultType, ServerCapabilities, ServerConfig, ServerRequest, SubscriptionFilter, Tool,
+    GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResultType, ServerCapabilities, ServerConfig,
+    SubscriptionFilter, Tool,
 };
 use rmcp::model::{
     CancelTaskParams, ClientCapabilities, CreateTaskResult, GetTaskParams, GetTaskResult, UpdateTaskParams,
@@ -53,7 +52,7 @@ use std::time::Duration;
 
 /// The caller of a request: set by the HTTP layer ([`crate::auth`]); a
 /// stdio client may call everything.
-fn caller_of(context: &RequestContext<RoleServer>) -> Caller {
+pub(crate) fn caller_of(context: &RequestContext<RoleServer>) -> Caller {
     match context.extensions.get::<axum::http::request::Parts>() {
         // An HTTP request the edge did not identify may call nothing.
         Some(parts) => parts.extensions.get::<Caller>().cloned().unwrap_or_else(Caller::nobody),
@@ -317,90 +316,6 @@ impl Gateway {
             Asked::Done(record) => Ok(CallToolResponse::Task(CreateTaskResult::new(tasks::mcp_task(&record)))),
             Asked::InputRequired(input) => Ok(input.into()),
         }
-    }
-}
-
-/// One round of a request that may ask its client questions.
-enum Round<T> {
-    /// The request is answered.
-    Done(T),
-    /// It asks these questions first.
-    Asks(BTreeMap<String, Question>),
-}
-
-/// What a request that may ask its client came to.
-enum Asked<T> {
-    /// Its answer.
-    Done(T),
-    /// The questions to send a 2026-07-28 client, with the request state.
-    InputRequired(InputRequiredResult),
-}
-
-/// What a request brings to its rounds of questions.
-struct Questioned<'a> {
-    context: &'a RequestContext<RoleServer>,
-    method: &'static str,
-    name: &'a str,
-    arguments: Value,
-    responses: Option<InputResponses>,
-    state: Option<String>,
-}
-
-impl Gateway {
-    /// Runs `round` with the answers `request` brings until it asks nothing
-    /// new: a 2026-07-28 client gets the questions as an `input_required`
-    /// result with a sealed request state; a legacy session is asked them
-    /// on the session, and the round runs again (at most
-    /// [`questions::MAX_ROUNDS`] times).
-    async fn with_questions<T, F, Fut>(&self, request: Questioned<'_>, mut round: F) -> Result<Asked<T>, McpError>
-    where
-        F: FnMut(Arc<Asking>) -> Fut,
-        Fut: std::future::Future<Output = Result<Round<T>, McpError>>,
-    {
-        let context = request.context;
-        let caller = caller_of(context);
-        let states = self.request_states();
-        let binding = questions::binding(&caller.name, request.method, request.name, &request.arguments);
-        let mut answers = questions::answers(&states, &binding, request.state.as_deref(), request.responses)
-            .map_err(|e| McpError::invalid_params(e, None))?;
-        let abilities = questions::abilities(context.client_capabilities().as_ref());
-        let modern = context.protocol_version().is_some_and(|v| v.to_string().as_str() >= "2026-07-28");
-        for _ in 0..questions::MAX_ROUNDS {
-            let asking =
-                Arc::new(Asking::new(abilities, answers.clone()).map_err(|e| McpError::invalid_params(e.0, None))?);
-            let asked = match round(asking.clone()).await? {
-                Round::Done(answer) => return Ok(Asked::Done(answer)),
-                Round::Asks(asked) => asked,
-            };
-            let requests = questions::input_requests(&asked).map_err(|e| McpError::internal_error(e, None))?;
-            if modern {
-                let state = questions::next_state(Some(&asking), &asked);
-                let sealed = states.seal(&binding, &state).map_err(|e| McpError::internal_error(e, None))?;
-                return Ok(Asked::InputRequired(InputRequiredResult::new(Some(requests), Some(sealed))));
-            }
-            for (key, input) in requests {
-                answers.insert(key, ask_on_session(&context.peer, input).await?);
-            }
-        }
-        Err(McpError::internal_error(
-            format!("`{}` asked its client questions more than {} times", request.name, questions::MAX_ROUNDS),
-            None,
-        ))
-    }
-}
-
-/// Asks a legacy session's client `input` as a request on the session, and
-/// waits (bounded) for its answer.
-async fn ask_on_session(peer: &rmcp::Peer<RoleServer>, input: InputRequest) -> Result<Value, McpError> {
-    let method =
-        serde_json::to_value(&input).ok().and_then(|v| v["method"].as_str().map(str::to_owned)).unwrap_or_default();
-    let request: ServerRequest = serde_json::to_value(&input)
-        .and_then(serde_json::from_value)
-        .map_err(|e| McpError::internal_error(format!("cannot send {method} to the client: {e}"), None))?;
-    match tokio::time::timeout(questions::STATE_TTL, peer.send_request(request)).await {
-        Ok(Ok(answer)) => Ok(serde_json::to_value(answer).unwrap_or(Value::Null)),
-        Ok(Err(e)) => Err(McpError::internal_error(format!("the client did not answer {method}: {e}"), None)),
-        Err(_) => Err(McpError::internal_error(format!("the client did not answer {method} in time"), None)),
     }
 }
 

@@ -13,8 +13,15 @@
 //! refused. With a legacy session the gateway sends the questions to the
 //! client as requests on the session and runs the call again itself.
 
+use super::Gateway;
+use super::mcp::caller_of;
 use crate::capability::ask::{Asking, ClientAbilities, MAX_ANSWERS, Question};
-use rmcp::model::{ClientCapabilities, InputRequests, InputResponses, RequestStateCodec, SealOptions};
+use rmcp::model::{
+    ClientCapabilities, InputRequest, InputRequests, InputRequiredResult, InputResponses, RequestStateCodec,
+    SealOptions, ServerRequest,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -192,6 +199,94 @@ pub fn next_state(asking: Option<&Arc<Asking>>, questions: &BTreeMap<String, Que
     State {
         answers: asking.map(|a| a.answers().clone()).unwrap_or_default(),
         asked: questions.keys().cloned().collect(),
+    }
+}
+
+/// One round of a request that may ask its client questions.
+pub(crate) enum Round<T> {
+    /// The request is answered.
+    Done(T),
+    /// It asks these questions first.
+    Asks(BTreeMap<String, Question>),
+}
+
+/// What a request that may ask its client came to.
+pub(crate) enum Asked<T> {
+    /// Its answer.
+    Done(T),
+    /// The questions to send a 2026-07-28 client, with the request state.
+    InputRequired(InputRequiredResult),
+}
+
+/// What a request brings to its rounds of questions.
+pub(crate) struct Questioned<'a> {
+    pub context: &'a RequestContext<RoleServer>,
+    pub method: &'static str,
+    pub name: &'a str,
+    pub arguments: Value,
+    pub responses: Option<InputResponses>,
+    pub state: Option<String>,
+}
+
+impl Gateway {
+    /// Runs `round` with the answers `request` brings until it asks nothing
+    /// new: a 2026-07-28 client gets the questions as an `input_required`
+    /// result with a sealed request state; a legacy session is asked them
+    /// on the session, and the round runs again (at most
+    /// [`MAX_ROUNDS`] times).
+    pub(crate) async fn with_questions<T, F, Fut>(
+        &self,
+        request: Questioned<'_>,
+        mut round: F,
+    ) -> Result<Asked<T>, McpError>
+    where
+        F: FnMut(Arc<Asking>) -> Fut,
+        Fut: std::future::Future<Output = Result<Round<T>, McpError>>,
+    {
+        let context = request.context;
+        let caller = caller_of(context);
+        let states = self.request_states();
+        let binding = binding(&caller.name, request.method, request.name, &request.arguments);
+        let mut answers = answers(&states, &binding, request.state.as_deref(), request.responses)
+            .map_err(|e| McpError::invalid_params(e, None))?;
+        let abilities = abilities(context.client_capabilities().as_ref());
+        let modern = context.protocol_version().is_some_and(|v| v.to_string().as_str() >= "2026-07-28");
+        for _ in 0..MAX_ROUNDS {
+            let asking =
+                Arc::new(Asking::new(abilities, answers.clone()).map_err(|e| McpError::invalid_params(e.0, None))?);
+            let asked = match round(asking.clone()).await? {
+                Round::Done(answer) => return Ok(Asked::Done(answer)),
+                Round::Asks(asked) => asked,
+            };
+            let requests = input_requests(&asked).map_err(|e| McpError::internal_error(e, None))?;
+            if modern {
+                let state = next_state(Some(&asking), &asked);
+                let sealed = states.seal(&binding, &state).map_err(|e| McpError::internal_error(e, None))?;
+                return Ok(Asked::InputRequired(InputRequiredResult::new(Some(requests), Some(sealed))));
+            }
+            for (key, input) in requests {
+                answers.insert(key, ask_on_session(&context.peer, input).await?);
+            }
+        }
+        Err(McpError::internal_error(
+            format!("`{}` asked its client questions more than {} times", request.name, MAX_ROUNDS),
+            None,
+        ))
+    }
+}
+
+/// Asks a legacy session's client `input` as a request on the session, and
+/// waits (bounded) for its answer.
+async fn ask_on_session(peer: &rmcp::Peer<RoleServer>, input: InputRequest) -> Result<Value, McpError> {
+    let method =
+        serde_json::to_value(&input).ok().and_then(|v| v["method"].as_str().map(str::to_owned)).unwrap_or_default();
+    let request: ServerRequest = serde_json::to_value(&input)
+        .and_then(serde_json::from_value)
+        .map_err(|e| McpError::internal_error(format!("cannot send {method} to the client: {e}"), None))?;
+    match tokio::time::timeout(STATE_TTL, peer.send_request(request)).await {
+        Ok(Ok(answer)) => Ok(serde_json::to_value(answer).unwrap_or(Value::Null)),
+        Ok(Err(e)) => Err(McpError::internal_error(format!("the client did not answer {method}: {e}"), None)),
+        Err(_) => Err(McpError::internal_error(format!("the client did not answer {method} in time"), None)),
     }
 }
 

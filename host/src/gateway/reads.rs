@@ -171,12 +171,8 @@ impl Gateway {
         match outcome {
             None => Err(ReadRefusal::Cancelled),
             Some(Ok(output)) => Ok(output.into_content()),
-            Some(Err(e)) if questions_of(&e).is_some() => {
-                Err(ReadRefusal::InputRequired(questions_of(&e).unwrap_or_default()))
-            }
-            Some(Err(e)) if missing_of(&e).is_some() => {
-                Err(ReadRefusal::MissingCapability(missing_of(&e).unwrap_or_default()))
-            }
+            Some(Err(e)) if let Some(questions) = questions_of(&e) => Err(ReadRefusal::InputRequired(questions)),
+            Some(Err(e)) if let Some(missing) = missing_of(&e) => Err(ReadRefusal::MissingCapability(missing)),
             Some(Err(e)) => Err(match e.sandbox() {
                 Some(SandboxError::NotFound(message)) => ReadRefusal::NotFound(message.clone()),
                 Some(SandboxError::InvalidArguments(message)) => ReadRefusal::InvalidArguments(message.clone()),

@@ -263,6 +263,15 @@ impl Tasks {
         Ok(found.and_then(|(value, _)| serde_json::from_value::<Record>(value).ok()).filter(|r| r.caller == caller))
     }
 
+    /// Writes the new task `record`, durably: `tasks/get` finds it from now.
+    async fn create(&self, record: &Record) -> Result<(), StoreError> {
+        let value = serde_json::to_value(record).map_err(|e| StoreError(e.to_string()))?;
+        match self.store.swap(&key(&record.id), value, None).await? {
+            true => Ok(()),
+            false => Err(StoreError(format!("task `{}` exists already", record.id))),
+        }
+    }
+
     /// Changes task `id` with `change`, unless it has ended.
     async fn update(&self, id: &str, change: impl Fn(&mut Record)) -> Result<Option<Record>, StoreError> {
         modify(self.store.as_ref(), &key(id), |current| {
@@ -297,6 +306,7 @@ fn is_valid_id(id: &str) -> bool {
 }
 
 /// What one run of a task's call came to.
+#[derive(Clone)]
 pub(crate) enum Ran {
     /// The call's MCP result.
     Done(Value),
@@ -379,11 +389,7 @@ impl Gateway {
         if let Some(ran) = ran {
             settle(&mut record, ran);
         }
-        let written =
-            tasks.store.swap(&key(&record.id), serde_json::to_value(&record).unwrap_or_default(), None).await?;
-        if !written {
-            return Err(StoreError(format!("task `{}` exists already", record.id)));
-        }
+        tasks.create(&record).await?;
         if record.status == Status::Working {
             self.resume_task(caller, &record);
         }
@@ -398,11 +404,9 @@ impl Gateway {
         (run, latest): (tokio::task::JoinHandle<Ran>, Latest),
     ) -> Result<Record, StoreError> {
         let tasks = self.tasks();
-        let written =
-            tasks.store.swap(&key(&record.id), serde_json::to_value(&record).unwrap_or_default(), None).await?;
-        if !written {
+        if let Err(e) = tasks.create(&record).await {
             run.abort();
-            return Err(StoreError(format!("task `{}` exists already", record.id)));
+            return Err(e);
         }
         tasks.running.lock().unwrap_or_else(|e| e.into_inner()).insert(record.id.clone(), run.abort_handle());
         let (gateway, id) = (self.clone(), record.id.clone());
@@ -410,7 +414,7 @@ impl Gateway {
             let tasks = gateway.tasks();
             let lost = |e: tokio::task::JoinError| Ran::Failed(rpc_error(-32603, &format!("the run stopped: {e}")));
             let ran = held(tasks.clone(), (&id, gateway.id()), latest, async { run.await.unwrap_or_else(lost) }).await;
-            if let Err(e) = tasks.update(&id, |r| settle(r, clone_ran(&ran))).await {
+            if let Err(e) = tasks.update(&id, |r| settle(r, ran.clone())).await {
                 tracing::warn!(task = %id, error = %e, "cannot record the task's outcome");
             }
             tasks.forget_run(&id);
@@ -430,7 +434,7 @@ impl Gateway {
                 gateway.run_once(&caller, (&record.tool, &record.arguments), record.abilities, answers, Some(sink));
             let ran = held(gateway.tasks(), (&record.id, gateway.id()), latest, run).await;
             let tasks = gateway.tasks();
-            let updated = tasks.update(&record.id, |r| settle(r, clone_ran(&ran))).await;
+            let updated = tasks.update(&record.id, |r| settle(r, ran.clone())).await;
             if let Err(e) = updated {
                 tracing::warn!(task = %record.id, error = %e, "cannot record the task's outcome");
             }
@@ -525,14 +529,6 @@ impl Gateway {
 impl Tasks {
     fn running_here(&self, id: &str) -> bool {
         self.running.lock().unwrap_or_else(|e| e.into_inner()).contains_key(id)
-    }
-}
-
-fn clone_ran(ran: &Ran) -> Ran {
-    match ran {
-        Ran::Done(v) => Ran::Done(v.clone()),
-        Ran::Asks(q) => Ran::Asks(q.clone()),
-        Ran::Failed(v) => Ran::Failed(v.clone()),
     }
 }
 
@@ -644,7 +640,7 @@ mod tests {
         let caller = Caller::unrestricted("ada");
         let record = new_record(&caller, "t", Map::new(), ClientAbilities::default(), BTreeMap::new());
         assert!(is_valid_id(&record.id));
-        tasks.store.swap(&key(&record.id), serde_json::to_value(&record).unwrap(), None).await.unwrap();
+        tasks.create(&record).await.unwrap();
         assert!(tasks.get("ada", &record.id).await.unwrap().is_some());
         assert!(tasks.get("eve", &record.id).await.unwrap().is_none());
         assert!(tasks.get("ada", "../x").await.unwrap().is_none());

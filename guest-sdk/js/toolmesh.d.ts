@@ -32,6 +32,11 @@ export interface ToolDefinition {
   idempotent?: boolean;
   /** The tool reaches the open world (the network). */
   openWorld?: boolean;
+  /**
+   * Whether clients may run its calls as tasks (`"optional"`), or must
+   * (`"required"`): for long calls a client polls for.
+   */
+  task?: "optional" | "required";
 }
 
 /** A whole number: its schema says `"type": "integer"`. */
@@ -66,6 +71,13 @@ export function log(message: unknown, level?: "trace" | "debug" | "info" | "warn
 
 /** Tells the caller that `done` units of `total` are finished. */
 export function progress(done: number, total?: number, message?: string): void;
+
+/**
+ * Tells the clients subscribed to this package's resource `uri` (as the
+ * package offers it: a `resource`'s URI, or one its template matches) that
+ * it changed, so they read it again. A call may report 32 URIs.
+ */
+export function resourceUpdated(uri: string): void;
 
 /** An audio result: encoded bytes and their media type. */
 export class Audio {

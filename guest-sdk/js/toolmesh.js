@@ -25,11 +25,15 @@
 // offer resources (a `{variable}` in the URI makes a template) and prompts;
 // `ask.elicit`, `ask.sample` and `ask.roots` ask the user, the client's
 // model or its roots (a question not answered yet throws `Pending`: let it
-// end the call, which runs again with the answer).
+// end the call, which runs again with the answer); `resourceUpdated(uri)`
+// tells clients subscribed to one of the package's resources that it
+// changed. `task: "optional"` (or `"required"`) in a tool's definition lets
+// clients run its calls as tasks.
 
 import { log as hostLog } from "toolmesh:tool/log@0.1.0";
 import { report } from "toolmesh:tool/progress@0.1.0";
 import { request as askRequest } from "toolmesh:tool/ask@0.1.0";
+import { updated } from "toolmesh:tool/resource-updates@0.1.0";
 
 const TOOLS = new Map();
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -65,7 +69,7 @@ function inputSchema(input) {
 
 /** Makes `handler` the tool `definition` describes. */
 export function tool(definition, handler) {
-  const { name, title, readOnly, destructive, idempotent, openWorld } = definition;
+  const { name, title, readOnly, destructive, idempotent, openWorld, task } = definition;
   // What `tool build` found in the types and doc comments, where the definition is silent.
   const found = (globalThis.__toolmeshGenerated ?? {})[name] ?? {};
   const { description = found.description, input = found.input, output = found.output } = definition;
@@ -74,10 +78,16 @@ export function tool(definition, handler) {
   }
   if (TOOLS.has(name)) throw new Error(`a tool named \`${name}\` is already defined`);
   if (typeof handler !== "function") throw new Error(`tool \`${name}\`: its handler is not a function`);
+  if (task !== undefined && task !== "optional" && task !== "required") {
+    throw new Error(`tool \`${name}\`: task is "optional" or "required", not ${JSON.stringify(task)}`);
+  }
+  const schema = inputSchema(input);
+  // The gateway reads it; the handler never sees it.
+  if (task !== undefined) schema["x-toolmesh-task"] = task;
   TOOLS.set(name, {
     name,
     description: description ?? name,
-    input: inputSchema(input),
+    input: schema,
     output,
     annotations: { title, readOnly, destructive, idempotent, openWorld },
     handler,
@@ -93,6 +103,15 @@ export function log(message, level = "info") {
 /** Tells the caller that `done` units of `total` are finished. */
 export function progress(done, total, message) {
   report(done, total, message);
+}
+
+/**
+ * Tells the clients subscribed to this package's resource `uri` (as the
+ * package offers it: a `resource`'s URI, or one its template matches) that
+ * it changed, so they read it again. A call may report 32 URIs.
+ */
+export function resourceUpdated(uri) {
+  updated(String(uri));
 }
 
 /** An audio result: encoded bytes and their media type. */

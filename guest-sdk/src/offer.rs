@@ -148,6 +148,14 @@ impl Resource {
         Resource { templated: true, ..Resource::new(uri_template, name, read) }
     }
 
+    /// Tells the clients subscribed to this package's resource `uri` (as
+    /// the package offers it: a fixed resource's URI, or one a template
+    /// matches) that it changed, so they read it again. Call it from a tool
+    /// (or a read) once the change is made; a call may report 32 URIs.
+    pub fn updated(uri: &str) {
+        crate::bindings::toolmesh::tool::resource_updates::updated(uri);
+    }
+
     /// Sets a human-readable title.
     pub fn title(mut self, title: &str) -> Self {
         self.title = Some(title.to_owned());

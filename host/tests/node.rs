@@ -80,6 +80,7 @@ fn call(repository: &Repository, digest: Digest, tool: &str, arguments: &str) ->
         tools: None,
         session: None,
         ask: None,
+        updates: None,
     }
 }
 

@@ -341,8 +341,11 @@ def json_server(answer):
 async def check_notes_package(client):
     """The checks both SDKs' notes packages pass (tests of test_sdk_python
     and test_sdk_js): resources fixed and templated, a missing one, a
-    prompt with an embedded resource, every kind of content, a question."""
+    prompt with an embedded resource, every kind of content, a question, a
+    tool that may run as a task and reports a resource changed."""
+    import anyio
     import mcp
+    from mcp.client.subscriptions import ResourceUpdated
 
     readme = (await client.read_resource("toolmesh://demo/notes/notes://readme")).contents[0]
     assert (readme.text, readme.mime_type) == ("# Notes", "text/markdown")
@@ -360,3 +363,15 @@ async def check_notes_package(client):
     assert [c.type for c in media] == ["text", "audio", "resource", "resource_link"]
     assert media[2].resource.blob == "AAE="
     assert (await client.call_tool("demo.notes.greet", {})).content[0].text == "Hello, Ada!"
+    listed = {t.name: t for t in (await client.list_tools(cache_mode="bypass")).tools}
+    assert listed["demo.notes.touch"].meta["dev.toolmesh/taskSupport"] == "optional"
+    assert "x-toolmesh-task" not in listed["demo.notes.touch"].input_schema
+    intro = "toolmesh://demo/notes/notes://pages/intro"
+    asked = [intro, "toolmesh://demo/notes/notes://unknown", "other://not-ours"]
+    async with client.listen(resource_subscriptions=asked) as subscription:
+        assert subscription.honored.resource_subscriptions == [intro]
+        assert (await client.call_tool("demo.notes.touch", {"slug": "intro"})).content[0].text == "touched intro"
+        with anyio.fail_after(10):
+            async for event in subscription:
+                assert event == ResourceUpdated(uri=intro)
+                break

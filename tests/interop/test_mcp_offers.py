@@ -184,3 +184,91 @@ async def test_hostile_offers_are_contained(served):
         # The gateway and node still serve.
         text = (await client.read_resource(f"{FIXTURES}test://static-text")).contents[0].text
         assert text.startswith("This is the content")
+
+
+UPDATE = "conformance.fixtures.test_update_resource"
+
+
+async def updates_heard(subscription, count, seconds=10):
+    """The next `count` resource updates a listen stream hears."""
+    heard = []
+    with anyio.fail_after(seconds):
+        async for event in subscription:
+            heard.append(event.uri)
+            if len(heard) == count:
+                return heard
+    return heard
+
+
+@pytest.mark.anyio
+@pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")
+async def test_a_package_tells_subscribers_its_resources_changed(served):
+    """A call reports resources of its package changed: listen streams and
+    legacy sessions subscribed to them are told, under the URIs the gateway
+    serves; URIs the package does not offer are dropped; a publish of the
+    package under a new digest updates every subscribed resource of it."""
+    base, data, _ = served
+    static, templated = f"{FIXTURES}test://static-text", f"{FIXTURES}test://template/7/data"
+    async with mcp.Client(f"{base}/mcp", mode="auto") as client:
+        asked = [static, templated, f"{FIXTURES}test://nowhere", "toolmesh://examples/hello/README.md"]
+        async with client.listen(resource_subscriptions=asked) as subscription:
+            assert sorted(subscription.honored.resource_subscriptions) == sorted([static, templated, asked[3]])
+            for uri in ["test://nowhere", "test://template/7/data", "test://template/7/data", "test://static-text"]:
+                await client.call_tool(UPDATE, {"uri": uri})
+            assert await updates_heard(subscription, 2) == [templated, static]
+            # The fixtures again, under a new digest: each of their subscribed resources changed.
+            publish_to(base, data, COMPONENTS / "conformance.wasm", "conformance/fixtures", "1.0.1")
+            assert sorted(await updates_heard(subscription, 2, 20)) == sorted([static, templated])
+
+    heard = []
+
+    async def on_message(message):
+        root = getattr(message, "root", message)
+        if getattr(root, "method", None) == "notifications/resources/updated":
+            heard.append(root.params.uri)
+
+    async with mcp.Client(f"{base}/mcp", mode="legacy", message_handler=on_message) as client:
+        await client.subscribe_resource(static)
+        with pytest.raises(mcp.MCPError) as unknown:
+            await client.subscribe_resource(f"{FIXTURES}test://nowhere")
+        assert unknown.value.error.code == -32602
+        await client.call_tool(UPDATE, {"uri": "test://template/7/data"})
+        await client.call_tool(UPDATE, {"uri": "test://static-text"})
+        async def told():
+            return heard == [static]
+
+        await until(told)
+        await client.unsubscribe_resource(static)
+        await client.call_tool(UPDATE, {"uri": "test://static-text"})
+        await anyio.sleep(0.5)
+        assert heard == [static]
+
+
+def test_resource_updates_cross_gateways_on_a_mesh(tmp_path, registry):
+    """On a mesh a resource reported changed by a call through one gateway
+    reaches a listen stream held by another."""
+    from test_mesh import Mesh, publish
+
+    async def scenario(first, second):
+        async with mcp.Client(f"{second}/mcp", mode="auto") as listener, \
+                mcp.Client(f"{first}/mcp", mode="auto") as caller:
+            uri = "toolmesh://acme/fixtures/test://static-text"
+            async with listener.listen(resource_subscriptions=[uri]) as subscription:
+                await caller.call_tool("acme.fixtures.test_update_resource", {"uri": "test://static-text"})
+                assert await updates_heard(subscription, 1) == [uri]
+
+    with Mesh(tmp_path, registry) as mesh:
+        publish(mesh, "conformance.wasm", "acme/fixtures")
+        mesh.node("worker")
+        first, second = mesh.gateway(name="gateway-1"), mesh.gateway(name="gateway-2")
+        for base in (first, second):
+            anyio.run(until_resource, base, "toolmesh://acme/fixtures/test://static-text")
+        anyio.run(scenario, first, second)
+
+
+async def until_resource(base, uri):
+    async with mcp.Client(f"{base}/mcp", mode="auto") as client:
+        async def listed():
+            return uri in {r.uri for r in (await client.list_resources(cache_mode="bypass")).resources}
+
+        await until(listed, 30)

@@ -52,8 +52,9 @@ def node_user(public, node_id):
 
 def gateway_user(public):
     return f"""{{ nkey: {public}, permissions: {{
-        publish: {{ allow: ["toolmesh.v1.call.*", "toolmesh.v1.cancel.*", "toolmesh.v1.tools.>"] }},
-        subscribe: {{ allow: ["toolmesh.v1.advert.*", "_INBOX.>"] }} }} }}"""
+        publish: {{ allow: ["toolmesh.v1.call.*", "toolmesh.v1.cancel.*", "toolmesh.v1.tools.>",
+                            "toolmesh.v1.updated"] }},
+        subscribe: {{ allow: ["toolmesh.v1.advert.*", "toolmesh.v1.updated", "_INBOX.>"] }} }} }}"""
 
 
 @pytest.mark.anyio
@@ -183,8 +184,8 @@ resolver_preload: {{ {account.public}: "{jwt(operator, account, "tools", {"type"
                    ["toolmesh.v1.call.node-a", "toolmesh.v1.cancel.node-a", "toolmesh.v1.tools.node-a.>"],
                    responses=True)
     gateway = creds(tmp_path / "gateway.creds", account, "gateway",
-                    ["toolmesh.v1.call.*", "toolmesh.v1.cancel.*", "toolmesh.v1.tools.>"],
-                    ["toolmesh.v1.advert.*", "_INBOX.>"])
+                    ["toolmesh.v1.call.*", "toolmesh.v1.cancel.*", "toolmesh.v1.tools.>", "toolmesh.v1.updated"],
+                    ["toolmesh.v1.advert.*", "toolmesh.v1.updated", "_INBOX.>"])
     with Mesh(tmp_path, registry, config=config) as mesh:
         publish(mesh, "hostile.wasm", "test/hostile")
         a_log, _ = mesh.node("a", "--id", "node-a", "--nats-creds", str(node_a))

@@ -140,7 +140,7 @@ async def test_progress_reaches_the_client_and_log_lines_the_node(tmp_path):
 
 
 OFFERS = r'''
-import { Audio, Embedded, Link, NotFound, ask, prompt, resource, tool } from "toolmesh";
+import { Audio, Embedded, Link, NotFound, ask, prompt, resource, resourceUpdated, tool } from "toolmesh";
 
 const PAGES = { intro: "Welcome." };
 
@@ -156,6 +156,13 @@ prompt({ name: "review", description: "Asks for a review.", arguments: { text: {
 tool({ name: "media", description: "Audio, a resource and a link.", input: {} },
   () => ["Here:", new Audio(new Uint8Array([82, 73, 70, 70]), "audio/wav"), new Embedded("notes://x", new Uint8Array([0, 1])),
          new Link("notes://readme", "readme", "How to use these notes.")]);
+
+tool({ name: "touch", description: "Marks a page changed.", input: { slug: { type: "string" } }, task: "optional" },
+  ({ slug }) => {
+    resourceUpdated(`notes://pages/${slug}`);
+    resourceUpdated("other://not-ours");
+    return `touched ${slug}`;
+  });
 
 tool({ name: "greet", description: "Asks the user's name.", input: {} }, () => {
   const answer = ask.elicit("user_name", "What is your name?", { name: "string" });

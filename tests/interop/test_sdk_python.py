@@ -282,7 +282,7 @@ async def test_progress_reaches_the_client_and_log_lines_the_node(tmp_path):
 
 
 OFFERS = '''
-from toolmesh import Audio, Embedded, Link, Message, ask, prompt, resource, tool
+from toolmesh import Audio, Embedded, Link, Message, ask, prompt, resource, resource_updated, tool
 
 PAGES = {"intro": "Welcome."}
 
@@ -310,6 +310,14 @@ def media() -> list:
     """Returns audio, an embedded resource and a link."""
     return ["Here:", Audio(b"RIFF0000WAVE", "audio/wav"), Embedded("notes://x", b"\\x00\\x01"),
             Link("notes://readme", "readme", "How to use these notes.")]
+
+
+@tool(task="optional")
+def touch(slug: str) -> str:
+    """Marks a page changed."""
+    resource_updated(f"notes://pages/{slug}")
+    resource_updated("other://not-ours")
+    return f"touched {slug}"
 
 
 @tool

@@ -37,12 +37,12 @@ toolmesh world with componentize-py; this package implements the world's
 """
 
 from ._errors import InvalidArguments, ToolDefinitionError, ToolError
-from ._host import log, progress
+from ._host import log, progress, resource_updated
 from ._offer import Audio, Embedded, Link, Message, prompt, prompts, resource, resources
 from ._registry import Image, tool, tools
 from . import ask, http
 
 __all__ = [
     "Audio", "Embedded", "Image", "InvalidArguments", "Link", "Message", "ToolDefinitionError", "ToolError", "ask",
-    "http", "log", "progress", "prompt", "prompts", "resource", "resources", "tool", "tools",
+    "http", "log", "progress", "prompt", "prompts", "resource", "resource_updated", "resources", "tool", "tools",
 ]

@@ -1,4 +1,5 @@
-"""What the host offers a tool: log lines and progress reports.
+"""What the host offers a tool: log lines, progress reports and resource
+updates.
 
 Outside a component (a tool's own unit tests in plain CPython) there is no
 host: log lines go to stderr and progress reports nowhere.
@@ -11,8 +12,9 @@ try:
     # then exist inside the component.
     from wit_world.imports import log as _log
     from wit_world.imports import progress as _progress
+    from wit_world.imports import resource_updates as _updates
 except ImportError:
-    _log = _progress = None
+    _log = _progress = _updates = None
 
 
 def log(message: str, level: str = "info") -> None:
@@ -29,3 +31,12 @@ def progress(done: float, total: float | None = None, message: str | None = None
     """Tells the caller that ``done`` units of ``total`` are finished."""
     if _progress is not None:
         _progress.report(float(done), None if total is None else float(total), message)
+
+
+def resource_updated(uri: str) -> None:
+    """Tells the clients subscribed to this package's resource ``uri`` (as
+    the package offers it: an ``@resource``'s URI, or one its template
+    matches) that it changed, so they read it again. A call may report 32
+    URIs; others, and URIs the package does not offer, are dropped."""
+    if _updates is not None:
+        _updates.updated(str(uri))

@@ -69,12 +69,15 @@ def _docs(function) -> tuple[str, dict[str, str]]:
 
 
 def tool(function=None, *, name=None, description=None, title=None, read_only=None, destructive=None,
-         idempotent=None, open_world=None):
+         idempotent=None, open_world=None, task=None):
     """Makes ``function`` a tool. Its parameters (keyword arguments of JSON
     types, see ``toolmesh._schema``) are the tool's arguments, its docstring
     the description, its return value the result: ``str`` as text, an
     ``Image``, ``None`` as nothing, anything else as JSON (structured
-    content when it is an object). Raise ``ToolError`` to fail."""
+    content when it is an object). Raise ``ToolError`` to fail.
+
+    ``task="optional"`` lets a client run a long call as a task (it polls
+    for the result); ``task="required"`` runs every call as one."""
 
     def register(function):
         where = _where(function)
@@ -83,6 +86,8 @@ def tool(function=None, *, name=None, description=None, title=None, read_only=No
             raise ToolDefinitionError(f"{where}: tool name {tool_name!r} is not 1-64 of [A-Za-z0-9_.-]")
         if tool_name in _TOOLS:
             raise ToolDefinitionError(f"{where}: a tool named `{tool_name}` is already defined")
+        if task not in (None, "optional", "required"):
+            raise ToolDefinitionError(f"{where}: tool `{tool_name}`: task is 'optional' or 'required', not {task!r}")
         try:
             hints = typing.get_type_hints(function, include_extras=True)
         except Exception as e:  # a hint that does not resolve
@@ -115,6 +120,9 @@ def tool(function=None, *, name=None, description=None, title=None, read_only=No
         input_schema = {"type": "object", "properties": properties, "additionalProperties": False}
         if required:
             input_schema["required"] = required
+        if task is not None:
+            # The gateway reads it; the tool never sees it.
+            input_schema["x-toolmesh-task"] = task
         output_schema = None
         returns = hints.get("return")
         # An image is content of its own, not structured content.

@@ -14,7 +14,8 @@
 //! linked for every tool and answers `no-adapter` to calls not granted it;
 //! calls to other tools likewise answer `not-granted` unless the gateway
 //! that placed the call gave it a [`tools::ToolCaller`]; questions to the
-//! client are refused unless the gateway gave the call an [`ask::Asking`].
+//! client are refused unless the gateway gave the call an [`ask::Asking`];
+//! resource updates are dropped unless whoever placed the call listens.
 
 pub mod ask;
 mod config;
@@ -24,6 +25,7 @@ pub mod gpu;
 pub mod http;
 pub mod log;
 pub mod progress;
+pub mod resource_updates;
 pub mod scratch;
 mod secrets;
 pub mod tools;
@@ -176,6 +178,14 @@ pub static CAPABILITIES: &[Capability] = &[
         interfaces: &["toolmesh:tool/ask"],
         summary: "questions to the client that made the call (a form for the user, its model, its roots), answered by running the call again",
         link: |linker| toolmesh::ask::add_to_linker::<_, HasSelf<CallState>>(linker, |state| state),
+        denied: never,
+        setup: nothing,
+    },
+    Capability {
+        name: "resource-updates",
+        interfaces: &["toolmesh:tool/resource-updates"],
+        summary: "telling clients subscribed to one of the package's resources that it changed (32 URIs a call)",
+        link: |linker| toolmesh::resource_updates::add_to_linker::<_, HasSelf<CallState>>(linker, |state| state),
         denied: never,
         setup: nothing,
     },

@@ -261,6 +261,7 @@ pub async fn gateway(args: GatewayArgs) -> Result<(), Failure> {
     gateway.set_session_homes(SessionHomes::shared(&client, args.sandbox.session_ttl()).await);
     gateway.set_request_states(toolmesh_host::gateway::questions::RequestStates::shared(&client).await);
     gateway.set_tasks(toolmesh_host::gateway::tasks::Tasks::shared(&client).await);
+    gateway.set_resource_updates(toolmesh_host::gateway::updates::ResourceUpdates::shared(&client, gateway.id()).await);
     let registry = args.registry.client()?;
     let entries =
         registry.catalog(None).await.with_context(|| format!("cannot read the catalog of {}", registry.base()))?;

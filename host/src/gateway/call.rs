@@ -213,6 +213,7 @@ impl Gateway {
             tools,
             session: session.as_ref().map(|(_, route)| route.clone()),
             ask,
+            updates: None,
         };
         let outcome =
             match self.invoke_counted(&caller, &tool.name, invocation, admitted, cancelled, nesting.depth()).await {
@@ -265,11 +266,14 @@ impl Gateway {
         &self,
         caller: &Caller,
         name: &str,
-        invocation: Invocation,
+        mut invocation: Invocation,
         admitted: Option<Admission>,
         cancelled: Pin<Box<dyn Future<Output = ()> + Send>>,
         depth: u32,
     ) -> Counted {
+        if invocation.updates.is_none() {
+            invocation.updates = Some(self.update_sink(invocation.repository.as_str()));
+        }
         let metering = self.metering();
         let admission = match (metering.quotas(), admitted) {
             (None, _) => None,

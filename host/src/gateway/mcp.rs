@@ -18,7 +18,8 @@
 //!   caller sees what it may use.
 //! - `notifications/{tools,prompts,resources}/list_changed` reach legacy
 //!   sessions and 2026-07-28 `subscriptions/listen` streams whenever the
-//!   catalog changes.
+//!   catalog changes, and `notifications/resources/updated` those
+//!   subscribed to a resource that changed ([`super::listen`]).
 
 use super::Gateway;
 use super::call::{CallRefusal, CallRequest};
@@ -38,7 +39,7 @@ use rmcp::model::{
     GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult, ListResourceTemplatesResult,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
     ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResultType, ServerCapabilities, ServerConfig,
-    SubscriptionFilter, Tool,
+    SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
 };
 use rmcp::model::{
     CancelTaskParams, ClientCapabilities, CreateTaskResult, GetTaskParams, GetTaskResult, UpdateTaskParams,
@@ -106,7 +107,12 @@ pub fn mcp_tool(tool: &CatalogTool) -> Option<Tool> {
         meta[TASKS_META] = support.as_str().into();
     }
     out.insert("_meta".into(), meta);
-    out.insert("inputSchema".into(), d["input_schema"].clone());
+    // The keyword is for the gateway: the schema clients see goes without it.
+    let mut input = d["input_schema"].clone();
+    if let Some(schema) = input.as_object_mut() {
+        schema.remove(tasks::TASK_KEYWORD);
+    }
+    out.insert("inputSchema".into(), input);
     if d["output_schema"].is_object() {
         out.insert("outputSchema".into(), d["output_schema"].clone());
     }
@@ -392,6 +398,7 @@ impl ServerHandler for Gateway {
             .enable_prompts_list_changed()
             .enable_resources()
             .enable_resources_list_changed()
+            .enable_resources_subscribe()
             .enable_tasks()
             .build();
         ServerConfig::new(capabilities)
@@ -716,62 +723,34 @@ impl ServerHandler for Gateway {
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
-        // A legacy session: tell it when the tool list changes, until it goes away.
-        let mut changes = self.subscribe();
-        let peer = context.peer.clone();
-        tokio::spawn(async move {
-            while changes.changed().await.is_ok() {
-                let sent = async {
-                    peer.notify_tool_list_changed().await?;
-                    peer.notify_prompt_list_changed().await?;
-                    peer.notify_resource_list_changed().await
-                };
-                if sent.await.is_err() {
-                    break;
-                }
-            }
-        });
+        self.watch_legacy_session(context);
     }
 
     fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
-        Some(requested.supported_by(&self.get_info().capabilities))
+        Some(self.accepted_filter(requested, &self.get_info().capabilities))
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
-        let mut changes = self.subscribe();
-        let accepted = context.accepted();
-        let wants = |flag: Option<bool>| flag == Some(true);
-        let (tools, prompts, resources) = (
-            wants(accepted.tools_list_changed),
-            wants(accepted.prompts_list_changed),
-            wants(accepted.resources_list_changed),
-        );
-        loop {
-            tokio::select! {
-                _ = context.cancelled() => return Ok(()),
-                changed = changes.changed() => {
-                    if changed.is_err() {
-                        return Ok(());
-                    }
-                    let sink = context.sink();
-                    let sent = async {
-                        if tools {
-                            sink.notify_tool_list_changed().await?;
-                        }
-                        if prompts {
-                            sink.notify_prompt_list_changed().await?;
-                        }
-                        if resources {
-                            sink.notify_resource_list_changed().await?;
-                        }
-                        Ok::<(), rmcp::service::SubscriptionSendError>(())
-                    };
-                    if sent.await.is_err() {
-                        return Ok(());
-                    }
-                }
-            }
-        }
+        self.serve_listen(context).await
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.legacy_subscribe(request.uri, &context.extensions)
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.legacy_unsubscribe(&request.uri, &context.extensions);
+        Ok(())
     }
 }
 

@@ -24,6 +24,7 @@ pub mod front;
 pub mod http;
 mod inner;
 pub mod invoker;
+mod listen;
 pub mod mcp;
 pub mod offers;
 pub mod placement;
@@ -33,6 +34,7 @@ pub mod schema;
 pub mod search;
 pub mod sessions;
 pub mod tasks;
+pub mod updates;
 
 pub use catalog::{Catalog, CatalogTool};
 pub use invoker::{Invocation, InvokeCause, InvokeError, InvokeFuture, Invoker, LocalInvoker};
@@ -71,6 +73,8 @@ struct Inner {
     sessions: RwLock<Arc<sessions::SessionHomes>>,
     states: RwLock<Arc<questions::RequestStates>>,
     tasks: RwLock<Arc<tasks::Tasks>>,
+    updates: RwLock<Arc<updates::ResourceUpdates>>,
+    legacy: listen::LegacySubscriptions,
 }
 
 /// A random start for call ids (the process id and time if there is no random source).
@@ -109,6 +113,8 @@ impl Gateway {
                 ))),
                 states: RwLock::new(Arc::new(questions::RequestStates::random())),
                 tasks: RwLock::new(Arc::new(tasks::Tasks::local())),
+                updates: RwLock::new(Arc::new(updates::ResourceUpdates::local())),
+                legacy: Default::default(),
             }),
         }
     }

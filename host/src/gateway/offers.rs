@@ -161,6 +161,11 @@ impl Offers {
         self.packages.values()
     }
 
+    /// The package of `repository`, if it is in the catalog.
+    pub fn package(&self, repository: &str) -> Option<&Arc<CatalogPackage>> {
+        self.packages.get(repository)
+    }
+
     /// Every prompt, by MCP name.
     pub fn prompts(&self) -> impl Iterator<Item = (&str, &Arc<CatalogPackage>, &PromptInfo)> {
         self.prompts.iter().map(|(name, (package, index))| (name.as_str(), package, &package.offer.prompts[*index]))

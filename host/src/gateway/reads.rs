@@ -160,6 +160,7 @@ impl Gateway {
             tools: None,
             session: None,
             ask,
+            updates: None,
         };
         let outcome = match self.invoke_counted(caller, name, invocation, None, cancelled, 0).await {
             Counted::OverQuota(result) => {

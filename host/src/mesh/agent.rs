@@ -395,6 +395,21 @@ impl Answer {
     }
 }
 
+/// Sends what arrives on `queue` on the call's answer stream, in order, as
+/// `message` writes it, until every sender is gone.
+fn relay<T: Send + 'static>(
+    answer: &Answer,
+    mut queue: tokio::sync::mpsc::Receiver<T>,
+    message: fn(&Answer, T) -> NodeMessage,
+) -> tokio::task::JoinHandle<()> {
+    let answer = answer.clone();
+    tokio::spawn(async move {
+        while let Some(item) = queue.recv().await {
+            answer.send(message(&answer, item)).await;
+        }
+    })
+}
+
 /// Runs `call` on `node`; the result or error as the message to send.
 async fn run(
     node: &Node,
@@ -416,31 +431,40 @@ async fn run(
     let (Ok(repository), Ok(digest)) = (call.repository.parse(), call.digest.parse()) else {
         return failed("bad_request", format!("bad repository or digest: {} {}", call.repository, call.digest));
     };
-    // Progress goes out in order, before the result, through one task
-    // (at most PROGRESS_QUEUE waiting; past that, updates are dropped:
-    // a later one says more).
-    let (progress, forwarder) = if call.progress {
-        let (sender, mut queue) = tokio::sync::mpsc::channel::<Progress>(PROGRESS_QUEUE);
-        let forwarder = {
-            let answer = answer.clone();
-            tokio::spawn(async move {
-                while let Some(p) = queue.recv().await {
-                    let message = NodeMessage::Progress {
-                        v: answer.v,
-                        call_id: answer.call_id.clone(),
-                        attempt: answer.attempt,
-                        done: p.done,
-                        total: p.total,
-                        message: p.message,
-                    };
-                    answer.send(message).await;
-                }
-            })
-        };
+    // Progress and resource updates go out in order, before the result,
+    // through one task each (at most PROGRESS_QUEUE progress reports
+    // waiting; past that, they are dropped: a later one says more; a call
+    // reports at most 32 updates).
+    let (progress, progress_relay) = if call.progress {
+        let (sender, queue) = tokio::sync::mpsc::channel::<Progress>(PROGRESS_QUEUE);
+        let relay = relay(answer, queue, |answer, p| NodeMessage::Progress {
+            v: answer.v,
+            call_id: answer.call_id.clone(),
+            attempt: answer.attempt,
+            done: p.done,
+            total: p.total,
+            message: p.message,
+        });
         let sink = Arc::new(move |p: Progress| {
             let _ = sender.try_send(p);
         }) as crate::sandbox::ProgressSink;
-        (Some(sink), Some(forwarder))
+        (Some(sink), Some(relay))
+    } else {
+        (None, None)
+    };
+    // A gateway of version 5 or later hears of changed resources.
+    let (updates, updates_relay) = if answer.v >= 5 {
+        let (sender, queue) = tokio::sync::mpsc::channel::<String>(crate::capability::resource_updates::MAX_URIS);
+        let relay = relay(answer, queue, |answer, uri| NodeMessage::Updated {
+            v: answer.v,
+            call_id: answer.call_id.clone(),
+            attempt: answer.attempt,
+            uri,
+        });
+        let sink = Arc::new(move |uri: String| {
+            let _ = sender.try_send(uri);
+        }) as crate::capability::resource_updates::UpdateSink;
+        (Some(sink), Some(relay))
     } else {
         (None, None)
     };
@@ -478,15 +502,16 @@ async fn run(
                 };
             }
         },
+        updates,
     };
     let meter = invocation.meter.clone();
     tracing::info!(call = %call.call_id, attempt = call.attempt, tool = %invocation.tool, "call");
     let outcome = node.run(invocation).await;
     // A version-1 gateway would refuse the field.
     let usage = (answer.v >= 2).then(|| WireUsage::of(&meter));
-    if let Some(forwarder) = forwarder {
-        // The sandbox has dropped its sinks: what is queued goes out first.
-        let _ = tokio::time::timeout(Duration::from_secs(1), forwarder).await;
+    // The sandbox has dropped its sinks: what is queued goes out first.
+    for relay in [progress_relay, updates_relay].into_iter().flatten() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), relay).await;
     }
     match outcome {
         Ok(output) => NodeMessage::Result {

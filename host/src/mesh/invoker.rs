@@ -390,6 +390,11 @@ impl MeshInvoker {
                         sink(Progress { done, total, message });
                     }
                 }
+                NodeMessage::Updated { attempt: a, uri, .. } if a == attempt => {
+                    if let Some(sink) = &call.updates {
+                        sink(uri);
+                    }
+                }
                 NodeMessage::Result { attempt: a, content, usage, .. } if a == attempt => {
                     cancel.armed = false;
                     if let Some(usage) = usage {

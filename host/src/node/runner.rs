@@ -49,6 +49,9 @@ pub struct Invocation {
     /// What the call may ask its client, and the answers so far; it may
     /// ask nothing when absent.
     pub ask: Option<Arc<crate::capability::ask::Asking>>,
+    /// Hears of the package's resources the call reports changed; reports
+    /// are dropped when absent.
+    pub updates: Option<crate::capability::resource_updates::UpdateSink>,
 }
 
 impl Invocation {
@@ -398,6 +401,7 @@ impl Node {
             session,
             caller,
             ask,
+            updates,
             ..
         } = call;
         let session = session.map(|s| crate::sandbox::SessionRequest {
@@ -417,6 +421,7 @@ impl Node {
             tools,
             session,
             ask,
+            updates,
             ..CallOptions::default()
         };
         match self.sandbox.call(&component, &tool, &arguments, options).await {

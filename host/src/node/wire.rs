@@ -16,8 +16,9 @@ use std::collections::BTreeMap;
 /// from a call's code to other tools ([`NodeMessage::Tools`],
 /// [`ToolsAnswer`]); version 4 audio, embedded resources and resource
 /// links in results ([`WireContent`]), which a node writes to an older
-/// gateway as text, and questions to the client ([`WireAsk`]).
-pub const WIRE_VERSION: u32 = 4;
+/// gateway as text, and questions to the client ([`WireAsk`]); version 5
+/// resources a call reports changed ([`NodeMessage::Updated`]).
+pub const WIRE_VERSION: u32 = 5;
 
 /// The oldest version this side still reads and, to a peer that speaks
 /// only it, writes.
@@ -235,6 +236,18 @@ pub enum NodeMessage {
         total: Option<f64>,
         /// What it is doing.
         message: Option<String>,
+    },
+    /// The call reports that its package's resource `uri` (as the package
+    /// offers it) changed. Since version 5, each URI once per attempt.
+    Updated {
+        /// The message's version (see [`WIRE_VERSION`]).
+        v: u32,
+        /// The call.
+        call_id: String,
+        /// The attempt.
+        attempt: u32,
+        /// The resource, as the package offers it.
+        uri: String,
     },
     /// The call's code asks something of the gateway (answered with a
     /// [`ToolsAnswer`]). Since version 3, and only for calls whose message
@@ -513,8 +526,8 @@ mod tests {
             }),
         };
         assert_eq!(decode::<CallMessage>("call", &encode(&call)).unwrap(), call);
-        let newer = br#"{"v": 5, "call_id": "c1", "teleport": true}"#;
-        assert_eq!(decode::<CallMessage>("call", newer).unwrap_err(), WireError::Version { what: "call", found: 5 });
+        let newer = br#"{"v": 6, "call_id": "c1", "teleport": true}"#;
+        assert_eq!(decode::<CallMessage>("call", newer).unwrap_err(), WireError::Version { what: "call", found: 6 });
         let ancient = br#"{"v": 0, "call_id": "c1"}"#;
         assert_eq!(decode::<CallMessage>("call", ancient).unwrap_err(), WireError::Version { what: "call", found: 0 });
         assert!(matches!(decode::<CallMessage>("call", b"[1,2"), Err(WireError::Malformed { .. })));
@@ -574,6 +587,11 @@ mod tests {
             op: ToolsOp::Call { name: "examples.text.count".into(), arguments: "{}".into() },
         };
         assert_eq!(decode::<NodeMessage>("answer", &encode(&ask)).unwrap(), ask);
+        let updated =
+            NodeMessage::Updated { v: WIRE_VERSION, call_id: "c1".into(), attempt: 2, uri: "notes://all".into() };
+        let json = String::from_utf8(encode(&updated)).unwrap();
+        assert_eq!(json, r#"{"type":"updated","v":5,"call_id":"c1","attempt":2,"uri":"notes://all"}"#);
+        assert_eq!(decode::<NodeMessage>("answer", json.as_bytes()).unwrap(), updated);
         let answer = ToolsAnswer {
             v: WIRE_VERSION,
             call_id: "c1".into(),

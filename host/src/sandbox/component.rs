@@ -224,4 +224,7 @@ pub struct CallOptions {
     /// may ask nothing when absent. Questions it leaves pending end it with
     /// [`SandboxError::InputRequired`].
     pub ask: Option<Arc<crate::capability::ask::Asking>>,
+    /// Hears of the package's resources the call reports changed; reports
+    /// are dropped when absent.
+    pub updates: Option<crate::capability::resource_updates::UpdateSink>,
 }

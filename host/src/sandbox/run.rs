@@ -49,6 +49,7 @@ impl Sandbox {
         if let Some(ask) = options.ask {
             state.ask = ask;
         }
+        state.updates = crate::capability::resource_updates::Reported::new(options.updates);
         let refusals = state.http.refusals.clone();
         let mut store = new_store(engine, state, component, limits);
         let deadline = tokio::time::Instant::from_std(store.data().deadline) + TICK;

@@ -164,6 +164,7 @@ impl Sandbox {
         let opened = live.is_none();
         if let Some(held) = live.as_mut().and_then(|held| held.downcast_mut::<Live>()) {
             held.store.data_mut().resume(call_id, limits, options.progress, options.tools);
+            held.store.data_mut().updates = crate::capability::resource_updates::Reported::new(options.updates);
             super::run::arm(&mut held.store, component, limits);
         } else {
             let wait = admitted_by.saturating_duration_since(tokio::time::Instant::now());
@@ -181,7 +182,8 @@ impl Sandbox {
                 component: component.digest,
                 meter: meter.clone(),
             };
-            let state = CallState::new(call_id, limits, options.progress, &grant, gpu, options.tools)?;
+            let mut state = CallState::new(call_id, limits, options.progress, &grant, gpu, options.tools)?;
+            state.updates = crate::capability::resource_updates::Reported::new(options.updates);
             let mut store = super::run::new_store(component.pre.engine(), state, component, limits);
             let deadline = tokio::time::Instant::from_std(store.data().deadline) + TICK;
             let made = tokio::time::timeout_at(

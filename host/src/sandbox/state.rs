@@ -121,6 +121,8 @@ pub(crate) struct CallState {
     pub(crate) tools: crate::capability::tools::ToolCalls,
     /// The call's questions to its client and their answers.
     pub(crate) ask: Arc<crate::capability::ask::Asking>,
+    /// The resources the call reported changed, and who hears of them.
+    pub(crate) updates: crate::capability::resource_updates::Reported,
     /// The most bytes the host copies out of the guest in one transfer.
     pub(crate) transfer_limit: u64,
     wasi: WasiCtx,
@@ -168,6 +170,7 @@ impl CallState {
             config: setup.config,
             tools: crate::capability::tools::ToolCalls::new(tools),
             ask: Arc::default(),
+            updates: Default::default(),
             transfer_limit: super::transfer_cap(limits),
             wasi: setup.wasi.build(),
             http_ctx: WasiHttpCtx::new(),

@@ -153,6 +153,12 @@ struct Name {
 }
 
 #[derive(Deserialize, JsonSchema)]
+struct Uri {
+    /// A resource of this package, as it offers it.
+    uri: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
 struct Seconds {
     /// How long to work, in seconds.
     #[serde(default)]
@@ -220,6 +226,14 @@ fn tools() -> Vec<Tool> {
     let mut tools = asking_tools();
     tools.extend(task_tools());
     tools.extend(vec![
+        Tool::new(
+            "test_update_resource",
+            "Tells subscribers that resource `uri` of this package changed.",
+            |a: Uri| {
+                Resource::updated(&a.uri);
+                Ok(format!("reported {}", a.uri))
+            },
+        ),
         Tool::new("test_simple_text", "Returns a simple text response.", |_: NoArgs| {
             Ok(String::from("This is a simple text response for testing."))
         }),

@@ -149,7 +149,9 @@ def test_a_task_outlives_a_restart_of_tool_serve(tmp_path):
 
 def test_a_task_outlives_its_gateway_on_a_mesh(tmp_path, registry):
     """Two gateways and a node on NATS with JetStream: a task started through
-    the first gateway, which is then killed, is polled through the second;
+    the first gateway and cancelled through the second stops on its node; a
+    task started through the first gateway, which is then killed, is polled
+    through the second;
     once the first's hold lapses the second runs it again (the tool is
     read-only) and it completes."""
     from test_mesh import Mesh, publish
@@ -159,11 +161,19 @@ jetstream {{ store_dir: "{tmp_path / 'jetstream'}" }}
 """
     with Mesh(tmp_path, registry, config=config) as mesh:
         publish(mesh, "conformance.wasm", "acme/jobs")
-        mesh.node("worker")
+        worker, _ = mesh.node("worker")
         first = mesh.gateway(name="gateway-1")
         second = mesh.gateway(name="gateway-2")
         until_listed(first, "acme.jobs.slow_compute")
         until_listed(second, "acme.jobs.slow_compute")
+        # Cancelled through the other gateway: the run on the node stops too.
+        doomed = call(first, "acme.jobs.slow_compute", {"seconds": 30})
+        assert rpc(second, "tasks/cancel", {"taskId": doomed["taskId"]}, doomed["taskId"]) == {"resultType": "complete"}
+        assert task(first, doomed["taskId"])["status"] == "cancelled"
+        deadline = time.monotonic() + 10
+        while "cancelled by the gateway" not in worker.read_text():
+            assert time.monotonic() < deadline, "the cancelled task's run went on"
+            time.sleep(0.2)
         started = call(first, "acme.jobs.slow_compute", {"seconds": 6})
         assert started["status"] == "working", started
         assert task(second, started["taskId"])["status"] == "working"

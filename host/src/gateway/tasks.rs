@@ -16,7 +16,8 @@
 //! bucket `toolmesh_tasks`, so any gateway answers `tasks/get` for any task
 //! and records outlive the gateway that ran them, for the task's TTL. The
 //! run itself belongs to the gateway that started it; a task cancelled
-//! elsewhere is marked cancelled, and its result, when it comes, is not
+//! elsewhere is marked cancelled, its run stops at the next renewal of its
+//! hold (within a second), and its result, should it come first, is not
 //! recorded over it.
 
 use super::Gateway;
@@ -216,8 +217,16 @@ async fn held(
                         r.message.clone_from(&message);
                     }
                 });
-                if let Err(e) = renewed.await {
-                    tracing::warn!(task = %id, error = %e, "cannot renew the hold on a task");
+                match renewed.await {
+                    Ok(Some(_)) => {}
+                    // Ended elsewhere (cancelled through another gateway) or
+                    // gone: the run stops, and what it was is not recorded.
+                    Ok(None) => {
+                        tracing::info!(task = %id, "task ended elsewhere: its run stops");
+                        tasks.abort_run(id);
+                        return Ran::Failed(rpc_error(-32603, "the task ended elsewhere"));
+                    }
+                    Err(e) => tracing::warn!(task = %id, error = %e, "cannot renew the hold on a task"),
                 }
             }
         }

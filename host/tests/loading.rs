@@ -140,3 +140,28 @@ fn what_the_baseline_compiler_refuses_the_optimising_one_compiles() {
     let err = sandbox.load(tail_call.as_bytes()).err().expect("no handler export");
     assert!(err.to_string().contains("exports neither `toolmesh:tool/handler"), "{err}");
 }
+
+#[tokio::test]
+async fn a_session_opened_on_baseline_code_goes_on_after_optimised_code_takes_over() {
+    use toolmesh_host::sandbox::{Content, SessionRequest, Tier};
+    let sandbox = sandbox_with(small_limits());
+    let bytes = std::fs::read(component_path("hello")).unwrap();
+    let (quick, optimized) = (sandbox.load_quick(&bytes).unwrap(), sandbox.load(&bytes).unwrap());
+    assert_eq!((quick.tier(), optimized.tier()), (Tier::Baseline, Tier::Optimized));
+    let in_session = |resume| CallOptions {
+        session: Some(SessionRequest { caller: "tester".into(), id: "s1".into(), resume }),
+        ..CallOptions::default()
+    };
+    let greeting = |out: Vec<Content>| match &out[..] {
+        [Content::Text(text)] => text.clone(),
+        other => panic!("unexpected content: {other:?}"),
+    };
+    let args = r#"{"name":"Ada"}"#;
+    let opened = sandbox.call(&quick, "greet", args, in_session(false)).await.unwrap();
+    assert_eq!(greeting(opened.into_content()), "Hello, Ada!");
+    // The same digest, now with optimised code: the session's instance is
+    // still the baseline one, and its next call runs there.
+    let resumed = sandbox.call(&optimized, "greet", args, in_session(true)).await.unwrap();
+    assert_eq!(greeting(resumed.into_content()), "Hello, Ada!");
+    assert_eq!(sandbox.sessions_held(), 1);
+}

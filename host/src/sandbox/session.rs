@@ -46,6 +46,10 @@ type Key = (String, Digest, String);
 struct Live {
     store: Store<CallState>,
     instance: Instance,
+    /// Where the instance's exports are: those of the component it was
+    /// made from, which optimised code of the same digest may since have
+    /// replaced for fresh calls (its export indices belong to it alone).
+    exports: Arc<Exports>,
     _reservation: Reservation,
 }
 
@@ -198,14 +202,14 @@ impl Sandbox {
                     return Err(e);
                 }
             };
-            *live = Some(Box::new(Live { store, instance, _reservation: reservation }));
+            *live = Some(Box::new(Live { store, instance, exports: exports.clone(), _reservation: reservation }));
         }
         let Some(held) = live.as_mut().and_then(|held| held.downcast_mut::<Live>()) else {
             return Err(SandboxError::Engine("a session slot holds something other than a session".into()));
         };
         let refusals = held.store.data().http.refusals.clone();
         let deadline = tokio::time::Instant::from_std(held.store.data().deadline) + TICK;
-        let Live { store, instance, .. } = held;
+        let Live { store, instance, exports, .. } = held;
         let outcome = tokio::time::timeout_at(
             deadline,
             meter::Metered::new(exports.run(&mut *store, instance, operation), &meter),

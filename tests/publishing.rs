@@ -118,6 +118,9 @@ fn publish_needs_nothing_but_the_file_and_a_namespace_keeps_its_owner() {
     assert!(run.code == 1 && run.stderr.contains("DENIED"), "{}", run.stderr);
     let run = run_as(&alice, at(&["pull", "acme/wordcount:2.1.0", "-o", "/dev/null"]));
     assert_eq!(run.code, 0, "{}", run.stderr);
+    // Written to, not replaced by a file (which, as root, would break the machine's /dev/null).
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device(), "/dev/null was replaced");
     let run = run_as(&alice, at(&["search", "wordcount", "--json"]));
     assert!(run.stdout.contains("Counts <b>words</b>") && !run.stdout.contains("Bob"), "{}", run.stdout);
 

@@ -49,8 +49,16 @@ pub async fn pull(args: PullArgs) -> Result<(), Failure> {
             reference.tag.as_ref().map_or_else(|| fetched.manifest_digest.hex()[..12].to_owned(), |t| t.to_string());
         PathBuf::from(format!("{name}-{version}.wasm"))
     });
-    toolmesh_registry::files::write_atomic(&output, &fetched.bytes)
-        .with_context(|| format!("cannot write {}", output.display()))?;
+    // A device or pipe (`-o /dev/null`, `-o /dev/stdout`) is written to, never
+    // replaced: writing a file beside it and renaming it over the path would
+    // put a regular file where the device was.
+    let special = std::fs::metadata(&output).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    let written = if special {
+        std::fs::write(&output, &fetched.bytes)
+    } else {
+        toolmesh_registry::files::write_atomic(&output, &fetched.bytes)
+    };
+    written.with_context(|| format!("cannot write {}", output.display()))?;
     outln!("{} {}", output.display(), fetched.manifest_digest);
     Ok(())
 }

@@ -197,6 +197,7 @@ impl FrontArgs {
         mcp.allowed_hosts.extend(self.allowed_hosts.iter().cloned());
         mcp.allowed_origins.extend(self.allowed_origins.iter().cloned());
         if let Some(public) = &self.public_url {
+            mcp.public_url = Some(public.base.clone());
             // Pages served there call /mcp from that origin, through that host.
             mcp.allowed_hosts.push(public.authority.clone());
             mcp.allowed_origins.push(public.base.clone());

@@ -3,7 +3,8 @@
 //! they may call (a `403` naming the scopes a call needs, before the call is
 //! read by the MCP layer), `Host` and `Origin` validation against DNS
 //! rebinding, a request body limit, and a per-caller rate limit. With OAuth
-//! on, the protected resource metadata (RFC 9728) is served beside it.
+//! on, the protected resource metadata (RFC 9728) is served beside it;
+//! and the registry listings and server card ([`super::listings`]).
 
 use super::Gateway;
 use crate::auth::{Access, AuthError, Authenticator, Caller};
@@ -40,6 +41,9 @@ pub struct McpHttpConfig {
     pub rate_per_minute: u32,
     /// Largest request body, in bytes.
     pub max_body: usize,
+    /// Where clients reach the gateway (`https://host[:port]`), for the
+    /// listings; the request's `Host` when absent.
+    pub public_url: Option<String>,
 }
 
 impl Default for McpHttpConfig {
@@ -52,6 +56,7 @@ impl Default for McpHttpConfig {
             allowed_origins: vec!["http://localhost:*".into(), "http://127.0.0.1:*".into(), "http://[::1]:*".into()],
             rate_per_minute: 600,
             max_body: 4 << 20,
+            public_url: None,
         }
     }
 }
@@ -314,6 +319,12 @@ pub fn router(gateway: Gateway, config: McpHttpConfig) -> Result<Router, String>
         StreamableHttpService::new(move || Ok(sessions.clone()), Arc::new(LocalSessionManager::default()), rmcp_config);
     let auth = Authenticator::new(&config.api_keys, config.oauth.as_ref(), config.access.clone())?;
     let metadata = auth.resource_metadata();
+    let listings = super::listings::Listings::new(
+        gateway.clone(),
+        config.public_url.clone(),
+        auth.required(),
+        config.oauth.is_some(),
+    );
     let edge = Arc::new(Edge {
         auth,
         gateway: gateway.clone(),
@@ -337,7 +348,9 @@ pub fn router(gateway: Gateway, config: McpHttpConfig) -> Result<Router, String>
             "/sessions/{tool}/{id}",
             axum::routing::delete(move |path, request: Request| close_session(gateway.clone(), path, request)),
         )
-        .layer(axum::middleware::from_fn_with_state(edge, guard));
+        .layer(axum::middleware::from_fn_with_state(edge, guard))
+        // Open to anyone: what a directory may know.
+        .merge(listings.routes());
     if let Some(metadata) = metadata {
         // Read by clients before they have a token, from any origin.
         let serve = move || {

@@ -74,6 +74,11 @@ impl ToolList {
     pub fn build(catalog: &Catalog) -> Self {
         ToolList { tools: catalog.tools().filter_map(|t| Some((t.name.clone(), mcp_tool(t)?))).collect() }
     }
+
+    /// Every tool's description, by name.
+    pub fn tools(&self) -> impl Iterator<Item = &Tool> {
+        self.tools.values()
+    }
 }
 
 /// The `_meta` key of each listed tool that holds what it requests (the

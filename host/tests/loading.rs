@@ -164,4 +164,11 @@ async fn a_session_opened_on_baseline_code_goes_on_after_optimised_code_takes_ov
     let resumed = sandbox.call(&optimized, "greet", args, in_session(true)).await.unwrap();
     assert_eq!(greeting(resumed.into_content()), "Hello, Ada!");
     assert_eq!(sandbox.sessions_held(), 1);
+    // A call's sinks end with the call, not the session: relays waiting for
+    // them to be dropped (a mesh node's) are not kept waiting.
+    let progress: toolmesh_host::sandbox::ProgressSink = std::sync::Arc::new(|_| {});
+    let updates: toolmesh_host::capability::resource_updates::UpdateSink = std::sync::Arc::new(|_| {});
+    let options = CallOptions { progress: Some(progress.clone()), updates: Some(updates.clone()), ..in_session(true) };
+    sandbox.call(&optimized, "greet", args, options).await.unwrap();
+    assert_eq!((std::sync::Arc::strong_count(&progress), std::sync::Arc::strong_count(&updates)), (1, 1));
 }

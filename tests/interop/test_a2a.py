@@ -125,8 +125,18 @@ def test_a_gateway_that_needs_a_key_keeps_its_skills_to_callers_with_one(tmp_pat
         old = httpx.post(f"{base}/a2a", json=call, headers={"A2A-Version": "0.3", "Authorization": "Bearer sesame"})
         assert old.json()["error"]["code"] == -32009
         # Malformed requests get JSON-RPC errors, not a crash.
-        bad = httpx.post(f"{base}/a2a", content=b"{nope", headers={**headers, "Authorization": "Bearer sesame"})
+        bad = httpx.post(f"{base}/a2a", content=b"{nope",
+                         headers={**headers, "Authorization": "Bearer sesame", "Content-Type": "application/json"})
         assert bad.json()["error"]["code"] == -32700
+        # Not from other sites' pages, not through a rebound name, not as a form.
+        keyed = {**headers, "Authorization": "Bearer sesame"}
+        cross = httpx.post(f"{base}/a2a", json=call, headers={**keyed, "Origin": "https://attacker.example"})
+        assert cross.status_code == 403
+        rebound = httpx.post(f"{base}/a2a", json=call, headers={**keyed, "Host": "attacker.example"})
+        assert rebound.status_code == 403
+        form = httpx.post(f"{base}/a2a", content=json.dumps(call), headers={**keyed, "Content-Type": "text/plain"})
+        assert form.status_code == 415
+        assert httpx.get(f"{base}/v0/servers", headers={"Host": "attacker.example"}).status_code == 403
         empty = {"jsonrpc": "2.0", "id": 2, "method": "SendMessage", "params": {"message": {"parts": []}}}
         answer = httpx.post(f"{base}/a2a", json=empty, headers={**headers, "Authorization": "Bearer sesame"}).json()
         assert answer["id"] == 2 and answer["error"]["code"] == -32602, json.dumps(answer)

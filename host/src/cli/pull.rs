@@ -52,14 +52,20 @@ pub async fn pull(args: PullArgs) -> Result<(), Failure> {
     // A device or pipe (`-o /dev/null`, `-o /dev/stdout`) is written to, never
     // replaced: writing a file beside it and renaming it over the path would
     // put a regular file where the device was.
-    let special = std::fs::metadata(&output).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    // A symbolic link (`/dev/stdout`) is written through too.
+    let special = std::fs::symlink_metadata(&output).is_ok_and(|m| !m.is_file() && !m.is_dir());
     let written = if special {
         std::fs::write(&output, &fetched.bytes)
     } else {
         toolmesh_registry::files::write_atomic(&output, &fetched.bytes)
     };
     written.with_context(|| format!("cannot write {}", output.display()))?;
-    outln!("{} {}", output.display(), fetched.manifest_digest);
+    if special {
+        // The component may be going to standard output: the summary stays off it.
+        eprintln!("{} {}", output.display(), fetched.manifest_digest);
+    } else {
+        outln!("{} {}", output.display(), fetched.manifest_digest);
+    }
     Ok(())
 }
 

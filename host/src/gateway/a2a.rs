@@ -15,10 +15,12 @@
 //!   connection, and on a mesh any gateway answers for it. `SendMessage`
 //!   waits for the task to end unless `configuration.returnImmediately`.
 //!   Calls go through the same path as MCP calls: the caller identified at
-//!   the edge, its scopes, quotas, placement and metering.
+//!   the edge, its scopes, quotas, placement and metering; `Host` and
+//!   `Origin` are checked as for `/mcp`, and bodies must be JSON.
 //!
-//! A message naming no skill, or one the catalog lacks, makes a task in
-//! `TASK_STATE_REJECTED` saying why; a malformed one is `-32602`; one of
+//! A message naming no skill, or one the catalog lacks (or the caller may
+//! not use), makes a task in `TASK_STATE_REJECTED` saying why (not kept:
+//! `GetTask` does not know it); a malformed one is `-32602`; one of
 //! only files `-32005`. Streaming and push notifications are not offered
 //! (`-32004`, `-32003`).
 
@@ -57,12 +59,19 @@ pub(crate) struct A2a {
     public: Option<String>,
     auth_required: bool,
     max_body: usize,
+    /// `Host` values answered, `Origin` values allowed to call.
+    allowed: (Vec<String>, Vec<String>),
 }
 
 impl A2a {
     /// The A2A face of `gateway`, reached at `public` if given.
-    pub(crate) fn new(gateway: Gateway, public: Option<String>, auth_required: bool, max_body: usize) -> Self {
-        A2a { gateway, public, auth_required, max_body }
+    pub(crate) fn new(
+        gateway: Gateway,
+        public: Option<String>,
+        (auth_required, max_body): (bool, usize),
+        allowed: (Vec<String>, Vec<String>),
+    ) -> Self {
+        A2a { gateway, public, auth_required, max_body, allowed }
     }
 
     /// `POST /a2a`, to be put behind the edge.
@@ -113,7 +122,11 @@ impl A2a {
                 "inputModes": ["application/json"],
                 "outputModes": ["application/json", "text/plain"],
             }));
-            let mut schema = json!({"inputSchema": d["input_schema"]});
+            let mut input = d["input_schema"].clone();
+            if let Some(input) = input.as_object_mut() {
+                input.remove(tasks::TASK_KEYWORD);
+            }
+            let mut schema = json!({"inputSchema": input});
             if d["output_schema"].is_object() {
                 schema["outputSchema"] = d["output_schema"].clone();
             }
@@ -152,6 +165,18 @@ impl A2a {
     async fn serve(&self, request: Request) -> Response {
         let caller = request.extensions().get::<Caller>().cloned().unwrap_or_else(Caller::nobody);
         let headers = request.headers().clone();
+        // As for /mcp: no DNS rebinding, no calls from other sites' pages
+        // (a JSON body needs a CORS preflight, which is never granted).
+        let (hosts, origins) = &self.allowed;
+        if !super::origin::host_allowed(&headers, hosts) || !super::origin::origin_allowed(&headers, origins) {
+            return (axum::http::StatusCode::FORBIDDEN, "this host or origin may not call").into_response();
+        }
+        let json = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        if !json.is_some_and(|t| t.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")))
+        {
+            return (axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE, "send JSON-RPC as application/json")
+                .into_response();
+        }
         let Ok(bytes) = axum::body::to_bytes(request.into_body(), self.max_body).await else {
             return rpc(Value::Null, Err((-32600, "the request body is too large".into())));
         };
@@ -196,19 +221,21 @@ impl A2a {
             return Err((-32004, "a task of this agent takes no further messages".into()));
         }
         let record = match skill_request(message)? {
-            Asked::Skill(name, mut arguments) => match self.gateway.catalog().get(&name) {
-                Some(tool) => {
-                    coerce(&mut arguments, &tool.descriptor["input_schema"]);
-                    let arguments = match arguments {
-                        Value::Object(arguments) => arguments,
-                        _ => return Err((-32602, "the skill's arguments are not a JSON object".into())),
-                    };
-                    let record =
-                        tasks::new_record(caller, &name, arguments, ClientAbilities::default(), BTreeMap::new());
-                    self.gateway.start_task(caller, record, None).await.map_err(store_error)?
+            Asked::Skill(name, mut arguments) => {
+                match self.gateway.catalog().get(&name).filter(|_| caller.may_call(&name)) {
+                    Some(tool) => {
+                        coerce(&mut arguments, &tool.descriptor["input_schema"]);
+                        let arguments = match arguments {
+                            Value::Object(arguments) => arguments,
+                            _ => return Err((-32602, "the skill's arguments are not a JSON object".into())),
+                        };
+                        let record =
+                            tasks::new_record(caller, &name, arguments, ClientAbilities::default(), BTreeMap::new());
+                        self.gateway.start_task(caller, record, None).await.map_err(store_error)?
+                    }
+                    None => return Ok(json!({"task": rejected(&format!("there is no skill `{name}`"))})),
                 }
-                None => return Ok(json!({"task": rejected(&format!("there is no skill `{name}`"))})),
-            },
+            }
             Asked::Nothing(why) => return Ok(json!({"task": rejected(&why)})),
         };
         let wait = !params["configuration"]["returnImmediately"].as_bool().unwrap_or(false);
@@ -224,7 +251,7 @@ impl A2a {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(250));
             match self.gateway.tasks().get(&caller.name, &record.id).await.map_err(store_error)? {
-                Some(now) => record = now,
+                Some(now) => record = self.gateway.take_over_lapsed(caller, now).await.map_err(store_error)?,
                 None => return Err(not_found(&record.id)),
             }
         }
@@ -235,7 +262,8 @@ impl A2a {
     async fn get_task(&self, caller: &Caller, params: &Value) -> Result<Value, RpcError> {
         let id = params["id"].as_str().ok_or((-32602, "no task id".to_owned()))?;
         match self.gateway.tasks().get(&caller.name, id).await.map_err(store_error)? {
-            Some(record) => Ok(a2a_task(&record)),
+            // A task whose gateway died is run again here (or failed).
+            Some(record) => Ok(a2a_task(&self.gateway.take_over_lapsed(caller, record).await.map_err(store_error)?)),
             None => Err(not_found(id)),
         }
     }

@@ -320,13 +320,19 @@ pub fn router(gateway: Gateway, config: McpHttpConfig) -> Result<Router, String>
         StreamableHttpService::new(move || Ok(sessions.clone()), Arc::new(LocalSessionManager::default()), rmcp_config);
     let auth = Authenticator::new(&config.api_keys, config.oauth.as_ref(), config.access.clone())?;
     let metadata = auth.resource_metadata();
+    let allowed = (config.allowed_hosts.clone(), config.allowed_origins.clone());
     let listings = super::listings::Listings::new(
         gateway.clone(),
         config.public_url.clone(),
-        auth.required(),
-        config.oauth.is_some(),
+        (auth.required(), config.oauth.is_some()),
+        allowed.0.clone(),
     );
-    let a2a = super::a2a::A2a::new(gateway.clone(), config.public_url.clone(), auth.required(), config.max_body);
+    let a2a = super::a2a::A2a::new(
+        gateway.clone(),
+        config.public_url.clone(),
+        (auth.required(), config.max_body),
+        allowed.clone(),
+    );
     let edge = Arc::new(Edge {
         auth,
         gateway: gateway.clone(),

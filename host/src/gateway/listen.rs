@@ -29,12 +29,25 @@ pub const MAX_SUBSCRIBED: usize = 256;
 /// open while nothing happens.
 const STILL_OPEN_EVERY: Duration = Duration::from_secs(30);
 
+/// Longest URI a session may subscribe to, in bytes.
+const MAX_URI: usize = 4096;
+
 /// What the legacy sessions subscribed to, by session: each URI with the
-/// digest of the package serving it when last seen.
+/// digest of the package serving it when last seen; and which sessions
+/// have their watcher.
 #[derive(Debug, Default)]
-pub(crate) struct LegacySubscriptions(Mutex<HashMap<String, HashMap<String, Digest>>>);
+pub(crate) struct LegacySubscriptions(
+    Mutex<HashMap<String, HashMap<String, Digest>>>,
+    /// Sessions with a watcher running.
+    Mutex<std::collections::HashSet<String>>,
+);
 
 impl LegacySubscriptions {
+    /// Whether session `session` has its watcher.
+    fn watching(&self, session: &str) -> bool {
+        self.1.lock().unwrap_or_else(|e| e.into_inner()).contains(session)
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut HashMap<String, HashMap<String, Digest>>) -> R) -> R {
         f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
@@ -104,7 +117,8 @@ impl Gateway {
             .resource_subscriptions
             .map(|uris| {
                 let mut kept = BTreeSet::new();
-                for uri in uris {
+                // A flood of URIs is looked at only so far.
+                for uri in uris.into_iter().take(4 * MAX_SUBSCRIBED) {
                     if kept.len() < MAX_SUBSCRIBED && catalog.offers().resolve(&uri).is_some() {
                         kept.insert(uri);
                     }
@@ -126,7 +140,15 @@ impl Gateway {
             wants(accepted.prompts_list_changed),
             wants(accepted.resources_list_changed),
         );
-        let subscribed: BTreeSet<String> = accepted.resource_subscriptions.unwrap_or_default().into_iter().collect();
+        // Told only of what the caller may read (the filter was accepted
+        // before the caller was known).
+        let caller = super::mcp::caller_of(context.request_context());
+        let subscribed: BTreeSet<String> = accepted
+            .resource_subscriptions
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|uri| self.may_read(&caller, uri))
+            .collect();
         let mut packages = owners(self.catalog().offers(), &subscribed);
         loop {
             let sink = context.sink();
@@ -176,10 +198,19 @@ impl Gateway {
     /// resources it subscribed to, until it goes away.
     pub(crate) fn watch_legacy_session(&self, context: NotificationContext<RoleServer>) {
         let session = session_of(&context.extensions);
-        let (gateway, peer) = (self.clone(), context.peer.clone());
+        if !self.inner.legacy.watching(&session) {
+            self.watch_session(session, context.peer.clone());
+        }
+    }
+
+    /// Starts the one watcher of legacy session `session`.
+    fn watch_session(&self, session: String, peer: Peer<RoleServer>) {
+        self.inner.legacy.1.lock().unwrap_or_else(|e| e.into_inner()).insert(session.clone());
+        let gateway = self.clone();
         tokio::spawn(async move {
             gateway.legacy_session_loop(&session, &peer).await;
             gateway.inner.legacy.with(|all| all.remove(&session));
+            gateway.inner.legacy.1.lock().unwrap_or_else(|e| e.into_inner()).remove(&session);
         });
     }
 
@@ -225,14 +256,37 @@ impl Gateway {
         }
     }
 
-    /// `resources/subscribe` of a legacy session.
-    pub(crate) fn legacy_subscribe(&self, uri: String, extensions: &rmcp::model::Extensions) -> Result<(), McpError> {
+    /// Whether `caller` may read the resource at `uri` (so hear of it).
+    fn may_read(&self, caller: &crate::auth::Caller, uri: &str) -> bool {
+        match self.catalog().offers().resolve(uri) {
+            Some(Target::Docs(package)) => self.package_visible(caller, &package),
+            Some(Target::Resource { name, .. }) => caller.may_call(&name),
+            None => false,
+        }
+    }
+
+    /// `resources/subscribe` of a legacy session, whose watcher starts
+    /// here if `initialized` did not start it.
+    pub(crate) fn legacy_subscribe(
+        &self,
+        uri: String,
+        context: &rmcp::service::RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let caller = super::mcp::caller_of(context);
         let digest = match self.catalog().offers().resolve(&uri) {
-            Some(Target::Docs(package) | Target::Resource { package, .. }) => package.digest,
-            None => {
+            Some(Target::Docs(package) | Target::Resource { package, .. })
+                if uri.len() <= MAX_URI && self.may_read(&caller, &uri) =>
+            {
+                package.digest
+            }
+            _ => {
                 return Err(McpError::invalid_params(format!("Resource not found: {uri}"), Some(json!({"uri": uri}))));
             }
         };
+        let extensions = &context.extensions;
+        if !self.inner.legacy.watching(&session_of(extensions)) {
+            self.watch_session(session_of(extensions), context.peer.clone());
+        }
         let session = session_of(extensions);
         self.inner.legacy.with(|all| {
             let uris = all.entry(session).or_default();

@@ -51,6 +51,8 @@ pub(crate) struct Listings {
     auth_required: bool,
     /// Whether tokens come from OAuth issuers.
     oauth: bool,
+    /// `Host` values answered when there is no public URL.
+    hosts: Vec<String>,
 }
 
 /// The query of `GET /v0/servers`.
@@ -64,8 +66,21 @@ struct ListQuery {
 
 impl Listings {
     /// The listings of `gateway`, reached at `public` if given.
-    pub(crate) fn new(gateway: Gateway, public: Option<String>, auth_required: bool, oauth: bool) -> Self {
-        Listings { gateway, public, auth_required, oauth }
+    pub(crate) fn new(
+        gateway: Gateway,
+        public: Option<String>,
+        (auth_required, oauth): (bool, bool),
+        hosts: Vec<String>,
+    ) -> Self {
+        Listings { gateway, public, auth_required, oauth, hosts }
+    }
+
+    /// A `403` for a request naming a host the gateway does not answer to
+    /// (its URLs would be the requester's invention), when no public URL
+    /// says where the gateway is.
+    fn refused(&self, headers: &HeaderMap) -> Option<Response> {
+        (self.public.is_none() && !super::origin::host_allowed(headers, &self.hosts))
+            .then(|| (StatusCode::FORBIDDEN, "this host is not served").into_response())
     }
 
     /// The routes, open to anyone (they say only what a directory may).
@@ -75,26 +90,26 @@ impl Listings {
             let listings = listings.clone();
             move |headers: HeaderMap, Query(query): Query<ListQuery>| {
                 let listings = listings.clone();
-                async move { listings.list(&headers, &query) }
+                async move { listings.refused(&headers).unwrap_or_else(|| listings.list(&headers, &query)) }
             }
         };
         let versions = {
             let listings = listings.clone();
             move |headers: HeaderMap, Path(name): Path<String>| {
                 let listings = listings.clone();
-                async move { listings.versions(&headers, &name) }
+                async move { listings.refused(&headers).unwrap_or_else(|| listings.versions(&headers, &name)) }
             }
         };
         let version = {
             let listings = listings.clone();
             move |headers: HeaderMap, Path((name, version)): Path<(String, String)>| {
                 let listings = listings.clone();
-                async move { listings.version(&headers, &name, &version) }
+                async move { listings.refused(&headers).unwrap_or_else(|| listings.version(&headers, &name, &version)) }
             }
         };
         let card = move |headers: HeaderMap| {
             let listings = listings.clone();
-            async move { listings.card(&headers) }
+            async move { listings.refused(&headers).unwrap_or_else(|| listings.card(&headers)) }
         };
         let mut router = Router::new();
         for prefix in ["/v0", "/v0.1"] {
@@ -134,14 +149,7 @@ impl Listings {
         let base = self.base(headers);
         let namespace = namespace(&base);
         let catalog = self.gateway.catalog();
-        let official = |version_time: Option<&str>| {
-            let mut meta = json!({"status": "active", "isLatest": true});
-            if let Some(at) = version_time {
-                meta["publishedAt"] = at.into();
-                meta["updatedAt"] = at.into();
-            }
-            json!({"io.modelcontextprotocol.registry/official": meta})
-        };
+        let official = || json!({"io.modelcontextprotocol.registry/official": {"status": "active", "isLatest": true}});
         let mut entries = vec![json!({
             "server": {
                 "$schema": SERVER_SCHEMA,
@@ -156,7 +164,7 @@ impl Listings {
                 "websiteUrl": format!("{base}/"),
                 "remotes": [self.remote(&base)],
             },
-            "_meta": official(None),
+            "_meta": official(),
         })];
         for package in catalog.offers().packages() {
             let tools: Vec<&str> =
@@ -181,7 +189,12 @@ impl Listings {
             if let Some(source) = package.source.as_deref().filter(|s| s.starts_with("https://")) {
                 server["repository"] = json!({"url": source, "source": forge(source)});
             }
-            entries.push(json!({"server": server, "_meta": official(None)}));
+            // `a.b/c` and `a/b.c` read alike here: the first keeps the name.
+            if entries.iter().any(|e| name_of(e) == server["name"].as_str().unwrap_or_default()) {
+                tracing::debug!(repository = %package.repository, "listing left out: its name is taken");
+                continue;
+            }
+            entries.push(json!({"server": server, "_meta": official()}));
         }
         entries
     }

@@ -745,7 +745,7 @@ impl ServerHandler for Gateway {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        self.legacy_subscribe(request.uri, &context.extensions)
+        self.legacy_subscribe(request.uri, &context)
     }
 
     #[allow(deprecated)]

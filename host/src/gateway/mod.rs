@@ -29,6 +29,7 @@ mod listen;
 mod listings;
 pub mod mcp;
 pub mod offers;
+mod origin;
 pub mod placement;
 pub mod questions;
 mod reads;

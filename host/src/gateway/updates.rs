@@ -62,7 +62,8 @@ impl ResourceUpdates {
             use futures_util::StreamExt;
             while let Some(message) = heard.next().await {
                 match serde_json::from_slice::<Announcement>(&message.payload) {
-                    Ok(told) if told.gateway != me && crate::sandbox::offer::is_absolute_uri(&told.uri) => {
+                    // Served URIs are the package's (≤ 2048 bytes) under a prefix.
+                    Ok(told) if told.gateway != me && told.uri.len() <= 4096 => {
                         let _ = local.send(told.uri);
                     }
                     Ok(_) => {}
@@ -112,9 +113,15 @@ impl Gateway {
     /// the gateway serves; others are dropped.
     pub(crate) fn update_sink(&self, repository: &str) -> UpdateSink {
         let (gateway, repository) = (self.clone(), repository.to_owned());
-        Arc::new(move |declared: String| match gateway.served_uri(&repository, &declared) {
+        let announce: UpdateSink = Arc::new(move |declared: String| match gateway.served_uri(&repository, &declared) {
             Some(uri) => gateway.resource_updates().announce(uri),
             None => tracing::debug!(%repository, uri = %declared, "update of a resource the package does not offer"),
+        });
+        // What a node sends is held to the bound a call has: each URI once,
+        // at most 32, however many messages come.
+        let reported = std::sync::Mutex::new(crate::capability::resource_updates::Reported::new(Some(announce)));
+        Arc::new(move |uri: String| {
+            reported.lock().unwrap_or_else(|e| e.into_inner()).report(uri);
         })
     }
 

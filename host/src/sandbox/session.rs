@@ -216,6 +216,10 @@ impl Sandbox {
         )
         .await;
         super::run::flush_guest_output(store.data());
+        // The call's sinks end with it, not with the session: whoever relays
+        // its progress and resource updates is done once they are dropped.
+        store.data_mut().progress = None;
+        store.data_mut().updates = Default::default();
         match super::run::finish(outcome, store, limits, true) {
             Ok(result) => {
                 *slot.used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();

@@ -26,9 +26,10 @@ logs="$cache/logs"
 mkdir -p "$logs"
 
 # Debian packages, in one call (dpkg takes one at a time): Mesa's lavapipe
-# for the GPU tests, Chromium and its driver for the web pages' tests, and
-# the C toolchain QuickJS needs (scripts/wasi-sdk.sh).
-debian_packages="mesa-vulkan-drivers chromium chromium-driver clang-19 llvm-19 wasi-libc"
+# for the GPU tests, Chromium and its driver for the web pages' tests,
+# the C toolchain QuickJS needs (scripts/wasi-sdk.sh), and bubblewrap for the
+# sandbox of bridged MCP servers.
+debian_packages="mesa-vulkan-drivers chromium chromium-driver clang-19 llvm-19 wasi-libc bubblewrap"
 # shellcheck disable=SC2086 # one word per package
 if ! dpkg -s $debian_packages >/dev/null 2>&1; then
     as_root=""

@@ -33,6 +33,7 @@
 
 pub mod artifact;
 pub mod auth;
+pub mod bridge;
 pub mod build;
 pub mod capability;
 pub mod component_metadata;

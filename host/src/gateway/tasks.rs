@@ -595,6 +595,17 @@ pub(crate) fn detailed(record: &Record) -> Result<rmcp::model::DetailedTask, Str
     Ok(rmcp::model::DetailedTask::new(mcp_task(record), payload))
 }
 
+/// A fresh task id: 128 random bits, in hex.
+pub(crate) fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => hex::encode(bytes),
+        Err(_) => {
+            format!("{:x}", SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos())
+        }
+    }
+}
+
 /// A new task's record, working.
 pub(crate) fn new_record(
     caller: &Caller,
@@ -603,13 +614,7 @@ pub(crate) fn new_record(
     abilities: ClientAbilities,
     answers: BTreeMap<String, Value>,
 ) -> Record {
-    let mut bytes = [0u8; 16];
-    let id = match getrandom::fill(&mut bytes) {
-        Ok(()) => hex::encode(bytes),
-        Err(_) => {
-            format!("{:x}", SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos())
-        }
-    };
+    let id = new_id();
     let at = now();
     Record {
         id,

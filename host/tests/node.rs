@@ -81,6 +81,7 @@ fn call(repository: &Repository, digest: Digest, tool: &str, arguments: &str) ->
         session: None,
         ask: None,
         updates: None,
+        bridge: None,
     }
 }
 

@@ -2,6 +2,271 @@
 //! native process, not a wasm component, so it runs in an OS sandbox
 //! ([`sandbox`]): bubblewrap namespaces, a read-only host file system
 //! without home directories or the host's `/tmp`, no network unless
-//! granted, an unprivileged user, and memory and process limits.
+//! granted, an unprivileged user, and memory, CPU and process limits.
+//!
+//! - [`config`]: the servers file (Claude Desktop's format).
+//! - [`policy`]: what the node's policy lets bridged servers have.
+//! - [`sandbox`]: the OS sandbox a server process runs in.
+//! - [`server`]: one server kept running, and calls to it.
+//! - [`listing`]: what gateways are told of each server.
+//! - `result`: a server's answers as the node's call results.
+//!
+//! [`Bridges`] owns a node's servers: it starts them, stops them when
+//! dropped, and runs the calls the node is sent for them.
 
+pub mod config;
+pub mod listing;
+pub mod policy;
+mod result;
 pub mod sandbox;
+pub mod server;
+
+use crate::grant::Policy;
+use crate::node::InvokeCause;
+use crate::sandbox::{CallOutput, ProgressSink};
+use config::{Launch, ServerEntry};
+use listing::{Isolation, ServerListing};
+use sandbox::SandboxSpec;
+use server::{BridgeCallError, Server, ServerPlan};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Fires (turns `true`) when the node stops.
+pub(crate) type Stop = tokio::sync::watch::Receiver<bool>;
+
+/// Waits for `stop` to fire (or its sender to go).
+pub(crate) async fn fired(stop: &mut Stop) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// The first uid of servers' users when the node runs as root: one user
+/// each, so one server's processes never count against another's limit.
+const FIRST_UID: u32 = 61000;
+
+/// Why a node cannot bridge its servers.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    /// No OS sandbox can be made here and the operator did not opt out.
+    #[error(
+        "this node cannot sandbox bridged MCP servers: {0}. Install bubblewrap (Debian: apt-get install bubblewrap) \
+         or, to run them as plain processes with all of this user's rights, set `unsandboxed = true` under \
+         [bridges] in the node's policy"
+    )]
+    NoSandbox(sandbox::Unavailable),
+}
+
+/// What one call to a bridged server may take.
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits {
+    /// Wall-clock time.
+    pub timeout: Duration,
+    /// Bytes of the result, all content together.
+    pub output: u64,
+}
+
+/// A node's bridged servers. Stops them all when dropped.
+pub struct Bridges {
+    servers: BTreeMap<String, Server>,
+    stop: tokio::sync::watch::Sender<bool>,
+    limits: CallLimits,
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Bridges {
+    /// Starts `entries` under `policy`'s `[bridges]` grants, each with a
+    /// private directory under `dir`. Refuses when stdio servers are to
+    /// run and no OS sandbox can be made, unless the policy opts out.
+    pub fn start(
+        entries: Vec<ServerEntry>,
+        policy: &Policy,
+        dir: &Path,
+        limits: CallLimits,
+    ) -> Result<Self, BridgeError> {
+        let bridges = &policy.bridges;
+        let any_stdio = entries.iter().any(|e| matches!(e.launch, Launch::Stdio { .. }));
+        let sandboxed = match (any_stdio, sandbox::probe()) {
+            (false, _) | (true, Ok(())) => true,
+            (true, Err(why)) if bridges.unsandboxed => {
+                tracing::warn!(
+                    "bridged servers run WITHOUT an OS sandbox ([bridges] unsandboxed = true): {why}; they can do what this node's user can"
+                );
+                false
+            }
+            (true, Err(why)) => return Err(BridgeError::NoSandbox(why)),
+        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let changed = tokio::sync::watch::Sender::new(0);
+        let mut servers = BTreeMap::new();
+        for (index, entry) in entries.into_iter().enumerate() {
+            let plan = plan(entry, policy, dir, sandboxed, FIRST_UID + index as u32);
+            let server = Server::start(plan, stopped.clone());
+            // One signal for all: any server's tools changed.
+            let (mut listed, all) = (server.subscribe(), changed.clone());
+            let mut stopping = stopped.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = fired(&mut stopping) => return,
+                        seen = listed.changed() => if seen.is_err() { return },
+                    }
+                    all.send_modify(|v| *v += 1);
+                }
+            });
+            servers.insert(server.name().to_owned(), server);
+        }
+        Ok(Bridges { servers, stop, limits, changed })
+    }
+
+    /// The servers that listed tools, for gateways.
+    pub fn listings(&self) -> Vec<ServerListing> {
+        self.servers.values().filter_map(Server::listing).collect()
+    }
+
+    /// A receiver that sees every change of [`Bridges::listings`].
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Runs `tool` of `server` with `arguments` (a JSON object as text).
+    pub async fn call(
+        &self,
+        server: &str,
+        tool: &str,
+        arguments: &str,
+        progress: Option<ProgressSink>,
+    ) -> Result<CallOutput, InvokeCause> {
+        let Some(bridged) = self.servers.get(server) else {
+            return Err(failure("bridge_unavailable", format!("this node bridges no server `{server}`")));
+        };
+        let arguments = match serde_json::from_str(arguments) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => return Err(failure("invalid_arguments", "the arguments are not a JSON object".into())),
+        };
+        let outcome = bridged.call(tool, arguments, progress, self.limits.timeout).await;
+        match outcome.and_then(|answer| result::content_of(answer, self.limits.output)) {
+            Ok(content) => Ok(CallOutput::unreserved(content)),
+            Err(e) => Err(match e {
+                BridgeCallError::Unavailable(why) => failure("bridge_unavailable", why),
+                BridgeCallError::ToolFailed(why) => failure("tool_failed", why),
+                BridgeCallError::InvalidArguments(why) => failure("invalid_arguments", why),
+                BridgeCallError::Timeout(limit) => {
+                    failure("timeout", format!("the bridged server did not answer within {limit:?}"))
+                }
+                BridgeCallError::TooLarge(bytes) => failure(
+                    "output_too_large",
+                    format!("the result holds {bytes} bytes; a call's may hold {}", self.limits.output),
+                ),
+                BridgeCallError::Failed(why) => failure("bridge_failed", why),
+            }),
+        }
+    }
+}
+
+impl Drop for Bridges {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// A call's failure in a bridged server, as callers see it: the model
+/// reads it, except for refused arguments (a protocol error).
+fn failure(kind: &str, message: String) -> InvokeCause {
+    InvokeCause::Remote { kind: kind.into(), tool_failure: kind != "invalid_arguments", message, retryable: false }
+}
+
+/// How `entry` is started on this node.
+fn plan(entry: ServerEntry, policy: &Policy, dir: &Path, sandboxed: bool, uid: u32) -> ServerPlan {
+    let bridges = &policy.bridges;
+    let grant = bridges.grant(&entry.name);
+    let private_dir: PathBuf = dir.join(&entry.name);
+    let mut env = BTreeMap::new();
+    if let Launch::Stdio { env: own, .. } = &entry.launch {
+        // The node's PATH, so `npx` and `uvx` are found as the operator
+        // finds them; HOME is the server's own directory.
+        if let Some(path) = std::env::var_os("PATH").and_then(|p| p.into_string().ok()) {
+            env.insert("PATH".to_owned(), path);
+        }
+        env.insert("HOME".to_owned(), private_dir.display().to_string());
+        env.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for name in &grant.secrets {
+            if let Some(secret) = policy.secrets.get(name) {
+                env.insert(name.clone(), secret.expose().to_owned());
+            }
+        }
+    }
+    let (sandbox, isolation) = match &entry.launch {
+        Launch::Http { url, .. } => {
+            // The authority without any credentials written into it.
+            let authority = url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or_default();
+            let host = authority.rsplit('@').next().unwrap_or_default().to_owned();
+            (None, Isolation::Remote { host })
+        }
+        Launch::Stdio { .. } if !sandboxed => (None, Isolation::Unsandboxed),
+        Launch::Stdio { .. } => {
+            let spec = SandboxSpec {
+                private_dir: private_dir.clone(),
+                read_only: bridges.read_only.clone(),
+                network: !grant.network.is_empty(),
+                env: env.clone(),
+                memory_bytes: bridges.memory_bytes,
+                processes: bridges.processes,
+                cpu_time: bridges.cpu_time,
+                tmp_bytes: bridges.tmp_bytes,
+                uid,
+            };
+            let isolation = Isolation::OsSandbox {
+                network: grant.network.clone(),
+                memory_bytes: spec.memory_bytes,
+                processes: spec.processes,
+                cpu_seconds: spec.cpu_time.as_secs(),
+                secrets: grant.secrets.clone(),
+            };
+            (Some(spec), isolation)
+        }
+    };
+    ServerPlan { entry, sandbox, env, isolation, dir: private_dir }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_give_what_the_policy_grants_and_never_show_credentials() {
+        let mut policy = Policy::from_toml(
+            "[secrets]\nAPI_KEY = { env = \"K\" }\n[bridges.servers.docs]\nsecrets = [\"API_KEY\"]\nnetwork = [\"h\"]",
+            &|_| Some("s3cret".into()),
+        )
+        .unwrap();
+        let remote = ServerEntry {
+            name: "far".into(),
+            launch: Launch::Http { url: "https://user:token@mcp.example.com/mcp".into(), headers: BTreeMap::new() },
+        };
+        let plan_of = |entry: ServerEntry, policy: &Policy, sandboxed| {
+            plan(entry, policy, Path::new("/srv/bridges"), sandboxed, FIRST_UID)
+        };
+        let far = plan_of(remote, &policy, true);
+        assert_eq!(far.isolation, Isolation::Remote { host: "mcp.example.com".into() });
+        let docs = ServerEntry {
+            name: "docs".into(),
+            launch: Launch::Stdio {
+                command: "docs-server".into(),
+                args: Vec::new(),
+                env: BTreeMap::from([("MODE".into(), "fast".into())]),
+            },
+        };
+        let sandboxed = plan_of(docs.clone(), &policy, true);
+        let spec = sandboxed.sandbox.as_ref().unwrap();
+        assert!(spec.network && spec.uid == FIRST_UID);
+        assert_eq!(spec.env["API_KEY"], "s3cret");
+        assert_eq!((spec.env["MODE"].as_str(), spec.env["HOME"].as_str()), ("fast", "/srv/bridges/docs"));
+        assert!(matches!(&sandboxed.isolation, Isolation::OsSandbox { network, secrets, .. }
+            if network == &["h"] && secrets == &["API_KEY"]));
+        assert!(!format!("{:?}", sandboxed.isolation).contains("s3cret"));
+        policy.bridges.unsandboxed = true;
+        let plain = plan_of(docs, &policy, false);
+        assert!(plain.sandbox.is_none() && plain.isolation == Isolation::Unsandboxed);
+        assert!(plain.isolation.describe().contains("WITHOUT a sandbox"));
+    }
+}

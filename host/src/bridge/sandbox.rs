@@ -16,8 +16,8 @@
 //!   root-only files would stay readable and process limits void;
 //! - limits: data memory ([`SandboxSpec::memory_bytes`], `RLIMIT_DATA`: an
 //!   address-space limit breaks V8's WebAssembly), processes and threads
-//!   of its user ([`SandboxSpec::processes`], `RLIMIT_NPROC`), and the
-//!   private `/tmp` size;
+//!   of its user ([`SandboxSpec::processes`], `RLIMIT_NPROC`), CPU time
+//!   ([`SandboxSpec::cpu_time`], `RLIMIT_CPU`), and the private `/tmp` size;
 //! - it dies with the process that started it, and everything in its PID
 //!   namespace with it.
 
@@ -44,6 +44,8 @@ pub struct SandboxSpec {
     pub memory_bytes: u64,
     /// Processes and threads its user may have at once.
     pub processes: u64,
+    /// CPU time it may use (`RLIMIT_CPU`: the kernel stops it once spent).
+    pub cpu_time: std::time::Duration,
     /// Bytes its private `/tmp` holds.
     pub tmp_bytes: u64,
     /// The user (and group) it runs as when the node runs as root.
@@ -52,7 +54,8 @@ pub struct SandboxSpec {
 
 impl SandboxSpec {
     /// A spec with the default limits (1 GiB of data memory, 128
-    /// processes, 64 MiB of `/tmp`, user `nobody`) and no network.
+    /// processes, an hour of CPU time, 64 MiB of `/tmp`, user `nobody`)
+    /// and no network.
     pub fn new(private_dir: impl Into<PathBuf>) -> Self {
         SandboxSpec {
             private_dir: private_dir.into(),
@@ -61,6 +64,7 @@ impl SandboxSpec {
             env: BTreeMap::new(),
             memory_bytes: 1 << 30,
             processes: 128,
+            cpu_time: std::time::Duration::from_secs(3600),
             tmp_bytes: 64 << 20,
             uid: 65534,
         }
@@ -134,6 +138,7 @@ pub fn command(spec: &SandboxSpec, program: &str, args: &[String]) -> Result<std
     command
         .arg(format!("--data={}", spec.memory_bytes))
         .arg(format!("--nproc={}", spec.processes))
+        .arg(format!("--cpu={}", spec.cpu_time.as_secs().max(1)))
         .arg("--")
         .arg("bwrap")
         .args(bwrap_args(spec, root))

@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use toolmesh_host::gateway::catalog::Catalog;
 use toolmesh_host::gateway::http::router as mcp_router;
 use toolmesh_host::gateway::sessions::SessionHomes;
 use toolmesh_host::gateway::{Gateway, front};
@@ -106,6 +105,8 @@ pub struct NodeArgs {
     registry: RegistryArgs,
     #[command(flatten)]
     sandbox: SandboxArgs,
+    #[command(flatten)]
+    bridges: super::bridge_args::BridgeArgs,
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -158,6 +159,10 @@ pub async fn node(args: NodeArgs) -> Result<(), Failure> {
     // Signals are watched from the start: one during start-up is not lost.
     let stops = stop_requests()?;
     let (node, slots) = build_node(&args.sandbox, &args.registry, args.slots)?;
+    let node = match args.bridges.start(node.policy(), node.sandbox(), None)? {
+        Some(bridges) => node.with_bridges(bridges),
+        None => node,
+    };
     if let Some(addr) = args.metrics {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -255,7 +260,18 @@ pub async fn gateway(args: GatewayArgs) -> Result<(), Failure> {
             }
         });
     }
+    let bridged = invoker.clone();
     let gateway = Gateway::new(Arc::new(invoker));
+    // The nodes' bridged servers join the catalog as their adverts come and go.
+    let (follower, mut changes) = (gateway.clone(), bridged.subscribe_bridged());
+    tokio::spawn(async move {
+        loop {
+            follower.set_bridged(bridged.bridged());
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    });
     gateway.set_metering(Metering::shared(&client, args.front.quotas()?, gateway.id()).await);
     gateway.set_tool_search(args.front.tool_search());
     gateway.set_session_homes(SessionHomes::shared(&client, args.sandbox.session_ttl()).await);
@@ -265,14 +281,14 @@ pub async fn gateway(args: GatewayArgs) -> Result<(), Failure> {
     let registry = args.registry.client()?;
     let entries =
         registry.catalog(None).await.with_context(|| format!("cannot read the catalog of {}", registry.base()))?;
-    gateway.set_catalog(Catalog::build(entries, &[]));
+    gateway.set_entries(entries);
     let (follower, every) = (gateway.clone(), args.refresh);
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
             match registry.catalog(None).await {
                 Ok(entries) => {
-                    follower.set_catalog(Catalog::build(entries, &[]));
+                    follower.set_entries(entries);
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot read the catalog"),
             }

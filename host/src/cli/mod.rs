@@ -14,6 +14,7 @@ macro_rules! outln {
     }};
 }
 
+mod bridge_args;
 mod build;
 mod front_args;
 mod identity;

@@ -115,7 +115,7 @@ fn print_content(content: &[Content], args: &RunArgs) -> Result<(), Failure> {
     for (index, item) in content.iter().enumerate() {
         match item {
             Content::Text(text) => outln!("{text}"),
-            Content::Json(value) => outln!("{}", serde_json::to_string_pretty(value)?),
+            Content::Json(value) | Content::Structured(value) => outln!("{}", serde_json::to_string_pretty(value)?),
             Content::Image { data, mime_type } | Content::Audio { data, mime_type } => {
                 save_or_describe(data, mime_type, index, args)?;
             }

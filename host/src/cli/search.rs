@@ -1,9 +1,12 @@
-//! `tool search [QUERY]`: published tools from a registry's catalog.
+//! `tool search [QUERY]`: published tools from a registry's catalog, and
+//! the bridged MCP servers of a gateway that is also the registry
+//! (`tool serve`), marked as the native processes they are.
 
 use super::Failure;
 use super::remote::RegistryArgs;
 use anyhow::Context;
 use clap::Args;
+use toolmesh_host::gateway::catalog::BridgedServerView;
 
 /// Arguments of `tool search`.
 #[derive(Args, Debug)]
@@ -21,12 +24,22 @@ pub async fn run(args: SearchArgs) -> Result<(), Failure> {
     let client = args.registry.client()?;
     let entries =
         client.catalog(args.query.as_deref()).await.with_context(|| format!("cannot search {}", client.base()))?;
+    let bridged = bridged_servers(client.base(), args.query.as_deref()).await;
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&entries)?);
+        // The packages, then the bridged servers (objects with a `server` field).
+        let mut all: Vec<serde_json::Value> = entries.iter().filter_map(|e| serde_json::to_value(e).ok()).collect();
+        all.extend(bridged.iter().filter_map(|s| serde_json::to_value(s).ok()));
+        outln!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
     }
-    if entries.is_empty() {
+    if entries.is_empty() && bridged.is_empty() {
         outln!("no tools found");
+    }
+    for server in &bridged {
+        outln!("{}  (bridged MCP server `{}` on node `{}`)", server.name, server.server, server.node);
+        outln!("    runs as {}", server.summary);
+        let tools: Vec<&str> = server.tools.iter().map(|t| t.name.as_str()).collect();
+        outln!("    tools: {}", tools.join(", "));
     }
     for e in entries {
         let tools: Vec<&str> = e.tools.as_array().into_iter().flatten().filter_map(|t| t["name"].as_str()).collect();
@@ -42,4 +55,23 @@ pub async fn run(args: SearchArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// The bridged servers `base` lists that match `query`; none where it
+/// lists none (a plain registry) or cannot be asked.
+async fn bridged_servers(base: &str, query: Option<&str>) -> Vec<BridgedServerView> {
+    let Ok(http) = toolmesh_registry::client::http_builder().timeout(std::time::Duration::from_secs(30)).build() else {
+        return Vec::new();
+    };
+    let url = format!("{}{}", base.trim_end_matches('/'), toolmesh_host::gateway::listings::BRIDGED_PATH);
+    let request = http.get(url).query(&[("search", query.unwrap_or_default())]);
+    let Ok(response) = request.send().await else { return Vec::new() };
+    if !response.status().is_success() {
+        return Vec::new();
+    }
+    #[derive(serde::Deserialize)]
+    struct Listed {
+        servers: Vec<BridgedServerView>,
+    }
+    response.json::<Listed>().await.map(|l| l.servers).unwrap_or_default()
 }

@@ -137,9 +137,12 @@ pub struct NodeArgs {
     bare_names: Vec<String>,
     #[command(flatten)]
     sandbox: SandboxArgs,
+    #[command(flatten)]
+    bridges: super::bridge_args::BridgeArgs,
 }
 
-/// The store, sandbox, gateway and policy of a data directory.
+/// The store, sandbox, gateway and policy of a data directory, with the
+/// MCP servers the node bridges.
 fn node(data: &Path, node: &NodeArgs) -> Result<(FsStore, Arc<Sandbox>, Gateway, Arc<Policy>), Failure> {
     let sandbox_args = &node.sandbox;
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
@@ -148,8 +151,16 @@ fn node(data: &Path, node: &NodeArgs) -> Result<(FsStore, Arc<Sandbox>, Gateway,
     let policy = Arc::new(sandbox_args.policy()?);
     let config = sandbox_args.config_caching_in(Some(&policy), || Some(data.join("compiled")))?;
     let sandbox = Arc::new(Sandbox::new(config)?);
-    let invoker = Arc::new(LocalInvoker::new(Node::new(sandbox.clone(), Arc::new(store.clone()), policy.clone())));
-    let gateway = Gateway::with_bare_names(invoker, node.bare_names.clone());
+    let bridges = node.bridges.start(&policy, &sandbox, Some(data))?;
+    let mut local = Node::new(sandbox.clone(), Arc::new(store.clone()), policy.clone());
+    if let Some(bridges) = &bridges {
+        local = local.with_bridges(bridges.clone());
+    }
+    let gateway = Gateway::with_bare_names(Arc::new(LocalInvoker::new(local)), node.bare_names.clone());
+    if let Some(bridges) = bridges {
+        // The in-process node's servers, named after the node the way a mesh names them.
+        gateway.follow_bridges(bridges, "local");
+    }
     Ok((store, sandbox, gateway, policy))
 }
 

@@ -214,6 +214,7 @@ impl Gateway {
             session: session.as_ref().map(|(_, route)| route.clone()),
             ask,
             updates: None,
+            bridge: tool.bridged.as_ref().map(|b| b.call.clone()),
         };
         let outcome =
             match self.invoke_counted(&caller, &tool.name, invocation, admitted, cancelled, nesting.depth()).await {

@@ -9,9 +9,15 @@
 //! with a warning. The gateway's operator (never a publisher) may expose a
 //! repository's tools under their bare names, such as the conformance
 //! fixtures the MCP test suite calls by name.
+//!
+//! Tools of bridged MCP servers ([`BridgedNode`]) are named
+//! `bridged.<node>.<server>.<tool>`; the `bridged` namespace is theirs, so
+//! no published package can pass for one.
 
 use super::schema::ToolSchemas;
-use serde_json::Value;
+use crate::bridge::listing::{Isolation, ServerListing};
+use crate::node::BridgeCall;
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use toolmesh_registry::api::{CatalogEntry, newest_versions};
@@ -38,6 +44,110 @@ pub struct CatalogTool {
     pub permissions: Arc<ToolRequest>,
     /// The descriptor's input and output schemas, compiled.
     pub schemas: Arc<ToolSchemas>,
+    /// Where the tool is when a bridged MCP server offers it.
+    pub bridged: Option<Arc<BridgedTool>>,
+}
+
+/// A bridged MCP server's tool: where it runs and how it is contained.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BridgedTool {
+    /// The node and server calls go to.
+    pub call: BridgeCall,
+    /// The node's name.
+    pub node_name: String,
+    /// How the server is contained.
+    pub isolation: Isolation,
+}
+
+/// A node's bridged servers, as its advert (or the in-process node) says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BridgedNode {
+    /// The node's id (where calls go).
+    pub id: String,
+    /// Its name (part of the tools' names).
+    pub name: String,
+    /// Its servers and their tools.
+    pub servers: Vec<ServerListing>,
+}
+
+/// A bridged server as pages and `tool search` show it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BridgedServerView {
+    /// Its name in the catalog (`bridged/<node>/<server>`).
+    pub name: String,
+    /// The node bridging it.
+    pub node: String,
+    /// Its name on that node.
+    pub server: String,
+    /// How it is contained, in one sentence.
+    pub summary: String,
+    /// How it is contained.
+    pub isolation: Isolation,
+    /// Its tools.
+    pub tools: Vec<BridgedToolView>,
+}
+
+/// One tool of a [`BridgedServerView`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BridgedToolView {
+    /// Its MCP name.
+    pub name: String,
+    /// What it does, as its server says.
+    pub description: String,
+}
+
+impl BridgedServerView {
+    /// Whether every word of `query` (lowercase) is in its names or descriptions.
+    pub fn matches(&self, words: &[String]) -> bool {
+        let text = std::iter::once(self.name.as_str())
+            .chain(self.tools.iter().flat_map(|t| [t.name.as_str(), t.description.as_str()]))
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
+        words.iter().all(|w| text.contains(w.as_str()))
+    }
+}
+
+/// The namespace of bridged servers' tools, which no package may use.
+pub const BRIDGED_NAMESPACE: &str = "bridged";
+
+/// `name` as a part of a tool name: letters, digits, `_` and `-`.
+fn name_part(name: &str) -> String {
+    name.chars().take(48).map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+}
+
+/// `name` as a part of a repository name: lowercase letters and digits
+/// joined by single `-`.
+fn repository_part(name: &str) -> String {
+    let lower: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    let joined = lower.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
+    if joined.is_empty() { "x".into() } else { joined }
+}
+
+/// A bridged server's MCP tool (from its `tools/list`) as a catalog
+/// descriptor: its schemas without the keywords the gateway acts on.
+fn bridged_descriptor(tool: &Value) -> Option<Value> {
+    let name = tool["name"].as_str()?;
+    let mut input = match &tool["inputSchema"] {
+        Value::Object(schema) => schema.clone(),
+        _ => serde_json::Map::from_iter([("type".to_owned(), json!("object"))]),
+    };
+    input.retain(|key, _| !key.starts_with("x-toolmesh"));
+    let mut annotations = tool["annotations"].as_object().cloned().unwrap_or_default();
+    if let Some(title) = tool["title"].as_str() {
+        annotations.entry("title").or_insert_with(|| json!(title));
+    }
+    let mut descriptor = json!({
+        "name": name,
+        "description": tool["description"].as_str().unwrap_or_default(),
+        "input_schema": input,
+        "annotations": annotations,
+    });
+    if tool["outputSchema"].is_object() {
+        descriptor["output_schema"] = tool["outputSchema"].clone();
+    }
+    Some(descriptor)
 }
 
 impl CatalogTool {
@@ -79,13 +189,27 @@ impl Catalog {
     /// Builds the catalog from registry entries (any order); the tools of
     /// repositories in `bare` keep their bare names.
     pub fn build(entries: Vec<CatalogEntry>, bare: &[String]) -> Self {
+        Self::build_with(entries, bare, &[])
+    }
+
+    /// Like [`Catalog::build`], with the tools of bridged MCP servers.
+    pub fn build_with(entries: Vec<CatalogEntry>, bare: &[String], bridged: &[BridgedNode]) -> Self {
         let mut tools = BTreeMap::new();
         let mut offers = super::offers::Offers::default();
+        for node in bridged {
+            for server in &node.servers {
+                add_bridged(&mut tools, node, server);
+            }
+        }
         for entry in newest_versions(entries) {
             let (Ok(repository), Ok(digest)) = (entry.name.parse::<Repository>(), entry.digest.parse::<Digest>())
             else {
                 continue;
             };
+            if repository.as_str().split('/').next() == Some(BRIDGED_NAMESPACE) {
+                tracing::warn!(repository = %entry.name, "package left out: the `bridged` namespace is for bridged servers");
+                continue;
+            }
             offers.add(&entry, &repository, digest, bare.contains(&entry.name));
             for descriptor in entry.tools.as_array().into_iter().flatten() {
                 let Some(tool) = descriptor["name"].as_str() else { continue };
@@ -115,6 +239,7 @@ impl Catalog {
                     digest,
                     descriptor: descriptor.clone(),
                     permissions: Arc::new(entry.permissions.clone()),
+                    bridged: None,
                 };
                 tools.insert(name, Arc::new(item));
             }
@@ -137,6 +262,25 @@ impl Catalog {
         self.tools.values()
     }
 
+    /// The bridged MCP servers whose tools it holds, by repository name.
+    pub fn bridged_servers(&self) -> Vec<BridgedServerView> {
+        let mut servers: BTreeMap<String, BridgedServerView> = BTreeMap::new();
+        for tool in self.tools.values() {
+            let Some(bridged) = &tool.bridged else { continue };
+            let view = servers.entry(tool.repository.to_string()).or_insert_with(|| BridgedServerView {
+                name: tool.repository.to_string(),
+                node: bridged.node_name.clone(),
+                server: bridged.call.server.clone(),
+                summary: bridged.isolation.describe(),
+                isolation: bridged.isolation.clone(),
+                tools: Vec::new(),
+            });
+            let description = tool.descriptor["description"].as_str().unwrap_or_default().to_owned();
+            view.tools.push(BridgedToolView { name: tool.name.clone(), description });
+        }
+        servers.into_values().collect()
+    }
+
     /// How many tools there are.
     pub fn len(&self) -> usize {
         self.tools.len()
@@ -145,6 +289,51 @@ impl Catalog {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.tools.is_empty()
+    }
+}
+
+/// Adds the tools of bridged `server` of `node` to `tools`.
+fn add_bridged(tools: &mut BTreeMap<String, Arc<CatalogTool>>, node: &BridgedNode, server: &ServerListing) {
+    let (node_part, server_part) = (name_part(&node.name), name_part(&server.server));
+    let path = format!("{BRIDGED_NAMESPACE}/{}/{}", repository_part(&node.name), repository_part(&server.server));
+    let Ok(repository) = path.parse::<Repository>() else {
+        tracing::warn!(server = %server.server, node = %node.name, "bridged server left out: no name for it");
+        return;
+    };
+    let bridged = Arc::new(BridgedTool {
+        call: BridgeCall { node: node.id.clone(), server: server.server.clone() },
+        node_name: node.name.clone(),
+        isolation: server.isolation.clone(),
+    });
+    let digest = Digest::of(format!("bridged\0{}\0{}", node.id, server.server).as_bytes());
+    for tool in &server.tools {
+        let Some(descriptor) = bridged_descriptor(tool) else { continue };
+        let Some(tool_name) = descriptor["name"].as_str().map(str::to_owned) else { continue };
+        let name = format!("{BRIDGED_NAMESPACE}.{node_part}.{server_part}.{tool_name}");
+        if !is_valid_mcp_name(&name) || tools.contains_key(&name) {
+            tracing::warn!(name, "bridged tool left out: its name is not a valid MCP name, or taken");
+            continue;
+        }
+        let output = descriptor.get("output_schema").filter(|s| !s.is_null());
+        let schemas = match ToolSchemas::compile(&descriptor["input_schema"], output) {
+            Ok(schemas) => Arc::new(schemas),
+            Err(reason) => {
+                tracing::warn!(name, "bridged tool left out: {reason}");
+                continue;
+            }
+        };
+        let item = CatalogTool {
+            name: name.clone(),
+            tool: tool_name,
+            repository: repository.clone(),
+            version: "bridged".into(),
+            digest,
+            descriptor,
+            permissions: Arc::default(),
+            schemas,
+            bridged: Some(bridged.clone()),
+        };
+        tools.insert(name, Arc::new(item));
     }
 }
 
@@ -216,5 +405,37 @@ mod tests {
         );
         let names: Vec<&str> = catalog.tools().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["a.b.t", "test_simple_text"]);
+    }
+
+    #[test]
+    fn bridged_servers_tools_are_named_for_their_node_and_server_and_keep_their_namespace() {
+        let listing = ServerListing {
+            server: "time".into(),
+            tools: vec![
+                json!({"name": "now", "title": "Now", "description": "d",
+                       "inputSchema": {"type": "object", "x-toolmesh-session": "id", "x-toolmesh-task": "required"},
+                       "annotations": {"readOnlyHint": true}}),
+                json!({"name": "has space", "inputSchema": {"type": "object"}}),
+                json!({"name": "broken", "inputSchema": {"type": 12}}),
+            ],
+            isolation: Isolation::Unsandboxed,
+        };
+        let node = BridgedNode { id: "n-1".into(), name: "Lap top".into(), servers: vec![listing] };
+        let impostor = entry("bridged/lap-top/time", "1", &["now"]);
+        let catalog = Catalog::build_with(vec![impostor, entry("a/b", "1", &["t"])], &[], &[node]);
+        let names: Vec<&str> = catalog.tools().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a.b.t", "bridged.Lap_top.time.now"], "the package in `bridged` is left out");
+        let now = catalog.get("bridged.Lap_top.time.now").unwrap();
+        let bridged = now.bridged.as_ref().unwrap();
+        assert_eq!(bridged.call, BridgeCall { node: "n-1".into(), server: "time".into() });
+        assert_eq!(now.repository.as_str(), "bridged/lap-top/time");
+        assert_eq!(now.descriptor["annotations"]["title"], "Now");
+        assert!(now.retry_safe());
+        // The gateway's own keywords are the gateway's, not a server's.
+        assert_eq!(now.descriptor["input_schema"], json!({"type": "object"}));
+        assert_eq!(now.session_argument(), None);
+        let views = catalog.bridged_servers();
+        assert_eq!((views.len(), views[0].tools.len()), (1, 1));
+        assert!(views[0].matches(&["now".into()]) && !views[0].matches(&["weather".into()]));
     }
 }

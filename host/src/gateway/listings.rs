@@ -64,6 +64,9 @@ struct ListQuery {
     version: Option<String>,
 }
 
+/// Where the bridged servers are listed.
+pub const BRIDGED_PATH: &str = "/toolmesh/v1/bridged";
+
 impl Listings {
     /// The listings of `gateway`, reached at `public` if given.
     pub(crate) fn new(
@@ -107,6 +110,13 @@ impl Listings {
                 async move { listings.refused(&headers).unwrap_or_else(|| listings.version(&headers, &name, &version)) }
             }
         };
+        let bridged = {
+            let listings = listings.clone();
+            move |headers: HeaderMap, Query(query): Query<ListQuery>| {
+                let listings = listings.clone();
+                async move { listings.refused(&headers).unwrap_or_else(|| listings.bridged(&query)) }
+            }
+        };
         let card = move |headers: HeaderMap| {
             let listings = listings.clone();
             async move { listings.refused(&headers).unwrap_or_else(|| listings.card(&headers)) }
@@ -119,6 +129,7 @@ impl Listings {
                 .route(&format!("{prefix}/servers/{{name}}/versions/{{version}}"), axum::routing::get(version.clone()));
         }
         router
+            .route(BRIDGED_PATH, axum::routing::get(bridged))
             .route("/.well-known/mcp/server-card.json", axum::routing::get(card.clone()))
             .route("/.well-known/mcp/server-card", axum::routing::get(card))
     }
@@ -247,6 +258,19 @@ impl Listings {
     }
 
     /// `GET /.well-known/mcp/server-card.json`.
+    /// `GET /toolmesh/v1/bridged[?search=words]`: the bridged MCP servers
+    /// and how each is contained (`tool search` shows them); none on a
+    /// gateway that needs a key or a token, as on the card.
+    fn bridged(&self, query: &ListQuery) -> Response {
+        let words = crate::web::search::words(query.search.as_deref().unwrap_or_default());
+        let servers: Vec<_> = if self.auth_required {
+            Vec::new()
+        } else {
+            self.gateway.catalog().bridged_servers().into_iter().filter(|s| s.matches(&words)).collect()
+        };
+        axum::Json(json!({ "servers": servers })).into_response()
+    }
+
     fn card(&self, headers: &HeaderMap) -> Response {
         let base = self.base(headers);
         let mut remote = self.remote(&base);

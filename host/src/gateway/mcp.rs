@@ -89,6 +89,21 @@ pub const REQUESTS_META: &str = "dev.toolmesh/requests";
 /// tasks (`optional` or `required`), when they may.
 pub const TASKS_META: &str = "dev.toolmesh/taskSupport";
 
+/// The `_meta` key of a bridged server's listed tool that says where it
+/// runs and how it is contained.
+pub const BRIDGE_META: &str = "dev.toolmesh/bridge";
+
+/// How a bridged tool runs, in words: what contains it, which server on
+/// which node.
+pub fn bridged_words(bridged: &super::BridgedTool) -> String {
+    format!(
+        "{}; bridged MCP server `{}` on node `{}`",
+        bridged.isolation.describe(),
+        bridged.call.server,
+        bridged.node_name
+    )
+}
+
 /// The MCP description of a catalog tool.
 pub fn mcp_tool(tool: &CatalogTool) -> Option<Tool> {
     let d = &tool.descriptor;
@@ -100,13 +115,26 @@ pub fn mcp_tool(tool: &CatalogTool) -> Option<Tool> {
     // What the tool asks of the node, in words a model and a person read
     // with the description, and typed in `_meta` for clients that show it.
     let requests = tool.permissions.describe();
-    let description = match (d["description"].as_str(), requests.is_empty()) {
+    let mut description = match (d["description"].as_str(), requests.is_empty()) {
         (Some(text), false) => json!(format!("{text}\n\nRequests: {}.", requests.join("; "))),
         (None, false) => json!(format!("Requests: {}.", requests.join("; "))),
         (_, true) => d["description"].clone(),
     };
+    if let Some(bridged) = &tool.bridged {
+        // Not a wasm sandbox: said where a model and a person read it.
+        let text = description.as_str().unwrap_or_default();
+        description = json!(format!("{text}\n\nRuns as {}.", bridged_words(bridged)).trim_start());
+    }
     out.insert("description".into(), description);
     let mut meta = json!({ REQUESTS_META: &tool.permissions });
+    if let Some(bridged) = &tool.bridged {
+        meta[BRIDGE_META] = json!({
+            "node": bridged.node_name,
+            "server": bridged.call.server,
+            "isolation": bridged.isolation,
+            "summary": bridged.isolation.describe(),
+        });
+    }
     // Whether calls run as tasks (MCP's tool description has no field for it yet).
     if let Some(support) = TaskSupport::of(&d["input_schema"]) {
         meta[TASKS_META] = support.as_str().into();
@@ -141,7 +169,7 @@ fn search_tool() -> Option<Tool> {
 /// `structuredContent` when the result holds exactly one JSON object.
 pub fn call_result(content: Vec<Content>) -> CallToolResult {
     let structured = structured_content(&content).cloned();
-    let blocks = content.iter().map(content_block).collect();
+    let blocks = content.iter().filter(|c| !matches!(c, Content::Structured(_))).map(content_block).collect();
     let mut result = CallToolResult::success(blocks);
     result.structured_content = structured;
     result
@@ -165,7 +193,7 @@ pub fn content_block(item: &Content) -> ContentBlock {
 /// exactly one.
 pub fn structured_content(content: &[Content]) -> Option<&Value> {
     let mut objects = content.iter().filter_map(|c| match c {
-        Content::Json(value @ Value::Object(_)) => Some(value),
+        Content::Json(value @ Value::Object(_)) | Content::Structured(value @ Value::Object(_)) => Some(value),
         _ => None,
     });
     match (objects.next(), objects.next()) {

@@ -26,7 +26,7 @@ pub mod http;
 mod inner;
 pub mod invoker;
 mod listen;
-mod listings;
+pub mod listings;
 pub mod mcp;
 pub mod offers;
 mod origin;
@@ -39,7 +39,7 @@ pub mod sessions;
 pub mod tasks;
 pub mod updates;
 
-pub use catalog::{Catalog, CatalogTool};
+pub use catalog::{BridgedNode, BridgedTool, Catalog, CatalogTool};
 pub use invoker::{Invocation, InvokeCause, InvokeError, InvokeFuture, Invoker, LocalInvoker};
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,6 +78,9 @@ struct Inner {
     tasks: RwLock<Arc<tasks::Tasks>>,
     updates: RwLock<Arc<updates::ResourceUpdates>>,
     legacy: listen::LegacySubscriptions,
+    /// What the catalog is built from: the registry's entries and the
+    /// nodes' bridged servers.
+    sources: std::sync::Mutex<(Vec<toolmesh_registry::api::CatalogEntry>, Vec<catalog::BridgedNode>)>,
 }
 
 /// A random start for call ids (the process id and time if there is no random source).
@@ -118,6 +121,7 @@ impl Gateway {
                 tasks: RwLock::new(Arc::new(tasks::Tasks::local())),
                 updates: RwLock::new(Arc::new(updates::ResourceUpdates::local())),
                 legacy: Default::default(),
+                sources: Default::default(),
             }),
         }
     }
@@ -211,7 +215,47 @@ impl Gateway {
     /// Rebuilds the catalog from `store`; returns whether it changed.
     pub async fn refresh_from(&self, store: &FsStore) -> Result<bool, String> {
         let entries = catalog_entries(store, None).await.map_err(|e| format!("{e:?}"))?;
-        Ok(self.set_catalog(Catalog::build(entries, &self.inner.bare_names)))
+        Ok(self.set_entries(entries))
+    }
+
+    /// Rebuilds the catalog with the registry's `entries` (and the bridged
+    /// servers known); returns whether it changed.
+    pub fn set_entries(&self, entries: Vec<toolmesh_registry::api::CatalogEntry>) -> bool {
+        let mut sources = self.inner.sources.lock().unwrap_or_else(|e| e.into_inner());
+        sources.0 = entries;
+        let catalog = Catalog::build_with(sources.0.clone(), &self.inner.bare_names, &sources.1);
+        self.set_catalog(catalog)
+    }
+
+    /// Rebuilds the catalog with the nodes' `bridged` servers (and the
+    /// registry's entries known); returns whether it changed.
+    pub fn set_bridged(&self, bridged: Vec<catalog::BridgedNode>) -> bool {
+        let mut sources = self.inner.sources.lock().unwrap_or_else(|e| e.into_inner());
+        sources.1 = bridged;
+        let catalog = Catalog::build_with(sources.0.clone(), &self.inner.bare_names, &sources.1);
+        self.set_catalog(catalog)
+    }
+
+    /// Keeps the catalog's bridged servers in step with `bridges`, the
+    /// servers of the in-process node named `node`. Ends when the gateway
+    /// or the bridges go.
+    pub fn follow_bridges(&self, bridges: Arc<crate::bridge::Bridges>, node: &str) -> tokio::task::JoinHandle<()> {
+        let gateway = Arc::downgrade(&self.inner);
+        let mut changes = bridges.subscribe();
+        let bridges = Arc::downgrade(&bridges);
+        let name = node.to_owned();
+        tokio::spawn(async move {
+            loop {
+                let (Some(inner), Some(bridges)) = (gateway.upgrade(), bridges.upgrade()) else { return };
+                let servers = bridges.listings();
+                drop(bridges);
+                let node = catalog::BridgedNode { id: invoker::LOCAL_NODE.into(), name: name.clone(), servers };
+                Gateway { inner }.set_bridged(if node.servers.is_empty() { Vec::new() } else { vec![node] });
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
     }
 
     /// Has the invoker load every component of the catalog ahead of its
@@ -230,7 +274,7 @@ impl Gateway {
                 let gateway_now = Gateway { inner };
                 let catalog = gateway_now.catalog();
                 let (started, mut loaded) = (std::time::Instant::now(), 0);
-                for tool in catalog.tools() {
+                for tool in catalog.tools().filter(|t| t.bridged.is_none()) {
                     if !warmed.insert(tool.digest) {
                         continue;
                     }

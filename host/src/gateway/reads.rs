@@ -161,6 +161,7 @@ impl Gateway {
             session: None,
             ask,
             updates: None,
+            bridge: None,
         };
         let outcome = match self.invoke_counted(caller, name, invocation, None, cancelled, 0).await {
             Counted::OverQuota(result) => {

@@ -43,6 +43,8 @@
 //! [publishers]
 //! allow_unsigned = true
 //! trusted = ["ed25519:…"]
+//!
+//! [bridges]                    # bridged MCP servers: see crate::bridge::policy
 //! ```
 
 use crate::capability::gpu::GpuLimits;
@@ -82,6 +84,8 @@ pub struct Policy {
     pub gpu_limits: GpuLimits,
     /// Which publishers' tools it runs.
     pub publishers: PublisherPolicy,
+    /// What bridged MCP servers get ([`crate::bridge::policy`]).
+    pub bridges: crate::bridge::policy::BridgePolicy,
 }
 
 /// The network part of a policy.
@@ -204,6 +208,7 @@ struct PolicyFile {
     limits: LimitsFile,
     gpu: GpuFile,
     publishers: PublishersFile,
+    bridges: crate::bridge::policy::BridgesFile,
 }
 
 #[derive(Deserialize)]
@@ -421,7 +426,10 @@ impl Policy {
                     .into(),
             ));
         }
+        let names: Vec<&str> = secrets.keys().map(String::as_str).collect();
+        let bridges = file.bridges.check(&names).map_err(PolicyError)?;
         Ok(Policy {
+            bridges,
             network: NetworkPolicy {
                 allow,
                 allow_private: n.allow_private,

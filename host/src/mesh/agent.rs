@@ -257,6 +257,7 @@ async fn advertise(client: &async_nats::Client, node: &Node, config: &AgentConfi
         gpus: config.gpus.clone(),
         grants: node.policy().grants(),
         compiled: node.compiled().iter().map(ToString::to_string).collect(),
+        bridges: node.bridges().map(|b| advertised(b.listings())).unwrap_or_default(),
         ttl_ms: 3 * ADVERT_EVERY.as_millis() as u64,
     };
     match tokio::time::timeout(
@@ -269,6 +270,25 @@ async fn advertise(client: &async_nats::Client, node: &Node, config: &AgentConfi
         Ok(Err(e)) => tracing::warn!(error = %e, "cannot publish the advert"),
         Err(_) => tracing::warn!("cannot publish the advert: NATS is not taking messages"),
     }
+}
+
+/// Bytes of bridged servers' listings an advert carries; servers past
+/// them are left out (with a warning) so adverts stay small.
+const MAX_BRIDGES_BYTES: usize = 256 << 10;
+
+/// The bridged servers an advert carries: in order, while they fit.
+fn advertised(listings: Vec<crate::bridge::listing::ServerListing>) -> Vec<crate::bridge::listing::ServerListing> {
+    let mut bytes = 0;
+    let mut kept = Vec::new();
+    for listing in listings {
+        bytes += serde_json::to_vec(&listing).map_or(usize::MAX / 2, |v| v.len());
+        if bytes > MAX_BRIDGES_BYTES {
+            tracing::warn!(server = %listing.server, "bridged server left out of the advert: the servers' tools are over 256 KiB");
+            continue;
+        }
+        kept.push(listing);
+    }
+    kept
 }
 
 /// Starts running one call message, answering on its reply inbox.
@@ -503,6 +523,7 @@ async fn run(
             }
         },
         updates,
+        bridge: call.bridge.map(|server| crate::node::BridgeCall { node: String::new(), server }),
     };
     let meter = invocation.meter.clone();
     tracing::info!(call = %call.call_id, attempt = call.attempt, tool = %invocation.tool, "call");

@@ -48,13 +48,38 @@ struct Known {
     broken_until: Option<Instant>,
 }
 
-/// The live node table.
-#[derive(Default)]
-struct Table(Mutex<HashMap<String, Known>>);
+/// The live node table, and a signal of changes to its nodes' bridged
+/// servers.
+struct Table(Mutex<HashMap<String, Known>>, tokio::sync::watch::Sender<u64>);
+
+impl Default for Table {
+    fn default() -> Self {
+        Table(Mutex::default(), tokio::sync::watch::Sender::new(0))
+    }
+}
 
 impl Table {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Known>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tells followers that some node's bridged servers changed.
+    fn bridges_changed(&self) {
+        self.1.send_modify(|v| *v += 1);
+    }
+
+    /// The bridged servers of the live nodes.
+    fn bridged(&self) -> Vec<crate::gateway::BridgedNode> {
+        let now = Instant::now();
+        self.lock()
+            .values()
+            .filter(|k| k.expires > now && !k.advert.bridges.is_empty())
+            .map(|k| crate::gateway::BridgedNode {
+                id: k.advert.id.clone(),
+                name: k.advert.name.clone(),
+                servers: k.advert.bridges.clone(),
+            })
+            .collect()
     }
 
     fn update(&self, advert: Advert) {
@@ -63,6 +88,10 @@ impl Table {
         }
         let expires = Instant::now() + Duration::from_millis(advert.ttl_ms.min(60_000));
         let mut nodes = self.lock();
+        let changed = match nodes.get(&advert.id) {
+            Some(known) => known.advert.bridges != advert.bridges,
+            None => !advert.bridges.is_empty(),
+        };
         match nodes.get_mut(&advert.id) {
             Some(known) => {
                 known.advert = advert;
@@ -79,15 +108,21 @@ impl Table {
                 metrics().nodes.set(nodes.len() as i64);
             }
         }
+        drop(nodes);
+        if changed {
+            self.bridges_changed();
+        }
     }
 
     /// Placement's view of the live nodes for a call of `digest`.
     fn views(&self, digest: &str) -> Vec<NodeView> {
         let now = Instant::now();
         let mut nodes = self.lock();
+        let mut bridges_gone = false;
         nodes.retain(|id, known| {
             let alive = known.expires > now;
             if !alive {
+                bridges_gone |= !known.advert.bridges.is_empty();
                 tracing::info!(node = %id, "node left (advert expired)");
                 for outcome in ["ok", "failed", "lost"] {
                     metrics().node_attempts.remove(&NodeLabels { node: id.clone(), outcome: outcome.into() });
@@ -96,6 +131,9 @@ impl Table {
             alive
         });
         metrics().nodes.set(nodes.len() as i64);
+        if bridges_gone {
+            self.bridges_changed();
+        }
         nodes
             .values()
             .map(|k| NodeView {
@@ -166,7 +204,21 @@ impl MeshInvoker {
         let table = Arc::new(Table::default());
         let follower = Arc::downgrade(&table);
         tokio::spawn(async move {
-            while let Some(message) = adverts.next().await {
+            // Nodes that stopped advertising leave the table (and their
+            // bridged tools the catalog) within a second of expiring.
+            let mut sweep = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                let message = tokio::select! {
+                    message = adverts.next() => match message {
+                        Some(message) => message,
+                        None => return,
+                    },
+                    _ = sweep.tick() => {
+                        let Some(table) = follower.upgrade() else { return };
+                        table.views("");
+                        continue;
+                    }
+                };
                 let Some(table) = follower.upgrade() else { return };
                 match wire::decode::<Advert>("advert", &message.payload) {
                     // A node may only speak for itself.
@@ -184,6 +236,16 @@ impl MeshInvoker {
     /// The nodes it knows now, as placement sees them (for listings).
     pub fn nodes(&self) -> Vec<NodeView> {
         self.table.views("")
+    }
+
+    /// The bridged MCP servers of the live nodes.
+    pub fn bridged(&self) -> Vec<crate::gateway::BridgedNode> {
+        self.table.bridged()
+    }
+
+    /// A receiver that sees every change of [`MeshInvoker::bridged`].
+    pub fn subscribe_bridged(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.table.1.subscribe()
     }
 
     /// The node for the next attempt, waiting a bounded time for room.
@@ -212,15 +274,25 @@ impl MeshInvoker {
         let error = |cause| InvokeError::new(call.digest, call.tool.clone(), cause);
         let mut tried = Vec::new();
         for attempt in 1..=MAX_ATTEMPTS {
-            let node = match call.session.as_ref().and_then(|s| s.home.clone()) {
+            let node = match (call.session.as_ref().and_then(|s| s.home.clone()), &call.bridge) {
+                // A bridged server's calls go to the node bridging it, or nowhere.
+                (_, Some(bridge)) if self.table.is_alive(&bridge.node) && !tried.contains(&bridge.node) => {
+                    bridge.node.clone()
+                }
+                (_, Some(bridge)) => {
+                    return Err(error(InvokeCause::Placement(format!(
+                        "the node bridging the MCP server `{}` ({}) is not reachable: its adverts stopped or it was lost; no other node runs this server",
+                        bridge.server, bridge.node
+                    ))));
+                }
                 // A session's calls go to the node holding it, or nowhere.
-                Some(home) if self.table.is_alive(&home) => home,
-                Some(home) => {
+                (Some(home), None) if self.table.is_alive(&home) => home,
+                (Some(home), None) => {
                     return Err(error(InvokeCause::Lost(format!(
                         "session lost: the node holding it ({home}) is gone, and its state with it; start a new session"
                     ))));
                 }
-                None => self.place(&call, &tried).await.map_err(error)?,
+                (None, None) => self.place(&call, &tried).await.map_err(error)?,
             };
             if let Some(session) = &call.session {
                 session.ran_on(&node);
@@ -318,6 +390,7 @@ impl MeshInvoker {
                 .as_ref()
                 .filter(|_| v >= 4)
                 .map(|ask| wire::WireAsk { abilities: ask.abilities(), answers: ask.answers().clone() }),
+            bridge: call.bridge.as_ref().map(|b| b.server.clone()),
         };
         let bytes = wire::encode(&message);
         if bytes.len() > MAX_VALUE {
@@ -486,6 +559,7 @@ mod tests {
             gpus: Vec::new(),
             grants: Policy::builtin().grants(),
             compiled: Vec::new(),
+            bridges: Vec::new(),
             ttl_ms: 3000,
         }
     }

@@ -17,5 +17,5 @@ pub mod trust;
 pub mod wire;
 
 pub use components::ComponentCache;
-pub use runner::{Invocation, InvokeCause, InvokeError, Node};
+pub use runner::{BridgeCall, Invocation, InvokeCause, InvokeError, Node};
 pub use source::ComponentSource;

@@ -52,6 +52,18 @@ pub struct Invocation {
     /// Hears of the package's resources the call reports changed; reports
     /// are dropped when absent.
     pub updates: Option<crate::capability::resource_updates::UpdateSink>,
+    /// Where the tool is when a bridged MCP server offers it (not a
+    /// component): that server on that node, and nowhere else.
+    pub bridge: Option<BridgeCall>,
+}
+
+/// A call of a bridged MCP server's tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeCall {
+    /// The node that bridges the server (its id on a mesh).
+    pub node: String,
+    /// The server's name on that node.
+    pub server: String,
 }
 
 impl Invocation {
@@ -112,7 +124,7 @@ pub enum InvokeCause {
     /// The sandbox refused or stopped the call, or the tool failed.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
-    /// A node in another process failed the call.
+    /// A node in another process, or a bridged MCP server, failed the call.
     #[error("{message}")]
     Remote {
         /// Its short stable word (`timeout`, `tool_failed`, …).
@@ -200,6 +212,8 @@ pub struct Node {
     /// together), so a stream of new or cancelled tools queues up instead
     /// of taking every core and their memory.
     compiles: Arc<tokio::sync::Semaphore>,
+    /// The MCP servers it bridges, if any.
+    bridges: Option<Arc<crate::bridge::Bridges>>,
 }
 
 /// A loaded component and what its calls are granted.
@@ -232,7 +246,19 @@ impl Node {
             policy,
             components: Arc::new(ComponentCache::new(loaded_code)),
             compiles: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_COMPILES)),
+            bridges: None,
         }
+    }
+
+    /// The node, also running calls of `bridges`' servers.
+    pub fn with_bridges(mut self, bridges: Arc<crate::bridge::Bridges>) -> Self {
+        self.bridges = Some(bridges);
+        self
+    }
+
+    /// The MCP servers it bridges, if any.
+    pub fn bridges(&self) -> Option<&Arc<crate::bridge::Bridges>> {
+        self.bridges.as_ref()
     }
 
     async fn component(&self, repository: &Repository, digest: Digest) -> Result<Loaded, InvokeCause> {
@@ -389,6 +415,18 @@ impl Node {
     }
 
     async fn run_counted(&self, call: Invocation) -> Result<CallOutput, InvokeError> {
+        if let Some(route) = &call.bridge {
+            let outcome = match &self.bridges {
+                Some(bridges) => bridges.call(&route.server, &call.tool, &call.arguments, call.progress.clone()).await,
+                None => Err(InvokeCause::Remote {
+                    kind: "bridge_unavailable".into(),
+                    message: "this node bridges no MCP servers".into(),
+                    tool_failure: true,
+                    retryable: false,
+                }),
+            };
+            return outcome.map_err(|e| InvokeError::new(call.digest, call.tool, e));
+        }
         let Invocation {
             repository,
             digest,

@@ -17,8 +17,10 @@ use std::collections::BTreeMap;
 /// [`ToolsAnswer`]); version 4 audio, embedded resources and resource
 /// links in results ([`WireContent`]), which a node writes to an older
 /// gateway as text, and questions to the client ([`WireAsk`]); version 5
-/// resources a call reports changed ([`NodeMessage::Updated`]).
-pub const WIRE_VERSION: u32 = 5;
+/// resources a call reports changed ([`NodeMessage::Updated`]); version 6
+/// bridged MCP servers (their tools in [`Advert::bridges`], calls of them
+/// by [`CallMessage::bridge`]).
+pub const WIRE_VERSION: u32 = 6;
 
 /// The oldest version this side still reads and, to a peer that speaks
 /// only it, writes.
@@ -114,6 +116,11 @@ pub struct CallMessage {
     /// names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ask: Option<WireAsk>,
+    /// The bridged server whose tool this is, by its name on the node
+    /// (then `repository` and `digest` only name the call in logs). Since
+    /// version 6, and only to a node that advertised the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<String>,
 }
 
 /// A call's questions to its client on the wire: what the client can
@@ -342,6 +349,11 @@ pub enum WireContent {
         /// The document.
         value: serde_json::Value,
     },
+    /// Structured content with no content block of its own. Since version 6.
+    Structured {
+        /// The document.
+        value: serde_json::Value,
+    },
     /// An image.
     Image {
         /// The bytes, base64.
@@ -382,6 +394,7 @@ impl From<Content> for WireContent {
         match content {
             Content::Text(text) => WireContent::Text { text },
             Content::Json(value) => WireContent::Json { value },
+            Content::Structured(value) => WireContent::Structured { value },
             Content::Image { data, mime_type } => WireContent::Image { data: BASE64.encode(data), mime_type },
             Content::Audio { data, mime_type } => WireContent::Audio { data: BASE64.encode(data), mime_type },
             Content::Resource(ResourceContents { uri, mime_type, body }) => {
@@ -400,6 +413,9 @@ impl WireContent {
     /// `content` as a peer of wire version `v` reads it: before version 4,
     /// audio, resources and links become text that says what they were.
     pub fn for_version(content: Content, v: u32) -> Self {
+        if let (Content::Structured(value), ..6) = (&content, v) {
+            return WireContent::Json { value: value.clone() };
+        }
         if v >= 4 {
             return content.into();
         }
@@ -426,6 +442,7 @@ impl TryFrom<WireContent> for Content {
         Ok(match content {
             WireContent::Text { text } => Content::Text(text),
             WireContent::Json { value } => Content::Json(value),
+            WireContent::Structured { value } => Content::Structured(value),
             WireContent::Image { data, mime_type } => {
                 Content::Image { data: decode_base64("image content", data)?, mime_type }
             }
@@ -486,6 +503,9 @@ pub struct Advert {
     /// Manifest digests whose components it has compiled.
     #[serde(default)]
     pub compiled: Vec<String>,
+    /// The MCP servers it bridges, with their tools. Since version 6.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bridges: Vec<crate::bridge::listing::ServerListing>,
     /// How long this advert stays true without another, in milliseconds.
     pub ttl_ms: u64,
 }
@@ -524,10 +544,11 @@ mod tests {
                 abilities: crate::capability::ask::ClientAbilities { elicitation: true, sampling: false, roots: true },
                 answers: BTreeMap::from([("name".into(), serde_json::json!({"action": "decline"}))]),
             }),
+            bridge: Some("time".into()),
         };
         assert_eq!(decode::<CallMessage>("call", &encode(&call)).unwrap(), call);
-        let newer = br#"{"v": 6, "call_id": "c1", "teleport": true}"#;
-        assert_eq!(decode::<CallMessage>("call", newer).unwrap_err(), WireError::Version { what: "call", found: 6 });
+        let newer = br#"{"v": 7, "call_id": "c1", "teleport": true}"#;
+        assert_eq!(decode::<CallMessage>("call", newer).unwrap_err(), WireError::Version { what: "call", found: 7 });
         let ancient = br#"{"v": 0, "call_id": "c1"}"#;
         assert_eq!(decode::<CallMessage>("call", ancient).unwrap_err(), WireError::Version { what: "call", found: 0 });
         assert!(matches!(decode::<CallMessage>("call", b"[1,2"), Err(WireError::Malformed { .. })));
@@ -575,6 +596,11 @@ mod tests {
             assert_eq!(&Content::try_from(back).unwrap(), item);
             assert!(matches!(WireContent::for_version(item.clone(), 3), WireContent::Text { .. }));
         }
+        // Structured content alone travels as such to version 6, as JSON before.
+        let alone = Content::Structured(serde_json::json!({"a": 1}));
+        let json = serde_json::to_vec(&WireContent::for_version(alone.clone(), 6)).unwrap();
+        assert_eq!(Content::try_from(serde_json::from_slice::<WireContent>(&json).unwrap()).unwrap(), alone);
+        assert!(matches!(WireContent::for_version(alone, 5), WireContent::Json { .. }));
         let both = br#"{"type": "resource", "uri": "test://x", "text": "a", "blob": "AA=="}"#;
         let both: WireContent = serde_json::from_slice(both).unwrap();
         assert!(Content::try_from(both).is_err());
@@ -590,7 +616,7 @@ mod tests {
         let updated =
             NodeMessage::Updated { v: WIRE_VERSION, call_id: "c1".into(), attempt: 2, uri: "notes://all".into() };
         let json = String::from_utf8(encode(&updated)).unwrap();
-        assert_eq!(json, r#"{"type":"updated","v":5,"call_id":"c1","attempt":2,"uri":"notes://all"}"#);
+        assert_eq!(json, r#"{"type":"updated","v":6,"call_id":"c1","attempt":2,"uri":"notes://all"}"#);
         assert_eq!(decode::<NodeMessage>("answer", json.as_bytes()).unwrap(), updated);
         let answer = ToolsAnswer {
             v: WIRE_VERSION,

@@ -72,6 +72,10 @@ pub enum Content {
     Resource(ResourceContents),
     /// A link to a resource.
     ResourceLink(ResourceInfo),
+    /// Structured content alone: the result's `structuredContent`, with no
+    /// content block of its own (a bridged server's result, whose blocks
+    /// already say it in their own words).
+    Structured(Value),
 }
 
 impl Content {
@@ -80,7 +84,7 @@ impl Content {
     pub fn byte_len(&self) -> u64 {
         match self {
             Content::Text(text) => text.len() as u64,
-            Content::Json(value) => {
+            Content::Json(value) | Content::Structured(value) => {
                 let mut counter = ByteCounter(0);
                 let _ = serde_json::to_writer(&mut counter, value);
                 counter.0
@@ -97,7 +101,9 @@ impl Content {
 pub fn mcp_block(item: &Content) -> Value {
     match item {
         Content::Text(text) => serde_json::json!({"type": "text", "text": text}),
-        Content::Json(value) => serde_json::json!({"type": "text", "text": value.to_string()}),
+        Content::Json(value) | Content::Structured(value) => {
+            serde_json::json!({"type": "text", "text": value.to_string()})
+        }
         Content::Image { data, mime_type } => {
             serde_json::json!({"type": "image", "data": BASE64.encode(data), "mimeType": mime_type})
         }

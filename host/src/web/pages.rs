@@ -41,6 +41,8 @@ pub struct IndexPage {
     pub cards: Vec<Card>,
     /// How many packages there are in all.
     pub total: usize,
+    /// The bridged MCP servers that match.
+    pub bridged: Vec<crate::gateway::catalog::BridgedServerView>,
 }
 
 /// One version in a package's history.
@@ -204,7 +206,12 @@ impl Market {
                 labels: words::permission_labels(&entry.permissions),
             });
         }
-        Ok(IndexPage { query: query.to_owned(), cards, total: entries.len() })
+        let words = search::words(query);
+        let bridged = match &self.gateway {
+            Some(gateway) => gateway.catalog().bridged_servers().into_iter().filter(|s| s.matches(&words)).collect(),
+            None => Vec::new(),
+        };
+        Ok(IndexPage { query: query.to_owned(), cards, total: entries.len(), bridged })
     }
 
     /// The page of package `repo`, with URLs for a client that reached this

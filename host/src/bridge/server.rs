@@ -1,0 +1,466 @@
+//! One bridged server, kept running: started (in its OS sandbox, or
+//! connected to over HTTP), initialised, its tools listed and re-listed
+//! when it says they changed, restarted with a growing pause when it dies,
+//! and stopped with the node. Calls go to it as MCP `tools/call` requests
+//! with their progress passed back and their cancellation passed on.
+
+use super::config::{Launch, ServerEntry};
+use super::listing::{Isolation, ServerListing};
+use super::sandbox::{self, SandboxSpec};
+use crate::sandbox::{Progress, ProgressSink};
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ClientRequest,
+    Implementation, PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ProtocolVersion, ServerResult,
+};
+use rmcp::service::{NotificationContext, Peer, PeerRequestOptions, RequestHandle, RoleClient};
+use rmcp::{ClientHandler, ServiceExt};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncBufReadExt;
+
+/// How long a server has to start and answer `initialize` and `tools/list`.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The first pause before a restart; it doubles after each quick death.
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
+/// The longest pause before a restart.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// A server that ran this long is restarted after the first pause again.
+const HEALTHY_AFTER: Duration = Duration::from_secs(60);
+
+/// Tools one server may list; the rest are left out.
+const MAX_TOOLS: usize = 256;
+
+/// Bytes of one tool's description (name, schemas and all) kept; a larger
+/// one is left out.
+const MAX_TOOL_BYTES: usize = 64 << 10;
+
+/// Pages of `tools/list` read.
+const MAX_PAGES: usize = 16;
+
+/// Lines of a server's standard error logged per start; the rest are counted.
+const MAX_LOG_LINES: u32 = 1000;
+
+/// How one server is started: what it is and what it may have.
+#[derive(Debug, Clone)]
+pub struct ServerPlan {
+    /// The servers file's entry.
+    pub entry: ServerEntry,
+    /// Its sandbox, for a stdio server when the node sandboxes (`None`:
+    /// run unsandboxed, as the operator chose, or a remote server).
+    pub sandbox: Option<SandboxSpec>,
+    /// Environment a stdio server gets (the entry's, `PATH`, `HOME`,
+    /// granted secrets).
+    pub env: std::collections::BTreeMap<String, String>,
+    /// How it is contained, as callers are told.
+    pub isolation: Isolation,
+    /// Its private directory (its working directory and `HOME`).
+    pub dir: std::path::PathBuf,
+}
+
+/// Why a call to a bridged server produced no result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BridgeCallError {
+    /// The server is not running now (starting, or restarting after it died).
+    Unavailable(String),
+    /// The server answered with an error result (`isError`).
+    ToolFailed(String),
+    /// The server refused the arguments (JSON-RPC -32602).
+    InvalidArguments(String),
+    /// The server took longer than the call may.
+    Timeout(Duration),
+    /// The result was larger than a call's output may be.
+    TooLarge(u64),
+    /// The server answered something else, or the connection failed.
+    Failed(String),
+}
+
+/// Progress sinks of the calls in flight, by the token sent with each.
+type ProgressSinks = Arc<Mutex<HashMap<ProgressToken, ProgressSink>>>;
+
+/// The client side of one connection: passes progress to the call it
+/// belongs to, and notes that the tool list changed.
+#[derive(Clone)]
+struct Handler {
+    progress: ProgressSinks,
+    changed: Arc<tokio::sync::Notify>,
+}
+
+impl ClientHandler for Handler {
+    async fn on_progress(&self, params: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
+        let sink = self.progress.lock().unwrap_or_else(|e| e.into_inner()).get(&params.progress_token).cloned();
+        if let Some(sink) = sink {
+            sink(Progress { done: params.progress, total: params.total, message: params.message });
+        }
+    }
+
+    async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
+        self.changed.notify_one();
+    }
+
+    fn get_info(&self) -> ClientConfig {
+        // The initialize handshake every server of today speaks.
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("toolmesh-bridge", env!("CARGO_PKG_VERSION")),
+        )
+        .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
+    }
+}
+
+/// What is known of a server now.
+struct Now {
+    /// The connection, while it runs.
+    peer: Option<Peer<RoleClient>>,
+    /// Its tools as last listed (kept while it restarts).
+    tools: Vec<Value>,
+    /// Why it is not running, when it is not.
+    down: Option<String>,
+}
+
+/// One bridged server under supervision. Cheap to clone.
+#[derive(Clone)]
+pub struct Server {
+    plan: Arc<ServerPlan>,
+    now: Arc<Mutex<Now>>,
+    progress: ProgressSinks,
+    /// Fires when the tools change (or the server goes away for good).
+    listed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Server {
+    /// Starts supervising `plan`'s server; it runs until `stop` fires.
+    pub fn start(plan: ServerPlan, stop: super::Stop) -> Self {
+        let server = Server {
+            plan: Arc::new(plan),
+            now: Arc::new(Mutex::new(Now { peer: None, tools: Vec::new(), down: Some("starting".into()) })),
+            progress: Arc::default(),
+            listed: tokio::sync::watch::Sender::new(0),
+        };
+        tokio::spawn(server.clone().supervise(stop));
+        server
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.plan.entry.name
+    }
+
+    /// A receiver that sees every change of its tools.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.listed.subscribe()
+    }
+
+    /// What gateways are told of it; `None` until it first listed tools.
+    pub fn listing(&self) -> Option<ServerListing> {
+        let now = self.lock();
+        (!now.tools.is_empty()).then(|| ServerListing {
+            server: self.plan.entry.name.clone(),
+            tools: now.tools.clone(),
+            isolation: self.plan.isolation.clone(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Now> {
+        self.now.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_tools(&self, tools: Vec<Value>) {
+        let changed = {
+            let mut now = self.lock();
+            let changed = now.tools != tools;
+            now.tools = tools;
+            changed
+        };
+        if changed {
+            self.listed.send_modify(|v| *v += 1);
+        }
+    }
+
+    /// Keeps the server running until `stop`.
+    async fn supervise(self, mut stop: super::Stop) {
+        let name = self.plan.entry.name.clone();
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let started = Instant::now();
+            let run = self.run_once(stop.clone());
+            let outcome = tokio::select! {
+                _ = super::fired(&mut stop) => return self.stopped(),
+                outcome = run => outcome,
+            };
+            let why = match outcome {
+                RunEnd::Stopped => return self.stopped(),
+                RunEnd::Ended(why) => why,
+            };
+            if started.elapsed() >= HEALTHY_AFTER {
+                backoff = FIRST_BACKOFF;
+            }
+            tracing::warn!(server = %name, pause_ms = backoff.as_millis() as u64, "bridged server stopped: {why}; restarting");
+            self.lock().down = Some(format!("restarting after it stopped: {why}"));
+            tokio::select! {
+                _ = super::fired(&mut stop) => return self.stopped(),
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    fn stopped(&self) {
+        let mut now = self.lock();
+        now.peer = None;
+        now.down = Some("the node is stopping".into());
+        drop(now);
+        tracing::info!(server = %self.plan.entry.name, "bridged server stopped with the node");
+    }
+
+    /// Starts the server once and serves it until it dies (why) or the
+    /// node stops.
+    async fn run_once(&self, mut stop: super::Stop) -> RunEnd {
+        let handler = Handler { progress: self.progress.clone(), changed: Arc::new(tokio::sync::Notify::new()) };
+        let changed = handler.changed.clone();
+        let (running, child) = match tokio::time::timeout(START_TIMEOUT, self.connect(handler)).await {
+            Ok(Ok(started)) => started,
+            Ok(Err(why)) => return RunEnd::Ended(why),
+            Err(_) => return RunEnd::Ended(format!("it did not answer `initialize` within {START_TIMEOUT:?}")),
+        };
+        let peer = running.peer().clone();
+        // Every list is read fresh: a server's list_changed is the only cache rule.
+        peer.set_response_cache_config(rmcp::ClientCacheConfig::disabled()).await;
+        match tokio::time::timeout(START_TIMEOUT, list_tools(&peer)).await {
+            Ok(Ok(tools)) => self.set_tools(tools),
+            Ok(Err(why)) => return RunEnd::Ended(format!("cannot list its tools: {why}")),
+            Err(_) => return RunEnd::Ended(format!("it did not list its tools within {START_TIMEOUT:?}")),
+        }
+        {
+            let mut now = self.lock();
+            now.peer = Some(peer.clone());
+            now.down = None;
+        }
+        tracing::info!(server = %self.plan.entry.name, tools = self.lock().tools.len(), "bridged server running");
+        let waiting = running.waiting();
+        tokio::pin!(waiting);
+        let end = loop {
+            tokio::select! {
+                _ = super::fired(&mut stop) => break RunEnd::Stopped,
+                quit = &mut waiting => break RunEnd::Ended(match quit {
+                    Ok(reason) => format!("its connection ended ({reason:?})"),
+                    Err(e) => format!("its connection failed: {e}"),
+                }),
+                _ = changed.notified() => match tokio::time::timeout(START_TIMEOUT, relist(&peer)).await {
+                    Ok(Ok(tools)) => {
+                        tracing::info!(server = %self.plan.entry.name, tools = tools.len(), "bridged server's tools changed");
+                        self.set_tools(tools);
+                    }
+                    Ok(Err(why)) => tracing::warn!(server = %self.plan.entry.name, "cannot list its tools again: {why}"),
+                    Err(_) => tracing::warn!(server = %self.plan.entry.name, "it did not list its tools again in time"),
+                },
+            }
+        };
+        self.lock().peer = None;
+        drop(child);
+        end
+    }
+
+    /// Starts the process (or opens the connection) and initialises it.
+    async fn connect(
+        &self,
+        handler: Handler,
+    ) -> Result<(rmcp::service::RunningService<RoleClient, Handler>, Option<tokio::process::Child>), String> {
+        match &self.plan.entry.launch {
+            Launch::Stdio { command, args, .. } => {
+                let mut std_command = match &self.plan.sandbox {
+                    Some(spec) => sandbox::command(spec, command, args).map_err(|e| e.to_string())?,
+                    None => {
+                        std::fs::create_dir_all(&self.plan.dir)
+                            .map_err(|e| format!("cannot make {}: {e}", self.plan.dir.display()))?;
+                        let mut plain = std::process::Command::new(command);
+                        plain.args(args).env_clear().envs(&self.plan.env).current_dir(&self.plan.dir);
+                        plain
+                    }
+                };
+                std_command
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                let mut command_line = tokio::process::Command::from(std_command);
+                command_line.kill_on_drop(true);
+                let mut child = command_line.spawn().map_err(|e| format!("cannot start `{command}`: {e}"))?;
+                let (Some(stdout), Some(stdin)) = (child.stdout.take(), child.stdin.take()) else {
+                    return Err("its standard streams were not opened".into());
+                };
+                if let Some(stderr) = child.stderr.take() {
+                    tokio::spawn(log_lines(self.plan.entry.name.clone(), stderr));
+                }
+                let running = handler.serve((stdout, stdin)).await.map_err(|e| format!("initialize failed: {e}"))?;
+                Ok((running, Some(child)))
+            }
+            Launch::Http { url, headers } => {
+                use rmcp::transport::StreamableHttpClientTransport;
+                use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+                let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+                for (name, value) in headers {
+                    let name = http::HeaderName::try_from(name.as_str()).map_err(|e| format!("header {name}: {e}"))?;
+                    let value =
+                        http::HeaderValue::try_from(value.as_str()).map_err(|e| format!("header {name}: {e}"))?;
+                    config.custom_headers.insert(name, value);
+                }
+                let client = toolmesh_registry::client::http_builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .build()
+                    .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
+                let transport = StreamableHttpClientTransport::with_client(client, config);
+                let running = handler.serve(transport).await.map_err(|e| format!("initialize failed: {e}"))?;
+                Ok((running, None))
+            }
+        }
+    }
+
+    /// Calls `tool` with `arguments` (a JSON object), passing progress to
+    /// `progress`; dropping the future cancels the call on the server.
+    pub async fn call(
+        &self,
+        tool: &str,
+        arguments: serde_json::Map<String, Value>,
+        progress: Option<ProgressSink>,
+        timeout: Duration,
+    ) -> Result<CallToolResult, BridgeCallError> {
+        let peer = {
+            let now = self.lock();
+            match &now.peer {
+                Some(peer) => peer.clone(),
+                None => {
+                    let why = now.down.clone().unwrap_or_default();
+                    return Err(BridgeCallError::Unavailable(format!(
+                        "the bridged server `{}` is not running ({why}); try again shortly",
+                        self.plan.entry.name
+                    )));
+                }
+            }
+        };
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(
+            CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments),
+        ));
+        let handle = peer
+            .send_cancellable_request(request, PeerRequestOptions::no_options())
+            .await
+            .map_err(|e| BridgeCallError::Unavailable(format!("the bridged server's connection closed: {e}")))?;
+        let token = handle.progress_token.clone();
+        if let Some(sink) = progress {
+            self.progress.lock().unwrap_or_else(|e| e.into_inner()).insert(token.clone(), sink);
+        }
+        let mut pending = Pending { handle: Some(handle), progress: self.progress.clone(), token };
+        let answer = match tokio::time::timeout(timeout, pending.answer()).await {
+            Ok(answer) => answer,
+            Err(_) => return Err(BridgeCallError::Timeout(timeout)),
+        };
+        match answer {
+            Ok(ServerResult::CallToolResult(result)) => Ok(result),
+            Ok(_) => {
+                Err(BridgeCallError::Failed("the bridged server answered `tools/call` with another result".into()))
+            }
+            Err(rmcp::ServiceError::McpError(e)) if e.code == rmcp::model::ErrorCode::INVALID_PARAMS => {
+                Err(BridgeCallError::InvalidArguments(e.message.to_string()))
+            }
+            Err(rmcp::ServiceError::McpError(e)) => {
+                Err(BridgeCallError::Failed(format!("the bridged server refused the call: {}", e.message)))
+            }
+            Err(e) => Err(BridgeCallError::Unavailable(format!("the bridged server's connection failed: {e}"))),
+        }
+    }
+}
+
+/// How one run of a server ended.
+enum RunEnd {
+    /// The node is stopping.
+    Stopped,
+    /// It died or could not start: why.
+    Ended(String),
+}
+
+/// A call sent and not yet answered: dropped unanswered, it tells the
+/// server the call is cancelled; either way its progress sink goes.
+struct Pending {
+    handle: Option<RequestHandle<RoleClient>>,
+    progress: ProgressSinks,
+    token: ProgressToken,
+}
+
+impl Pending {
+    async fn answer(&mut self) -> Result<ServerResult, rmcp::ServiceError> {
+        let Some(handle) = self.handle.as_mut() else { return Err(rmcp::ServiceError::TransportClosed) };
+        let answer = (&mut handle.rx).await.unwrap_or(Err(rmcp::ServiceError::TransportClosed));
+        self.handle = None;
+        answer
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.token);
+        if let Some(handle) = self.handle.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let _ = handle.cancel(Some("the caller cancelled the call".into())).await;
+            });
+        }
+    }
+}
+
+/// The server's tools again after it said they changed: a burst of
+/// notifications is read as one (the next is heard after the pause).
+async fn relist(peer: &Peer<RoleClient>) -> Result<Vec<Value>, rmcp::ServiceError> {
+    tokio::time::sleep(RELIST_PAUSE).await;
+    list_tools(peer).await
+}
+
+/// The pause before a server's tools are listed again.
+const RELIST_PAUSE: Duration = Duration::from_millis(250);
+
+/// The server's tools, as MCP `Tool` objects: at most [`MAX_TOOLS`], each
+/// at most [`MAX_TOOL_BYTES`] written, from at most [`MAX_PAGES`] pages.
+async fn list_tools(peer: &Peer<RoleClient>) -> Result<Vec<Value>, rmcp::ServiceError> {
+    let mut tools = Vec::new();
+    let mut cursor = None;
+    for _ in 0..MAX_PAGES {
+        let page = peer.list_tools(Some(PaginatedRequestParams::default().with_cursor(cursor))).await?;
+        for tool in page.tools {
+            let Ok(value) = serde_json::to_value(&tool) else { continue };
+            if value.to_string().len() > MAX_TOOL_BYTES || tools.len() == MAX_TOOLS {
+                tracing::warn!(tool = %tool.name, "bridged tool left out: its description is too large or there are too many");
+                continue;
+            }
+            tools.push(value);
+        }
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    Ok(tools)
+}
+
+/// Logs a server's standard error, line by line, up to [`MAX_LOG_LINES`].
+async fn log_lines(server: String, stderr: tokio::process::ChildStderr) {
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let mut logged = 0u32;
+    let mut dropped = 0u64;
+    loop {
+        match lines.next_line().await {
+            Ok(Some(line)) if logged < MAX_LOG_LINES => {
+                logged += 1;
+                let line: String = line.chars().take(1000).collect();
+                tracing::info!(target: "toolmesh::bridge", server = %server, "{line}");
+            }
+            Ok(Some(_)) => dropped += 1,
+            Ok(None) | Err(_) => break,
+        }
+    }
+    if dropped > 0 {
+        tracing::info!(target: "toolmesh::bridge", server = %server, dropped, "log lines dropped");
+    }
+}

@@ -42,7 +42,32 @@ def text(result):
     return "".join(c.text for c in result.content if c.type == "text")
 
 
-def bridge_files(tmp_path, node):
+@contextlib.contextmanager
+def host_web_server():
+    """A loopback HTTP server on the host answering every GET; yields its port."""
+    import http.server
+    import threading
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"hello from the host"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+
+
+def bridge_files(tmp_path, node, granted_port=9):
     """Writes a Claude Desktop-format servers file and a node policy under
     `tmp_path`; returns (servers file, policy file, private directories' parent)."""
     served = tmp_path / "served"
@@ -82,7 +107,7 @@ read_only = {json.dumps(read_only)}
 memory = "512MiB"
 processes = 48
 [bridges.servers.netted]
-network = ["127.0.0.1"]
+network = ["127.0.0.1:{granted_port}"]
 """
     )
     return servers_file, policy, bridges
@@ -92,14 +117,14 @@ network = ["127.0.0.1"]
 async def test_servers_bridged_on_a_mesh_node_are_called_through_the_gateway_and_stay_contained(
     tmp_path, registry  # noqa: F811
 ):
-    servers, policy, bridges = bridge_files(tmp_path, "laptop")
     outside = tempfile.mkdtemp(prefix="toolmesh-host-secret-")
     pathlib.Path(outside, "secret.txt").write_text("host secret")
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
     port = listener.getsockname()[1]
-    with Mesh(tmp_path, registry) as mesh:
+    with host_web_server() as web, Mesh(tmp_path, registry) as mesh:
+        servers, policy, bridges = bridge_files(tmp_path, "laptop", web)
         log, laptop = mesh.node("laptop", "--mcp-servers", str(servers), "--policy", str(policy))
         mesh.node("other")
         base = mesh.gateway()
@@ -113,7 +138,8 @@ async def test_servers_bridged_on_a_mesh_node_are_called_through_the_gateway_and
             assert "no network" in echo.description
             bridge = echo.meta["dev.toolmesh/bridge"]
             assert (bridge["node"], bridge["server"], bridge["isolation"]["kind"]) == ("laptop", "everything", "os_sandbox")
-            assert "whole network (granted for 127.0.0.1)" in tools["bridged.laptop.netted.connect"].description
+            netted = tools["bridged.laptop.netted.connect"].description
+            assert f"network only to 127.0.0.1:{web}, through the node's proxy" in netted, netted
             assert not any(".off." in name for name in tools)
 
             # The real servers answer through the gateway.
@@ -130,6 +156,24 @@ async def test_servers_bridged_on_a_mesh_node_are_called_through_the_gateway_and
             # The gateway checks arguments against the server's schema first.
             with pytest.raises(Exception, match="invalid arguments"):
                 await client.call_tool("bridged.laptop.everything.get-sum", {"a": "two"})
+
+            # Its prompts and resources, as far as the gateway offers them.
+            prompts = {p.name: p for p in (await client.list_prompts()).prompts}
+            assert "bridged.laptop.everything.args-prompt" in prompts, sorted(prompts)
+            filled = await client.get_prompt("bridged.laptop.everything.args-prompt", {"city": "Oslo"})
+            assert filled.messages[0].content.text == "What's weather in Oslo?", filled
+            everything = "toolmesh://bridged/laptop/everything/"
+            listed = [r.uri for r in (await client.list_resources(cache_mode="bypass")).resources]
+            static = [u for u in listed if u.startswith(everything + "demo://resource/static/document/")]
+            assert static, listed
+            document = (await client.read_resource(static[0])).contents[0]
+            assert document.uri == static[0] and len(document.text) > 10, document
+            templates = [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
+            assert everything + "demo://resource/dynamic/text/{resourceId}" in templates, templates
+            dynamic = (await client.read_resource(everything + "demo://resource/dynamic/text/7")).contents[0]
+            assert dynamic.uri == everything + "demo://resource/dynamic/text/7" and "7" in dynamic.text, dynamic
+            readme = (await client.read_resource(everything + "README.md")).contents[0]
+            assert "a native process in an OS sandbox" in readme.text and "echo" in readme.text, readme.text[:400]
 
             # Progress passes back.
             seen = []
@@ -180,15 +224,44 @@ async def test_servers_bridged_on_a_mesh_node_are_called_through_the_gateway_and
             if os.getuid() == 0:
                 assert uid != "uid=0", who
             assert processes < 10 and f"home={bridges / 'hostile'}" in who, who
-            blocked = await client.call_tool("bridged.laptop.hostile.connect", {"host": "127.0.0.1", "port": port})
-            assert blocked.is_error, text(blocked)
-            granted = await client.call_tool("bridged.laptop.netted.connect", {"host": "127.0.0.1", "port": port})
-            assert text(granted) == "connected", text(granted)
+            # No network of its own, granted hosts or not; the granted host through the node's proxy only.
+            for server_name, target in [("hostile", port), ("netted", port), ("netted", web)]:
+                direct = await client.call_tool(f"bridged.laptop.{server_name}.connect", {"host": "127.0.0.1", "port": target})
+                assert direct.is_error, (server_name, target, text(direct))
+            fetched = await client.call_tool("bridged.laptop.netted.fetch", {"url": f"http://127.0.0.1:{web}/"})
+            assert text(fetched) == "hello from the host", text(fetched)
+            tunneled = await client.call_tool("bridged.laptop.netted.tunnel", {"host": "127.0.0.1", "port": web})
+            assert text(tunneled) == "hello from the host", text(tunneled)
+            for url in [f"http://127.0.0.1:{port}/", f"http://not-granted.invalid:{web}/"]:
+                refused = await client.call_tool("bridged.laptop.netted.fetch", {"url": url})
+                assert refused.is_error and "403" in text(refused), (url, text(refused))
+            refused = await client.call_tool("bridged.laptop.netted.tunnel", {"host": "127.0.0.1", "port": port})
+            assert refused.is_error and "403" in text(refused), text(refused)
+            alone = await client.call_tool("bridged.laptop.hostile.fetch", {"url": f"http://127.0.0.1:{web}/"})
+            assert alone.is_error, text(alone)
+            assert "proxy refused: not granted" in log.read_text()
             bomb = text(await client.call_tool("bridged.laptop.hostile.fork_bomb", {"children": 500}))
             assert bomb.startswith("forked") and int(bomb.split()[1].rstrip(",")) < 48, bomb
             memory = text(await client.call_tool("bridged.laptop.hostile.allocate", {"megabytes": 2048}))
             assert memory == "MemoryError for 2048 MiB", memory
             assert text(await client.call_tool("bridged.laptop.hostile.allocate", {"megabytes": 64})) == "allocated 64 MiB"
+            # A flood on standard error and long progress messages: cut, and the node serves on.
+            assert text(await client.call_tool("bridged.laptop.hostile.shout", {"megabytes": 64})) == "shouted"
+            messages = []
+
+            async def on_chatter(progress, total, message):
+                messages.append(message)
+
+            said = await client.call_tool("bridged.laptop.hostile.chatty", {}, progress_callback=on_chatter)
+            assert text(said) == "said" and messages, messages[:1]
+            assert max(len(m) for m in messages) <= 1024 and len(messages) < 200, len(messages)
+            for _ in range(50):
+                if "not utf-8" in log.read_text():
+                    break
+                await anyio.sleep(0.1)
+            bridge_lines = [line for line in log.read_text().splitlines() if "toolmesh::bridge" in line]
+            assert any("not utf-8" in line for line in bridge_lines), bridge_lines[-3:]
+            assert max(len(line) for line in bridge_lines) < 1400
             # Still serving, every server.
             assert text(await client.call_tool("bridged.laptop.everything.echo", {"message": "on"})) == "Echo: on"
 

@@ -2,6 +2,7 @@
 //! servers list them, and how each server is contained — in this process
 //! for `tool serve`, in the node's advert on a mesh.
 
+use crate::sandbox::Offer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -13,6 +14,9 @@ pub struct ServerListing {
     pub server: String,
     /// Its tools, as MCP `Tool` objects from its `tools/list`.
     pub tools: Vec<Value>,
+    /// Its resources, resource templates and prompts.
+    #[serde(default, skip_serializing_if = "Offer::is_empty")]
+    pub offer: Offer,
     /// How it is contained.
     pub isolation: Isolation,
 }
@@ -23,9 +27,12 @@ pub struct ServerListing {
 pub enum Isolation {
     /// A native process in an OS sandbox (bubblewrap).
     OsSandbox {
-        /// Hosts the node's policy grants it; any grant opens the whole
-        /// network (bubblewrap gives all or none).
+        /// Hosts the node's policy grants it, reached through the node's
+        /// proxy.
         network: Vec<String>,
+        /// Whether it has the node's whole network instead.
+        #[serde(default)]
+        whole_network: bool,
         /// Its data memory, in bytes.
         memory_bytes: u64,
         /// Its processes and threads.
@@ -49,11 +56,11 @@ impl Isolation {
     /// What a caller should know, in one sentence.
     pub fn describe(&self) -> String {
         match self {
-            Isolation::OsSandbox { network, memory_bytes, processes, cpu_seconds, secrets } => {
-                let network = if network.is_empty() {
-                    "no network".to_owned()
-                } else {
-                    format!("the node's whole network (granted for {})", network.join(", "))
+            Isolation::OsSandbox { network, whole_network, memory_bytes, processes, cpu_seconds, secrets } => {
+                let network = match (whole_network, network.is_empty()) {
+                    (true, _) => "the node's whole network".to_owned(),
+                    (false, true) => "no network".to_owned(),
+                    (false, false) => format!("network only to {}, through the node's proxy", network.join(", ")),
                 };
                 let secrets =
                     if secrets.is_empty() { String::new() } else { format!("; secrets {}", secrets.join(", ")) };

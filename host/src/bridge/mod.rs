@@ -7,6 +7,8 @@
 //! - [`config`]: the servers file (Claude Desktop's format).
 //! - [`policy`]: what the node's policy lets bridged servers have.
 //! - [`sandbox`]: the OS sandbox a server process runs in.
+//! - [`proxy`], [`shim`]: the hosts a sandboxed server may reach, through
+//!   the node.
 //! - [`server`]: one server kept running, and calls to it.
 //! - [`listing`]: what gateways are told of each server.
 //! - `result`: a server's answers as the node's call results.
@@ -17,13 +19,15 @@
 pub mod config;
 pub mod listing;
 pub mod policy;
+pub mod proxy;
 mod result;
 pub mod sandbox;
 pub mod server;
+pub mod shim;
 
 use crate::grant::Policy;
 use crate::node::InvokeCause;
-use crate::sandbox::{CallOutput, ProgressSink};
+use crate::sandbox::{CallOutput, ProgressSink, offer};
 use config::{Launch, ServerEntry};
 use listing::{Isolation, ServerListing};
 use sandbox::SandboxSpec;
@@ -43,6 +47,20 @@ pub(crate) async fn fired(stop: &mut Stop) {
 /// The first uid of servers' users when the node runs as root: one user
 /// each, so one server's processes never count against another's limit.
 const FIRST_UID: u32 = 61000;
+
+/// How many uids servers' users are drawn from.
+const UIDS: u32 = 3000;
+
+/// The uid of server `name`: the same at every start (from its name), and
+/// none other's among `taken`.
+fn uid_for(name: &str, taken: &mut std::collections::BTreeSet<u32>) -> u32 {
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let mut uid = FIRST_UID + (hash % u64::from(UIDS)) as u32;
+    while !taken.insert(uid) {
+        uid = FIRST_UID + (uid - FIRST_UID + 1) % UIDS;
+    }
+    uid
+}
 
 /// Why a node cannot bridge its servers.
 #[derive(Debug, thiserror::Error)]
@@ -75,12 +93,13 @@ pub struct Bridges {
 
 impl Bridges {
     /// Starts `entries` under `policy`'s `[bridges]` grants, each with a
-    /// private directory under `dir`. Refuses when stdio servers are to
-    /// run and no OS sandbox can be made, unless the policy opts out.
+    /// private directory under `dir`, with `hidden` (the node's data) out
+    /// of their sight. Refuses when stdio servers are to run and no OS
+    /// sandbox can be made, unless the policy opts out.
     pub fn start(
         entries: Vec<ServerEntry>,
         policy: &Policy,
-        dir: &Path,
+        (dir, hidden): (&Path, Option<&Path>),
         limits: CallLimits,
     ) -> Result<Self, BridgeError> {
         let bridges = &policy.bridges;
@@ -98,8 +117,22 @@ impl Bridges {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let changed = tokio::sync::watch::Sender::new(0);
         let mut servers = BTreeMap::new();
-        for (index, entry) in entries.into_iter().enumerate() {
-            let plan = plan(entry, policy, dir, sandboxed, FIRST_UID + index as u32);
+        let mut uids = std::collections::BTreeSet::new();
+        for entry in entries {
+            let uid = uid_for(&entry.name, &mut uids);
+            let mut plan = plan(entry, policy, dir, sandboxed, uid);
+            if let Some(spec) = &mut plan.sandbox {
+                // The other servers' directories, and the node's own data.
+                spec.hidden = std::iter::once(dir).chain(hidden).map(Path::to_path_buf).collect();
+                if let Some(targets) = &plan.proxy {
+                    // A short path (a socket's is at most 108 bytes), bound inside.
+                    let socket = std::env::temp_dir().join(format!("toolmesh-{}-{uid}.sock", std::process::id()));
+                    match proxy::serve(plan.entry.name.clone(), &socket, targets.clone(), stopped.clone()) {
+                        Ok(()) => spec.socket = Some(socket),
+                        Err(e) => tracing::warn!(server = %plan.entry.name, "no proxy, so no network: {e}"),
+                    }
+                }
+            }
             let server = Server::start(plan, stopped.clone());
             // One signal for all: any server's tools changed.
             let (mut listed, all) = (server.subscribe(), changed.clone());
@@ -143,13 +176,31 @@ impl Bridges {
             Ok(serde_json::Value::Object(map)) => map,
             _ => return Err(failure("invalid_arguments", "the arguments are not a JSON object".into())),
         };
-        let outcome = bridged.call(tool, arguments, progress, self.limits.timeout).await;
-        match outcome.and_then(|answer| result::content_of(answer, self.limits.output)) {
+        let (timeout, limit) = (self.limits.timeout, self.limits.output);
+        // Reads and prompts come by the names of their MCP methods, which
+        // no bridged tool can have (a `/` is no part of a tool's name).
+        let outcome = match tool {
+            offer::READ_RESOURCE => match arguments.get("uri").and_then(|u| u.as_str()) {
+                Some(uri) => bridged.read(uri, timeout).await.and_then(|read| result::resource_content(read, limit)),
+                None => Err(BridgeCallError::InvalidArguments("a read needs a `uri`".into())),
+            },
+            offer::GET_PROMPT => {
+                let name = arguments.get("name").and_then(|n| n.as_str()).unwrap_or_default();
+                let given = arguments.get("arguments").and_then(|a| a.as_object()).cloned().unwrap_or_default();
+                bridged.prompt(name, given, timeout).await.and_then(|prompt| result::prompt_content(prompt, limit))
+            }
+            _ => bridged
+                .call(tool, arguments, progress, timeout)
+                .await
+                .and_then(|answer| result::content_of(answer, limit)),
+        };
+        match outcome {
             Ok(content) => Ok(CallOutput::unreserved(content)),
             Err(e) => Err(match e {
                 BridgeCallError::Unavailable(why) => failure("bridge_unavailable", why),
                 BridgeCallError::ToolFailed(why) => failure("tool_failed", why),
                 BridgeCallError::InvalidArguments(why) => failure("invalid_arguments", why),
+                BridgeCallError::NotFound(why) => failure("not_found", why),
                 BridgeCallError::Timeout(limit) => {
                     failure("timeout", format!("the bridged server did not answer within {limit:?}"))
                 }
@@ -172,7 +223,8 @@ impl Drop for Bridges {
 /// A call's failure in a bridged server, as callers see it: the model
 /// reads it, except for refused arguments (a protocol error).
 fn failure(kind: &str, message: String) -> InvokeCause {
-    InvokeCause::Remote { kind: kind.into(), tool_failure: kind != "invalid_arguments", message, retryable: false }
+    let tool_failure = !matches!(kind, "invalid_arguments" | "not_found");
+    InvokeCause::Remote { kind: kind.into(), tool_failure, message, retryable: false }
 }
 
 /// How `entry` is started on this node.
@@ -199,16 +251,26 @@ fn plan(entry: ServerEntry, policy: &Policy, dir: &Path, sandboxed: bool, uid: u
         Launch::Http { url, .. } => {
             // The authority without any credentials written into it.
             let authority = url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or_default();
+            let authority = authority.split(['?', '#']).next().unwrap_or_default();
             let host = authority.rsplit('@').next().unwrap_or_default().to_owned();
             (None, Isolation::Remote { host })
         }
         Launch::Stdio { .. } if !sandboxed => (None, Isolation::Unsandboxed),
         Launch::Stdio { .. } => {
+            // Granted hosts: still no network of its own, a proxy instead.
+            let (mut env, mut read_only) = (env.clone(), bridges.read_only.clone());
+            if !grant.whole_network && !grant.network.is_empty() {
+                env.extend(proxy::proxy_env());
+                // The forwarder in front of the server is this program.
+                read_only.extend(std::env::current_exe().ok());
+            }
             let spec = SandboxSpec {
                 private_dir: private_dir.clone(),
-                read_only: bridges.read_only.clone(),
-                network: !grant.network.is_empty(),
-                env: env.clone(),
+                read_only,
+                hidden: Vec::new(),
+                network: grant.whole_network,
+                socket: None,
+                env,
                 memory_bytes: bridges.memory_bytes,
                 processes: bridges.processes,
                 cpu_time: bridges.cpu_time,
@@ -217,6 +279,7 @@ fn plan(entry: ServerEntry, policy: &Policy, dir: &Path, sandboxed: bool, uid: u
             };
             let isolation = Isolation::OsSandbox {
                 network: grant.network.clone(),
+                whole_network: grant.whole_network,
                 memory_bytes: spec.memory_bytes,
                 processes: spec.processes,
                 cpu_seconds: spec.cpu_time.as_secs(),
@@ -225,7 +288,8 @@ fn plan(entry: ServerEntry, policy: &Policy, dir: &Path, sandboxed: bool, uid: u
             (Some(spec), isolation)
         }
     };
-    ServerPlan { entry, sandbox, env, isolation, dir: private_dir }
+    let proxy = (sandbox.is_some() && !grant.whole_network && !grant.network.is_empty()).then(|| grant.targets());
+    ServerPlan { entry, sandbox, env, isolation, dir: private_dir, proxy }
 }
 
 #[cfg(test)]
@@ -244,7 +308,7 @@ mod tests {
             launch: Launch::Http { url: "https://user:token@mcp.example.com/mcp".into(), headers: BTreeMap::new() },
         };
         let plan_of = |entry: ServerEntry, policy: &Policy, sandboxed| {
-            plan(entry, policy, Path::new("/srv/bridges"), sandboxed, FIRST_UID)
+            plan(entry, policy, Path::new("/srv/bridges"), sandboxed, uid_for("docs", &mut Default::default()))
         };
         let far = plan_of(remote, &policy, true);
         assert_eq!(far.isolation, Isolation::Remote { host: "mcp.example.com".into() });
@@ -258,7 +322,12 @@ mod tests {
         };
         let sandboxed = plan_of(docs.clone(), &policy, true);
         let spec = sandboxed.sandbox.as_ref().unwrap();
-        assert!(spec.network && spec.uid == FIRST_UID);
+        assert!(!spec.network && (FIRST_UID..FIRST_UID + UIDS).contains(&spec.uid), "hosts, not the network");
+        assert_eq!(spec.env["HTTPS_PROXY"], format!("http://{}", proxy::PROXY_ADDR));
+        assert_eq!(sandboxed.proxy.as_ref().map(Vec::len), Some(1));
+        let mut taken = std::collections::BTreeSet::new();
+        let (first, again) = (uid_for("docs", &mut taken), uid_for("docs", &mut taken));
+        assert!(first == spec.uid && again != first, "stable by name, and never shared");
         assert_eq!(spec.env["API_KEY"], "s3cret");
         assert_eq!((spec.env["MODE"].as_str(), spec.env["HOME"].as_str()), ("fast", "/srv/bridges/docs"));
         assert!(matches!(&sandboxed.isolation, Isolation::OsSandbox { network, secrets, .. }

@@ -12,7 +12,8 @@
 //! read_only = ["/root/.cache/toolmesh/node"]  # directories under /home, /root, /tmp servers need
 //!
 //! [bridges.servers.time]       # one server, by its name in the servers file
-//! network = ["api.example.com"]  # hosts it may reach (bubblewrap grants all of the network or none)
+//! network = ["api.example.com", "*.example.org", "10.0.0.7:8443"]  # hosts it may reach, through the node's proxy
+//! whole_network = false        # the node's whole network instead (for servers that ignore HTTP_PROXY)
 //! secrets = ["API_KEY"]        # the node's [secrets] passed as environment variables
 //! ```
 
@@ -22,6 +23,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
+use toolmesh_registry::request::Target;
 
 /// What bridged servers get on this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,10 +51,13 @@ pub struct BridgePolicy {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerGrant {
-    /// Hosts it may reach. bubblewrap cannot pick hosts: any grant gives
-    /// the server the host's whole network, which is said wherever the
-    /// server is shown.
+    /// Hosts it may reach (`host`, `*.domain`, `host:port`; without a
+    /// port, ports 80 and 443), through the node's proxy
+    /// ([`super::proxy`]): the server itself still has no network.
     pub network: Vec<String>,
+    /// The node's whole network instead of none (for servers whose
+    /// clients ignore `HTTP_PROXY`): said plainly wherever it is shown.
+    pub whole_network: bool,
     /// Secrets of the node's policy passed as environment variables of
     /// the same name.
     pub secrets: Vec<String>,
@@ -115,6 +120,9 @@ impl BridgesFile {
             if let Some(missing) = grant.secrets.iter().find(|s| !secrets.contains(&s.as_str())) {
                 return Err(format!("[bridges.servers.{name}] secrets: {missing} is not in [secrets]"));
             }
+            for host in &grant.network {
+                host.parse::<Target>().map_err(|e| format!("[bridges.servers.{name}] network: {e}"))?;
+            }
         }
         if let Some(relative) = self.read_only.iter().find(|p| !p.is_absolute()) {
             return Err(format!("[bridges] read_only: {} is not an absolute path", relative.display()));
@@ -139,6 +147,13 @@ impl BridgePolicy {
     /// What server `name` is granted (nothing beyond the defaults if unnamed).
     pub fn grant(&self, name: &str) -> ServerGrant {
         self.servers.get(name).cloned().unwrap_or_default()
+    }
+}
+
+impl ServerGrant {
+    /// The hosts it may reach, as targets (checked when the policy was read).
+    pub fn targets(&self) -> Vec<Target> {
+        self.network.iter().filter_map(|host| host.parse().ok()).collect()
     }
 }
 
@@ -174,6 +189,7 @@ secrets = ["API_KEY"]
             ("[bridges]\nread_only = [\"relative\"]", "not an absolute path"),
             ("[bridges]\nmemory = \"1MiB\"", "at least 16MiB"),
             ("[bridges]\nnetwork = true", "unknown field"),
+            ("[bridges.servers.x]\nnetwork = [\"http://a/b\"]", "[bridges.servers.x] network"),
         ] {
             let error = Policy::from_toml(text, &|_| None).unwrap_err().to_string();
             assert!(error.contains(says), "{text}: {error}");

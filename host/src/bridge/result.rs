@@ -6,7 +6,7 @@ use super::server::BridgeCallError;
 use crate::sandbox::{Body, Content, ResourceContents, ResourceInfo};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use rmcp::model::CallToolResult;
+use rmcp::model::{CallToolResult, GetPromptResult, ReadResourceResult};
 use serde_json::Value;
 
 /// The content of `result`, or the failure it reports; at most `limit`
@@ -38,11 +38,30 @@ pub(super) fn content_of(result: CallToolResult, limit: u64) -> Result<Vec<Conte
         // The server's blocks stand as written; the document goes alone.
         content.push(Content::Structured(value));
     }
-    let bytes: u64 = content.iter().map(Content::byte_len).sum();
-    if bytes > limit {
-        return Err(BridgeCallError::TooLarge(bytes));
+    within(content, limit)
+}
+
+/// The contents of a resource read, each a resource item; at most
+/// `limit` bytes in all.
+pub(super) fn resource_content(read: ReadResourceResult, limit: u64) -> Result<Vec<Content>, BridgeCallError> {
+    let mut content = Vec::with_capacity(read.contents.len());
+    for contents in &read.contents {
+        let block = serde_json::json!({"type": "resource", "resource": contents});
+        content.push(item(block)?);
     }
-    Ok(content)
+    within(content, limit)
+}
+
+/// A filled-in prompt as one JSON item (the MCP `GetPromptResult`).
+pub(super) fn prompt_content(prompt: GetPromptResult, limit: u64) -> Result<Vec<Content>, BridgeCallError> {
+    let value = serde_json::to_value(prompt).map_err(|e| BridgeCallError::Failed(e.to_string()))?;
+    within(vec![Content::Json(value)], limit)
+}
+
+/// `content`, if it is at most `limit` bytes.
+fn within(content: Vec<Content>, limit: u64) -> Result<Vec<Content>, BridgeCallError> {
+    let bytes: u64 = content.iter().map(Content::byte_len).sum();
+    if bytes > limit { Err(BridgeCallError::TooLarge(bytes)) } else { Ok(content) }
 }
 
 /// One MCP content block as a content item.

@@ -25,6 +25,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+/// Where the node's proxy socket shows inside a sandbox granted hosts.
+pub const PROXY_SOCKET: &str = "/run/toolmesh-proxy.sock";
+
 /// Directories hidden from the sandboxed process.
 const HIDDEN: [&str; 5] = ["/home", "/root", "/tmp", "/run", "/var/tmp"];
 
@@ -36,8 +39,13 @@ pub struct SandboxSpec {
     pub private_dir: PathBuf,
     /// Directories under the hidden places it needs, read-only.
     pub read_only: Vec<PathBuf>,
+    /// More directories to hide (the node's data, the other servers'
+    /// directories), beyond [`HIDDEN`]'s.
+    pub hidden: Vec<PathBuf>,
     /// The host's network (all of it) instead of none.
     pub network: bool,
+    /// A Unix socket shown inside at [`PROXY_SOCKET`] (the node's proxy).
+    pub socket: Option<PathBuf>,
     /// Its environment, whole.
     pub env: BTreeMap<String, String>,
     /// Bytes of data memory (heap) it may use.
@@ -60,7 +68,9 @@ impl SandboxSpec {
         SandboxSpec {
             private_dir: private_dir.into(),
             read_only: Vec::new(),
+            hidden: Vec::new(),
             network: false,
+            socket: None,
             env: BTreeMap::new(),
             memory_bytes: 1 << 30,
             processes: 128,
@@ -134,6 +144,8 @@ pub fn command(spec: &SandboxSpec, program: &str, args: &[String]) -> Result<std
     if root {
         std::os::unix::fs::chown(private, Some(spec.uid), Some(spec.uid)).map_err(ready)?;
     }
+    // Its own, and no one else's.
+    std::fs::set_permissions(private, std::os::unix::fs::PermissionsExt::from_mode(0o700)).map_err(ready)?;
     let mut command = std::process::Command::new("prlimit");
     command
         .arg(format!("--data={}", spec.memory_bytes))
@@ -196,12 +208,25 @@ fn bwrap_args(spec: &SandboxSpec, root: bool) -> Vec<String> {
         args.extend(["--tmpfs".into(), hidden.into()]);
     }
     args.extend(["--chmod", "1777", "/tmp"].map(str::to_owned));
+    if let Some(socket) = &spec.socket {
+        args.extend(["--bind".into(), socket.display().to_string(), PROXY_SOCKET.into()]);
+    }
+    // More to hide where the places above do not already.
+    let mut hidden: Vec<&Path> = HIDDEN.iter().map(Path::new).collect();
+    let mut extras: Vec<&PathBuf> = spec.hidden.iter().collect();
+    extras.sort_by_key(|p| p.as_os_str().len());
+    for extra in extras {
+        if extra.is_absolute() && !hidden.iter().any(|h| extra.starts_with(h)) {
+            args.extend(["--tmpfs".into(), extra.display().to_string()]);
+            hidden.push(extra);
+        }
+    }
     // What must show through the hidden places: their parents made
     // traversable, then the directories themselves.
     let mut made = BTreeSet::new();
     let binds = spec.read_only.iter().map(|p| (p, "--ro-bind")).chain([(&spec.private_dir, "--bind")]);
     for (path, how) in binds {
-        let under = HIDDEN.iter().find(|h| path.starts_with(h)).map(Path::new);
+        let under = hidden.iter().filter(|h| path.starts_with(h)).max_by_key(|h| h.as_os_str().len()).copied();
         if let Some(hidden) = under {
             let mut parents: Vec<&Path> = path.ancestors().skip(1).take_while(|a| *a != hidden).collect();
             parents.reverse();
@@ -243,6 +268,16 @@ mod tests {
         assert!(args.contains("--clearenv --setenv PATH /usr/bin"), "{args}");
         assert!(args.find("--tmpfs /root").unwrap() < args.find("--ro-bind /root/.cache").unwrap());
         assert!(!args.contains("--unshare-user"));
+        // The node's data hidden, the server's own directory under it shown.
+        let own = SandboxSpec {
+            private_dir: "/srv/data/bridges/docs".into(),
+            hidden: vec!["/srv/data/bridges".into(), "/srv/data".into(), "/tmp/elsewhere".into()],
+            ..spec.clone()
+        };
+        let args = bwrap_args(&own, true).join(" ");
+        assert!(args.contains("--tmpfs /srv/data "), "{args}");
+        assert!(args.contains("--perms 0755 --dir /srv/data/bridges --bind /srv/data/bridges/docs"), "{args}");
+        assert!(!args.contains("--tmpfs /srv/data/bridges") && !args.contains("--tmpfs /tmp/elsewhere"), "{args}");
         let unprivileged = bwrap_args(&SandboxSpec { network: true, ..spec }, false).join(" ");
         assert!(!unprivileged.contains("--unshare-net") && unprivileged.contains("--unshare-user"));
     }

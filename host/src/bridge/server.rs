@@ -7,10 +7,12 @@
 use super::config::{Launch, ServerEntry};
 use super::listing::{Isolation, ServerListing};
 use super::sandbox::{self, SandboxSpec};
-use crate::sandbox::{Progress, ProgressSink};
+use crate::sandbox::{Offer, Progress, ProgressSink};
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ClientRequest,
-    Implementation, PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ProtocolVersion, ServerResult,
+    GetPromptRequest, GetPromptRequestParams, GetPromptResult, Implementation, PaginatedRequestParams,
+    ProgressNotificationParam, ProgressToken, ProtocolVersion, ReadResourceRequest, ReadResourceRequestParams,
+    ReadResourceResult, ServerResult,
 };
 use rmcp::service::{NotificationContext, Peer, PeerRequestOptions, RequestHandle, RoleClient};
 use rmcp::{ClientHandler, ServiceExt};
@@ -18,7 +20,6 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::AsyncBufReadExt;
 
 /// How long a server has to start and answer `initialize` and `tools/list`.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -60,6 +61,8 @@ pub struct ServerPlan {
     pub isolation: Isolation,
     /// Its private directory (its working directory and `HOME`).
     pub dir: std::path::PathBuf,
+    /// The hosts it may reach through the node's proxy, when granted any.
+    pub proxy: Option<Vec<toolmesh_registry::request::Target>>,
 }
 
 /// Why a call to a bridged server produced no result.
@@ -71,6 +74,8 @@ pub enum BridgeCallError {
     ToolFailed(String),
     /// The server refused the arguments (JSON-RPC -32602).
     InvalidArguments(String),
+    /// The server has no such resource (JSON-RPC -32002).
+    NotFound(String),
     /// The server took longer than the call may.
     Timeout(Duration),
     /// The result was larger than a call's output may be.
@@ -94,11 +99,20 @@ impl ClientHandler for Handler {
     async fn on_progress(&self, params: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
         let sink = self.progress.lock().unwrap_or_else(|e| e.into_inner()).get(&params.progress_token).cloned();
         if let Some(sink) = sink {
-            sink(Progress { done: params.progress, total: params.total, message: params.message });
+            let message = params.message.map(|m| crate::capability::progress::clip_message(&m));
+            sink(Progress { done: params.progress, total: params.total, message });
         }
     }
 
     async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
+        self.changed.notify_one();
+    }
+
+    async fn on_resource_list_changed(&self, _: NotificationContext<RoleClient>) {
+        self.changed.notify_one();
+    }
+
+    async fn on_prompt_list_changed(&self, _: NotificationContext<RoleClient>) {
         self.changed.notify_one();
     }
 
@@ -114,10 +128,13 @@ impl ClientHandler for Handler {
 
 /// What is known of a server now.
 struct Now {
-    /// The connection, while it runs.
-    peer: Option<Peer<RoleClient>>,
+    /// The connection, while it runs, with the progress sinks of its calls
+    /// (one map per connection: each numbers its progress tokens afresh).
+    peer: Option<(Peer<RoleClient>, ProgressSinks)>,
     /// Its tools as last listed (kept while it restarts).
     tools: Vec<Value>,
+    /// Its resources, templates and prompts as last listed.
+    offer: Offer,
     /// Why it is not running, when it is not.
     down: Option<String>,
 }
@@ -127,7 +144,6 @@ struct Now {
 pub struct Server {
     plan: Arc<ServerPlan>,
     now: Arc<Mutex<Now>>,
-    progress: ProgressSinks,
     /// Fires when the tools change (or the server goes away for good).
     listed: tokio::sync::watch::Sender<u64>,
 }
@@ -137,8 +153,12 @@ impl Server {
     pub fn start(plan: ServerPlan, stop: super::Stop) -> Self {
         let server = Server {
             plan: Arc::new(plan),
-            now: Arc::new(Mutex::new(Now { peer: None, tools: Vec::new(), down: Some("starting".into()) })),
-            progress: Arc::default(),
+            now: Arc::new(Mutex::new(Now {
+                peer: None,
+                tools: Vec::new(),
+                offer: Offer::default(),
+                down: Some("starting".into()),
+            })),
             listed: tokio::sync::watch::Sender::new(0),
         };
         tokio::spawn(server.clone().supervise(stop));
@@ -155,12 +175,14 @@ impl Server {
         self.listed.subscribe()
     }
 
-    /// What gateways are told of it; `None` until it first listed tools.
+    /// What gateways are told of it; `None` until it first listed
+    /// something.
     pub fn listing(&self) -> Option<ServerListing> {
         let now = self.lock();
-        (!now.tools.is_empty()).then(|| ServerListing {
+        (!now.tools.is_empty() || !now.offer.is_empty()).then(|| ServerListing {
             server: self.plan.entry.name.clone(),
             tools: now.tools.clone(),
+            offer: now.offer.clone(),
             isolation: self.plan.isolation.clone(),
         })
     }
@@ -169,11 +191,12 @@ impl Server {
         self.now.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn set_tools(&self, tools: Vec<Value>) {
+    fn set_lists(&self, (tools, offer): (Vec<Value>, Offer)) {
         let changed = {
             let mut now = self.lock();
-            let changed = now.tools != tools;
+            let changed = now.tools != tools || now.offer != offer;
             now.tools = tools;
+            now.offer = offer;
             changed
         };
         if changed {
@@ -200,7 +223,8 @@ impl Server {
                 backoff = FIRST_BACKOFF;
             }
             tracing::warn!(server = %name, pause_ms = backoff.as_millis() as u64, "bridged server stopped: {why}; restarting");
-            self.lock().down = Some(format!("restarting after it stopped: {why}"));
+            // Callers hear that it stopped; why (which may name its URL) is the operator's log's.
+            self.lock().down = Some("it stopped and is restarting; the node's log says why".into());
             tokio::select! {
                 _ = super::fired(&mut stop) => return self.stopped(),
                 _ = tokio::time::sleep(backoff) => {}
@@ -220,7 +244,8 @@ impl Server {
     /// Starts the server once and serves it until it dies (why) or the
     /// node stops.
     async fn run_once(&self, mut stop: super::Stop) -> RunEnd {
-        let handler = Handler { progress: self.progress.clone(), changed: Arc::new(tokio::sync::Notify::new()) };
+        let handler = Handler { progress: ProgressSinks::default(), changed: Arc::new(tokio::sync::Notify::new()) };
+        let sinks = handler.progress.clone();
         let changed = handler.changed.clone();
         let (running, child) = match tokio::time::timeout(START_TIMEOUT, self.connect(handler)).await {
             Ok(Ok(started)) => started,
@@ -230,14 +255,14 @@ impl Server {
         let peer = running.peer().clone();
         // Every list is read fresh: a server's list_changed is the only cache rule.
         peer.set_response_cache_config(rmcp::ClientCacheConfig::disabled()).await;
-        match tokio::time::timeout(START_TIMEOUT, list_tools(&peer)).await {
-            Ok(Ok(tools)) => self.set_tools(tools),
+        match tokio::time::timeout(START_TIMEOUT, list_all(&peer)).await {
+            Ok(Ok(lists)) => self.set_lists(lists),
             Ok(Err(why)) => return RunEnd::Ended(format!("cannot list its tools: {why}")),
             Err(_) => return RunEnd::Ended(format!("it did not list its tools within {START_TIMEOUT:?}")),
         }
         {
             let mut now = self.lock();
-            now.peer = Some(peer.clone());
+            now.peer = Some((peer.clone(), sinks));
             now.down = None;
         }
         tracing::info!(server = %self.plan.entry.name, tools = self.lock().tools.len(), "bridged server running");
@@ -251,9 +276,9 @@ impl Server {
                     Err(e) => format!("its connection failed: {e}"),
                 }),
                 _ = changed.notified() => match tokio::time::timeout(START_TIMEOUT, relist(&peer)).await {
-                    Ok(Ok(tools)) => {
-                        tracing::info!(server = %self.plan.entry.name, tools = tools.len(), "bridged server's tools changed");
-                        self.set_tools(tools);
+                    Ok(Ok(lists)) => {
+                        tracing::info!(server = %self.plan.entry.name, tools = lists.0.len(), "bridged server's lists changed");
+                        self.set_lists(lists);
                     }
                     Ok(Err(why)) => tracing::warn!(server = %self.plan.entry.name, "cannot list its tools again: {why}"),
                     Err(_) => tracing::warn!(server = %self.plan.entry.name, "it did not list its tools again in time"),
@@ -269,16 +294,26 @@ impl Server {
     async fn connect(
         &self,
         handler: Handler,
-    ) -> Result<(rmcp::service::RunningService<RoleClient, Handler>, Option<tokio::process::Child>), String> {
+    ) -> Result<(rmcp::service::RunningService<RoleClient, Handler>, Option<ServerProcess>), String> {
         match &self.plan.entry.launch {
             Launch::Stdio { command, args, .. } => {
                 let mut std_command = match &self.plan.sandbox {
+                    // Behind the forwarder to the node's proxy, when granted hosts.
+                    Some(spec) if spec.socket.is_some() => {
+                        let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+                        let mut shimmed =
+                            vec!["bridge-shim".to_owned(), "--socket".into(), sandbox::PROXY_SOCKET.into()];
+                        shimmed.extend(["--".to_owned(), command.clone()].into_iter().chain(args.iter().cloned()));
+                        sandbox::command(spec, &exe.display().to_string(), &shimmed).map_err(|e| e.to_string())?
+                    }
                     Some(spec) => sandbox::command(spec, command, args).map_err(|e| e.to_string())?,
                     None => {
+                        use std::os::unix::process::CommandExt as _;
                         std::fs::create_dir_all(&self.plan.dir)
                             .map_err(|e| format!("cannot make {}: {e}", self.plan.dir.display()))?;
                         let mut plain = std::process::Command::new(command);
-                        plain.args(args).env_clear().envs(&self.plan.env).current_dir(&self.plan.dir);
+                        // A group of its own, so what it starts stops with it.
+                        plain.args(args).env_clear().envs(&self.plan.env).current_dir(&self.plan.dir).process_group(0);
                         plain
                     }
                 };
@@ -295,8 +330,9 @@ impl Server {
                 if let Some(stderr) = child.stderr.take() {
                     tokio::spawn(log_lines(self.plan.entry.name.clone(), stderr));
                 }
+                let process = ServerProcess { child, group: self.plan.sandbox.is_none() };
                 let running = handler.serve((stdout, stdin)).await.map_err(|e| format!("initialize failed: {e}"))?;
-                Ok((running, Some(child)))
+                Ok((running, Some(process)))
             }
             Launch::Http { url, headers } => {
                 use rmcp::transport::StreamableHttpClientTransport;
@@ -328,10 +364,50 @@ impl Server {
         progress: Option<ProgressSink>,
         timeout: Duration,
     ) -> Result<CallToolResult, BridgeCallError> {
-        let peer = {
+        let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+        match self.request(ClientRequest::CallToolRequest(CallToolRequest::new(params)), progress, timeout).await? {
+            ServerResult::CallToolResult(result) => Ok(result),
+            _ => Err(BridgeCallError::Failed("the bridged server answered `tools/call` with another result".into())),
+        }
+    }
+
+    /// Reads its resource `uri`.
+    pub async fn read(&self, uri: &str, timeout: Duration) -> Result<ReadResourceResult, BridgeCallError> {
+        let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(ReadResourceRequestParams::new(uri)));
+        match self.request(request, None, timeout).await? {
+            ServerResult::ReadResourceResult(result) => Ok(result),
+            _ => {
+                Err(BridgeCallError::Failed("the bridged server answered `resources/read` with another result".into()))
+            }
+        }
+    }
+
+    /// Fills in its prompt `name` with `arguments`.
+    pub async fn prompt(
+        &self,
+        name: &str,
+        arguments: serde_json::Map<String, Value>,
+        timeout: Duration,
+    ) -> Result<GetPromptResult, BridgeCallError> {
+        let params = GetPromptRequestParams::new(name).with_arguments(arguments);
+        match self.request(ClientRequest::GetPromptRequest(GetPromptRequest::new(params)), None, timeout).await? {
+            ServerResult::GetPromptResult(result) => Ok(result),
+            _ => Err(BridgeCallError::Failed("the bridged server answered `prompts/get` with another result".into())),
+        }
+    }
+
+    /// Sends `request` and waits at most `timeout` for its answer, passing
+    /// progress to `progress`; dropping the future cancels it on the server.
+    async fn request(
+        &self,
+        request: ClientRequest,
+        progress: Option<ProgressSink>,
+        timeout: Duration,
+    ) -> Result<ServerResult, BridgeCallError> {
+        let (peer, sinks) = {
             let now = self.lock();
             match &now.peer {
-                Some(peer) => peer.clone(),
+                Some(live) => live.clone(),
                 None => {
                     let why = now.down.clone().unwrap_or_default();
                     return Err(BridgeCallError::Unavailable(format!(
@@ -341,35 +417,50 @@ impl Server {
                 }
             }
         };
-        let request = ClientRequest::CallToolRequest(CallToolRequest::new(
-            CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments),
-        ));
         let handle = peer
             .send_cancellable_request(request, PeerRequestOptions::no_options())
             .await
             .map_err(|e| BridgeCallError::Unavailable(format!("the bridged server's connection closed: {e}")))?;
         let token = handle.progress_token.clone();
         if let Some(sink) = progress {
-            self.progress.lock().unwrap_or_else(|e| e.into_inner()).insert(token.clone(), sink);
+            sinks.lock().unwrap_or_else(|e| e.into_inner()).insert(token.clone(), paced(sink));
         }
-        let mut pending = Pending { handle: Some(handle), progress: self.progress.clone(), token };
+        let mut pending = Pending { handle: Some(handle), progress: sinks, token };
         let answer = match tokio::time::timeout(timeout, pending.answer()).await {
             Ok(answer) => answer,
             Err(_) => return Err(BridgeCallError::Timeout(timeout)),
         };
-        match answer {
-            Ok(ServerResult::CallToolResult(result)) => Ok(result),
-            Ok(_) => {
-                Err(BridgeCallError::Failed("the bridged server answered `tools/call` with another result".into()))
+        answer.map_err(|e| match e {
+            rmcp::ServiceError::McpError(e) if e.code == rmcp::model::ErrorCode::INVALID_PARAMS => {
+                BridgeCallError::InvalidArguments(e.message.to_string())
             }
-            Err(rmcp::ServiceError::McpError(e)) if e.code == rmcp::model::ErrorCode::INVALID_PARAMS => {
-                Err(BridgeCallError::InvalidArguments(e.message.to_string()))
+            rmcp::ServiceError::McpError(e) if e.code == rmcp::model::ErrorCode::RESOURCE_NOT_FOUND => {
+                BridgeCallError::NotFound(e.message.to_string())
             }
-            Err(rmcp::ServiceError::McpError(e)) => {
-                Err(BridgeCallError::Failed(format!("the bridged server refused the call: {}", e.message)))
+            rmcp::ServiceError::McpError(e) => {
+                BridgeCallError::Failed(format!("the bridged server refused the request: {}", e.message))
             }
-            Err(e) => Err(BridgeCallError::Unavailable(format!("the bridged server's connection failed: {e}"))),
+            e => BridgeCallError::Unavailable(format!("the bridged server's connection failed: {e}")),
+        })
+    }
+}
+
+/// A server's process, killed when dropped: in its sandbox, everything
+/// in it dies with it (its own PID namespace); unsandboxed, its process
+/// group is killed.
+struct ServerProcess {
+    child: tokio::process::Child,
+    group: bool,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if self.group
+            && let Some(pid) = self.child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32))
+        {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
         }
+        let _ = self.child.start_kill();
     }
 }
 
@@ -411,15 +502,69 @@ impl Drop for Pending {
     }
 }
 
-/// The server's tools again after it said they changed: a burst of
+/// The server's lists again after it said one changed: a burst of
 /// notifications is read as one (the next is heard after the pause).
-async fn relist(peer: &Peer<RoleClient>) -> Result<Vec<Value>, rmcp::ServiceError> {
+async fn relist(peer: &Peer<RoleClient>) -> Result<(Vec<Value>, Offer), rmcp::ServiceError> {
     tokio::time::sleep(RELIST_PAUSE).await;
-    list_tools(peer).await
+    list_all(peer).await
+}
+
+/// The server's tools, and the resources, templates and prompts it says
+/// it has (each list at most [`MAX_TOOLS`] long).
+async fn list_all(peer: &Peer<RoleClient>) -> Result<(Vec<Value>, Offer), rmcp::ServiceError> {
+    let tools = list_tools(peer).await?;
+    let capabilities = peer.peer_info().map(|info| info.capabilities.clone()).unwrap_or_default();
+    let mut offer = Offer::default();
+    if capabilities.resources.is_some() {
+        offer.resources = pages(|cursor| async move {
+            let page = peer.list_resources(Some(PaginatedRequestParams::default().with_cursor(cursor))).await?;
+            Ok((page.resources.iter().filter_map(typed).collect(), page.next_cursor))
+        })
+        .await?;
+        offer.templates = pages(|cursor| async move {
+            let page =
+                peer.list_resource_templates(Some(PaginatedRequestParams::default().with_cursor(cursor))).await?;
+            Ok((page.resource_templates.iter().filter_map(typed).collect(), page.next_cursor))
+        })
+        .await?;
+    }
+    if capabilities.prompts.is_some() {
+        offer.prompts = pages(|cursor| async move {
+            let page = peer.list_prompts(Some(PaginatedRequestParams::default().with_cursor(cursor))).await?;
+            Ok((page.prompts.iter().filter_map(typed).collect(), page.next_cursor))
+        })
+        .await?;
+    }
+    Ok((tools, offer))
+}
+
+/// `item` (an MCP object) as the catalog's type of it, if it reads as one.
+fn typed<T: serde::de::DeserializeOwned>(item: &impl serde::Serialize) -> Option<T> {
+    serde_json::to_value(item).ok().and_then(|v| serde_json::from_value(v).ok())
+}
+
+/// The items of a paged list: at most [`MAX_PAGES`] pages and
+/// [`MAX_TOOLS`] items.
+async fn pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, rmcp::ServiceError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), rmcp::ServiceError>>,
+{
+    let (mut items, mut cursor) = (Vec::new(), None);
+    for _ in 0..MAX_PAGES {
+        let (more, next) = page(cursor).await?;
+        items.extend(more);
+        cursor = next;
+        if cursor.is_none() || items.len() >= MAX_TOOLS {
+            break;
+        }
+    }
+    items.truncate(MAX_TOOLS);
+    Ok(items)
 }
 
 /// The pause before a server's tools are listed again.
-const RELIST_PAUSE: Duration = Duration::from_millis(250);
+const RELIST_PAUSE: Duration = Duration::from_secs(1);
 
 /// The server's tools, as MCP `Tool` objects: at most [`MAX_TOOLS`], each
 /// at most [`MAX_TOOL_BYTES`] written, from at most [`MAX_PAGES`] pages.
@@ -444,21 +589,58 @@ async fn list_tools(peer: &Peer<RoleClient>) -> Result<Vec<Value>, rmcp::Service
     Ok(tools)
 }
 
-/// Logs a server's standard error, line by line, up to [`MAX_LOG_LINES`].
-async fn log_lines(server: String, stderr: tokio::process::ChildStderr) {
-    let mut lines = tokio::io::BufReader::new(stderr).lines();
-    let mut logged = 0u32;
-    let mut dropped = 0u64;
-    loop {
-        match lines.next_line().await {
-            Ok(Some(line)) if logged < MAX_LOG_LINES => {
-                logged += 1;
-                let line: String = line.chars().take(1000).collect();
-                tracing::info!(target: "toolmesh::bridge", server = %server, "{line}");
-            }
-            Ok(Some(_)) => dropped += 1,
-            Ok(None) | Err(_) => break,
+/// `sink`, passing on at most one report each [`PROGRESS_EVERY`] (and
+/// every last one, where done meets the total).
+fn paced(sink: ProgressSink) -> ProgressSink {
+    let last = Mutex::new(None::<Instant>);
+    Arc::new(move |progress: Progress| {
+        let finished = progress.total.is_some_and(|total| progress.done >= total);
+        let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+        if finished || last.is_none_or(|at| at.elapsed() >= PROGRESS_EVERY) {
+            *last = Some(Instant::now());
+            sink(progress);
         }
+    })
+}
+
+/// The least time between two progress reports of one call passed on.
+const PROGRESS_EVERY: Duration = Duration::from_millis(50);
+
+/// Longest line of a server's standard error logged; the rest of it is cut.
+const MAX_LOG_LINE: usize = 1000;
+
+/// Logs a server's standard error, line by line, up to [`MAX_LOG_LINES`]
+/// lines of at most [`MAX_LOG_LINE`] bytes; reads (and drops) the rest to
+/// its end, so the server never blocks on a full pipe.
+async fn log_lines(server: String, mut stderr: tokio::process::ChildStderr) {
+    use tokio::io::AsyncReadExt;
+    let (mut logged, mut dropped) = (0u32, 0u64);
+    let mut line: Vec<u8> = Vec::with_capacity(MAX_LOG_LINE);
+    let mut chunk = vec![0u8; 8192];
+    let mut emit = |line: &mut Vec<u8>| {
+        if logged < MAX_LOG_LINES {
+            logged += 1;
+            tracing::info!(target: "toolmesh::bridge", server = %server, "{}", String::from_utf8_lossy(line));
+        } else {
+            dropped += 1;
+        }
+        line.clear();
+    };
+    loop {
+        let read = match stderr.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
+        };
+        for &byte in &chunk[..read] {
+            if byte == b'\n' {
+                emit(&mut line);
+            } else if line.len() < MAX_LOG_LINE {
+                line.push(byte);
+            }
+        }
+    }
+    if !line.is_empty() {
+        emit(&mut line);
     }
     if dropped > 0 {
         tracing::info!(target: "toolmesh::bridge", server = %server, dropped, "log lines dropped");

@@ -32,6 +32,15 @@ pub type ProgressSink = Arc<dyn Fn(Progress) + Send + Sync>;
 /// Longest progress message passed on, in bytes.
 const MAX_MESSAGE: usize = 1024;
 
+/// `message` cut to [`MAX_MESSAGE`] bytes (at a character's boundary).
+pub fn clip_message(message: &str) -> String {
+    let mut cut = message.len().min(MAX_MESSAGE);
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    message[..cut].to_owned()
+}
+
 /// Reports a [`ProgressQueue`] holds at most.
 pub const QUEUE_LEN: usize = 16;
 
@@ -127,16 +136,7 @@ impl Host for CallState {
             return;
         }
         if let Some(sink) = &self.progress {
-            let message = message.map(|mut m| {
-                if m.len() > MAX_MESSAGE {
-                    let mut cut = MAX_MESSAGE;
-                    while !m.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    m.truncate(cut);
-                }
-                m
-            });
+            let message = message.map(|m| clip_message(&m));
             sink(Progress { done, total, message });
         }
     }

@@ -44,8 +44,32 @@ impl BridgeArgs {
         let limits = &sandbox.config().limits;
         let limits = CallLimits { timeout: limits.timeout, output: limits.output };
         let count = entries.len();
-        let bridges = Bridges::start(entries, policy, &dir, limits).map_err(|e| Failure::usage(anyhow!(e)))?;
+        let bridges = Bridges::start(entries, policy, (&dir, data), limits).map_err(|e| Failure::usage(anyhow!(e)))?;
         eprintln!("bridging {count} MCP servers from {} (private directories under {})", file.display(), dir.display());
         Ok(Some(Arc::new(bridges)))
+    }
+}
+
+/// Arguments of `tool bridge-shim` (run by a node inside a sandbox).
+#[derive(Args, Debug)]
+pub struct ShimArgs {
+    /// The node's proxy socket, as bound inside the sandbox.
+    #[arg(long, value_name = "PATH")]
+    socket: PathBuf,
+    /// The server's program.
+    program: String,
+    /// Its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+/// Runs the server behind the forwarder; exits as it does.
+pub fn shim(args: &ShimArgs) -> std::process::ExitCode {
+    match toolmesh_host::bridge::shim::run(&args.socket, &args.program, &args.args) {
+        Ok(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(why) => {
+            eprintln!("tool bridge-shim: {why}");
+            std::process::ExitCode::from(1)
+        }
     }
 }

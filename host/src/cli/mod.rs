@@ -92,6 +92,10 @@ enum Command {
     Nodes(mesh::NodesArgs),
     /// Show what each caller used of each tool: calls, CPU and GPU time, bytes.
     Usage(usage::UsageArgs),
+    /// Run a bridged server inside its sandbox with its network proxy
+    /// forwarder (started by the node; not for people).
+    #[command(hide = true)]
+    BridgeShim(bridge_args::ShimArgs),
 }
 
 /// An error with the exit code it should produce.
@@ -132,6 +136,10 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Inside a sandbox, beside its server: no runtime, no logging of its own.
+    if let Command::BridgeShim(args) = &cli.command {
+        return bridge_args::shim(args);
+    }
     // Servers log their requests by default; one-shot commands only warnings.
     let serving =
         matches!(cli.command, Command::Registry(_) | Command::Serve(_) | Command::Node(_) | Command::Gateway(_));
@@ -159,6 +167,7 @@ pub fn main() -> ExitCode {
                     Command::Registry(args) => registry::run(args).await,
                     Command::Serve(args) => serve::serve(args).await,
                     Command::Mcp(args) => serve::mcp(args).await,
+                    Command::BridgeShim(_) => Ok(()),
                 }
             });
             // What a stopped server leaves running (a call past its drain

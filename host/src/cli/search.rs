@@ -24,6 +24,9 @@ pub async fn run(args: SearchArgs) -> Result<(), Failure> {
     let client = args.registry.client()?;
     let entries =
         client.catalog(args.query.as_deref()).await.with_context(|| format!("cannot search {}", client.base()))?;
+    // The `bridged` namespace is the bridged servers': a package there is no one's.
+    let reserved = toolmesh_host::gateway::catalog::BRIDGED_NAMESPACE;
+    let entries: Vec<_> = entries.into_iter().filter(|e| e.name.split('/').next() != Some(reserved)).collect();
     let bridged = bridged_servers(client.base(), args.query.as_deref()).await;
     if args.json {
         // The packages, then the bridged servers (objects with a `server` field).

@@ -11,8 +11,11 @@
 //! fixtures the MCP test suite calls by name.
 //!
 //! Tools of bridged MCP servers ([`BridgedNode`]) are named
-//! `bridged.<node>.<server>.<tool>`; the `bridged` namespace is theirs, so
-//! no published package can pass for one.
+//! `bridged.<node>.<server>.<tool>`, the node's and server's names in
+//! lowercase letters and digits joined by `-` (as the repository
+//! `bridged/<node>/<server>` their resources and prompts are offered
+//! under); the `bridged` namespace is theirs, so no published package can
+//! pass for one.
 
 use super::schema::ToolSchemas;
 use crate::bridge::listing::{Isolation, ServerListing};
@@ -111,11 +114,6 @@ impl BridgedServerView {
 /// The namespace of bridged servers' tools, which no package may use.
 pub const BRIDGED_NAMESPACE: &str = "bridged";
 
-/// `name` as a part of a tool name: letters, digits, `_` and `-`.
-fn name_part(name: &str) -> String {
-    name.chars().take(48).map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
-}
-
 /// `name` as a part of a repository name: lowercase letters and digits
 /// joined by single `-`.
 fn repository_part(name: &str) -> String {
@@ -196,9 +194,10 @@ impl Catalog {
     pub fn build_with(entries: Vec<CatalogEntry>, bare: &[String], bridged: &[BridgedNode]) -> Self {
         let mut tools = BTreeMap::new();
         let mut offers = super::offers::Offers::default();
+        let mut taken = std::collections::BTreeSet::new();
         for node in bridged {
             for server in &node.servers {
-                add_bridged(&mut tools, node, server);
+                add_bridged(&mut tools, &mut offers, (node, server), &mut taken);
             }
         }
         for entry in newest_versions(entries) {
@@ -292,24 +291,42 @@ impl Catalog {
     }
 }
 
-/// Adds the tools of bridged `server` of `node` to `tools`.
-fn add_bridged(tools: &mut BTreeMap<String, Arc<CatalogTool>>, node: &BridgedNode, server: &ServerListing) {
-    let (node_part, server_part) = (name_part(&node.name), name_part(&server.server));
+/// Adds the tools, resources and prompts of bridged `server` of `node`.
+fn add_bridged(
+    tools: &mut BTreeMap<String, Arc<CatalogTool>>,
+    offers: &mut super::offers::Offers,
+    (node, server): (&BridgedNode, &ServerListing),
+    taken: &mut std::collections::BTreeSet<String>,
+) {
     let path = format!("{BRIDGED_NAMESPACE}/{}/{}", repository_part(&node.name), repository_part(&server.server));
     let Ok(repository) = path.parse::<Repository>() else {
         tracing::warn!(server = %server.server, node = %node.name, "bridged server left out: no name for it");
         return;
     };
+    // Two nodes whose names read alike: the first (by id) keeps the name.
+    if !taken.insert(path.clone()) {
+        tracing::warn!(server = %server.server, node = %node.id, name = %path, "bridged server left out: another node's server has its name");
+        return;
+    }
     let bridged = Arc::new(BridgedTool {
         call: BridgeCall { node: node.id.clone(), server: server.server.clone() },
         node_name: node.name.clone(),
         isolation: server.isolation.clone(),
     });
     let digest = Digest::of(format!("bridged\0{}\0{}", node.id, server.server).as_bytes());
+    if !server.offer.is_empty() {
+        let description = format!(
+            "Bridged MCP server `{}` on node `{}`: runs as {}",
+            server.server,
+            node.name,
+            server.isolation.describe()
+        );
+        offers.add_bridged(&repository, digest, server.offer.clone(), (bridged.call.clone(), description));
+    }
     for tool in &server.tools {
         let Some(descriptor) = bridged_descriptor(tool) else { continue };
         let Some(tool_name) = descriptor["name"].as_str().map(str::to_owned) else { continue };
-        let name = format!("{BRIDGED_NAMESPACE}.{node_part}.{server_part}.{tool_name}");
+        let name = mcp_name(repository.as_str(), &tool_name);
         if !is_valid_mcp_name(&name) || tools.contains_key(&name) {
             tracing::warn!(name, "bridged tool left out: its name is not a valid MCP name, or taken");
             continue;
@@ -419,13 +436,23 @@ mod tests {
                 json!({"name": "broken", "inputSchema": {"type": 12}}),
             ],
             isolation: Isolation::Unsandboxed,
+            offer: serde_json::from_value(json!({
+                "resources": [{"uri": "file:///a", "name": "a"}, {"uri": "relative", "name": "r"}],
+                "prompts": [{"name": "review", "arguments": [{"name": "code", "required": true}]}]
+            }))
+            .unwrap(),
+        };
+        let twin = BridgedNode {
+            id: "n-2".into(),
+            name: "lap-top".into(),
+            servers: vec![ServerListing { tools: vec![json!({"name": "other"})], ..listing.clone() }],
         };
         let node = BridgedNode { id: "n-1".into(), name: "Lap top".into(), servers: vec![listing] };
         let impostor = entry("bridged/lap-top/time", "1", &["now"]);
-        let catalog = Catalog::build_with(vec![impostor, entry("a/b", "1", &["t"])], &[], &[node]);
+        let catalog = Catalog::build_with(vec![impostor, entry("a/b", "1", &["t"])], &[], &[node, twin]);
         let names: Vec<&str> = catalog.tools().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, ["a.b.t", "bridged.Lap_top.time.now"], "the package in `bridged` is left out");
-        let now = catalog.get("bridged.Lap_top.time.now").unwrap();
+        assert_eq!(names, ["a.b.t", "bridged.lap-top.time.now"], "the package in `bridged` is left out");
+        let now = catalog.get("bridged.lap-top.time.now").unwrap();
         let bridged = now.bridged.as_ref().unwrap();
         assert_eq!(bridged.call, BridgeCall { node: "n-1".into(), server: "time".into() });
         assert_eq!(now.repository.as_str(), "bridged/lap-top/time");
@@ -437,5 +464,10 @@ mod tests {
         let views = catalog.bridged_servers();
         assert_eq!((views.len(), views[0].tools.len()), (1, 1));
         assert!(views[0].matches(&["now".into()]) && !views[0].matches(&["weather".into()]));
+        // Its resources and prompts, read from the server on its node.
+        let (package, prompt) = catalog.offers().prompt("bridged.lap-top.time.review").unwrap();
+        assert_eq!((package.bridge.as_ref(), prompt.arguments.len()), (Some(&bridged.call), 1));
+        assert!(catalog.offers().resolve("toolmesh://bridged/lap-top/time/file:///a").is_some());
+        assert_eq!(package.offer.resources.len(), 1, "a relative URI is left out");
     }
 }

@@ -257,7 +257,6 @@ impl Listings {
         }
     }
 
-    /// `GET /.well-known/mcp/server-card.json`.
     /// `GET /toolmesh/v1/bridged[?search=words]`: the bridged MCP servers
     /// and how each is contained (`tool search` shows them); none on a
     /// gateway that needs a key or a token, as on the card.
@@ -271,6 +270,7 @@ impl Listings {
         axum::Json(json!({ "servers": servers })).into_response()
     }
 
+    /// `GET /.well-known/mcp/server-card.json`.
     fn card(&self, headers: &HeaderMap) -> Response {
         let base = self.base(headers);
         let mut remote = self.remote(&base);

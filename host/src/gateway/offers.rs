@@ -12,6 +12,7 @@
 //! its package wrote.
 
 use super::catalog::{Catalog, is_valid_mcp_name, mcp_name};
+use crate::node::BridgeCall;
 use crate::sandbox::{Offer, PromptInfo};
 use crate::uri_template::UriTemplate;
 use std::collections::BTreeMap;
@@ -46,6 +47,8 @@ pub struct CatalogPackage {
     pub permissions: Arc<ToolRequest>,
     /// Whether its names and URIs are offered as the package wrote them.
     pub bare: bool,
+    /// The bridged MCP server it is, if it is one (then reads go there).
+    pub bridge: Option<BridgeCall>,
     /// Its resources, templates and prompts, as published.
     pub offer: Offer,
     /// Its templates, parsed, in the order of `offer.templates`.
@@ -113,19 +116,6 @@ impl Offers {
                 Offer::default()
             }
         };
-        let mut kept = Offer { resources: offer.resources, templates: Vec::new(), prompts: Vec::new() };
-        let mut templates = Vec::new();
-        for template in offer.templates {
-            match UriTemplate::parse(&template.uri_template) {
-                Ok(parsed) => {
-                    templates.push(parsed);
-                    kept.templates.push(template);
-                }
-                Err(e) => {
-                    tracing::warn!(repository = %entry.name, template = %template.uri_template, "template left out: {e}")
-                }
-            }
-        }
         let package = CatalogPackage {
             repository: repository.clone(),
             version: entry.version.clone(),
@@ -135,25 +125,75 @@ impl Offers {
             source: entry.source.clone(),
             permissions: Arc::new(entry.permissions.clone()),
             bare,
+            bridge: None,
             offer: Offer::default(),
-            templates,
+            templates: Vec::new(),
         };
+        self.insert(&entry.name, package, offer);
+    }
+
+    /// Adds the resources and prompts of a bridged MCP server, offered
+    /// under `repository` (`bridged/<node>/<server>`) and read from the
+    /// server by `bridge`.
+    pub(crate) fn add_bridged(
+        &mut self,
+        repository: &Repository,
+        digest: Digest,
+        offer: Offer,
+        (bridge, description): (BridgeCall, String),
+    ) {
+        // Only absolute URIs: a read names the resource by its URI alone.
+        let resources =
+            offer.resources.into_iter().filter(|r| crate::sandbox::offer::is_absolute_uri(&r.uri)).collect();
+        let offer = Offer { resources, ..offer };
+        let package = CatalogPackage {
+            repository: repository.clone(),
+            version: "bridged".into(),
+            digest,
+            description: Some(description),
+            publisher: None,
+            source: None,
+            permissions: Arc::default(),
+            bare: false,
+            bridge: Some(bridge),
+            offer: Offer::default(),
+            templates: Vec::new(),
+        };
+        self.insert(repository.as_str(), package, offer);
+    }
+
+    /// Adds `package` (its offer empty) under `key` with `offer`'s items
+    /// whose templates parse and whose names are free.
+    fn insert(&mut self, key: &str, package: CatalogPackage, offer: Offer) {
+        let mut kept = Offer { resources: offer.resources, templates: Vec::new(), prompts: Vec::new() };
+        let mut templates = Vec::new();
+        for template in offer.templates {
+            match UriTemplate::parse(&template.uri_template) {
+                Ok(parsed) => {
+                    templates.push(parsed);
+                    kept.templates.push(template);
+                }
+                Err(e) => {
+                    tracing::warn!(repository = key, template = %template.uri_template, "template left out: {e}")
+                }
+            }
+        }
         let mut prompts = Vec::new();
         for prompt in offer.prompts {
             let name = package.name(&prompt.name);
             if !is_valid_mcp_name(&name) || self.prompts.contains_key(&name) || prompts.iter().any(|(n, _)| n == &name)
             {
-                tracing::warn!(name, repository = %entry.name, "prompt left out: its MCP name is invalid or taken");
+                tracing::warn!(name, repository = key, "prompt left out: its MCP name is invalid or taken");
                 continue;
             }
             prompts.push((name, kept.prompts.len()));
             kept.prompts.push(prompt);
         }
-        let package = Arc::new(CatalogPackage { offer: kept, ..package });
+        let package = Arc::new(CatalogPackage { offer: kept, templates, ..package });
         for (name, index) in prompts {
             self.prompts.insert(name, (package.clone(), index));
         }
-        self.packages.insert(entry.name.clone(), package);
+        self.packages.insert(key.to_owned(), package);
     }
 
     /// Every package, by repository.
@@ -216,16 +256,20 @@ pub fn docs(catalog: &Catalog, package: &CatalogPackage) -> String {
     if let Some(description) = &package.description {
         let _ = writeln!(out, "{description}\n");
     }
-    let _ = writeln!(out, "- Manifest: `{}`", package.digest);
-    if let Some(publisher) = &package.publisher {
-        let _ = writeln!(out, "- Signed by: `{publisher}`");
+    if package.bridge.is_none() {
+        // A bridged server has no manifest, signature or request: its
+        // description says what it is and how it is contained.
+        let _ = writeln!(out, "- Manifest: `{}`", package.digest);
+        if let Some(publisher) = &package.publisher {
+            let _ = writeln!(out, "- Signed by: `{publisher}`");
+        }
+        if let Some(source) = &package.source {
+            let _ = writeln!(out, "- Source: {source}");
+        }
+        let requests = package.permissions.describe();
+        let asks = if requests.is_empty() { "nothing beyond the sandbox".to_owned() } else { requests.join("; ") };
+        let _ = writeln!(out, "- Asks of nodes: {asks}");
     }
-    if let Some(source) = &package.source {
-        let _ = writeln!(out, "- Source: {source}");
-    }
-    let requests = package.permissions.describe();
-    let asks = if requests.is_empty() { "nothing beyond the sandbox".to_owned() } else { requests.join("; ") };
-    let _ = writeln!(out, "- Asks of nodes: {asks}");
     let tools: Vec<_> = catalog.tools().filter(|t| t.repository == package.repository).collect();
     if !tools.is_empty() {
         out.push_str("\n## Tools\n");

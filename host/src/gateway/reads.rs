@@ -161,7 +161,7 @@ impl Gateway {
             session: None,
             ask,
             updates: None,
-            bridge: None,
+            bridge: package.bridge.clone(),
         };
         let outcome = match self.invoke_counted(caller, name, invocation, None, cancelled, 0).await {
             Counted::OverQuota(result) => {

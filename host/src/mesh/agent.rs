@@ -281,11 +281,12 @@ fn advertised(listings: Vec<crate::bridge::listing::ServerListing>) -> Vec<crate
     let mut bytes = 0;
     let mut kept = Vec::new();
     for listing in listings {
-        bytes += serde_json::to_vec(&listing).map_or(usize::MAX / 2, |v| v.len());
-        if bytes > MAX_BRIDGES_BYTES {
+        let size = serde_json::to_vec(&listing).map_or(usize::MAX / 2, |v| v.len());
+        if bytes + size > MAX_BRIDGES_BYTES {
             tracing::warn!(server = %listing.server, "bridged server left out of the advert: the servers' tools are over 256 KiB");
             continue;
         }
+        bytes += size;
         kept.push(listing);
     }
     kept

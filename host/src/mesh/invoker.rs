@@ -69,9 +69,12 @@ impl Table {
     }
 
     /// The bridged servers of the live nodes.
+    /// By node id, so which of two nodes of one name keeps its tools'
+    /// names does not change from one rebuild to the next.
     fn bridged(&self) -> Vec<crate::gateway::BridgedNode> {
         let now = Instant::now();
-        self.lock()
+        let mut nodes: Vec<_> = self
+            .lock()
             .values()
             .filter(|k| k.expires > now && !k.advert.bridges.is_empty())
             .map(|k| crate::gateway::BridgedNode {
@@ -79,7 +82,9 @@ impl Table {
                 name: k.advert.name.clone(),
                 servers: k.advert.bridges.clone(),
             })
-            .collect()
+            .collect();
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        nodes
     }
 
     fn update(&self, advert: Advert) {

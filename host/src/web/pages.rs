@@ -178,7 +178,10 @@ pub struct MissingPage {
 impl Market {
     /// The newest offered version of each package, by name.
     async fn newest(&self) -> Result<Vec<CatalogEntry>, StoreError> {
-        Ok(newest_versions(catalog_entries(&self.store, None).await?))
+        // The `bridged` namespace is the bridged servers': a package there is no one's.
+        let entries = catalog_entries(&self.store, None).await?;
+        let reserved = |e: &CatalogEntry| e.name.split('/').next() == Some(crate::gateway::catalog::BRIDGED_NAMESPACE);
+        Ok(newest_versions(entries.into_iter().filter(|e| !reserved(e)).collect()))
     }
 
     /// The front page for `query`.
@@ -207,9 +210,12 @@ impl Market {
             });
         }
         let words = search::words(query);
+        // Shown as the listings show them: not on a gateway that needs a key.
         let bridged = match &self.gateway {
-            Some(gateway) => gateway.catalog().bridged_servers().into_iter().filter(|s| s.matches(&words)).collect(),
-            None => Vec::new(),
+            Some(gateway) if !self.needs_key => {
+                gateway.catalog().bridged_servers().into_iter().filter(|s| s.matches(&words)).collect()
+            }
+            _ => Vec::new(),
         };
         Ok(IndexPage { query: query.to_owned(), cards, total: entries.len(), bridged })
     }

@@ -8,6 +8,7 @@ import socket
 import sys
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 
 server = MCPServer("hostile")
 
@@ -44,6 +45,34 @@ def connect(host: str, port: int) -> str:
 
 
 @server.tool()
+def fetch(url: str) -> str:
+    """GETs `url` (through the proxy the environment names, if any)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.read().decode()
+    except Exception as e:
+        raise ToolError(f"fetch failed: {e}") from e
+
+
+@server.tool()
+def tunnel(host: str, port: int) -> str:
+    """GETs / of host:port through a CONNECT tunnel of the environment's HTTPS proxy."""
+    import http.client
+    import urllib.parse
+
+    proxy = urllib.parse.urlsplit(os.environ["HTTPS_PROXY"])
+    connection = http.client.HTTPConnection(proxy.hostname, proxy.port, timeout=5)
+    connection.set_tunnel(host, port)
+    try:
+        connection.request("GET", "/")
+        return connection.getresponse().read().decode()
+    except Exception as e:
+        raise ToolError(f"tunnel failed: {e}") from e
+
+
+@server.tool()
 def fork_bomb(children: int) -> str:
     """Forks up to `children` sleeping children; says how many it got."""
     made = 0
@@ -69,6 +98,25 @@ def allocate(megabytes: int) -> str:
     except MemoryError:
         return f"MemoryError for {megabytes} MiB"
     return f"allocated {len(block) >> 20} MiB"
+
+
+@server.tool()
+def shout(megabytes: int) -> str:
+    """Writes `megabytes` to standard error without a line break, then bytes that are not UTF-8."""
+    for _ in range(megabytes):
+        sys.stderr.write("x" * (1 << 20))
+    sys.stderr.flush()
+    sys.stderr.buffer.write(b"\n\xff\xfe not utf-8\n")
+    sys.stderr.buffer.flush()
+    return "shouted"
+
+
+@server.tool()
+async def chatty(ctx: Context) -> str:
+    """Reports progress with a very long message, many times."""
+    for step in range(200):
+        await ctx.report_progress(step, 200, "y" * 100_000)
+    return "said"
 
 
 @server.tool()

@@ -82,34 +82,36 @@ fn texts(result: &Value) -> Vec<String> {
 }
 
 /// The A2A parts of an MCP result: its structured content as one data
-/// part (its text copy left out), else each item as the part it is.
+/// part, then each item as the part it is (the structured content's own
+/// text copy left out).
 fn parts(result: &Value) -> Vec<Value> {
-    if result["structuredContent"].is_object() {
-        return vec![json!({"data": result["structuredContent"], "mediaType": "application/json"})];
-    }
+    let structured = result["structuredContent"].is_object().then(|| &result["structuredContent"]);
+    let is_copy = |item: &Value| {
+        let text = item["text"].as_str().filter(|_| item["type"] == "text");
+        matches!((structured, text), (Some(s), Some(t)) if serde_json::from_str::<Value>(t).ok().as_ref() == Some(s))
+    };
+    let data = structured.map(|s| json!({"data": s, "mediaType": "application/json"}));
     let content = result["content"].as_array().map(Vec::as_slice).unwrap_or_default();
-    content
-        .iter()
-        .filter_map(|item| match item["type"].as_str()? {
-            "text" => Some(json!({"text": item["text"], "mediaType": "text/plain"})),
-            "image" | "audio" => Some(json!({"raw": item["data"], "mediaType": item["mimeType"]})),
-            "resource" => {
-                let resource = &item["resource"];
-                let mut part = match (resource.get("text"), resource.get("blob")) {
-                    (Some(text), _) => json!({"text": text}),
-                    (None, Some(blob)) => json!({"raw": blob}),
-                    _ => return None,
-                };
-                part["metadata"] = json!({"uri": resource["uri"]});
-                if let Some(mime) = resource.get("mimeType") {
-                    part["mediaType"] = mime.clone();
-                }
-                Some(part)
+    let items = content.iter().filter(|item| !is_copy(item)).filter_map(|item| match item["type"].as_str()? {
+        "text" => Some(json!({"text": item["text"], "mediaType": "text/plain"})),
+        "image" | "audio" => Some(json!({"raw": item["data"], "mediaType": item["mimeType"]})),
+        "resource" => {
+            let resource = &item["resource"];
+            let mut part = match (resource.get("text"), resource.get("blob")) {
+                (Some(text), _) => json!({"text": text}),
+                (None, Some(blob)) => json!({"raw": blob}),
+                _ => return None,
+            };
+            part["metadata"] = json!({"uri": resource["uri"]});
+            if let Some(mime) = resource.get("mimeType") {
+                part["mediaType"] = mime.clone();
             }
-            "resource_link" => Some(json!({"url": item["uri"], "filename": item["name"]})),
-            _ => None,
-        })
-        .collect()
+            Some(part)
+        }
+        "resource_link" => Some(json!({"url": item["uri"], "filename": item["name"]})),
+        _ => None,
+    });
+    data.into_iter().chain(items).collect()
 }
 
 #[cfg(test)]
@@ -120,6 +122,10 @@ mod tests {
     fn results_become_parts() {
         let structured = json!({"content": [{"type": "text", "text": "{\"a\":1}"}], "structuredContent": {"a": 1}});
         assert_eq!(parts(&structured), [json!({"data": {"a": 1}, "mediaType": "application/json"})]);
+        // A bridged server's own words stay beside its structured content.
+        let worded = json!({"content": [{"type": "text", "text": "one"}], "structuredContent": {"a": 1}});
+        let data = json!({"data": {"a": 1}, "mediaType": "application/json"});
+        assert_eq!(parts(&worded), [data, json!({"text": "one", "mediaType": "text/plain"})]);
         let mixed = json!({"content": [
             {"type": "text", "text": "hi"},
             {"type": "image", "data": "AQI=", "mimeType": "image/png"},

@@ -31,7 +31,7 @@ pub enum Isolation {
         /// proxy.
         network: Vec<String>,
         /// Whether it has the node's whole network instead.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         whole_network: bool,
         /// Its data memory, in bytes.
         memory_bytes: u64,

@@ -34,6 +34,7 @@ use sandbox::SandboxSpec;
 use server::{BridgeCallError, Server, ServerPlan};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Fires (turns `true`) when the node stops.
@@ -72,6 +73,9 @@ pub enum BridgeError {
          [bridges] in the node's policy"
     )]
     NoSandbox(sandbox::Unavailable),
+    /// The proxy of a server granted hosts could not be made.
+    #[error("cannot make the network proxy of bridged server `{0}`: {1}")]
+    Proxy(String, std::io::Error),
 }
 
 /// What one call to a bridged server may take.
@@ -89,6 +93,8 @@ pub struct Bridges {
     stop: tokio::sync::watch::Sender<bool>,
     limits: CallLimits,
     changed: tokio::sync::watch::Sender<u64>,
+    /// The servers' proxy sockets, removed with their directories when dropped.
+    _sockets: Vec<proxy::ProxySocket>,
 }
 
 impl Bridges {
@@ -118,6 +124,8 @@ impl Bridges {
         let changed = tokio::sync::watch::Sender::new(0);
         let mut servers = BTreeMap::new();
         let mut uids = std::collections::BTreeSet::new();
+        let (mut sockets, proxy_slots) =
+            (Vec::new(), Arc::new(tokio::sync::Semaphore::new(proxy::MAX_NODE_CONNECTIONS)));
         for entry in entries {
             let uid = uid_for(&entry.name, &mut uids);
             let mut plan = plan(entry, policy, dir, sandboxed, uid);
@@ -125,12 +133,16 @@ impl Bridges {
                 // The other servers' directories, and the node's own data.
                 spec.hidden = std::iter::once(dir).chain(hidden).map(Path::to_path_buf).collect();
                 if let Some(targets) = &plan.proxy {
-                    // A short path (a socket's is at most 108 bytes), bound inside.
-                    let socket = std::env::temp_dir().join(format!("toolmesh-{}-{uid}.sock", std::process::id()));
-                    match proxy::serve(plan.entry.name.clone(), &socket, targets.clone(), stopped.clone()) {
-                        Ok(()) => spec.socket = Some(socket),
-                        Err(e) => tracing::warn!(server = %plan.entry.name, "no proxy, so no network: {e}"),
-                    }
+                    let owner = sandbox::running_as_root().then_some(uid);
+                    let socket = proxy::serve(
+                        plan.entry.name.clone(),
+                        (owner, targets.clone()),
+                        proxy_slots.clone(),
+                        stopped.clone(),
+                    )
+                    .map_err(|e| BridgeError::Proxy(plan.entry.name.clone(), e))?;
+                    spec.socket = Some(socket.path());
+                    sockets.push(socket);
                 }
             }
             let server = Server::start(plan, stopped.clone());
@@ -148,7 +160,7 @@ impl Bridges {
             });
             servers.insert(server.name().to_owned(), server);
         }
-        Ok(Bridges { servers, stop, limits, changed })
+        Ok(Bridges { servers, stop, limits, changed, _sockets: sockets })
     }
 
     /// The servers that listed tools, for gateways.
@@ -247,6 +259,9 @@ fn plan(entry: ServerEntry, policy: &Policy, dir: &Path, sandboxed: bool, uid: u
             }
         }
     }
+    // Found once: after an upgrade in place the running program's path
+    // reads as deleted.
+    let exe = std::env::current_exe().ok();
     let (sandbox, isolation) = match &entry.launch {
         Launch::Http { url, .. } => {
             // The authority without any credentials written into it.
@@ -262,7 +277,7 @@ fn plan(entry: ServerEntry, policy: &Policy, dir: &Path, sandboxed: bool, uid: u
             if !grant.whole_network && !grant.network.is_empty() {
                 env.extend(proxy::proxy_env());
                 // The forwarder in front of the server is this program.
-                read_only.extend(std::env::current_exe().ok());
+                read_only.extend(exe.clone());
             }
             let spec = SandboxSpec {
                 private_dir: private_dir.clone(),
@@ -289,7 +304,7 @@ fn plan(entry: ServerEntry, policy: &Policy, dir: &Path, sandboxed: bool, uid: u
         }
     };
     let proxy = (sandbox.is_some() && !grant.whole_network && !grant.network.is_empty()).then(|| grant.targets());
-    ServerPlan { entry, sandbox, env, isolation, dir: private_dir, proxy }
+    ServerPlan { entry, sandbox, env, isolation, dir: private_dir, proxy, exe }
 }
 
 #[cfg(test)]

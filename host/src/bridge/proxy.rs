@@ -10,7 +10,7 @@
 
 use crate::grant::address::{AddressClass, classify};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,6 +27,15 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// Connections one server has open through the proxy at once.
 const MAX_CONNECTIONS: usize = 64;
+
+/// Connections all servers of a node have open through the proxy at once.
+pub const MAX_NODE_CONNECTIONS: usize = 256;
+
+/// Longest life of one connection through the proxy.
+const MAX_LIFE: Duration = Duration::from_secs(15 * 60);
+
+/// The node-wide count of proxied connections.
+pub type NodeSlots = Arc<tokio::sync::Semaphore>;
 
 /// The environment that points a server's HTTP clients at the proxy.
 pub fn proxy_env() -> Vec<(String, String)> {
@@ -79,7 +88,21 @@ pub fn parse_head(head: &[u8]) -> Result<Wanted, String> {
         None => (after, "/"),
     };
     let (host, port) = split_authority(authority, Some(80))?;
-    let forward = format!("{method} {path} {version}\r\n{rest}").into_bytes();
+    // One request per connection (a later one on it would go unchecked),
+    // and the Host it names must be the one checked.
+    let mut headers = String::new();
+    for header in rest.split("\r\n").filter(|h| !h.is_empty()) {
+        let (name, value) = header.split_once(':').ok_or_else(|| format!("not a header: {header:?}"))?;
+        let name = name.trim().to_ascii_lowercase();
+        if name == "host" && split_authority(value.trim(), Some(80)).ok() != Some((host.clone(), port)) {
+            return Err(format!("the Host header {:?} is not the request's {authority}", value.trim()));
+        }
+        if !matches!(name.as_str(), "connection" | "proxy-connection" | "keep-alive" | "proxy-authorization") {
+            headers.push_str(header);
+            headers.push_str("\r\n");
+        }
+    }
+    let forward = format!("{method} {path} {version}\r\n{headers}Connection: close\r\n\r\n").into_bytes();
     Ok(Wanted { host, port, forward: Some(forward) })
 }
 
@@ -100,11 +123,19 @@ fn split_authority(authority: &str, default: Option<u16>) -> Result<(String, u16
 }
 
 /// Whether `targets` grant `host` on `port`: a target with a port grants
-/// that port; one without, the web's ports (80 and 443).
+/// that port; one without, its scheme's (`https://` 443, `http://` 80),
+/// or with neither, the web's (80 and 443).
 pub fn granted(targets: &[Target], host: &str, port: u16) -> bool {
+    use toolmesh_registry::request::Scheme;
     let shown = if host.contains(':') { format!("[{host}]") } else { host.to_owned() };
     targets.iter().any(|t| {
-        (t.host.matches(host) || t.host.matches(&shown)) && t.port.map_or(port == 80 || port == 443, |p| p == port)
+        let port_granted = match (t.port, t.scheme) {
+            (Some(p), _) => p == port,
+            (None, Some(Scheme::Https)) => port == 443,
+            (None, Some(Scheme::Http)) => port == 80,
+            (None, None) => port == 80 || port == 443,
+        };
+        (t.host.matches(host) || t.host.matches(&shown)) && port_granted
     })
 }
 
@@ -129,13 +160,39 @@ async fn addresses(host: &str, port: u16) -> Result<Vec<std::net::SocketAddr>, S
     if found.is_empty() { Err(format!("{host} has no addresses")) } else { Ok(found) }
 }
 
-/// Serves server `server`'s proxy on the Unix socket `socket` (made now,
-/// open to the server's user), granting `targets`, until `stop` fires.
-pub fn serve(server: String, socket: &Path, targets: Vec<Target>, mut stop: super::Stop) -> std::io::Result<()> {
-    let _ = std::fs::remove_file(socket);
-    let listener = tokio::net::UnixListener::bind(socket)?;
-    std::fs::set_permissions(socket, std::os::unix::fs::PermissionsExt::from_mode(0o777))?;
-    let (targets, socket): (Arc<[Target]>, PathBuf) = (targets.into(), socket.to_owned());
+/// A server's proxy: its socket, in a directory only the node can enter.
+pub struct ProxySocket {
+    dir: tempfile::TempDir,
+}
+
+impl ProxySocket {
+    /// The socket's path.
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("p.sock")
+    }
+}
+
+/// Serves server `server`'s proxy, granting `targets`, until `stop` fires,
+/// on a Unix socket made now in a fresh private directory and open only to
+/// the server's user (`uid`, when the node runs as root); at most
+/// [`MAX_CONNECTIONS`] of its connections at once, and `node` counts them
+/// among the node's.
+pub fn serve(
+    server: String,
+    (uid, targets): (Option<u32>, Vec<Target>),
+    node: NodeSlots,
+    mut stop: super::Stop,
+) -> std::io::Result<ProxySocket> {
+    // A short path: a socket's is at most 108 bytes.
+    let dir = tempfile::Builder::new().prefix("tm-").tempdir()?;
+    let socket = ProxySocket { dir };
+    let path = socket.path();
+    let listener = tokio::net::UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    if let Some(uid) = uid {
+        std::os::unix::fs::chown(&path, Some(uid), Some(uid))?;
+    }
+    let targets: Arc<[Target]> = targets.into();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
         loop {
@@ -143,22 +200,27 @@ pub fn serve(server: String, socket: &Path, targets: Vec<Target>, mut stop: supe
                 _ = super::fired(&mut stop) => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => stream,
-                    Err(_) => continue,
+                    Err(e) => {
+                        // Out of descriptors, most likely: wait, do not spin.
+                        tracing::warn!(target: "toolmesh::bridge", server = %server, "proxy cannot accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
                 },
             };
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                tracing::warn!(target: "toolmesh::bridge", server = %server, "proxy connection refused: {MAX_CONNECTIONS} open");
+            let (Ok(slot), Ok(node_slot)) = (slots.clone().try_acquire_owned(), node.clone().try_acquire_owned())
+            else {
+                tracing::warn!(target: "toolmesh::bridge", server = %server, "proxy connection refused: too many open");
                 continue;
             };
             let (server, targets) = (server.clone(), targets.clone());
             tokio::spawn(async move {
-                let _slot = slot;
-                connect(&server, stream, &targets).await;
+                let _slots = (slot, node_slot);
+                let _ = tokio::time::timeout(MAX_LIFE, connect(&server, stream, &targets)).await;
             });
         }
-        let _ = std::fs::remove_file(socket);
     });
-    Ok(())
+    Ok(socket)
 }
 
 /// Serves one connection: reads its request, checks it, connects, relays.
@@ -169,7 +231,10 @@ async fn connect(server: &str, mut client: tokio::net::UnixStream, targets: &[Ta
     };
     let wanted = match parse_head(&head) {
         Ok(wanted) => wanted,
-        Err(why) => return refuse(&mut client, "400 Bad Request", &why).await,
+        Err(why) => {
+            tracing::info!(target: "toolmesh::bridge", server, "proxy refused: {why}");
+            return refuse(&mut client, "400 Bad Request", &why).await;
+        }
     };
     let (host, port) = (&wanted.host, wanted.port);
     if !granted(targets, host, port) {
@@ -193,7 +258,10 @@ async fn connect(server: &str, mut client: tokio::net::UnixStream, targets: &[Ta
     tracing::info!(target: "toolmesh::bridge", server, host = %host, port, "proxy connected");
     let mut upstream = upstream;
     let sent = match &wanted.forward {
-        None => client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await,
+        None => match client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await {
+            Ok(()) => upstream.write_all(&extra).await,
+            Err(e) => Err(e),
+        },
         Some(head) => match upstream.write_all(head).await {
             Ok(()) => upstream.write_all(&extra).await,
             Err(e) => Err(e),
@@ -243,9 +311,13 @@ mod tests {
     fn requests_are_read_and_grants_checked() {
         let tunnel = parse_head(b"CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\n").unwrap();
         assert_eq!((tunnel.host.as_str(), tunnel.port, tunnel.forward), ("api.example.com", 443, None));
-        let plain = parse_head(b"GET http://127.0.0.1:8080/a?b HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let head = b"GET http://127.0.0.1:8080/a?b HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nProxy-Connection: keep-alive\r\nAccept: */*\r\n\r\n";
+        let plain = parse_head(head).unwrap();
         assert_eq!((plain.host.as_str(), plain.port), ("127.0.0.1", 8080));
-        assert_eq!(plain.forward.unwrap(), b"GET /a?b HTTP/1.1\r\nHost: x\r\n\r\n");
+        let forward = String::from_utf8(plain.forward.unwrap()).unwrap();
+        assert_eq!(forward, "GET /a?b HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nAccept: */*\r\nConnection: close\r\n\r\n");
+        let other_site = b"GET http://127.0.0.1:8080/ HTTP/1.1\r\nHost: intranet.local\r\n\r\n";
+        assert!(parse_head(other_site).unwrap_err().contains("Host header"));
         let v6 = parse_head(b"CONNECT [::1]:9 HTTP/1.1\r\n\r\n").unwrap();
         assert_eq!((v6.host.as_str(), v6.port), ("::1", 9));
         for bad in [
@@ -258,6 +330,8 @@ mod tests {
         ] {
             assert!(parse_head(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
+        let secure: Vec<Target> = vec!["https://secure.example.com".parse().unwrap()];
+        assert!(granted(&secure, "secure.example.com", 443) && !granted(&secure, "secure.example.com", 80));
         let targets: Vec<Target> = ["api.example.com", "*.example.org", "127.0.0.1:8080", "[::1]:9"]
             .iter()
             .map(|t| t.parse().unwrap())

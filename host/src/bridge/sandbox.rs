@@ -101,7 +101,7 @@ pub enum Unavailable {
 }
 
 /// Whether this process runs as root (and so must drop to another user).
-fn running_as_root() -> bool {
+pub(crate) fn running_as_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
@@ -142,7 +142,11 @@ pub fn command(spec: &SandboxSpec, program: &str, args: &[String]) -> Result<std
     let ready = |error| Unavailable::Directory { path: private.clone(), error };
     std::fs::create_dir_all(private).map_err(ready)?;
     if root {
-        std::os::unix::fs::chown(private, Some(spec.uid), Some(spec.uid)).map_err(ready)?;
+        use std::os::unix::fs::MetadataExt;
+        // A directory another uid had (before an upgrade): all of it becomes this one's.
+        if std::fs::metadata(private).map_err(ready)?.uid() != spec.uid {
+            own_all(private, spec.uid).map_err(ready)?;
+        }
     }
     // Its own, and no one else's.
     std::fs::set_permissions(private, std::os::unix::fs::PermissionsExt::from_mode(0o700)).map_err(ready)?;
@@ -169,6 +173,18 @@ pub fn command(spec: &SandboxSpec, program: &str, args: &[String]) -> Result<std
     // bwrap clears what it passes on; prlimit and bwrap are found on a plain PATH.
     command.arg(program).args(args).env_clear().env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin");
     Ok(command)
+}
+
+/// Gives `path` and everything under it to `uid` (links themselves, never
+/// what they point at).
+fn own_all(path: &Path, uid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid))?;
+    if std::fs::symlink_metadata(path)?.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            own_all(&entry?.path(), uid)?;
+        }
+    }
+    Ok(())
 }
 
 /// The arguments of `bwrap` for `spec` (`root`: the node runs as root, so

@@ -63,6 +63,8 @@ pub struct ServerPlan {
     pub dir: std::path::PathBuf,
     /// The hosts it may reach through the node's proxy, when granted any.
     pub proxy: Option<Vec<toolmesh_registry::request::Target>>,
+    /// This program, found at start (the forwarder in front of the server).
+    pub exe: Option<std::path::PathBuf>,
 }
 
 /// Why a call to a bridged server produced no result.
@@ -300,7 +302,7 @@ impl Server {
                 let mut std_command = match &self.plan.sandbox {
                     // Behind the forwarder to the node's proxy, when granted hosts.
                     Some(spec) if spec.socket.is_some() => {
-                        let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+                        let exe = self.plan.exe.as_ref().ok_or("cannot find this program")?;
                         let mut shimmed =
                             vec!["bridge-shim".to_owned(), "--socket".into(), sandbox::PROXY_SOCKET.into()];
                         shimmed.extend(["--".to_owned(), command.clone()].into_iter().chain(args.iter().cloned()));
@@ -592,12 +594,14 @@ async fn list_tools(peer: &Peer<RoleClient>) -> Result<Vec<Value>, rmcp::Service
 /// `sink`, passing on at most one report each [`PROGRESS_EVERY`] (and
 /// every last one, where done meets the total).
 fn paced(sink: ProgressSink) -> ProgressSink {
-    let last = Mutex::new(None::<Instant>);
+    // When the last report went, and whether a finishing one did.
+    let last = Mutex::new((None::<Instant>, false));
     Arc::new(move |progress: Progress| {
         let finished = progress.total.is_some_and(|total| progress.done >= total);
         let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
-        if finished || last.is_none_or(|at| at.elapsed() >= PROGRESS_EVERY) {
-            *last = Some(Instant::now());
+        let first_finish = finished && !last.1;
+        if first_finish || last.0.is_none_or(|at| at.elapsed() >= PROGRESS_EVERY) {
+            *last = (Some(Instant::now()), last.1 || finished);
             sink(progress);
         }
     })

@@ -44,7 +44,11 @@ impl BridgeArgs {
         let limits = &sandbox.config().limits;
         let limits = CallLimits { timeout: limits.timeout, output: limits.output };
         let count = entries.len();
-        let bridges = Bridges::start(entries, policy, (&dir, data), limits).map_err(|e| Failure::usage(anyhow!(e)))?;
+        // Absolute, so the sandbox hides them wherever the node was started.
+        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+        let (dir, data) = (absolute(&dir), data.map(absolute));
+        let bridges =
+            Bridges::start(entries, policy, (&dir, data.as_deref()), limits).map_err(|e| Failure::usage(anyhow!(e)))?;
         eprintln!("bridging {count} MCP servers from {} (private directories under {})", file.display(), dir.display());
         Ok(Some(Arc::new(bridges)))
     }

@@ -10,6 +10,8 @@
 //! - [`proxy`], [`shim`]: the hosts a sandboxed server may reach, through
 //!   the node.
 //! - [`server`]: one server kept running, and calls to it.
+//! - `lists`: what a server lists, bounded.
+//! - `process`: a server's process, killed with what it started.
 //! - [`listing`]: what gateways are told of each server.
 //! - `result`: a server's answers as the node's call results.
 //!
@@ -18,7 +20,9 @@
 
 pub mod config;
 pub mod listing;
+mod lists;
 pub mod policy;
+mod process;
 pub mod proxy;
 mod result;
 pub mod sandbox;
@@ -145,19 +149,7 @@ impl Bridges {
                     sockets.push(socket);
                 }
             }
-            let server = Server::start(plan, stopped.clone());
-            // One signal for all: any server's tools changed.
-            let (mut listed, all) = (server.subscribe(), changed.clone());
-            let mut stopping = stopped.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = fired(&mut stopping) => return,
-                        seen = listed.changed() => if seen.is_err() { return },
-                    }
-                    all.send_modify(|v| *v += 1);
-                }
-            });
+            let server = Server::start(plan, changed.clone(), stopped.clone());
             servers.insert(server.name().to_owned(), server);
         }
         Ok(Bridges { servers, stop, limits, changed, _sockets: sockets })
@@ -264,10 +256,13 @@ fn plan(entry: ServerEntry, policy: &Policy, dir: &Path, sandboxed: bool, uid: u
     let exe = std::env::current_exe().ok();
     let (sandbox, isolation) = match &entry.launch {
         Launch::Http { url, .. } => {
-            // The authority without any credentials written into it.
-            let authority = url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or_default();
-            let authority = authority.split(['?', '#']).next().unwrap_or_default();
-            let host = authority.rsplit('@').next().unwrap_or_default().to_owned();
+            // Host and port, never credentials written into the URL.
+            let parsed = reqwest::Url::parse(url).ok();
+            let host = parsed.as_ref().and_then(|u| u.host_str()).unwrap_or_default();
+            let host = match parsed.as_ref().and_then(reqwest::Url::port) {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_owned(),
+            };
             (None, Isolation::Remote { host })
         }
         Launch::Stdio { .. } if !sandboxed => (None, Isolation::Unsandboxed),

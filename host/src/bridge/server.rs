@@ -6,13 +6,13 @@
 
 use super::config::{Launch, ServerEntry};
 use super::listing::{Isolation, ServerListing};
+use super::process::ServerProcess;
 use super::sandbox::{self, SandboxSpec};
 use crate::sandbox::{Offer, Progress, ProgressSink};
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ClientRequest,
-    GetPromptRequest, GetPromptRequestParams, GetPromptResult, Implementation, PaginatedRequestParams,
-    ProgressNotificationParam, ProgressToken, ProtocolVersion, ReadResourceRequest, ReadResourceRequestParams,
-    ReadResourceResult, ServerResult,
+    GetPromptRequest, GetPromptRequestParams, GetPromptResult, Implementation, ProgressNotificationParam,
+    ProgressToken, ProtocolVersion, ReadResourceRequest, ReadResourceRequestParams, ReadResourceResult, ServerResult,
 };
 use rmcp::service::{NotificationContext, Peer, PeerRequestOptions, RequestHandle, RoleClient};
 use rmcp::{ClientHandler, ServiceExt};
@@ -32,19 +32,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// A server that ran this long is restarted after the first pause again.
 const HEALTHY_AFTER: Duration = Duration::from_secs(60);
-
-/// Tools one server may list; the rest are left out.
-const MAX_TOOLS: usize = 256;
-
-/// Bytes of one tool's description (name, schemas and all) kept; a larger
-/// one is left out.
-const MAX_TOOL_BYTES: usize = 64 << 10;
-
-/// Pages of `tools/list` read.
-const MAX_PAGES: usize = 16;
-
-/// Lines of a server's standard error logged per start; the rest are counted.
-const MAX_LOG_LINES: u32 = 1000;
 
 /// How one server is started: what it is and what it may have.
 #[derive(Debug, Clone)]
@@ -146,13 +133,14 @@ struct Now {
 pub struct Server {
     plan: Arc<ServerPlan>,
     now: Arc<Mutex<Now>>,
-    /// Fires when the tools change (or the server goes away for good).
+    /// Counts up whenever its lists change (shared by a node's servers).
     listed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Server {
-    /// Starts supervising `plan`'s server; it runs until `stop` fires.
-    pub fn start(plan: ServerPlan, stop: super::Stop) -> Self {
+    /// Starts supervising `plan`'s server; it runs until `stop` fires, and
+    /// counts `listed` up whenever its lists change.
+    pub fn start(plan: ServerPlan, listed: tokio::sync::watch::Sender<u64>, stop: super::Stop) -> Self {
         let server = Server {
             plan: Arc::new(plan),
             now: Arc::new(Mutex::new(Now {
@@ -161,7 +149,7 @@ impl Server {
                 offer: Offer::default(),
                 down: Some("starting".into()),
             })),
-            listed: tokio::sync::watch::Sender::new(0),
+            listed,
         };
         tokio::spawn(server.clone().supervise(stop));
         server
@@ -170,11 +158,6 @@ impl Server {
     /// Its name.
     pub fn name(&self) -> &str {
         &self.plan.entry.name
-    }
-
-    /// A receiver that sees every change of its tools.
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.listed.subscribe()
     }
 
     /// What gateways are told of it; `None` until it first listed
@@ -257,7 +240,7 @@ impl Server {
         let peer = running.peer().clone();
         // Every list is read fresh: a server's list_changed is the only cache rule.
         peer.set_response_cache_config(rmcp::ClientCacheConfig::disabled()).await;
-        match tokio::time::timeout(START_TIMEOUT, list_all(&peer)).await {
+        match tokio::time::timeout(START_TIMEOUT, super::lists::list_all(&peer)).await {
             Ok(Ok(lists)) => self.set_lists(lists),
             Ok(Err(why)) => return RunEnd::Ended(format!("cannot list its tools: {why}")),
             Err(_) => return RunEnd::Ended(format!("it did not list its tools within {START_TIMEOUT:?}")),
@@ -277,7 +260,7 @@ impl Server {
                     Ok(reason) => format!("its connection ended ({reason:?})"),
                     Err(e) => format!("its connection failed: {e}"),
                 }),
-                _ = changed.notified() => match tokio::time::timeout(START_TIMEOUT, relist(&peer)).await {
+                _ = changed.notified() => match tokio::time::timeout(START_TIMEOUT, super::lists::relist(&peer)).await {
                     Ok(Ok(lists)) => {
                         tracing::info!(server = %self.plan.entry.name, tools = lists.0.len(), "bridged server's lists changed");
                         self.set_lists(lists);
@@ -330,9 +313,9 @@ impl Server {
                     return Err("its standard streams were not opened".into());
                 };
                 if let Some(stderr) = child.stderr.take() {
-                    tokio::spawn(log_lines(self.plan.entry.name.clone(), stderr));
+                    tokio::spawn(super::process::log_lines(self.plan.entry.name.clone(), stderr));
                 }
-                let process = ServerProcess { child, group: self.plan.sandbox.is_none() };
+                let process = ServerProcess::new(child, self.plan.sandbox.is_none());
                 let running = handler.serve((stdout, stdin)).await.map_err(|e| format!("initialize failed: {e}"))?;
                 Ok((running, Some(process)))
             }
@@ -447,25 +430,6 @@ impl Server {
     }
 }
 
-/// A server's process, killed when dropped: in its sandbox, everything
-/// in it dies with it (its own PID namespace); unsandboxed, its process
-/// group is killed.
-struct ServerProcess {
-    child: tokio::process::Child,
-    group: bool,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        if self.group
-            && let Some(pid) = self.child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32))
-        {
-            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-        }
-        let _ = self.child.start_kill();
-    }
-}
-
 /// How one run of a server ended.
 enum RunEnd {
     /// The node is stopping.
@@ -504,93 +468,6 @@ impl Drop for Pending {
     }
 }
 
-/// The server's lists again after it said one changed: a burst of
-/// notifications is read as one (the next is heard after the pause).
-async fn relist(peer: &Peer<RoleClient>) -> Result<(Vec<Value>, Offer), rmcp::ServiceError> {
-    tokio::time::sleep(RELIST_PAUSE).await;
-    list_all(peer).await
-}
-
-/// The server's tools, and the resources, templates and prompts it says
-/// it has (each list at most [`MAX_TOOLS`] long).
-async fn list_all(peer: &Peer<RoleClient>) -> Result<(Vec<Value>, Offer), rmcp::ServiceError> {
-    let tools = list_tools(peer).await?;
-    let capabilities = peer.peer_info().map(|info| info.capabilities.clone()).unwrap_or_default();
-    let mut offer = Offer::default();
-    if capabilities.resources.is_some() {
-        offer.resources = pages(|cursor| async move {
-            let page = peer.list_resources(Some(PaginatedRequestParams::default().with_cursor(cursor))).await?;
-            Ok((page.resources.iter().filter_map(typed).collect(), page.next_cursor))
-        })
-        .await?;
-        offer.templates = pages(|cursor| async move {
-            let page =
-                peer.list_resource_templates(Some(PaginatedRequestParams::default().with_cursor(cursor))).await?;
-            Ok((page.resource_templates.iter().filter_map(typed).collect(), page.next_cursor))
-        })
-        .await?;
-    }
-    if capabilities.prompts.is_some() {
-        offer.prompts = pages(|cursor| async move {
-            let page = peer.list_prompts(Some(PaginatedRequestParams::default().with_cursor(cursor))).await?;
-            Ok((page.prompts.iter().filter_map(typed).collect(), page.next_cursor))
-        })
-        .await?;
-    }
-    Ok((tools, offer))
-}
-
-/// `item` (an MCP object) as the catalog's type of it, if it reads as one.
-fn typed<T: serde::de::DeserializeOwned>(item: &impl serde::Serialize) -> Option<T> {
-    serde_json::to_value(item).ok().and_then(|v| serde_json::from_value(v).ok())
-}
-
-/// The items of a paged list: at most [`MAX_PAGES`] pages and
-/// [`MAX_TOOLS`] items.
-async fn pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, rmcp::ServiceError>
-where
-    F: FnMut(Option<String>) -> Fut,
-    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), rmcp::ServiceError>>,
-{
-    let (mut items, mut cursor) = (Vec::new(), None);
-    for _ in 0..MAX_PAGES {
-        let (more, next) = page(cursor).await?;
-        items.extend(more);
-        cursor = next;
-        if cursor.is_none() || items.len() >= MAX_TOOLS {
-            break;
-        }
-    }
-    items.truncate(MAX_TOOLS);
-    Ok(items)
-}
-
-/// The pause before a server's tools are listed again.
-const RELIST_PAUSE: Duration = Duration::from_secs(1);
-
-/// The server's tools, as MCP `Tool` objects: at most [`MAX_TOOLS`], each
-/// at most [`MAX_TOOL_BYTES`] written, from at most [`MAX_PAGES`] pages.
-async fn list_tools(peer: &Peer<RoleClient>) -> Result<Vec<Value>, rmcp::ServiceError> {
-    let mut tools = Vec::new();
-    let mut cursor = None;
-    for _ in 0..MAX_PAGES {
-        let page = peer.list_tools(Some(PaginatedRequestParams::default().with_cursor(cursor))).await?;
-        for tool in page.tools {
-            let Ok(value) = serde_json::to_value(&tool) else { continue };
-            if value.to_string().len() > MAX_TOOL_BYTES || tools.len() == MAX_TOOLS {
-                tracing::warn!(tool = %tool.name, "bridged tool left out: its description is too large or there are too many");
-                continue;
-            }
-            tools.push(value);
-        }
-        cursor = page.next_cursor;
-        if cursor.is_none() {
-            break;
-        }
-    }
-    Ok(tools)
-}
-
 /// `sink`, passing on at most one report each [`PROGRESS_EVERY`] (and
 /// every last one, where done meets the total).
 fn paced(sink: ProgressSink) -> ProgressSink {
@@ -609,44 +486,3 @@ fn paced(sink: ProgressSink) -> ProgressSink {
 
 /// The least time between two progress reports of one call passed on.
 const PROGRESS_EVERY: Duration = Duration::from_millis(50);
-
-/// Longest line of a server's standard error logged; the rest of it is cut.
-const MAX_LOG_LINE: usize = 1000;
-
-/// Logs a server's standard error, line by line, up to [`MAX_LOG_LINES`]
-/// lines of at most [`MAX_LOG_LINE`] bytes; reads (and drops) the rest to
-/// its end, so the server never blocks on a full pipe.
-async fn log_lines(server: String, mut stderr: tokio::process::ChildStderr) {
-    use tokio::io::AsyncReadExt;
-    let (mut logged, mut dropped) = (0u32, 0u64);
-    let mut line: Vec<u8> = Vec::with_capacity(MAX_LOG_LINE);
-    let mut chunk = vec![0u8; 8192];
-    let mut emit = |line: &mut Vec<u8>| {
-        if logged < MAX_LOG_LINES {
-            logged += 1;
-            tracing::info!(target: "toolmesh::bridge", server = %server, "{}", String::from_utf8_lossy(line));
-        } else {
-            dropped += 1;
-        }
-        line.clear();
-    };
-    loop {
-        let read = match stderr.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(read) => read,
-        };
-        for &byte in &chunk[..read] {
-            if byte == b'\n' {
-                emit(&mut line);
-            } else if line.len() < MAX_LOG_LINE {
-                line.push(byte);
-            }
-        }
-    }
-    if !line.is_empty() {
-        emit(&mut line);
-    }
-    if dropped > 0 {
-        tracing::info!(target: "toolmesh::bridge", server = %server, dropped, "log lines dropped");
-    }
-}

@@ -6,7 +6,7 @@ use super::Failure;
 use super::remote::RegistryArgs;
 use anyhow::Context;
 use clap::Args;
-use toolmesh_host::gateway::catalog::BridgedServerView;
+use toolmesh_host::gateway::catalog::{BridgedServerView, is_bridged_name};
 
 /// Arguments of `tool search`.
 #[derive(Args, Debug)]
@@ -25,8 +25,7 @@ pub async fn run(args: SearchArgs) -> Result<(), Failure> {
     let entries =
         client.catalog(args.query.as_deref()).await.with_context(|| format!("cannot search {}", client.base()))?;
     // The `bridged` namespace is the bridged servers': a package there is no one's.
-    let reserved = toolmesh_host::gateway::catalog::BRIDGED_NAMESPACE;
-    let entries: Vec<_> = entries.into_iter().filter(|e| e.name.split('/').next() != Some(reserved)).collect();
+    let entries: Vec<_> = entries.into_iter().filter(|e| !is_bridged_name(&e.name)).collect();
     let bridged = bridged_servers(client.base(), args.query.as_deref()).await;
     if args.json {
         // The packages, then the bridged servers (objects with a `server` field).

@@ -114,6 +114,11 @@ impl BridgedServerView {
 /// The namespace of bridged servers' tools, which no package may use.
 pub const BRIDGED_NAMESPACE: &str = "bridged";
 
+/// Whether repository `name` is in [`BRIDGED_NAMESPACE`] (so no package's).
+pub fn is_bridged_name(name: &str) -> bool {
+    name.split('/').next() == Some(BRIDGED_NAMESPACE)
+}
+
 /// `name` as a part of a repository name: lowercase letters and digits
 /// joined by single `-`.
 fn repository_part(name: &str) -> String {
@@ -205,7 +210,7 @@ impl Catalog {
             else {
                 continue;
             };
-            if repository.as_str().split('/').next() == Some(BRIDGED_NAMESPACE) {
+            if is_bridged_name(repository.as_str()) {
                 tracing::warn!(repository = %entry.name, "package left out: the `bridged` namespace is for bridged servers");
                 continue;
             }

@@ -80,8 +80,12 @@ struct Inner {
     legacy: listen::LegacySubscriptions,
     /// What the catalog is built from: the registry's entries and the
     /// nodes' bridged servers.
-    sources: std::sync::Mutex<(Vec<toolmesh_registry::api::CatalogEntry>, Vec<catalog::BridgedNode>)>,
+    sources: std::sync::Mutex<CatalogSources>,
 }
+
+/// What a catalog is built from: the registry's entries and the nodes'
+/// bridged servers.
+type CatalogSources = (Vec<toolmesh_registry::api::CatalogEntry>, Vec<catalog::BridgedNode>);
 
 /// A random start for call ids (the process id and time if there is no random source).
 fn call_prefix() -> String {
@@ -221,17 +225,20 @@ impl Gateway {
     /// Rebuilds the catalog with the registry's `entries` (and the bridged
     /// servers known); returns whether it changed.
     pub fn set_entries(&self, entries: Vec<toolmesh_registry::api::CatalogEntry>) -> bool {
-        let mut sources = self.inner.sources.lock().unwrap_or_else(|e| e.into_inner());
-        sources.0 = entries;
-        let catalog = Catalog::build_with(sources.0.clone(), &self.inner.bare_names, &sources.1);
-        self.set_catalog(catalog)
+        self.rebuild(|sources| sources.0 = entries)
     }
 
     /// Rebuilds the catalog with the nodes' `bridged` servers (and the
     /// registry's entries known); returns whether it changed.
     pub fn set_bridged(&self, bridged: Vec<catalog::BridgedNode>) -> bool {
+        self.rebuild(|sources| sources.1 = bridged)
+    }
+
+    /// Changes the catalog's sources with `change` and installs the
+    /// catalog they build; returns whether it changed.
+    fn rebuild(&self, change: impl FnOnce(&mut CatalogSources)) -> bool {
         let mut sources = self.inner.sources.lock().unwrap_or_else(|e| e.into_inner());
-        sources.1 = bridged;
+        change(&mut sources);
         let catalog = Catalog::build_with(sources.0.clone(), &self.inner.bare_names, &sources.1);
         self.set_catalog(catalog)
     }

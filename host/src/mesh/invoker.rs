@@ -123,6 +123,31 @@ impl Table {
     fn views(&self, digest: &str) -> Vec<NodeView> {
         let now = Instant::now();
         let mut nodes = self.lock();
+        self.drop_expired(&mut nodes, now);
+        nodes
+            .values()
+            .map(|k| NodeView {
+                id: k.advert.id.clone(),
+                grants: k.advert.grants.clone(),
+                gpus: k.advert.gpus.len(),
+                slots: k.advert.slots,
+                // The advert's count is up to a second old: less the calls
+                // of ours it counted that ended since, and never below ours
+                // running now.
+                in_flight: k.advert.in_flight.saturating_sub(k.ended_since_advert.min(k.ours_at_advert)).max(k.sent),
+                has_compiled: k.advert.compiled.iter().any(|d| d == digest),
+                breaker_open: k.broken_until.is_some_and(|until| until > now),
+            })
+            .collect()
+    }
+
+    /// Forgets the nodes whose adverts expired.
+    fn expire(&self) {
+        self.drop_expired(&mut self.lock(), Instant::now());
+    }
+
+    /// Drops the nodes of `nodes` whose adverts expired before `now`.
+    fn drop_expired(&self, nodes: &mut HashMap<String, Known>, now: Instant) {
         let mut bridges_gone = false;
         nodes.retain(|id, known| {
             let alive = known.expires > now;
@@ -139,21 +164,6 @@ impl Table {
         if bridges_gone {
             self.bridges_changed();
         }
-        nodes
-            .values()
-            .map(|k| NodeView {
-                id: k.advert.id.clone(),
-                grants: k.advert.grants.clone(),
-                gpus: k.advert.gpus.len(),
-                slots: k.advert.slots,
-                // The advert's count is up to a second old: less the calls
-                // of ours it counted that ended since, and never below ours
-                // running now.
-                in_flight: k.advert.in_flight.saturating_sub(k.ended_since_advert.min(k.ours_at_advert)).max(k.sent),
-                has_compiled: k.advert.compiled.iter().any(|d| d == digest),
-                breaker_open: k.broken_until.is_some_and(|until| until > now),
-            })
-            .collect()
     }
 
     fn sent(&self, id: &str, delta: i32) {
@@ -220,7 +230,7 @@ impl MeshInvoker {
                     },
                     _ = sweep.tick() => {
                         let Some(table) = follower.upgrade() else { return };
-                        table.views("");
+                        table.expire();
                         continue;
                     }
                 };

@@ -180,8 +180,8 @@ impl Market {
     async fn newest(&self) -> Result<Vec<CatalogEntry>, StoreError> {
         // The `bridged` namespace is the bridged servers': a package there is no one's.
         let entries = catalog_entries(&self.store, None).await?;
-        let reserved = |e: &CatalogEntry| e.name.split('/').next() == Some(crate::gateway::catalog::BRIDGED_NAMESPACE);
-        Ok(newest_versions(entries.into_iter().filter(|e| !reserved(e)).collect()))
+        let packages = entries.into_iter().filter(|e| !crate::gateway::catalog::is_bridged_name(&e.name));
+        Ok(newest_versions(packages.collect()))
     }
 
     /// The front page for `query`.

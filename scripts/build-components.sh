@@ -12,7 +12,7 @@ cache="${TOOLMESH_CACHE:-$HOME/.cache/toolmesh}"
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 scripts/fetch-model.sh >/dev/null
 cargo build --locked --release --target wasm32-wasip2 \
-    -p example-hello -p example-text -p example-markdown -p example-image -p example-fetch -p example-archive -p example-matmul -p example-model -p hostile -p gpu-abuse -p probe -p conformance -p plain
+    -p example-hello -p example-text -p example-markdown -p example-image -p example-fetch -p example-archive -p example-matmul -p example-model -p hostile -p gpu-abuse -p linalg-abuse -p probe -p conformance -p plain
 
 # QuickJS's C sources, with its stack limit kept on (see the header).
 WASI_SDK="$(scripts/wasi-sdk.sh)"

@@ -17,18 +17,6 @@ fn gpu_run(name: &str, tool_name: &str, args: Value, policy: &str) -> Run {
     tool(&["run", &file_arg, tool_name, "--args", &args, "--policy", &policy_arg, "--json"])
 }
 
-/// The structured result of a successful run.
-fn structured(run: &Run) -> Value {
-    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
-    run.json()["structuredContent"].clone()
-}
-
-/// The error text of a failed run.
-fn failure(run: &Run) -> String {
-    assert_ne!(run.code, 0, "expected a failure, got:\n{}", run.stdout);
-    format!("{}{}", run.stdout, run.stderr)
-}
-
 fn adapter_or_explain() -> Value {
     let run = gpu_run("gpu_abuse", "adapter", json!({}), "");
     assert_eq!(
@@ -36,7 +24,7 @@ fn adapter_or_explain() -> Value {
         "no usable GPU adapter: these tests need Vulkan (on Debian: apt-get install mesa-vulkan-drivers).\n{}{}",
         run.stdout, run.stderr
     );
-    structured(&run)
+    Run::structured(&run)
 }
 
 #[test]
@@ -70,7 +58,7 @@ fn matmul_on_the_gpu_matches_a_reference_product() {
     // Sizes that are not multiples of the 16×16 tile.
     let (a, b) = (matrix(37, 53, 1), matrix(53, 29, 2));
     let run = gpu_run("matmul", "matmul", json!({"a": a, "b": b}), "");
-    let out = structured(&run);
+    let out = Run::structured(&run);
     assert!(out["device"].as_str().unwrap().starts_with("gpu: "), "{}", out["device"]);
     let c = out["c"].as_array().unwrap();
     assert_eq!((c.len(), c[0].as_array().unwrap().len()), (37, 29));
@@ -81,12 +69,15 @@ fn matmul_on_the_gpu_matches_a_reference_product() {
             assert!((got - expected).abs() < 1e-4, "c[{i}][{j}] = {got}, expected {expected}");
         }
     }
-    // The same product on the CPU inside the sandbox.
-    let cpu = structured(&gpu_run("matmul", "matmul", json!({"a": a, "b": b, "device": "cpu"}), ""));
-    assert_eq!(cpu["device"], "cpu");
-    let cpu_c = cpu["c"].as_array().unwrap();
-    let close = cpu_c.iter().flat_map(|r| r.as_array().unwrap()).zip(c.iter().flat_map(|r| r.as_array().unwrap()));
-    assert!(close.into_iter().all(|(x, y)| (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < 1e-4));
+    // The same product on the CPU: through host linear algebra, and inside
+    // the sandbox.
+    for device in ["cpu", "wasm"] {
+        let cpu = Run::structured(&gpu_run("matmul", "matmul", json!({"a": a, "b": b, "device": device}), ""));
+        assert_eq!(cpu["device"], device);
+        let cpu_c = cpu["c"].as_array().unwrap();
+        let close = cpu_c.iter().flat_map(|r| r.as_array().unwrap()).zip(c.iter().flat_map(|r| r.as_array().unwrap()));
+        assert!(close.into_iter().all(|(x, y)| (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < 1e-4), "{device}");
+    }
 }
 
 #[test]
@@ -94,7 +85,7 @@ fn a_tool_that_requires_a_gpu_is_refused_where_the_policy_grants_none() {
     // gpu-abuse imports the GPU interface and says nothing more: it requires one.
     let file = component("gpu_abuse").display().to_string();
     let run = tool(&["run", &file, "adapter"]);
-    assert!(failure(&run).contains("GPU compute"), "{}", run.stderr);
+    assert!(Run::failure(&run).contains("GPU compute"), "{}", run.stderr);
 }
 
 #[test]
@@ -115,22 +106,22 @@ fn tools_whose_gpu_is_optional_run_on_the_cpu_without_a_grant() {
     // (`toolmesh_guest::gpu_optional!()`): no tool.toml, no --gpu.
     let file = component("matmul").display().to_string();
     let run = tool(&["run", &file, "matmul", "--args", r#"{"a": [[1, 2]], "b": [[3], [4]]}"#, "--json"]);
-    let out = structured(&run);
+    let out = Run::structured(&run);
     assert_eq!((out["c"].clone(), out["device"].clone()), (json!([[11.0]]), json!("cpu")));
     // Asking for the GPU explicitly without a grant is the tool's own error.
     let run = tool(&["run", &file, "matmul", "--args", r#"{"a": [[1]], "b": [[2]], "device": "gpu"}"#]);
-    assert!(failure(&run).contains("no GPU"), "{}", run.stderr);
+    assert!(Run::failure(&run).contains("no GPU"), "{}", run.stderr);
 
     let model = component("model").display().to_string();
     let run = tool(&["run", &model, "embed", "--args", r#"{"texts": ["hi"]}"#, "--json"]);
-    let out = structured(&run);
+    let out = Run::structured(&run);
     assert_eq!((out["dimensions"].clone(), out["device"].clone()), (json!(384), json!("cpu")));
     let vector: Vec<f64> = out["embeddings"][0].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     assert_eq!(vector.len(), 384);
     assert!((vector.iter().map(|v| v * v).sum::<f64>().sqrt() - 1.0).abs() < 1e-4, "a unit vector");
 
     // Where the policy grants a GPU, the same component gets it.
-    let out = structured(&gpu_run("matmul", "matmul", json!({"a": [[1, 2]], "b": [[3], [4]]}), ""));
+    let out = Run::structured(&gpu_run("matmul", "matmul", json!({"a": [[1, 2]], "b": [[3], [4]]}), ""));
     assert!(out["device"].as_str().unwrap().starts_with("gpu: "), "{}", out["device"]);
 }
 
@@ -138,21 +129,22 @@ fn tools_whose_gpu_is_optional_run_on_the_cpu_without_a_grant() {
 fn invalid_wgsl_is_refused_with_the_validators_message() {
     let wgsl = "@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }";
     let run = gpu_run("gpu_abuse", "run_wgsl", json!({"wgsl": wgsl, "buffers": [[0]]}), "");
-    let text = failure(&run);
+    let text = Run::failure(&run);
     assert!(text.contains("invalid shader"), "{text}");
     let draw = "@vertex fn main() -> @builtin(position) vec4<f32> { return vec4<f32>(0.0); }";
-    let text = failure(&gpu_run("gpu_abuse", "run_wgsl", json!({"wgsl": draw, "buffers": [[0]]}), ""));
+    let text = Run::failure(&gpu_run("gpu_abuse", "run_wgsl", json!({"wgsl": draw, "buffers": [[0]]}), ""));
     assert!(text.contains("only compute shaders"), "{text}");
 }
 
 #[test]
 fn buffers_over_the_quota_are_refused() {
-    let text = failure(&gpu_run("gpu_abuse", "alloc", json!({"bytes": 2u64 << 30}), ""));
+    let text = Run::failure(&gpu_run("gpu_abuse", "alloc", json!({"bytes": 2u64 << 30}), ""));
     assert!(text.contains("GPU quota exceeded") && text.contains("largest allowed"), "{text}");
-    let text = failure(&gpu_run("gpu_abuse", "alloc", json!({"bytes": 1 << 20, "count": 9}), "max_bytes = \"8MiB\""));
+    let text =
+        Run::failure(&gpu_run("gpu_abuse", "alloc", json!({"bytes": 1 << 20, "count": 9}), "max_bytes = \"8MiB\""));
     assert!(text.contains("over its quota of 8388608 bytes"), "{text}");
     // Reading one back needs a staging copy of it within the quota too.
-    let held = structured(&gpu_run(
+    let held = Run::structured(&gpu_run(
         "gpu_abuse",
         "alloc",
         json!({"bytes": 1 << 20, "count": 7, "read": true}),
@@ -170,12 +162,12 @@ fn out_of_bounds_writes_stay_inside_the_buffer() {
             other[0] = other[0] + small[70000u];
         }";
     let args = json!({"wgsl": wgsl, "buffers": [[1, 2, 3, 4], [7, 7, 7, 7]], "read": 1});
-    let other = structured(&gpu_run("gpu_abuse", "run_wgsl", args, ""))["values"].clone();
+    let other = Run::structured(&gpu_run("gpu_abuse", "run_wgsl", args, ""))["values"].clone();
     // Writes past the end land inside `small` (clamped) or nowhere; `other` keeps its values.
     let other: Vec<u64> = other.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
     assert_eq!(other[1..], [7, 7, 7], "{other:?}");
     let args = json!({"wgsl": wgsl, "buffers": [[1, 2, 3, 4], [7, 7, 7, 7]], "read": 0});
-    let small = structured(&gpu_run("gpu_abuse", "run_wgsl", args, ""))["values"].clone();
+    let small = Run::structured(&gpu_run("gpu_abuse", "run_wgsl", args, ""))["values"].clone();
     assert_eq!(small.as_array().unwrap().len(), 4);
 }
 
@@ -183,7 +175,7 @@ fn out_of_bounds_writes_stay_inside_the_buffer() {
 fn loops_stop_at_the_iteration_bound() {
     let wgsl = "@group(0) @binding(0) var<storage, read_write> v: array<u32>;
         @compute @workgroup_size(1) fn main() { loop { v[0] = v[0] + 1u; } }";
-    let out = structured(&gpu_run(
+    let out = Run::structured(&gpu_run(
         "gpu_abuse",
         "run_wgsl",
         json!({"wgsl": wgsl, "buffers": [[0]]}),
@@ -203,7 +195,7 @@ fn nested_counted_loops_are_charged_up_front() {
                 for (var b = 0u; b < 65536u; b++) { for (var c = 0u; c < 65536u; c++) { v[0] += 1u; } }
             }
         }";
-    let out = structured(&gpu_run(
+    let out = Run::structured(&gpu_run(
         "gpu_abuse",
         "run_wgsl",
         json!({"wgsl": wgsl, "buffers": [[0, 0]]}),
@@ -223,15 +215,15 @@ fn a_runaway_shader_is_stopped_by_the_time_budget() {
     // About 5 s of work on lavapipe on two cores; far more on a real GPU.
     let args = json!({"wgsl": wgsl, "buffers": [[0, 0, 0, 0]], "workgroups": [256, 1, 1]});
     let run = gpu_run("gpu_abuse", "run_wgsl", args, "time_budget = \"300ms\"\nmax_loop_iterations = 4000000000");
-    let text = failure(&run);
+    let text = Run::failure(&run);
     assert!(text.contains("GPU timeout") && text.contains("time budget (300 ms)"), "{text}");
 }
 
 #[test]
 fn dispatches_are_counted_against_the_quota() {
-    let out = structured(&gpu_run("gpu_abuse", "dispatch_storm", json!({"count": 100}), "max_dispatches = 100"));
+    let out = Run::structured(&gpu_run("gpu_abuse", "dispatch_storm", json!({"count": 100}), "max_dispatches = 100"));
     assert_eq!(out, json!({"values": [100]}), "every queued dispatch ran, in order");
-    let text = failure(&gpu_run("gpu_abuse", "dispatch_storm", json!({"count": 101}), "max_dispatches = 100"));
+    let text = Run::failure(&gpu_run("gpu_abuse", "dispatch_storm", json!({"count": 101}), "max_dispatches = 100"));
     assert!(text.contains("its 100 dispatches"), "{text}");
 }
 
@@ -240,6 +232,6 @@ fn a_binding_that_does_not_fit_the_kernel_is_refused() {
     let wgsl = "@group(0) @binding(0) var<storage, read_write> a: array<u32>;
         @group(0) @binding(1) var<storage, read_write> b: array<u32>;
         @compute @workgroup_size(1) fn main() { a[0] = b[0]; }";
-    let text = failure(&gpu_run("gpu_abuse", "run_wgsl", json!({"wgsl": wgsl, "buffers": [[1]]}), ""));
+    let text = Run::failure(&gpu_run("gpu_abuse", "run_wgsl", json!({"wgsl": wgsl, "buffers": [[1]]}), ""));
     assert!(text.contains("binds @binding [0, 1]") && text.contains("gives [0]"), "{text}");
 }

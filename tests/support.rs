@@ -42,6 +42,19 @@ impl Run {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
     }
+
+    /// The structured result of a successful `tool run --json`, failing
+    /// the test with both streams if it failed.
+    pub fn structured(&self) -> serde_json::Value {
+        assert_eq!(self.code, 0, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self.json()["structuredContent"].clone()
+    }
+
+    /// Both streams of a run that must have failed.
+    pub fn failure(&self) -> String {
+        assert_ne!(self.code, 0, "expected a failure, got:\n{}", self.stdout);
+        format!("{}{}", self.stdout, self.stderr)
+    }
 }
 
 /// Runs `tool ARGS` with the tests' own cache directory (in the target

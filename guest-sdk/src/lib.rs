@@ -35,6 +35,7 @@ pub mod gpu;
 pub mod host;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod linalg;
 pub mod offer;
 mod output;
 mod tool;
@@ -57,7 +58,7 @@ pub mod bindings {
         export_macro_name: "__export_handler",
         default_bindings_module: "toolmesh_guest::bindings",
         additional_derives: [PartialEq],
-        additional_derives_ignore: ["binding"],
+        additional_derives_ignore: ["binding", "dense"],
     });
 }
 

@@ -102,6 +102,49 @@ pub struct SandboxConfig {
     /// How many sessions (live instances kept between calls) the node
     /// holds, and for how long.
     pub sessions: SessionLimits,
+    /// Host linear algebra offered to every call (`[linalg]`).
+    pub linalg: LinalgConfig,
+}
+
+/// Host linear algebra (`toolmesh:tool/linalg`): whether calls may use
+/// it, on how many threads, and the bounds of each call and of the weights
+/// the node keeps.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinalgConfig {
+    /// Whether calls may use it; without it they compute in wasm.
+    pub enabled: bool,
+    /// Threads operations run on (0: one per core).
+    pub threads: u32,
+    /// Bytes of one call's live matrices and unfinished uploads (`"512MiB"`).
+    #[serde(deserialize_with = "de_size")]
+    pub max_call_bytes: u64,
+    /// Floating-point operations of one operation.
+    pub max_op_flops: u64,
+    /// Floating-point operations of all operations of one call.
+    pub max_call_flops: u64,
+    /// Bytes of one upload of weights (`"512MiB"`).
+    #[serde(deserialize_with = "de_size")]
+    pub max_weights_bytes: u64,
+    /// Bytes of weights the node keeps for components, all together
+    /// (`"1GiB"`); the least recently used go first. Also counted in the
+    /// memory budget.
+    #[serde(deserialize_with = "de_size")]
+    pub weights_memory: u64,
+}
+
+impl Default for LinalgConfig {
+    fn default() -> Self {
+        LinalgConfig {
+            enabled: true,
+            threads: 0,
+            max_call_bytes: 512 << 20,
+            max_op_flops: 1 << 38,
+            max_call_flops: 1 << 42,
+            max_weights_bytes: 512 << 20,
+            weights_memory: 1 << 30,
+        }
+    }
 }
 
 /// Bounds on the sessions one node holds: each keeps an instance alive
@@ -137,6 +180,7 @@ impl Default for SandboxConfig {
             loaded_code: 512 << 20,
             gpu: None,
             sessions: SessionLimits::default(),
+            linalg: LinalgConfig::default(),
         }
     }
 }

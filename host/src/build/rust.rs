@@ -35,6 +35,7 @@ const SDK: &[(&str, &str)] = &[
     ("guest-sdk/src/ask.rs", include_str!("../../../guest-sdk/src/ask.rs")),
     ("guest-sdk/src/dispatch.rs", include_str!("../../../guest-sdk/src/dispatch.rs")),
     ("guest-sdk/src/gpu.rs", include_str!("../../../guest-sdk/src/gpu.rs")),
+    ("guest-sdk/src/linalg.rs", include_str!("../../../guest-sdk/src/linalg.rs")),
     ("guest-sdk/src/host.rs", include_str!("../../../guest-sdk/src/host.rs")),
     ("guest-sdk/src/http.rs", include_str!("../../../guest-sdk/src/http.rs")),
     ("guest-sdk/src/offer.rs", include_str!("../../../guest-sdk/src/offer.rs")),

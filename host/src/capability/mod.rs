@@ -12,6 +12,8 @@
 //! answers with the values the grant holds (none by default); a component importing `wasi:http` is refused
 //! before it runs unless its call was granted network. GPU compute is
 //! linked for every tool and answers `no-adapter` to calls not granted it;
+//! host linear algebra is linked for every tool and open to every call
+//! unless the node's configuration closes it;
 //! calls to other tools likewise answer `not-granted` unless the gateway
 //! that placed the call gave it a [`tools::ToolCaller`]; questions to the
 //! client are refused unless the gateway gave the call an [`ask::Asking`];
@@ -23,6 +25,7 @@ mod files;
 pub(crate) use config::ConfigValues;
 pub mod gpu;
 pub mod http;
+pub mod linalg;
 pub mod log;
 pub mod progress;
 pub mod resource_updates;
@@ -87,6 +90,8 @@ pub(crate) struct CallSetup {
     pub(crate) scratch: Option<scratch::ScratchDir>,
     /// The call's GPU state, with the node's GPU until a grant says no.
     pub(crate) gpu: gpu::call::GpuCall,
+    /// The call's host linear algebra.
+    pub(crate) linalg: linalg::call::LinalgCall,
     /// The values `wasi:config/store` answers with.
     pub(crate) config: config::ConfigValues,
 }
@@ -94,9 +99,20 @@ pub(crate) struct CallSetup {
 impl CallSetup {
     /// The setup of a call under `grant`: `wasi` as the base, then every
     /// capability's part.
-    pub(crate) fn new(wasi: WasiCtxBuilder, grant: &Grant, gpu: gpu::call::GpuCall) -> Result<Self, SandboxError> {
-        let mut setup =
-            CallSetup { wasi, http: http::HttpHooks::new(None), scratch: None, gpu, config: Default::default() };
+    pub(crate) fn new(
+        wasi: WasiCtxBuilder,
+        grant: &Grant,
+        gpu: gpu::call::GpuCall,
+        linalg: linalg::call::LinalgCall,
+    ) -> Result<Self, SandboxError> {
+        let mut setup = CallSetup {
+            wasi,
+            http: http::HttpHooks::new(None),
+            scratch: None,
+            gpu,
+            linalg,
+            config: Default::default(),
+        };
         for capability in CAPABILITIES {
             (capability.setup)(grant, &mut setup)?;
         }
@@ -164,6 +180,14 @@ pub static CAPABILITIES: &[Capability] = &[
             }
             Ok(())
         },
+    },
+    Capability {
+        name: "linalg",
+        interfaces: &["toolmesh:tool/linalg"],
+        summary: "host linear algebra: matrices and weights held by the host, products with bias, GELU and residual add, attention and layer norms run natively, under per-call byte and work budgets and the call's deadline; `unavailable` where the node turns it off",
+        link: |linker| toolmesh::linalg::add_to_linker::<_, HasSelf<CallState>>(linker, |state| state),
+        denied: never,
+        setup: nothing,
     },
     Capability {
         name: "tools",

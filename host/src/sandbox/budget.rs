@@ -27,7 +27,8 @@ const CALL_OVERHEAD: u64 = 1 << 20;
 /// it, and the MCP text and base64 copies.
 const RESULT_EXPANSION: u64 = 36;
 
-/// Bytes reserved for calls running on this node.
+/// Bytes reserved for calls running on this node. Clones share one budget.
+#[derive(Clone)]
 pub struct MemoryBudget {
     total: u64,
     units: Arc<Semaphore>,
@@ -59,12 +60,7 @@ impl MemoryBudget {
     /// memory back.
     pub async fn reserve(&self, bytes: u64, wait: Duration) -> Result<Reservation, SandboxError> {
         let busy = || SandboxError::NodeBusy { needed: bytes, budget: self.total };
-        let too_large =
-            || SandboxError::LimitAboveMaximum { what: "memory a call reserves", asked: bytes, max: self.total };
-        let units = u32::try_from(bytes.div_ceil(UNIT)).map_err(|_| too_large())?;
-        if u64::from(units) * UNIT > self.total {
-            return Err(too_large());
-        }
+        let units = self.units_of(bytes)?;
         let permit = match self.units.clone().try_acquire_many_owned(units) {
             Ok(permit) => permit,
             Err(_) => tokio::time::timeout(wait, self.units.clone().acquire_many_owned(units))
@@ -73,6 +69,28 @@ impl MemoryBudget {
                 .map_err(|_| busy())?,
         };
         Ok(Reservation { _permit: permit })
+    }
+
+    /// Reserves `bytes` if the budget has them now, without waiting.
+    pub fn try_reserve(&self, bytes: u64) -> Result<Reservation, SandboxError> {
+        let units = self.units_of(bytes)?;
+        let permit = self
+            .units
+            .clone()
+            .try_acquire_many_owned(units)
+            .map_err(|_| SandboxError::NodeBusy { needed: bytes, budget: self.total })?;
+        Ok(Reservation { _permit: permit })
+    }
+
+    /// The units `bytes` take, or why they never fit.
+    fn units_of(&self, bytes: u64) -> Result<u32, SandboxError> {
+        let too_large =
+            || SandboxError::LimitAboveMaximum { what: "memory a call reserves", asked: bytes, max: self.total };
+        let units = u32::try_from(bytes.div_ceil(UNIT)).map_err(|_| too_large())?;
+        if u64::from(units) * UNIT > self.total {
+            return Err(too_large());
+        }
+        Ok(units)
     }
 }
 
@@ -128,6 +146,18 @@ mod tests {
         drop(first);
         let second = budget.reserve(6 << 20, Duration::ZERO).await;
         assert!(second.is_ok(), "memory given back is reserved again");
+    }
+
+    #[test]
+    fn try_reserve_takes_what_is_free_now_or_refuses() {
+        let budget = MemoryBudget::new(8 << 20);
+        let shared = budget.clone();
+        let held = shared.try_reserve(6 << 20).unwrap();
+        assert_eq!(budget.available(), 2 << 20, "clones share one budget");
+        assert!(matches!(budget.try_reserve(4 << 20), Err(SandboxError::NodeBusy { .. })));
+        drop(held);
+        assert!(budget.try_reserve(4 << 20).is_ok());
+        assert!(matches!(budget.try_reserve(9 << 20), Err(SandboxError::LimitAboveMaximum { .. })));
     }
 
     #[tokio::test]

@@ -85,6 +85,8 @@ pub struct Sandbox {
     next_call: AtomicU64,
     /// The node's GPU, or why it has none.
     gpu: Result<Arc<GpuService>, String>,
+    /// The node's host linear algebra, or why it has none.
+    linalg: Result<Arc<crate::capability::linalg::LinalgService>, String>,
     _ticker: engine::Ticker,
 }
 
@@ -128,8 +130,14 @@ impl Sandbox {
             }),
             None => Err("this node does not offer GPU compute".to_owned()),
         };
+        let linalg = if config.linalg.enabled {
+            crate::capability::linalg::LinalgService::start(config.linalg.clone(), budget.clone())
+        } else {
+            Err("this node's configuration turns host linear algebra off ([linalg] enabled = false)".to_owned())
+        };
         Ok(Sandbox {
             gpu,
+            linalg,
             budget,
             baseline: OnceLock::new(),
             slots: Semaphore::new(config.max_concurrent_calls.max(1) as usize),
@@ -156,6 +164,11 @@ impl Sandbox {
     /// Why the node offers no GPU, if it does not.
     pub fn gpu_unavailable(&self) -> Option<&str> {
         self.gpu.as_ref().err().map(String::as_str)
+    }
+
+    /// The node's host linear algebra, if it offers it.
+    pub fn linalg(&self) -> Option<&Arc<crate::capability::linalg::LinalgService>> {
+        self.linalg.as_ref().ok()
     }
 
     /// The memory budget calls reserve from.

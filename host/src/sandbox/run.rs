@@ -44,7 +44,12 @@ impl Sandbox {
         let engine = component.pre.engine();
         let grant = options.grant.unwrap_or_default();
         let meter = options.meter.unwrap_or_default();
-        let gpu = GpuContext { service: self.gpu.clone(), component: component.digest, meter: meter.clone() };
+        let gpu = GpuContext {
+            service: self.gpu.clone(),
+            linalg: self.linalg.clone(),
+            component: component.digest,
+            meter: meter.clone(),
+        };
         let mut state = CallState::new(call_id, limits, options.progress, &grant, gpu, options.tools)?;
         if let Some(ask) = options.ask {
             state.ask = ask;

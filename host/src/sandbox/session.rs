@@ -167,7 +167,7 @@ impl Sandbox {
         let meter = options.meter.unwrap_or_default();
         let opened = live.is_none();
         if let Some(held) = live.as_mut().and_then(|held| held.downcast_mut::<Live>()) {
-            held.store.data_mut().resume(call_id, limits, options.progress, options.tools);
+            held.store.data_mut().resume(call_id, limits, options.progress, options.tools, meter.clone());
             held.store.data_mut().updates = crate::capability::resource_updates::Reported::new(options.updates);
             super::run::arm(&mut held.store, component, limits);
         } else {
@@ -183,6 +183,7 @@ impl Sandbox {
             // A session keeps no GPU work between calls: it has no GPU.
             let gpu = GpuContext {
                 service: Err("sessions do not use the GPU".into()),
+                linalg: self.linalg.clone(),
                 component: component.digest,
                 meter: meter.clone(),
             };

@@ -8,6 +8,8 @@ use crate::capability::CallSetup;
 use crate::capability::gpu::GpuService;
 use crate::capability::gpu::call::GpuCall;
 use crate::capability::http::HttpHooks;
+use crate::capability::linalg::LinalgService;
+use crate::capability::linalg::call::LinalgCall;
 use crate::capability::log::LogBudget;
 use crate::capability::progress::ProgressSink;
 use crate::capability::scratch::ScratchDir;
@@ -94,12 +96,15 @@ impl ResourceLimiter for CallLimiter {
     }
 }
 
-/// What a call's GPU capability is made from: the node's GPU (or why it
-/// has none) and the component, whose kernels are cached apart.
+/// What a call's GPU and linear-algebra capabilities are made from: the
+/// node's GPU and linear-algebra service (or why it has none) and the
+/// component, whose kernels and weights are kept apart.
 pub(crate) struct GpuContext {
     pub(crate) service: Result<Arc<GpuService>, String>,
+    pub(crate) linalg: Result<Arc<LinalgService>, String>,
     pub(crate) component: Digest,
-    /// Counts the call's GPU time as it waits for its work.
+    /// Counts the call's GPU time as it waits for its work, and its
+    /// linear algebra's CPU time.
     pub(crate) meter: Arc<super::CallMeter>,
 }
 
@@ -115,6 +120,8 @@ pub(crate) struct CallState {
     pub(crate) http: HttpHooks,
     pub(crate) scratch: Option<ScratchDir>,
     pub(crate) gpu: GpuCall,
+    /// The call's host linear algebra.
+    pub(crate) linalg: LinalgCall,
     /// What `wasi:config/store` answers with.
     pub(crate) config: crate::capability::ConfigValues,
     /// The call's calls to other tools.
@@ -154,8 +161,9 @@ impl CallState {
             .allow_ip_name_lookup(false)
             .socket_addr_check(|_, _| Box::pin(async { false }));
         let deadline = Instant::now() + limits.timeout;
+        let linalg = LinalgCall::new(gpu.linalg, gpu.component, super::transfer_cap(limits), gpu.meter.clone());
         let gpu = GpuCall::new(gpu.service, gpu.component, deadline, super::transfer_cap(limits), gpu.meter);
-        let mut setup = CallSetup::new(wasi, grant, gpu)?;
+        let mut setup = CallSetup::new(wasi, grant, gpu, linalg)?;
         Ok(CallState {
             deadline,
             limiter: CallLimiter::new(limits),
@@ -167,6 +175,7 @@ impl CallState {
             http: setup.http,
             scratch: setup.scratch,
             gpu: setup.gpu,
+            linalg: setup.linalg,
             config: setup.config,
             tools: crate::capability::tools::ToolCalls::new(tools),
             ask: Arc::default(),
@@ -181,15 +190,18 @@ impl CallState {
 
 impl CallState {
     /// Readies a session's state for its next call: a new id, deadline,
-    /// progress sink, calls to tools and log budget; what the instance
-    /// holds (memory, files in its scratch directory) stays.
+    /// progress sink, calls to tools, log budget, meter and linear-algebra
+    /// work budget; what the instance holds (memory, files in its scratch
+    /// directory, host matrices) stays.
     pub(crate) fn resume(
         &mut self,
         call_id: String,
         limits: &Limits,
         progress: Option<ProgressSink>,
         tools: Option<Arc<dyn crate::capability::tools::ToolCaller>>,
+        meter: Arc<super::CallMeter>,
     ) {
+        self.linalg.resume(meter, super::transfer_cap(limits));
         self.call_id = call_id;
         self.deadline = Instant::now() + limits.timeout;
         self.progress = progress;

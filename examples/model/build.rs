@@ -48,12 +48,26 @@ fn main() {
         "pub(crate) static SAFETENSORS: &Aligned<[u8]> = &Aligned(*include_bytes!({:?}));",
         path_text(&weights)
     );
+    let _ = writeln!(
+        code,
+        "/// The SHA-256 of the whole 4-byte values of `model.safetensors`: the key of the weights the host keeps."
+    );
+    let _ = writeln!(code, "pub(crate) const SAFETENSORS_SHA256: &str = {:?};", weights_hash(&weights));
     let _ = writeln!(code, "/// The WordPiece vocabulary: one token a line, line `i` is token id `i`.");
     let _ = writeln!(code, "pub(crate) const VOCAB: &str = include_str!({:?});", path_text(&vocab));
     let _ = writeln!(code, "/// Special tokens matched in the raw text before normalisation, with their ids.");
     let _ = writeln!(code, "pub(crate) const ADDED_TOKENS: &[(&str, u32)] = &{added:?};");
     let generated = out.join("model_files.rs");
     std::fs::write(&generated, code).unwrap_or_else(|e| fail(&format!("cannot write {generated:?}: {e}")));
+}
+
+/// The SHA-256 (hex) of the file's bytes up to its last whole 4-byte value,
+/// as the tool uploads them to the host.
+fn weights_hash(path: &Path) -> String {
+    use sha2::Digest as _;
+    let bytes = std::fs::read(path).unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", path.display())));
+    let whole = bytes.len() / 4 * 4;
+    sha2::Sha256::digest(&bytes[..whole]).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn model_dir() -> PathBuf {

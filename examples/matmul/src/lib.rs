@@ -1,7 +1,9 @@
 //! Matrix product on the GPU through toolmesh's GPU interface: a tiled
-//! WGSL kernel (`matmul.wgsl`), with the same product on the CPU inside
-//! wasm when no GPU is granted or when asked for.
+//! WGSL kernel (`matmul.wgsl`); on the CPU through the node's host linear
+//! algebra when no GPU is granted or when asked for, or inside wasm where
+//! the node offers no host linear algebra (or when asked for).
 use toolmesh_guest::gpu::Gpu;
+use toolmesh_guest::linalg::Linalg;
 use toolmesh_guest::prelude::*;
 
 /// The kernel; the benchmark runs the same file natively.
@@ -19,8 +21,11 @@ enum Device {
     Auto,
     /// The GPU; fails without one.
     Gpu,
-    /// The CPU, inside the sandbox.
+    /// The CPU: the node's host linear algebra where it offers it, else
+    /// inside wasm.
     Cpu,
+    /// The CPU inside wasm only.
+    Wasm,
 }
 
 /// Arguments of `matmul`.
@@ -54,7 +59,7 @@ struct Bench {
 struct Product {
     /// The result, as rows.
     c: Vec<Vec<f32>>,
-    /// `gpu: <adapter>` or `cpu`.
+    /// `gpu: <adapter>`, `cpu` (host linear algebra) or `wasm`.
     device: String,
 }
 
@@ -63,7 +68,7 @@ struct Product {
 struct BenchResult {
     /// The size of the matrices.
     n: u32,
-    /// `gpu: <adapter>` or `cpu`.
+    /// `gpu: <adapter>`, `cpu` (host linear algebra) or `wasm`.
     device: String,
     /// The sum of all entries of the product.
     sum: f64,
@@ -71,6 +76,9 @@ struct BenchResult {
     corners: [f32; 2],
     /// Milliseconds spent on the product (upload, compute, read back).
     ms: f64,
+    /// Through host linear algebra: milliseconds of the product alone
+    /// (the one host call), without sending the matrices and reading back.
+    product_ms: Option<f64>,
 }
 
 /// A row-major matrix.
@@ -138,16 +146,34 @@ fn gpu_product(gpu: &Gpu, a: &Matrix, b: &Matrix) -> Result<Vec<f32>, ToolError>
     Ok(gc.read_f32()?)
 }
 
-/// The product on the device asked for, and that device's name.
-fn product(a: &Matrix, b: &Matrix, device: Device) -> Result<(Vec<f32>, String), ToolError> {
-    if device != Device::Cpu {
+/// C = A × B through the host's linear algebra, and the milliseconds of
+/// the product alone.
+fn host_product(linalg: &Linalg, a: &Matrix, b: &Matrix) -> Result<(Vec<f32>, f64), ToolError> {
+    let ha = linalg.matrix(a.rows as u32, a.cols as u32, &a.values)?;
+    let hb = linalg.matrix(b.rows as u32, b.cols as u32, &b.values)?;
+    let started = std::time::Instant::now();
+    let c = linalg.matmul(&ha, &hb, false)?;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok((c.to_vec()?, ms))
+}
+
+/// The product on the device asked for, that device's name, and the
+/// milliseconds of the host's product alone when it ran there.
+fn product(a: &Matrix, b: &Matrix, device: Device) -> Result<(Vec<f32>, String, Option<f64>), ToolError> {
+    if matches!(device, Device::Auto | Device::Gpu) {
         match Gpu::open() {
-            Ok(gpu) => return Ok((gpu_product(&gpu, a, b)?, format!("gpu: {}", gpu.info().name))),
+            Ok(gpu) => return Ok((gpu_product(&gpu, a, b)?, format!("gpu: {}", gpu.info().name), None)),
             Err(e) if device == Device::Gpu => return Err(e.into()),
             Err(_) => {}
         }
     }
-    Ok((cpu_product(a, b), "cpu".into()))
+    if device != Device::Wasm
+        && let Ok(linalg) = Linalg::open()
+    {
+        let (c, ms) = host_product(&linalg, a, b)?;
+        return Ok((c, "cpu".into(), Some(ms)));
+    }
+    Ok((cpu_product(a, b), "wasm".into(), None))
 }
 
 fn multiply(args: Multiply) -> Result<Json<Product>, ToolError> {
@@ -159,7 +185,7 @@ fn multiply(args: Multiply) -> Result<Json<Product>, ToolError> {
             a.rows, a.cols, b.rows, b.cols
         )));
     }
-    let (c, device) = product(&a, &b, args.device)?;
+    let (c, device, _) = product(&a, &b, args.device)?;
     Ok(Json(Product { c: c.chunks(b.cols).map(<[f32]>::to_vec).collect(), device }))
 }
 
@@ -170,7 +196,7 @@ fn bench(args: Bench) -> Result<Json<BenchResult>, ToolError> {
     let n = args.n as usize;
     let (a, b) = (Matrix::generated(n, args.seed), Matrix::generated(n, args.seed.wrapping_add(1)));
     let started = std::time::Instant::now();
-    let (c, device) = product(&a, &b, args.device)?;
+    let (c, device, product_ms) = product(&a, &b, args.device)?;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(Json(BenchResult {
         n: args.n,
@@ -178,6 +204,7 @@ fn bench(args: Bench) -> Result<Json<BenchResult>, ToolError> {
         sum: c.iter().map(|&v| f64::from(v)).sum(),
         corners: [c[0], c[c.len() - 1]],
         ms,
+        product_ms,
     }))
 }
 
@@ -186,7 +213,7 @@ fn tools() -> Vec<Tool> {
         Tool::new(
             "matmul",
             "Multiplies two matrices of numbers (a: m×k rows, b: k×n rows) and returns the m×n product. \
-             Runs on the GPU when the node grants one, else on the CPU; `device` forces either.",
+             Runs on the GPU when the node grants one, else on the CPU (the node's host linear algebra, or inside wasm); `device` forces one (`gpu`, `cpu`, `wasm`).",
             multiply,
         )
         .read_only()

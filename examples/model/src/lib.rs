@@ -7,12 +7,14 @@
 //! `scripts/fetch-model.sh` fetches them). Per call: the texts are
 //! tokenized in the guest ([`tokenizer`]), then run through the model on
 //! the GPU through toolmesh's GPU interface ([`gpu`], WGSL kernels in
-//! `src/kernels/`) or on the CPU inside wasm ([`cpu`]), mean-pooled over
-//! their tokens and L2-normalised, as sentence-transformers does.
+//! `src/kernels/`), on the node's cores through toolmesh's host linear
+//! algebra ([`host`]) or on the CPU inside wasm ([`cpu`]), mean-pooled
+//! over their tokens and L2-normalised, as sentence-transformers does.
 #![deny(missing_docs)]
 
 pub mod cpu;
 pub mod gpu;
+pub mod host;
 pub mod tokenizer;
 pub mod weights;
 
@@ -24,6 +26,7 @@ mod files {
 
 use tokenizer::Tokenizer;
 use toolmesh_guest::gpu::{DeviceKind, Gpu};
+use toolmesh_guest::linalg::Linalg;
 use toolmesh_guest::prelude::*;
 use weights::{HIDDEN, Model};
 
@@ -51,8 +54,11 @@ pub enum Device {
     Auto,
     /// The GPU; fails without one.
     Gpu,
-    /// The CPU, inside the sandbox.
+    /// The CPU: the node's host linear algebra where it offers it, else
+    /// inside wasm.
     Cpu,
+    /// The CPU inside wasm only.
+    Wasm,
 }
 
 /// Arguments of `embed`.
@@ -61,7 +67,7 @@ pub enum Device {
 struct Embed {
     /// The texts to embed: 1 to 128, each at most 10000 characters (100000 in all), cut at 254 word pieces.
     texts: Vec<String>,
-    /// Where to compute: `auto` (a hardware GPU when granted, else the CPU), `gpu` or `cpu`.
+    /// Where to compute: `auto` (a hardware GPU when granted, else the CPU), `gpu`, `cpu` (the node's host linear algebra, else wasm) or `wasm` (the CPU inside the sandbox only).
     #[serde(default)]
     device: Device,
 }
@@ -74,7 +80,7 @@ struct Similarity {
     query: String,
     /// The texts to rank: 1 to 127, each at most 10000 characters (100000 in all with the query).
     candidates: Vec<String>,
-    /// Where to compute: `auto` (a hardware GPU when granted, else the CPU), `gpu` or `cpu`.
+    /// Where to compute: `auto` (a hardware GPU when granted, else the CPU), `gpu`, `cpu` (the node's host linear algebra, else wasm) or `wasm` (the CPU inside the sandbox only).
     #[serde(default)]
     device: Device,
 }
@@ -86,7 +92,7 @@ struct Embeddings {
     embeddings: Vec<Vec<f32>>,
     /// The length of each vector (384).
     dimensions: usize,
-    /// Where they were computed: `gpu: <adapter>` or `cpu`.
+    /// Where they were computed: `gpu: <adapter>`, `cpu` (host linear algebra) or `wasm`.
     device: String,
     /// Tokens the model saw of each text, `[CLS]` and `[SEP]` included (at most 256).
     tokens: Vec<usize>,
@@ -108,7 +114,7 @@ struct Match {
 struct Ranking {
     /// The candidates, most similar first.
     ranked: Vec<Match>,
-    /// Where the embeddings were computed: `gpu: <adapter>` or `cpu`.
+    /// Where the embeddings were computed: `gpu: <adapter>`, `cpu` (host linear algebra) or `wasm`.
     device: String,
 }
 
@@ -147,7 +153,7 @@ pub struct Embedded {
     pub vectors: Vec<Vec<f32>>,
     /// Tokens the model saw of each text.
     pub tokens: Vec<usize>,
-    /// Where: `gpu: <adapter>` or `cpu`.
+    /// Where: `gpu: <adapter>`, `cpu` (host linear algebra) or `wasm`.
     pub device: String,
 }
 
@@ -155,7 +161,8 @@ pub struct Embedded {
 /// device's name.
 ///
 /// `auto` uses the GPU only when it is not a software adapter (such as
-/// lavapipe): on those the CPU path inside wasm is faster.
+/// lavapipe): on those the CPU is faster. The CPU is the node's host
+/// linear algebra where it offers it, else the loops in wasm.
 pub fn embed_texts(texts: &[&str], device: Device) -> Result<Embedded, ToolError> {
     let ids = tokenize(texts)?;
     let tokens: Vec<usize> = ids.iter().map(Vec::len).collect();
@@ -166,7 +173,7 @@ pub fn embed_texts(texts: &[&str], device: Device) -> Result<Embedded, ToolError
         )));
     }
     let model = Model::embedded().map_err(ToolError::failed)?;
-    if device != Device::Cpu {
+    if matches!(device, Device::Auto | Device::Gpu) {
         match Gpu::open() {
             Ok(gpu) if device == Device::Gpu || gpu.info().kind != DeviceKind::Cpu => {
                 let vectors = gpu::embed(&gpu, &model, &ids)?;
@@ -177,8 +184,14 @@ pub fn embed_texts(texts: &[&str], device: Device) -> Result<Embedded, ToolError
             Err(_) => {}
         }
     }
+    if device != Device::Wasm
+        && let Ok(linalg) = Linalg::open()
+    {
+        let vectors = host::embed(&linalg, &model, &ids)?;
+        return Ok(Embedded { vectors, tokens, device: "cpu".into() });
+    }
     let vectors = ids.iter().map(|ids| cpu::embed(&model, ids)).collect();
-    Ok(Embedded { vectors, tokens, device: "cpu".into() })
+    Ok(Embedded { vectors, tokens, device: "wasm".into() })
 }
 
 fn embed(args: Embed) -> Result<Json<Embeddings>, ToolError> {

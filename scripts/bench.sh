@@ -8,8 +8,11 @@
 # NATS → node against the embedded `tool serve`, and failover time;
 # `scripts/bench.sh gpu` matmul through the sandbox's GPU interface
 # against the same WGSL run natively with wgpu, and the CPU inside wasm;
-# `scripts/bench.sh model` model.wasm's `embed` (GPU and CPU paths) against
+# `scripts/bench.sh model` model.wasm's `embed` of 128 sentences (GPU, host
+# linear algebra and wasm paths) and of one short sentence against
 # sentence-transformers on PyTorch, and publishing the ~92 MB component;
+# `scripts/bench.sh linalg` a matrix product through host linear algebra
+# against the same `gemm` called natively, and inside wasm;
 # `scripts/bench.sh code` run_python and run_javascript through the release
 # `tool serve` against native `python3 -c` and `node -e`;
 # `scripts/bench.sh plain` a plain-WIT component against a toolmesh-world
@@ -23,10 +26,10 @@ cd "$(dirname "$0")/.."
 scripts/build-components.sh
 case "${1:-sandbox}" in
     sandbox) cargo bench --locked -p toolmesh-host --bench sandbox ;;
-    mcp|cold|mesh|gpu|model|code|plain|sdk) cargo build --locked --release -p toolmesh-host --bin tool
+    mcp|cold|mesh|gpu|model|linalg|code|plain|sdk) cargo build --locked --release -p toolmesh-host --bin tool
          cargo bench --locked -p toolmesh-host --bench "$1" ;;
     code-tools) cargo build --locked --release -p toolmesh-host --bin tool
          cargo bench --locked -p toolmesh-host --bench code_tools ;;
     registry) cargo bench --locked -p toolmesh-registry --bench transfer ;;
-    *) echo "usage: scripts/bench.sh [sandbox|mcp|cold|mesh|gpu|model|code|code-tools|plain|sdk|registry]" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh [sandbox|mcp|cold|mesh|gpu|model|linalg|code|code-tools|plain|sdk|registry]" >&2; exit 2 ;;
 esac

@@ -1,9 +1,11 @@
 //! `model.wasm` (all-MiniLM-L6-v2 in a component) measured the way users
 //! run it: the release `tool serve` granting GPU compute, in its own
-//! process, called over MCP with `embed` of a batch of 32 sentences, on
-//! the GPU path and on the CPU path inside the sandbox; beside
-//! sentence-transformers on PyTorch (CPU) embedding the same 32 sentences
-//! on the same machine (`model/baseline.py`, in the Python environment of
+//! process, called over MCP with `embed` of a batch of 128 sentences in one
+//! call, on the GPU path (skipped on a software adapter, where it says
+//! nothing about a GPU), the CPU path through host linear algebra and the
+//! CPU path inside wasm; and the latency of one short sentence; beside
+//! sentence-transformers on PyTorch (CPU) embedding the same sentences on
+//! the same machine (`model/baseline.py`, in the Python environment of
 //! `examples/model/reference/make_reference.py`, or `$TOOLMESH_ST_PYTHON`).
 //!
 //! Also the costs a user meets once: publishing the ~92 MB component into
@@ -15,15 +17,19 @@
 
 mod common;
 
-use common::{call_raw, call_tool, components, start_gpu_serve};
+use common::{call_raw, call_tool, components, start_gpu_serve_with};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
 const RUNS: usize = 5;
+/// Sentences of one batch.
+const BATCH: usize = 128;
+/// Calls timed for the latency of one short sentence.
+const SINGLES: usize = 21;
 
-/// 32 sentences of everyday lengths (6 to 40 words).
+/// 128 sentences of everyday lengths (6 to 40 words).
 fn sentences() -> Vec<String> {
     let subjects = ["A man", "The committee", "My neighbour's dog", "An old lighthouse keeper"];
     let verbs = ["is eating", "reviewed", "quietly watched", "wrote a long letter about"];
@@ -34,7 +40,7 @@ fn sentences() -> Vec<String> {
         "how the city changed after the new railway opened and the old market closed its doors for good, \
          leaving the square empty on Sundays.",
     ];
-    (0..32).map(|i| format!("{} {} {}", subjects[i % 4], verbs[(i / 4) % 4], objects[(i / 16 + i) % 4])).collect()
+    (0..BATCH).map(|i| format!("{} {} {}", subjects[i % 4], verbs[(i / 4) % 4], objects[(i / 16 + i) % 4])).collect()
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -48,8 +54,9 @@ fn model_dir() -> PathBuf {
         .unwrap_or_else(|| dirs::home_dir().expect("a home directory").join(".cache/toolmesh/model/all-MiniLM-L6-v2"))
 }
 
-/// sentence-transformers on PyTorch: median seconds of one batch.
-fn baseline(sentences: &[String]) -> Option<(f64, String)> {
+/// sentence-transformers on PyTorch: median seconds of one batch, of one
+/// short sentence, and what ran it.
+fn baseline(sentences: &[String]) -> Option<(f64, f64, String)> {
     let python = std::env::var_os("TOOLMESH_ST_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| dirs::home_dir().expect("a home directory").join(".cache/toolmesh/st-venv/bin/python"));
@@ -73,13 +80,17 @@ fn baseline(sentences: &[String]) -> Option<(f64, String)> {
     assert!(out.status.success(), "baseline failed: {}", String::from_utf8_lossy(&out.stderr));
     let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect("baseline JSON");
     let seconds = line["seconds"].as_f64().unwrap();
-    Some((seconds, format!("PyTorch {} on {} threads", line["torch"], line["threads"])))
+    let single = line["single_seconds"].as_f64().unwrap();
+    Some((seconds, single, format!("PyTorch {} on {} threads", line["torch"], line["threads"])))
 }
 
 fn main() {
     let sentences = sentences();
     let data = tempfile::tempdir().unwrap();
-    let (_serve, url) = start_gpu_serve(data.path());
+    // No examples: nothing compiles in the background while it is measured.
+    let no_examples = data.path().join("no-examples");
+    std::fs::create_dir_all(&no_examples).unwrap();
+    let (_serve, url) = start_gpu_serve_with(data.path(), &no_examples);
     let base = url.trim_end_matches("/mcp").to_owned();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let http = toolmesh_registry::client::http_builder().build().unwrap();
@@ -119,27 +130,49 @@ fn main() {
         let (_, later) = call_tool(&http, &url, "bench.model.embed", short).await;
         println!("model.wasm: {:.1} MB; `tool publish` {:.2} s", size as f64 / 1e6, publish_s);
         println!("first call of the new tool {first:.0} ms, a later one {later:.0} ms (one short text, CPU path)");
-        let (out, _) = embed("gpu").await;
+        let (out, _) =
+            call_tool(&http, &url, "bench.model.embed", json!({"texts": ["which GPU"], "device": "gpu"})).await;
         let adapter = out["device"].as_str().unwrap().to_owned();
-        println!("| path | batch of 32, median | sentences/s |");
+        let software = ["llvmpipe", "lavapipe", "SwiftShader"].iter().any(|name| adapter.contains(name));
+        println!("| path | batch of {BATCH}, median | sentences/s |");
         println!("|---|---|---|");
-        for device in ["gpu", "cpu"] {
+        let mut cpu_s = None;
+        for device in ["gpu", "cpu", "wasm"] {
+            if device == "gpu" && software {
+                println!("| model.wasm, {adapter} | skipped: a software adapter | — |");
+                continue;
+            }
+            let runs = if device == "wasm" { 3 } else { RUNS };
             let mut seconds = Vec::new();
-            for _ in 0..RUNS {
+            for _ in 0..runs {
                 let (out, ms) = embed(device).await;
-                assert_eq!(out["embeddings"].as_array().unwrap().len(), 32);
+                assert_eq!(out["embeddings"].as_array().unwrap().len(), BATCH);
                 seconds.push(ms / 1000.0);
             }
             let s = median(seconds);
-            let name = if device == "gpu" {
-                format!("model.wasm, {adapter}")
-            } else {
-                "model.wasm, CPU in the sandbox".into()
+            let name = match device {
+                "gpu" => format!("model.wasm, {adapter}"),
+                "cpu" => {
+                    cpu_s = Some(s);
+                    "model.wasm, CPU through host linear algebra".into()
+                }
+                _ => "model.wasm, CPU inside wasm".into(),
             };
-            println!("| {name} | {:.0} ms | {:.1} |", s * 1000.0, 32.0 / s);
+            println!("| {name} | {:.0} ms | {:.1} |", s * 1000.0, BATCH as f64 / s);
         }
-        if let Some((s, what)) = baseline(&sentences) {
-            println!("| sentence-transformers, {what} | {:.0} ms | {:.1} |", s * 1000.0, 32.0 / s);
+        let mut single = Vec::new();
+        for _ in 0..SINGLES {
+            let args = json!({"texts": [sentences[0]], "device": "cpu"});
+            single.push(call_tool(&http, &url, "bench.model.embed", args).await.1);
+        }
+        let single_ms = median(single);
+        println!("one short sentence through host linear algebra: p50 {single_ms:.1} ms ({SINGLES} calls)");
+        if let Some((s, one, what)) = baseline(&sentences) {
+            println!("| sentence-transformers, {what} | {:.0} ms | {:.1} |", s * 1000.0, BATCH as f64 / s);
+            println!("one short sentence, sentence-transformers: p50 {:.1} ms", one * 1000.0);
+            if let Some(cpu) = cpu_s {
+                println!("host linear algebra against PyTorch, batch of {BATCH}: {:.2}×", s / cpu);
+            }
         }
     });
 }

@@ -338,6 +338,13 @@ pub async fn load(
 /// `tool serve` granting GPU compute, on a fresh data directory with the
 /// examples.
 pub fn start_gpu_serve(data: &Path) -> (ChildGuard, String) {
+    start_gpu_serve_with(data, &components())
+}
+
+/// `tool serve` granting GPU compute, on a fresh data directory with the
+/// components of `examples` (an empty directory: none, so no compiling
+/// in the background competes with what is measured).
+pub fn start_gpu_serve_with(data: &Path, examples: &Path) -> (ChildGuard, String) {
     // A software adapter takes tens of seconds for the largest product:
     // the call's GPU time budget is raised to fit.
     let policy = data.join("policy.toml");
@@ -349,7 +356,7 @@ pub fn start_gpu_serve(data: &Path) -> (ChildGuard, String) {
         .arg("--data")
         .arg(data.join("data"))
         .arg("--examples")
-        .arg(components())
+        .arg(examples)
         .env_remove("TOOLMESH_LOG")
         .stderr(Stdio::piped());
     let (guard, url) = start_announcing(&mut command, |c| c.stderr.take(), "listening on");

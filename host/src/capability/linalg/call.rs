@@ -340,7 +340,7 @@ impl LinalgCall {
         let mut values = service.zeros(count as usize);
         let started = Instant::now();
         let done = service
-            .run(deadline, self.meter.clone(), move |runner| {
+            .run(deadline, self.meter.clone(), flops, move |runner| {
                 job(runner, &mut values)?;
                 Ok((values, reservation))
             })
@@ -399,12 +399,11 @@ impl LinalgCall {
             for block in row_blocks(xv.len() / inputs, per_row) {
                 let dst = &mut out[block.start * outputs..block.end * outputs];
                 runner.block(|| {
-                    use rayon::prelude::*;
                     // Rows in pieces, for the epilogues to spread over the threads.
                     let piece = block.len().div_ceil(threads * 4).max(1) * outputs;
                     if let Some(b) = &b {
                         let bias = &wv.values[b.clone()];
-                        dst.par_chunks_mut(piece).for_each(|rows| {
+                        runner.each(dst.chunks_mut(piece).collect(), |rows| {
                             rows.chunks_exact_mut(outputs).for_each(|row| row.copy_from_slice(bias));
                         });
                     }
@@ -413,7 +412,7 @@ impl LinalgCall {
                     kernels::product(dst, outputs, shape, lhs, Operand::transposed(w, inputs), b.is_some(), threads);
                     let add = addv.as_ref().map(|add| &add[block.start * outputs..block.end * outputs]);
                     if gelu || add.is_some() {
-                        dst.par_chunks_mut(piece).enumerate().for_each(|(i, rows)| {
+                        runner.each(dst.chunks_mut(piece).enumerate().collect(), |(i, rows)| {
                             if gelu {
                                 kernels::gelu_all(rows);
                             }
@@ -510,7 +509,6 @@ impl LinalgCall {
             service.reserve(threads.saturating_mul(longest * longest + longest * d as u64).saturating_mul(4))?;
         let (qv, kv, vv) = (q.values.clone(), k.values.clone(), v.values.clone());
         self.produce("attention", deadline, flops, (rows, cols), move |runner, out| {
-            use rayon::prelude::*;
             let _scratch = scratch;
             // (first row, rows, head) of every step, in groups of about a
             // block's work, each group's steps spread over the threads.
@@ -528,17 +526,14 @@ impl LinalgCall {
                     group.push(step);
                 }
                 let done: Vec<_> = runner.block(|| {
-                    group
-                        .into_par_iter()
-                        .map(|(s, n, h)| {
-                            let span = s * cols..(s + n) * cols;
-                            let mut scores = vec![0.0; n * n];
-                            let mut head = vec![0.0; n * d];
-                            let inputs = (&qv[span.clone()], &kv[span.clone()], &vv[span]);
-                            kernels::attention_head(inputs, (n, cols), (h * d, d), &mut head, &mut scores);
-                            (s, h, head)
-                        })
-                        .collect()
+                    runner.map(group, |(s, n, h)| {
+                        let span = s * cols..(s + n) * cols;
+                        let mut scores = vec![0.0; n * n];
+                        let mut head = vec![0.0; n * d];
+                        let inputs = (&qv[span.clone()], &kv[span.clone()], &vv[span]);
+                        kernels::attention_head(inputs, (n, cols), (h * d, d), &mut head, &mut scores);
+                        (s, h, head)
+                    })
                 })?;
                 for (s, h, head) in done {
                     for (i, row) in head.chunks_exact(d).enumerate() {
@@ -579,8 +574,7 @@ impl LinalgCall {
             out.copy_from_slice(&xv);
             let (gamma, beta) = (&wv.values[gamma], &wv.values[beta]);
             runner.block(|| {
-                use rayon::prelude::*;
-                out.par_chunks_mut(cols).enumerate().for_each(|(i, row)| {
+                runner.each(out.chunks_mut(cols).enumerate().collect(), |(i, row)| {
                     let add = av.as_ref().map(|a| &a[i * cols..(i + 1) * cols]);
                     kernels::layer_norm_row(row, add, gamma, beta, epsilon);
                 });

@@ -16,6 +16,11 @@ use toolmesh_registry::digest::Digest;
 /// milliseconds on a 2-core machine).
 pub(crate) const BLOCK_FLOPS: u64 = 1 << 32;
 
+/// Operations of at most this many floating-point operations (well under
+/// a tenth of a millisecond) run on the calling thread: handing them to the
+/// pool and back would cost more than the work.
+pub(crate) const INLINE_FLOPS: u64 = 1 << 22;
+
 /// Bytes of freed matrix buffers the node keeps for reuse (reserved from
 /// its memory budget at start): a new matrix reuses memory already mapped
 /// instead of faulting in fresh pages.
@@ -240,11 +245,14 @@ impl LinalgService {
 
     /// Runs `job` away from the async threads, on this service's pool one
     /// block at a time (see [`Runner::block`]); if the returned future is
-    /// dropped, the job stops before its next block.
+    /// dropped, the job stops before its next block. A job of at most
+    /// [`INLINE_FLOPS`] runs at once on the calling thread instead, whose
+    /// CPU time the call's meter counts already.
     pub(crate) async fn run<T, F>(
         self: &Arc<Self>,
         deadline: Instant,
         meter: Arc<CallMeter>,
+        flops: u64,
         job: F,
     ) -> Result<T, LinalgError>
     where
@@ -252,8 +260,12 @@ impl LinalgService {
         F: FnOnce(&Runner) -> Result<T, LinalgError> + Send + 'static,
     {
         let cancelled = Arc::new(AtomicBool::new(false));
-        let _stop = StopOnDrop(cancelled.clone());
-        let runner = Runner { service: self.clone(), cancelled, deadline, meter };
+        let inline = flops <= INLINE_FLOPS;
+        let runner = Runner { service: self.clone(), cancelled: cancelled.clone(), deadline, meter, inline };
+        if inline {
+            return job(&runner);
+        }
+        let _stop = StopOnDrop(cancelled);
         match tokio::task::spawn_blocking(move || job(&runner)).await {
             Ok(outcome) => outcome,
             Err(e) => {
@@ -279,12 +291,31 @@ pub(crate) struct Runner {
     cancelled: Arc<AtomicBool>,
     deadline: Instant,
     meter: Arc<CallMeter>,
+    /// Runs its blocks on the calling thread.
+    inline: bool,
 }
 
 impl Runner {
     /// Threads a block may spread over.
     pub(crate) fn threads(&self) -> usize {
-        self.service.threads
+        if self.inline { 1 } else { self.service.threads }
+    }
+
+    /// Runs `f` on each of `items`, spread over the pool's threads when the
+    /// block has more than one.
+    pub(crate) fn each<T: Send>(&self, items: Vec<T>, f: impl Fn(T) + Sync + Send) {
+        use rayon::prelude::*;
+        if self.threads() > 1 {
+            items.into_par_iter().for_each(f);
+        } else {
+            items.into_iter().for_each(f);
+        }
+    }
+
+    /// `f` of each of `items`, in order, spread like [`Runner::each`].
+    pub(crate) fn map<T: Send, R: Send>(&self, items: Vec<T>, f: impl Fn(T) -> R + Sync + Send) -> Vec<R> {
+        use rayon::prelude::*;
+        if self.threads() > 1 { items.into_par_iter().map(f).collect() } else { items.into_iter().map(f).collect() }
     }
 
     /// Runs one block of work on the pool, after the blocks of other calls
@@ -292,6 +323,9 @@ impl Runner {
     /// (wall-clock time × threads) counts as the call's CPU time.
     pub(crate) fn block<R: Send>(&self, work: impl FnOnce() -> R + Send) -> Result<R, LinalgError> {
         self.check()?;
+        if self.inline {
+            return Ok(work());
+        }
         let _turn = self.service.turn.blocking_lock();
         self.check()?;
         let started = Instant::now();
@@ -358,6 +392,7 @@ mod tests {
             cancelled: Arc::new(AtomicBool::new(false)),
             deadline: Instant::now() + Duration::from_secs(60),
             meter: meter.clone(),
+            inline: false,
         };
         let spun = runner.block(|| {
             let start = Instant::now();
@@ -370,6 +405,13 @@ mod tests {
         assert!(matches!(runner.block(|| ()), Err(LinalgError::Timeout(_))));
         let late = Runner { deadline: Instant::now(), cancelled: Arc::new(AtomicBool::new(false)), ..runner };
         assert!(matches!(late.block(|| ()), Err(LinalgError::Timeout(_))));
+        // A small job runs on the calling thread, one thread wide, still
+        // within its deadline.
+        let here = std::thread::current().id();
+        let inline = Runner { deadline: Instant::now() + Duration::from_secs(60), inline: true, ..late };
+        assert_eq!(inline.threads(), 1);
+        assert_eq!(inline.block(|| std::thread::current().id()).unwrap(), here);
+        assert_eq!(inline.map(vec![1, 2, 3], |i| i * 2), vec![2, 4, 6]);
         let blocks: Vec<_> = row_blocks(10, BLOCK_FLOPS / 4).collect();
         assert_eq!(blocks, vec![0..4, 4..8, 8..10]);
         assert_eq!(row_blocks(3, u64::MAX).count(), 3, "at least a row a block");

@@ -235,3 +235,108 @@ fn a_binding_that_does_not_fit_the_kernel_is_refused() {
     let text = Run::failure(&gpu_run("gpu_abuse", "run_wgsl", json!({"wgsl": wgsl, "buffers": [[1]]}), ""));
     assert!(text.contains("binds @binding [0, 1]") && text.contains("gives [0]"), "{text}");
 }
+
+/// One upload for `gpu_abuse`'s `weights`: `values` under their own SHA-256.
+fn upload(values: &[u32]) -> Value {
+    use sha2::Digest as _;
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let sha: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    json!({"values": values, "sha256": sha})
+}
+
+#[test]
+fn kept_weights_are_found_again_and_no_kernel_or_write_can_change_them() {
+    let values: Vec<u32> = (1..=64).collect();
+    let then = ["read", "sum", "write", "bind_writable", "read"];
+    let args = json!({"uploads": [upload(&values), upload(&values)], "then": then});
+    let out = Run::structured(&gpu_run("gpu_abuse", "weights", args, ""));
+    assert_eq!(out["found"], json!([false, true]), "the second is the copy the first kept: {out}");
+    assert_eq!(out["answers"], json!(["ok", "ok"]));
+    let answers = out["then"].as_array().unwrap();
+    assert_eq!(answers[0], json!(values));
+    assert_eq!(answers[1], json!([2080]), "a read-only kernel sums them");
+    let write = answers[2].as_str().unwrap();
+    assert!(write.contains("read-only"), "{write}");
+    let bind = answers[3].as_str().unwrap();
+    assert!(bind.contains("read-only") && bind.contains("@binding(0)"), "{bind}");
+    assert_eq!(answers[4], json!(values), "unchanged after both tries");
+}
+
+#[test]
+fn uploads_with_a_wrong_hash_length_or_size_are_refused() {
+    let good = upload(&[7, 8, 9, 10]);
+    let mut wrong_hash = upload(&[7, 8, 9, 10]);
+    wrong_hash["sha256"] = upload(&[1])["sha256"].clone();
+    let mut short = upload(&[7, 8, 9, 10]);
+    short["length"] = json!(20);
+    let mut odd = upload(&[7, 8, 9, 10]);
+    odd["length"] = json!(6);
+    let mut huge = upload(&[7, 8, 9, 10]);
+    huge["length"] = json!(1u64 << 40);
+    let mut not_hex = upload(&[7, 8, 9, 10]);
+    not_hex["sha256"] = json!("../../etc/passwd");
+    let args = json!({"uploads": [wrong_hash, short, odd, huge, not_hex, good], "then": ["read"]});
+    let out = Run::structured(&gpu_run("gpu_abuse", "weights", args, ""));
+    let answers: Vec<&str> = out["answers"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert!(answers[0].contains("the upload's SHA-256 is"), "{}", answers[0]);
+    assert!(answers[1].contains("16 bytes written of an upload of 20"), "{}", answers[1]);
+    assert!(answers[2].contains("multiple of 4"), "{}", answers[2]);
+    assert!(answers[3].contains("over the most one upload may hold"), "{}", answers[3]);
+    assert!(answers[4].contains("is not a SHA-256"), "{}", answers[4]);
+    assert_eq!(answers[5], "ok");
+    assert_eq!(out["found"], json!([false, false, false, false, false, false]), "nothing refused was kept");
+    assert_eq!(out["then"], json!([[7, 8, 9, 10]]));
+}
+
+#[test]
+fn a_flood_of_weights_stays_within_the_nodes_weights_memory() {
+    // Six distinct 16 KiB weights against 64 KiB of weights memory.
+    let uploads: Vec<Value> = (0..6u32).map(|i| upload(&vec![i; 4 << 10])).collect();
+    let policy = "weights_memory = \"64KiB\"";
+    // Dropped at once, each makes room by evicting the least recently used.
+    let out = Run::structured(&gpu_run("gpu_abuse", "weights", json!({"uploads": uploads}), policy));
+    assert_eq!(out["answers"], json!(["ok", "ok", "ok", "ok", "ok", "ok"]), "{out}");
+    // Held, the fifth no longer fits and nothing held is evicted for it.
+    let out = Run::structured(&gpu_run("gpu_abuse", "weights", json!({"uploads": uploads, "hold": true}), policy));
+    let answers = out["answers"].as_array().unwrap();
+    assert_eq!(answers[..4], [json!("ok"), json!("ok"), json!("ok"), json!("ok")], "{out}");
+    for refused in &answers[4..] {
+        let text = refused.as_str().unwrap();
+        assert!(text.contains("GPU quota exceeded") && text.contains("weights memory"), "{text}");
+    }
+}
+
+#[test]
+fn subgroup_operations_and_half_floats_run_where_the_adapter_has_them() {
+    let info = adapter_or_explain();
+    let features: Vec<&str> = info["features"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    assert!(features.iter().all(|f| ["f16", "subgroups"].contains(f)), "{features:?}");
+    // Each invocation writes its subgroup's sum of ones: its size.
+    let subgroups = "@group(0) @binding(0) var<storage, read_write> v: array<u32>;
+        @compute @workgroup_size(64) fn main(
+            @builtin(global_invocation_id) id: vec3<u32>, @builtin(subgroup_size) size: u32) {
+            v[id.x] = subgroupAdd(1u) * 1000u + size;
+        }";
+    let run = gpu_run("gpu_abuse", "run_wgsl", json!({"wgsl": subgroups, "buffers": [], "zeroed": [256]}), "");
+    if features.contains(&"subgroups") {
+        let values = Run::structured(&run)["values"].as_array().unwrap().clone();
+        let size = values[0].as_u64().unwrap() % 1000;
+        assert!(size >= 1 && 64 % size == 0, "{values:?}");
+        assert!(values.iter().all(|v| v.as_u64() == Some(size * 1001)), "{values:?}");
+    } else {
+        assert!(Run::failure(&run).contains("invalid shader"));
+    }
+    // Halves read from a u32 buffer: 1.5 and -2 packed in one word.
+    let halves = "enable f16;
+        @group(0) @binding(0) var<storage, read> h: array<f16>;
+        @group(0) @binding(1) var<storage, read_write> out: array<u32>;
+        @compute @workgroup_size(1) fn main() { out[0] = bitcast<u32>(f32(h[0]) * f32(h[1])); }";
+    let packed = 0x3e00u32 | (0xc000u32 << 16);
+    let run =
+        gpu_run("gpu_abuse", "run_wgsl", json!({"wgsl": halves, "buffers": [[packed]], "zeroed": [4], "read": 1}), "");
+    if features.contains(&"f16") {
+        assert_eq!(Run::structured(&run), json!({"values": [(-3.0f32).to_bits()]}));
+    } else {
+        assert!(Run::failure(&run).contains("invalid shader"));
+    }
+}

@@ -78,6 +78,17 @@ impl Gpu {
         &self.info
     }
 
+    /// The optional features kernels may use here, in WGSL's words: `f16`
+    /// (`enable f16;`), `subgroups`.
+    pub fn features(&self) -> Result<Vec<String>, GpuError> {
+        wit::features()
+    }
+
+    /// Whether kernels may use `feature` (`f16`, `subgroups`) here.
+    pub fn has(&self, feature: &str) -> bool {
+        self.features().is_ok_and(|all| all.iter().any(|f| f == feature))
+    }
+
     /// A zeroed buffer of `bytes` bytes (rounded up to a multiple of 4,
     /// at least 4).
     pub fn zeroed(&self, bytes: u64) -> Result<Buffer, GpuError> {
@@ -114,6 +125,34 @@ impl Gpu {
         let buffer = self.zeroed(size as u64)?;
         buffer.write_bytes(0, bytes)?;
         Ok(buffer)
+    }
+
+    /// The component's weights with SHA-256 `sha256` (64 hex digits) as a
+    /// read-only buffer: the copy the node keeps on the GPU, or `bytes`
+    /// (a multiple of 4, whose SHA-256 that must be) uploaded and kept for
+    /// the component's later calls. Kernels bind it as
+    /// `var<storage, read>`.
+    pub fn weights(&self, sha256: &str, bytes: &[u8]) -> Result<Buffer, GpuError> {
+        match self.find_weights(sha256)? {
+            Some(kept) => Ok(kept),
+            None => self.upload_weights(sha256, bytes),
+        }
+    }
+
+    /// The component's weights with SHA-256 `sha256`, if the node keeps
+    /// them on the GPU (for weights that cost work to make).
+    pub fn find_weights(&self, sha256: &str) -> Result<Option<Buffer>, GpuError> {
+        Ok(wit::Buffer::find_weights(sha256)?.map(|inner| Buffer { inner, chunk: self.chunk() }))
+    }
+
+    /// Uploads `bytes` (a multiple of 4, whose SHA-256 `sha256` must be)
+    /// in pieces as weights the node keeps for the component.
+    pub fn upload_weights(&self, sha256: &str, bytes: &[u8]) -> Result<Buffer, GpuError> {
+        let upload = wit::WeightsUpload::start(sha256, bytes.len() as u64)?;
+        for piece in bytes.chunks(self.chunk()) {
+            upload.write(piece)?;
+        }
+        Ok(Buffer { inner: wit::WeightsUpload::finish(upload)?, chunk: self.chunk() })
     }
 
     /// Validates and compiles the compute entry point `entry` of `wgsl`.

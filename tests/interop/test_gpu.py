@@ -10,8 +10,10 @@ the hostile shaders are written here.
 Fixtures are in conftest.py.
 """
 
+import hashlib
 import json
 import random
+import struct
 import urllib.request
 
 import mcp
@@ -94,6 +96,23 @@ async def test_gpu_calls_through_mcp_are_contained_and_the_node_keeps_serving(tm
             assert filled.structured_content["values"] == [0xABABAB] * 8
             fresh = await client.call_tool("test.gpu.alloc", {"bytes": 4 << 20, "count": 4, "read": True})
             assert fresh.structured_content == {"buffers": 4, "nonzero_bytes": 0}
+
+            # Weights kept by the node: the first call uploads them, the
+            # next finds them, and neither a write nor a kernel that may
+            # write changes them.
+            values = list(range(1, 1025))
+            weights = {
+                "uploads": [{"values": values, "sha256": hashlib.sha256(struct.pack("<1024I", *values)).hexdigest()}],
+                "then": ["sum"],
+            }
+            first = await client.call_tool("test.gpu.weights", weights)
+            assert not first.is_error, text_of(first)
+            assert first.structured_content["found"] == [False] and first.structured_content["then"] == [[524800]]
+            again = await client.call_tool("test.gpu.weights", {**weights, "then": ["write", "bind_writable", "read"]})
+            assert not again.is_error, text_of(again)
+            assert again.structured_content["found"] == [True], again.structured_content
+            write, bind, read = again.structured_content["then"]
+            assert "read-only" in write and "read-only" in bind and read == values
 
             # Hostile calls, each with its own clear error.
             hostile = [

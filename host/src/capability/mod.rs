@@ -144,8 +144,9 @@ pub static CAPABILITIES: &[Capability] = &[
     },
     Capability {
         name: "types",
-        interfaces: &["toolmesh:tool/types"],
-        summary: "the types of the tool interface",
+        // `mcp-types` holds types only: nothing to link.
+        interfaces: &["toolmesh:tool/types", "toolmesh:tool/mcp-types"],
+        summary: "the types of the tool interface and of MCP",
         link: |linker| toolmesh::types::add_to_linker::<_, HasSelf<CallState>>(linker, |state| state),
         denied: never,
         setup: nothing,

@@ -307,6 +307,8 @@ struct GpuFile {
     #[serde(deserialize_with = "de_duration")]
     time_budget: Duration,
     max_loop_iterations: u32,
+    #[serde(deserialize_with = "de_size")]
+    weights_memory: u64,
 }
 
 impl Default for GpuFile {
@@ -319,6 +321,7 @@ impl Default for GpuFile {
             max_dispatches: limits.max_dispatches,
             time_budget: limits.time_budget,
             max_loop_iterations: limits.max_loop_iterations,
+            weights_memory: limits.weights_memory,
         }
     }
 }
@@ -456,6 +459,7 @@ impl Policy {
                 max_dispatches: file.gpu.max_dispatches,
                 time_budget: file.gpu.time_budget,
                 max_loop_iterations: file.gpu.max_loop_iterations.max(1),
+                weights_memory: file.gpu.weights_memory,
                 ..GpuLimits::default()
             },
             publishers: PublisherPolicy { allow_unsigned, trusted },

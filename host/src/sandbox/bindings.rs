@@ -10,6 +10,7 @@ wasmtime::component::bindgen!({
     with: {
         "toolmesh:tool/gpu.buffer": crate::capability::gpu::GpuBuffer,
         "toolmesh:tool/gpu.kernel": crate::capability::gpu::GpuKernel,
+        "toolmesh:tool/gpu.weights-upload": crate::capability::gpu::GpuUpload,
         "toolmesh:tool/linalg.matrix": crate::capability::linalg::LinalgMatrix,
         "toolmesh:tool/linalg.weights": crate::capability::linalg::LinalgWeights,
         "toolmesh:tool/linalg.upload": crate::capability::linalg::LinalgUpload,

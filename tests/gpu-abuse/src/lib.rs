@@ -1,7 +1,9 @@
 //! A GPU test component: it runs whatever WGSL and workload its caller
 //! sends, so tests written apart from the host can throw hostile shaders,
 //! oversized buffers and dispatch storms at it and check each is contained.
-use toolmesh_guest::gpu::{DeviceKind, Gpu, Workgroups};
+use serde_json::Value;
+use toolmesh_guest::bindings::toolmesh::tool::gpu as wit;
+use toolmesh_guest::gpu::{DeviceKind, Gpu, GpuError, Workgroups};
 use toolmesh_guest::prelude::*;
 
 #[derive(Deserialize, JsonSchema)]
@@ -74,6 +76,8 @@ struct AdapterOut {
     max_dispatches: u32,
     time_budget_ms: u64,
     max_loop_iterations: u32,
+    /// Optional features kernels may use.
+    features: Vec<String>,
 }
 
 /// What a workload returned.
@@ -110,6 +114,7 @@ fn adapter(_: NoArgs) -> Result<Json<AdapterOut>, ToolError> {
         max_dispatches: l.max_dispatches,
         time_budget_ms: l.time_budget_ms,
         max_loop_iterations: l.max_loop_iterations,
+        features: gpu.features()?,
     }))
 }
 
@@ -157,6 +162,115 @@ fn dispatch_storm(args: Storm) -> Result<Json<Values>, ToolError> {
     Ok(Json(Values { values: counter.read_u32()? }))
 }
 
+/// One upload of `weights`.
+#[derive(Deserialize, JsonSchema)]
+struct Upload {
+    /// The values, as little-endian bytes.
+    values: Vec<u32>,
+    /// The SHA-256 claimed for them.
+    sha256: String,
+    /// The length claimed in bytes; the values' when absent.
+    length: Option<u64>,
+}
+
+/// Arguments of `weights`.
+#[derive(Deserialize, JsonSchema)]
+struct KeepArgs {
+    /// Weights to keep, one after another: each found if the node keeps
+    /// it, else uploaded.
+    uploads: Vec<Upload>,
+    /// Hold every kept buffer to the end of the call (else each is dropped
+    /// at once).
+    #[serde(default)]
+    hold: bool,
+    /// What to try on the first kept weights afterwards, in order: `read`
+    /// (read them back), `sum` (a read-only kernel sums them), `write` (a
+    /// write into them), `bind_writable` (a kernel that may write them).
+    #[serde(default)]
+    then: Vec<String>,
+}
+
+/// What `weights` met.
+#[derive(Serialize, JsonSchema)]
+struct Kept {
+    /// For each upload, whether the node already kept it.
+    found: Vec<bool>,
+    /// For each upload, `ok` or the error.
+    answers: Vec<String>,
+    /// For each of `then`, the values read back or the error.
+    then: Vec<Value>,
+}
+
+const SUM: &str = "@group(0) @binding(0) var<storage, read> w: array<u32>;
+    @group(0) @binding(1) var<storage, read_write> out: array<u32>;
+    @compute @workgroup_size(1) fn main() {
+        var total = 0u;
+        for (var i = 0u; i < arrayLength(&w); i++) { total += w[i]; }
+        out[0] = total;
+    }";
+
+const BUMP: &str = "@group(0) @binding(0) var<storage, read_write> w: array<u32>;
+    @compute @workgroup_size(1) fn main() { w[0] = w[0] + 1u; }";
+
+/// Finds or uploads one of `weights`' uploads; whether it was found.
+fn keep(upload: &Upload) -> Result<(bool, wit::Buffer), GpuError> {
+    if let Some(kept) = wit::Buffer::find_weights(&upload.sha256)? {
+        return Ok((true, kept));
+    }
+    let bytes: Vec<u8> = upload.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let started = wit::WeightsUpload::start(&upload.sha256, upload.length.unwrap_or(bytes.len() as u64))?;
+    for piece in bytes.chunks(1 << 16) {
+        started.write(piece)?;
+    }
+    Ok((false, wit::WeightsUpload::finish(started)?))
+}
+
+fn weights(args: KeepArgs) -> Result<Json<Kept>, ToolError> {
+    let gpu = Gpu::open()?;
+    let mut out = Kept { found: Vec::new(), answers: Vec::new(), then: Vec::new() };
+    let mut held = Vec::new();
+    for upload in &args.uploads {
+        match keep(upload) {
+            Ok((found, buffer)) => {
+                out.found.push(found);
+                out.answers.push("ok".into());
+                if args.hold || held.is_empty() {
+                    held.push(buffer);
+                }
+            }
+            Err(e) => {
+                out.found.push(false);
+                out.answers.push(e.message());
+            }
+        }
+    }
+    let first = held.first().ok_or_else(|| ToolError::failed("no weights were kept"))?;
+    let bind = |kernel: &str, extra: Option<&wit::Buffer>| -> Result<(), GpuError> {
+        let kernel = wit::Kernel::compile(kernel, "main")?;
+        let mut bindings = vec![wit::Binding { index: 0, buffer: first }];
+        bindings.extend(extra.map(|buffer| wit::Binding { index: 1, buffer }));
+        kernel.dispatch(&bindings, (1, 1, 1))
+    };
+    let words = |bytes: Vec<u8>| -> Value {
+        bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<_>>().into()
+    };
+    for action in &args.then {
+        let answer = match action.as_str() {
+            "read" => first.read(0, first.size()).map(words),
+            "sum" => wit::Buffer::create(4).and_then(|total| {
+                bind(SUM, Some(&total))?;
+                total.read(0, 4).map(words)
+            }),
+            "write" => first.write(0, &[1, 0, 0, 0]).map(|()| Value::from("ok")),
+            "bind_writable" => bind(BUMP, None).and_then(|()| wit::finish()).map(|()| Value::from("ok")),
+            other => return Err(ToolError::invalid_arguments(format!("then: unknown action `{other}`"))),
+        };
+        out.then.push(answer.unwrap_or_else(|e| Value::from(e.message())));
+    }
+    drop(gpu);
+    Ok(Json(out))
+}
+
 fn tools() -> Vec<Tool> {
     vec![
         Tool::new("adapter", "Describes the GPU adapter and this call's budgets.", adapter),
@@ -166,6 +280,11 @@ fn tools() -> Vec<Tool> {
             "dispatch_storm",
             "Queues many one-invocation dispatches that each add one to a counter.",
             dispatch_storm,
+        ),
+        Tool::new(
+            "weights",
+            "Keeps weights on the GPU (found, else uploaded) and tries reads, kernels and writes on them.",
+            weights,
         ),
     ]
 }

@@ -16,11 +16,14 @@
 
 use super::device::{GpuDevice, GpuService, Kernel};
 use super::driver::{discarded, error_text, panic_text, scoped, wait};
+use super::weights::SharedWeights;
 use super::{GpuError, GpuLimits, shader};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use toolmesh_registry::digest::Digest;
+
+mod weights;
 
 /// Alignment of buffer sizes, offsets and lengths.
 const ALIGN: u64 = wgpu::COPY_BUFFER_ALIGNMENT;
@@ -36,6 +39,9 @@ pub struct GpuBuffer {
     buffer: wgpu::Buffer,
     size: u64,
     generation: u64,
+    /// The kept weights it is, if it is some: read-only, and counted in
+    /// the node's weights memory rather than the call's quota.
+    shared: Option<Arc<SharedWeights>>,
 }
 
 impl GpuBuffer {
@@ -239,12 +245,15 @@ impl GpuCall {
             .await?;
         self.bytes += size;
         let generation = self.device.as_ref().map_or(0, |d| d.generation);
-        Ok(GpuBuffer { buffer, size, generation })
+        Ok(GpuBuffer { buffer, size, generation, shared: None })
     }
 
     /// Takes back a dropped buffer: its bytes are released now if no work
     /// is queued, else after the next completed wait.
     pub(crate) fn release(&mut self, buffer: GpuBuffer) {
+        if buffer.shared.is_some() {
+            return;
+        }
         self.bytes = self.bytes.saturating_sub(buffer.size);
         if self.pending.is_some() {
             self.held += buffer.size;
@@ -256,6 +265,9 @@ impl GpuCall {
     /// queued before it.
     pub(crate) async fn write(&mut self, buffer: &GpuBuffer, offset: u64, data: Vec<u8>) -> Result<(), GpuError> {
         let length = data.len() as u64;
+        if buffer.shared.is_some() {
+            return Err(GpuError::InvalidArgument("kept weights are read-only: they take no writes".into()));
+        }
         self.check_range(buffer, offset, length)?;
         if length == 0 {
             return Ok(());
@@ -382,12 +394,13 @@ impl GpuCall {
         }
         self.kernels += 1;
         let component = self.component;
+        let features = self.service()?.features();
         let key = Digest::of(format!("{entry}\n{}\n{source}", limits.max_loop_iterations).as_bytes());
         let kernel = self
             .job(move |device| {
                 device
                     .kernel(&component, key, || {
-                        let checked = shader::check(&source, &entry, limits.max_loop_iterations)?;
+                        let checked = shader::check(&source, &entry, limits.max_loop_iterations, features)?;
                         // Checked in a scope of its own, so a pipeline wgpu
                         // refuses is never cached.
                         let scope = device.device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -411,6 +424,7 @@ impl GpuCall {
                             pipeline,
                             layout,
                             bindings: checked.bindings,
+                            writable: checked.writable,
                             workgroup_invocations: checked.workgroup_invocations,
                         })
                     })
@@ -458,6 +472,14 @@ impl GpuCall {
                 kernel.kernel.bindings, given
             )));
         }
+        if let Some((index, _)) =
+            bindings.iter().find(|(index, b)| b.shared.is_some() && kernel.kernel.writable.binary_search(index).is_ok())
+        {
+            return Err(GpuError::InvalidArgument(format!(
+                "kept weights are read-only, and the kernel may write @binding({index}): declare it \
+                 `var<storage, read>`"
+            )));
+        }
         self.dispatches += 1;
         if invocations == 0 {
             return Ok(());
@@ -499,7 +521,7 @@ impl GpuCall {
     }
 
     /// Refuses a buffer or kernel of a device this call no longer uses.
-    async fn check_generation(&mut self, generation: u64) -> Result<(), GpuError> {
+    pub(super) async fn check_generation(&mut self, generation: u64) -> Result<(), GpuError> {
         let device = self.device().await?;
         if generation != device.generation {
             return Err(GpuError::DeviceLost("the kernel or buffer belongs to a GPU device that is gone".into()));

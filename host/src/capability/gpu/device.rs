@@ -14,6 +14,7 @@
 //! goes on serving everything else.
 
 use super::GpuLimits;
+use super::weights::WeightsCache;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,11 @@ const PIPELINES_KEPT: usize = 256;
 /// Retired devices still busy with abandoned work before the node stops
 /// opening new ones.
 pub const MAX_RETIRED: usize = 4;
+
+/// Optional features a device is opened with where the adapter has them:
+/// half-precision floats in shaders (and 16-bit storage) and subgroup
+/// operations. Neither lets a kernel reach memory it is not bound to.
+pub const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::SHADER_F16.union(wgpu::Features::SUBGROUP);
 
 /// The adapter a node offers, in words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +56,8 @@ pub struct GpuService {
     summary: AdapterSummary,
     limits: GpuLimits,
     device_limits: wgpu::Limits,
+    /// The optional features its devices have (of [`OPTIONAL_FEATURES`]).
+    features: wgpu::Features,
     current: Mutex<Option<Arc<GpuDevice>>>,
     next_generation: AtomicU64,
     /// Devices retired while their queues may still be busy.
@@ -63,6 +71,8 @@ pub(crate) struct GpuDevice {
     pub(crate) generation: u64,
     lost: Arc<AtomicBool>,
     pipelines: Mutex<HashMap<(Digest, Digest), Arc<Kernel>>>,
+    /// Weights kept for components on this device.
+    pub(crate) weights: WeightsCache,
 }
 
 /// A compiled compute pipeline and the bindings it expects.
@@ -71,6 +81,8 @@ pub(crate) struct Kernel {
     /// The layout of group 0; `None` for a kernel that binds nothing.
     pub(crate) layout: Option<wgpu::BindGroupLayout>,
     pub(crate) bindings: Vec<u32>,
+    /// The bindings it may write (`var<storage, read_write>`), sorted.
+    pub(crate) writable: Vec<u32>,
     pub(crate) workgroup_invocations: u64,
 }
 
@@ -94,25 +106,45 @@ impl GpuService {
                 .join(" "),
         };
         let device_limits = clamp_limits(&adapter.limits(), &limits);
+        let features = adapter.features() & OPTIONAL_FEATURES;
         let limits = limits.within(&device_limits);
         let service = GpuService {
             adapter,
             summary,
             limits,
             device_limits,
+            features,
             current: Mutex::new(None),
             next_generation: AtomicU64::new(1),
             retired: Mutex::new(Vec::new()),
         };
         // Open the first device now, so a broken driver shows at start.
         service.device().map_err(|e| NoGpu(format!("cannot open the GPU {}: {e}", service.summary.name)))?;
-        tracing::info!(adapter = %service.summary.name, kind = service.summary.kind, backend = %service.summary.backend, "GPU ready");
+        tracing::info!(adapter = %service.summary.name, kind = service.summary.kind, backend = %service.summary.backend, features = ?service.feature_names(), "GPU ready");
         Ok(Arc::new(service))
     }
 
     /// The adapter, in words.
     pub fn summary(&self) -> &AdapterSummary {
         &self.summary
+    }
+
+    /// The optional features kernels may use.
+    pub fn features(&self) -> wgpu::Features {
+        self.features
+    }
+
+    /// The optional features kernels may use, in WGSL's words: `f16`
+    /// (`enable f16;`), `subgroups`.
+    pub fn feature_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        if self.features.contains(wgpu::Features::SHADER_F16) {
+            names.push("f16".to_owned());
+        }
+        if self.features.contains(wgpu::Features::SUBGROUP) {
+            names.push("subgroups".to_owned());
+        }
+        names
     }
 
     /// The budgets of one call, clamped to the device.
@@ -143,6 +175,7 @@ impl GpuService {
         let descriptor = wgpu::DeviceDescriptor {
             label: Some("toolmesh"),
             required_limits: self.device_limits.clone(),
+            required_features: self.features,
             memory_hints: wgpu::MemoryHints::MemoryUsage,
             ..Default::default()
         };
@@ -162,7 +195,14 @@ impl GpuService {
         if generation > 1 {
             tracing::warn!(generation, "opened a new GPU device after the last was retired");
         }
-        let made = Arc::new(GpuDevice { device, queue, generation, lost, pipelines: Mutex::new(HashMap::new()) });
+        let made = Arc::new(GpuDevice {
+            device,
+            queue,
+            generation,
+            lost,
+            pipelines: Mutex::new(HashMap::new()),
+            weights: WeightsCache::default(),
+        });
         *current = Some(made.clone());
         Ok(made)
     }

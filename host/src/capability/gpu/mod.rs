@@ -19,9 +19,11 @@ pub(crate) mod call;
 pub mod device;
 mod driver;
 mod shader;
+mod weights;
 
 pub use call::{GpuBuffer, GpuKernel};
 pub use device::{AdapterSummary, GpuService, NoGpu};
+pub use weights::GpuUpload;
 
 use crate::sandbox::CallState;
 use crate::sandbox::bindings::toolmesh::tool::gpu as wit;
@@ -50,6 +52,9 @@ pub struct GpuLimits {
     pub max_bindings: u32,
     /// `var<workgroup>` bytes per workgroup (from the device).
     pub max_workgroup_memory: u32,
+    /// Bytes of weights the node keeps on the GPU for components, all
+    /// together (not counted in any call's quota).
+    pub weights_memory: u64,
 }
 
 impl Default for GpuLimits {
@@ -64,6 +69,7 @@ impl Default for GpuLimits {
             max_invocations_per_workgroup: u32::MAX,
             max_bindings: u32::MAX,
             max_workgroup_memory: u32::MAX,
+            weights_memory: 1 << 30,
         }
     }
 }
@@ -168,6 +174,10 @@ impl wit::Host for CallState {
         })
     }
 
+    async fn features(&mut self) -> WitResult<Vec<String>> {
+        Ok(self.gpu.service()?.feature_names())
+    }
+
     async fn finish(&mut self) -> WitResult<()> {
         Ok(self.gpu.finish().await?)
     }
@@ -202,9 +212,43 @@ impl wit::HostBuffer for CallState {
         Ok(self.gpu.read(buffer, offset, length).await?)
     }
 
+    async fn find_weights(&mut self, sha256: String) -> WitResult<Option<Resource<GpuBuffer>>> {
+        match self.gpu.find_weights(&sha256).await? {
+            Some(buffer) => Ok(Some(self.table.push(buffer).map_err(|e| wit::GpuError::QuotaExceeded(e.to_string()))?)),
+            None => Ok(None),
+        }
+    }
+
     async fn drop(&mut self, handle: Resource<GpuBuffer>) -> wasmtime::Result<()> {
         let buffer = self.table.delete(handle)?;
         self.gpu.release(buffer);
+        Ok(())
+    }
+}
+
+impl wit::HostWeightsUpload for CallState {
+    async fn start(&mut self, sha256: String, length: u64) -> WitResult<Resource<GpuUpload>> {
+        let upload = self.gpu.start_upload(&sha256, length).await?;
+        match self.table.push(upload) {
+            Ok(handle) => Ok(handle),
+            Err(e) => Err(wit::GpuError::QuotaExceeded(e.to_string())),
+        }
+    }
+
+    async fn write(&mut self, handle: Resource<GpuUpload>, data: Vec<u8>) -> WitResult<()> {
+        let upload = self.table.get_mut(&handle).map_err(|_| stale())?;
+        Ok(self.gpu.write_upload(upload, data).await?)
+    }
+
+    async fn finish(&mut self, handle: Resource<GpuUpload>) -> WitResult<Resource<GpuBuffer>> {
+        let upload = self.table.delete(handle).map_err(|_| stale())?;
+        let buffer = self.gpu.finish_upload(upload).await?;
+        self.table.push(buffer).map_err(|e| wit::GpuError::QuotaExceeded(e.to_string()))
+    }
+
+    async fn drop(&mut self, handle: Resource<GpuUpload>) -> wasmtime::Result<()> {
+        let upload = self.table.delete(handle)?;
+        self.gpu.drop_upload(upload);
         Ok(())
     }
 }

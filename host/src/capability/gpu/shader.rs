@@ -33,18 +33,29 @@ pub(crate) struct CheckedShader {
     pub(crate) module: Module,
     /// The `@binding` indices of group 0 the entry point uses, sorted.
     pub(crate) bindings: Vec<u32>,
+    /// Those of them the entry point's module may write
+    /// (`var<storage, read_write>`), sorted.
+    pub(crate) writable: Vec<u32>,
     /// Invocations in one workgroup (the product of `@workgroup_size`).
     pub(crate) workgroup_invocations: u64,
 }
 
 /// Parses, checks and bounds `source` for compute entry point `entry`.
 /// The error is a message for the tool's author.
-pub(crate) fn check(source: &str, entry: &str, max_loop_iterations: u32) -> Result<CheckedShader, String> {
+/// `features` are the device's optional features a kernel may use
+/// (`enable f16;`, subgroup operations).
+pub(crate) fn check(
+    source: &str,
+    entry: &str,
+    max_loop_iterations: u32,
+    features: wgpu::Features,
+) -> Result<CheckedShader, String> {
+    let capabilities = capabilities(features);
     if source.len() > MAX_SOURCE {
         return Err(format!("the WGSL is {} bytes, over the {MAX_SOURCE} accepted", source.len()));
     }
     let mut module = naga::front::wgsl::parse_str(source).map_err(|e| e.emit_to_string(source))?;
-    let info = validate(&module).map_err(|e| e.emit_to_string(source))?;
+    let info = validate(&module, capabilities).map_err(|e| e.emit_to_string(source))?;
     let Some(index) = module.entry_points.iter().position(|p| p.name == entry) else {
         let names: Vec<&str> = module.entry_points.iter().map(|p| p.name.as_str()).collect();
         return Err(format!("no entry point `{entry}` (the module has: {})", names.join(", ")));
@@ -68,6 +79,7 @@ pub(crate) fn check(source: &str, entry: &str, max_loop_iterations: u32) -> Resu
     }
     let uses = info.get_entry_point(index);
     let mut bindings = Vec::new();
+    let mut writable = Vec::new();
     for (handle, global) in module.global_variables.iter() {
         let Some(binding) = &global.binding else { continue };
         if uses[handle].is_empty() {
@@ -90,15 +102,35 @@ pub(crate) fn check(source: &str, entry: &str, max_loop_iterations: u32) -> Resu
             ));
         }
         bindings.push(binding.binding);
+        if matches!(global.space, AddressSpace::Storage { access } if access.contains(naga::StorageAccess::STORE)) {
+            writable.push(binding.binding);
+        }
     }
     bindings.sort_unstable();
+    writable.sort_unstable();
     bound_loops(&mut module, max_loop_iterations);
-    validate(&module).map_err(|e| format!("internal error bounding loops: {e}"))?;
-    Ok(CheckedShader { module, bindings, workgroup_invocations })
+    validate(&module, capabilities).map_err(|e| format!("internal error bounding loops: {e}"))?;
+    Ok(CheckedShader { module, bindings, writable, workgroup_invocations })
 }
 
-fn validate(module: &Module) -> Result<naga::valid::ModuleInfo, Box<naga::WithSpan<naga::valid::ValidationError>>> {
-    Validator::new(ValidationFlags::all(), Capabilities::default()).validate(module).map_err(Box::new)
+/// What the validator accepts beyond the defaults, given the device's
+/// `features`.
+fn capabilities(features: wgpu::Features) -> Capabilities {
+    let mut capabilities = Capabilities::default();
+    if features.contains(wgpu::Features::SHADER_F16) {
+        capabilities |= Capabilities::SHADER_FLOAT16;
+    }
+    if features.contains(wgpu::Features::SUBGROUP) {
+        capabilities |= Capabilities::SUBGROUP;
+    }
+    capabilities
+}
+
+fn validate(
+    module: &Module,
+    capabilities: Capabilities,
+) -> Result<naga::valid::ModuleInfo, Box<naga::WithSpan<naga::valid::ValidationError>>> {
+    Validator::new(ValidationFlags::all(), capabilities).validate(module).map_err(Box::new)
 }
 
 /// Statements `function` runs with every call inlined (a loop's body
@@ -352,6 +384,28 @@ fn constant_u32(e: &naga::Arena<Expression>, handle: Handle<Expression>, context
 mod tests {
     use super::*;
 
+    /// A device with no optional features.
+    const NONE: wgpu::Features = wgpu::Features::empty();
+
+    #[test]
+    fn half_floats_and_subgroups_pass_only_where_the_device_has_them() {
+        let half = "enable f16;
+            @group(0) @binding(0) var<storage, read> w: array<f16>;
+            @group(0) @binding(1) var<storage, read_write> out: array<f32>;
+            @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+                out[id.x] = f32(w[id.x]);
+            }";
+        assert!(check(half, "main", 10, NONE).err().unwrap().contains("f16"));
+        let checked = check(half, "main", 10, wgpu::Features::SHADER_F16).unwrap();
+        assert_eq!((checked.bindings, checked.writable), (vec![0, 1], vec![1]));
+        let subgroup = "@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+            @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+                out[id.x] = subgroupAdd(1.0);
+            }";
+        assert!(check(subgroup, "main", 10, NONE).is_err());
+        assert!(check(subgroup, "main", 10, wgpu::Features::SUBGROUP).is_ok());
+    }
+
     const ADD: &str = "@group(0) @binding(0) var<storage, read_write> a: array<u32>;
         @group(0) @binding(2) var<storage, read> b: array<u32>;
         @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) id: vec3<u32>) {
@@ -361,7 +415,7 @@ mod tests {
 
     #[test]
     fn a_compute_shader_passes_with_its_bindings_and_bounded_loops() {
-        let checked = check(ADD, "main", 1000).unwrap();
+        let checked = check(ADD, "main", 1000, NONE).unwrap();
         assert_eq!(checked.bindings, [0, 2]);
         let counter = checked.module.global_variables.iter().find(|(_, g)| g.name.as_deref() == Some(COUNTER));
         assert!(counter.is_some_and(|(_, g)| g.space == AddressSpace::Private));
@@ -380,7 +434,7 @@ mod tests {
             @compute @workgroup_size(1) fn main() {
                 for (var i = 0u; i < a[9]; i++) { while true { a[i] = spin(i); break; } }
             }";
-        let checked = check(source, "main", 10).unwrap();
+        let checked = check(source, "main", 10, NONE).unwrap();
         // Every loop, however nested, starts with the counter's check.
         fn guarded_loops(block: &Block) -> usize {
             block
@@ -441,7 +495,7 @@ mod tests {
                     for (var n = 0; n < 8; n++) { a[n] = 1u; }
                 }
             }";
-        let checked = check(source, "main", 10).unwrap();
+        let checked = check(source, "main", 10, NONE).unwrap();
         // t: runtime bound; i: counted; j: changed in its body; k: steps by 2;
         // m: bound too large; n: not u32.
         assert_eq!(checked_loops(&checked.module.entry_points[0].function.body), [true, false, true, true, true, true]);
@@ -453,9 +507,9 @@ mod tests {
             @group(0) @binding(1) var<storage, read_write> b: array<u32>;
             @compute @workgroup_size(8, 4) fn first() { a[0] = 1u; }
             @compute @workgroup_size(1) fn second() { b[0] = 1u; }";
-        let first = check(source, "first", 10).unwrap();
+        let first = check(source, "first", 10, NONE).unwrap();
         assert_eq!((first.bindings, first.workgroup_invocations), (vec![0], 32));
-        assert_eq!(check(source, "second", 10).unwrap().bindings, [1]);
+        assert_eq!(check(source, "second", 10, NONE).unwrap().bindings, [1]);
     }
 
     #[test]
@@ -466,28 +520,28 @@ mod tests {
             source.push_str(&format!("fn f{i}() {{ f{}(); f{}(); }}\n", i - 1, i - 1));
         }
         source.push_str("@compute @workgroup_size(1) fn main() { f39(); }");
-        let err = check(&source, "main", 10).err().unwrap();
+        let err = check(&source, "main", 10, NONE).err().unwrap();
         assert!(err.contains("with its calls inlined"), "{err}");
         let huge = "x".repeat(MAX_SOURCE + 1);
-        assert!(check(&huge, "main", 10).err().unwrap().contains("accepted"));
+        assert!(check(&huge, "main", 10, NONE).err().unwrap().contains("accepted"));
     }
 
     #[test]
     fn bad_shaders_are_refused_with_the_validators_words() {
-        let err = check("fn main( {", "main", 10).err().unwrap();
+        let err = check("fn main( {", "main", 10, NONE).err().unwrap();
         assert!(err.contains("expected"), "{err}");
-        let err = check(ADD, "other", 10).err().unwrap();
+        let err = check(ADD, "other", 10, NONE).err().unwrap();
         assert!(err.contains("no entry point `other`") && err.contains("main"), "{err}");
         let vertex = "@vertex fn v() -> @builtin(position) vec4<f32> { return vec4<f32>(0.0); }";
-        assert!(check(vertex, "v", 10).err().unwrap().contains("only compute shaders"));
+        assert!(check(vertex, "v", 10, NONE).err().unwrap().contains("only compute shaders"));
         let texture = "@group(0) @binding(0) var t: texture_2d<f32>;
             @compute @workgroup_size(1) fn main() { _ = textureDimensions(t); }";
-        assert!(check(texture, "main", 10).err().unwrap().contains("not a buffer"));
+        assert!(check(texture, "main", 10, NONE).err().unwrap().contains("not a buffer"));
         let group = "@group(1) @binding(0) var<storage, read_write> a: array<u32>;
             @compute @workgroup_size(1) fn main() { a[0] = 1u; }";
-        assert!(check(group, "main", 10).err().unwrap().contains("group 0"));
+        assert!(check(group, "main", 10, NONE).err().unwrap().contains("group 0"));
         let types = "@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }";
-        let err = check(types, "main", 10).err().unwrap();
+        let err = check(types, "main", 10, NONE).err().unwrap();
         assert!(err.contains("error"), "{err}");
     }
 }

@@ -10,6 +10,9 @@
 //! `$HOME/.cache/toolmesh/model/all-MiniLM-L6-v2`. The generated
 //! `model_files.rs` in `OUT_DIR` names the files by absolute path.
 
+#[path = "src/half.rs"]
+mod half;
+
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -52,7 +55,13 @@ fn main() {
         code,
         "/// The SHA-256 of the whole 4-byte values of `model.safetensors`: the key of the weights the host keeps."
     );
-    let _ = writeln!(code, "pub(crate) const SAFETENSORS_SHA256: &str = {:?};", weights_hash(&weights));
+    let (full, halves) = weights_hashes(&weights);
+    let _ = writeln!(code, "pub(crate) const SAFETENSORS_SHA256: &str = {full:?};");
+    let _ = writeln!(
+        code,
+        "/// The SHA-256 of those values as `f16` (`half::to_f16_bytes`): the key of the GPU's half-precision copy."
+    );
+    let _ = writeln!(code, "pub(crate) const SAFETENSORS_F16_SHA256: &str = {halves:?};");
     let _ = writeln!(code, "/// The WordPiece vocabulary: one token a line, line `i` is token id `i`.");
     let _ = writeln!(code, "pub(crate) const VOCAB: &str = include_str!({:?});", path_text(&vocab));
     let _ = writeln!(code, "/// Special tokens matched in the raw text before normalisation, with their ids.");
@@ -61,13 +70,15 @@ fn main() {
     std::fs::write(&generated, code).unwrap_or_else(|e| fail(&format!("cannot write {generated:?}: {e}")));
 }
 
-/// The SHA-256 (hex) of the file's bytes up to its last whole 4-byte value,
-/// as the tool uploads them to the host.
-fn weights_hash(path: &Path) -> String {
+/// The SHA-256s (hex) of the file's bytes up to its last whole 4-byte
+/// value, as the tool uploads them to the host, and of those values as
+/// `f16`, as it uploads them to a GPU that reads half precision.
+fn weights_hashes(path: &Path) -> (String, String) {
     use sha2::Digest as _;
     let bytes = std::fs::read(path).unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", path.display())));
-    let whole = bytes.len() / 4 * 4;
-    sha2::Sha256::digest(&bytes[..whole]).iter().map(|b| format!("{b:02x}")).collect()
+    let whole = &bytes[..bytes.len() / 4 * 4];
+    let hex = |digest: &[u8]| digest.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    (hex(&sha2::Sha256::digest(whole)), hex(&sha2::Sha256::digest(half::to_f16_bytes(whole))))
 }
 
 fn model_dir() -> PathBuf {

@@ -6,8 +6,11 @@
 //! mask, without computing the padding). A batch larger than the call's
 //! GPU budgets allow goes in chunks of whole sentences.
 //!
-//! The encoder's weights are uploaded once per call, as one buffer; the
-//! kernels find each tensor by its offset in it. The embeddings (a lookup,
+//! The weights are the model's safetensors file, kept by the node on the
+//! GPU for the component (uploaded by the first call that finds them
+//! missing), in single precision or, where the adapter reads `f16`, in
+//! half (half the memory and the bandwidth; products and sums stay
+//! `f32`); the kernels find each tensor by its offset in it. The embeddings (a lookup,
 //! then a layer norm) are computed on the CPU, and only the pooled,
 //! normalised vectors are read back.
 
@@ -43,34 +46,46 @@ struct Kernels {
     pool: Kernel,
 }
 
-/// The encoder's weights on the GPU: one buffer, from the first byte of
-/// the first encoder tensor in the file to the last byte of the last.
+/// The model's weights on the GPU: the whole safetensors file as one
+/// read-only buffer the node keeps for the component, so it crosses to
+/// the GPU once per node rather than once per call; the kernels find each
+/// tensor by its offset in it. In half precision the file's 4-byte values
+/// are each converted, so offsets stay the same in values.
 struct Weights {
     buffer: Buffer,
-    /// Where the buffer starts in the file, in bytes.
-    start: usize,
 }
 
 impl Weights {
-    /// Uploads the bytes of every tensor of the encoder's layers.
-    fn upload(gpu: &Gpu, model: &Model) -> Result<Self, GpuError> {
-        let tensors = model.layers.iter().flat_map(|l| {
-            let linears = [l.query, l.key, l.value, l.attention_output, l.intermediate, l.output];
-            let norms = [l.attention_norm, l.output_norm];
-            linears
-                .into_iter()
-                .flat_map(|x| [x.weight, x.bias])
-                .chain(norms.into_iter().flat_map(|n| [n.gamma, n.beta]))
-        });
-        let (start, end) = tensors
-            .fold((usize::MAX, 0), |(start, end), t| (start.min(t.offset), end.max(t.offset + t.data.len() * 4)));
-        Ok(Weights { buffer: gpu.upload_bytes(&model.bytes[start..end])?, start })
+    /// The node's copy, or the file uploaded (converted to `f16` when
+    /// `half`) and kept.
+    fn find_or_upload(gpu: &Gpu, model: &Model, half: bool) -> Result<Self, GpuError> {
+        let whole = &model.bytes[..model.bytes.len() / 4 * 4];
+        let buffer = if half {
+            match gpu.find_weights(crate::files::SAFETENSORS_F16_SHA256)? {
+                Some(kept) => kept,
+                None => gpu.upload_weights(crate::files::SAFETENSORS_F16_SHA256, &crate::half::to_f16_bytes(whole))?,
+            }
+        } else {
+            gpu.weights(crate::files::SAFETENSORS_SHA256, whole)?
+        };
+        Ok(Weights { buffer })
     }
 
-    /// The offset of `tensor` in the buffer, in floats.
+    /// The offset of `tensor` in the buffer, in values.
     fn at(&self, tensor: crate::weights::Tensor) -> u32 {
-        ((tensor.offset - self.start) / 4) as u32
+        (tensor.offset / 4) as u32
     }
+}
+
+/// `source` reading its `weights` binding as `f16` (converted to `f32` as
+/// read) instead of `f32`.
+fn with_f16_weights(source: &str) -> String {
+    let declared = "var<storage, read> weights: array<f32>;";
+    let read = "return weights[i];";
+    debug_assert!(source.contains(declared) && source.contains(read));
+    let body =
+        source.replace(declared, "var<storage, read> weights: array<f16>;").replace(read, "return f32(weights[i]);");
+    format!("enable f16;\n{body}")
 }
 
 /// The activations of one chunk, sized for the largest.
@@ -100,20 +115,22 @@ impl Activations {
 }
 
 /// The embeddings of every sentence of `ids` (each `[CLS] … [SEP]`, at
-/// most 512 tokens) on `gpu`, in order.
-pub fn embed(gpu: &Gpu, model: &Model, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, ToolError> {
-    let weights = Weights::upload(gpu, model)?;
+/// most 512 tokens) on `gpu`, in order; `half` reads the weights as `f16`
+/// (the adapter must have the `f16` feature).
+pub fn embed(gpu: &Gpu, model: &Model, ids: &[Vec<u32>], half: bool) -> Result<Vec<Vec<f32>>, ToolError> {
+    let weights = Weights::find_or_upload(gpu, model, half)?;
     let out_bytes = (ids.len().max(1) * HIDDEN * 4) as u64;
-    let chunk = chunk_tokens(gpu, weights.buffer.size() + out_bytes)?;
+    let chunk = chunk_tokens(gpu, out_bytes)?;
     if let Some(long) = ids.iter().find(|s| s.len() > chunk) {
         return Err(ToolError::failed(format!(
             "the GPU budgets of this call fit {chunk} tokens at once, a text has {}",
             long.len()
         )));
     }
+    let weighted = |source: &str| if half { with_f16_weights(source) } else { source.to_owned() };
     let kernels = Kernels {
-        linear: gpu.kernel(LINEAR_WGSL, "main")?,
-        add_norm: gpu.kernel(ADD_NORM_WGSL, "main")?,
+        linear: gpu.kernel(&weighted(LINEAR_WGSL), "main")?,
+        add_norm: gpu.kernel(&weighted(ADD_NORM_WGSL), "main")?,
         attention: gpu.kernel(ATTENTION_WGSL, "main")?,
         pool: gpu.kernel(POOL_WGSL, "main")?,
     };

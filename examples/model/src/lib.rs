@@ -14,6 +14,7 @@
 
 pub mod cpu;
 pub mod gpu;
+pub mod half;
 pub mod host;
 pub mod tokenizer;
 pub mod weights;
@@ -52,8 +53,12 @@ pub enum Device {
     /// A hardware GPU when granted, else the CPU.
     #[default]
     Auto,
-    /// The GPU; fails without one.
+    /// The GPU, reading the weights in half precision where it can; fails
+    /// without one.
     Gpu,
+    /// The GPU, reading the weights in single precision.
+    #[serde(rename = "gpu-f32")]
+    GpuF32,
     /// The CPU: the node's host linear algebra where it offers it, else
     /// inside wasm.
     Cpu,
@@ -67,7 +72,7 @@ pub enum Device {
 struct Embed {
     /// The texts to embed: 1 to 128, each at most 10000 characters (100000 in all), cut at 254 word pieces.
     texts: Vec<String>,
-    /// Where to compute: `auto` (a hardware GPU when granted, else the CPU), `gpu`, `cpu` (the node's host linear algebra, else wasm) or `wasm` (the CPU inside the sandbox only).
+    /// Where to compute: `auto` (a hardware GPU when granted, else the CPU), `gpu` (with `f16` weights where the GPU reads them), `gpu-f32`, `cpu` (the node's host linear algebra, else wasm) or `wasm` (the CPU inside the sandbox only).
     #[serde(default)]
     device: Device,
 }
@@ -80,7 +85,7 @@ struct Similarity {
     query: String,
     /// The texts to rank: 1 to 127, each at most 10000 characters (100000 in all with the query).
     candidates: Vec<String>,
-    /// Where to compute: `auto` (a hardware GPU when granted, else the CPU), `gpu`, `cpu` (the node's host linear algebra, else wasm) or `wasm` (the CPU inside the sandbox only).
+    /// Where to compute: `auto` (a hardware GPU when granted, else the CPU), `gpu` (with `f16` weights where the GPU reads them), `gpu-f32`, `cpu` (the node's host linear algebra, else wasm) or `wasm` (the CPU inside the sandbox only).
     #[serde(default)]
     device: Device,
 }
@@ -173,14 +178,18 @@ pub fn embed_texts(texts: &[&str], device: Device) -> Result<Embedded, ToolError
         )));
     }
     let model = Model::embedded().map_err(ToolError::failed)?;
-    if matches!(device, Device::Auto | Device::Gpu) {
+    if matches!(device, Device::Auto | Device::Gpu | Device::GpuF32) {
+        let required = device != Device::Auto;
         match Gpu::open() {
-            Ok(gpu) if device == Device::Gpu || gpu.info().kind != DeviceKind::Cpu => {
-                let vectors = gpu::embed(&gpu, &model, &ids)?;
-                return Ok(Embedded { vectors, tokens, device: format!("gpu: {}", gpu.info().name) });
+            Ok(gpu) if required || gpu.info().kind != DeviceKind::Cpu => {
+                let half = device != Device::GpuF32 && gpu.has("f16");
+                let vectors = gpu::embed(&gpu, &model, &ids, half)?;
+                let name = &gpu.info().name;
+                let device = if half { format!("gpu: {name} (f16 weights)") } else { format!("gpu: {name}") };
+                return Ok(Embedded { vectors, tokens, device });
             }
             Ok(_) => {}
-            Err(e) if device == Device::Gpu => return Err(e.into()),
+            Err(e) if required => return Err(e.into()),
             Err(_) => {}
         }
     }

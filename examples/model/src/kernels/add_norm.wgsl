@@ -12,6 +12,12 @@ struct Params {
 @group(0) @binding(0) var<storage, read_write> x: array<f32>;
 @group(0) @binding(1) var<storage, read> r: array<f32>;
 @group(0) @binding(2) var<storage, read> weights: array<f32>;
+
+// Value `i` of the weights (the model reads `f16` weights through it too).
+fn weight(i: u32) -> f32 {
+    return weights[i];
+}
+
 @group(0) @binding(3) var<storage, read> p: Params;
 
 const WIDTH: u32 = 384u;
@@ -56,6 +62,6 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
     let scale = 1.0 / sqrt(variance + EPS);
     for (var c = 0u; c < 3u; c++) {
         let d = i + THREADS * c;
-        x[base + d] = (v[c] - mean) * scale * weights[p.gamma + d] + weights[p.beta + d];
+        x[base + d] = (v[c] - mean) * scale * weight(p.gamma + d) + weight(p.beta + d);
     }
 }

@@ -17,6 +17,11 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> weights: array<f32>;
+
+// Value `i` of the weights (the model reads `f16` weights through it too).
+fn weight(i: u32) -> f32 {
+    return weights[i];
+}
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<storage, read> p: Params;
 
@@ -37,7 +42,7 @@ fn x_at(row: u32, k: u32) -> f32 {
 
 fn w_at(col: u32, k: u32) -> f32 {
     if (col < p.outputs && k < p.inputs) {
-        return weights[p.w_offset + col * p.inputs + k];
+        return weight(p.w_offset + col * p.inputs + k);
     }
     return 0.0;
 }
@@ -100,7 +105,7 @@ fn store(row: u32, col: u32, values: vec4<f32>) {
     }
     for (var j = 0u; j < 4u; j++) {
         if (col + j < p.outputs) {
-            var v = values[j] + weights[p.b_offset + col + j];
+            var v = values[j] + weight(p.b_offset + col + j);
             if (p.gelu == 1u) {
                 v = gelu(v);
             }

@@ -34,6 +34,7 @@ mod component;
 mod content;
 mod engine;
 mod error;
+mod image;
 pub mod meter;
 pub mod offer;
 pub(crate) mod plain;
@@ -413,6 +414,7 @@ fn link(
     tier: Tier,
     bytes: Option<&[u8]>,
 ) -> Result<ToolComponent, SandboxError> {
+    image::prepare(component);
     let imports: Arc<[String]> = component.component_type().imports(engine).map(|(name, _)| name.to_string()).collect();
     let instance_pre = linker.instantiate_pre(component).map_err(|e| {
         match imports.iter().find(|name| capability::provider_of(name).is_none()) {

@@ -63,7 +63,7 @@ impl Sandbox {
             deadline,
             meter::Metered::new(
                 async {
-                    let instance = instantiate(component, &mut store).await?;
+                    let instance = component.pre.instantiate_async(&mut store).await?;
                     instantiated = true;
                     f(&instance, &mut store).await
                 },
@@ -89,39 +89,6 @@ impl Sandbox {
                 .map_err(|_| SandboxError::Engine("the sandbox is shutting down".into())),
         }
     }
-}
-
-/// Times an instantiation is retried after a transient error of the OS.
-const INSTANTIATE_RETRIES: u32 = 3;
-
-/// Instantiates `component` in `store`, retrying an instantiation the OS
-/// refused for a passing reason. The first instance of a module seals the
-/// in-memory file behind its memory image, and the kernel answers `EBUSY`
-/// while something else (a memory sampler, say) briefly holds its pages;
-/// `EAGAIN` and `EINTR` pass likewise. Anything else (a trap, a missing
-/// import, a memory limit) fails at once.
-pub(super) async fn instantiate(component: &ToolComponent, store: &mut Store<CallState>) -> wasmtime::Result<Instance> {
-    let mut tries = 0;
-    loop {
-        match component.pre.instantiate_async(&mut *store).await {
-            Err(error) if tries < INSTANTIATE_RETRIES && transient(&error) => {
-                tries += 1;
-                tracing::warn!(%error, tries, "instantiation refused by the OS for a passing reason; trying again");
-                tokio::time::sleep(std::time::Duration::from_millis(10 << tries)).await;
-            }
-            result => return result,
-        }
-    }
-}
-
-/// Whether `error` comes from an OS error that passes by itself.
-fn transient(error: &wasmtime::Error) -> bool {
-    use rustix::io::Errno;
-    error
-        .chain()
-        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
-        .filter_map(Errno::from_io_error)
-        .any(|code| matches!(code, Errno::BUSY | Errno::AGAIN | Errno::INTR))
 }
 
 /// A store for one call (or one session) in `state`: its limiter, the cap
@@ -194,19 +161,5 @@ pub(super) fn flush_guest_output(state: &CallState) {
     }
     if state.log.dropped_lines() > 0 {
         tracing::warn!(target: "toolmesh::guest", call = %state.call_id, dropped_lines = state.log.dropped_lines(), "log budget spent; lines dropped");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::transient;
-
-    #[test]
-    fn only_passing_os_errors_are_retried() {
-        let busy = std::io::Error::from_raw_os_error(rustix::io::Errno::BUSY.raw_os_error());
-        assert!(transient(&wasmtime::Error::new(busy).context("cannot add seals to the memfd")));
-        let denied = std::io::Error::from_raw_os_error(rustix::io::Errno::ACCESS.raw_os_error());
-        assert!(!transient(&wasmtime::Error::new(denied)));
-        assert!(!transient(&wasmtime::Error::msg("wasm trap: unreachable")));
     }
 }

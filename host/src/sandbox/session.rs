@@ -193,7 +193,7 @@ impl Sandbox {
             let deadline = tokio::time::Instant::from_std(store.data().deadline) + TICK;
             let made = tokio::time::timeout_at(
                 deadline,
-                meter::Metered::new(super::run::instantiate(component, &mut store), &meter),
+                meter::Metered::new(component.pre.instantiate_async(&mut store), &meter),
             )
             .await;
             let instance = match super::run::finish(made, &store, limits, false) {

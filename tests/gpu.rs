@@ -263,6 +263,22 @@ fn kept_weights_are_found_again_and_no_kernel_or_write_can_change_them() {
 }
 
 #[test]
+fn uploads_in_pieces_of_any_multiple_of_four_bytes_are_whole() {
+    // Pieces of 4 and 12 bytes: mapped ranges start at multiples of 8,
+    // so the host carries the odd 4 bytes over to the next piece.
+    for piece in [4, 12, 20] {
+        let values: Vec<u32> = (0..37).map(|i| i * 7 + piece).collect();
+        let mut one = upload(&values);
+        one["piece"] = json!(piece);
+        let out =
+            Run::structured(&gpu_run("gpu_abuse", "weights", json!({"uploads": [one], "then": ["read", "sum"]}), ""));
+        assert_eq!(out["answers"], json!(["ok"]), "{out}");
+        assert_eq!(out["then"][0], json!(values));
+        assert_eq!(out["then"][1], json!([values.iter().sum::<u32>()]));
+    }
+}
+
+#[test]
 fn uploads_with_a_wrong_hash_length_or_size_are_refused() {
     let good = upload(&[7, 8, 9, 10]);
     let mut wrong_hash = upload(&[7, 8, 9, 10]);
@@ -275,7 +291,9 @@ fn uploads_with_a_wrong_hash_length_or_size_are_refused() {
     huge["length"] = json!(1u64 << 40);
     let mut not_hex = upload(&[7, 8, 9, 10]);
     not_hex["sha256"] = json!("../../etc/passwd");
-    let args = json!({"uploads": [wrong_hash, short, odd, huge, not_hex, good], "then": ["read"]});
+    let mut odd_pieces = upload(&[7, 8, 9, 10]);
+    odd_pieces["piece"] = json!(6);
+    let args = json!({"uploads": [wrong_hash, short, odd, huge, not_hex, odd_pieces, good], "then": ["read"]});
     let out = Run::structured(&gpu_run("gpu_abuse", "weights", args, ""));
     let answers: Vec<&str> = out["answers"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
     assert!(answers[0].contains("the upload's SHA-256 is"), "{}", answers[0]);
@@ -283,8 +301,9 @@ fn uploads_with_a_wrong_hash_length_or_size_are_refused() {
     assert!(answers[2].contains("multiple of 4"), "{}", answers[2]);
     assert!(answers[3].contains("over the most one upload may hold"), "{}", answers[3]);
     assert!(answers[4].contains("is not a SHA-256"), "{}", answers[4]);
-    assert_eq!(answers[5], "ok");
-    assert_eq!(out["found"], json!([false, false, false, false, false, false]), "nothing refused was kept");
+    assert!(answers[5].contains("pieces must be multiples of 4 bytes, not 6"), "{}", answers[5]);
+    assert_eq!(answers[6], "ok");
+    assert_eq!(out["found"], json!([false, false, false, false, false, false, false]), "nothing refused was kept");
     assert_eq!(out["then"], json!([[7, 8, 9, 10]]));
 }
 
@@ -339,4 +358,21 @@ fn subgroup_operations_and_half_floats_run_where_the_adapter_has_them() {
     } else {
         assert!(Run::failure(&run).contains("invalid shader"));
     }
+}
+
+#[test]
+fn weights_that_queued_work_still_reads_are_not_evicted() {
+    // 4 bytes held, then two 8 KiB weights against 12 KiB of weights memory.
+    let uploads = [upload(&[1]), upload(&vec![2; 2 << 10]), upload(&vec![3; 2 << 10])];
+    let policy = "weights_memory = \"12KiB\"";
+    // Dropped at once, the second makes room for the third.
+    let out = Run::structured(&gpu_run("gpu_abuse", "weights", json!({"uploads": uploads}), policy));
+    assert_eq!(out["answers"], json!(["ok", "ok", "ok"]), "{out}");
+    // Dropped while a kernel queued to read it has not run, it is still in
+    // use: the third does not fit.
+    let args = json!({"uploads": uploads, "queue_reads": true});
+    let out = Run::structured(&gpu_run("gpu_abuse", "weights", args, policy));
+    let answers = out["answers"].as_array().unwrap();
+    assert_eq!(answers[..2], [json!("ok"), json!("ok")], "{out}");
+    assert!(answers[2].as_str().unwrap().contains("weights memory"), "{out}");
 }

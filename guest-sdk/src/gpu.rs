@@ -96,10 +96,10 @@ impl Gpu {
     }
 
     /// Bytes per write: under the host's transfer cap, with room for the
-    /// call's other arguments.
+    /// call's other arguments, a multiple of 8.
     fn chunk(&self) -> usize {
         let cap = self.info.limits.max_transfer.saturating_sub(4096) / 2;
-        cap.clamp(4, WRITE_CHUNK) as usize & !3
+        cap.clamp(8, WRITE_CHUNK) as usize & !7
     }
 
     /// A buffer holding `values`.

@@ -82,7 +82,7 @@ impl Weights {
 fn with_f16_weights(source: &str) -> String {
     let declared = "var<storage, read> weights: array<f32>;";
     let read = "return weights[i];";
-    debug_assert!(source.contains(declared) && source.contains(read));
+    assert!(source.contains(declared) && source.contains(read), "a kernel reads its weights only through `weight`");
     let body =
         source.replace(declared, "var<storage, read> weights: array<f16>;").replace(read, "return f32(weights[i]);");
     format!("enable f16;\n{body}")
@@ -257,6 +257,18 @@ fn run_chunk(
 #[cfg(test)]
 mod tests {
     use super::chunks;
+
+    #[test]
+    fn the_f16_kernels_differ_only_in_how_they_read_weights() {
+        for source in [super::LINEAR_WGSL, super::ADD_NORM_WGSL] {
+            let half = super::with_f16_weights(source);
+            assert!(
+                half.starts_with("enable f16;\n") && half.contains("array<f16>") && half.contains("f32(weights[i])")
+            );
+            assert!(!half.contains("array<f32>;\n\n// Value"), "the weights binding is still f32");
+            assert_eq!(half.matches("weights[").count(), 1, "weights are read in one place");
+        }
+    }
 
     #[test]
     fn chunks_hold_whole_sentences_within_the_token_budget() {

@@ -171,6 +171,8 @@ struct Upload {
     sha256: String,
     /// The length claimed in bytes; the values' when absent.
     length: Option<u64>,
+    /// Bytes per write (64 KiB when absent).
+    piece: Option<usize>,
 }
 
 /// Arguments of `weights`.
@@ -183,6 +185,10 @@ struct KeepArgs {
     /// at once).
     #[serde(default)]
     hold: bool,
+    /// Queue a kernel that reads each one (not waited for) before it is
+    /// dropped.
+    #[serde(default)]
+    queue_reads: bool,
     /// What to try on the first kept weights afterwards, in order: `read`
     /// (read them back), `sum` (a read-only kernel sums them), `write` (a
     /// write into them), `bind_writable` (a kernel that may write them).
@@ -219,7 +225,7 @@ fn keep(upload: &Upload) -> Result<(bool, wit::Buffer), GpuError> {
     }
     let bytes: Vec<u8> = upload.values.iter().flat_map(|v| v.to_le_bytes()).collect();
     let started = wit::WeightsUpload::start(&upload.sha256, upload.length.unwrap_or(bytes.len() as u64))?;
-    for piece in bytes.chunks(1 << 16) {
+    for piece in bytes.chunks(upload.piece.unwrap_or(1 << 16).max(1)) {
         started.write(piece)?;
     }
     Ok((false, wit::WeightsUpload::finish(started)?))
@@ -229,11 +235,18 @@ fn weights(args: KeepArgs) -> Result<Json<Kept>, ToolError> {
     let gpu = Gpu::open()?;
     let mut out = Kept { found: Vec::new(), answers: Vec::new(), then: Vec::new() };
     let mut held = Vec::new();
+    let reader =
+        if args.queue_reads { Some((wit::Kernel::compile(SUM, "main")?, wit::Buffer::create(4)?)) } else { None };
     for upload in &args.uploads {
         match keep(upload) {
             Ok((found, buffer)) => {
                 out.found.push(found);
                 out.answers.push("ok".into());
+                if let Some((kernel, total)) = &reader {
+                    let bindings =
+                        [wit::Binding { index: 0, buffer: &buffer }, wit::Binding { index: 1, buffer: total }];
+                    kernel.dispatch(&bindings, (1, 1, 1))?;
+                }
                 if args.hold || held.is_empty() {
                     held.push(buffer);
                 }

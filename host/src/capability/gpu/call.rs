@@ -49,6 +49,12 @@ impl GpuBuffer {
     pub fn size(&self) -> u64 {
         self.size
     }
+
+    /// Whether it is weights the device keeps (read-only, not counted in
+    /// the call's quota).
+    pub fn is_kept(&self) -> bool {
+        self.shared.is_some()
+    }
 }
 
 /// A compiled kernel as the guest holds it.
@@ -75,6 +81,10 @@ pub(crate) struct GpuCall {
     held: u64,
     /// Buffers dropped while queued work may still use them.
     graveyard: Vec<wgpu::Buffer>,
+    /// Kept weights dropped while queued work may still use them: held, so
+    /// the device's cache does not count them idle (and evict them while
+    /// their memory is still in use) before the work is done.
+    weights_in_flight: Vec<Arc<SharedWeights>>,
     dispatches: u32,
     kernels: u32,
     waited: Duration,
@@ -106,6 +116,7 @@ impl GpuCall {
             bytes: 0,
             held: 0,
             graveyard: Vec::new(),
+            weights_in_flight: Vec::new(),
             dispatches: 0,
             kernels: 0,
             waited: Duration::ZERO,
@@ -248,10 +259,19 @@ impl GpuCall {
         Ok(GpuBuffer { buffer, size, generation, shared: None })
     }
 
+    /// Releases `bytes` counted for something dropped before the guest
+    /// held it (and before any work could use it).
+    pub(crate) fn uncount(&mut self, bytes: u64) {
+        self.bytes = self.bytes.saturating_sub(bytes);
+    }
+
     /// Takes back a dropped buffer: its bytes are released now if no work
     /// is queued, else after the next completed wait.
     pub(crate) fn release(&mut self, buffer: GpuBuffer) {
-        if buffer.shared.is_some() {
+        if let Some(shared) = buffer.shared {
+            if self.pending.is_some() {
+                self.weights_in_flight.push(shared);
+            }
             return;
         }
         self.bytes = self.bytes.saturating_sub(buffer.size);
@@ -381,6 +401,7 @@ impl GpuCall {
     /// flight: what the GPU held is released.
     fn settled(&mut self) {
         self.graveyard.clear();
+        self.weights_in_flight.clear();
         self.held = 0;
     }
 

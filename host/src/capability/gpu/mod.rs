@@ -141,6 +141,16 @@ impl CallState {
     fn gpu_buffer(&self, handle: &Resource<GpuBuffer>) -> WitResult<&GpuBuffer> {
         self.table.get(handle).map_err(|_| stale())
     }
+
+    /// A handle for `buffer`; when the table is full, its bytes are
+    /// released (it is dropped unused).
+    fn push_buffer(&mut self, buffer: GpuBuffer) -> WitResult<Resource<GpuBuffer>> {
+        let counted = if buffer.is_kept() { 0 } else { buffer.size() };
+        self.table.push(buffer).map_err(|e| {
+            self.gpu.uncount(counted);
+            wit::GpuError::QuotaExceeded(e.to_string())
+        })
+    }
 }
 
 impl wit::Host for CallState {
@@ -186,7 +196,7 @@ impl wit::Host for CallState {
 impl wit::HostBuffer for CallState {
     async fn create(&mut self, size: u64) -> WitResult<Resource<GpuBuffer>> {
         let buffer = self.gpu.create(size).await?;
-        self.table.push(buffer).map_err(|e| wit::GpuError::QuotaExceeded(e.to_string()))
+        self.push_buffer(buffer)
     }
 
     async fn from_bytes(&mut self, data: Vec<u8>) -> WitResult<Resource<GpuBuffer>> {
@@ -195,7 +205,7 @@ impl wit::HostBuffer for CallState {
             self.gpu.release(buffer);
             return Err(e.into());
         }
-        self.table.push(buffer).map_err(|e| wit::GpuError::QuotaExceeded(e.to_string()))
+        self.push_buffer(buffer)
     }
 
     async fn size(&mut self, handle: Resource<GpuBuffer>) -> u64 {
@@ -214,7 +224,7 @@ impl wit::HostBuffer for CallState {
 
     async fn find_weights(&mut self, sha256: String) -> WitResult<Option<Resource<GpuBuffer>>> {
         match self.gpu.find_weights(&sha256).await? {
-            Some(buffer) => Ok(Some(self.table.push(buffer).map_err(|e| wit::GpuError::QuotaExceeded(e.to_string()))?)),
+            Some(buffer) => Ok(Some(self.push_buffer(buffer)?)),
             None => Ok(None),
         }
     }
@@ -229,10 +239,11 @@ impl wit::HostBuffer for CallState {
 impl wit::HostWeightsUpload for CallState {
     async fn start(&mut self, sha256: String, length: u64) -> WitResult<Resource<GpuUpload>> {
         let upload = self.gpu.start_upload(&sha256, length).await?;
-        match self.table.push(upload) {
-            Ok(handle) => Ok(handle),
-            Err(e) => Err(wit::GpuError::QuotaExceeded(e.to_string())),
-        }
+        let counted = upload.counted;
+        self.table.push(upload).map_err(|e| {
+            self.gpu.uncount(counted);
+            wit::GpuError::QuotaExceeded(e.to_string())
+        })
     }
 
     async fn write(&mut self, handle: Resource<GpuUpload>, data: Vec<u8>) -> WitResult<()> {
@@ -243,7 +254,7 @@ impl wit::HostWeightsUpload for CallState {
     async fn finish(&mut self, handle: Resource<GpuUpload>) -> WitResult<Resource<GpuBuffer>> {
         let upload = self.table.delete(handle).map_err(|_| stale())?;
         let buffer = self.gpu.finish_upload(upload).await?;
-        self.table.push(buffer).map_err(|e| wit::GpuError::QuotaExceeded(e.to_string()))
+        self.push_buffer(buffer)
     }
 
     async fn drop(&mut self, handle: Resource<GpuUpload>) -> wasmtime::Result<()> {

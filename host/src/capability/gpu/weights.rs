@@ -118,15 +118,33 @@ pub struct GpuUpload {
     pub(crate) hash: Hash,
     pub(crate) buffer: wgpu::Buffer,
     pub(crate) length: u64,
+    /// Bytes received.
     pub(crate) written: u64,
+    /// Bytes copied into the buffer (a multiple of 8 until the last).
+    pub(crate) copied: u64,
+    /// Bytes received and not yet copied (0 or 4).
+    pub(crate) tail: Vec<u8>,
+    /// Bytes counted against the call's quota for it.
+    pub(crate) counted: u64,
     pub(crate) hasher: Sha256,
     pub(crate) generation: u64,
 }
 
 impl GpuUpload {
-    /// A fresh upload of `length` bytes with SHA-256 `hash` into `buffer`.
-    pub(crate) fn new(hash: Hash, buffer: wgpu::Buffer, length: u64, generation: u64) -> Self {
-        GpuUpload { hash, buffer, length, written: 0, hasher: Sha256::new(), generation }
+    /// A fresh upload of `length` bytes with SHA-256 `hash` into `buffer`,
+    /// counted as `counted` bytes against the call's quota.
+    pub(crate) fn new(hash: Hash, buffer: wgpu::Buffer, length: u64, counted: u64, generation: u64) -> Self {
+        GpuUpload {
+            hash,
+            buffer,
+            length,
+            written: 0,
+            copied: 0,
+            tail: Vec::new(),
+            counted,
+            hasher: Sha256::new(),
+            generation,
+        }
     }
 
     /// Whether what was written has the length and SHA-256 the upload was

@@ -7,6 +7,9 @@ use super::{ALIGN, GpuBuffer, GpuCall};
 use crate::capability::gpu::GpuError;
 use sha2::Digest as _;
 
+/// Alignment of the start of a mapped range.
+const MAP_ALIGN: usize = wgpu::MAP_ALIGNMENT as usize;
+
 impl GpuCall {
     /// The component's kept weights with SHA-256 `sha256`, if the device
     /// has them.
@@ -39,7 +42,10 @@ impl GpuCall {
                 crate::sandbox::humanize_bytes(most)
             )));
         }
-        self.fits(length, "an upload of weights")?;
+        // While it is written, the device buffer has a staging copy of
+        // the same size: both count.
+        let counted = length.saturating_mul(2);
+        self.fits(counted, "an upload of weights and its staging copy")?;
         let buffer = self
             .job(move |device| {
                 Ok(device.device.create_buffer(&wgpu::BufferDescriptor {
@@ -50,12 +56,12 @@ impl GpuCall {
                 }))
             })
             .await?;
-        self.bytes += length;
+        self.bytes += counted;
         let generation = self.device.as_ref().map_or(0, |d| d.generation);
-        Ok(GpuUpload::new(hash, buffer, length, generation))
+        Ok(GpuUpload::new(hash, buffer, length, counted, generation))
     }
 
-    /// Appends `data` to `upload`.
+    /// Appends `data` (a multiple of 4 bytes) to `upload`.
     pub(crate) async fn write_upload(&mut self, upload: &mut GpuUpload, data: Vec<u8>) -> Result<(), GpuError> {
         let length = data.len() as u64;
         let end = upload.written.saturating_add(length);
@@ -70,30 +76,51 @@ impl GpuCall {
         if length == 0 {
             return Ok(());
         }
+        // Mapped ranges start at multiples of 8: up to 4 bytes wait for
+        // the next piece (or the end).
+        let mut bytes = std::mem::take(&mut upload.tail);
+        bytes.extend_from_slice(&data);
+        drop(data);
+        let whole = bytes.len() / MAP_ALIGN * MAP_ALIGN;
+        upload.tail = bytes.split_off(whole);
+        self.copy_in(upload, bytes).await?;
+        upload.written = end;
+        Ok(())
+    }
+
+    /// Copies `bytes` into `upload`'s buffer after what was copied before
+    /// (at a multiple of 8), hashing them on the way.
+    async fn copy_in(&mut self, upload: &mut GpuUpload, bytes: Vec<u8>) -> Result<(), GpuError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
         self.check_generation(upload.generation).await?;
-        let (start, buffer) = (upload.written, upload.buffer.clone());
-        let data = self
+        let (start, end) = (upload.copied, upload.copied + bytes.len() as u64);
+        let buffer = upload.buffer.clone();
+        let mut hasher = std::mem::take(&mut upload.hasher);
+        upload.hasher = self
             .job(move |_| {
+                hasher.update(&bytes);
                 buffer
-                    .slice(start..start + length)
+                    .slice(start..end)
                     .get_mapped_range_mut()
-                    .map_err(|e| GpuError::DeviceLost(format!("cannot write the weights: {e}")))?
-                    .copy_from_slice(&data);
-                Ok(data)
+                    .map_err(|e| GpuError::InvalidArgument(format!("cannot write the weights: {e}")))?
+                    .copy_from_slice(&bytes);
+                Ok(hasher)
             })
             .await?;
-        upload.hasher.update(&data);
-        upload.written = end;
+        upload.copied = end;
         Ok(())
     }
 
     /// Checks a finished upload and keeps its weights on the device for
     /// the component: a read-only buffer.
-    pub(crate) async fn finish_upload(&mut self, upload: GpuUpload) -> Result<GpuBuffer, GpuError> {
-        self.bytes = self.bytes.saturating_sub(upload.length);
+    pub(crate) async fn finish_upload(&mut self, mut upload: GpuUpload) -> Result<GpuBuffer, GpuError> {
+        self.bytes = self.bytes.saturating_sub(upload.counted);
+        let tail = std::mem::take(&mut upload.tail);
+        self.copy_in(&mut upload, tail).await?;
         let generation = upload.generation;
         let (hash, buffer, size) = upload.check()?;
-        self.check_generation(generation).await?;
         let (component, memory) = (self.component, self.limits()?.weights_memory);
         let shared = self
             .job(move |device| {
@@ -106,6 +133,6 @@ impl GpuCall {
 
     /// Forgets a dropped upload.
     pub(crate) fn drop_upload(&mut self, upload: GpuUpload) {
-        self.bytes = self.bytes.saturating_sub(upload.length);
+        self.bytes = self.bytes.saturating_sub(upload.counted);
     }
 }

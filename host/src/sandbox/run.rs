@@ -39,7 +39,7 @@ impl Sandbox {
         let admitted_by = tokio::time::Instant::now() + self.config.queue_timeout;
         let _slot = self.take_slot(admitted_by).await?;
         let wait = admitted_by.saturating_duration_since(tokio::time::Instant::now());
-        let reservation = self.budget.reserve(call_cost(limits, &self.config), wait).await?;
+        let reservation = self.admit(call_cost(limits, &self.config), wait).await?;
         let call_id = options.call_id.unwrap_or_else(|| format!("c{}", self.next_call.fetch_add(1, Ordering::Relaxed)));
         let engine = component.pre.engine();
         let grant = options.grant.unwrap_or_default();
@@ -74,6 +74,22 @@ impl Sandbox {
         flush_guest_output(store.data());
         let value = finish(outcome, &store, limits, instantiated)?;
         Ok((value, reservation, refusals.text()))
+    }
+
+    /// A call's share of the node's memory budget, waiting up to `wait`.
+    /// When it is not free now, host linear algebra gives back what it
+    /// keeps only for speed (spare buffers, weights no call holds) first.
+    pub(super) async fn admit(&self, bytes: u64, wait: std::time::Duration) -> Result<Reservation, SandboxError> {
+        match self.budget.try_reserve(bytes) {
+            Ok(reservation) => Ok(reservation),
+            Err(SandboxError::NodeBusy { .. }) => {
+                if let Ok(linalg) = &self.linalg {
+                    linalg.make_room(bytes);
+                }
+                self.budget.reserve(bytes, wait).await
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// A call slot, waiting for one until `admitted_by`.

@@ -172,7 +172,7 @@ impl Sandbox {
             super::run::arm(&mut held.store, component, limits);
         } else {
             let wait = admitted_by.saturating_duration_since(tokio::time::Instant::now());
-            let reservation = match self.budget.reserve(call_cost(limits, &self.config), wait).await {
+            let reservation = match self.admit(call_cost(limits, &self.config), wait).await {
                 Ok(reservation) => reservation,
                 Err(e) => {
                     self.sessions.drop_slot(&key, &slot);

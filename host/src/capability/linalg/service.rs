@@ -22,15 +22,19 @@ pub(crate) const BLOCK_FLOPS: u64 = 1 << 32;
 pub(crate) const INLINE_FLOPS: u64 = 1 << 22;
 
 /// Bytes of freed matrix buffers the node keeps for reuse (reserved from
-/// its memory budget at start): a new matrix reuses memory already mapped
-/// instead of faulting in fresh pages.
+/// its memory budget when the first is freed, given back when calls need
+/// the memory): a new matrix reuses memory already mapped instead of
+/// faulting in fresh pages.
 const SPARE_BYTES: u64 = 128 << 20;
 
-/// Freed buffers kept for reuse, up to [`SPARE_BYTES`] of capacity.
+/// Freed buffers kept for reuse, up to [`SPARE_BYTES`] of capacity, and
+/// the budget they are kept under (none until the first is kept, or when
+/// the node could not spare it).
 #[derive(Default)]
 struct Spares {
     buffers: Vec<Vec<f32>>,
     bytes: u64,
+    reservation: Option<Reservation>,
 }
 
 /// Weights held for a component: the values, and their share of the
@@ -80,44 +84,67 @@ fn bytes_of(values: &[f32]) -> u64 {
 
 /// Host linear algebra of a node, shared by its calls.
 pub struct LinalgService {
-    pool: rayon::ThreadPool,
+    /// Started by the first operation that needs it.
+    pool: std::sync::OnceLock<Result<rayon::ThreadPool, String>>,
     threads: usize,
     /// Held while a block runs, so blocks of concurrent calls take turns
     /// on the pool (first come, first served) and each block's time is its
     /// call's alone.
     turn: tokio::sync::Mutex<()>,
     cache: Mutex<Cache>,
-    /// Freed buffers, and the budget they are kept under (none when the
-    /// budget could not spare it).
+    /// Freed buffers kept for reuse.
     spares: Mutex<Spares>,
-    spare_budget: Option<Reservation>,
     config: LinalgConfig,
     budget: MemoryBudget,
 }
 
 impl LinalgService {
-    /// The service under `config`, reserving memory from `budget`.
+    /// The service under `config`, reserving memory from `budget`. Its
+    /// threads start, and its spare buffers are reserved, when a call
+    /// first needs them: a node whose tools never use it pays nothing.
     pub(crate) fn start(config: LinalgConfig, budget: MemoryBudget) -> Result<Arc<Self>, String> {
         let threads = match config.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n as usize,
         };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("toolmesh-linalg-{i}"))
-            .build()
-            .map_err(|e| format!("cannot start the linear-algebra threads: {e}"))?;
-        let spare_budget = budget.try_reserve(SPARE_BYTES).ok();
         Ok(Arc::new(LinalgService {
-            pool,
+            pool: std::sync::OnceLock::new(),
             threads,
             turn: tokio::sync::Mutex::new(()),
             cache: Mutex::default(),
             spares: Mutex::default(),
-            spare_budget,
             config,
             budget,
         }))
+    }
+
+    /// The thread pool, started on first use.
+    fn pool(&self) -> Result<&rayon::ThreadPool, LinalgError> {
+        let threads = self.threads;
+        self.pool
+            .get_or_init(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("toolmesh-linalg-{i}"))
+                    .build()
+                    .map_err(|e| format!("cannot start the linear-algebra threads: {e}"))
+            })
+            .as_ref()
+            .map_err(|e| LinalgError::Unavailable(e.clone()))
+    }
+
+    /// Gives memory back to the node until `bytes` are free or nothing
+    /// more can go: the spare buffers, then weights no call holds, least
+    /// recently used first. Called when a call cannot be admitted.
+    pub fn make_room(&self, bytes: u64) {
+        {
+            let mut spares = self.spares.lock().unwrap_or_else(|e| e.into_inner());
+            if spares.reservation.is_some() {
+                *spares = Spares::default();
+            }
+        }
+        let mut cache = self.lock_cache();
+        while self.budget.available() < bytes && cache.evict_one() {}
     }
 
     /// `len` zeros, in a freed buffer when one fits (at most 1/16 larger,
@@ -151,10 +178,16 @@ impl LinalgService {
     /// Keeps a freed buffer for reuse, if there is room.
     pub(crate) fn recycle(&self, buffer: Vec<f32>) {
         let bytes = (buffer.capacity() as u64).saturating_mul(4);
-        if self.spare_budget.is_none() || bytes == 0 {
+        if bytes == 0 || bytes > SPARE_BYTES {
             return;
         }
         let mut spares = self.spares.lock().unwrap_or_else(|e| e.into_inner());
+        if spares.reservation.is_none() {
+            match self.budget.try_reserve(SPARE_BYTES) {
+                Ok(reservation) => spares.reservation = Some(reservation),
+                Err(_) => return,
+            }
+        }
         while spares.bytes + bytes > SPARE_BYTES && !spares.buffers.is_empty() {
             let oldest = spares.buffers.remove(0);
             spares.bytes -= (oldest.capacity() as u64) * 4;
@@ -184,19 +217,17 @@ impl LinalgService {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reserves `bytes` of the node's memory, dropping unused weights to
-    /// make room if it must.
+    /// Reserves `bytes` of the node's memory, giving back spare buffers and
+    /// unused weights to make room if it must.
     pub(crate) fn reserve(&self, bytes: u64) -> Result<Reservation, LinalgError> {
-        loop {
-            match self.budget.try_reserve(bytes) {
-                Ok(reservation) => return Ok(reservation),
-                Err(e @ crate::sandbox::SandboxError::NodeBusy { .. }) => {
-                    if !self.lock_cache().evict_one() {
-                        return Err(LinalgError::QuotaExceeded(format!("the node's memory: {e}")));
-                    }
-                }
-                Err(e) => return Err(LinalgError::QuotaExceeded(format!("the node's memory: {e}"))),
+        let busy = |e| LinalgError::QuotaExceeded(format!("the node's memory: {e}"));
+        match self.budget.try_reserve(bytes) {
+            Ok(reservation) => Ok(reservation),
+            Err(crate::sandbox::SandboxError::NodeBusy { .. }) => {
+                self.make_room(bytes);
+                self.budget.try_reserve(bytes).map_err(busy)
             }
+            Err(e) => Err(busy(e)),
         }
     }
 
@@ -329,7 +360,7 @@ impl Runner {
         let _turn = self.service.turn.blocking_lock();
         self.check()?;
         let started = Instant::now();
-        let result = self.service.pool.install(work);
+        let result = self.service.pool()?.install(work);
         let spent = started.elapsed();
         self.meter.add_cpu(spent.saturating_mul(u32::try_from(self.service.threads).unwrap_or(u32::MAX)));
         Ok(result)
@@ -381,6 +412,26 @@ mod tests {
         assert!(service.find(a, [1; 32]).is_none(), "the unused one was dropped");
         assert!(service.find(a, [2; 32]).is_some());
         drop(second);
+    }
+
+    #[test]
+    fn memory_kept_for_speed_is_taken_when_first_used_and_given_back_when_calls_need_it() {
+        let service = service(64 << 20);
+        let budget = service.budget.clone();
+        assert_eq!(budget.available(), budget.total(), "nothing reserved before any use");
+        assert!(service.pool.get().is_none(), "no threads before any use");
+        service.recycle(vec![0.0; 1024]);
+        assert_eq!(budget.available(), budget.total() - SPARE_BYTES, "spares reserved with the first");
+        let a = Digest::of(b"component a");
+        let idle = service.keep(a, [1; 32], vec![1.0; 4 << 20], service.reserve(16 << 20).unwrap()).unwrap();
+        let held = service.keep(a, [2; 32], vec![1.0; 4 << 20], service.reserve(16 << 20).unwrap()).unwrap();
+        drop(idle);
+        // A call needing nearly all the budget: spares and the idle
+        // weights go, the held ones stay.
+        service.make_room(budget.total() - (16 << 20));
+        assert_eq!(budget.available(), budget.total() - (16 << 20));
+        assert!(service.find(a, [1; 32]).is_none() && service.find(a, [2; 32]).is_some());
+        drop(held);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! unpacks them) and makes them available to the crate:
 //!
 //! - `model.safetensors` is embedded as it is, through `include_bytes!`;
-//! - `tokenizer.json` is reduced to its WordPiece vocabulary, one token a
-//!   line in id order (`vocab.txt` in `OUT_DIR`), and its special tokens;
+//! - `tokenizer.json` is reduced to its WordPiece vocabulary, a static
+//!   table of tokens and ids sorted by token, and its special tokens;
 //! - `config.json` is checked against the architecture the code implements.
 //!
 //! The directory is `$TOOLMESH_MODEL_DIR`, else
@@ -37,8 +37,7 @@ fn main() {
     check_config(&read_json(&dir.join("config.json")));
     let tokenizer = read_json(&dir.join("tokenizer.json"));
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let vocab = out.join("vocab.txt");
-    std::fs::write(&vocab, vocabulary(&tokenizer)).unwrap_or_else(|e| fail(&format!("cannot write {vocab:?}: {e}")));
+    let vocab = vocabulary(&tokenizer);
     let added = added_tokens(&tokenizer);
     let weights = dir.join("model.safetensors");
     let weights = weights.canonicalize().unwrap_or(weights);
@@ -62,8 +61,15 @@ fn main() {
         "/// The SHA-256 of those values as `f16` (`half::to_f16_bytes`): the key of the GPU's half-precision copy."
     );
     let _ = writeln!(code, "pub(crate) const SAFETENSORS_F16_SHA256: &str = {halves:?};");
-    let _ = writeln!(code, "/// The WordPiece vocabulary: one token a line, line `i` is token id `i`.");
-    let _ = writeln!(code, "pub(crate) const VOCAB: &str = include_str!({:?});", path_text(&vocab));
+    let _ = writeln!(
+        code,
+        "/// The WordPiece vocabulary: each token with its id, sorted by token (looked up by binary search, so a call builds no table)."
+    );
+    let _ = writeln!(code, "pub(crate) static VOCAB_SORTED: [(&str, u32); {}] = [", vocab.len());
+    for (token, id) in &vocab {
+        let _ = writeln!(code, "    ({token:?}, {id}),");
+    }
+    code.push_str("];\n");
     let _ = writeln!(code, "/// Special tokens matched in the raw text before normalisation, with their ids.");
     let _ = writeln!(code, "pub(crate) const ADDED_TOKENS: &[(&str, u32)] = &{added:?};");
     let generated = out.join("model_files.rs");
@@ -121,8 +127,8 @@ fn check_config(config: &Value) {
     }
 }
 
-/// The vocabulary in id order, one token a line.
-fn vocabulary(tokenizer: &Value) -> String {
+/// The vocabulary: each token with its id, sorted by token.
+fn vocabulary(tokenizer: &Value) -> Vec<(&str, u32)> {
     let model = &tokenizer["model"];
     let wordpiece = model["type"] == "WordPiece"
         && model["unk_token"] == "[UNK]"
@@ -140,12 +146,13 @@ fn vocabulary(tokenizer: &Value) -> String {
             fail(&format!("tokenizer.json: token {token:?} (id {id}) is a duplicate id or holds a newline"));
         }
     }
-    let mut text = String::new();
-    for token in tokens {
-        text.push_str(token.unwrap_or_else(|| fail("tokenizer.json: the vocabulary's ids have a gap")));
-        text.push('\n');
-    }
-    text
+    let mut sorted: Vec<(&str, u32)> = tokens
+        .into_iter()
+        .zip(0u32..)
+        .map(|(token, id)| (token.unwrap_or_else(|| fail("tokenizer.json: the vocabulary's ids have a gap")), id))
+        .collect();
+    sorted.sort_unstable();
+    sorted
 }
 
 /// The special tokens that are matched in raw text (`normalized: false`).

@@ -13,7 +13,7 @@
 //! 5. `[CLS] … [SEP]`, truncated to the model's sequence length. No
 //!    padding: the forward pass sees only real tokens.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use unicode_categories::UnicodeCategories;
 use unicode_normalization::UnicodeNormalization;
 
@@ -25,7 +25,8 @@ const CONTINUATION: &str = "##";
 /// A WordPiece tokenizer over a vocabulary.
 #[derive(Debug)]
 pub struct Tokenizer<'v> {
-    vocab: HashMap<&'v str, u32>,
+    /// Each token with its id, sorted by token.
+    vocab: Cow<'v, [(&'v str, u32)]>,
     /// Special tokens matched in raw text, longest first.
     specials: Vec<(&'v str, u32)>,
     unk: u32,
@@ -44,20 +45,35 @@ impl std::fmt::Display for VocabError {
 }
 
 impl<'v> Tokenizer<'v> {
-    /// The tokenizer embedded in this crate.
+    /// The tokenizer embedded in this crate: its vocabulary a static table,
+    /// so making it costs nothing per call.
     pub fn embedded() -> Result<Tokenizer<'static>, VocabError> {
-        Tokenizer::new(crate::files::VOCAB, crate::files::ADDED_TOKENS)
+        Tokenizer::with_vocab(Cow::Borrowed(&crate::files::VOCAB_SORTED), crate::files::ADDED_TOKENS)
     }
 
     /// A tokenizer over `vocab` (one token a line, line `i` is id `i`) and
     /// the special tokens `specials` matched in raw text.
     pub fn new(vocab: &'v str, specials: &[(&'v str, u32)]) -> Result<Self, VocabError> {
-        let vocab: HashMap<&str, u32> = vocab.lines().zip(0u32..).collect();
-        let id = |token: &str| vocab.get(token).copied().ok_or_else(|| VocabError(format!("no {token} token")));
+        let mut sorted: Vec<(&str, u32)> = vocab.lines().zip(0u32..).collect();
+        sorted.sort_unstable();
+        Tokenizer::with_vocab(Cow::Owned(sorted), specials)
+    }
+
+    /// A tokenizer over `vocab`, sorted by token.
+    fn with_vocab(vocab: Cow<'v, [(&'v str, u32)]>, specials: &[(&'v str, u32)]) -> Result<Self, VocabError> {
+        let mut tokenizer = Tokenizer { vocab, specials: Vec::new(), unk: 0, cls: 0, sep: 0 };
+        let id = |token: &str| tokenizer.id(token).ok_or_else(|| VocabError(format!("no {token} token")));
         let (unk, cls, sep) = (id("[UNK]")?, id("[CLS]")?, id("[SEP]")?);
         let mut specials: Vec<(&str, u32)> = specials.iter().filter(|(s, _)| !s.is_empty()).copied().collect();
         specials.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
-        Ok(Tokenizer { vocab, specials, unk, cls, sep })
+        (tokenizer.unk, tokenizer.cls, tokenizer.sep, tokenizer.specials) = (unk, cls, sep, specials);
+        Ok(tokenizer)
+    }
+
+    /// The id of `token`, if the vocabulary has it.
+    fn id(&self, token: &str) -> Option<u32> {
+        let at = self.vocab.binary_search_by(|(t, _)| (*t).cmp(token)).ok()?;
+        Some(self.vocab[at].1)
     }
 
     /// The token ids of `text`: `[CLS]`, at most `max_len - 2` tokens of
@@ -132,7 +148,7 @@ impl<'v> Tokenizer<'v> {
                     piece.push_str(CONTINUATION);
                 }
                 piece.push_str(&word[start..end]);
-                if let Some(&id) = self.vocab.get(piece.as_str()) {
+                if let Some(id) = self.id(&piece) {
                     break Some(id);
                 }
                 // The next shorter candidate ends one character earlier.

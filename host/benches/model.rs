@@ -1,9 +1,11 @@
 //! `model.wasm` (all-MiniLM-L6-v2 in a component) measured the way users
 //! run it: the release `tool serve` granting GPU compute, in its own
 //! process, called over MCP with `embed` of a batch of 128 sentences in one
-//! call, on the GPU path (skipped on a software adapter, where it says
-//! nothing about a GPU), the CPU path through host linear algebra and the
-//! CPU path inside wasm; and the latency of one short sentence; beside
+//! call, on the GPU path in half and single precision (skipped on a
+//! software adapter, where it says nothing about a GPU), the CPU path
+//! through host linear algebra and the CPU path inside wasm; the latency
+//! of one short sentence, on the GPU (the first call, which uploads the
+//! weights, and later ones) and through host linear algebra; beside
 //! sentence-transformers on PyTorch (CPU) embedding the same sentences on
 //! the same machine (`model/baseline.py`, in the Python environment of
 //! `examples/model/reference/make_reference.py`, or `$TOOLMESH_ST_PYTHON`).
@@ -84,6 +86,11 @@ fn baseline(sentences: &[String]) -> Option<(f64, f64, String)> {
     Some((seconds, single, format!("PyTorch {} on {} threads", line["torch"], line["threads"])))
 }
 
+/// Where a call of `embed` ran, as it says.
+fn out_device(out: &serde_json::Value) -> String {
+    out["device"].as_str().unwrap_or("?").to_owned()
+}
+
 fn main() {
     let sentences = sentences();
     let data = tempfile::tempdir().unwrap();
@@ -130,28 +137,44 @@ fn main() {
         let (_, later) = call_tool(&http, &url, "bench.model.embed", short).await;
         println!("model.wasm: {:.1} MB; `tool publish` {:.2} s", size as f64 / 1e6, publish_s);
         println!("first call of the new tool {first:.0} ms, a later one {later:.0} ms (one short text, CPU path)");
-        let (out, _) =
-            call_tool(&http, &url, "bench.model.embed", json!({"texts": ["which GPU"], "device": "gpu"})).await;
-        let adapter = out["device"].as_str().unwrap().to_owned();
+        // One short text on the GPU, in half then single precision: the
+        // first call uploads the weights the node then keeps; later calls
+        // find them.
+        let mut adapter = String::new();
+        for device in ["gpu", "gpu-f32"] {
+            let args = json!({"texts": ["which GPU"], "device": device});
+            let (out, first) = call_tool(&http, &url, "bench.model.embed", args.clone()).await;
+            adapter = out_device(&out);
+            let mut later = Vec::new();
+            for _ in 0..SINGLES {
+                later.push(call_tool(&http, &url, "bench.model.embed", args.clone()).await.1);
+            }
+            println!(
+                "one short text, {adapter}: first call {first:.0} ms (uploads the weights), later p50 {:.1} ms",
+                median(later)
+            );
+        }
         let software = ["llvmpipe", "lavapipe", "SwiftShader"].iter().any(|name| adapter.contains(name));
         println!("| path | batch of {BATCH}, median | sentences/s |");
         println!("|---|---|---|");
         let mut cpu_s = None;
-        for device in ["gpu", "cpu", "wasm"] {
-            if device == "gpu" && software {
-                println!("| model.wasm, {adapter} | skipped: a software adapter | — |");
+        for device in ["gpu", "gpu-f32", "cpu", "wasm"] {
+            if device.starts_with("gpu") && software {
+                println!("| model.wasm, `device: {device}` | skipped: a software adapter | — |");
                 continue;
             }
             let runs = if device == "wasm" { 3 } else { RUNS };
             let mut seconds = Vec::new();
+            let mut ran_on = String::new();
             for _ in 0..runs {
                 let (out, ms) = embed(device).await;
                 assert_eq!(out["embeddings"].as_array().unwrap().len(), BATCH);
                 seconds.push(ms / 1000.0);
+                ran_on = out_device(&out);
             }
             let s = median(seconds);
             let name = match device {
-                "gpu" => format!("model.wasm, {adapter}"),
+                "gpu" | "gpu-f32" => format!("model.wasm, {ran_on}"),
                 "cpu" => {
                     cpu_s = Some(s);
                     "model.wasm, CPU through host linear algebra".into()

@@ -21,12 +21,22 @@ use toolmesh_guest::prelude::*;
 
 /// `out = act(x Wᵀ + b)`, 64×64 tiles.
 pub const LINEAR_WGSL: &str = include_str!("kernels/linear.wgsl");
-/// `x = LayerNorm(x + r)`, a workgroup per row.
+/// `x = LayerNorm(x + r)`, a workgroup per row (after a reduction, see
+/// [`with_reduction`]).
 pub const ADD_NORM_WGSL: &str = include_str!("kernels/add_norm.wgsl");
 /// Self-attention within each sentence, an invocation per token and head.
 pub const ATTENTION_WGSL: &str = include_str!("kernels/attention.wgsl");
-/// Mean pooling and L2 normalisation, a workgroup per sentence.
+/// Mean pooling and L2 normalisation, a workgroup per sentence (after a
+/// reduction, see [`with_reduction`]).
 pub const POOL_WGSL: &str = include_str!("kernels/pool.wgsl");
+/// `total`, the sum over a workgroup: a tree in workgroup memory.
+pub const REDUCE_WGSL: &str = include_str!("kernels/reduce.wgsl");
+/// `total` by subgroup operations, for adapters that have them.
+pub const REDUCE_SUBGROUPS_WGSL: &str = include_str!("kernels/reduce_subgroups.wgsl");
+
+/// The entry point of the kernels that reduce, as written.
+const REDUCING_MAIN: &str =
+    "fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) i: u32) {";
 
 /// Tokens per chunk at most, whatever the budgets allow.
 const MAX_CHUNK_TOKENS: usize = 4096;
@@ -75,6 +85,20 @@ impl Weights {
     fn at(&self, tensor: crate::weights::Tensor) -> u32 {
         (tensor.offset / 4) as u32
     }
+}
+
+/// `source` (a kernel calling `total`) after the reduction: by subgroups
+/// when `subgroups`, which takes the subgroup built-ins at its entry
+/// point, else by a tree in workgroup memory.
+fn with_reduction(source: &str, subgroups: bool) -> String {
+    assert!(source.contains(REDUCING_MAIN), "a reducing kernel's entry point is `{REDUCING_MAIN}`");
+    if !subgroups {
+        return format!("{REDUCE_WGSL}\n{source}");
+    }
+    let main = "fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) i: u32, \
+                @builtin(subgroup_id) subgroup_id: u32, @builtin(num_subgroups) num_subgroups: u32, \
+                @builtin(subgroup_invocation_id) lane: u32) {\n    subgroups = vec3(subgroup_id, num_subgroups, lane);";
+    format!("{REDUCE_SUBGROUPS_WGSL}\n{}", source.replace(REDUCING_MAIN, main))
 }
 
 /// `source` reading its `weights` binding as `f16` (converted to `f32` as
@@ -128,11 +152,12 @@ pub fn embed(gpu: &Gpu, model: &Model, ids: &[Vec<u32>], half: bool) -> Result<V
         )));
     }
     let weighted = |source: &str| if half { with_f16_weights(source) } else { source.to_owned() };
+    let subgroups = gpu.has("subgroups");
     let kernels = Kernels {
         linear: gpu.kernel(&weighted(LINEAR_WGSL), "main")?,
-        add_norm: gpu.kernel(&weighted(ADD_NORM_WGSL), "main")?,
+        add_norm: gpu.kernel(&weighted(&with_reduction(ADD_NORM_WGSL, subgroups)), "main")?,
         attention: gpu.kernel(ATTENTION_WGSL, "main")?,
-        pool: gpu.kernel(POOL_WGSL, "main")?,
+        pool: gpu.kernel(&with_reduction(POOL_WGSL, subgroups), "main")?,
     };
     let largest = chunks(ids, chunk).map(|c| c.iter().map(Vec::len).sum::<usize>()).max().unwrap_or(0);
     let act = Activations::new(gpu, largest.max(1))?;
@@ -259,8 +284,19 @@ mod tests {
     use super::chunks;
 
     #[test]
+    fn reducing_kernels_take_either_reduction() {
+        for source in [super::ADD_NORM_WGSL, super::POOL_WGSL] {
+            let tree = super::with_reduction(source, false);
+            assert!(tree.contains("fn total(") && !tree.contains("subgroupAdd") && !tree.contains("@builtin(subgroup"));
+            let subgroups = super::with_reduction(source, true);
+            assert!(subgroups.contains("subgroupAdd") && subgroups.contains("@builtin(subgroup_id)"));
+            assert_eq!(subgroups.matches("subgroups = vec3(").count(), 1, "the entry point sets them");
+        }
+    }
+
+    #[test]
     fn the_f16_kernels_differ_only_in_how_they_read_weights() {
-        for source in [super::LINEAR_WGSL, super::ADD_NORM_WGSL] {
+        for source in [super::LINEAR_WGSL, &super::with_reduction(super::ADD_NORM_WGSL, true)] {
             let half = super::with_f16_weights(source);
             assert!(
                 half.starts_with("enable f16;\n") && half.contains("array<f16>") && half.contains("f32(weights[i])")

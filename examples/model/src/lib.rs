@@ -185,7 +185,13 @@ pub fn embed_texts(texts: &[&str], device: Device) -> Result<Embedded, ToolError
                 let half = device != Device::GpuF32 && gpu.has("f16");
                 let vectors = gpu::embed(&gpu, &model, &ids, half)?;
                 let name = &gpu.info().name;
-                let device = if half { format!("gpu: {name} (f16 weights)") } else { format!("gpu: {name}") };
+                let used: Vec<&str> = [(half, "f16 weights"), (gpu.has("subgroups"), "subgroups")]
+                    .iter()
+                    .filter(|u| u.0)
+                    .map(|u| u.1)
+                    .collect();
+                let device =
+                    if used.is_empty() { format!("gpu: {name}") } else { format!("gpu: {name} ({})", used.join(", ")) };
                 return Ok(Embedded { vectors, tokens, device });
             }
             Ok(_) => {}

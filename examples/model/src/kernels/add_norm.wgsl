@@ -1,6 +1,7 @@
 // x = LayerNorm(x + r) · γ + β, row by row (rows of 384), with γ and β at
 // `gamma` and `beta` floats into `weights`. One workgroup per row, three
-// values per invocation.
+// values per invocation. `total` and THREADS come from reduce.wgsl or
+// reduce_subgroups.wgsl, which gpu.rs puts in front.
 
 struct Params {
     rows: u32,
@@ -21,25 +22,7 @@ fn weight(i: u32) -> f32 {
 @group(0) @binding(3) var<storage, read> p: Params;
 
 const WIDTH: u32 = 384u;
-const THREADS: u32 = 128u;
 const EPS: f32 = 1e-12;
-
-var<workgroup> partial: array<f32, 128>;
-
-// The sum of `value` over the workgroup.
-fn total(i: u32, value: f32) -> f32 {
-    partial[i] = value;
-    workgroupBarrier();
-    for (var stride = THREADS / 2u; stride > 0u; stride = stride / 2u) {
-        if (i < stride) {
-            partial[i] += partial[i + stride];
-        }
-        workgroupBarrier();
-    }
-    let sum = partial[0];
-    workgroupBarrier();
-    return sum;
-}
 
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) i: u32) {

@@ -1,6 +1,8 @@
 // Mean pooling and L2 normalisation: sentence s of the batch is rows
 // spans[2s] .. spans[2s] + spans[2s + 1] of x (384 wide); its unit mean
 // vector goes to row `first + s` of `out`. One workgroup per sentence.
+// `total` and THREADS come from reduce.wgsl or reduce_subgroups.wgsl,
+// which gpu.rs puts in front.
 
 struct Params {
     sentences: u32,
@@ -15,9 +17,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read> p: Params;
 
 const WIDTH: u32 = 384u;
-const THREADS: u32 = 128u;
-
-var<workgroup> partial: array<f32, 128>;
 
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) i: u32) {
@@ -38,15 +37,7 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
         mean[c] = mean[c] / f32(max(count, 1u));
         squares += mean[c] * mean[c];
     }
-    partial[i] = squares;
-    workgroupBarrier();
-    for (var stride = THREADS / 2u; stride > 0u; stride = stride / 2u) {
-        if (i < stride) {
-            partial[i] += partial[i + stride];
-        }
-        workgroupBarrier();
-    }
-    let norm = max(sqrt(partial[0]), 1e-12);
+    let norm = max(sqrt(total(i, squares)), 1e-12);
     for (var c = 0u; c < 3u; c++) {
         out[(p.first + s) * WIDTH + i + THREADS * c] = mean[c] / norm;
     }

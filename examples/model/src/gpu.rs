@@ -138,10 +138,19 @@ impl Activations {
     }
 }
 
+/// Optional features of the adapter the forward pass uses.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Features {
+    /// Read the weights as `f16` (the adapter must have `f16`).
+    pub half: bool,
+    /// Sum rows by subgroup operations (the adapter must have `subgroups`).
+    pub subgroups: bool,
+}
+
 /// The embeddings of every sentence of `ids` (each `[CLS] … [SEP]`, at
-/// most 512 tokens) on `gpu`, in order; `half` reads the weights as `f16`
-/// (the adapter must have the `f16` feature).
-pub fn embed(gpu: &Gpu, model: &Model, ids: &[Vec<u32>], half: bool) -> Result<Vec<Vec<f32>>, ToolError> {
+/// most 512 tokens) on `gpu`, in order, using `features`.
+pub fn embed(gpu: &Gpu, model: &Model, ids: &[Vec<u32>], features: Features) -> Result<Vec<Vec<f32>>, ToolError> {
+    let Features { half, subgroups } = features;
     let weights = Weights::find_or_upload(gpu, model, half)?;
     let out_bytes = (ids.len().max(1) * HIDDEN * 4) as u64;
     let chunk = chunk_tokens(gpu, out_bytes)?;
@@ -152,7 +161,6 @@ pub fn embed(gpu: &Gpu, model: &Model, ids: &[Vec<u32>], half: bool) -> Result<V
         )));
     }
     let weighted = |source: &str| if half { with_f16_weights(source) } else { source.to_owned() };
-    let subgroups = gpu.has("subgroups");
     let kernels = Kernels {
         linear: gpu.kernel(&weighted(LINEAR_WGSL), "main")?,
         add_norm: gpu.kernel(&weighted(&with_reduction(ADD_NORM_WGSL, subgroups)), "main")?,

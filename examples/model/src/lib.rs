@@ -53,10 +53,12 @@ pub enum Device {
     /// A hardware GPU when granted, else the CPU.
     #[default]
     Auto,
-    /// The GPU, reading the weights in half precision where it can; fails
-    /// without one.
+    /// The GPU, with the adapter's optional features where it has them
+    /// (weights read in half precision, rows summed by subgroup
+    /// operations); fails without one.
     Gpu,
-    /// The GPU, reading the weights in single precision.
+    /// The GPU with core WGSL only: weights in single precision, rows
+    /// summed through workgroup memory.
     #[serde(rename = "gpu-f32")]
     GpuF32,
     /// The CPU: the node's host linear algebra where it offers it, else
@@ -72,7 +74,7 @@ pub enum Device {
 struct Embed {
     /// The texts to embed: 1 to 128, each at most 10000 characters (100000 in all), cut at 254 word pieces.
     texts: Vec<String>,
-    /// Where to compute: `auto` (a hardware GPU when granted, else the CPU), `gpu` (with `f16` weights where the GPU reads them), `gpu-f32`, `cpu` (the node's host linear algebra, else wasm) or `wasm` (the CPU inside the sandbox only).
+    /// Where to compute: `auto` (a hardware GPU when granted, else the CPU), `gpu` (with `f16` weights and subgroup operations where the GPU has them), `gpu-f32` (core WGSL only), `cpu` (the node's host linear algebra, else wasm) or `wasm` (the CPU inside the sandbox only).
     #[serde(default)]
     device: Device,
 }
@@ -85,7 +87,7 @@ struct Similarity {
     query: String,
     /// The texts to rank: 1 to 127, each at most 10000 characters (100000 in all with the query).
     candidates: Vec<String>,
-    /// Where to compute: `auto` (a hardware GPU when granted, else the CPU), `gpu` (with `f16` weights where the GPU reads them), `gpu-f32`, `cpu` (the node's host linear algebra, else wasm) or `wasm` (the CPU inside the sandbox only).
+    /// Where to compute: `auto` (a hardware GPU when granted, else the CPU), `gpu` (with `f16` weights and subgroup operations where the GPU has them), `gpu-f32` (core WGSL only), `cpu` (the node's host linear algebra, else wasm) or `wasm` (the CPU inside the sandbox only).
     #[serde(default)]
     device: Device,
 }
@@ -182,10 +184,12 @@ pub fn embed_texts(texts: &[&str], device: Device) -> Result<Embedded, ToolError
         let required = device != Device::Auto;
         match Gpu::open() {
             Ok(gpu) if required || gpu.info().kind != DeviceKind::Cpu => {
-                let half = device != Device::GpuF32 && gpu.has("f16");
-                let vectors = gpu::embed(&gpu, &model, &ids, half)?;
+                let core = device == Device::GpuF32;
+                let features =
+                    gpu::Features { half: !core && gpu.has("f16"), subgroups: !core && gpu.has("subgroups") };
+                let vectors = gpu::embed(&gpu, &model, &ids, features)?;
                 let name = &gpu.info().name;
-                let used: Vec<&str> = [(half, "f16 weights"), (gpu.has("subgroups"), "subgroups")]
+                let used: Vec<&str> = [(features.half, "f16 weights"), (features.subgroups, "subgroups")]
                     .iter()
                     .filter(|u| u.0)
                     .map(|u| u.1)

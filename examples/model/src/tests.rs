@@ -199,3 +199,12 @@ fn erf_is_accurate() {
         assert!((cpu::erf(x) - want).abs() < 2e-7, "erf({x}) = {}", cpu::erf(x));
     }
 }
+
+#[test]
+fn the_vocabulary_table_is_sorted_and_unique() {
+    let table = &crate::files::VOCAB_SORTED;
+    assert!(table.windows(2).all(|w| w[0].0 < w[1].0), "strictly increasing tokens: binary search finds each");
+    let mut ids: Vec<u32> = table.iter().map(|(_, id)| *id).collect();
+    ids.sort_unstable();
+    assert!(ids.iter().copied().eq(0..table.len() as u32), "every id once");
+}

@@ -1,14 +1,16 @@
-//! A component's memory images, made when it is loaded rather than by its
-//! first instance, so that a passing refusal of the OS is retried before
-//! any call depends on it.
+//! A component's memory images, made before its first instance is, so
+//! that a passing refusal of the OS is retried before the instance's store
+//! counts anything.
 //!
 //! Each core module's initial memory becomes an in-memory file that every
-//! instance maps copy-on-write. Making it seals the file, and the kernel
-//! refuses the seal with `EBUSY` while something else (a memory sampler,
-//! page migration) briefly holds references to its pages; `EAGAIN` and
-//! `EINTR` pass likewise. Retried here, in a fresh attempt each time, the
-//! image is then kept by the component; a failed instantiation would
-//! instead leave half-made instances counted in the call's store.
+//! instance maps copy-on-write; wasmtime makes it once, for the first
+//! instance. Making it seals the file, and the kernel refuses the seal
+//! with `EBUSY` while something else (a memory sampler, page migration)
+//! briefly holds references to its pages; `EAGAIN` and `EINTR` pass
+//! likewise. Retried here, in a fresh attempt each time, the image is then
+//! kept by the component. Retrying the instantiation instead would leave
+//! the failed attempt's instances and memory counted in the call's store.
+//! Once the image is made, [`prepare`] costs a lookup.
 
 use std::time::Duration;
 use wasmtime::component::Component;
@@ -16,9 +18,10 @@ use wasmtime::component::Component;
 /// Attempts after the first.
 const RETRIES: u32 = 3;
 
-/// Makes `component`'s memory images now, retrying passing refusals of
-/// the OS. A refusal that lasts is logged and left for the first
-/// instantiation, which reports it.
+/// Makes `component`'s memory images if they are not made yet, retrying
+/// passing refusals of the OS (sleeping 20 to 80 ms between tries, on this
+/// thread: rare, and short). A refusal that lasts is logged and left for
+/// the instantiation, which reports it.
 pub(super) fn prepare(component: &Component) {
     let mut tries = 0;
     loop {

@@ -414,7 +414,6 @@ fn link(
     tier: Tier,
     bytes: Option<&[u8]>,
 ) -> Result<ToolComponent, SandboxError> {
-    image::prepare(component);
     let imports: Arc<[String]> = component.component_type().imports(engine).map(|(name, _)| name.to_string()).collect();
     let instance_pre = linker.instantiate_pre(component).map_err(|e| {
         match imports.iter().find(|name| capability::provider_of(name).is_none()) {

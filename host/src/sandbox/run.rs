@@ -63,6 +63,7 @@ impl Sandbox {
             deadline,
             meter::Metered::new(
                 async {
+                    super::image::prepare(component.pre.component());
                     let instance = component.pre.instantiate_async(&mut store).await?;
                     instantiated = true;
                     f(&instance, &mut store).await

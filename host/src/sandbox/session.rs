@@ -190,6 +190,7 @@ impl Sandbox {
             let mut state = CallState::new(call_id, limits, options.progress, &grant, gpu, options.tools)?;
             state.updates = crate::capability::resource_updates::Reported::new(options.updates);
             let mut store = super::run::new_store(component.pre.engine(), state, component, limits);
+            super::image::prepare(component.pre.component());
             let deadline = tokio::time::Instant::from_std(store.data().deadline) + TICK;
             let made = tokio::time::timeout_at(
                 deadline,

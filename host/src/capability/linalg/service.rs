@@ -59,22 +59,28 @@ struct Cache {
 }
 
 impl Cache {
-    /// Drops the least recently used entry no call holds now; whether one
-    /// was.
-    fn evict_one(&mut self) -> bool {
+    /// Drops the least recently used entry no call holds now; its bytes,
+    /// if there was one.
+    fn evict_one(&mut self) -> Option<u64> {
         let victim = self
             .entries
             .iter()
             .filter(|(_, kept)| Arc::strong_count(&kept.weights) == 1)
             .min_by_key(|(_, kept)| kept.used)
-            .map(|(key, _)| *key);
-        match victim.and_then(|key| self.entries.remove(&key)) {
-            Some(kept) => {
-                self.bytes -= bytes_of(&kept.weights.values);
-                true
-            }
-            None => false,
-        }
+            .map(|(key, _)| *key)?;
+        let kept = self.entries.remove(&victim)?;
+        let bytes = bytes_of(&kept.weights.values);
+        self.bytes -= bytes;
+        Some(bytes)
+    }
+
+    /// Bytes of the entries no call holds now.
+    fn idle_bytes(&self) -> u64 {
+        self.entries
+            .values()
+            .filter(|kept| Arc::strong_count(&kept.weights) == 1)
+            .map(|kept| bytes_of(&kept.weights.values))
+            .sum()
     }
 }
 
@@ -133,18 +139,32 @@ impl LinalgService {
             .map_err(|e| LinalgError::Unavailable(e.clone()))
     }
 
-    /// Gives memory back to the node until `bytes` are free or nothing
-    /// more can go: the spare buffers, then weights no call holds, least
-    /// recently used first. Called when a call cannot be admitted.
+    /// Gives memory back to the node so that `bytes` are free, if what it
+    /// keeps only for speed (the spare buffers, weights no call holds) can
+    /// make up the difference: the spares first, then the least recently
+    /// used weights, no more than the difference. Called when a call
+    /// cannot be admitted; when even all of it would not be enough,
+    /// nothing is given back (the call waits for other calls instead).
     pub fn make_room(&self, bytes: u64) {
-        {
-            let mut spares = self.spares.lock().unwrap_or_else(|e| e.into_inner());
-            if spares.reservation.is_some() {
-                *spares = Spares::default();
+        let need = bytes.saturating_sub(self.budget.available());
+        if need == 0 {
+            return;
+        }
+        let mut spares = self.spares.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self.lock_cache();
+        let spare = if spares.reservation.is_some() { SPARE_BYTES } else { 0 };
+        if spare.saturating_add(cache.idle_bytes()) < need {
+            return;
+        }
+        let mut freed = spare;
+        *spares = Spares::default();
+        drop(spares);
+        while freed < need {
+            match cache.evict_one() {
+                Some(bytes) => freed += bytes,
+                None => break,
             }
         }
-        let mut cache = self.lock_cache();
-        while self.budget.available() < bytes && cache.evict_one() {}
     }
 
     /// `len` zeros, in a freed buffer when one fits (at most 1/16 larger,
@@ -259,7 +279,7 @@ impl LinalgService {
             return Ok(kept.weights.clone());
         }
         while cache.bytes + bytes > self.config.weights_memory {
-            if !cache.evict_one() {
+            if cache.evict_one().is_none() {
                 return Err(LinalgError::QuotaExceeded(format!(
                     "the node keeps {} of weights, all in use; {} more do not fit its {} for weights",
                     crate::sandbox::humanize_bytes(cache.bytes),
@@ -426,6 +446,11 @@ mod tests {
         let idle = service.keep(a, [1; 32], vec![1.0; 4 << 20], service.reserve(16 << 20).unwrap()).unwrap();
         let held = service.keep(a, [2; 32], vec![1.0; 4 << 20], service.reserve(16 << 20).unwrap()).unwrap();
         drop(idle);
+        // A call needing more than all that could be given back: nothing
+        // goes (it waits for other calls instead).
+        service.make_room(budget.total());
+        assert_eq!(budget.available(), budget.total() - SPARE_BYTES - (32 << 20));
+        assert!(service.find(a, [1; 32]).is_some());
         // A call needing nearly all the budget: spares and the idle
         // weights go, the held ones stay.
         service.make_room(budget.total() - (16 << 20));

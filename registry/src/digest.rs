@@ -28,6 +28,14 @@ impl Digest {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// The digest written as 64 hex digits alone (either case), as tools
+    /// name their content; `None` for anything else.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(text, &mut bytes).ok()?;
+        Some(Digest(bytes))
+    }
 }
 
 impl fmt::Display for Digest {

@@ -170,12 +170,10 @@ impl GpuUpload {
 
 /// A SHA-256 as 64 hex digits.
 pub(crate) fn parse_hash(text: &str) -> Result<Hash, GpuError> {
-    let mut hash = [0u8; 32];
-    hex::decode_to_slice(text, &mut hash).map_err(|_| {
+    Digest::from_hex(text).map(|digest| *digest.as_bytes()).ok_or_else(|| {
         GpuError::InvalidArgument(format!(
             "`{}` is not a SHA-256 (64 hex digits)",
             text.chars().take(80).collect::<String>()
         ))
-    })?;
-    Ok(hash)
+    })
 }
